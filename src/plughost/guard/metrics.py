@@ -1,0 +1,55 @@
+"""Per plugin and handler: calls, failures, last/recent errors, latency percentiles."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+RECENT_ERRORS = 10
+LATENCY_WINDOW = 2048
+
+
+@dataclass(frozen=True)
+class RecordedError:
+    timestamp: float
+    handler: str
+    message: str
+
+
+@dataclass
+class HandlerMetrics:
+    """Counters for one handler of one plugin; latencies kept over a sliding window."""
+
+    calls: int = 0
+    failures: int = 0
+    timeouts: int = 0
+    last_error: str | None = None
+    recent_errors: deque[RecordedError] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+
+    def percentile(self, q: float) -> float | None:
+        """Latency percentile in seconds over the window (q in 0..100)."""
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
+        return ordered[index]
+
+    def record_error(self, handler: str, message: str) -> None:
+        self.failures += 1
+        self.last_error = message
+        self.recent_errors.append(RecordedError(time.time(), handler, message))
+
+    def snapshot(self) -> dict[str, Any]:
+        p50, p99 = self.percentile(50), self.percentile(99)
+        return {
+            "calls": self.calls,
+            "failures": self.failures,
+            "timeouts": self.timeouts,
+            "last_error": self.last_error,
+            "recent_errors": [e.__dict__ for e in self.recent_errors],
+            "p50_ms": None if p50 is None else round(p50 * 1000, 3),
+            "p99_ms": None if p99 is None else round(p99 * 1000, 3),
+        }

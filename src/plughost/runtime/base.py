@@ -1,0 +1,47 @@
+"""The contract between the host and a runtime: a `LoadRequest` in, a `PluginHandle` out."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from plughost.sdk.handle import PluginHandle
+from plughost.sdk.manifest import PluginManifest
+
+
+@dataclass(frozen=True)
+class LoadRequest:
+    """Everything a runtime needs to load one plugin.
+
+    `path` is the plugin directory, or the file itself for single-file/library plugins.
+    """
+
+    plugin_id: str
+    path: Path
+    manifest: PluginManifest
+    data_dir: Path
+    config: Mapping[str, Any] = field(default_factory=dict)
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("plughost.plugin"))
+    priority: int = 0
+    enabled: bool = True
+
+    @property
+    def plugin_dir(self) -> Path:
+        return self.path if self.path.is_dir() else self.path.parent
+
+
+class Runtime(Protocol):
+    """Turns a plugin on disk into a running `PluginHandle`."""
+
+    name: str
+
+    async def load(self, request: LoadRequest) -> PluginHandle:
+        """Load and start the plugin; raise `PluginLoadError` with the reason on failure."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the runtime itself holds (pools, servers)."""
+        ...

@@ -1,0 +1,297 @@
+"""In-process Python plugins: import under a private module name, serve through a handle.
+
+Each load imports the plugin directory as a fresh package (`plughost_plugin__<id>__g<N>`), so a
+new version can load beside the old one on reload; unload removes every module of that package
+from `sys.modules`. Sync handlers run in the plugin's own thread pool and never block the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import inspect
+import itertools
+import re
+import sys
+import traceback
+import types
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from plughost.errors import PluginLoadError, UnknownHandlerError
+from plughost.runtime.base import LoadRequest
+from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.handle import Health
+from plughost.sdk.models import PluginExecutionContext
+from plughost.sdk.plugin import HookName, Plugin, PluginContext
+
+MODULE_PREFIX = "plughost_plugin__"
+HOOK_TIMEOUT_S = 10.0
+SYNC_WORKERS = 4
+DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
+
+
+class PythonRuntime:
+    """Loads Python plugins into this process."""
+
+    name = "python"
+
+    def __init__(self) -> None:
+        self._generation = itertools.count(1)
+
+    async def load(self, request: LoadRequest) -> PythonPluginHandle:
+        package = f"{MODULE_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', request.plugin_id)}__g{next(self._generation)}"
+        try:
+            plugin = _import_plugin(request, package)
+        except PluginLoadError:
+            _drop_modules(package)
+            raise
+        except BaseException as exc:
+            _drop_modules(package)
+            raise PluginLoadError(request.plugin_id, _describe_exception(exc, request.plugin_dir)) from exc
+        handle = PythonPluginHandle(plugin, request, package)
+        try:
+            await handle.start()
+        except BaseException:
+            await handle.stop()
+            raise
+        return handle
+
+    async def aclose(self) -> None:
+        return None
+
+
+class PythonPluginHandle:
+    """A loaded Python plugin."""
+
+    def __init__(self, plugin: Plugin, request: LoadRequest, package: str) -> None:
+        self.plugin = plugin
+        self.package = package
+        self.plugin_dir = request.plugin_dir
+        self.descriptor: Descriptor = _with_priority(plugin.describe(), request.priority)
+        self.context = PluginContext(
+            plugin_id=request.plugin_id,
+            config=dict(request.config),
+            plugin_dir=request.plugin_dir,
+            data_dir=request.data_dir,
+            logger=request.logger,
+        )
+        self._handlers = plugin.handlers
+        self._executor = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix=f"plugin-{request.plugin_id}")
+        self._stopped = False
+
+    async def start(self) -> None:
+        """Run the load hooks; a failing hook fails the load with the reason."""
+        try:
+            await self._run_hooks("load")
+        except Exception as exc:
+            raise PluginLoadError(
+                self.context.plugin_id, f"load hook failed: {_describe_exception(exc, self.plugin_dir)}"
+            ) from exc
+
+    async def invoke(self, name: str, request: Any) -> Any:
+        handler = self._handlers.get(name)
+        if handler is None:
+            raise UnknownHandlerError(self.context.plugin_id, name)
+        args, kwargs = handler.bind(request)
+        if handler.is_async:
+            return await handler.func(*args, **kwargs)
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, partial(handler.func, *args, **kwargs))
+
+    async def health(self) -> Health:
+        return Health("down", "stopped") if self._stopped else Health("ok")
+
+    async def reconfigure(self, config: Mapping[str, Any]) -> None:
+        self.context.config = dict(config)
+        await self._run_hooks("reconfigure", dict(config))
+
+    async def set_enabled(self, enabled: bool) -> None:
+        await self._run_hooks("enable" if enabled else "disable")
+
+    async def stop(self) -> None:
+        """Run unload hooks, cancel the plugin's tasks, release its threads and modules."""
+        if self._stopped:
+            return
+        self._stopped = True
+        try:
+            await self._run_hooks("unload")
+        except Exception:
+            self.context.logger.exception("unload hook of '%s' failed", self.context.plugin_id)
+        finally:
+            await self._cancel_tasks()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            _drop_modules(self.package)
+
+    async def _run_hooks(self, name: HookName, *extra: Any) -> None:
+        for hook in self.plugin.hooks[name]:
+            args = (self.context, *extra)[: _positional_count(hook)]
+            if inspect.iscoroutinefunction(hook):
+                await asyncio.wait_for(hook(*args), HOOK_TIMEOUT_S)
+            else:
+                loop = asyncio.get_running_loop()
+                fut = loop.run_in_executor(self._executor, partial(call_sync_hook, hook, *args))
+                await asyncio.wait_for(fut, HOOK_TIMEOUT_S)
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = set(self.context.tasks)
+        tasks.update(t for t in asyncio.all_tasks() if t is not current and self._owns(t))
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.wait(tasks, timeout=HOOK_TIMEOUT_S)
+
+    def _owns(self, task: asyncio.Task[Any]) -> bool:
+        """True for tasks whose coroutine is code from this plugin's modules."""
+        coro = task.get_coro()
+        frame = getattr(coro, "cr_frame", None)
+        module = frame.f_globals.get("__name__", "") if frame is not None else ""
+        return isinstance(module, str) and (module == self.package or module.startswith(self.package + "."))
+
+
+def call_sync_hook(hook: Any, *args: Any) -> Any:
+    return hook(*args)
+
+
+def _positional_count(func: Any) -> int:
+    try:
+        params = inspect.signature(func).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    if any(p.kind is p.VAR_POSITIONAL for p in params):
+        return 99
+    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+
+
+def _with_priority(descriptor: Descriptor, priority: int) -> Descriptor:
+    from dataclasses import replace
+
+    return replace(descriptor, priority=priority)
+
+
+def _import_plugin(request: LoadRequest, package: str) -> Plugin:
+    """Import the plugin's package/module and find its `Plugin` object."""
+    entry = request.manifest.entry or ""
+    module_part, _, attr = entry.partition(":")
+    if request.path.is_file():
+        module = _load_file(f"{package}", request.path)
+    else:
+        pkg = _load_package(package, request.plugin_dir)
+        target = _entry_module(request, module_part)
+        module = pkg if target is None else _load_submodule(package, pkg, target, request)
+    return _find_plugin(module, attr, request)
+
+
+def _load_package(package: str, plugin_dir: Path) -> types.ModuleType:
+    init = plugin_dir / "__init__.py"
+    if init.is_file():
+        spec = importlib.util.spec_from_file_location(package, init, submodule_search_locations=[str(plugin_dir)])
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[package] = module
+        spec.loader.exec_module(module)
+        return module
+    module = types.ModuleType(package)
+    module.__path__ = [str(plugin_dir)]
+    module.__file__ = None
+    sys.modules[package] = module
+    return module
+
+
+def _entry_module(request: LoadRequest, module_part: str) -> str | None:
+    """The submodule to import (None = the package itself), from the entry or the defaults."""
+    if module_part:
+        rel = module_part.removesuffix(".py").replace("/", ".")
+        if (
+            not (request.plugin_dir / (rel.replace(".", "/") + ".py")).is_file()
+            and not (request.plugin_dir / rel.replace(".", "/") / "__init__.py").is_file()
+        ):
+            raise PluginLoadError(request.plugin_id, f"entry '{module_part}' not found in {request.plugin_dir}")
+        return rel
+    for name in DEFAULT_ENTRIES:
+        if (request.plugin_dir / name).is_file():
+            return None if name == "__init__.py" else name.removesuffix(".py")
+    raise PluginLoadError(
+        request.plugin_id,
+        f"no entry: {request.plugin_dir} has no __init__.py, plugin.py or main.py and the manifest names no `entry`",
+    )
+
+
+def _load_submodule(package: str, pkg: types.ModuleType, target: str, request: LoadRequest) -> types.ModuleType:
+    return importlib.import_module(f"{package}.{target}")
+
+
+def _load_file(name: str, path: Path) -> types.ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _find_plugin(module: types.ModuleType, attr: str, request: LoadRequest) -> Plugin:
+    if attr:
+        obj = getattr(module, attr, None)
+        if obj is None:
+            raise PluginLoadError(request.plugin_id, f"entry names '{attr}', which the module does not define")
+    else:
+        found = [v for v in vars(module).values() if isinstance(v, Plugin)]
+        if len(found) != 1:
+            what = "no Plugin object" if not found else f"{len(found)} Plugin objects"
+            raise PluginLoadError(
+                request.plugin_id,
+                f"{module.__file__ or request.plugin_dir} defines {what}; define exactly one "
+                "`plugin = Plugin()` or name it in the manifest's entry ('module:attr')",
+            )
+        obj = found[0]
+    if isinstance(obj, Plugin):
+        if obj.id != request.plugin_id:
+            raise PluginLoadError(
+                request.plugin_id,
+                f"the module declares Plugin(id='{obj.id}'), the manifest says '{request.plugin_id}'",
+            )
+        return obj
+    if isinstance(obj, type):
+        return _adapt_class(obj, request)
+    raise PluginLoadError(request.plugin_id, f"entry '{attr}' is {type(obj).__name__}, not a Plugin or class")
+
+
+def _adapt_class(cls: type, request: LoadRequest) -> Plugin:
+    """LurkBot-style class plugins: `initialize(ctx)`, `execute(context)`, `cleanup()`."""
+    instance = cls()
+    plugin = Plugin(id=request.plugin_id, version=request.manifest.version)
+    for hook, names in (("load", ("initialize", "on_load")), ("unload", ("cleanup", "on_unload"))):
+        for attr_name in names:
+            method = getattr(instance, attr_name, None)
+            if callable(method):
+                plugin.hooks[hook].append(method)  # type: ignore[index]
+    execute = getattr(instance, "execute", None)
+    if not callable(execute):
+        raise PluginLoadError(request.plugin_id, f"class {cls.__name__} has no execute(context) method")
+    plugin.execute(execute)
+    return plugin
+
+
+def _drop_modules(package: str) -> None:
+    for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
+        del sys.modules[name]
+
+
+def _describe_exception(exc: BaseException, plugin_dir: Path) -> str:
+    """`SyntaxError at plugin.py:3: invalid syntax` — with the innermost frame in the plugin."""
+    if isinstance(exc, SyntaxError):
+        return f"SyntaxError at {exc.filename}:{exc.lineno}: {exc.msg}"
+    where = ""
+    for frame in reversed(traceback.extract_tb(exc.__traceback__)):
+        if frame.filename and Path(frame.filename).is_relative_to(plugin_dir):
+            where = f" at {frame.filename}:{frame.lineno}"
+            break
+    return f"{type(exc).__name__}{where}: {exc}"
+
+
+__all__ = ["PluginExecutionContext", "PythonPluginHandle", "PythonRuntime"]

@@ -1,0 +1,186 @@
+"""What a plugin offers, independent of the runtime that hosts it.
+
+A Python plugin builds its `Descriptor` from decorators, a native plugin returns it as JSON from
+`bot.describe` (+ `plugin.register`), a process plugin sends it over gRPC. The manager and the
+dispatcher only ever see descriptors and handles. `to_json`/`from_json` give the wire shape that
+native and process plugins use.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, cast
+
+Role = Literal["anyone", "admin", "owner"]
+Scope = Literal["all", "group", "private"]
+RouteKind = Literal["message", "message_sent", "notice", "request", "meta"]
+InterceptorStage = Literal["pre_handle", "after_completion"]
+
+ROLES: tuple[Role, ...] = ("anyone", "admin", "owner")
+SCOPES: tuple[Scope, ...] = ("all", "group", "private")
+
+
+@dataclass(frozen=True, slots=True)
+class ParamSpec:
+    """One parameter of a command overload.
+
+    `type` names a parser: str, int, float, bool, enum, datetime, date, time, user, group,
+    permission_id, permittee_id, message, segment, any — or a custom parser's name.
+    """
+
+    name: str
+    type: str = "str"
+    required: bool = True
+    default: Any = None
+    variadic: bool = False
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class CommandOverload:
+    """One callable form of a command: the handler to invoke and its parameters."""
+
+    handler: str
+    params: tuple[ParamSpec, ...] = ()
+    raw: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """A command (simple, raw, or composite with nested subcommands)."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    usage: str = ""
+    category: str = ""
+    role: Role = "anyone"
+    scope: Scope = "all"
+    prefix_optional: bool = False
+    overloads: tuple[CommandOverload, ...] = ()
+    subcommands: tuple[CommandSpec, ...] = ()
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return (self.name, *self.aliases)
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSpec:
+    """A handler subscribed to event routes of one kind (`notice` + `GroupPoke`, …)."""
+
+    kind: RouteKind
+    events: tuple[str, ...]
+    handler: str
+
+
+@dataclass(frozen=True, slots=True)
+class InterceptorSpec:
+    """A `pre_handle` or `after_completion` interceptor."""
+
+    stage: InterceptorStage
+    handler: str
+
+
+@dataclass(frozen=True, slots=True)
+class MethodSpec:
+    """A callable method/tool (Jank's Execute(method, args), LLM tools)."""
+
+    name: str
+    description: str = ""
+    input_schema: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Descriptor:
+    """Everything a plugin offers. Handler names are what `PluginHandle.invoke` accepts."""
+
+    id: str
+    version: str = "0.0.0"
+    commands: tuple[CommandSpec, ...] = ()
+    routes: tuple[RouteSpec, ...] = ()
+    interceptors: tuple[InterceptorSpec, ...] = ()
+    methods: tuple[MethodSpec, ...] = ()
+    capabilities: frozenset[str] = frozenset()
+    priority: int = 0
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+
+    def method(self, name: str) -> MethodSpec | None:
+        """The method called `name`, if declared."""
+        return next((m for m in self.methods if m.name == name), None)
+
+    def to_json(self) -> dict[str, Any]:
+        """The JSON shape used by `bot.describe` and the worker's Describe RPC."""
+        data = asdict(self)
+        data["capabilities"] = sorted(self.capabilities)
+        data["metadata"] = dict(self.metadata)
+        return cast(dict[str, Any], _lists(data))
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, id: str | None = None) -> Descriptor:
+        """Build a descriptor from its JSON shape; missing parts default to empty."""
+        return cls(
+            id=str(id or data.get("id", "")),
+            version=str(data.get("version", "0.0.0")),
+            commands=tuple(_command(c) for c in data.get("commands", ()) or ()),
+            routes=tuple(
+                RouteSpec(kind=r["kind"], events=tuple(r.get("events", ())), handler=r["handler"])
+                for r in data.get("routes", ()) or ()
+            ),
+            interceptors=tuple(
+                InterceptorSpec(stage=i["stage"], handler=i["handler"]) for i in data.get("interceptors", ()) or ()
+            ),
+            methods=tuple(
+                MethodSpec(
+                    name=m["name"],
+                    description=m.get("description", ""),
+                    input_schema=dict(m.get("input_schema", {}) or {}),
+                )
+                for m in data.get("methods", ()) or ()
+            ),
+            capabilities=frozenset(data.get("capabilities", ()) or ()),
+            priority=int(data.get("priority", 0) or 0),
+            metadata=dict(data.get("metadata", {}) or {}),
+        )
+
+
+def _command(data: Mapping[str, Any]) -> CommandSpec:
+    return CommandSpec(
+        name=data["name"],
+        aliases=tuple(data.get("aliases", ()) or ()),
+        description=data.get("description", ""),
+        usage=data.get("usage", ""),
+        category=data.get("category", ""),
+        role=data.get("role", "anyone"),
+        scope=data.get("scope", "all"),
+        prefix_optional=bool(data.get("prefix_optional", False)),
+        overloads=tuple(
+            CommandOverload(
+                handler=o["handler"],
+                params=tuple(
+                    ParamSpec(
+                        name=p["name"],
+                        type=p.get("type", "str"),
+                        required=bool(p.get("required", True)),
+                        default=p.get("default"),
+                        variadic=bool(p.get("variadic", False)),
+                        choices=tuple(p.get("choices", ()) or ()),
+                    )
+                    for p in o.get("params", ()) or ()
+                ),
+                raw=bool(o.get("raw", False)),
+            )
+            for o in data.get("overloads", ()) or ()
+        ),
+        subcommands=tuple(_command(s) for s in data.get("subcommands", ()) or ()),
+    )
+
+
+def _lists(value: Any) -> Any:
+    """Turn tuples into lists recursively so the value is plain JSON."""
+    if isinstance(value, dict):
+        return {k: _lists(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_lists(v) for v in value]
+    return value

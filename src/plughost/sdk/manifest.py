@@ -1,0 +1,231 @@
+"""`PluginManifest`: one format for every plugin, read from `plugin.toml` or `plugin.json`.
+
+LurkBot's and Jank's spellings are accepted (`entry`/`entry_point`/`main_class`/`binary`,
+`name`/`id`, author as a string or an object). Unknown keys are errors naming the key and file.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from plughost.errors import ManifestError, ValidationIssue
+
+PLUGIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
+_ID_RE = re.compile(PLUGIN_ID_PATTERN)
+_SEMVER_RE = re.compile(
+    r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)"
+    r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
+    r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
+)
+MANIFEST_FILES = ("plugin.toml", "plugin.json")
+
+PluginType = Literal[
+    "tool",
+    "middleware",
+    "hook",
+    "integration",
+    "channel",
+    "skill",
+    "provider",
+    "filter",
+    "handler",
+    "notifier",
+    "other",
+]
+RuntimeName = Literal["python", "native", "process"]
+Isolation = Literal["none", "process", "sandbox"]
+
+
+def is_valid_plugin_id(value: str) -> bool:
+    """True when `value` follows the plugin id rule."""
+    return bool(_ID_RE.match(value))
+
+
+def is_semver(value: str) -> bool:
+    return bool(_SEMVER_RE.match(value))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Author(_Strict):
+    name: str
+    email: str | None = None
+    url: str | None = None
+
+
+class Permissions(_Strict):
+    """What the plugin may do; enforced for isolation ≠ none."""
+
+    filesystem: bool = True
+    network: bool = True
+    exec: bool = True
+    channels: list[str] = Field(default_factory=list)
+
+
+class Limits(_Strict):
+    timeout_s: float | None = Field(default=None, gt=0)
+    memory_mb: int | None = Field(default=None, gt=0)
+    cpu_seconds: int | None = Field(default=None, gt=0)
+
+
+class Dependencies(_Strict):
+    python: list[str] = Field(default_factory=list)
+    plugins: list[str] = Field(default_factory=list)
+    system: list[str] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+
+
+class Handshake(_Strict):
+    """go-plugin handshake of a process plugin (Jank's defaults)."""
+
+    protocol_version: int = 1
+    magic_cookie_key: str = "JANK_PLUGIN"
+    magic_cookie_value: str = "jank-plugin"
+
+
+class PluginManifest(_Strict):
+    """A plugin's manifest. `id` is the plugin id; `name` is a display name (defaults to id)."""
+
+    id: str
+    name: str = ""
+    version: str = "0.1.0"
+    description: str = ""
+    author: Author | None = None
+    repository: str | None = None
+    type: PluginType = "other"
+    runtime: RuntimeName = "python"
+    entry: str | None = None
+    enabled: bool = True
+    auto_start: bool = True
+    priority: int = Field(default=0, ge=0, le=1000)
+    permissions: Permissions = Field(default_factory=Permissions)
+    limits: Limits = Field(default_factory=Limits)
+    isolation: Isolation = "none"
+    dependencies: Dependencies = Field(default_factory=Dependencies)
+    tags: list[str] = Field(default_factory=list)
+    keywords: list[str] = Field(default_factory=list)
+    config_schema: dict[str, Any] | None = None
+    handshake: Handshake | None = None
+    start_timeout: int | None = Field(default=None, gt=0, description="process start timeout, ms")
+    min_port: int | None = Field(default=None, ge=1, le=65535)
+    max_port: int | None = Field(default=None, ge=1, le=65535)
+    auto_mtls: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _accept_other_spellings(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        if "id" not in data and "name" in data:
+            data["id"] = data["name"]
+        main_class = data.pop("main_class", None)
+        entry_keys = [k for k in ("entry", "entry_point", "binary") if k in data]
+        if len(entry_keys) > 1:
+            raise ValueError(f"give only one of {', '.join(entry_keys)}")
+        if entry_keys:
+            key = entry_keys[0]
+            data["entry"] = data.pop(key)
+            if key == "binary" and "runtime" not in data:
+                data["runtime"] = "process"
+        if main_class is not None:  # LurkBot: entry_point = "main.py", main_class = "MyPlugin"
+            data["entry"] = f"{data['entry']}:{main_class}" if data.get("entry") else f":{main_class}"
+        if isinstance(data.get("author"), str):
+            data["author"] = {"name": data["author"]}
+        return data
+
+    @field_validator("id")
+    @classmethod
+    def _check_id(cls, value: str) -> str:
+        if not is_valid_plugin_id(value):
+            raise ValueError(
+                f"'{value}' is not a valid plugin id (letters, digits, '.', '_', '-'; "
+                "starts with a letter or digit; at most 128 characters)"
+            )
+        return value
+
+    @field_validator("version")
+    @classmethod
+    def _check_version(cls, value: str) -> str:
+        if not is_semver(value):
+            raise ValueError(f"'{value}' is not a semantic version such as 1.2.3")
+        return value
+
+    @model_validator(mode="after")
+    def _defaults(self) -> PluginManifest:
+        if not self.name:
+            self.name = self.id
+        if self.runtime == "process" and self.handshake is None:
+            self.handshake = Handshake()
+        return self
+
+    @property
+    def parsed_version(self) -> Version:
+        try:
+            return Version(self.version.split("+", 1)[0])
+        except InvalidVersion:  # semver pre-release spellings packaging rejects
+            return Version(self.version.split("-", 1)[0].split("+", 1)[0])
+
+
+def find_manifest_file(plugin_dir: Path) -> Path | None:
+    """The manifest file in `plugin_dir` (`plugin.toml` preferred), or None."""
+    for name in MANIFEST_FILES:
+        candidate = plugin_dir / name
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_manifest_data(path: Path) -> dict[str, Any]:
+    """Parse a manifest file into a mapping; syntax errors name the file and line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ManifestError([ValidationIssue(str(path), "", f"cannot read: {exc}")]) from exc
+    try:
+        data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ManifestError(
+            [ValidationIssue(str(path), "", f"invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}")]
+        ) from exc
+    except tomllib.TOMLDecodeError as exc:
+        raise ManifestError([ValidationIssue(str(path), "", f"invalid TOML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise ManifestError([ValidationIssue(str(path), "", "the manifest must be a table/object")])
+    return data
+
+
+def parse_manifest(data: dict[str, Any], source: str, *, default_id: str | None = None) -> PluginManifest:
+    """Validate manifest data; every problem is reported with file and field."""
+    if default_id and "id" not in data and "name" not in data:
+        data = {**data, "id": default_id}
+    try:
+        return PluginManifest.model_validate(data)
+    except ValidationError as exc:
+        raise ManifestError([_issue(source, err) for err in exc.errors()]) from exc
+
+
+def load_manifest(path: Path, *, default_id: str | None = None) -> PluginManifest:
+    """Read and validate `plugin.toml`/`plugin.json`."""
+    return parse_manifest(read_manifest_data(path), str(path), default_id=default_id)
+
+
+def _issue(source: str, err: Any) -> ValidationIssue:
+    loc = ".".join(str(p) for p in err.get("loc", ()))
+    if err.get("type") == "extra_forbidden":
+        return ValidationIssue(source, loc, f"unknown key '{loc}' (check the spelling)")
+    if err.get("type") == "missing":
+        field = "id" if loc in ("id", "") else loc
+        return ValidationIssue(source, field, "required key is missing")
+    message = str(err.get("msg", "invalid value"))
+    message = message.removeprefix("Value error, ")
+    return ValidationIssue(source, loc, message)

@@ -1,0 +1,39 @@
+"""Turn a Python function's signature into a pydantic argument model and a JSON schema."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import Any, get_type_hints
+
+from pydantic import BaseModel, ConfigDict, create_model
+
+
+def argument_model(func: Callable[..., Any], *, skip: tuple[type, ...] = ()) -> type[BaseModel] | None:
+    """A model validating keyword arguments for `func`, or None when it takes none.
+
+    Parameters whose annotation is one of `skip` (contexts injected by the host) are left out.
+    """
+    hints = get_type_hints(func)
+    fields: dict[str, Any] = {}
+    for param in inspect.signature(func).parameters.values():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        annotation = hints.get(param.name, Any)
+        if isinstance(annotation, type) and issubclass(annotation, skip):
+            continue
+        default = ... if param.default is inspect.Parameter.empty else param.default
+        fields[param.name] = (annotation, default)
+    if not fields:
+        return None
+    model_name = f"{getattr(func, '__name__', 'handler')}_args"
+    return create_model(model_name, __config__=ConfigDict(extra="forbid"), **fields)
+
+
+def json_schema(model: type[BaseModel] | None) -> dict[str, Any]:
+    """The JSON schema of an argument model (an empty object schema when there is none)."""
+    if model is None:
+        return {"type": "object", "properties": {}, "additionalProperties": False}
+    schema = model.model_json_schema()
+    schema.pop("title", None)
+    return schema
