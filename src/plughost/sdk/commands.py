@@ -194,7 +194,11 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
 
 
 def type_name(hint: Any) -> tuple[str, tuple[str, ...]]:
-    """The parser name (and enum choices) for an annotation."""
+    """The parser name (and enum choices) for an annotation.
+
+    Only the exact built-in types map to built-in parsers; any other class (even a subclass of
+    `int`) is a custom type named after the class, parsed by a custom parser.
+    """
     if hint is inspect.Parameter.empty or hint is Any:
         return "str", ()
     if get_origin(hint) is typing.Literal:
@@ -203,7 +207,7 @@ def type_name(hint: Any) -> tuple[str, tuple[str, ...]]:
         if issubclass(hint, enum.Enum):
             return "enum", tuple(m.name for m in hint)
         for cls, name in _SIMPLE_TYPES:
-            if issubclass(hint, cls):
+            if hint is cls:
                 return name, ()
         return hint.__name__, ()
     return str(hint), ()

@@ -61,10 +61,14 @@ class OverloadPlan:
         return self.overload.handler
 
     def applies(self, count: int) -> bool:
+        if self.overload.raw:
+            return True
         return count >= self.required and (self.variadic is not None or count <= self.required + self.optional)
 
     def specificity(self, count: int) -> tuple[int, int]:
-        """(parameters, -defaults used): Mirai's most specific overload wins."""
+        """(parameters, -defaults used): Mirai's most specific overload wins; raw overloads come last."""
+        if self.overload.raw:
+            return (-1, 0)
         fixed = self.required + self.optional
         defaults_used = max(0, fixed - count)
         return (fixed + (1 if self.variadic is not None and count > fixed else 0), -defaults_used)
