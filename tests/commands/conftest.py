@@ -54,7 +54,9 @@ class Lab:
             for pid, (h, prio) in self.handles.items()
         ]
 
-    def engine(self, config: CommandsConfig | None = None, permissions: PermissionService | None = None) -> CommandEngine:
+    def engine(
+        self, config: CommandsConfig | None = None, permissions: PermissionService | None = None
+    ) -> CommandEngine:
         engine = CommandEngine(config=config, permissions=permissions)
         engine.rebuild(self.sources())
         return engine

@@ -14,7 +14,7 @@ from .conftest import Lab
 
 CONSOLE = CommandSender.console()
 
-DEMO = '''
+DEMO = """
 class Color(enum.Enum):
     RED = "r"
     BLUE = "b"
@@ -120,7 +120,7 @@ inner = perm.group("deep")
 @inner.sub("er")
 def deeper(n: int) -> str:
     return f"deeper {n}"
-'''
+"""
 
 
 @pytest.fixture
@@ -213,7 +213,6 @@ async def test_overloads_most_specific_wins(engine: CommandEngine) -> None:
     assert await run(engine, "/ov a b c") == (ResultKind.SUCCESS, "three:c")
 
 
-
 async def test_surplus_arguments_are_an_error_with_usage(engine: CommandEngine) -> None:
     result = await engine.execute_command(CONSOLE, "/ov a b c d")
     assert result.kind is ResultKind.SIGNATURE_MISMATCH
@@ -231,7 +230,7 @@ async def test_ambiguous_overloads_list_candidates(engine: CommandEngine) -> Non
 
 
 async def test_raw_command_gets_arguments_as_message(engine: CommandEngine) -> None:
-    msg = Message([Segment.text("/echo a  \"b c\""), Segment("image", {"file": "x.png"})])
+    msg = Message([Segment.text('/echo a  "b c"'), Segment("image", {"file": "x.png"})])
     result = await engine.execute_command(CONSOLE, msg)
     assert result.kind is ResultKind.SUCCESS
     assert result.replies[0] == Message(
@@ -261,14 +260,17 @@ async def test_custom_parsers_per_command_and_per_plugin(engine: CommandEngine) 
 
 
 async def test_global_custom_parser(lab: Lab) -> None:
-    await lab.load("g", '''
+    await lab.load(
+        "g",
+        """
 class Hex(int):
     pass
 
 @plugin.command("hex")
 def hexa(v: Hex) -> str:
     return str(v)
-''')
+""",
+    )
     engine = CommandEngine()
     engine.parsers.register("Hex", lambda text: int(text, 16))
     engine.rebuild(lab.sources())
@@ -318,7 +320,9 @@ async def test_mention_and_reply_make_the_prefix_optional(lab: Lab) -> None:
 
 
 async def test_bare_commands_need_prefix_optional_or_config(lab: Lab) -> None:
-    await lab.load("bare", '''
+    await lab.load(
+        "bare",
+        """
 @plugin.command("ping", prefix_optional=True)
 def ping() -> str:
     return "pong"
@@ -326,7 +330,8 @@ def ping() -> str:
 @plugin.command("pong")
 def pong() -> str:
     return "ping"
-''')
+""",
+    )
     perms = PermissionService(default_permittees=["*"])
     engine = lab.engine(permissions=perms)
     friend = CommandSender.friend(3)

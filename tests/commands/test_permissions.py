@@ -144,7 +144,7 @@ def test_corrupt_file_is_a_clear_error_and_left_untouched(tmp_path: Path, conten
     assert path.read_text() == content
 
 
-ROLES = '''
+ROLES = """
 @plugin.command("open")
 def open_() -> str:
     return "open"
@@ -168,7 +168,7 @@ def priv() -> str:
 @plugin.command("typed")
 def typed(n: int) -> str:
     return str(n)
-'''
+"""
 
 
 @pytest.fixture

@@ -54,7 +54,9 @@ async def test_builtin_commands_win_over_plugins(lab: Lab) -> None:
         return "builtin help"
 
     spec = CommandSpec("help", overloads=(CommandOverload("help"),))
-    builtins = CommandSource("console", 0, Descriptor("console", commands=(spec,)), LocalTarget("console", {"help": builtin}), builtin=True)
+    builtins = CommandSource(
+        "console", 0, Descriptor("console", commands=(spec,)), LocalTarget("console", {"help": builtin}), builtin=True
+    )
     engine = CommandEngine()
     engine.rebuild([*lab.sources(), builtins])
     assert (await engine.execute_command(CONSOLE, "/help")).text == "builtin help"
@@ -92,7 +94,7 @@ async def test_json_request_path_rehydrates_typed_values(lab: Lab) -> None:
     """Out-of-process runtimes get `CommandRequest.to_json()`; the Python binder turns it back into types."""
     handle = await lab.load(
         "j",
-        '''
+        """
 class Mode(enum.Enum):
     FAST = 1
     SLOW = 2
@@ -100,7 +102,7 @@ class Mode(enum.Enum):
 @plugin.command("j")
 async def j(ctx: CommandContext, when: dt.datetime, mode: Mode, who: PermitteeId, msg: Message, n: int = 7) -> str:
     return f"{ctx.sender.kind} {when!r} {mode} {who!r} {msg.plain_text()} {n}"
-''',
+""",
     )
     seen: list[object] = []
 
@@ -121,11 +123,14 @@ async def j(ctx: CommandContext, when: dt.datetime, mode: Mode, who: PermitteeId
 
 
 async def test_in_process_handlers_receive_objects(lab: Lab) -> None:
-    handle = await lab.load("o", '''
+    handle = await lab.load(
+        "o",
+        """
 @plugin.command("o")
 def o(when: dt.date) -> str:
     return "ok"
-''')
+""",
+    )
     seen: list[object] = []
 
     async def spy(handler: str, request: object) -> object:
@@ -139,7 +144,9 @@ def o(when: dt.date) -> str:
 
 
 async def test_lookup_cost_does_not_grow_with_commands(lab: Lab) -> None:
-    specs = tuple(CommandSpec(f"cmd{i}", overloads=(CommandOverload("h", (ParamSpec("x", "int"),)),)) for i in range(2000))
+    specs = tuple(
+        CommandSpec(f"cmd{i}", overloads=(CommandOverload("h", (ParamSpec("x", "int"),)),)) for i in range(2000)
+    )
 
     async def handler(request: CommandRequest) -> str:
         return str(request.args["x"])
@@ -154,7 +161,9 @@ async def test_lookup_cost_does_not_grow_with_commands(lab: Lab) -> None:
 
 
 async def test_usage_lines_are_generated(lab: Lab) -> None:
-    await lab.load("u", '''
+    await lab.load(
+        "u",
+        """
 class Level(enum.Enum):
     LOW = 1
     HIGH = 2
@@ -166,7 +175,8 @@ def set_(name: str, level: Level, *tags: str) -> str:
 @plugin.command("doc", usage="/doc <anything>  # hand-written")
 def doc(x: str) -> str:
     return "ok"
-''')
+""",
+    )
     engine = lab.engine()
     assert engine.registry.table["set"].usage_lines() == ["/set <name> <level:LOW|HIGH> [tags...]  # set a level"]
     assert engine.registry.table["doc"].usage_lines() == ["/doc <anything>  # hand-written"]

@@ -46,7 +46,7 @@ from plughost.sdk.message import Message, Segment
         # stop marker
         ("a -- b  c\\ d  ", ["a", "b  c\\ d  "]),
         ("-- rest of it", ["rest of it"]),
-        ("a --  \"q\" x", ["a", '"q" x']),
+        ('a --  "q" x', ["a", '"q" x']),
         ("a -- ", ["a"]),
         ("a --", ["a", "--"]),
         ("--", ["--"]),
@@ -60,7 +60,7 @@ def test_rules(text: str, expected: list[str]) -> None:
 def test_non_text_segments_are_separate_arguments_and_text_segments_tokenize_separately() -> None:
     image = Segment("image", {"file": "a.png"})
     at = Segment.at(42)
-    message = Message([Segment.text("cmd a\"b c"), at, Segment.text('"x y" -- keep  this'), image, Segment.text("z")])
+    message = Message([Segment.text('cmd a"b c'), at, Segment.text('"x y" -- keep  this'), image, Segment.text("z")])
     assert tokenize(message) == ["cmd", 'a"b', "c", at, "x y", "keep  this", image, "z"]
 
 

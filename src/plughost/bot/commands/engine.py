@@ -167,9 +167,7 @@ class CommandEngine:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
         target = node.target
         try:
-            value = await target.call(
-                resolved.overload.handler, request if target.wants_objects else request.to_json()
-            )
+            value = await target.call(resolved.overload.handler, request if target.wants_objects else request.to_json())
         except CommandArgumentError as exc:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
         except Exception as exc:
