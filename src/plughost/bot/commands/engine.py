@@ -13,6 +13,7 @@ from plughost.bot.commands.registry import CommandNode, CommandRegistry, Command
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
+from plughost.errors import PlugHostError
 from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandRequest, to_message
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.message import Message, Segment
@@ -155,11 +156,11 @@ class CommandEngine:
         node = resolved.node
         spec = node.spec
         # role → scope → permission (QimenBot's order, then Mirai's permission)
-        if not self._role_allows(sender, spec.role if not node.builtin else "admin"):
+        if not self._role_allows(sender, _role_of(node)):
             return self._fail(ResultKind.PERMISSION_DENIED, node, DENIED)
         if not _scope_allows(sender, spec.scope):
             return CommandResult(ResultKind.WRONG_SCOPE, command=node)
-        if not self.permissions.has(sender.permittee, node.permission):
+        if not self._holds(sender, node.permission):
             return self._fail(ResultKind.PERMISSION_DENIED, node, f"{DENIED} (needs {node.permission})")
         try:
             request = self._request(sender, original, resolved)
@@ -170,6 +171,8 @@ class CommandEngine:
             value = await target.call(resolved.overload.handler, request if target.wants_objects else request.to_json())
         except CommandArgumentError as exc:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
+        except PlugHostError as exc:  # raised by host-side handlers: the message is the reply
+            return self._fail(ResultKind.EXECUTION_ERROR, node, str(exc))
         except Exception as exc:
             log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, exc)
             return self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {exc}")
@@ -242,6 +245,20 @@ class CommandEngine:
         return CommandRequest(context, values, varargs)
 
     # checks and replies -----------------------------------------------------------------------
+    def may_run(self, sender: CommandSender, node: CommandNode) -> bool:
+        """Would `sender` pass the role, scope and permission checks of `node`?"""
+        return (
+            self._role_allows(sender, _role_of(node))
+            and _scope_allows(sender, node.spec.scope)
+            and self._holds(sender, node.permission)
+        )
+
+    def _holds(self, sender: CommandSender, permission: PermissionId) -> bool:
+        """The console and the configured owners hold every permission."""
+        if sender.user_id is not None and sender.user_id in self._owners and not sender.is_console:
+            return True
+        return self.permissions.has(sender.permittee, permission)
+
     def _role_allows(self, sender: CommandSender, role: Role) -> bool:
         if role == "anyone" or sender.is_console:
             return True
@@ -259,6 +276,13 @@ class CommandEngine:
         lines = node.usage_lines(self.prefix) if usage else []
         text = message + ("\nusage:\n" + "\n".join(f"  {line}" for line in lines) if lines else "")
         return CommandResult(kind, [Message(text)], error=message, command=node, usage=lines)
+
+
+def _role_of(node: CommandNode) -> Role:
+    """Built-ins need at least the admin role in chat."""
+    if node.builtin and node.spec.role == "anyone":
+        return "admin"
+    return node.spec.role
 
 
 def _scope_allows(sender: CommandSender, scope: Scope) -> bool:

@@ -9,15 +9,13 @@ fsync, rename; the previous version kept as `.bak`).
 from __future__ import annotations
 
 import logging
-import os
-import shutil
-import tempfile
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
 
 import tomli_w
 
+from plughost.core.files import write_atomic
 from plughost.errors import ConfigError
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
 
@@ -130,20 +128,3 @@ class PermissionService:
             "grants": {str(holder): [str(p) for p in perms] for holder, perms in self.grants().items()},
         }
         write_atomic(self.path, tomli_w.dumps(data))
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write via a temp file + fsync + rename; keep the previous version as `<name>.bak`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            shutil.copyfile(path, path.with_name(path.name + ".bak"))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

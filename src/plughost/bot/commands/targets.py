@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -9,6 +10,7 @@ from plughost.guard import CallFailed
 from plughost.runtime.python import PythonPluginHandle
 from plughost.sdk.commands import CommandArgumentError
 from plughost.sdk.handle import PluginHandle
+from plughost.sdk.plugin import Plugin
 
 GuardedCall = Callable[[str, Any], Awaitable[Any]]
 """`(handler, request) -> value`, raising `CallFailed` (e.g. `partial(manager.call, plugin_id)`)."""
@@ -61,3 +63,22 @@ class LocalTarget:
 
     async def call(self, handler: str, request: Any) -> Any:
         return await self.handlers[handler](request)
+
+
+class SdkTarget:
+    """Command handlers of an SDK `Plugin` object run by the host itself (the built-in commands)."""
+
+    wants_objects = True
+
+    def __init__(self, plugin: Plugin) -> None:
+        self.plugin = plugin
+        self.plugin_id = plugin.id
+
+    def custom_parser(self, handler: str, type_name: str) -> Callable[[str], Any] | None:
+        return self.plugin.custom_parser(handler, type_name)
+
+    async def call(self, handler: str, request: Any) -> Any:
+        entry = self.plugin.handlers[handler]
+        args, kwargs = entry.bind(request)
+        result = entry.func(*args, **kwargs)
+        return await result if inspect.isawaitable(result) else result
