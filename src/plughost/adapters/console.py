@@ -88,20 +88,33 @@ class Console:
         history_path = self.host.workspace / HISTORY_FILE
         history_path.parent.mkdir(parents=True, exist_ok=True)
         session: PromptSession[str] = PromptSession(
-            history=FileHistory(str(history_path)), completer=CommandCompleter(self.host)
+            history=FileHistory(str(history_path)),
+            completer=CommandCompleter(self.host),
+            complete_while_typing=False,
         )
-        with patch_stdout(raw=True):
-            while not self.host.stop_requested.is_set():
-                try:
-                    line = await self._until_stopped(session.prompt_async(PROMPT))
-                except KeyboardInterrupt:  # Ctrl-C: drop the line, keep going
-                    continue
-                except EOFError:  # Ctrl-D
-                    self.host.request_stop()
-                    break
-                if line is None:
-                    break
-                await self.execute(line)
+        # the prompt is awaited in this task (a KeyboardInterrupt inside a separate task would
+        # escape the event loop); a watcher ends it when the host is asked to stop
+        watcher = asyncio.create_task(self._exit_prompt_on_stop(session), name="console-stop-watcher")
+        try:
+            with patch_stdout(raw=True):
+                while not self.host.stop_requested.is_set():
+                    try:
+                        line = await session.prompt_async(PROMPT)
+                    except KeyboardInterrupt:  # Ctrl-C: drop the line, keep going
+                        continue
+                    except EOFError:  # Ctrl-D, or the host is stopping
+                        self.host.request_stop()
+                        break
+                    await self.execute(line)
+        finally:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
+
+    async def _exit_prompt_on_stop(self, session: PromptSession[str]) -> None:
+        await self.host.stop_requested.wait()
+        if session.app.is_running:
+            session.app.exit(exception=EOFError())
 
     # piped ------------------------------------------------------------------------------------
     async def _piped(self) -> None:
