@@ -42,15 +42,19 @@ def ws(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def plughost(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PLUGHOST, *args], input=stdin, capture_output=True, text=True, timeout=TIMEOUT, env=env(), check=False
+    )
+
+
 def env() -> dict[str, str]:
     return {**os.environ, "COLUMNS": "200", "TERM": "xterm", "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"}
 
 
 def test_piped_commands_get_replies_in_order_and_end_of_input_stops(ws: Path) -> None:
     script = "/greet bob 2\n\n/roll 1\n/todo add tea\n/todo ls\n/nope\n/plugins disable flaky\n"
-    done = subprocess.run(
-        [PLUGHOST, "run", "-w", str(ws)], input=script, capture_output=True, text=True, timeout=TIMEOUT, env=env()
-    )
+    done = plughost("run", "-w", str(ws), stdin=script)
     assert done.returncode == 0, done.stderr
     out = done.stdout
     expected = [
@@ -70,40 +74,24 @@ def test_piped_commands_get_replies_in_order_and_end_of_input_stops(ws: Path) ->
 
 
 def test_stop_command_ends_a_piped_session_before_the_input_does(ws: Path) -> None:
-    done = subprocess.run(
-        [PLUGHOST, "run", "-w", str(ws)],
-        input="/status\n/stop\n/greet never\n",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT,
-        env=env(),
-    )
+    done = plughost("run", "-w", str(ws), stdin="/status\n/stop\n/greet never\n")
     assert done.returncode == 0, done.stderr
     assert "uptime:" in done.stdout and "stopping…" in done.stdout
     assert "hello never" not in done.stdout
 
 
 def test_exec_runs_one_command_with_exit_codes(ws: Path) -> None:
-    ok = subprocess.run([PLUGHOST, "exec", "-w", str(ws), "/greet amy"], capture_output=True, text=True, env=env())
+    ok = plughost("exec", "-w", str(ws), "/greet amy")
     assert (ok.returncode, ok.stdout) == (0, "hello amy\n")
-    usage = subprocess.run([PLUGHOST, "exec", "-w", str(ws), "/greet"], capture_output=True, text=True, env=env())
+    usage = plughost("exec", "-w", str(ws), "/greet")
     assert usage.returncode == 2 and "/greet: missing arguments" in usage.stderr and "usage:" in usage.stderr
-    unknown = subprocess.run([PLUGHOST, "exec", "-w", str(ws), "/nope"], capture_output=True, text=True, env=env())
+    unknown = plughost("exec", "-w", str(ws), "/nope")
     assert unknown.returncode == 2 and "unknown command: nope" in unknown.stderr
-    failed = subprocess.run(
-        [PLUGHOST, "exec", "-w", str(ws), "/plugins enable ghost"], capture_output=True, text=True, env=env()
-    )
+    failed = plughost("exec", "-w", str(ws), "/plugins enable ghost")
     assert (failed.returncode, failed.stderr.strip()) == (1, "plugin 'ghost' was not found")
-    granted = subprocess.run(
-        [PLUGHOST, "exec", "-w", str(ws), "/permission permit g42 chat-tools:*"],
-        capture_output=True,
-        text=True,
-        env=env(),
-    )
+    granted = plughost("exec", "-w", str(ws), "/permission permit g42 chat-tools:*")
     assert granted.returncode == 0
-    listed = subprocess.run(
-        [PLUGHOST, "exec", "-w", str(ws), "/permission granted g42"], capture_output=True, text=True, env=env()
-    )
+    listed = plughost("exec", "-w", str(ws), "/permission granted g42")
     assert listed.stdout.strip() == "g42: chat-tools:*"  # restored from permissions.toml by a new process
 
 

@@ -48,12 +48,12 @@ def run(
 
     async def main() -> None:
         async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
-            stdout().print(
-                plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
-            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, host.request_stop)
+            stdout().print(
+                plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
+            )
             await serve_console(host, None if console else "none")
             stdout().print("stopping…", style="dim")
 
