@@ -7,7 +7,8 @@ __all__ = ["LoadRequest", "Runtime", "default_runtimes"]
 
 def default_runtimes() -> dict[str, Runtime]:
     """One instance of every runtime available in this installation, keyed by name."""
-    from plughost.runtime.python import PythonRuntime
+    from plughost.runtime.placement import ProcessRuntime, PythonPlacement
 
-    runtimes: dict[str, Runtime] = {"python": PythonRuntime()}
+    # "python" runs in-process or in a worker by the manifest's isolation (placement_for)
+    runtimes: dict[str, Runtime] = {"python": PythonPlacement(), "process": ProcessRuntime()}
     return runtimes
