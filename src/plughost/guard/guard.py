@@ -71,6 +71,10 @@ class Guard:
         self._breakers: dict[str, CircuitBreaker] = {}
         self._metrics: dict[str, dict[str, HandlerMetrics]] = {}
 
+    def set_event_sink(self, emit: EventSink) -> None:
+        """Where events go (the manager connects the guard to its event bus)."""
+        self._emit = emit
+
     # state ------------------------------------------------------------------------------------
     def breaker(self, plugin_id: str) -> CircuitBreaker:
         breaker = self._breakers.get(plugin_id)

@@ -43,7 +43,12 @@ class PythonRuntime:
         self._generation = itertools.count(1)
 
     async def load(self, request: LoadRequest) -> PythonPluginHandle:
-        package = f"{MODULE_PREFIX}{re.sub(r'[^A-Za-z0-9_]', '_', request.plugin_id)}__g{next(self._generation)}"
+        if request.entry_point:  # an installed package: import it under its own name
+            package = request.entry_point.partition(":")[0].strip()
+            _drop_modules(package)
+        else:
+            safe_id = re.sub(r"[^A-Za-z0-9_]", "_", request.plugin_id)
+            package = f"{MODULE_PREFIX}{safe_id}__g{next(self._generation)}"
         try:
             plugin = _import_plugin(request, package)
         except PluginLoadError:
@@ -175,9 +180,12 @@ def _with_priority(descriptor: Descriptor, priority: int) -> Descriptor:
 
 def _import_plugin(request: LoadRequest, package: str) -> Plugin:
     """Import the plugin's package/module and find its `Plugin` object."""
-    entry = request.manifest.entry or ""
+    entry = request.entry_point or request.manifest.entry or ""
     module_part, _, attr = entry.partition(":")
-    if request.path.is_file():
+    attr = attr.strip()
+    if request.entry_point:
+        module = importlib.import_module(package)
+    elif request.path.is_file():
         module = _load_file(f"{package}", request.path)
     else:
         pkg = _load_package(package, request.plugin_dir)
