@@ -7,8 +7,14 @@ __all__ = ["Candidate", "LoadRequest", "Runtime", "default_runtimes"]
 
 def default_runtimes() -> dict[str, Runtime]:
     """One instance of every runtime available in this installation, keyed by name."""
-    from plughost.runtime.placement import ProcessRuntime, PythonPlacement
+    from plughost.runtime.placement import ProcessRuntime, PythonPlacement, WorkerRuntime
 
-    # "python" runs in-process or in a worker by the manifest's isolation (placement_for)
-    runtimes: dict[str, Runtime] = {"python": PythonPlacement(), "process": ProcessRuntime()}
+    # isolation != "none" runs in a worker; see plughost.runtime.placement.placement_for
+    process = ProcessRuntime()
+    worker = WorkerRuntime(executables=process)
+    runtimes: dict[str, Runtime] = {
+        "python": PythonPlacement(worker=worker),
+        "process": process,
+        "worker": worker,
+    }
     return runtimes

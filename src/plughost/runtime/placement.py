@@ -8,8 +8,9 @@
 | `runtime = "python"`, isolation none   | `in_process` | `PythonRuntime`           |
 | `runtime = "python"`, isolation ≠ none | `worker`     | `WorkerRuntime`           |
 
-`default_runtimes()["python"]` is a `PythonPlacement`, which applies the rule, so the manager
-keeps choosing runtimes by `manifest.runtime`.
+The manager loads plugins with isolation ≠ none through `default_runtimes()["worker"]` (a
+`WorkerRuntime`, which hands executables on to the process runtime); `default_runtimes()["python"]`
+is a `PythonPlacement`, which applies the same rule for callers that pick by `manifest.runtime`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from plughost.runtime.base import LoadRequest
+from plughost.errors import PluginLoadError
+from plughost.runtime.base import Candidate, LoadRequest
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime
@@ -54,7 +56,14 @@ class WorkerRuntime:
 
     name = "worker"
 
-    def __init__(self, options: ProcessOptions | None = None, *, on_event: EventHook | None = None) -> None:
+    def __init__(
+        self,
+        options: ProcessOptions | None = None,
+        *,
+        on_event: EventHook | None = None,
+        executables: ProcessRuntime | None = None,
+    ) -> None:
+        self.executables = executables or ProcessRuntime(on_event=on_event)
         self.options = options or ProcessOptions(
             start_timeout_s=WORKER_START_TIMEOUT_S,
             call_timeout_s=WORKER_CALL_TIMEOUT_S,
@@ -96,7 +105,21 @@ class WorkerRuntime:
             cpu_seconds=manifest.limits.cpu_seconds,
         )
 
+    async def build(self, candidate: Candidate) -> None:
+        """Executables are built by the process runtime."""
+        await self.executables.build(candidate)
+
     async def load(self, request: LoadRequest) -> ProcessPluginHandle:
+        """Start the worker (an executable plugin is already isolated: it runs as itself)."""
+        placement = placement_for(request.manifest)
+        if placement == "executable":
+            return await self.executables.load(request)
+        if request.manifest.runtime != "python":
+            raise PluginLoadError(
+                request.plugin_id,
+                f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "
+                "yet; set isolation = \"none\"",
+            )
         options = self.options
         if request.manifest.limits.timeout_s is not None:
             from dataclasses import replace

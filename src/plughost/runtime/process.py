@@ -25,7 +25,7 @@ from typing import Any, Literal
 import grpc
 
 from plughost.errors import InvocationError, PluginLoadError
-from plughost.runtime.base import LoadRequest
+from plughost.runtime.base import Candidate, LoadRequest
 from plughost.runtime.goplugin.build import BuildError, build_plugin, build_script
 from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.launch import (
@@ -120,6 +120,17 @@ class ProcessRuntime:
             await build_plugin(request.plugin_dir, binary, self.options.build_timeout_s)
         except BuildError as exc:
             raise PluginLoadError(request.plugin_id, f"build failed: {exc}") from None
+
+    async def build(self, candidate: Candidate) -> None:
+        """Build a `source_only` candidate with its `scripts/build.sh` (the manager calls this)."""
+        manifest = candidate.manifest
+        assert manifest is not None
+        plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
+        binary = plugin_dir / (manifest.entry or f"bin/{manifest.id}")
+        try:
+            await build_plugin(plugin_dir, binary, self.options.build_timeout_s)
+        except BuildError as exc:
+            raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
 
     async def load(self, request: LoadRequest) -> ProcessPluginHandle:
         spec = self.launch_spec(request)
