@@ -493,6 +493,15 @@ class ProcessPluginHandle:
             )
         return InvocationError(exc.details() or code.name, code="plugin_error")
 
+    def channel(self) -> grpc.aio.Channel:
+        """The current gRPC channel, for plugin-specific services (go-plugin's GRPCClient).
+
+        It changes when the plugin restarts; fetch it again after a `restarted` event.
+        """
+        if self._instance is None:
+            raise InvocationError(f"plugin '{self.plugin_id}' is {self.status}", code="unavailable")
+        return self._instance.connection.channel
+
     # status -------------------------------------------------------------------------------------
     def info(self) -> dict[str, Any]:
         """Runtime status: running / stopped / error (+ pid, protocol version, address, started_at)."""
