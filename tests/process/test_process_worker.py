@@ -140,3 +140,33 @@ async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(
             await asyncio.sleep(0.01)
 
     await asyncio.wait_for(said(), 5)
+
+
+async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
+    import sys
+
+    from plughost.runtime.goplugin.handshake import parse_handshake
+    from plughost.runtime.goplugin.launch import LaunchSpec, launch
+    from plughost.runtime.goplugin.logs import PluginLog
+    from plughost.runtime.worker import WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+
+    spec = LaunchSpec(
+        argv=[sys.executable, "-c", "from plughost.cli.app import main; main()", "worker",
+              "--plugin-id", "behave", "--path", str(behave_dir), "--data-dir", str(behave_dir)],
+        cwd=behave_dir,
+        cookie_key=WORKER_COOKIE_KEY,
+        cookie_value=WORKER_COOKIE_VALUE,
+        start_timeout_s=20,
+    )
+    import logging
+
+    launched = await launch(spec, PluginLog(logging.getLogger("test.cli-worker"), "behave"))
+    try:
+        info = launched.handshake
+        assert parse_handshake(info.line(), (1,)) == info
+        assert info.network == "unix" and info.protocol == "grpc"
+    finally:
+        launched.process.kill()
+        await launched.process.wait()
+        for pump in launched.pumps:
+            await pump

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from plughost.cli import plugins
+from plughost.cli import plugins, worker
 from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.output import fail, plugin_table, setup_logging, stdout
 from plughost.cli.scaffold import scaffold
@@ -24,6 +24,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(plugins.app, name="plugins")
+app.command("worker")(worker.worker)
 
 
 @app.callback()
