@@ -421,28 +421,33 @@ class ProcessPluginHandle:
 
     # calls --------------------------------------------------------------------------------------
     async def invoke(self, name: str, request: Any) -> Any:
-        deadline = time.monotonic() + self.options.call_timeout_s
-        try:
-            async with asyncio.timeout(self.options.call_timeout_s):
-                instance = await self._current()
-        except TimeoutError:
-            raise InvocationError(
-                f"plugin '{self.plugin_id}' was not ready within {self.options.call_timeout_s:g} s "
-                f"({self.status}: {self.last_error})",
-                code="timed_out",
-                retryable=True,
-            ) from None
-        remaining = max(0.001, deadline - time.monotonic())
+        instance = self._instance
+        timeout = self.options.call_timeout_s
+        if instance is None or self.status != "running":
+            started = time.monotonic()
+            instance = await self._wait_until_running(timeout)
+            timeout = max(0.001, timeout - (time.monotonic() - started))
         try:
             if self.protocol == "plughost.v1":
-                return await self._invoke_v1(instance, name, request, remaining)
-            return await self._invoke_jank(instance, name, request, remaining)
+                return await self._invoke_v1(instance, name, request, timeout)
+            return await self._invoke_jank(instance, name, request, timeout)
         except grpc.aio.AioRpcError as exc:
             raise await self._call_error(instance, name, exc) from None
         except asyncio.CancelledError:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{name}' was abandoned (timeout)")
             raise
+
+    async def _wait_until_running(self, timeout: float) -> _Instance:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._current()
+        except TimeoutError:
+            raise InvocationError(
+                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})",
+                code="timed_out",
+                retryable=True,
+            ) from None
 
     async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
         payload = json.dumps(request, default=_json_default).encode()
@@ -460,7 +465,7 @@ class ProcessPluginHandle:
     async def _invoke_jank(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
         args = _as_args(request, self.plugin_id, name)
         response = await instance.connection.jank.Execute(
-            jank_pb2.ExecuteRequest(method=name, args=pack_map(args)), timeout=timeout
+            jank_pb2.ExecuteRequest(method=name, args=args), timeout=timeout
         )
         try:
             return unpack_map(response.data, where=f"plugin '{self.plugin_id}' {name}() result")
@@ -572,7 +577,8 @@ def needs_no_build(binary: Path, plugin_dir: Path) -> bool:
     return binary.exists() or build_script(plugin_dir) is None
 
 
-def _as_args(request: Any, plugin_id: str, name: str) -> Mapping[str, Any]:
+def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
+    """Execute's `args`: an object of JSON-compatible values, packed as `Any(Value)`."""
     if request is None:
         return {}
     if hasattr(request, "model_dump"):
@@ -584,10 +590,9 @@ def _as_args(request: Any, plugin_id: str, name: str) -> Mapping[str, Any]:
             code="invalid_request",
         )
     try:
-        json.dumps(request, default=_json_default)
+        return pack_map(request)
     except TypeError as exc:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
-    return json.loads(json.dumps(request, default=_json_default))  # type: ignore[no-any-return]
 
 
 def _json_default(obj: Any) -> Any:

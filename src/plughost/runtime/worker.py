@@ -116,8 +116,11 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
         try:
             result = await self.handle.invoke(request.method, args)
             data = result if isinstance(result, Mapping) else {"result": result}
-            plain = json.loads(json.dumps(data, default=json_default))
-            return jank_pb2.ExecuteResponse(data=pack_map(plain))
+            try:
+                packed = pack_map(data)
+            except TypeError:  # models, sets …: through their JSON form
+                packed = pack_map(json.loads(json.dumps(data, default=json_default)))
+            return jank_pb2.ExecuteResponse(data=packed)
         except Exception as exc:
             await context.abort(grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
@@ -173,6 +176,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     try:
         await server.shutdown.wait()
     finally:
+        logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
         with contextlib.suppress(Exception):
             await asyncio.wait_for(handle.stop(), 10)
         await server.stop()

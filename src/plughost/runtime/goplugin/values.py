@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import any_pb2, struct_pb2
-from google.protobuf.json_format import MessageToDict, ParseDict
 
 VALUE_TYPE_URL = "type.googleapis.com/google.protobuf.Value"
 
@@ -16,10 +15,45 @@ class NotAValueError(ValueError):
 
 
 def to_value(obj: Any) -> struct_pb2.Value:
-    """A JSON-compatible Python value as a `Value` (numbers become doubles)."""
+    """A JSON-compatible Python value as a `Value` (numbers become doubles); TypeError otherwise."""
     value = struct_pb2.Value()
-    ParseDict(_jsonable(obj), value)
+    if obj is None:
+        value.null_value = struct_pb2.NULL_VALUE
+    elif isinstance(obj, bool):
+        value.bool_value = obj
+    elif isinstance(obj, int | float):
+        value.number_value = obj
+    elif isinstance(obj, str):
+        value.string_value = obj
+    elif isinstance(obj, Mapping):
+        fields = value.struct_value.fields
+        for key, item in obj.items():
+            if not isinstance(key, str):
+                raise TypeError(f"object keys must be strings, got {type(key).__name__}")
+            fields[key].CopyFrom(to_value(item))
+    elif isinstance(obj, list | tuple):
+        values = value.list_value.values
+        for item in obj:
+            values.add().CopyFrom(to_value(item))
+    else:
+        raise TypeError(f"{type(obj).__name__} is not JSON-compatible")
     return value
+
+
+def from_value(value: struct_pb2.Value) -> Any:
+    """The plain Python form of a `Value` (numbers are floats, as on the wire)."""
+    kind = value.WhichOneof("kind")
+    if kind == "number_value":
+        return value.number_value
+    if kind == "string_value":
+        return value.string_value
+    if kind == "bool_value":
+        return value.bool_value
+    if kind == "struct_value":
+        return {key: from_value(item) for key, item in value.struct_value.fields.items()}
+    if kind == "list_value":
+        return [from_value(item) for item in value.list_value.values]
+    return None
 
 
 def pack_map(data: Mapping[str, Any]) -> dict[str, any_pb2.Any]:
@@ -42,19 +76,9 @@ def unpack_map(data: Mapping[str, any_pb2.Any], *, where: str = "response") -> d
                 f"expected '{VALUE_TYPE_URL}' (pack every value with structpb.NewValue / anypb.New)"
             )
         value = struct_pb2.Value()
-        if not holder.Unpack(value):
-            raise NotAValueError(f"{where} key '{key}' does not decode as google.protobuf.Value")
-        result[key] = MessageToDict(value)
+        try:
+            value.ParseFromString(holder.value)
+        except Exception as exc:
+            raise NotAValueError(f"{where} key '{key}' does not decode as google.protobuf.Value: {exc}") from None
+        result[key] = from_value(value)
     return result
-
-
-def _jsonable(obj: Any) -> Any:
-    if obj is None or isinstance(obj, str | bool):
-        return obj
-    if isinstance(obj, int | float):
-        return float(obj)
-    if isinstance(obj, Mapping):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_jsonable(v) for v in obj]
-    raise TypeError(f"{type(obj).__name__} is not JSON-compatible")
