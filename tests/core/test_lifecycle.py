@@ -213,9 +213,12 @@ async def test_lurkbot_class_plugin(workspace: Path, write_plugin) -> None:
 
 
 async def test_package_plugin_with_relative_imports(workspace: Path, write_plugin) -> None:
-    directory = write_plugin("pkg", "from .helpers import double\nfrom plughost import Plugin\nplugin = Plugin()\n"
-                             "@plugin.method('d')\ndef d(x: int) -> int:\n    return double(x)\n",
-                             filename="__init__.py")
+    directory = write_plugin(
+        "pkg",
+        "from .helpers import double\nfrom plughost import Plugin\nplugin = Plugin()\n"
+        "@plugin.method('d')\ndef d(x: int) -> int:\n    return double(x)\n",
+        filename="__init__.py",
+    )
     (directory / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()

@@ -74,9 +74,11 @@ def test_jank_plugin_json_spelling(tmp_path: Path) -> None:
 
 
 def test_lurkbot_spelling_entry_point_and_main_class(tmp_path: Path) -> None:
-    path = write(tmp_path, "plugin.json", json.dumps(
-        {"name": "legacy", "version": "1.0.0", "entry_point": "main.py", "main_class": "LegacyPlugin"}
-    ))
+    path = write(
+        tmp_path,
+        "plugin.json",
+        json.dumps({"name": "legacy", "version": "1.0.0", "entry_point": "main.py", "main_class": "LegacyPlugin"}),
+    )
     manifest = load_manifest(path)
     assert manifest.id == "legacy"
     assert manifest.entry == "main.py:LegacyPlugin"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from time import time as wall_clock
 from typing import Any
 
 from plughost.sdk.models import EventType, PluginEvent
@@ -46,7 +46,7 @@ class EventBus:
         error: str | None = None,
         metadata: Mapping[str, Any] | None = None,
     ) -> None:
-        record: _Record = (plugin_id, event_type, time.time(), success, message, error, metadata)
+        record: _Record = (plugin_id, event_type, wall_clock(), success, message, error, metadata)
         self._history.append(record)
         if self._handlers:
             event = _event(record)
@@ -61,11 +61,14 @@ class EventBus:
             if (plugin_id is None or r[0] == plugin_id) and (event_type is None or r[1] == event_type)
         ]
 
-    async def aclose(self) -> None:
+    async def aclose(self, grace_s: float = 2.0) -> None:
+        """Let pending async handlers finish for up to `grace_s`, then cancel the rest."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
 
     def _deliver(self, handler: EventHandler, event: PluginEvent) -> None:
         try:
@@ -77,6 +80,9 @@ class EventBus:
             task = asyncio.ensure_future(self._await_handler(handler, result, event))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+            if inspect.iscoroutine(result):  # cancelled before it started: close it quietly
+                coro = result
+                task.add_done_callback(lambda t: coro.close() if t.cancelled() else None)
 
     @staticmethod
     async def _await_handler(handler: EventHandler, result: Awaitable[None], event: PluginEvent) -> None:

@@ -11,6 +11,9 @@ from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import PluginState
 
+ACTIVE_STATES = frozenset({PluginState.ENABLED, PluginState.ISOLATED})
+_INACTIVE = frozenset({PluginState.UNLOADED, PluginState.ERROR})
+
 
 @dataclass
 class PluginInstance:
@@ -26,7 +29,15 @@ class PluginInstance:
     origin: str = ""
     entry_point: str | None = None
     loaded_at: float | None = None
-    history: list[str] = field(default_factory=list)
+    timeout_s: float | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.set_manifest(self.manifest)
+
+    def set_manifest(self, manifest: PluginManifest) -> None:
+        """Replace the manifest (reload) and what is derived from it."""
+        self.manifest = manifest
+        self.timeout_s = manifest.limits.timeout_s  # read on every call
 
     @property
     def descriptor(self) -> Descriptor | None:
@@ -35,11 +46,11 @@ class PluginInstance:
     @property
     def is_enabled(self) -> bool:
         """Enabled (an isolated plugin is still enabled; its breaker rejects calls for a while)."""
-        return self.state in (PluginState.ENABLED, PluginState.ISOLATED)
+        return self.state in ACTIVE_STATES
 
     @property
     def is_loaded(self) -> bool:
-        return self.handle is not None and self.state not in (PluginState.UNLOADED, PluginState.ERROR)
+        return self.handle is not None and self.state not in _INACTIVE
 
     def summary(self) -> dict[str, Any]:
         """A JSON-ready view for CLIs and APIs."""

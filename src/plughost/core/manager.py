@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from plughost.core.config import HostConfig, PluginConfigStore
-from plughost.core.deps import plan_loading
+from plughost.core.deps import dependency_names, plan_loading
 from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover
 from plughost.core.events import EventBus, EventHandler
-from plughost.core.instance import PluginInstance
+from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
 from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
@@ -60,7 +60,7 @@ class PluginManager:
             self.config.guard.default_timeout_s,
         )
         self.guard = guard if guard is not None else Guard(policy)
-        self.guard.set_event_sink(self._on_guard_event)
+        self.guard.set_event_sink(self.events.emit, on_breaker_change=self._on_breaker_change)
         self.runtimes: dict[str, Runtime] = dict(runtimes) if runtimes is not None else default_runtimes()
         self.registry = PluginRegistry(self.workspace / REGISTRY_FILE)
         self.state_file = PluginStateFile.load(self.workspace / host.state_file)
@@ -104,11 +104,18 @@ class PluginManager:
         plan = plan_loading(manifests)
         for plugin_id, reason in plan.failed.items():
             self._record_failure(report.candidates[plugin_id], reason)
-        loaded = 0
+        loaded, failed = 0, set(plan.failed)
         for plugin_id in plan.order:
-            instance = await self._load_candidate(report.candidates[plugin_id])
+            candidate = report.candidates[plugin_id]
+            assert candidate.manifest is not None
+            broken = sorted(dependency_names(candidate.manifest) & failed)
+            if broken:
+                self._record_failure(candidate, f"dependency '{broken[0]}' failed to load")
+                failed.add(plugin_id)
+                continue
+            instance = await self._load_candidate(candidate)
             if instance.state is PluginState.ERROR:
-                self._fail_dependents(plugin_id, plan.order)
+                failed.add(plugin_id)
             else:
                 loaded += 1
         return loaded
@@ -167,28 +174,25 @@ class PluginManager:
 
     async def enable_plugin(self, name: str, *, persist: bool = True) -> bool:
         """Enable a loaded plugin. False if it already was enabled."""
-        instance = self._require_loaded(name)
-        async with self._lock(name):
-            if instance.is_enabled:
-                return False
-            assert instance.handle is not None
-            await self._tell_enabled(instance, instance.handle, True)
-            self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
-            if persist:
-                self.state_file.set_enabled(instance.id, True)
-            return True
+        return await self._switch(name, True, persist)
 
     async def disable_plugin(self, name: str, *, persist: bool = True) -> bool:
         """Disable a loaded plugin (it stays loaded). False if it already was disabled."""
+        return await self._switch(name, False, persist)
+
+    async def _switch(self, name: str, enabled: bool, persist: bool) -> bool:
         instance = self._require_loaded(name)
         async with self._lock(name):
-            if not instance.is_enabled:
+            if instance.is_enabled == enabled:
                 return False
             assert instance.handle is not None
-            await self._tell_enabled(instance, instance.handle, False)
-            self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
+            await self._tell_enabled(instance, instance.handle, enabled)
+            if enabled:
+                self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
+            else:
+                self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
             if persist:
-                self.state_file.set_enabled(instance.id, False)
+                self.state_file.set_enabled(instance.id, enabled)
             return True
 
     async def reload_plugin(self, name: str) -> PluginInstance:
@@ -225,7 +229,8 @@ class PluginManager:
                 self.events.emit(instance.id, EventType.RELOAD, False, "reload failed; old version serving", str(exc))
                 raise exc if isinstance(exc, PluginLoadError) else PluginLoadError(instance.id, str(exc)) from exc
             old_handle, instance.handle = instance.handle, new_handle
-            instance.manifest, instance.error, instance.loaded_at = candidate.manifest, None, time.time()
+            instance.set_manifest(candidate.manifest)
+            instance.error, instance.loaded_at = None, time.time()
             if old_handle is not None:
                 await self._stop_handle(instance.id, old_handle)
             if instance.state in (PluginState.ERROR, PluginState.UNLOADED):
@@ -279,12 +284,18 @@ class PluginManager:
         await self.events.aclose()
 
     # execution -------------------------------------------------------------------------------
-    async def call(self, name: str, handler: str, request: Any, *, timeout: float | None = None) -> Any:
-        """Guarded call of one handler of an enabled plugin; raises `CallFailed` on failure."""
+    def call(self, name: str, handler: str, request: Any, *, timeout: float | None = None) -> Awaitable[Any]:
+        """Guarded call of one handler of an enabled plugin: `await manager.call(...)`.
+
+        Raises `CallFailed` on any failure. (A plain function returning the guard's coroutine, so
+        the hot path has one coroutine less.)
+        """
         instance = self._instances.get(name)
-        if instance is None or instance.handle is None or not instance.is_enabled:
+        if instance is None or instance.handle is None or instance.state not in ACTIVE_STATES:
             raise CallFailed(self._unavailable(name, instance), {"unavailable": True})
-        return await self.guard.call(name, instance.handle, handler, request, timeout=self._timeout(instance, timeout))
+        return self.guard.call(
+            name, instance.handle, handler, request, timeout=instance.timeout_s if timeout is None else timeout
+        )
 
     async def invoke(
         self, name: str, handler: str, request: Any, *, timeout: float | None = None
@@ -413,7 +424,7 @@ class PluginManager:
         return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
 
     def _timeout(self, instance: PluginInstance, timeout: float | None) -> float | None:
-        return timeout if timeout is not None else instance.manifest.limits.timeout_s
+        return timeout if timeout is not None else instance.timeout_s
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
         assert candidate.manifest is not None
@@ -436,7 +447,7 @@ class PluginManager:
                 return instance
             instance.handle, instance.loaded_at = handle, time.time()
             if candidate.path.is_file():  # single-file plugins declare their version in code
-                instance.manifest = instance.manifest.model_copy(update={"version": handle.descriptor.version})
+                instance.set_manifest(instance.manifest.model_copy(update={"version": handle.descriptor.version}))
             self._transition(
                 instance, PluginState.LOADED, EventType.LOAD, f"loaded version {instance.manifest.version}"
             )
@@ -548,33 +559,8 @@ class PluginManager:
         self._instances[candidate.id] = instance
         self._fail(instance, reason)
 
-    def _fail_dependents(self, failed_id: str, order: builtins.list[str]) -> None:
-        """Mark plugins (later in the plan) that depend on `failed_id` as failed before they load."""
-        for candidate_id in order:
-            instance = self._instances.get(candidate_id)
-            if instance is not None:
-                continue
-            candidate = self.last_discovery.candidates[candidate_id]
-            assert candidate.manifest is not None
-            deps = [
-                d.split(">")[0].split("<")[0].split("=")[0].split("!")[0].split("~")[0].strip()
-                for d in candidate.manifest.dependencies.plugins
-            ]
-            if failed_id in deps:
-                self._record_failure(candidate, f"dependency '{failed_id}' failed to load")
-
-    def _on_guard_event(
-        self,
-        plugin_id: str,
-        event_type: EventType,
-        success: bool,
-        message: str,
-        error: str | None,
-        metadata: Mapping[str, Any],
-    ) -> None:
-        self.events.emit(plugin_id, event_type, success, message, error, metadata)
-        if event_type is EventType.ISOLATE or event_type is EventType.RECOVER:
-            instance = self._instances.get(plugin_id)
-            if instance is not None and instance.is_enabled:
-                instance.state = PluginState.ISOLATED if event_type is EventType.ISOLATE else PluginState.ENABLED
-                self.registry.set_state(plugin_id, instance.state)
+    def _on_breaker_change(self, plugin_id: str, isolated: bool) -> None:
+        instance = self._instances.get(plugin_id)
+        if instance is not None and instance.is_enabled:
+            instance.state = PluginState.ISOLATED if isolated else PluginState.ENABLED
+            self.registry.set_state(plugin_id, instance.state)
