@@ -182,3 +182,46 @@ async def test_auto_mtls_against_real_go_plugin(go_plugins: dict[str, Path], sta
             await health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(service="plugin"), timeout=1)
     finally:
         await channel.close()
+
+
+HOST_SCRIPT = """
+import asyncio, logging, sys
+from pathlib import Path
+from plughost.runtime.base import LoadRequest
+from plughost.runtime.process import ProcessRuntime
+from plughost.sdk.manifest import load_manifest
+
+async def main():
+    directory = Path(sys.argv[1])
+    manifest = load_manifest(directory / "plugin.json")
+    handle = await ProcessRuntime().load(LoadRequest(manifest.id, directory, manifest, directory / ".data"))
+    print(handle.info()["pid"], flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> None:
+    import asyncio
+    import sys
+
+    host = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", HOST_SCRIPT, str(go_plugins["jank-echo"]), stdout=asyncio.subprocess.PIPE
+    )
+    assert host.stdout is not None
+    line = await asyncio.wait_for(host.stdout.readline(), 20)
+    plugin_pid = int(line)
+    pidfd = os.pidfd_open(plugin_pid)
+    try:
+        host.kill()  # SIGKILL: no cleanup code runs in the host
+        await host.wait()
+        exited = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        loop.add_reader(pidfd, exited.set)  # a pidfd becomes readable when the process exits
+        try:
+            await asyncio.wait_for(exited.wait(), 5)
+        finally:
+            loop.remove_reader(pidfd)
+    finally:
+        os.close(pidfd)

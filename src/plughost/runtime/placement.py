@@ -118,7 +118,7 @@ class WorkerRuntime:
             raise PluginLoadError(
                 request.plugin_id,
                 f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "
-                "yet; set isolation = \"none\"",
+                'yet; set isolation = "none"',
             )
         options = self.options
         if request.manifest.limits.timeout_s is not None:

@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from plughost.runtime.goplugin.launch import child_setup, kill_group
+from plughost.runtime.goplugin.launch import kill_group, spawn_plan
 
 BUILD_SCRIPT = Path("scripts") / "build.sh"
 OUTPUT_TAIL_CHARS = 4000
@@ -28,15 +28,16 @@ async def build_plugin(plugin_dir: Path, binary: Path, timeout_s: float) -> str:
     script = build_script(plugin_dir)
     if script is None:
         raise BuildError(f"{binary} does not exist and {plugin_dir / BUILD_SCRIPT} is missing; build the plugin")
+    command, preexec = spawn_plan(["/bin/sh", str(script)], None, None)
     process = await asyncio.create_subprocess_exec(
-        "/bin/sh",
-        str(script),
+        *command,
         cwd=str(plugin_dir),
         env=dict(os.environ),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        preexec_fn=child_setup(None, None),
+        process_group=0 if preexec is None else None,
+        preexec_fn=preexec,
     )
     try:
         output, _ = await asyncio.wait_for(process.communicate(), timeout_s)

@@ -30,6 +30,7 @@ CHANNEL_OPTIONS = [
     ("grpc.enable_retries", 0),
 ]
 HEALTH_SERVICE = "plugin"
+CLOSE_TIMEOUT_S = 2.0
 QUIET_STREAM_ENDS = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED)
 log = logging.getLogger(__name__)
 
@@ -116,4 +117,5 @@ class Connection:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
         self._tasks.clear()
-        await self.channel.close(grace=None)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.channel.close(grace=None), CLOSE_TIMEOUT_S)

@@ -1,7 +1,10 @@
 """Start a go-plugin executable: environment, process group, death signal, limits, handshake.
 
 The child gets its own process group and `PR_SET_PDEATHSIG = SIGKILL`, so it dies with the host
-even when the host is killed; `stop_process` kills the whole group.
+even when the host is killed; `kill_group` kills the whole group. The death signal and the
+resource limits are set by util-linux's `setpriv` / `prlimit` in front of the plugin, so the host
+never forks with a `preexec_fn` (forking a process that runs gRPC threads runs gRPC's fork
+handlers and can break its event engine); without those tools a `preexec_fn` does the same job.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import ctypes.util
 import functools
 import os
 import resource
+import shutil
 import signal
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -97,6 +101,26 @@ def child_setup(memory_mb: int | None, cpu_seconds: int | None) -> Callable[[], 
     return setup
 
 
+def spawn_plan(
+    argv: list[str], memory_mb: int | None, cpu_seconds: int | None
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The command line (wrapped by setpriv/prlimit) and a `preexec_fn` only when they are missing."""
+    setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+    limited = memory_mb is not None or cpu_seconds is not None
+    if setpriv is None or (limited and prlimit is None) or _prctl() is None:
+        return argv, child_setup(memory_mb, cpu_seconds)
+    command = list(argv)
+    if limited:
+        assert prlimit is not None
+        limits = []
+        if memory_mb is not None:
+            limits.append(f"--as={memory_mb * 1024 * 1024}")
+        if cpu_seconds is not None:
+            limits.append(f"--cpu={cpu_seconds}:{cpu_seconds + 1}")
+        command = [prlimit, *limits, "--", *command]
+    return [setpriv, "--pdeathsig", "KILL", "--", *command], None
+
+
 @dataclass
 class Launched:
     """A started plugin process that completed its handshake."""
@@ -111,15 +135,17 @@ async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
     argv = list(spec.argv)
     exe = Path(argv[0])
     check_executable(exe)
+    command, preexec = spawn_plan(argv, spec.memory_mb, spec.cpu_seconds)
     try:
         process = await asyncio.create_subprocess_exec(
-            *argv,
+            *command,
             cwd=str(spec.cwd),
             env=spec.environment(),
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
-            preexec_fn=child_setup(spec.memory_mb, spec.cpu_seconds),
+            process_group=0 if preexec is None else None,
+            preexec_fn=preexec,
         )
     except OSError as exc:
         raise LaunchError(f"cannot start {exe}: {exc}") from exc
