@@ -109,3 +109,34 @@ def test_cli_executes_a_jank_method(workspace: Path, go_plugins: dict[str, Path]
     payload: Any = json.loads(result.stdout)
     assert payload["success"] is True
     assert payload["result"] == {"greeting": "hi", "n": 3.0}
+
+
+async def test_crash_is_reported_as_event_and_counted_by_the_breaker(
+    workspace: Path, go_plugins: dict[str, Path]
+) -> None:
+    import asyncio
+    import signal
+
+    shutil.copytree(go_plugins["jank-echo"], workspace / "plugins" / "jank-echo")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        plugin_id = "com.example.jank-echo"
+        instance = manager.get_plugin(plugin_id)
+        assert instance is not None and instance.handle is not None
+        seen: list[Any] = []
+        recovered = asyncio.Event()
+
+        async def on_event(event: Any) -> None:
+            seen.append(event)
+            if (event.metadata or {}).get("process_event") == "restarted":
+                recovered.set()
+
+        manager.add_event_handler(on_event)
+        os.kill(instance.handle.info()["pid"], signal.SIGKILL)
+        await asyncio.wait_for(recovered.wait(), 15)
+        crash = next(e for e in seen if (e.metadata or {}).get("process_event") == "crashed")
+        assert crash.metadata["exit_code"] == -signal.SIGKILL
+        assert manager.guard.breaker(plugin_id).consecutive_failures == 1
+        result = await manager.execute(plugin_id, "echo", {"after": "restart"})
+        assert result.success and result.result == {"after": "restart"}
+        assert manager.guard.breaker(plugin_id).consecutive_failures == 0
