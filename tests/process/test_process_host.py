@@ -140,3 +140,52 @@ async def test_crash_is_reported_as_event_and_counted_by_the_breaker(
         result = await manager.execute(plugin_id, "echo", {"after": "restart"})
         assert result.success and result.result == {"after": "restart"}
         assert manager.guard.breaker(plugin_id).consecutive_failures == 0
+
+
+async def test_build_timeout_kills_the_build(tmp_path: Path) -> None:
+    import asyncio
+
+    from process_support import FAST
+
+    from plughost.errors import PluginLoadError
+    from plughost.runtime.base import Candidate
+    from plughost.runtime.process import ProcessRuntime
+    from plughost.sdk.manifest import load_manifest
+    from plughost.sdk.models import DiscoveryStatus
+
+    target = tmp_path / "slow-build"
+    (target / "scripts").mkdir(parents=True)
+    (target / "plugin.json").write_text('{"id": "slow-build", "binary": "bin/slow"}')
+    (target / "scripts" / "build.sh").write_text('echo "starting"\nexec sleep 30\n')
+    from dataclasses import replace
+
+    runtime = ProcessRuntime(replace(FAST, build_timeout_s=0.3))
+    manifest = load_manifest(target / "plugin.json")
+    candidate = Candidate("slow-build", target, manifest, DiscoveryStatus.SOURCE_ONLY, str(tmp_path))
+    with pytest.raises(PluginLoadError, match=r"did not finish within 0.3 s and was killed"):
+        await asyncio.wait_for(runtime.build(candidate), 10)
+
+
+EXECUTE_PLUGIN = '''
+from plughost.sdk.plugin import Plugin
+
+plugin = Plugin()
+
+
+@plugin.execute
+def run(context):
+    return {"echo": context.input_data, "user": context.user_id}
+'''
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+async def test_lurkbot_execute_is_the_same_in_both_placements(workspace: Path, isolation: str) -> None:
+    target = workspace / "plugins" / "ctx"
+    target.mkdir()
+    (target / "plugin.toml").write_text(f'id = "ctx"\nversion = "1.0.0"\nisolation = "{isolation}"\n')
+    (target / "plugin.py").write_text(EXECUTE_PLUGIN)
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        result = await manager.execute_plugin("ctx", {"user_id": "u1", "input_data": {"q": 1}})
+        assert result.success, result.error
+        assert result.result == {"echo": {"q": 1}, "user": "u1"}
