@@ -4,25 +4,22 @@ plugin with many behaviours loaded in-process or in a worker."""
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
-from process_support import EXAMPLES, FAST, WORKER_OPTIONS, require_tool
+from process_support import EXAMPLES, FAST, WORKER_OPTIONS, request_for, require_tool
 
-from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.supervisor import ProcessEvent
 from plughost.runtime.placement import PythonPlacement, WorkerRuntime
 from plughost.runtime.process import ProcessOptions, ProcessPluginHandle, ProcessRuntime
-from plughost.sdk.manifest import find_manifest_file, load_manifest
+
 
 @pytest.fixture(scope="session")
 def go_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
@@ -38,26 +35,11 @@ def go_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         target = root / name
         shutil.copytree(EXAMPLES / "go" / name, target, ignore=shutil.ignore_patterns("bin"))
         result = subprocess.run(
-            ["sh", "scripts/build.sh"], cwd=target, env=env, capture_output=True, text=True, timeout=300
+            ["sh", "scripts/build.sh"], cwd=target, env=env, capture_output=True, text=True, timeout=300, check=False
         )
         assert result.returncode == 0, f"building {name} failed:\n{result.stdout}\n{result.stderr}"
         built[name] = target
     return built
-
-
-def request_for(plugin_dir: Path, *, logger: logging.Logger | None = None, **manifest_changes: Any) -> LoadRequest:
-    manifest_file = find_manifest_file(plugin_dir)
-    assert manifest_file is not None
-    manifest = load_manifest(manifest_file, default_id=plugin_dir.name)
-    if manifest_changes:
-        manifest = type(manifest).model_validate({**manifest.model_dump(), **manifest_changes})
-    return LoadRequest(
-        plugin_id=manifest.id,
-        path=plugin_dir,
-        manifest=manifest,
-        data_dir=plugin_dir / ".data",
-        logger=logger or logging.getLogger(f"test.plugin.{manifest.id}"),
-    )
 
 
 class Events:
@@ -125,7 +107,7 @@ def script_plugin(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-BEHAVE = '''
+BEHAVE = """
 import asyncio
 import os
 import sys
@@ -220,7 +202,7 @@ def flood(mb: int) -> int:
     for _ in range(mb * 16):
         os.write(1, chunk)
     return mb
-'''
+"""
 
 
 @pytest.fixture
@@ -232,14 +214,14 @@ def behave_dir(tmp_path: Path) -> Path:
     return directory
 
 
-
-
 @pytest.fixture
 async def load_python(events: Events) -> AsyncIterator[Callable[..., Any]]:
     """`await load_python(dir, placement, **manifest_changes)`: in-process or in a worker."""
     handles: list[Any] = []
 
-    async def load(plugin_dir: Path, placement: str, *, options: ProcessOptions = WORKER_OPTIONS, **changes: Any) -> Any:
+    async def load(
+        plugin_dir: Path, placement: str, *, options: ProcessOptions = WORKER_OPTIONS, **changes: Any
+    ) -> Any:
         isolation = "process" if placement == "worker" else "none"
         runtime = PythonPlacement(worker=WorkerRuntime(options, on_event=events))
         handle = await runtime.load(request_for(plugin_dir, isolation=isolation, **changes))

@@ -68,7 +68,7 @@ async def test_version_the_host_did_not_offer(script_plugin: Any, start_process:
 
 async def test_env_is_the_go_plugin_handshake_env(script_plugin: Any, start_process: Any, tmp_path: Path) -> None:
     out = tmp_path / "env.txt"
-    directory = script_plugin(f'env > {out}\npwd >> {out}\nexit 0\n')
+    directory = script_plugin(f"env > {out}\npwd >> {out}\nexit 0\n")
     with pytest.raises(PluginLoadError):
         await start_process(directory, min_port=20000, max_port=20100)
     env = out.read_text()
@@ -111,8 +111,18 @@ async def test_worker_refuses_to_run_without_cookie() -> None:
 
     env = {k: v for k, v in os.environ.items() if k != "PLUGHOST_WORKER_PLUGIN"}
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "plughost.runtime.worker", "--plugin-id", "x", "--path", ".", "--data-dir", ".",
-        env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        sys.executable,
+        "-m",
+        "plughost.runtime.worker",
+        "--plugin-id",
+        "x",
+        "--path",
+        ".",
+        "--data-dir",
+        ".",
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
     )
     stdout, stderr = await process.communicate()
     assert process.returncode == 1

@@ -63,7 +63,8 @@ async def test_hclog_stderr_reaches_plugin_logger(
     handle = await start_process(go_plugins["jank-echo"])
     await handle.invoke("log", {})
     await handle.stop()  # drains stderr to the end
-    levels = {r.getMessage().split("] ", 1)[1].split(" line")[0]: r.levelno for r in caplog.records if " line" in r.getMessage()}
+    lines = [r for r in caplog.records if " line" in r.getMessage()]
+    levels = {r.getMessage().split("] ", 1)[1].split(" line")[0]: r.levelno for r in lines}
     assert levels["a debug"] == logging.DEBUG
     assert levels["an info"] == logging.INFO
     assert levels["a warn"] == logging.WARNING
@@ -139,7 +140,9 @@ async def test_unhealthy_plugin_is_restarted(go_plugins: dict[str, Path], start_
     assert await handle.invoke("echo", {"a": "b"}) == {"a": "b"}
 
 
-async def test_kv_plugin_with_its_own_handshake_and_typed_client(go_plugins: dict[str, Path], start_process: Any) -> None:
+async def test_kv_plugin_with_its_own_handshake_and_typed_client(
+    go_plugins: dict[str, Path], start_process: Any
+) -> None:
     from process_support import EXAMPLES
 
     handle = await start_process(go_plugins["kv"])

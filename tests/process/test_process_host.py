@@ -101,9 +101,25 @@ async def test_standalone_python_grpc_plugin(workspace: Path, monkeypatch: pytes
 def test_cli_executes_a_jank_method(workspace: Path, go_plugins: dict[str, Path]) -> None:
     shutil.copytree(go_plugins["jank-echo"], workspace / "plugins" / "jank-echo")
     result = subprocess.run(
-        [sys.executable, "-c", "from plughost.cli.app import main; main()", "plugins", "execute", "com.example.jank-echo", "echo",
-         "--args", '{"greeting": "hi", "n": 3}', "--json", "--workspace", str(workspace)],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
+        [
+            sys.executable,
+            "-c",
+            "from plughost.cli.app import main; main()",
+            "plugins",
+            "execute",
+            "com.example.jank-echo",
+            "echo",
+            "--args",
+            '{"greeting": "hi", "n": 3}',
+            "--json",
+            "--workspace",
+            str(workspace),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     payload: Any = json.loads(result.stdout)
@@ -166,7 +182,7 @@ async def test_build_timeout_kills_the_build(tmp_path: Path) -> None:
         await asyncio.wait_for(runtime.build(candidate), 10)
 
 
-EXECUTE_PLUGIN = '''
+EXECUTE_PLUGIN = """
 from plughost.sdk.plugin import Plugin
 
 plugin = Plugin()
@@ -175,7 +191,7 @@ plugin = Plugin()
 @plugin.execute
 def run(context):
     return {"echo": context.input_data, "user": context.user_id}
-'''
+"""
 
 
 @pytest.mark.parametrize("isolation", ["none", "process"])

@@ -124,22 +124,29 @@ async def test_worker_cpu_limit_kills_worker(load_python: Any, behave_dir: Path,
     assert await handle.invoke("echo", {"text": "back"}) == {"text": "back"}
 
 
-async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(
-    load_python: Any, behave_dir: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(load_python: Any, behave_dir: Path) -> None:
     import logging
 
-    caplog.set_level(logging.DEBUG, logger="test.plugin.behave")
-    handle = await load_python(behave_dir, "worker")
-    assert await handle.invoke("say", {"text": "hello from print"}) == "hello from print"
-    assert await handle.invoke("flood", {"mb": 8}) == 8
-    assert await handle.invoke("echo", {"text": "ok"}) == {"text": "ok"}
+    said = asyncio.Event()
 
-    async def said() -> None:
-        while not any("hello from print" in r.getMessage() for r in caplog.records):
-            await asyncio.sleep(0.01)
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "hello from print" in record.getMessage():
+                said.set()
 
-    await asyncio.wait_for(said(), 5)
+    logger = logging.getLogger("test.plugin.behave")
+    watch = Watch(logging.DEBUG)
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    try:
+        handle = await load_python(behave_dir, "worker")
+        assert await handle.invoke("say", {"text": "hello from print"}) == "hello from print"
+        assert await handle.invoke("flood", {"mb": 8}) == 8
+        assert await handle.invoke("echo", {"text": "ok"}) == {"text": "ok"}
+        await asyncio.wait_for(said.wait(), 5)
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(logging.NOTSET)
 
 
 async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
@@ -151,8 +158,18 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
     from plughost.runtime.worker import WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 
     spec = LaunchSpec(
-        argv=[sys.executable, "-c", "from plughost.cli.app import main; main()", "worker",
-              "--plugin-id", "behave", "--path", str(behave_dir), "--data-dir", str(behave_dir)],
+        argv=[
+            sys.executable,
+            "-c",
+            "from plughost.cli.app import main; main()",
+            "worker",
+            "--plugin-id",
+            "behave",
+            "--path",
+            str(behave_dir),
+            "--data-dir",
+            str(behave_dir),
+        ],
         cwd=behave_dir,
         cookie_key=WORKER_COOKIE_KEY,
         cookie_value=WORKER_COOKIE_VALUE,
