@@ -205,3 +205,20 @@ async def test_lurkbot_execute_is_the_same_in_both_placements(workspace: Path, i
         result = await manager.execute_plugin("ctx", {"user_id": "u1", "input_data": {"q": 1}})
         assert result.success, result.error
         assert result.result == {"echo": {"q": 1}, "user": "u1"}
+
+
+async def test_process_section_of_host_config(workspace: Path, behave_dir: Path) -> None:
+    target = workspace / "plugins" / "behave"
+    shutil.copytree(behave_dir, target)
+    (target / "plugin.toml").write_text('id = "behave"\nversion = "1.2.3"\nisolation = "process"\n')
+    (workspace / "plughost.toml").write_text('[process]\ncall_timeout_s = 0.5\nsocket_dir = "run"\n')
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("behave")
+        assert instance is not None and instance.handle is not None, instance and instance.error
+        assert Path(instance.handle.info()["address"]).parent == workspace / "run"
+        result = await manager.execute("behave", "block", {"seconds": 30})
+        assert not result.success
+        assert result.metadata["timed_out"] is True  # the RPC deadline, reported as a timeout
+        retried = await manager.execute("behave", "echo", {"text": "after"})
+        assert retried.success and retried.result == {"text": "after"}, retried.error

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
+from plughost.core.process_config import ProcessConfig
 from plughost.errors import ConfigError
 
 HOST_CONFIG_FILE = "plughost.toml"
@@ -46,6 +47,7 @@ class HostConfig(_Section):
     guard: GuardSection = Field(default_factory=GuardSection)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
 
     @classmethod
     def load(cls, workspace: Path) -> HostConfig:

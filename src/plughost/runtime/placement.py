@@ -19,6 +19,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -64,13 +65,17 @@ class WorkerRuntime:
         executables: ProcessRuntime | None = None,
     ) -> None:
         self.executables = executables or ProcessRuntime(on_event=on_event)
-        self.options = options or ProcessOptions(
-            start_timeout_s=WORKER_START_TIMEOUT_S,
-            call_timeout_s=WORKER_CALL_TIMEOUT_S,
-            kill_on_timeout=True,
-            restart=RestartPolicy(),
-        )
+        self.options = options or self.worker_options()
         self.on_event = on_event
+
+    @staticmethod
+    def worker_options(base: ProcessOptions | None = None) -> ProcessOptions:
+        """Worker options: `base` (or the defaults) with kill-on-timeout, which makes timeouts real."""
+        if base is None:
+            base = ProcessOptions(
+                start_timeout_s=WORKER_START_TIMEOUT_S, call_timeout_s=WORKER_CALL_TIMEOUT_S, restart=RestartPolicy()
+            )
+        return replace(base, kill_on_timeout=True)
 
     def launch_spec(self, request: LoadRequest, config: Mapping[str, Any]) -> LaunchSpec:
         manifest = request.manifest
@@ -122,8 +127,6 @@ class WorkerRuntime:
             )
         options = self.options
         if request.manifest.limits.timeout_s is not None:
-            from dataclasses import replace
-
             options = replace(options, call_timeout_s=request.manifest.limits.timeout_s)
         handle = ProcessPluginHandle(
             request,

@@ -50,6 +50,13 @@ EventHook = Callable[[ProcessEvent], None]
 log = logging.getLogger(__name__)
 
 
+class CallTimedOut(InvocationError, TimeoutError):
+    """A call passed its deadline (a `TimeoutError`, so the guard reports it as `timed_out`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="timed_out", retryable=True)
+
+
 @dataclass(frozen=True)
 class ProcessOptions:
     """Timeouts and policies of process plugins (per runtime; manifests override some)."""
@@ -396,6 +403,9 @@ class ProcessPluginHandle:
         instance = self._instance
         if instance is not None and instance.process.returncode is None:
             instance.exit_reason = reason
+            if self.status == "running":  # new calls wait for the restart instead of using this process
+                self.status = "restarting"
+                self._ready.clear()
             kill_group(instance.process)
 
     def _emit(self, kind: Any, message: str, **fields: Any) -> None:
@@ -443,10 +453,8 @@ class ProcessPluginHandle:
             async with asyncio.timeout(timeout):
                 return await self._current()
         except TimeoutError:
-            raise InvocationError(
-                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})",
-                code="timed_out",
-                retryable=True,
+            raise CallTimedOut(
+                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})"
             ) from None
 
     async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
@@ -477,7 +485,7 @@ class ProcessPluginHandle:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because '{name}' passed its deadline")
-            return InvocationError(f"call to '{name}' timed out (deadline exceeded)", code="timed_out", retryable=True)
+            return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
             exit_code = await _exit_code_soon(instance.process, 1.0)
             if exit_code is not None and not self._stopping:
@@ -620,4 +628,4 @@ def _rpc_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["ProcessEvent", "ProcessOptions", "ProcessPluginHandle", "ProcessRuntime", "RestartPolicy"]
+__all__ = ["CallTimedOut", "ProcessEvent", "ProcessOptions", "ProcessPluginHandle", "ProcessRuntime", "RestartPolicy"]
