@@ -104,6 +104,9 @@ class WorkerRuntime:
                 CONFIG_ENV: json.dumps(dict(config), default=str),
                 "PYTHONPATH": python_path,
                 "PYTHONUNBUFFERED": "1",
+                # under RLIMIT_AS, glibc's per-thread malloc arenas (64 MiB of address space each)
+                # would use up the limit and make gRPC's thread creation fail
+                **({"MALLOC_ARENA_MAX": "2"} if manifest.limits.memory_mb is not None else {}),
             },
             start_timeout_s=start_timeout,
             memory_mb=manifest.limits.memory_mb,
