@@ -551,7 +551,20 @@ class ProcessPluginHandle:
             ok = await instance.connection.check_health(timeout=self.options.health_timeout_s)
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             return Health("degraded", f"health check failed: {_rpc_text(exc)}", info)
-        return Health("ok" if ok else "degraded", "" if ok else "plugin reports NOT_SERVING", info)
+        if not ok:
+            return Health("degraded", "plugin reports NOT_SERVING", info)
+        if self.protocol == "jank":
+            try:
+                answer = await instance.connection.jank.HealthCheck(
+                    jank_pb2.HealthCheckRequest(), timeout=self.options.health_timeout_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    return Health("degraded", f"HealthCheck failed: {_rpc_text(exc)}", info)
+            else:
+                if answer.status != "healthy":
+                    return Health("degraded", f"plugin reports '{answer.status or 'unknown'}'", info)
+        return Health("ok", "", info)
 
     async def reconfigure(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)
