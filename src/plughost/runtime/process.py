@@ -370,8 +370,8 @@ class ProcessPluginHandle:
             await asyncio.sleep(self._budget.next_delay())
             try:
                 self._instance = await self._start_instance()
-            except (LaunchError, grpc.aio.AioRpcError) as exc:
-                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {exc}"
+            except Exception as exc:  # any failure to start counts against the restart budget
+                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {_rpc_text(exc)}"
                 self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
                 continue
             self.restarts += 1
