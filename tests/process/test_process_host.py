@@ -208,6 +208,8 @@ async def test_lurkbot_execute_is_the_same_in_both_placements(workspace: Path, i
 
 
 async def test_process_section_of_host_config(workspace: Path, behave_dir: Path) -> None:
+    import asyncio
+
     target = workspace / "plugins" / "behave"
     shutil.copytree(behave_dir, target)
     (target / "plugin.toml").write_text('id = "behave"\nversion = "1.2.3"\nisolation = "process"\n')
@@ -217,8 +219,11 @@ async def test_process_section_of_host_config(workspace: Path, behave_dir: Path)
         instance = manager.get_plugin("behave")
         assert instance is not None and instance.handle is not None, instance and instance.error
         assert Path(instance.handle.info()["address"]).parent == workspace / "run"
+        restarted = asyncio.Event()
+        instance.handle.add_listener(lambda event: restarted.set() if event.kind == "restarted" else None)
         result = await manager.execute("behave", "block", {"seconds": 30})
         assert not result.success
         assert result.metadata["timed_out"] is True  # the RPC deadline, reported as a timeout
+        await asyncio.wait_for(restarted.wait(), 20)  # the worker was killed; a call would wait only 0.5 s
         retried = await manager.execute("behave", "echo", {"text": "after"})
         assert retried.success and retried.result == {"text": "after"}, retried.error

@@ -122,7 +122,7 @@ class WorkerRuntime:
         placement = placement_for(request.manifest)
         if placement == "executable":
             return await self.executables.load(request)
-        if request.manifest.runtime != "python":
+        if request.manifest.runtime not in ("python", "native"):
             raise PluginLoadError(
                 request.plugin_id,
                 f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "
