@@ -200,7 +200,7 @@ async def main():
     directory = Path(sys.argv[1])
     manifest = load_manifest(directory / "plugin.json")
     handle = await ProcessRuntime().load(LoadRequest(manifest.id, directory, manifest, directory / ".data"))
-    print(handle.info()["pid"], flush=True)
+    print(handle.info()["pid"], handle.info()["address"], flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -216,7 +216,8 @@ async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> No
     )
     assert host.stdout is not None
     line = await asyncio.wait_for(host.stdout.readline(), 20)
-    plugin_pid = int(line)
+    pid_text, address = line.decode().split()
+    plugin_pid = int(pid_text)
     pidfd = os.pidfd_open(plugin_pid)
     try:
         host.kill()  # SIGKILL: no cleanup code runs in the host
@@ -230,3 +231,4 @@ async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> No
             loop.remove_reader(pidfd)
     finally:
         os.close(pidfd)
+        Path(address).unlink(missing_ok=True)  # nobody was left to remove the socket

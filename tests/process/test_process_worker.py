@@ -187,3 +187,4 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         await launched.process.wait()
         for pump in launched.pumps:
             await pump
+        Path(launched.handshake.address).unlink(missing_ok=True)
