@@ -232,3 +232,20 @@ async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> No
     finally:
         os.close(pidfd)
         Path(address).unlink(missing_ok=True)  # nobody was left to remove the socket
+
+
+async def test_failed_restarts_are_reported_and_capped(
+    go_plugins: dict[str, Path], start_process: Any, events: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    directory = tmp_path / "jank"
+    shutil.copytree(go_plugins["jank-echo"], directory)
+    handle = await start_process(directory)
+    (directory / "bin" / "jank-echo").chmod(0o644)  # the next starts fail
+    os.kill(handle.info()["pid"], signal.SIGKILL)
+    failed = await events.wait_for("restart_failed")
+    assert "is not executable" in failed.message
+    gave_up = await events.wait_for("gave_up")
+    assert handle.info()["status"] == "error"
+    assert "gave up after 3 restarts" in gave_up.message

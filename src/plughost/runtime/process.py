@@ -252,10 +252,7 @@ class ProcessPluginHandle:
         instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
-            try:
-                await connection.wait_ready(timeout=remaining)
-            except (grpc.aio.AioRpcError, ConnectionError) as exc:
-                raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
+            await self._wait_ready_or_exit(instance, remaining)
             connection.start_streams(self.plugin_id)
             await self._describe(instance)
             if self._enabled is not None and self.protocol == "plughost.v1":
@@ -266,6 +263,29 @@ class ProcessPluginHandle:
             await self._stop_instance(instance, graceful=False)
             raise
         return instance
+
+    async def _wait_ready_or_exit(self, instance: _Instance, timeout: float) -> None:
+        """The first health check, failing at once (with the stderr tail) if the process exits meanwhile."""
+        ready = asyncio.ensure_future(instance.connection.wait_ready(timeout=timeout))
+        exited = asyncio.ensure_future(instance.process.wait())
+        try:
+            await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (ready, exited):
+                if not future.done():
+                    future.cancel()
+        if not ready.done() or ready.cancelled():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            tail = self._log.tail_text()
+            raise LaunchError(
+                f"plugin exited (exit code {instance.process.returncode}) before passing its health check"
+                + (f"; stderr tail:\n{tail}" if tail else "")
+            )
+        try:
+            ready.result()
+        except (grpc.aio.AioRpcError, ConnectionError) as exc:
+            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
 
     async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
         """Connect through the TLS bridge to a plugin that answered with a server certificate."""
