@@ -7,7 +7,8 @@ __all__ = ["LoadRequest", "Runtime", "default_runtimes"]
 
 def default_runtimes() -> dict[str, Runtime]:
     """One instance of every runtime available in this installation, keyed by name."""
+    from plughost.runtime.native import NativeRuntime
     from plughost.runtime.python import PythonRuntime
 
-    runtimes: dict[str, Runtime] = {"python": PythonRuntime()}
+    runtimes: dict[str, Runtime] = {"python": PythonRuntime(), "native": NativeRuntime()}
     return runtimes
