@@ -70,6 +70,7 @@ class HostCallbacks:
         self.network = network
         self.http_timeout_s = http_timeout_s
         self.retired = False
+        self.unloading = False
         self.stats = CallbackStats()
         self.allocator = allocator
         self._lock = threading.Lock()
@@ -95,6 +96,13 @@ class HostCallbacks:
         with self._lock:
             self._by_callback_id[callback_id] = queue
         return queue
+
+    def enter_call(self) -> None:
+        """This thread is now inside a host → plugin call (callbacks stay allowed while unloading)."""
+        self._local.depth = getattr(self._local, "depth", 0) + 1
+
+    def exit_call(self) -> None:
+        self._local.depth -= 1
 
     def close_call(self, callback_id: str) -> None:
         self._local.queue = None
@@ -139,7 +147,7 @@ class HostCallbacks:
         with self._lock:
             self.stats.calls[method] = self.stats.calls.get(method, 0) + 1
         try:
-            if self.retired:
+            if self.retired or (self.unloading and not getattr(self._local, "depth", 0)):
                 raise CallbackError(f"plugin '{self.plugin_id}' was unloaded; callback {method} refused")
             handler = self._handlers.get(method)
             if handler is None:

@@ -139,6 +139,7 @@ class NativePluginHandle:
         if self._stopping:
             return
         self._stopping = True
+        self.callbacks.unloading = True  # only threads inside a call (or shutdown) may call back now
         loop = asyncio.get_running_loop()
         drained = asyncio.Event()
 
@@ -167,7 +168,7 @@ class NativePluginHandle:
 
     async def _finish_shutdown(self) -> None:
         try:
-            await asyncio.wait_for(self._offload(self.library.shutdown), self.settings.stop_grace_s)
+            await asyncio.wait_for(self._offload(self._shutdown_in_call), self.settings.stop_grace_s)
         except TimeoutError:
             self._shutdown_error = f"shutdown did not return within {self.settings.stop_grace_s:g} s"
             self.callbacks.logger.warning("plugin '%s': %s", self.plugin_id, self._shutdown_error)
@@ -257,9 +258,11 @@ class NativePluginHandle:
             if self._stopping:
                 raise PluginStateError(f"plugin '{self.plugin_id}' is stopping; call {method} refused")
             self._in_flight += 1
+        self.callbacks.enter_call()
         try:
             return self.library.call(method, payload)
         finally:
+            self.callbacks.exit_call()
             with self._lock:
                 self._in_flight -= 1
                 last = self._in_flight == 0
@@ -273,11 +276,18 @@ class NativePluginHandle:
     def _deferred_finish(self) -> None:
         """The last hung call returned after `stop`: now run `shutdown` (on this worker thread)."""
         try:
-            self.library.shutdown()
+            self._shutdown_in_call()
         except Exception as exc:
             self._shutdown_error = str(exc)
         finally:
             self.callbacks.close()
+
+    def _shutdown_in_call(self) -> None:
+        self.callbacks.enter_call()
+        try:
+            self.library.shutdown()
+        finally:
+            self.callbacks.exit_call()
 
     async def _offload(self, fn: Callable[..., T], *args: Any) -> T:
         future = self._pool.submit(fn, *args)

@@ -99,7 +99,7 @@ class NativeLibrary:
         self.plugin_id = plugin_id
         self.path = path
         self.callbacks = callbacks
-        problem = check_binary_format(load_path or path)
+        problem = check_binary_format(path)
         if problem:
             raise PluginLoadError(plugin_id, problem)
         try:
