@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import shutil
 import tempfile
@@ -11,16 +12,19 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-from plughost.errors import InvocationError, PluginLoadError, PluginNotFoundError
-from plughost.runtime.base import LoadRequest
+from plughost.errors import InvocationError, PluginLoadError, PluginNotFoundError, ValidationIssue
+from plughost.runtime.base import Candidate, LoadRequest
 from plughost.runtime.native.abi import CAllocator
 from plughost.runtime.native.callbacks import DEFAULT_HTTP_TIMEOUT_S, HostCallbacks
 from plughost.runtime.native.discovery import NativeDiscovery, discover_libraries, split_library_name
 from plughost.runtime.native.handle import NativePluginHandle, NativeSettings
 from plughost.runtime.native.library import NativeLibrary
 from plughost.runtime.native.management import ManagementResponse, ManagementRoute
+from plughost.sdk.manifest import is_valid_plugin_id
+from plughost.sdk.models import DiscoveryStatus
 
 T = TypeVar("T")
+logger = logging.getLogger(__name__)
 INIT_TIMEOUT_S = 10.0
 
 
@@ -44,8 +48,32 @@ class NativeRuntime:
 
     # discovery -------------------------------------------------------------------------------
     def discover_libraries(self, directory: Path) -> NativeDiscovery:
-        """Native libraries in `directory` by the spec's rules (see `discovery`)."""
+        """Native libraries in `directory` by the spec's rules (see `discovery`), with skip reasons."""
         return discover_libraries(directory)
+
+    def discover(self, directory: Path) -> list[Candidate]:
+        """Candidates for the native libraries in `directory` (no manifest needed).
+
+        Files whose name is not a valid plugin id, or whose `plugin.toml` is broken, come back as
+        `invalid` candidates with the reason; duplicates that lost are only logged.
+        """
+        found = discover_libraries(directory)
+        candidates: list[Candidate] = []
+        for lib in found.libraries:
+            origin = f"{directory} ({lib.origin})"
+            if lib.errors:
+                issues = [ValidationIssue(str(lib.path), "", e) for e in lib.errors]
+                candidates.append(Candidate(lib.id, lib.path, None, DiscoveryStatus.INVALID, origin, issues))
+            else:
+                candidates.append(Candidate(lib.id, lib.path, lib.manifest, DiscoveryStatus.AVAILABLE, origin))
+        for path, reason in found.skipped:
+            parsed = split_library_name(path.name)
+            if parsed is not None and not is_valid_plugin_id(parsed[0]):
+                issue = ValidationIssue(str(path), "id", reason)
+                candidates.append(Candidate(parsed[0], path, None, DiscoveryStatus.INVALID, str(directory), [issue]))
+            else:
+                logger.debug("native discovery skipped %s: %s", path, reason)
+        return candidates
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:
