@@ -16,6 +16,7 @@ import pytest
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.native import NativePluginHandle, NativeRuntime, NativeSettings
 from plughost.sdk.manifest import PluginManifest
+from tests.conftest import require_tool
 
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk" / "c"
@@ -32,17 +33,6 @@ PROBE_VARIANTS = {
     "schema4": ["-DPROBE_SCHEMA4"],
     "register_fails": ["-DPROBE_REGISTER_FAILS"],
 }
-
-
-def require_tool(name: str) -> str:
-    """The tool's path; skip (or fail under CI=true) when it is missing."""
-    path = shutil.which(name)
-    if path is None:
-        message = f"{name} not installed: the native plugin tests build real libraries with it"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        pytest.skip(message)
-    return path
 
 
 @dataclass(frozen=True)
@@ -63,7 +53,7 @@ def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 @pytest.fixture(scope="session")
 def c_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
     """Every probe variant and the C example, compiled with gcc (in parallel)."""
-    gcc = require_tool("gcc")
+    gcc = require_tool("gcc", "the native plugin tests compile real C libraries")
     out = tmp_path_factory.mktemp("native-c")
     procs = []
     libs: dict[str, Path] = {}
@@ -91,7 +81,7 @@ def c_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
 @pytest.fixture(scope="session")
 def rust_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The Rust example (cdylib, no external crates), built with cargo offline."""
-    cargo = require_tool("cargo")
+    cargo = require_tool("cargo", "the Rust example plugin is built with cargo")
     target_dir = tmp_path_factory.mktemp("native-rust")
     example = ROOT / "examples" / "native" / "rust"
     env = {**os.environ, "CARGO_TARGET_DIR": str(target_dir), "CARGO_NET_OFFLINE": "true"}

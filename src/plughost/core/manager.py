@@ -203,6 +203,9 @@ class PluginManager:
         instance = self._require(name)
         async with self._lock(name):
             candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
+            rediscover = getattr(self.runtimes.get(instance.manifest.runtime), "rediscover", None)
+            if callable(rediscover) and not instance.path.is_dir():  # native libraries: a new file may take over
+                candidate = rediscover(instance.path, instance.id) or candidate
             if candidate is None:
                 candidate = Candidate(
                     instance.id,

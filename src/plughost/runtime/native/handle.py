@@ -140,17 +140,8 @@ class NativePluginHandle:
             return
         self._stopping = True
         self.callbacks.unloading = True  # only threads inside a call (or shutdown) may call back now
-        loop = asyncio.get_running_loop()
-        drained = asyncio.Event()
-
-        def wait_idle() -> None:
-            with self._idle:
-                self._idle.wait_for(lambda: self._in_flight == 0)
-            loop.call_soon_threadsafe(drained.set)
-
-        threading.Thread(target=wait_idle, name=f"native-{self.plugin_id}-drain", daemon=True).start()
         try:
-            await asyncio.wait_for(drained.wait(), self.settings.stop_grace_s)
+            await self.wait_calls(lambda in_flight, _: in_flight == 0, self.settings.stop_grace_s)
         except TimeoutError:
             with self._lock:
                 self._deferred_shutdown = self._in_flight > 0
@@ -165,6 +156,26 @@ class NativePluginHandle:
                 self._stopped = True
                 return
         await self._finish_shutdown()
+
+    async def wait_calls(self, predicate: Callable[[int, int], bool], timeout: float) -> None:
+        """Wait until `predicate(in_flight, abandoned_running)` holds; raises TimeoutError."""
+        loop = asyncio.get_running_loop()
+        reached = asyncio.Event()
+        give_up = threading.Event()
+
+        def watch() -> None:
+            with self._idle:
+                self._idle.wait_for(lambda: give_up.is_set() or predicate(self._in_flight, self._abandoned))
+            if not give_up.is_set():
+                loop.call_soon_threadsafe(reached.set)
+
+        threading.Thread(target=watch, name=f"native-{self.plugin_id}-watch", daemon=True).start()
+        try:
+            await asyncio.wait_for(reached.wait(), timeout)
+        finally:
+            give_up.set()
+            with self._idle:
+                self._idle.notify_all()
 
     async def _finish_shutdown(self) -> None:
         try:
@@ -258,6 +269,7 @@ class NativePluginHandle:
             if self._stopping:
                 raise PluginStateError(f"plugin '{self.plugin_id}' is stopping; call {method} refused")
             self._in_flight += 1
+            self._idle.notify_all()
         self.callbacks.enter_call()
         try:
             return self.library.call(method, payload)
@@ -266,8 +278,7 @@ class NativePluginHandle:
             with self._lock:
                 self._in_flight -= 1
                 last = self._in_flight == 0
-                if last:
-                    self._idle.notify_all()
+                self._idle.notify_all()
                 deferred = last and self._deferred_shutdown
                 self._deferred_shutdown = self._deferred_shutdown and not deferred
             if deferred:
@@ -306,6 +317,7 @@ class NativePluginHandle:
         def done(_: Any) -> None:
             with self._lock:
                 self._abandoned -= 1
+                self._idle.notify_all()
 
         future.add_done_callback(done)
 

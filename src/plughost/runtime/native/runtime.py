@@ -18,7 +18,7 @@ from plughost.runtime.native.abi import CAllocator
 from plughost.runtime.native.callbacks import DEFAULT_HTTP_TIMEOUT_S, HostCallbacks
 from plughost.runtime.native.discovery import NativeDiscovery, discover_libraries, split_library_name
 from plughost.runtime.native.handle import NativePluginHandle, NativeSettings
-from plughost.runtime.native.library import NativeLibrary
+from plughost.runtime.native.library import NativeLibrary, host_arch, host_os
 from plughost.runtime.native.management import ManagementResponse, ManagementRoute
 from plughost.sdk.manifest import is_valid_plugin_id
 from plughost.sdk.models import DiscoveryStatus
@@ -74,6 +74,16 @@ class NativeRuntime:
             else:
                 logger.debug("native discovery skipped %s: %s", path, reason)
         return candidates
+
+    def rediscover(self, path: Path, plugin_id: str) -> Candidate | None:
+        """The current library for `plugin_id` near `path` (for reload: a new `-v2` file takes over)."""
+        root = path.parent
+        if root.name == host_arch() and root.parent.name == host_os():
+            root = root.parent.parent
+        for candidate in self.discover(root):
+            if candidate.id == plugin_id:
+                return candidate
+        return None
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:
