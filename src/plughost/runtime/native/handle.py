@@ -77,7 +77,7 @@ class NativePluginHandle:
         self.settings = settings or NativeSettings()
         self.registration: Registration | None = None
         self.routes = RouteTable()
-        self.descriptor = Descriptor(id=plugin_id, version=version, priority=priority)
+        self.descriptor = Descriptor(id=plugin_id, version=version or "0.0.0", priority=priority)
         self._bot_handlers: dict[str, str] = {}
         self._pool = DaemonPool(f"native-{plugin_id}", self.settings.max_call_threads)
         self._lock = threading.Lock()
@@ -369,7 +369,7 @@ class NativePluginHandle:
         }
         descriptor = Descriptor(
             id=self.plugin_id,
-            version=meta.get("Version") or self.file_version,
+            version=self.file_version or meta.get("Version") or "0.0.0",  # a `-v<version>` file name wins
             capabilities=registration.capabilities if reason is None else frozenset(),
             priority=self.priority,
             metadata=metadata,

@@ -115,7 +115,7 @@ class NativeRuntime:
             config=request.config,
             enabled=request.enabled,
             priority=request.priority,
-            version=(parsed[1] if parsed and parsed[1] else manifest.version),
+            version=parsed[1] if parsed and parsed[1] else "",
             settings=self.settings,
         )
         try:
