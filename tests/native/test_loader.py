@@ -124,3 +124,32 @@ async def test_stop_runs_shutdown_and_refuses_later_calls(c_builds: Builds, load
         assert "stopping" in str(exc)
     else:
         raise AssertionError("a stopped plugin accepted a call")
+
+
+async def test_inline_policy_learns_fast_methods_and_never_inlines_callbacks(c_builds: Builds, tmp_path):
+    from plughost.runtime.base import LoadRequest
+    from plughost.runtime.native import NativeSettings
+    from plughost.sdk.manifest import PluginManifest
+
+    runtime = NativeRuntime(NativeSettings(inline_budget_us=1_000_000))
+    handle = await runtime.load(
+        LoadRequest("inl", c_builds["probe"], PluginManifest(id="inl", runtime="native"), tmp_path)
+    )
+    try:
+        for _ in range(handle.inline.warmup):
+            assert await handle.invoke("echo", {"n": 1}) == {"n": 1}
+            await handle.invoke("host_log", None)
+        assert handle.inline.inline_methods == {"echo"}  # host_log calls back: it stays on a thread
+        offloaded = handle.stats()["offloaded_calls"]
+        assert await handle.invoke("echo", {"n": 2}) == {"n": 2}
+        assert await handle.invoke("host_log", None) == {"ok": True, "result": {}}
+        assert handle.stats()["offloaded_calls"] == offloaded + 1  # echo ran on the loop, host_log did not
+    finally:
+        await handle.stop()
+
+
+async def test_inline_is_off_by_default(c_builds: Builds, load_native: Loader):
+    handle = await load_native(c_builds["probe"])
+    for _ in range(40):
+        await handle.invoke("echo", {})
+    assert handle.inline.inline_methods == frozenset()

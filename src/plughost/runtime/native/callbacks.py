@@ -142,8 +142,14 @@ class HostCallbacks:
             self.logger.exception("host callback of plugin '%s' failed unexpectedly", self.plugin_id)
             return 1
 
+    def callbacks_on_this_thread(self) -> int:
+        """How many callbacks this thread has made so far (to tell whether a call called back)."""
+        count: int = getattr(self._local, "count", 0)
+        return count
+
     def dispatch(self, method: str, data: bytes) -> bytes:
         """Run one callback; always returns an envelope."""
+        self._local.count = getattr(self._local, "count", 0) + 1
         with self._lock:
             self.stats.calls[method] = self.stats.calls.get(method, 0) + 1
         try:

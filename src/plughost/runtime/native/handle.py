@@ -6,6 +6,7 @@ import asyncio
 import itertools
 import json
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -15,6 +16,7 @@ from plughost.errors import InvocationError, PluginStateError
 from plughost.runtime.native.bot import BOT_CAPABILITY, bot_request, bot_result, handler_methods
 from plughost.runtime.native.callbacks import HostCallbacks
 from plughost.runtime.native.envelope import NativeCallError, decode_reply
+from plughost.runtime.native.inline import InlinePolicy
 from plughost.runtime.native.library import NativeLibrary
 from plughost.runtime.native.management import (
     ManagementResponse,
@@ -45,6 +47,7 @@ class NativeSettings:
 
     max_call_threads: int = MAX_CALL_THREADS
     stop_grace_s: float = STOP_GRACE_S
+    inline_budget_us: float = 0.0  # > 0 enables `InlinePolicy` (see inline.py); off by default
 
 
 class NativePluginHandle:
@@ -79,6 +82,8 @@ class NativePluginHandle:
         self.routes = RouteTable()
         self.descriptor = Descriptor(id=plugin_id, version=version or "0.0.0", priority=priority)
         self._bot_handlers: dict[str, str] = {}
+        self.inline = InlinePolicy(self.settings.inline_budget_us)
+        self._watchers = 0
         self._pool = DaemonPool(f"native-{plugin_id}", self.settings.max_call_threads)
         self._lock = threading.Lock()
         self._idle = threading.Condition(self._lock)
@@ -122,6 +127,8 @@ class NativePluginHandle:
             "abandoned_running": self._abandoned,
             "abandoned_total": self._abandoned_total,
             "threads": self._pool.threads,
+            "offloaded_calls": self._pool.submitted,
+            "inline_methods": sorted(self.inline.inline_methods),
             "callbacks": dict(self.callbacks.stats.calls),
             "callback_failures": dict(self.callbacks.stats.failures),
         }
@@ -165,7 +172,11 @@ class NativePluginHandle:
 
         def watch() -> None:
             with self._idle:
-                self._idle.wait_for(lambda: give_up.is_set() or predicate(self._in_flight, self._abandoned))
+                self._watchers += 1
+                try:
+                    self._idle.wait_for(lambda: give_up.is_set() or predicate(self._in_flight, self._abandoned))
+                finally:
+                    self._watchers -= 1
             if not give_up.is_set():
                 loop.call_soon_threadsafe(reached.set)
 
@@ -205,8 +216,19 @@ class NativePluginHandle:
         """One host → plugin call with a JSON request (None = empty, bytes = passed verbatim)."""
         self._check_open(method)
         payload = _encode(request)
-        rc, data = await self._offload(self._call_counted, method, payload)
+        if self.inline.allows(method):
+            rc, data, elapsed, callbacks = self._timed_call(method, payload)
+        else:
+            rc, data, elapsed, callbacks = await self._offload(self._timed_call, method, payload)
+        self.inline.observe(method, elapsed, callbacks)
         return decode_reply(self.plugin_id, method, rc, data)
+
+    def _timed_call(self, method: str, payload: bytes) -> tuple[int, bytes, float, int]:
+        before = self.callbacks.callbacks_on_this_thread()
+        started = time.perf_counter()
+        rc, data = self._call_counted(method, payload)
+        elapsed = time.perf_counter() - started
+        return rc, data, elapsed, self.callbacks.callbacks_on_this_thread() - before
 
     def call_blocking(self, method: str, request: Any) -> Any:
         """The same call on the current thread (for worker processes and benchmarks, never the loop)."""
@@ -269,7 +291,8 @@ class NativePluginHandle:
             if self._stopping:
                 raise PluginStateError(f"plugin '{self.plugin_id}' is stopping; call {method} refused")
             self._in_flight += 1
-            self._idle.notify_all()
+            if self._watchers:
+                self._idle.notify_all()
         self.callbacks.enter_call()
         try:
             return self.library.call(method, payload)
@@ -278,7 +301,8 @@ class NativePluginHandle:
             with self._lock:
                 self._in_flight -= 1
                 last = self._in_flight == 0
-                self._idle.notify_all()
+                if self._watchers:
+                    self._idle.notify_all()
                 deferred = last and self._deferred_shutdown
                 self._deferred_shutdown = self._deferred_shutdown and not deferred
             if deferred:
@@ -385,12 +409,15 @@ class NativePluginHandle:
         return descriptor
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False)
+
+
 def _encode(request: Any) -> bytes:
     if request is None:
         return b""
     if isinstance(request, bytes | bytearray | memoryview):
         return bytes(request)
-    return json.dumps(request, separators=(",", ":"), ensure_ascii=False).encode()
+    return _ENCODER.encode(request).encode()
 
 
 __all__ = ["NativePluginHandle", "NativeSettings", "Path"]

@@ -27,12 +27,14 @@ class DaemonPool:
         self._idle = 0
         self._threads = 0
         self._closed = False
+        self.submitted = 0
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
         future: Future[T] = Future()
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"worker pool {self.name} is shut down")
+            self.submitted += 1
             if self._idle > 0:
                 self._idle -= 1
             elif self._threads < self.max_workers:

@@ -1,0 +1,68 @@
+"""Opt-in: learn which methods may run on the event loop thread instead of a worker thread.
+
+A hop to a worker thread costs tens of microseconds; a trivial native call costs a few.
+With a budget set (`NativeSettings.inline_budget_us`), a method that ran `warmup` times on a
+worker thread within the budget (at most a quarter of its runs slower — thread timings include
+waiting for the GIL) and never called back into the host runs inline from then on. An inline run
+over the budget sends it back to the worker threads (three times → for good); a callback bans it
+at once. An inline call cannot be timed out by the guard — keep the budget small (≤ 100 µs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_WARMUP = 32
+MAX_DEMOTIONS = 3
+
+
+@dataclass
+class _Record:
+    fast: int = 0
+    slow: int = 0
+    demotions: int = 0
+
+
+@dataclass
+class InlinePolicy:
+    budget_us: float = 0.0
+    warmup: int = DEFAULT_WARMUP
+    _records: dict[str, _Record] = field(default_factory=dict)
+    _inline: set[str] = field(default_factory=set)
+    _banned: set[str] = field(default_factory=set)
+
+    def allows(self, method: str) -> bool:
+        return method in self._inline
+
+    def observe(self, method: str, elapsed_s: float, callbacks: int) -> None:
+        """Record one run (called on the event loop thread)."""
+        if self.budget_us <= 0 or method in self._banned:
+            return
+        if callbacks:
+            self._ban(method)
+            return
+        record = self._records.setdefault(method, _Record())
+        fast = elapsed_s * 1e6 <= self.budget_us
+        if method in self._inline:
+            if not fast:
+                self._inline.discard(method)
+                record.demotions += 1
+                record.fast = record.slow = 0
+                if record.demotions >= MAX_DEMOTIONS:
+                    self._ban(method)
+            return
+        if fast:
+            record.fast += 1
+        else:
+            record.slow += 1
+        if record.fast >= self.warmup and record.slow * 4 <= record.fast:
+            self._inline.add(method)
+
+    def _ban(self, method: str) -> None:
+        self._banned.add(method)
+        self._inline.discard(method)
+        self._records.pop(method, None)
+
+    @property
+    def inline_methods(self) -> frozenset[str]:
+        return frozenset(self._inline)
