@@ -118,3 +118,27 @@ async def test_bot_sends_from_plugin_threads_wait_on_the_handle_in_order(c_build
     assert [s["message"][0]["data"]["text"] for s in sends] == [f"thread {i}" for i in range(5)]
     assert all(s["target"] == "group" and s["group_id"] == 5 for s in sends)
     assert handle.take_pending_sends() == []
+
+
+async def test_bot_sends_are_kept_in_order_even_when_the_callback_fails(c_builds: Builds, load_native: Loader):
+    from plughost.runtime.native import NativeCallError
+
+    handle = await load_native(c_builds["probe"], "botty")
+    ok = await handle.invoke("bot.command", {"handler": "fine", "sender_id": 7})
+    assert ok["action"] == "reply" and ok["segments"] == [{"type": "text", "data": {"text": "seg"}}]
+    assert [s["message"][0]["data"]["text"] for s in ok["sends"]] == ["send 1", "send 2"]
+    with pytest.raises(NativeCallError, match="handler failed") as failed:
+        await handle.invoke("bot.command", {"handler": "fail"})
+    assert [s["message"][0]["data"]["text"] for s in failed.value.sends] == ["send 1", "send 2"]
+    with pytest.raises(NativeCallError, match="unknown bot action 'explode'") as weird:
+        await handle.invoke("bot.command", {"handler": "weird"})
+    assert len(weird.value.sends) == 2
+    assert handle.take_pending_sends() == []
+
+
+async def test_concurrent_bot_calls_keep_their_sends_apart(c_builds: Builds, load_native: Loader):
+    import asyncio
+
+    handle = await load_native(c_builds["probe"], "botty")
+    results = await asyncio.gather(*(handle.invoke("bot.command", {"handler": "fine"}) for _ in range(16)))
+    assert all(len(r["sends"]) == 2 for r in results)

@@ -89,3 +89,11 @@ async def test_higher_priority_plugin_wins_a_route_collision(c_builds: Builds, n
     assert refused.status == 404 and b"served by plugin 'high'" in refused.body
     assert (await native_runtime.handle_management("high", "GET", "/v0/management/example-c/status")).status == 200
     assert low.descriptor.priority == 1 and high.descriptor.priority == 9
+
+
+async def test_capability_lists_are_ordered_by_priority_then_id(c_builds: Builds, native_runtime, load_native: Loader):
+    await load_native(c_builds["example_c"], "b-low", priority=1)
+    await load_native(c_builds["example_c"], "a-high", priority=9)
+    await load_native(c_builds["example_c"], "c-high", priority=9)
+    await load_native(c_builds["bad_meta"], "inactive", priority=99)
+    assert [h.plugin_id for h in native_runtime.with_capability("bot")] == ["a-high", "c-high", "b-low"]

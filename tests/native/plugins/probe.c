@@ -157,6 +157,19 @@ static int probe_call(const char *method, const uint8_t *req, size_t len, clipro
         return reply(resp, "{\"OK\":true,\"Result\":{\"Schema_Version\":3,\"Metadata\":{\"name\":\"probe\",\"version\":\"1.0.0\",\"author\":\"qa\",\"githubrepository\":\"https://example.invalid/probe\",\"ConfigFields\":[{\"Name\":\"greeting\",\"Type\":\"string\"}]},\"Capabilities\":{\"executor\":true,\"management_api\":true,\"executor_input_formats\":[\"openai\"]}}}");
 #endif
     }
+    if (!strcmp(method, "bot.command")) { /* sends twice, then fails when handler is "fail" */
+        char cbid[128] = "", handler[64] = "";
+        json_str(body, len, "host_callback_id", cbid, sizeof cbid);
+        json_str(body, len, "handler", handler, sizeof handler);
+        for (int i = 1; i <= 2; i++) {
+            char req[256];
+            snprintf(req, sizeof req, "{\"target\":\"private\",\"user_id\":7,\"message\":\"send %d\",\"host_callback_id\":\"%s\"}", i, cbid);
+            free(host_call(g_host->host_ctx, "host.bot.send", req));
+        }
+        if (!strcmp(handler, "fail")) return reply(resp, "{\"ok\":false,\"error\":{\"code\":\"plugin_error\",\"message\":\"handler failed\"}}");
+        if (!strcmp(handler, "weird")) return reply(resp, "{\"ok\":true,\"result\":{\"action\":\"explode\"}}");
+        return reply(resp, "{\"ok\":true,\"result\":[{\"type\":\"text\",\"data\":{\"text\":\"seg\"}}]}");
+    }
     if (!strcmp(method, "echo")) {
         if (req == NULL) return reply(resp, "{\"ok\":true,\"result\":null}");
         return reply(resp, "{\"ok\":true,\"result\":%.*s}", (int)len, body);

@@ -269,9 +269,11 @@ class NativePluginHandle:
             result = decode_reply(self.plugin_id, method, rc, data)
             return bot_result(result, sends)
         except ValueError as exc:
-            raise NativeCallError(f"plugin '{self.plugin_id}' {method}: {exc}", code="invalid_reply") from None
+            error = NativeCallError(f"plugin '{self.plugin_id}' {method}: {exc}", code="invalid_reply")
+            error.sends = sends
+            raise error from None
         except NativeCallError as exc:
-            exc.sends = sends  # type: ignore[attr-defined]  # flushed even when the callback failed
+            exc.sends = sends  # flushed even when the callback failed
             raise
 
     def _bot_call_counted(self, method: str, payload: bytes, callback_id: str) -> tuple[int, bytes, list[Any]]:

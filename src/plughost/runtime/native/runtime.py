@@ -138,6 +138,13 @@ class NativeRuntime:
             raise PluginNotFoundError(plugin_id)
         return handle
 
+    def with_capability(self, capability: str) -> list[NativePluginHandle]:
+        """Active plugins that declare `capability`, higher priority first, ties by id."""
+        with self._lock:
+            handles = [h for h in self._handles.values() if not h._stopping]
+        chosen = [h for h in handles if capability in h.descriptor.capabilities]
+        return sorted(chosen, key=lambda h: (-h.priority, h.plugin_id))
+
     # management ------------------------------------------------------------------------------
     def management_routes(self) -> list[ManagementRoute]:
         """Every plugin's routes and resources; higher priority (then lower id) wins a collision."""
