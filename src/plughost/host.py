@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.bot.commands.permissions import PermissionService
+from plughost.bot.commands.service import CommandService
 from plughost.core.config import HostConfig
 from plughost.core.manager import PluginManager
 from plughost.runtime import Runtime
@@ -38,6 +40,16 @@ class Host:
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
+        self.commands = CommandService(
+            self.manager,
+            config=self.config.commands,
+            permissions=PermissionService(
+                self.workspace / self.config.permissions.file,
+                default_permittees=self.config.permissions.default_permittees,
+            ),
+            request_stop=self.request_stop,
+            started_at=self.started_at,
+        )
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -48,7 +60,7 @@ class Host:
 
     async def start(self) -> int:
         """Load the workspace; returns how many plugins loaded."""
-        self.started_at = time.time()
+        self.started_at = self.commands.environment.started_at = time.time()
         return await self.manager.discover_and_load_all()
 
     def request_stop(self) -> None:

@@ -9,6 +9,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
 from plughost.errors import ConfigError
 
@@ -43,6 +44,8 @@ class HostConfig(_Section):
 
     host: HostSection = Field(default_factory=HostSection)
     guard: GuardSection = Field(default_factory=GuardSection)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
 
     @classmethod
     def load(cls, workspace: Path) -> HostConfig:

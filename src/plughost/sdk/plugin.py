@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_type_hints
 
 from plughost.errors import InvocationError, ManifestError, PlugHostError, ValidationIssue
+from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.descriptor import Descriptor, MethodSpec
 from plughost.sdk.manifest import find_manifest_file, load_manifest
 from plughost.sdk.models import PluginExecutionContext
@@ -116,7 +117,7 @@ def as_context(request: Any) -> PluginExecutionContext:
     return PluginExecutionContext.model_validate(request or {})
 
 
-class Plugin:
+class Plugin(CommandsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:
@@ -207,13 +208,14 @@ class Plugin:
 
     def describe(self) -> Descriptor:
         """The plugin's descriptor, built from everything declared so far."""
-        return Descriptor(
+        descriptor = Descriptor(
             id=self.id,
             version=self.version,
             methods=tuple(self.methods.values()),
             capabilities=frozenset(self.capabilities | ({"methods"} if self.methods else set())),
             metadata={"description": self.description} if self.description else {},
         )
+        return self._extend_descriptor(descriptor)
 
 
 async def call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:
