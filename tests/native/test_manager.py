@@ -79,3 +79,18 @@ async def test_reload_switches_to_a_new_version_and_retires_the_old_after_its_ca
         assert await in_flight == "released"
         assert old.library.shut_down  # shutdown ran once the last call returned
         assert old.callbacks.retired
+
+
+async def test_failing_native_calls_open_the_circuit_breaker(tmp_path: Path, c_builds: Builds):
+    ws = native_workspace(tmp_path, {"probe.so": c_builds["probe"], "healthy.so": c_builds["probe"]})
+    async with manager(ws) as pm:
+        await pm.discover_and_load_all()
+        for _ in range(3):
+            failed = await pm.invoke("probe", "rc_raw", {})
+            assert not failed.success and "returned 9" in (failed.error or "")
+        isolated = await pm.invoke("probe", "echo", {})
+        assert not isolated.success and isolated.metadata.get("isolated") is True
+        assert pm.guard.snapshot("probe")["breaker"]["isolations"] == 1
+        assert (await pm.invoke("healthy", "echo", {"x": 1})).result == {"x": 1}  # others unaffected
+        events = [e.event_type for e in pm.get_events("probe")]
+        assert "isolate" in events
