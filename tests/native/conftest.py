@@ -91,6 +91,28 @@ def rust_example(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return lib
 
 
+@pytest.fixture(scope="session")
+def go_probe(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A Go `c-shared` plugin (cgo, standard library only), built in GOPATH mode."""
+    go = require_tool("go", "a Go c-shared test plugin proves Go builds load unchanged")
+    require_tool("gcc", "cgo needs a C compiler")
+    work = tmp_path_factory.mktemp("native-go")
+    package = work / "src" / "goprobe"
+    shutil.copytree(Path(__file__).parent / "plugins" / "goprobe", package)
+    target = work / "goprobe.so"
+    env = {
+        **os.environ,
+        "GO111MODULE": "off",
+        "GOPATH": str(work),
+        "GOCACHE": str(work / "cache"),
+        "GOFLAGS": "",
+        "CGO_ENABLED": "1",
+        "CGO_CFLAGS": f"-I{SDK}",
+    }
+    _run([go, "build", "-buildmode=c-shared", "-o", str(target), "."], cwd=package, env=env)
+    return target
+
+
 Loader = Callable[..., Coroutine[Any, Any, NativePluginHandle]]
 
 
