@@ -134,6 +134,11 @@ class NativePluginHandle:
         }
 
     @property
+    def stopping(self) -> bool:
+        """True once `stop` was called (no new calls are accepted)."""
+        return self._stopping
+
+    @property
     def in_flight(self) -> int:
         return self._in_flight
 

@@ -134,14 +134,14 @@ class NativeRuntime:
         """The current (newest, not stopped) handle of a native plugin."""
         with self._lock:
             handle = self._handles.get(plugin_id)
-        if handle is None or handle._stopping:
+        if handle is None or handle.stopping:
             raise PluginNotFoundError(plugin_id)
         return handle
 
     def with_capability(self, capability: str) -> list[NativePluginHandle]:
         """Active plugins that declare `capability`, higher priority first, ties by id."""
         with self._lock:
-            handles = [h for h in self._handles.values() if not h._stopping]
+            handles = [h for h in self._handles.values() if not h.stopping]
         chosen = [h for h in handles if capability in h.descriptor.capabilities]
         return sorted(chosen, key=lambda h: (-h.priority, h.plugin_id))
 
@@ -149,7 +149,7 @@ class NativeRuntime:
     def management_routes(self) -> list[ManagementRoute]:
         """Every plugin's routes and resources; higher priority (then lower id) wins a collision."""
         with self._lock:
-            handles = [h for h in self._handles.values() if not h._stopping]
+            handles = [h for h in self._handles.values() if not h.stopping]
         handles.sort(key=lambda h: (-h.priority, h.plugin_id))
         taken: set[tuple[str, str]] = set()
         routes: list[ManagementRoute] = []
