@@ -141,7 +141,10 @@ async def test_no_capability_loads_inactive_with_the_reason(c_builds: Builds, lo
 async def test_unknown_host_callback_answers_host_call_failed(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
     reply = await handle.invoke("host_raw", {"method": "host.nope", "request": "{}"})
-    assert reply == {"ok": False, "error": {"code": "host_call_failed", "message": "unsupported host callback host.nope"}}
+    assert reply == {
+        "ok": False,
+        "error": {"code": "host_call_failed", "message": "unsupported host callback host.nope"},
+    }
     assert handle.callbacks.stats.failures == {"host.nope": 1}
     await assert_still_healthy(handle)
 

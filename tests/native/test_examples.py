@@ -51,7 +51,12 @@ async def test_bot_command_replies_logs_and_queues_sends_in_order(
         )
     assert result["action"] == "reply" and result["text"] == "Hi, hello wörld"
     assert result["sends"] == [
-        {"target": "group", "group_id": 20002, "user_id": None, "message": [{"type": "text", "data": {"text": "(echo logged)"}}]}
+        {
+            "target": "group",
+            "group_id": 20002,
+            "user_id": None,
+            "message": [{"type": "text", "data": {"text": "(echo logged)"}}],
+        }
     ]
     assert any("echo called" in r.getMessage() and "group=20002" in r.getMessage() for r in caplog.records)
     assert plugin.take_pending_sends() == []  # in-call sends went with the result, not to the handle
@@ -60,8 +65,10 @@ async def test_bot_command_replies_logs_and_queues_sends_in_order(
 async def test_bot_route_and_pre_handle(plugin: NativePluginHandle):
     poke = {"post_type": "notice", "notice_type": "notify", "sub_type": "poke", "group_id": 1, "user_id": 2}
     assert (await plugin.invoke("on_poke", {"event": poke, "group_id": 1}))["text"] == "ouch"
-    assert (await plugin.invoke("guard", {"raw_event_json": json.dumps({"raw_message": "buy spam"})}))["action"] == "block"
-    assert (await plugin.invoke("guard", {"raw_event_json": "{\"raw_message\":\"hello\"}"}))["action"] == "allow"
+    assert (await plugin.invoke("guard", {"raw_event_json": json.dumps({"raw_message": "buy spam"})}))[
+        "action"
+    ] == "block"
+    assert (await plugin.invoke("guard", {"raw_event_json": '{"raw_message":"hello"}'}))["action"] == "allow"
 
 
 async def test_bot_fetch_uses_host_http_do(plugin: NativePluginHandle, http_server):  # noqa: F811
@@ -79,7 +86,10 @@ async def test_management_routes_are_normalised_and_served(plugin: NativePluginH
         ("resource", "GET", f"/v0/resource/plugins/{plugin_id}/index.html"),
     ]
     page = await plugin.handle_management("GET", f"/v0/resource/plugins/{plugin_id}/index.html")
-    assert page.status == 200 and page.body.decode() == f"<h1>Hi from {example[0].upper() if example[0] == 'c' else 'Rust'}</h1>"
+    assert (
+        page.status == 200
+        and page.body.decode() == f"<h1>Hi from {example[0].upper() if example[0] == 'c' else 'Rust'}</h1>"
+    )
     assert page.headers["Content-Type"] == ["text/html; charset=utf-8"]
     await plugin.invoke("echo", {"args": ["x"]})
     status = await plugin.handle_management("GET", f"/v0/management/{plugin_id}/status", {"X": ["1"]}, {"q": "1"})

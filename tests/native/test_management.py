@@ -49,7 +49,9 @@ def test_routes_are_prefixed_upper_cased_and_checked() -> None:
 
 
 def test_builtin_routes_win() -> None:
-    table = build_route_table("alpha", {"routes": [{"Path": "/v0/management/config"}]}, taken=[("GET", "/v0/management/config")])
+    table = build_route_table(
+        "alpha", {"routes": [{"Path": "/v0/management/config"}]}, taken=[("GET", "/v0/management/config")]
+    )
     assert table.routes == [] and "already served" in table.rejected[0]
 
 

@@ -7,7 +7,8 @@
 mod json;
 
 use json::{b64_decode, b64_encode, parse, Json};
-use std::ffi::{c_char, c_int, c_void, CStr, CString};
+use std::ffi::{CStr, CString};
+use std::os::raw::{c_char, c_int, c_void};
 use std::panic::catch_unwind;
 use std::sync::atomic::{AtomicPtr, Ordering};
 use std::sync::Mutex;
