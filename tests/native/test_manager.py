@@ -94,3 +94,21 @@ async def test_failing_native_calls_open_the_circuit_breaker(tmp_path: Path, c_b
         assert (await pm.invoke("healthy", "echo", {"x": 1})).result == {"x": 1}  # others unaffected
         events = [e.event_type for e in pm.get_events("probe")]
         assert "isolate" in events
+
+
+async def test_a_plugin_directory_with_a_native_manifest_loads_and_reloads(tmp_path: Path, c_builds: Builds):
+    ws = native_workspace(tmp_path, {})
+    plugin_dir = ws / "plugins" / "fancy"
+    plugin_dir.mkdir()
+    shutil.copyfile(c_builds["example_c"], plugin_dir / "libfancy.so")
+    (plugin_dir / "plugin.toml").write_text(
+        'id = "fancy"\nversion = "2.1.0"\nruntime = "native"\nentry = "libfancy.so"\n[permissions]\nnetwork = false\n'
+    )
+    async with manager(ws) as pm:
+        assert await pm.discover_and_load_all() == 1
+        result = await pm.invoke("fancy", "fetch", {"args": ["http://127.0.0.1:9/"]})
+        assert result.success and "lacks the network permission" in result.result["text"]
+        first = pm.get_plugin("fancy").handle  # type: ignore[union-attr]
+        instance = await pm.reload_plugin("fancy")
+        assert instance.handle is not first and instance.manifest.version == "2.1.0"
+        assert (await pm.invoke("fancy", "echo", {"args": ["again"]})).result["text"] == "Hello, again"
