@@ -26,3 +26,5 @@ def test_execute_and_info_for_a_native_plugin(tmp_path: Path, c_builds: Builds) 
     assert info["descriptor"]["metadata"]["plugin"]["Author"] == "plughost"
     half = json.loads(plughost("plugins", "info", "half", "--json", "-w", ws).stdout)
     assert half["descriptor"]["metadata"]["inactive_reason"] == "metadata Author is blank"
+    table = plughost("plugins", "info", "half", "-w", ws)
+    assert table.returncode == 0 and "inactive: metadata Author is blank" in table.stdout
