@@ -153,3 +153,13 @@ async def test_inline_is_off_by_default(c_builds: Builds, load_native: Loader):
     for _ in range(40):
         await handle.invoke("echo", {})
     assert handle.inline.inline_methods == frozenset()
+
+
+async def test_stop_leaves_no_thread_behind(c_builds: Builds, load_native: Loader):
+    import threading
+
+    handle = await load_native(c_builds["probe"], "tidy")
+    await asyncio.gather(*(handle.invoke("block", {"wait_active": 6}) for _ in range(6)))
+    assert any(t.name.startswith("native-tidy") for t in threading.enumerate())
+    await handle.stop()
+    assert [t.name for t in threading.enumerate() if t.name.startswith("native-tidy")] == []

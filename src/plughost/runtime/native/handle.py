@@ -39,6 +39,7 @@ from plughost.sdk.handle import Health
 T = TypeVar("T")
 MAX_CALL_THREADS = 64
 STOP_GRACE_S = 10.0
+POOL_JOIN_S = 2.0
 
 
 @dataclass(frozen=True)
@@ -205,6 +206,8 @@ class NativePluginHandle:
             self.callbacks.close()
             self._pool.shutdown()
             self._stopped = True
+        if not await asyncio.to_thread(self._pool.join, POOL_JOIN_S):
+            self.callbacks.logger.warning("plugin '%s': worker threads did not exit", self.plugin_id)
 
     # calls -----------------------------------------------------------------------------------
     async def invoke(self, name: str, request: Any) -> Any:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
@@ -27,6 +28,7 @@ class DaemonPool:
         self._idle = 0
         self._threads = 0
         self._closed = False
+        self._workers: list[threading.Thread] = []
         self.submitted = 0
 
     def submit(self, fn: Callable[..., T], *args: Any) -> Future[T]:
@@ -39,7 +41,9 @@ class DaemonPool:
                 self._idle -= 1
             elif self._threads < self.max_workers:
                 self._threads += 1
-                threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True).start()
+                worker = threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True)
+                self._workers.append(worker)
+                worker.start()
         self._queue.put((future, fn, args))
         return future
 
@@ -54,6 +58,13 @@ class DaemonPool:
             count = self._threads
         for _ in range(count):
             self._queue.put(None)
+
+    def join(self, timeout: float) -> bool:
+        """After `shutdown`: wait up to `timeout` s for the threads to exit; False if some still run."""
+        deadline = time.monotonic() + timeout
+        for worker in list(self._workers):
+            worker.join(max(0.0, deadline - time.monotonic()))
+        return not any(w.is_alive() for w in self._workers)
 
     def _work(self) -> None:
         while True:
