@@ -112,3 +112,23 @@ async def test_a_plugin_directory_with_a_native_manifest_loads_and_reloads(tmp_p
         instance = await pm.reload_plugin("fancy")
         assert instance.handle is not first and instance.manifest.version == "2.1.0"
         assert (await pm.invoke("fancy", "echo", {"args": ["again"]})).result["text"] == "Hello, again"
+
+
+async def test_chat_commands_reach_a_native_plugin_through_the_command_engine(tmp_path: Path, c_builds: Builds):
+    from plughost.bot.commands.service import CommandService
+    from plughost.sdk.senders import CommandSender
+
+    ws = native_workspace(tmp_path, {"example-c.so": c_builds["example_c"]})
+    async with manager(ws) as pm:
+        await pm.discover_and_load_all()
+        commands = CommandService(pm)
+        console = CommandSender.console()
+        result = await commands.execute_command(console, "/echo hi there")
+        assert result.ok, result.error
+        assert result.text == "Hello, hi there"
+        alias = await commands.execute_command(console, "/say again")
+        assert alias.ok and alias.text == "Hello, again"
+        member = CommandSender.member(20, 10, nickname="ann")
+        denied = await commands.execute_command(member, "/echo hi")
+        assert denied.kind == "permission_denied"  # members need the plugin's command permission
+        assert pm.guard.snapshot("example-c")["handlers"]["echo"]["calls"] == 2

@@ -53,6 +53,8 @@ def bot_request(handler: str, request: Any, callback_id: str) -> dict[str, Any]:
     `raw_event_json` is a JSON string; an `event` mapping in `request` is serialised into it.
     """
     data: dict[str, Any] = dict(request) if isinstance(request, Mapping) else {"args": request}
+    if isinstance(data.get("context"), Mapping):
+        data = _from_command_request(data)
     event = data.pop("event", None)
     if event is not None and not data.get("raw_event_json"):
         data["raw_event_json"] = json.dumps(event, ensure_ascii=False)
@@ -70,10 +72,46 @@ def bot_request(handler: str, request: Any, callback_id: str) -> dict[str, Any]:
     return out
 
 
-def bot_result(result: Any, sends: list[dict[str, Any]]) -> dict[str, Any]:
-    """Normalise a bot reply to `{"action", …, "sends": [...]}`.
+def _from_command_request(data: dict[str, Any]) -> dict[str, Any]:
+    """The command engine's request JSON (`context`, `args`, `varargs`, `raw`) → QimenBot fields.
 
-    A bare string is a text reply; a list is a segment reply; null/{} means ignore.
+    The engine's fields stay (its named `args` move to `named_args`).
+    """
+    context = data["context"]
+    sender = context.get("sender") or {}
+    named = data.get("args") or {}
+    values = [*(named.values() if isinstance(named, Mapping) else named), *(data.get("varargs") or ())]
+    out = {k: v for k, v in data.items() if k != "args"}
+    out.update(
+        args=[text for value in values for text in _texts(value)],
+        named_args=named,
+        command_name=str(context.get("command") or ""),
+        sender_id=sender.get("user_id") or 0,
+        group_id=sender.get("group_id") or 0,
+        sender_nickname=str(sender.get("nickname") or ""),
+    )
+    return out
+
+
+def _texts(value: Any) -> list[str]:
+    """An argument as command words: messages/segments as their text, lists flattened."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, Mapping) and "type" in v for v in value):
+            return ["".join(str(v.get("data", {}).get("text", "")) for v in value)]
+        return [text for item in value for text in _texts(item)]
+    if isinstance(value, Mapping) and "type" in value:
+        return [str(value.get("data", {}).get("text", ""))]
+    if isinstance(value, bool):
+        return ["true" if value else "false"]
+    return [str(value)]
+
+
+def bot_result(result: Any, sends: list[dict[str, Any]]) -> dict[str, Any]:
+    """Normalise a bot reply to `{"action", …, "reply", "sends": [...]}`.
+
+    A bare string is a text reply; a list is a segment reply; null/{} means ignore. `reply` is
+    the text or segments to send (None when there is nothing to say), the shape the command
+    engine understands.
     """
     if result is None or result == {}:
         out: dict[str, Any] = {"action": "ignore"}
@@ -89,5 +127,7 @@ def bot_result(result: Any, sends: list[dict[str, Any]]) -> dict[str, Any]:
         out["action"] = action
     else:
         out = {"action": "reply", "text": str(result)}
+    if "reply" not in out:
+        out["reply"] = out.get("segments") or out.get("text") or None
     out["sends"] = sends
     return out
