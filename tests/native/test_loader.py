@@ -163,3 +163,22 @@ async def test_stop_leaves_no_thread_behind(c_builds: Builds, load_native: Loade
     assert any(t.name.startswith("native-tidy") for t in threading.enumerate())
     await handle.stop()
     assert [t.name for t in threading.enumerate() if t.name.startswith("native-tidy")] == []
+
+
+async def test_many_concurrent_calls_with_callbacks(c_builds: Builds, load_native: Loader):
+    handle = await load_native(c_builds["probe"], "busy")
+    calls = []
+    for i in range(64):
+        calls.append(handle.invoke("echo", {"i": i}))
+        calls.append(handle.invoke("host_log", None))
+    results = await asyncio.gather(*calls)
+    assert results[0::2] == [{"i": i} for i in range(64)]
+    assert all(r == {"ok": True, "result": {}} for r in results[1::2])
+    assert handle.callbacks.stats.calls["host.log"] == 64
+    assert (await handle.invoke("stats", None))["bad_frees"] == 0
+
+
+async def test_a_10_mb_request_is_passed_whole(c_builds: Builds, load_native: Loader):
+    handle = await load_native(c_builds["probe"], "bigreq")
+    payload = {"blob": "ü" * (5 * 1024 * 1024)}  # 10 MB of UTF-8
+    assert await handle.invoke("echo", payload) == payload
