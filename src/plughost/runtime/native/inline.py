@@ -2,10 +2,12 @@
 
 A hop to a worker thread costs tens of microseconds; a trivial native call costs a few.
 With a budget set (`NativeSettings.inline_budget_us`), a method that ran `warmup` times on a
-worker thread within the budget (at most a quarter of its runs slower — thread timings include
-waiting for the GIL) and never called back into the host runs inline from then on. An inline run
-over the budget sends it back to the worker threads (three times → for good); a callback bans it
-at once. An inline call cannot be timed out by the guard — keep the budget small (≤ 100 µs).
+worker thread without calling back into the host, within budget + `THREAD_SLACK_US` (timings on a
+worker thread include waiting for the GIL and the scheduler; at most a quarter of the runs may be
+slower), runs inline from then on. Inline runs are timed exactly: one over the budget sends the
+method back to the worker threads (the third time for good); a callback bans it at once. So a
+method can block the loop at most three times, each for less than budget + slack. An inline call
+cannot be timed out by the guard — keep the budget small (≤ 100 µs).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_WARMUP = 32
 MAX_DEMOTIONS = 3
+THREAD_SLACK_US = 1000.0
 
 
 @dataclass
@@ -35,23 +38,22 @@ class InlinePolicy:
         return method in self._inline
 
     def observe(self, method: str, elapsed_s: float, callbacks: int) -> None:
-        """Record one run (called on the event loop thread)."""
+        """Record one run (called on the event loop thread; `elapsed_s` of the native call)."""
         if self.budget_us <= 0 or method in self._banned:
             return
         if callbacks:
             self._ban(method)
             return
         record = self._records.setdefault(method, _Record())
-        fast = elapsed_s * 1e6 <= self.budget_us
         if method in self._inline:
-            if not fast:
+            if elapsed_s * 1e6 > self.budget_us:
                 self._inline.discard(method)
                 record.demotions += 1
                 record.fast = record.slow = 0
                 if record.demotions >= MAX_DEMOTIONS:
                     self._ban(method)
             return
-        if fast:
+        if elapsed_s * 1e6 <= self.budget_us + THREAD_SLACK_US:
             record.fast += 1
         else:
             record.slow += 1
