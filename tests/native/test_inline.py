@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plughost.runtime.native.inline import MAX_DEMOTIONS, THREAD_SLACK_US, InlinePolicy
+from plughost.runtime.native.inline import BLOCKED_S, MAX_DEMOTIONS, THREAD_SLACK_US, WINDOW, InlinePolicy
 
 
 def test_off_without_a_budget() -> None:
@@ -19,8 +19,13 @@ def test_promoted_after_warmup_and_demoted_by_slow_inline_runs() -> None:
     assert not policy.allows("m")
     policy.observe("m", (50 + THREAD_SLACK_US / 2) * 1e-6, 0)  # thread timing noise is tolerated
     assert policy.allows("m")
+    policy.observe("m", 200e-6, 0)  # one noisy inline run does not demote it
+    assert policy.allows("m")
     for demotion in range(MAX_DEMOTIONS):
-        policy.observe("m", 60e-6, 0)  # an exact inline timing over the budget
+        for _ in range(WINDOW * 4):  # inline runs that are consistently over the budget
+            policy.observe("m", 80e-6, 0)
+            if not policy.allows("m"):
+                break
         assert not policy.allows("m")
         for _ in range(4):
             policy.observe("m", 10e-6, 0)
@@ -40,3 +45,13 @@ def test_a_callback_bans_at_once_and_mostly_slow_methods_stay_on_threads() -> No
         policy.observe("slow", 5e-3, 0)
         policy.observe("slow", 1e-6, 0)
     assert not policy.allows("slow")  # half of its runs were slow
+
+
+def test_one_blocking_run_demotes_at_once() -> None:
+    policy = InlinePolicy(50, warmup=1)
+    policy.observe("m", 1e-6, 0)
+    assert policy.allows("m")
+    policy.observe("m", 0.05, 0)  # a 50 ms stall is the scheduler …
+    assert policy.allows("m")
+    policy.observe("m", BLOCKED_S + 0.01, 0)  # … but a call this long blocked the loop
+    assert not policy.allows("m")
