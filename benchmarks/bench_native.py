@@ -31,11 +31,14 @@ TRIVIAL_C = r"""
 #include "plughost_plugin.h"
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 static const char OK[] = "{\"ok\":true,\"result\":1}";
 static const char META[] = "{\"ok\":true,\"result\":{\"schema_version\":3,\"metadata\":{\"Name\":\"bench\","
     "\"Version\":\"1.0.0\",\"Author\":\"bench\",\"GitHubRepository\":\"-\"},\"capabilities\":{\"executor\":true}}}";
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
 static int call(const char *m, const uint8_t *req, size_t len, cliproxy_buffer *resp) {
     (void)req; (void)len;
+    if (strcmp(m, "spin") == 0) { double end = now() + 200e-6; while (now() < end) {} }
     const char *body = strncmp(m, "plugin.", 7) == 0 ? META : OK;
     size_t n = strlen(body);
     resp->ptr = malloc(n);
@@ -91,12 +94,12 @@ async def _per_call_us(call, loops: int) -> float:  # type: ignore[no-untyped-de
     return median(samples)
 
 
-def _threads_per_call_us(func, threads: int) -> float:  # type: ignore[no-untyped-def]
+def _threads_per_call_us(func, threads: int, per_thread: int = PER_THREAD) -> float:  # type: ignore[no-untyped-def]
     barrier = threading.Barrier(threads + 1)
 
     def work() -> None:
         barrier.wait()
-        for _ in range(PER_THREAD):
+        for _ in range(per_thread):
             func()
 
     pool = [threading.Thread(target=work) for _ in range(threads)]
@@ -106,7 +109,7 @@ def _threads_per_call_us(func, threads: int) -> float:  # type: ignore[no-untype
     start = time.perf_counter()
     for t in pool:
         t.join()
-    return (time.perf_counter() - start) / (PER_THREAD * threads) * 1e6
+    return (time.perf_counter() - start) / (per_thread * threads) * 1e6
 
 
 async def _measure(directory: Path) -> list[Row]:
@@ -142,6 +145,8 @@ async def _measure(directory: Path) -> list[Row]:
         concurrent_native = await _per_call_us(burst, SEQUENTIAL // THREADS) / THREADS
         one_thread = _threads_per_call_us(lambda: native.call_blocking("noop", REQUEST), 1)
         eight_threads = _threads_per_call_us(lambda: native.call_blocking("noop", REQUEST), THREADS)
+        spin_one = _threads_per_call_us(lambda: native.call_blocking("spin", REQUEST), 1, 400)
+        spin_eight = _threads_per_call_us(lambda: native.call_blocking("spin", REQUEST), THREADS, 100)
     finally:
         await native.stop()
         await inline.stop()
@@ -179,6 +184,14 @@ async def _measure(directory: Path) -> list[Row]:
             "µs",
             "",
             f"1 thread {one_thread:.2f} µs → scaling ×{one_thread / eight_threads:.2f}",
+            None,
+        ),
+        Row(
+            f"native: calls doing 200 µs of C work, {THREADS} threads (per call, wall)",
+            spin_eight,
+            "µs",
+            "",
+            f"1 thread {spin_one:.1f} µs → scaling ×{spin_one / spin_eight:.2f} (GIL released in C)",
             None,
         ),
     ]
