@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import threading
@@ -149,9 +150,10 @@ class NativePluginHandle:
         If calls are still running after the grace period (a hung plugin), `shutdown` is
         deferred until the last one returns; the library stays loaded either way.
         """
-        if self._stopping:
-            return
-        self._stopping = True
+        with self._lock:
+            if self._stopping:
+                return
+            self._stopping = True
         self.callbacks.unloading = True  # only threads inside a call (or shutdown) may call back now
         try:
             await self.wait_calls(lambda in_flight, _: in_flight == 0, self.settings.stop_grace_s)
@@ -184,7 +186,8 @@ class NativePluginHandle:
                 finally:
                     self._watchers -= 1
             if not give_up.is_set():
-                loop.call_soon_threadsafe(reached.set)
+                with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                    loop.call_soon_threadsafe(reached.set)
 
         threading.Thread(target=watch, name=f"native-{self.plugin_id}-watch", daemon=True).start()
         try:
