@@ -170,6 +170,11 @@ static int probe_call(const char *method, const uint8_t *req, size_t len, clipro
         if (!strcmp(handler, "weird")) return reply(resp, "{\"ok\":true,\"result\":{\"action\":\"explode\"}}");
         return reply(resp, "{\"ok\":true,\"result\":[{\"type\":\"text\",\"data\":{\"text\":\"seg\"}}]}");
     }
+    if (!strcmp(method, "crash")) { /* a segfault: only survivable with isolation = "process" */
+        volatile int *nowhere = NULL;
+        *nowhere = 1;
+    }
+    if (!strcmp(method, "pid")) return reply(resp, "{\"ok\":true,\"result\":%ld}", (long)getpid());
     if (!strcmp(method, "echo")) {
         if (req == NULL) return reply(resp, "{\"ok\":true,\"result\":null}");
         return reply(resp, "{\"ok\":true,\"result\":%.*s}", (int)len, body);
