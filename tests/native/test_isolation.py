@@ -6,6 +6,8 @@ import os
 import shutil
 from pathlib import Path
 
+import pytest
+
 from plughost.core.manager import PluginManager
 from plughost.guard import BreakerPolicy, Guard, GuardPolicy
 from plughost.sdk.models import PluginExecutionResult
@@ -67,3 +69,20 @@ async def test_a_hung_isolated_native_call_is_stopped_by_killing_the_worker(tmp_
         with caplog.at_level(logging.DEBUG):
             assert (await pm.invoke("probe", "host_log", {})).result == {"ok": True, "result": {}}
         assert any("hello from C" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
+
+
+async def test_reloading_an_isolated_native_plugin_starts_a_fresh_worker(tmp_path: Path, c_builds: Builds):
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copyfile(c_builds["probe"], plugins / "probe-v1.0.0.so")
+    (plugins / "probe.plugin.toml").write_text('id = "probe"\nruntime = "native"\nisolation = "process"\n')
+    async with tolerant_manager(tmp_path) as pm:
+        await pm.discover_and_load_all()
+        old_pid = (await pm.invoke("probe", "pid", {})).result
+        shutil.copyfile(c_builds["probe"], plugins / "probe-v1.1.0.so")
+        instance = await pm.reload_plugin("probe")
+        assert instance.manifest.version == "1.1.0" and instance.manifest.isolation == "process"
+        new_pid = (await pm.invoke("probe", "pid", {})).result
+        assert new_pid not in (old_pid, os.getpid())
+        with pytest.raises(ProcessLookupError):
+            os.kill(old_pid, 0)  # the old worker is gone
