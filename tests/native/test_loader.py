@@ -182,3 +182,28 @@ async def test_a_10_mb_request_is_passed_whole(c_builds: Builds, load_native: Lo
     handle = await load_native(c_builds["probe"], "bigreq")
     payload = {"blob": "ü" * (5 * 1024 * 1024)}  # 10 MB of UTF-8
     assert await handle.invoke("echo", payload) == payload
+
+
+def test_the_sdk_header_layout_matches_the_host(tmp_path) -> None:
+    import subprocess
+
+    from tests.conftest import require_tool
+    from tests.native.conftest import SDK
+
+    gcc = require_tool("gcc", "the header is checked with a real compiler")
+    source = tmp_path / "layout.c"
+    source.write_text(
+        '#include "plughost_plugin.h"\n#include <stddef.h>\n'
+        f'_Static_assert(sizeof(cliproxy_buffer) == {ctypes.sizeof(Buffer)}, "buffer");\n'
+        f'_Static_assert(sizeof(cliproxy_host_api) == {ctypes.sizeof(HostApi)}, "host");\n'
+        f'_Static_assert(sizeof(cliproxy_plugin_api) == {ctypes.sizeof(PluginApi)}, "plugin");\n'
+        f'_Static_assert(offsetof(cliproxy_host_api, free_buffer) == {HostApi.free_buffer.offset}, "free");\n'
+        f'_Static_assert(offsetof(cliproxy_plugin_api, call) == {PluginApi.call.offset}, "call");\n'
+    )
+    done = subprocess.run(
+        [gcc, "-std=c99", "-Wall", "-Wextra", "-pedantic", "-Werror", f"-I{SDK}", "-fsyntax-only", str(source)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
