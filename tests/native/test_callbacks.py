@@ -142,3 +142,21 @@ async def test_concurrent_bot_calls_keep_their_sends_apart(c_builds: Builds, loa
     handle = await load_native(c_builds["probe"], "botty")
     results = await asyncio.gather(*(handle.invoke("bot.command", {"handler": "fine"}) for _ in range(16)))
     assert all(len(r["sends"]) == 2 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("request_json", "expected"),
+    [
+        ({"target": "channel", "group_id": 1, "message": "x"}, "target must be 'group' or 'private'"),
+        ({"target": "group", "message": "x"}, "a group send needs group_id"),
+        ({"target": "private", "message": "x"}, "a private send needs user_id"),
+        ({"group_id": 1, "message": []}, "message must be non-empty"),
+        ({"group_id": 1, "message": [1]}, "segment 1 is not"),
+    ],
+)
+async def test_invalid_bot_sends_are_refused(c_builds: Builds, load_native: Loader, request_json, expected: str):
+    handle = await load_native(c_builds["probe"], "sender")
+    reply = await handle.invoke("host_raw", _raw("host.bot.send", request_json))
+    assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
+    assert expected in reply["error"]["message"]
+    assert handle.take_pending_sends() == []

@@ -260,6 +260,9 @@ def normalise_send(request: Mapping[str, Any]) -> dict[str, Any]:
         message = [{"type": "text", "data": {"text": message}}]
     if not isinstance(message, list) or not message:
         raise CallbackError("host.bot.send: message must be non-empty text or a list of segments")
+    for segment in message:
+        if not isinstance(segment, Mapping) or not isinstance(segment.get("type"), str):
+            raise CallbackError(f'host.bot.send: segment {segment!r} is not {{"type": …, "data": {{…}}}}')
     return {"target": target, "group_id": group_id, "user_id": user_id, "message": message}
 
 
