@@ -21,10 +21,10 @@ def demo(tmp_path: Path) -> Path:
 
 async def test_all_examples_load(demo: Path) -> None:
     async with PluginManager(demo) as manager:
-        assert await manager.discover_and_load_all() == 4
+        assert await manager.discover_and_load_all() == 5
         assert not manager.last_discovery.invalid and not manager.last_discovery.conflicts
         assert {i.id for i in manager.list_plugins(state=PluginState.ENABLED)} == {
-            "calculator", "flaky", "greeter", "notes",
+            "calculator", "chat-tools", "flaky", "greeter", "notes",
         }
 
 
