@@ -78,6 +78,7 @@ class CommandEngine:
             self.permissions.register(
                 node.permission, node.spec.description or f"run /{node.name}", grant_defaults=not node.builtin
             )
+        self.permissions.flush()
 
     def all_commands(self) -> list[CommandNode]:
         return self.registry.all_commands()
