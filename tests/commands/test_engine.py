@@ -356,6 +356,8 @@ def pong() -> str:
     assert await run(engine, "ping", friend) == (ResultKind.SUCCESS, "pong")
     assert (await run(engine, "pong", friend))[0] is ResultKind.NOT_A_COMMAND
     assert (await run(engine, "hello there", friend))[0] is ResultKind.NOT_A_COMMAND
+    assert (await run(engine, "pinging", friend))[0] is ResultKind.NOT_A_COMMAND  # no glued match without a prefix
+    assert (await run(engine, "/pinging", friend))[0] is ResultKind.SIGNATURE_MISMATCH
     engine = lab.engine(CommandsConfig(bare_private=True), permissions=perms)
     assert await run(engine, "pong", friend) == (ResultKind.SUCCESS, "ping")
     assert (await run(engine, "pong", CommandSender.member(1, 3)))[0] is ResultKind.NOT_A_COMMAND

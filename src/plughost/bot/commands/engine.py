@@ -142,7 +142,8 @@ class CommandEngine:
         if not args or not isinstance(args[0], str):
             return CommandResult(ResultKind.NOT_A_COMMAND if triggered.bare else ResultKind.UNKNOWN_COMMAND)
         token = args[0]
-        found = self.registry.lookup(token)
+        # bare chat text only matches whole names: "pinging" must not become /ping + "ing"
+        found = self.registry.lookup(token, glued=not triggered.bare)
         if found is None or (triggered.bare and not found[0].spec.prefix_optional):
             if triggered.bare:
                 return CommandResult(ResultKind.NOT_A_COMMAND)

@@ -240,12 +240,12 @@ class CommandRegistry:
         return self.parsers.get("any") or (lambda arg, spec: arg)
 
     # lookup -----------------------------------------------------------------------------------
-    def lookup(self, token: str) -> tuple[CommandNode, str] | None:
+    def lookup(self, token: str, *, glued: bool = True) -> tuple[CommandNode, str] | None:
         """The command for `token` and the glued remainder ('' when the token is the whole name)."""
         key = token.lower()
         node = self.table.get(key)
-        if node is not None:
-            return node, ""
+        if node is not None or not glued:
+            return (node, "") if node is not None else None
         for length in range(min(len(token) - 1, self.max_name_length), 0, -1):
             node = self.table.get(token[:length].lower())
             if node is not None:
