@@ -9,7 +9,7 @@ from typing import Any
 
 from plughost.bot.commands.parsers import ParserRegistry
 from plughost.bot.commands.permissions import PermissionService
-from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan
+from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
@@ -212,8 +212,6 @@ class CommandEngine:
         best = max(o.specificity(count) for o in applicable)
         winners = [o for o in applicable if o.specificity(count) == best]
         if len(winners) > 1:
-            from plughost.bot.commands.registry import usage_line
-
             lines = [usage_line(self.prefix, node.path, o.overload.params, "") for o in winners]
             return CommandResult(
                 ResultKind.SIGNATURE_MISMATCH,
