@@ -67,7 +67,12 @@ class Console:
         """Run one line; prints the replies. Blank lines are ignored."""
         if not line.strip():
             return None
-        result = await self.host.commands.execute_command(self.sender, line.strip())
+        try:
+            result = await self.host.commands.execute_command(self.sender, line.strip())
+        except Exception as exc:  # a bug must not end the console session
+            log.exception("console command %r failed", line)
+            self._output(f"internal error: {type(exc).__name__}: {exc}")
+            return None
         if result.replies:
             self._output(result.text)
         elif not result.ok and result.error:
