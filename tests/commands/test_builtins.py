@@ -173,3 +173,23 @@ async def test_registry_status_and_stop(host: Host) -> None:
     assert not host.stop_requested.is_set()
     assert await run(host, "/stop") == (ResultKind.SUCCESS, "stopping…")
     assert host.stop_requested.is_set()
+
+
+def _complete(host: Host, text: str) -> list[str]:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from plughost.adapters.console import CommandCompleter
+
+    return [c.text for c in CommandCompleter(host).get_completions(Document(text), CompleteEvent())]
+
+
+async def test_console_completion(host: Host) -> None:
+    assert _complete(host, "/gr") == ["/greet"]
+    assert "/plugins" in _complete(host, "/PLU") and "/plugin" in _complete(host, "/plu")
+    assert sorted(_complete(host, "/plugins ")) == ["disable", "enable", "list", "ls", "reload"]
+    assert _complete(host, "/plugins enable ch") == ["chat-tools"]
+    assert sorted(_complete(host, "/plugins reload ")) == ["chat-tools", "flaky"]
+    assert _complete(host, "/todo a") == ["add"]
+    assert _complete(host, "/help gre") == ["greet"]
+    assert _complete(host, "/nope ") == []
