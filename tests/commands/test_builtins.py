@@ -39,6 +39,11 @@ async def test_plugin_commands_run_through_the_manager(host: Host) -> None:
     assert await run(host, "/todo ls", friend) == (ResultKind.SUCCESS, "1. water plants")
 
 
+async def test_host_wide_parser_applies_to_plugin_commands(host: Host) -> None:
+    host.commands.register_parser("str", lambda text: text.upper())
+    assert (await run(host, "/greet bob"))[1] == "hello BOB"
+
+
 async def test_plugins_list_enable_disable(host: Host) -> None:
     kind, text = await run(host, "/plugins")
     assert kind is ResultKind.SUCCESS and "chat-tools 1.0.0 [enabled]" in text and "flaky" in text
