@@ -67,7 +67,12 @@ class Console:
         """Run one line; prints the replies. Blank lines are ignored."""
         if not line.strip():
             return None
-        result = await self.host.commands.execute_command(self.sender, line.strip())
+        try:
+            result = await self.host.commands.execute_command(self.sender, line.strip())
+        except Exception as exc:  # a bug must not end the console session
+            log.exception("console command %r failed", line)
+            self._output(f"internal error: {type(exc).__name__}: {exc}")
+            return None
         if result.replies:
             self._output(result.text)
         elif not result.ok and result.error:
@@ -181,7 +186,9 @@ class CommandCompleter(Completer):
             names = sorted({n for node in engine.all_commands() for n in node.spec.names})
             for name in names:
                 if name.lower().startswith(bare.lower()):
-                    yield Completion(prefix + name, start_position=-len(current), display_meta=_meta(engine, name))
+                    node = engine.registry.table.get(name.lower())
+                    meta = node.spec.description if node is not None else ""
+                    yield Completion(prefix + name, start_position=-len(current), display_meta=meta)
             return
         found = engine.registry.lookup(words[0].removeprefix(prefix))
         if found is None or found[1]:
@@ -203,12 +210,6 @@ class CommandCompleter(Completer):
             for candidate in candidates:
                 if candidate.lower().startswith(current.lower()):
                     yield Completion(candidate, start_position=-len(current))
-
-
-def _meta(engine: object, name: str) -> str:
-    registry = getattr(engine, "registry", None)
-    node = registry.table.get(name.lower()) if registry is not None else None
-    return node.spec.description if node is not None else ""
 
 
 def _print(text: str) -> None:

@@ -17,6 +17,7 @@ def default_runtimes(process_options: ProcessOptions | None = None) -> dict[str,
 
     `process_options` configure process plugins and workers (`[process]` in plughost.toml).
     """
+    from plughost.runtime.native import NativeRuntime
     from plughost.runtime.placement import ProcessRuntime, PythonPlacement, WorkerRuntime
 
     # isolation != "none" runs in a worker; see plughost.runtime.placement.placement_for
@@ -24,6 +25,7 @@ def default_runtimes(process_options: ProcessOptions | None = None) -> dict[str,
     worker = WorkerRuntime(WorkerRuntime.worker_options(process_options), executables=process)
     runtimes: dict[str, Runtime] = {
         "python": PythonPlacement(worker=worker),
+        "native": NativeRuntime(),
         "process": process,
         "worker": worker,
     }

@@ -7,6 +7,7 @@
 | `runtime = "process"`                  | `executable` | `ProcessRuntime`          |
 | `runtime = "python"`, isolation none   | `in_process` | `PythonRuntime`           |
 | `runtime = "python"`, isolation ≠ none | `worker`     | `WorkerRuntime`           |
+| `runtime = "native"`, isolation ≠ none | `worker`     | `WorkerRuntime` (the worker loads the library) |
 
 The manager loads plugins with isolation ≠ none through `default_runtimes()["worker"]` (a
 `WorkerRuntime`, which hands executables on to the process runtime); `default_runtimes()["python"]`
@@ -42,7 +43,7 @@ def placement_for(manifest: PluginManifest) -> Placement:
     """Where the plugin of `manifest` runs (see the module docstring)."""
     if manifest.runtime == "process":
         return "executable"
-    if manifest.runtime == "python" and manifest.isolation != "none":
+    if manifest.runtime in ("python", "native") and manifest.isolation != "none":
         return "worker"
     return "in_process"
 
