@@ -42,6 +42,7 @@ from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget, Re
 from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
+from plughost.runtime.tasks import cancel_and_wait, wait_quietly
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 
@@ -222,11 +223,7 @@ class ProcessPluginHandle:
         if self._stopping:
             return
         self._stopping = True
-        for task in (self._monitor, self._supervisor):
-            if task is not None and task is not asyncio.current_task():
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await task
+        await cancel_and_wait((self._monitor, self._supervisor))
         instance, self._instance = self._instance, None
         if instance is not None:
             await self._stop_instance(instance)
@@ -332,9 +329,7 @@ class ProcessPluginHandle:
         kill_group(process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 5.0)
-        for pump in instance.launched.pumps:
-            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-                await asyncio.wait_for(pump, 1.0)
+        await wait_quietly(instance.launched.pumps, 1.0)
         for close in instance.closers:
             with contextlib.suppress(Exception):
                 result = close()
@@ -377,7 +372,7 @@ class ProcessPluginHandle:
                 return
 
     async def _restart(self) -> bool:
-        while True:
+        while not self._stopping:
             if not self._budget.allow():
                 policy = self.options.restart
                 self.status = "error"
@@ -397,6 +392,7 @@ class ProcessPluginHandle:
             self.restarts += 1
             self._became_ready("restarted", f"plugin '{self.plugin_id}' restarted (restart {self.restarts})")
             return True
+        return False
 
     async def _monitor_health(self) -> None:
         failures = 0
@@ -440,6 +436,8 @@ class ProcessPluginHandle:
         """The running instance; waits while the plugin restarts (the caller's timeout bounds the wait)."""
         while True:
             instance = self._instance
+            if instance is not None and instance.process.returncode is not None:
+                self._mark_dead(instance)  # exited; the supervisor restarts it
             if instance is not None and self.status == "running":
                 return instance
             if self.status in ("stopped", "error") or self._stopping:
@@ -453,7 +451,7 @@ class ProcessPluginHandle:
     async def invoke(self, name: str, request: Any) -> Any:
         instance = self._instance
         timeout = self.options.call_timeout_s
-        if instance is None or self.status != "running":
+        if instance is None or self.status != "running" or instance.process.returncode is not None:
             started = time.monotonic()
             instance = await self._wait_until_running(timeout)
             timeout = max(0.001, timeout - (time.monotonic() - started))
@@ -467,6 +465,7 @@ class ProcessPluginHandle:
             task = asyncio.current_task()
             if task is not None and not task.cancelling():  # the channel closed under the call: it crashed
                 exit_code = await _exit_code_soon(instance.process, 1.0)
+                self._mark_dead(instance)
                 raise InvocationError(
                     f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
                     f"(exit code {exit_code}); it is being restarted",
@@ -476,6 +475,12 @@ class ProcessPluginHandle:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{name}' was abandoned (timeout)")
             raise
+
+    def _mark_dead(self, instance: _Instance) -> None:
+        """A call saw `instance` die: later calls wait for the restart instead of reaching it."""
+        if self._instance is instance and not self._stopping:
+            self.status = "restarting"
+            self._ready.clear()
 
     async def _wait_until_running(self, timeout: float) -> _Instance:
         try:
@@ -518,6 +523,7 @@ class ProcessPluginHandle:
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
             exit_code = await _exit_code_soon(instance.process, 1.0)
             if exit_code is not None and not self._stopping:
+                self._mark_dead(instance)
                 tail = self._log.tail_text()
                 return InvocationError(
                     f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "

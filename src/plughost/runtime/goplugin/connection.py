@@ -22,6 +22,7 @@ from plughost.runtime.proto.plugin import (
     grpc_stdio_pb2_grpc,
     jank_pb2_grpc,
 )
+from plughost.runtime.tasks import cancel_and_wait
 
 MAX_MESSAGE = 2**31 - 1
 CHANNEL_OPTIONS = [
@@ -111,11 +112,7 @@ class Connection:
     async def close(self) -> None:
         """Cancel the streams and close the channel."""
         self._broker_closed.set()
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(self._tasks)
         self._tasks.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.channel.close(grace=None), CLOSE_TIMEOUT_S)

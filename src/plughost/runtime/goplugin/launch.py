@@ -24,6 +24,7 @@ from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeError, HandshakeInfo, parse_handshake
 from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
+from plughost.runtime.tasks import cancel_and_wait
 
 PR_SET_PDEATHSIG = 1
 DEFAULT_MIN_PORT = 10000
@@ -174,9 +175,7 @@ async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
     except BaseException:
         kill_group(process)
         await _reap(process, 2.0)
-        stderr_pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await stderr_pump
+        await cancel_and_wait([stderr_pump])
         raise
     splitter = LineSplitter()
     for extra in splitter.feed(rest):

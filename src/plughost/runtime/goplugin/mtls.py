@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeInfo
+from plughost.runtime.tasks import cancel_and_wait
 
 PUMP_CHUNK = 65536
 
@@ -115,11 +116,7 @@ class TlsBridge:
 
     async def close(self) -> None:
         self.server.close()
-        for task in list(self.connections):
-            task.cancel()
-        for task in list(self.connections):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(list(self.connections))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.server.wait_closed(), 1.0)
         self.directory.cleanup()
