@@ -26,6 +26,7 @@ from plughost.errors import InvocationError, ManifestError, PlugHostError, Valid
 from plughost.sdk.descriptor import Descriptor, MethodSpec
 from plughost.sdk.manifest import find_manifest_file, load_manifest
 from plughost.sdk.models import PluginExecutionContext
+from plughost.sdk.routing import BotDecoratorsMixin
 from plughost.sdk.signature import argument_model, json_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -96,7 +97,7 @@ def as_context(request: Any) -> PluginExecutionContext:
     return PluginExecutionContext.model_validate(request or {})
 
 
-class Plugin:
+class Plugin(BotDecoratorsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:
@@ -186,13 +187,13 @@ class Plugin:
 
     def describe(self) -> Descriptor:
         """The plugin's descriptor, built from everything declared so far."""
-        return Descriptor(
+        return self._with_bot_specs(Descriptor(
             id=self.id,
             version=self.version,
             methods=tuple(self.methods.values()),
             capabilities=frozenset(self.capabilities | ({"methods"} if self.methods else set())),
             metadata={"description": self.description} if self.description else {},
-        )
+        ))
 
 
 async def call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:

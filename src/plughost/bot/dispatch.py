@@ -1,0 +1,550 @@
+"""The bot dispatch pipeline.
+
+adapter → `Event` → dedup (message id) → `pre_handle` interceptors in priority order (the first
+block stops and skips `after_completion`; a failing interceptor fails open and counts on the
+breaker) → command triggers via the command stage → or route handlers: every subscribed plugin in
+priority order until a terminal answer (reply+stop, approve, reject, block) → `after_completion`
+in reverse order → outbox flush (sends queued during the callbacks, in order, even if one failed).
+
+Each bot has a lane: a bounded queue and a fixed number of workers, so work in flight is bounded;
+an event that finds the queue full is shed, counted and logged (never dropped silently).
+Plugins are always called through the plugin directory's guarded `call` (timeouts, breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+from plughost.bot.ratelimit import TokenBucket
+from plughost.bot.triggers import CommandInvocation, detect_command
+from plughost.core.botconfig import BotConfig
+from plughost.errors import PlugHostError
+from plughost.sdk.bot import (
+    Answer,
+    Approve,
+    BotAnswerError,
+    BotApi,
+    BotRequest,
+    CallbackBot,
+    QueuedAction,
+    Reject,
+    Reply,
+    decode_allow,
+    decode_answer,
+)
+from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, NoticeEvent, RequestEvent
+from plughost.sdk.message import Message, Segment
+
+log = logging.getLogger("plughost.bot.dispatch")
+DEDUP_WINDOW = 4096
+SHED_LOG_INTERVAL_S = 5.0
+
+
+class PluginView(Protocol):
+    """What the dispatcher needs to know about an enabled plugin."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def descriptor(self) -> Descriptor | None: ...
+    @property
+    def manifest(self) -> Any: ...
+
+
+class PluginDirectory(Protocol):
+    """The plugin manager as seen by the dispatcher."""
+
+    def enabled_plugins(self) -> Sequence[PluginView]:
+        """Enabled plugins, highest priority first."""
+        ...
+
+    async def call(self, plugin_id: str, handler: str, request: Any) -> Any:
+        """A guarded call (timeout, breaker, metrics); raises on failure."""
+        ...
+
+
+class CommandStage(Protocol):
+    """The command engine as seen by the dispatcher.
+
+    Returns None when the invocation is not a command (the event then goes to message routes),
+    a `Reply` to answer, or `Block()` when the command was handled without a reply.
+    """
+
+    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None: ...
+
+
+Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed"]
+
+
+@dataclass
+class Outcome:
+    """What happened to one event."""
+
+    status: Status
+    answer: Answer | None = None
+    answered_by: str | None = None
+    quick_operation: dict[str, Any] | None = None
+    sent: list[QueuedAction] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LaneStats:
+    received: int = 0
+    processed: int = 0
+    duplicates: int = 0
+    shed: int = 0
+    blocked: int = 0
+    answered: int = 0
+    send_failures: int = 0
+    plugin_failures: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    plugin_id: str
+    handler: str
+    channels: tuple[str, ...]
+
+
+@dataclass
+class _Index:
+    """Handlers of the enabled plugins, ordered by priority (built once per plugin-set change)."""
+
+    signature: tuple[Any, ...]
+    pre_handle: list[_Entry]
+    after_completion: list[_Entry]
+    routes: dict[str, list[tuple[_Entry, frozenset[str]]]]
+    by_route: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+
+    def for_route(self, kind: str, route: str) -> list[_Entry]:
+        key = (kind, route)
+        found = self.by_route.get(key)
+        if found is None:
+            found = self.by_route[key] = [
+                e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names
+            ]
+        return found
+
+
+class BotLane:
+    """One bot's queue, workers, limits and counters."""
+
+    def __init__(self, key: str, config: BotConfig, bot: BotApi, dispatcher: Dispatcher) -> None:
+        self.key = key
+        self.config = config
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(config.queue_size)
+        self.limiter = TokenBucket(config.rate_limit.sends_per_s, config.rate_limit.burst)
+        self.stats = LaneStats()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._workers: list[asyncio.Task[None]] = []
+        self._last_shed_log = 0.0
+
+    def start(self, group: asyncio.TaskGroup) -> None:
+        for n in range(self.config.max_in_flight):
+            self._workers.append(group.create_task(self._work(), name=f"bot:{self.key}:worker{n}"))
+
+    def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        self._workers.clear()
+
+    def submit(self, event: Event) -> bool:
+        """Queue an event; when the queue is full the event is shed (counted, logged) and False returned."""
+        self.stats.received += 1
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.stats.shed += 1
+            now = time.monotonic()
+            if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
+                self._last_shed_log = now
+                log.warning(
+                    "bot %r is overloaded: shed %s event(s) so far (queue of %s full); raise queue_size/max_in_flight "
+                    "or reduce load",
+                    self.key, self.stats.shed, self.config.queue_size,
+                )  # fmt: skip
+            return False
+        self.idle.clear()
+        return True
+
+    async def submit_wait(self, event: Event) -> None:
+        """Queue an event, waiting for room (backpressure to the transport)."""
+        self.stats.received += 1
+        self.idle.clear()
+        await self.queue.put(event)
+
+    def is_duplicate(self, event: Event) -> bool:
+        key = event.dedup_key()
+        if key is None:
+            return False
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        self._seen[key] = None
+        if len(self._seen) > DEFAULT_DEDUP_WINDOW:
+            self._seen.popitem(last=False)
+        return False
+
+    async def _work(self) -> None:
+        queue = self.queue
+        while True:
+            event = await queue.get()
+            self.in_flight += 1
+            try:
+                await self.dispatcher.process(self, event)
+            except Exception:
+                log.exception("bot '%s': dispatching %s failed", self.key, getattr(event, "route", "?"))
+            finally:
+                self.in_flight -= 1
+                queue.task_done()
+                if self.in_flight == 0 and queue.empty():
+                    self.idle.set()
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "bot": self.key,
+            "self_id": self.bot.self_id,
+            "received": s.received,
+            "processed": s.processed,
+            "duplicates": s.duplicates,
+            "shed": s.shed,
+            "blocked": s.blocked,
+            "answered": s.answered,
+            "send_failures": s.send_failures,
+            "plugin_failures": s.plugin_failures,
+            "queued": self.queue.qsize(),
+            "in_flight": self.in_flight,
+        }
+
+
+DEFAULT_DEDUP_WINDOW = DEDUP_WINDOW
+
+
+class Dispatcher:
+    """Routes bot events to plugins. Use as an async context manager: it owns the lanes' workers."""
+
+    def __init__(self, plugins: PluginDirectory, *, commands: CommandStage | None = None) -> None:
+        self.plugins = plugins
+        self.commands = commands
+        self.lanes: dict[str, BotLane] = {}
+        self._index: _Index | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._loggers: dict[str, logging.Logger] = {}
+
+    async def __aenter__(self) -> Dispatcher:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        for lane in self.lanes.values():
+            lane.start(self._group)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for lane in self.lanes.values():
+            lane.stop()
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(None, None, None)
+
+    # bots ---------------------------------------------------------------------------------------
+    def attach(self, key: str, config: BotConfig, bot: BotApi) -> BotLane:
+        """Register a connected bot; its workers start now (or when the dispatcher starts)."""
+        if key in self.lanes:
+            raise PlugHostError(f"bot '{key}' is already attached to the dispatcher")
+        lane = BotLane(key, config, bot, self)
+        self.lanes[key] = lane
+        if self._group is not None:
+            lane.start(self._group)
+        return lane
+
+    def detach(self, key: str) -> None:
+        lane = self.lanes.pop(key, None)
+        if lane is not None:
+            lane.stop()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Counters of every bot (shown by `/status`)."""
+        return [lane.status() for lane in self.lanes.values()]
+
+    def invalidate(self) -> None:
+        """Forget the handler index (plugins changed); it is also rebuilt when the plugin set changes."""
+        self._index = None
+
+    # the pipeline ---------------------------------------------------------------------------------
+    async def process(self, lane: BotLane, event: Event, *, quick: bool = False) -> Outcome:
+        """Run one event through the pipeline. With `quick`, a final reply/approve/reject is returned as
+        a quick operation (HTTP POST transport) instead of being sent as an action."""
+        if lane.is_duplicate(event):
+            lane.stats.duplicates += 1
+            return Outcome("duplicate")
+        lane.stats.processed += 1
+        index = self._current_index()
+        bot = CallbackBot(lane.bot)
+        request = BotRequest(_request_fields(lane, event), event=event, bot=bot)
+        channel = channel_of(event)
+        outcome = Outcome("unhandled")
+
+        if not await self._pre_handle(lane, index, event, request, channel, outcome):
+            lane.stats.blocked += 1
+            outcome.status = "blocked"
+        else:
+            await self._handle(lane, index, event, request, channel, outcome)
+            await self._after_completion(lane, index, request, channel, outcome)
+            if outcome.answer is not None:
+                lane.stats.answered += 1
+                await self._apply(lane, event, outcome, quick)
+        await self._flush(lane, bot.outbox, outcome)
+        return outcome
+
+    async def _call(self, lane: BotLane, entry: _Entry, request: BotRequest, outcome: Outcome) -> tuple[bool, Any]:
+        request.logger = self._logger(entry.plugin_id)
+        try:
+            return True, await self.plugins.call(entry.plugin_id, entry.handler, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            lane.stats.plugin_failures += 1
+            outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+            log.warning("bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc)
+            return False, None
+
+    async def _pre_handle(
+        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
+    ) -> bool:
+        for entry in index.pre_handle:
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if not ok:
+                continue  # fail open; the guard counted the failure on the plugin's breaker
+            try:
+                allow = decode_allow(value)
+            except BotAnswerError as exc:
+                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                continue
+            _collect_sends(value, request)
+            if not allow:
+                outcome.answered_by = entry.plugin_id
+                return False
+        return True
+
+    async def _handle(
+        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
+    ) -> None:
+        if self.commands is not None and type(event) is MessageEvent and event.user_id != lane.bot.self_id:
+            invocation = detect_command(event, lane.bot.self_id or event.self_id, lane.config.triggers)
+            if invocation is not None:
+                try:
+                    answer = await self.commands.handle(invocation, request.bot)
+                except Exception as exc:
+                    outcome.errors.append(f"command stage: {exc}")
+                    log.exception("bot '%s': the command stage failed", lane.key)
+                    answer = None
+                if answer is not None:
+                    outcome.status = "command"
+                    outcome.answer = answer
+                    return
+        kind = event.route_kind
+        for entry in index.for_route(kind, event.route):
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if not ok:
+                continue
+            try:
+                answer, sends = decode_answer(value)
+            except BotAnswerError as exc:
+                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                continue
+            if sends:
+                request.bot.outbox.extend(sends)  # type: ignore[attr-defined]
+            if answer is None:
+                continue
+            outcome.status = "route"
+            outcome.answered_by = entry.plugin_id
+            if isinstance(answer, Reply) and not answer.stop:
+                await self._send_reply(lane, event, answer, outcome)  # reply and continue
+                continue
+            outcome.answer = answer
+            return
+
+    async def _after_completion(
+        self, lane: BotLane, index: _Index, request: BotRequest, channel: str, outcome: Outcome
+    ) -> None:
+        for entry in reversed(index.after_completion):
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if ok:
+                _collect_sends(value, request)
+
+    async def _apply(self, lane: BotLane, event: Event, outcome: Outcome, quick: bool) -> None:
+        answer = outcome.answer
+        if quick:
+            outcome.quick_operation = quick_operation(event, answer)
+            if outcome.quick_operation is not None:
+                return
+        if isinstance(answer, Reply):
+            await self._send_reply(lane, event, answer, outcome)
+        elif isinstance(answer, Approve | Reject) and isinstance(event, RequestEvent):
+            await self._send(lane, request_action(event, answer), outcome)
+
+    async def _send_reply(self, lane: BotLane, event: Event, reply: Reply, outcome: Outcome) -> None:
+        action = reply_action(event, reply)
+        if action is None:
+            outcome.errors.append(f"cannot reply to a {event.route} event: it has no chat")
+            return
+        await self._send(lane, action, outcome)
+
+    async def _flush(self, lane: BotLane, outbox: list[QueuedAction], outcome: Outcome) -> None:
+        for action in outbox:
+            await self._send(lane, action, outcome)
+
+    async def _send(self, lane: BotLane, action: QueuedAction, outcome: Outcome) -> None:
+        await lane.limiter.acquire()
+        try:
+            await lane.bot.call_action(action.action, action.params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            lane.stats.send_failures += 1
+            outcome.errors.append(f"{action.action}: {exc}")
+            log.warning("bot '%s': %s failed: %s", lane.key, action.action, exc)
+            return
+        outcome.sent.append(action)
+
+    # plugin index --------------------------------------------------------------------------------
+    def _current_index(self) -> _Index:
+        plugins = self.plugins.enabled_plugins()
+        signature = tuple((p.id, id(p.descriptor)) for p in plugins)
+        index = self._index
+        if index is None or index.signature != signature:
+            index = self._index = build_index(plugins, signature)
+        return index
+
+    def _logger(self, plugin_id: str) -> logging.Logger:
+        logger = self._loggers.get(plugin_id)
+        if logger is None:
+            logger = self._loggers[plugin_id] = logging.getLogger(f"plughost.plugin.{plugin_id}")
+        return logger
+
+
+def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _Index:
+    pre: list[_Entry] = []
+    after: list[_Entry] = []
+    routes: dict[str, list[tuple[_Entry, frozenset[str]]]] = {}
+    for plugin in plugins:
+        descriptor = plugin.descriptor
+        if descriptor is None:
+            continue
+        channels = tuple(_channels(plugin))
+        for interceptor in descriptor.interceptors:
+            entry = _Entry(plugin.id, interceptor.handler, channels)
+            (pre if interceptor.stage == "pre_handle" else after).append(entry)
+        for route in descriptor.routes:
+            routes.setdefault(route.kind, []).append(
+                (_Entry(plugin.id, route.handler, channels), frozenset(route.events))
+            )
+    return _Index(signature, pre, after, routes)
+
+
+def _channels(plugin: PluginView) -> list[str]:
+    manifest = plugin.manifest
+    permissions = getattr(manifest, "permissions", None)
+    return list(getattr(permissions, "channels", None) or [])
+
+
+def channel_of(event: Event) -> str:
+    """The chat an event belongs to: `group:<id>`, `private:<id>`, `request`, `meta` …"""
+    group_id = getattr(event, "group_id", None)
+    if isinstance(event, MessageEvent | NoticeEvent) and group_id:
+        return f"group:{group_id}"
+    if isinstance(event, MessageEvent | NoticeEvent):
+        return f"private:{getattr(event, 'user_id', 0) or 0}"
+    return event.route_kind
+
+
+def channel_allowed(patterns: Sequence[str], channel: str) -> bool:
+    """`permissions.channels` semantics: `*` all, `group` any group, `group:123` one group, `private`,
+    `private:456`, `request`, `meta`, `notice` (any notice chat). Empty = all."""
+    head = channel.split(":", 1)[0]
+    return any(pattern in ("*", channel, head) for pattern in patterns)
+
+
+def _collect_sends(value: Any, request: BotRequest) -> None:
+    if isinstance(value, dict) and value.get("sends"):
+        bot = request.bot
+        if isinstance(bot, CallbackBot):
+            bot.outbox.extend(QueuedAction(str(s["action"]), dict(s.get("params") or {})) for s in value["sends"])
+
+
+def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:
+    sender = getattr(event, "sender", None)
+    message = getattr(event, "message", None)
+    return {
+        "kind": event.route_kind,
+        "route": event.route,
+        "bot_id": lane.key,
+        "self_id": event.self_id or lane.bot.self_id,
+        "sender_id": str(getattr(event, "user_id", "") or ""),
+        "group_id": str(getattr(event, "group_id", "") or ""),
+        "message_text": message.plain_text() if isinstance(message, Message) else "",
+        "sender_nickname": getattr(sender, "nickname", "") if sender is not None else "",
+        "message_id": str(getattr(event, "message_id", "") or ""),
+        "timestamp": event.time,
+        "event": event.raw,
+    }
+
+
+def reply_action(event: Event, reply: Reply) -> QueuedAction | None:
+    """The send action of a reply: group chat → send_group_msg, otherwise send_private_msg."""
+    group_id = getattr(event, "group_id", None)
+    user_id = getattr(event, "user_id", None)
+    message = reply.message
+    if group_id:
+        if reply.at_sender and user_id:
+            message = Message([Segment.at(user_id), Segment.text(" "), *message])
+        return QueuedAction("send_group_msg", {"group_id": group_id, "message": message.to_json()})
+    if user_id:
+        return QueuedAction("send_private_msg", {"user_id": user_id, "message": message.to_json()})
+    return None
+
+
+def request_action(event: RequestEvent, answer: Approve | Reject) -> QueuedAction:
+    """`set_friend_add_request` / `set_group_add_request` with the event's flag (and sub_type)."""
+    approve = isinstance(answer, Approve)
+    if event.request_type == "group":
+        reason = "" if approve else answer.reason  # type: ignore[union-attr]
+        return QueuedAction(
+            "set_group_add_request",
+            {"flag": event.flag, "sub_type": event.sub_type, "approve": approve, "reason": reason},
+        )
+    remark = answer.remark if isinstance(answer, Approve) else ""
+    return QueuedAction("set_friend_add_request", {"flag": event.flag, "approve": approve, "remark": remark})
+
+
+def quick_operation(event: Event, answer: Answer | None) -> dict[str, Any] | None:
+    """The HTTP quick-operation body for an answer, when OneBot can express it that way."""
+    if isinstance(answer, Reply) and isinstance(event, MessageEvent) and not isinstance(event, MessageSentEvent):
+        op: dict[str, Any] = {"reply": answer.message.to_json(), "auto_escape": False}
+        if event.is_group:
+            op["at_sender"] = answer.at_sender
+        return op
+    if isinstance(answer, Approve) and isinstance(event, RequestEvent):
+        return {"approve": True, "remark": answer.remark} if event.request_type == "friend" else {"approve": True}
+    if isinstance(answer, Reject) and isinstance(event, RequestEvent):
+        return {"approve": False} if event.request_type == "friend" else {"approve": False, "reason": answer.reason}
+    return None
