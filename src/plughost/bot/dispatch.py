@@ -151,6 +151,8 @@ class BotLane:
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._workers: list[asyncio.Task[None]] = []
         self._last_shed_log = 0.0
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._waiting = 0
 
     def start(self, group: asyncio.TaskGroup) -> None:
         for n in range(self.config.max_in_flight):
@@ -167,24 +169,48 @@ class BotLane:
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
-            self.stats.shed += 1
-            now = time.monotonic()
-            if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
-                self._last_shed_log = now
-                log.warning(
-                    "bot %r is overloaded: shed %s event(s) so far (queue of %s full); raise queue_size/max_in_flight "
-                    "or reduce load",
-                    self.key, self.stats.shed, self.config.queue_size,
-                )  # fmt: skip
+            self._shed()
             return False
         self.idle.clear()
         return True
+
+    async def run_now(self, event: Event, *, quick: bool = False) -> Outcome | None:
+        """Process an event in the caller's task (HTTP POST), at most `max_in_flight` at once.
+
+        Returns None when `queue_size` callers already wait: the event is shed (counted, logged).
+        """
+        self.stats.received += 1
+        if self._waiting >= self.config.queue_size:
+            self._shed()
+            return None
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self.in_flight += 1
+        try:
+            return await self.dispatcher.process(self, event, quick=quick)
+        finally:
+            self.in_flight -= 1
+            self._slots.release()
 
     async def submit_wait(self, event: Event) -> None:
         """Queue an event, waiting for room (backpressure to the transport)."""
         self.stats.received += 1
         self.idle.clear()
         await self.queue.put(event)
+
+    def _shed(self) -> None:
+        self.stats.shed += 1
+        now = time.monotonic()
+        if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
+            self._last_shed_log = now
+            log.warning(
+                "bot %r is overloaded: shed %s event(s) so far (queue of %s full); raise queue_size/max_in_flight "
+                "or reduce load",
+                self.key, self.stats.shed, self.config.queue_size,
+            )  # fmt: skip
 
     def is_duplicate(self, event: Event) -> bool:
         key = event.dedup_key()
