@@ -25,7 +25,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-Responder = Callable[[dict[str, Any]], dict[str, Any] | None | str]
+Responder = Callable[[dict[str, Any]], dict[str, Any] | str | None]
 
 
 class OneBotImpl:
@@ -35,7 +35,7 @@ class OneBotImpl:
         self.self_id = self_id
         self.token = token
         self.actions: list[dict[str, Any]] = []
-        self.changed = asyncio.Condition()
+        self._tick = asyncio.Event()
         self.message_ids = itertools.count(1000)
         self.custom: dict[str, Responder] = {}
         self.connections: list[ClientConnection | ServerConnection] = []
@@ -46,7 +46,7 @@ class OneBotImpl:
         self._http_task: asyncio.Task[Any] | None = None
 
     # action handling ----------------------------------------------------------------------------
-    def answer(self, request: dict[str, Any]) -> dict[str, Any] | None | str:
+    def answer(self, request: dict[str, Any]) -> dict[str, Any] | str | None:
         action = request.get("action", "")
         params = request.get("params") or {}
         if action in self.custom:
@@ -63,10 +63,19 @@ class OneBotImpl:
             return ok({"action": action, **params})
         return {"status": "failed", "retcode": 1404, "data": None, "wording": f"unknown action {action}"}
 
+    def changed(self) -> None:
+        self._tick.set()
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait (event-driven) until the predicate over this implementation's state holds."""
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                self._tick.clear()
+                await self._tick.wait()
+
     async def record(self, request: dict[str, Any]) -> None:
-        async with self.changed:
-            self.actions.append(request)
-            self.changed.notify_all()
+        self.actions.append(request)
+        self.changed()
 
     async def wait_actions(self, count: int, action: str | None = None, timeout: float = 5.0) -> list[dict[str, Any]]:
         """Wait until `count` actions (of that name) were received; returns them in arrival order."""
@@ -74,12 +83,12 @@ class OneBotImpl:
         def matching() -> list[dict[str, Any]]:
             return [a for a in self.actions if action is None or a["action"] == action]
 
-        async with asyncio.timeout(timeout), self.changed:
-            await self.changed.wait_for(lambda: len(matching()) >= count)
+        await self.wait_for(lambda: len(matching()) >= count, timeout)
         return matching()
 
     async def _serve_actions(self, ws: ClientConnection | ServerConnection) -> None:
         self.connections.append(ws)
+        self.changed()
         try:
             async for frame in ws:
                 request = json.loads(frame)
@@ -97,6 +106,7 @@ class OneBotImpl:
             pass
         finally:
             self.connections.remove(ws)
+            self.changed()
 
     async def push(self, event: dict[str, Any]) -> None:
         """Send an event on every open connection."""
@@ -109,6 +119,7 @@ class OneBotImpl:
         def check(conn: ServerConnection, request: Any) -> Any:
             if self.token and request.headers.get("Authorization") != f"Bearer {self.token}":
                 self.rejected_tokens += 1
+                self.changed()
                 return conn.respond(401, "bad token\n")
             return None
 
@@ -132,10 +143,11 @@ class OneBotImpl:
         if token:
             headers["Authorization"] = f"Bearer {token}"
         ws = await connect(url, additional_headers=headers, proxy=None, compression=None)
+        if role != "API":
+            await ws.send(json.dumps(lifecycle(self_id or self.self_id)))
         task = asyncio.get_running_loop().create_task(self._serve_actions(ws))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-        await asyncio.sleep(0)  # let the reader register the connection
         return ws
 
     # HTTP: actions in over the HTTP API, events out by POST -----------------------------------------
@@ -161,9 +173,7 @@ class OneBotImpl:
         app = Starlette(routes=[Route("/{action}", action, methods=["POST"])])
         self._http_server = uvicorn.Server(uvicorn.Config(app, log_config=None, lifespan="off", ws="none"))
         self._http_task = asyncio.get_running_loop().create_task(self._http_server.serve(sockets=[sock]))
-        async with asyncio.timeout(5):
-            while not self._http_server.started:
-                await asyncio.sleep(0.01)
+        # the socket already listens: requests wait in its backlog until the server accepts them
         return int(sock.getsockname()[1])
 
     async def post_event(self, url: str, event: dict[str, Any], *, secret: str | None = None,
@@ -196,7 +206,9 @@ def ok(data: Any) -> dict[str, Any]:
 
 
 def lifecycle(self_id: int) -> dict[str, Any]:
-    return {"time": 1, "self_id": self_id, "post_type": "meta_event", "meta_event_type": "lifecycle", "sub_type": "connect"}
+    return {
+        "time": 1, "self_id": self_id, "post_type": "meta_event", "meta_event_type": "lifecycle", "sub_type": "connect"
+    }  # fmt: skip
 
 
 def group_message(text: str | list[dict[str, Any]], *, message_id: int, group_id: int = 123, user_id: int = 456,

@@ -56,13 +56,11 @@ class Env:
     async def push(self, *events: dict[str, Any]) -> None:
         for event in events:
             await self.impl.push(event)
-        async with asyncio.timeout(5):
-            while self.lane.stats.received < self._expected + len(events):
-                await asyncio.sleep(0.005)
         self._expected += len(events)
-        await self.settle()
+        async with asyncio.timeout(5):
+            await self.lane.wait_finished(self._expected)
 
-    _expected: int = 0
+    _expected: int = 1
 
 
 @pytest.fixture
@@ -74,8 +72,8 @@ async def env(plugins: tuple[GuardedPlugins, LoadPlugin]) -> AsyncIterator[Env]:
     async with Dispatcher(directory, commands=commands) as dispatcher, OneBotAdapter([config], dispatcher) as adapter:
         await impl.connect_reverse(f"ws://127.0.0.1:{adapter.ports['main']}/onebot/v11/ws", token="tok")
         async with asyncio.timeout(5):
-            while "main" not in dispatcher.lanes:
-                await asyncio.sleep(0.005)
+            lane = await dispatcher.wait_for_bot("main")
+            await lane.wait_finished(1)  # the lifecycle event sent on connect
         yield Env(impl, dispatcher, adapter, directory, load, commands)
         await impl.close()
 
@@ -163,7 +161,9 @@ async def test_approve_and_reject_produce_the_right_actions(env: Env) -> None:
     actions = await env.impl.wait_actions(2)
     by_action = {a["action"]: a["params"] for a in actions}
     assert by_action["set_friend_add_request"] == {"flag": "f1", "approve": True, "remark": "buddy"}
-    assert by_action["set_group_add_request"] == {"flag": "g1", "sub_type": "add", "approve": False, "reason": "group is full"}
+    assert by_action["set_group_add_request"] == {
+        "flag": "g1", "sub_type": "add", "approve": False, "reason": "group is full"
+    }  # fmt: skip
 
 
 async def test_send_queue_flushed_in_order_even_when_the_callback_fails(env: Env) -> None:

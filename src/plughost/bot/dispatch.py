@@ -105,6 +105,7 @@ class LaneStats:
     answered: int = 0
     send_failures: int = 0
     plugin_failures: int = 0
+    finished: int = 0  # processed to the end, duplicates and shed together
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,6 +154,8 @@ class BotLane:
         self._last_shed_log = 0.0
         self._slots = asyncio.Semaphore(config.max_in_flight)
         self._waiting = 0
+        self._progress = asyncio.Event()
+        self._watchers = 0
 
     def start(self, group: asyncio.TaskGroup) -> None:
         for n in range(self.config.max_in_flight):
@@ -193,6 +196,7 @@ class BotLane:
             return await self.dispatcher.process(self, event, quick=quick)
         finally:
             self.in_flight -= 1
+            self._finish()
             self._slots.release()
 
     async def submit_wait(self, event: Event) -> None:
@@ -201,8 +205,24 @@ class BotLane:
         self.idle.clear()
         await self.queue.put(event)
 
+    async def wait_finished(self, count: int) -> None:
+        """Wait until `count` events in total have been finished (processed, deduplicated or shed)."""
+        self._watchers += 1
+        try:
+            while self.stats.finished < count:
+                self._progress.clear()
+                await self._progress.wait()
+        finally:
+            self._watchers -= 1
+
+    def _finish(self) -> None:
+        self.stats.finished += 1
+        if self._watchers:
+            self._progress.set()
+
     def _shed(self) -> None:
         self.stats.shed += 1
+        self._finish()
         now = time.monotonic()
         if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
             self._last_shed_log = now
@@ -235,6 +255,7 @@ class BotLane:
                 log.exception("bot '%s': dispatching %s failed", self.key, getattr(event, "route", "?"))
             finally:
                 self.in_flight -= 1
+                self._finish()
                 queue.task_done()
                 if self.in_flight == 0 and queue.empty():
                     self.idle.set()
@@ -270,6 +291,7 @@ class Dispatcher:
         self._index: _Index | None = None
         self._group: asyncio.TaskGroup | None = None
         self._loggers: dict[str, logging.Logger] = {}
+        self._attached = asyncio.Event()
 
     async def __aenter__(self) -> Dispatcher:
         self._group = asyncio.TaskGroup()
@@ -294,7 +316,15 @@ class Dispatcher:
         self.lanes[key] = lane
         if self._group is not None:
             lane.start(self._group)
+        self._attached.set()
         return lane
+
+    async def wait_for_bot(self, key: str) -> BotLane:
+        """Wait until a bot with this key is attached (a reverse-WS account connects) and return its lane."""
+        while key not in self.lanes:
+            self._attached.clear()
+            await self._attached.wait()
+        return self.lanes[key]
 
     def detach(self, key: str) -> None:
         lane = self.lanes.pop(key, None)

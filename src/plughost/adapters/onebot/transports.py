@@ -125,7 +125,10 @@ class ForwardWsBot:
         self.lane = dispatcher.attach(config.id, config, self.client)
         self.stats = FrameStats()
         self.connected = asyncio.Event()
+        self.disconnected = asyncio.Event()
+        self.disconnected.set()
         self.connections = 0
+        self.refused = 0
         self.last_error: str | None = None
 
     async def run(self) -> None:
@@ -141,16 +144,19 @@ class ForwardWsBot:
                     self.connections += 1
                     self.last_error = None
                     delay = self.config.reconnect_initial_s
+                    self.disconnected.clear()
                     self.connected.set()
                     log.info("bot '%s': connected to %s", self.config.id, self.config.endpoint)
                     try:
                         await WsSession(self.client, lambda: self.lane, self.stats).run(ws)
                     finally:
                         self.connected.clear()
+                        self.disconnected.set()
             except InvalidStatus as exc:
                 status = exc.response.status_code
                 hint = " (check access_token)" if status in (401, 403) else ""
                 self.last_error = f"HTTP {status}{hint}"
+                self.refused += 1
             except (OSError, TimeoutError, ConnectionClosed) as exc:
                 self.last_error = str(exc) or type(exc).__name__
             log.warning(
