@@ -7,16 +7,19 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from plughost.guard.breaker import BreakerPolicy, CircuitBreaker
+from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from plughost.guard.metrics import HandlerMetrics
-from plughost.guard.stepping import Resume, Suspended, first_step
+from plughost.guard.stepping import Resume
 from plughost.sdk.models import EventType, PluginExecutionResult
 
 DEFAULT_TIMEOUT_S = 30.0
+# Enum members looked up once: attribute access on an Enum class is slow on the hot path.
+_CLOSED = BreakerState.CLOSED
+_EXECUTE = EventType.EXECUTE
 
 
 class EventSink(Protocol):
@@ -29,12 +32,12 @@ class EventSink(Protocol):
         success: bool,
         message: str,
         error: str | None,
-        metadata: Mapping[str, Any],
+        metadata: Mapping[str, Any] | None,
     ) -> None: ...
 
 
 class Invocable(Protocol):
-    async def invoke(self, name: str, request: Any) -> Any: ...
+    def invoke(self, name: str, request: Any) -> Coroutine[Any, Any, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,10 @@ def _ignore_event(*_: Any) -> None:
     return None
 
 
+def _ignore_change(plugin_id: str, isolated: bool) -> None:
+    return None
+
+
 class Guard:
     """Holds a breaker per plugin and metrics per (plugin, handler)."""
 
@@ -68,8 +75,15 @@ class Guard:
         self.policy = policy or GuardPolicy()
         self._emit: EventSink = emit if emit is not None else _ignore_event  # type: ignore[assignment]
         self._clock = clock
+        self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
         self._breakers: dict[str, CircuitBreaker] = {}
         self._metrics: dict[str, dict[str, HandlerMetrics]] = {}
+
+    def set_event_sink(self, emit: EventSink, *, on_breaker_change: Callable[[str, bool], None] | None = None) -> None:
+        """Where events go, and who hears of isolation (True) and recovery (False)."""
+        self._emit = emit
+        if on_breaker_change is not None:
+            self._on_breaker_change = on_breaker_change
 
     # state ------------------------------------------------------------------------------------
     def breaker(self, plugin_id: str) -> CircuitBreaker:
@@ -119,25 +133,29 @@ class Guard:
     async def call(
         self, plugin_id: str, handle: Invocable, name: str, request: Any, *, timeout: float | None = None
     ) -> Any:
-        """Guarded call returning the handler's value; raises `CallFailed` on any failure."""
+        """Guarded call returning the handler's value; raises `CallFailed` on any failure.
+
+        This is the hot path of every plugin call: the handler's first step runs eagerly and a
+        timeout is armed only if it suspends (an in-process step cannot be interrupted anyway).
+        """
         breaker = self._breakers.get(plugin_id) or self.breaker(plugin_id)
-        plugin_metrics = self._metrics.get(plugin_id) or self.metrics(plugin_id)
-        metrics = plugin_metrics.get(name)
-        if metrics is None:
-            metrics = plugin_metrics[name] = HandlerMetrics()
-        if not breaker.allow():
+        if breaker.state is not _CLOSED and not breaker.allow():
             left = breaker.seconds_left()
             message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
             raise CallFailed(message, {"isolated": True, "retry_after_s": round(left, 3)})
+        handlers = self._metrics.get(plugin_id) or self.metrics(plugin_id)
+        metrics = handlers.get(name) or handlers.setdefault(name, HandlerMetrics())
         metrics.calls += 1
         started = time.perf_counter()
         try:
+            coro = handle.invoke(name, request)
             try:
-                value = first_step(handle.invoke(name, request))
-            except Suspended as suspended:
-                limit = timeout if timeout is not None else self.policy.default_timeout_s
-                async with asyncio.timeout(limit):
-                    value = await Resume(suspended)
+                yielded = coro.send(None)
+            except StopIteration as stop:
+                value = stop.value
+            else:
+                async with asyncio.timeout(timeout if timeout is not None else self.policy.default_timeout_s):
+                    value = await Resume(coro, yielded)
         except TimeoutError:
             limit = timeout if timeout is not None else self.policy.default_timeout_s
             metrics.timeouts += 1
@@ -148,8 +166,9 @@ class Guard:
             self._failed(plugin_id, name, breaker, metrics, str(exc) or type(exc).__name__, type(exc).__name__)
         metrics.latencies.append(time.perf_counter() - started)
         if breaker.consecutive_failures and breaker.record_success():
-            self._emit(plugin_id, EventType.RECOVER, True, "circuit closed after a successful call", None, {})
-        self._emit(plugin_id, EventType.EXECUTE, True, name, None, {})
+            self._emit(plugin_id, EventType.RECOVER, True, "circuit closed after a successful call", None, None)
+            self._on_breaker_change(plugin_id, False)
+        self._emit(plugin_id, _EXECUTE, True, name, None, None)
         return value
 
     def _failed(
@@ -175,4 +194,5 @@ class Guard:
                 message,
                 {"failures": breaker.consecutive_failures},
             )
+            self._on_breaker_change(plugin_id, True)
         raise CallFailed(f"{exception_type}: {message}" if not timed_out else message, metadata)

@@ -1,4 +1,4 @@
-"""Run a coroutine's first step eagerly; arm a timeout only if it really suspends.
+"""Continue a coroutine whose first step the guard already ran.
 
 Arming `asyncio.timeout` costs more than calling a trivial handler, and an in-process step
 that never suspends cannot be interrupted anyway. So the guard sends the first step itself and
@@ -11,31 +11,14 @@ from collections.abc import Coroutine, Generator
 from typing import Any
 
 
-class Suspended(Exception):
-    """Raised by `first_step` when the coroutine yielded; carries what it yielded."""
-
-    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
-        self.coro = coro
-        self.yielded = yielded
-
-
-def first_step(coro: Coroutine[Any, Any, Any]) -> Any:
-    """Run `coro` up to its first suspension; return its result if it finished."""
-    try:
-        yielded = coro.send(None)
-    except StopIteration as stop:
-        return stop.value
-    raise Suspended(coro, yielded)
-
-
 class Resume:
-    """Awaitable that continues a coroutine suspended by `first_step`."""
+    """Awaitable that continues `coro`, which has already yielded `yielded` once."""
 
     __slots__ = ("_coro", "_yielded")
 
-    def __init__(self, suspended: Suspended) -> None:
-        self._coro = suspended.coro
-        self._yielded = suspended.yielded
+    def __init__(self, coro: Coroutine[Any, Any, Any], yielded: Any) -> None:
+        self._coro = coro
+        self._yielded = yielded
 
     def __await__(self) -> Generator[Any, Any, Any]:
         coro, value = self._coro, self._yielded

@@ -1,8 +1,8 @@
 """Runtimes: turn plugins (Python, native libraries, executables) into `PluginHandle`s."""
 
-from plughost.runtime.base import LoadRequest, Runtime
+from plughost.runtime.base import Candidate, LoadRequest, Runtime
 
-__all__ = ["LoadRequest", "Runtime", "default_runtimes"]
+__all__ = ["Candidate", "LoadRequest", "Runtime", "default_runtimes"]
 
 
 def default_runtimes() -> dict[str, Runtime]:

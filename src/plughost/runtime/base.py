@@ -8,8 +8,32 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from plughost.errors import ValidationIssue
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
+from plughost.sdk.models import DiscoveryStatus
+
+
+@dataclass
+class Candidate:
+    """A plugin found on disk or in an installed package, before it is loaded.
+
+    `status` is `available`, `source_only` (needs a build) or `invalid` (see `errors`).
+    `origin` says where it came from (`<dir>`, `entry-point:<dist>` …); `entry_point` is set for
+    plugins that come from the `plughost.plugins` entry-point group.
+    """
+
+    id: str
+    path: Path
+    manifest: PluginManifest | None
+    status: DiscoveryStatus
+    origin: str
+    errors: list[ValidationIssue] = field(default_factory=list)
+    entry_point: str | None = None
+
+    @property
+    def runtime(self) -> str:
+        return self.manifest.runtime if self.manifest is not None else "unknown"
 
 
 @dataclass(frozen=True)
@@ -27,6 +51,7 @@ class LoadRequest:
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("plughost.plugin"))
     priority: int = 0
     enabled: bool = True
+    entry_point: str | None = None
 
     @property
     def plugin_dir(self) -> Path:
@@ -41,6 +66,9 @@ class Runtime(Protocol):
     async def load(self, request: LoadRequest) -> PluginHandle:
         """Load and start the plugin; raise `PluginLoadError` with the reason on failure."""
         ...
+
+    # A runtime may also offer `discover(directory: Path) -> list[Candidate]` to find plugins that
+    # carry no manifest (native libraries); the core calls it when present.
 
     async def aclose(self) -> None:
         """Release what the runtime itself holds (pools, servers)."""

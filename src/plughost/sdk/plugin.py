@@ -57,13 +57,18 @@ class PluginContext:
 Binder = Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Handler:
-    """A declared callable and how to turn an invoke request into its arguments."""
+    """A declared callable and how to turn an invoke request into its arguments.
+
+    `takes_arguments` is False for handlers without parameters (the request must be empty);
+    runtimes may then skip `bind`, which only validates that.
+    """
 
     func: Callable[..., Any]
     is_async: bool
     bind: Binder
+    takes_arguments: bool = True
 
 
 def bind_arguments(func: Callable[..., Any]) -> Binder:
@@ -73,6 +78,8 @@ def bind_arguments(func: Callable[..., Any]) -> Binder:
     """
     model = argument_model(func, skip=(PluginExecutionContext,))
     context_param = _param_of_type(func, PluginExecutionContext)
+    if model is None and context_param is None:
+        return _bind_nothing(func)
 
     def bind(request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
         kwargs: dict[str, Any] = {}
@@ -87,6 +94,19 @@ def bind_arguments(func: Callable[..., Any]) -> Binder:
         return (), kwargs
 
     bind.schema = json_schema(model)  # type: ignore[attr-defined]
+    return bind
+
+
+def _bind_nothing(func: Callable[..., Any]) -> Binder:
+    """Binder for handlers without parameters: accepts only an empty request."""
+
+    def bind(request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        if request is None or request == {}:
+            return (), {}
+        raise InvocationError(f"'{func.__name__}' takes no arguments, got {request!r}", code="invalid_request")
+
+    bind.schema = json_schema(None)  # type: ignore[attr-defined]
+    bind.takes_arguments = False  # type: ignore[attr-defined]
     return bind
 
 
@@ -162,7 +182,8 @@ class Plugin(BotDecoratorsMixin):
         """Register `func` under the invoke name `name` (the decorators use this)."""
         if name in self.handlers:
             raise PlugHostError(f"plugin '{self.id}': handler '{name}' is declared twice")
-        handler = Handler(func, _is_async(func), bind or bind_arguments(func))
+        binder = bind or bind_arguments(func)
+        handler = Handler(func, _is_async(func), binder, getattr(binder, "takes_arguments", True))
         self.handlers[name] = handler
         return handler
 

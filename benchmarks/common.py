@@ -1,0 +1,42 @@
+"""What every benchmark module shares: result rows and timing helpers."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass
+class Row:
+    """One measured figure: what, how much, the target, what it was compared with, verdict."""
+
+    name: str
+    value: float
+    unit: str
+    target: str = ""
+    comparison: str = ""
+    ok: bool | None = None
+
+    def formatted(self) -> str:
+        if self.unit in {"µs", "ms", "s", "×"}:
+            return f"{self.value:,.2f} {self.unit}"
+        return f"{self.value:,.0f} {self.unit}" if self.value >= 100 else f"{self.value:,.2f} {self.unit}"
+
+
+def best_of(repeats: int, func: Callable[[], float]) -> float:
+    """The lowest of several measurements (least disturbed by other work on the machine)."""
+    return min(func() for _ in range(repeats))
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def per_call_us(loops: int, func: Callable[[], None]) -> float:
+    """Average µs per call of `func` run `loops` times."""
+    start = time.perf_counter()
+    for _ in range(loops):
+        func()
+    return (time.perf_counter() - start) / loops * 1e6

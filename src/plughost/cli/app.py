@@ -1,0 +1,78 @@
+"""The `plughost` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plughost.cli import plugins
+from plughost.cli.common import PluginDirOption, WorkspaceOption
+from plughost.cli.output import fail, plugin_table, setup_logging, stdout
+from plughost.cli.scaffold import scaffold
+from plughost.errors import PlugHostError
+from plughost.host import Host
+
+app = typer.Typer(
+    name="plughost",
+    help="A polyglot plugin host for Python bots and AI agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+app.add_typer(plugins.app, name="plugins")
+
+
+@app.callback()
+def configure(
+    log_level: Annotated[str, typer.Option("--log-level", "-l", help="debug, info, warning or error.")] = "warning",
+) -> None:
+    """plughost: load Python, native and go-plugin plugins under one lifecycle and guard."""
+    setup_logging(log_level)
+
+
+@app.command()
+def run(
+    workspace: WorkspaceOption = Path("."),
+    plugin_dir: PluginDirOption = None,
+) -> None:
+    """Load the workspace, show a status table, and run until Ctrl-C or SIGTERM."""
+
+    async def main() -> None:
+        async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
+            stdout().print(
+                plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
+            )
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, host.request_stop)
+            stdout().print("running; press Ctrl-C to stop", style="dim")
+            await host.wait_until_stopped()
+            stdout().print("stopping…", style="dim")
+
+    try:
+        asyncio.run(main())
+    except PlugHostError as exc:
+        fail(str(exc))
+
+
+@app.command()
+def new(
+    plugin_id: Annotated[str, typer.Argument(help="Id of the new plugin.", show_default=False)],
+    directory: Annotated[
+        Path, typer.Option("--dir", "-d", help="Where to create it.", file_okay=False, resolve_path=True)
+    ] = Path("plugins"),
+) -> None:
+    """Scaffold a Python plugin (manifest, code, a passing test)."""
+    try:
+        target = scaffold(plugin_id, directory)
+    except PlugHostError as exc:
+        fail(str(exc))
+    stdout().print(f"created {target}; run its test with: pytest {target / 'tests'}", highlight=False)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,84 @@
+"""Rendering helpers shared by CLI commands: rich tables, JSON, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterable
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.table import Table
+
+STATE_STYLE = {
+    "enabled": "green",
+    "disabled": "yellow",
+    "loaded": "cyan",
+    "error": "red",
+    "isolated": "magenta",
+    "unloaded": "dim",
+}
+
+
+def stdout() -> Console:
+    return Console(soft_wrap=True)
+
+
+def stderr() -> Console:
+    return Console(stderr=True, soft_wrap=True)
+
+
+def setup_logging(level: str) -> None:
+    """Install a rich handler on the root logger (the library itself never does this)."""
+    handler = RichHandler(console=stderr(), show_path=False, rich_tracebacks=False, markup=False)
+    logging.basicConfig(level=level.upper(), handlers=[handler], format="%(name)s: %(message)s", force=True)
+
+
+def fail(message: str, code: int = 1) -> NoReturn:
+    """Print one clear error line and exit non-zero."""
+    stderr().print(f"[bold red]error:[/] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def print_json(data: Any) -> None:
+    """Print `data` as JSON; a value JSON cannot express is a clear error, not a traceback."""
+    try:
+        text = json.dumps(data, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        fail(f"the result cannot be printed as JSON: {exc} (drop --json to see it as text)")
+    sys.stdout.write(text + "\n")
+
+
+def render_value(value: Any) -> str:
+    """A result as text: strings as they are, JSON-able values as JSON, anything else as repr."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, indent=2, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return repr(value)
+
+
+def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Table:
+    """A table of `PluginInstance.summary()` rows."""
+    table = Table(title=title, title_justify="left")
+    for column in ("id", "version", "runtime", "state", "priority", "offers", "error"):
+        table.add_column(column, overflow="fold")
+    for row in rows:
+        offers = [f"{len(row[k])} {k}" for k in ("methods", "commands") if row.get(k)]
+        if "execute" in row.get("capabilities", ()):
+            offers.append("execute")
+        style = STATE_STYLE.get(str(row["state"]), "")
+        table.add_row(
+            row["id"],
+            row["version"],
+            row["runtime"],
+            f"[{style}]{row['state']}[/]",
+            str(row["priority"]),
+            ", ".join(offers),
+            row.get("error") or "",
+        )
+    return table

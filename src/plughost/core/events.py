@@ -1,0 +1,105 @@
+"""Plugin events: a bounded history and subscribers (sync or async)."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping
+from time import time as wall_clock
+from typing import Any
+
+from plughost.sdk.models import EventType, PluginEvent
+
+log = logging.getLogger(__name__)
+EventHandler = Callable[[PluginEvent], Awaitable[None] | None]
+_Record = tuple[str, EventType, float, bool, str, str | None, Mapping[str, Any] | None]
+
+
+class EventBus:
+    """Records every `PluginEvent` and hands it to subscribers.
+
+    A handler that raises is logged and never breaks the operation that emitted the event.
+    Async handlers run as tasks owned by the bus and are cancelled by `aclose`. Events are kept
+    as plain records and become `PluginEvent` models only when someone looks at them, so the
+    execute event of every call stays cheap.
+    """
+
+    def __init__(self, history: int = 1000) -> None:
+        self._history: deque[_Record] = deque(maxlen=history)
+        self._handlers: list[EventHandler] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def add_handler(self, handler: EventHandler) -> None:
+        self._handlers.append(handler)
+
+    def remove_handler(self, handler: EventHandler) -> None:
+        self._handlers.remove(handler)
+
+    def emit(
+        self,
+        plugin_id: str,
+        event_type: EventType,
+        success: bool = True,
+        message: str = "",
+        error: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> None:
+        record: _Record = (plugin_id, event_type, wall_clock(), success, message, error, metadata)
+        self._history.append(record)
+        if self._handlers:
+            event = _event(record)
+            for handler in list(self._handlers):
+                self._deliver(handler, event)
+
+    def history(self, plugin_id: str | None = None, event_type: EventType | None = None) -> list[PluginEvent]:
+        """Recorded events, oldest first, optionally filtered by plugin and type."""
+        return [
+            _event(r)
+            for r in self._history
+            if (plugin_id is None or r[0] == plugin_id) and (event_type is None or r[1] == event_type)
+        ]
+
+    async def aclose(self, grace_s: float = 2.0) -> None:
+        """Let pending async handlers finish for up to `grace_s`, then cancel the rest."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=grace_s)
+
+    def _deliver(self, handler: EventHandler, event: PluginEvent) -> None:
+        try:
+            result = handler(event)
+        except Exception:
+            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_name)
+            return
+        if inspect.isawaitable(result):
+            task = asyncio.ensure_future(self._await_handler(handler, result, event))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            if inspect.iscoroutine(result):  # cancelled before it started: close it quietly
+                coro = result
+                task.add_done_callback(lambda t: coro.close() if t.cancelled() else None)
+
+    @staticmethod
+    async def _await_handler(handler: EventHandler, result: Awaitable[None], event: PluginEvent) -> None:
+        try:
+            await result
+        except Exception:
+            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_name)
+
+
+def _event(record: _Record) -> PluginEvent:
+    plugin_id, event_type, timestamp, success, message, error, metadata = record
+    return PluginEvent(
+        plugin_name=plugin_id,
+        event_type=event_type,
+        timestamp=timestamp,
+        success=success,
+        message=message,
+        error=error,
+        metadata=dict(metadata) if metadata else {},
+    )

@@ -1,0 +1,569 @@
+"""`PluginManager`: discovery, lifecycle, configuration, state and guarded execution.
+
+The manager only sees `PluginHandle`s and `Descriptor`s; which runtime made a handle is the
+runtime's business. LurkBot's API and Jank's verbs are both offered (see docs/python-api.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+from plughost.core.config import HostConfig, PluginConfigStore
+from plughost.core.deps import dependency_names, plan_loading
+from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover
+from plughost.core.events import EventBus, EventHandler
+from plughost.core.instance import ACTIVE_STATES, PluginInstance
+from plughost.core.registry import PluginRegistry, RegistryEntry
+from plughost.core.state import PluginStateFile
+from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
+from plughost.guard import BreakerPolicy, CallFailed, Guard, GuardPolicy
+from plughost.runtime import Candidate, LoadRequest, Runtime, default_runtimes
+from plughost.sdk.handle import PluginHandle
+from plughost.sdk.manifest import PluginManifest
+from plughost.sdk.models import (
+    DiscoveryStatus,
+    EventType,
+    PluginEvent,
+    PluginExecutionContext,
+    PluginExecutionResult,
+    PluginState,
+)
+from plughost.sdk.plugin import EXECUTE_HANDLER
+
+log = logging.getLogger(__name__)
+REGISTRY_FILE = Path(".plughost") / "registry.json"
+
+
+class PluginManager:
+    """Owns every plugin of a workspace. Use as `async with PluginManager(workspace) as manager:`."""
+
+    def __init__(
+        self,
+        workspace: Path | str | None = None,
+        *,
+        config: HostConfig | None = None,
+        runtimes: Mapping[str, Runtime] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        self.workspace = Path(workspace or Path.cwd()).resolve()
+        self.config = config if config is not None else HostConfig.load(self.workspace)
+        host = self.config.host
+        self.events = EventBus(host.event_history)
+        policy = GuardPolicy(
+            BreakerPolicy(self.config.guard.failure_threshold, self.config.guard.cooldown_s),
+            self.config.guard.default_timeout_s,
+        )
+        self.guard = guard if guard is not None else Guard(policy)
+        self.guard.set_event_sink(self.events.emit, on_breaker_change=self._on_breaker_change)
+        self.runtimes: dict[str, Runtime] = dict(runtimes) if runtimes is not None else default_runtimes()
+        self.registry = PluginRegistry(self.workspace / REGISTRY_FILE)
+        self.state_file = PluginStateFile.load(self.workspace / host.state_file)
+        self.configs = PluginConfigStore(self.workspace / host.config_dir)
+        self.data_root = self.workspace / host.data_dir
+        self.last_discovery = DiscoveryReport()
+        self._instances: dict[str, PluginInstance] = {}
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> PluginManager:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.shutdown()
+
+    # discovery -------------------------------------------------------------------------------
+    @property
+    def plugin_dirs(self) -> list[Path]:
+        return [self.workspace / d for d in self.config.host.plugin_dirs]
+
+    def discover(self) -> DiscoveryReport:
+        """Scan plugin directories and entry points; conflicts are logged and kept in the report."""
+        report = discover(self.plugin_dirs, self.runtimes, entry_points=self.config.host.entry_points)
+        for conflict in report.conflicts:
+            log.warning("%s", conflict)
+        self.last_discovery = report
+        return report
+
+    async def discover_and_load_all(self, workspace_root: Path | str | None = None) -> int:
+        """Discover, load in dependency order, enable per state file/manifest; returns how many loaded."""
+        if workspace_root is not None and Path(workspace_root).resolve() != self.workspace:
+            raise PlugHostError(
+                f"this manager serves {self.workspace}; create another PluginManager for {workspace_root}"
+            )
+        report = self.discover()
+        for candidate in report.invalid:
+            log.error("plugin at %s is invalid: %s", candidate.path, "; ".join(map(str, candidate.errors)))
+        manifests = {i: c.manifest for i, c in report.candidates.items() if c.manifest is not None}
+        plan = plan_loading(manifests)
+        for plugin_id, reason in plan.failed.items():
+            self._record_failure(report.candidates[plugin_id], reason)
+        loaded, failed = 0, set(plan.failed)
+        for plugin_id in plan.order:
+            candidate = report.candidates[plugin_id]
+            assert candidate.manifest is not None
+            broken = sorted(dependency_names(candidate.manifest) & failed)
+            if broken:
+                self._record_failure(candidate, f"dependency '{broken[0]}' failed to load")
+                failed.add(plugin_id)
+                continue
+            instance = await self._load_candidate(candidate)
+            if instance.state is PluginState.ERROR:
+                failed.add(plugin_id)
+            else:
+                loaded += 1
+        return loaded
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Jank's `list`: loaded plugins and discovered-but-not-loaded ones with their status."""
+        rows = [dict(i.summary(), status=DiscoveryStatus.AVAILABLE.value) for i in self._sorted()]
+        seen = {r["id"] for r in rows}
+        for candidate in self.last_discovery.all():
+            if candidate.id in seen and candidate.status is not DiscoveryStatus.INVALID:
+                continue
+            rows.append(
+                {
+                    "id": candidate.id,
+                    "state": None,
+                    "status": candidate.status.value,
+                    "runtime": candidate.runtime,
+                    "path": str(candidate.path),
+                    "errors": [str(e) for e in candidate.errors],
+                }
+            )
+        return rows
+
+    # lifecycle -------------------------------------------------------------------------------
+    async def load_plugin(self, plugin_dir: Path | str, manifest: PluginManifest | None = None) -> PluginInstance:
+        """Load (and enable, per state file/manifest) the plugin at `plugin_dir`.
+
+        Raises `PluginLoadError` when it fails; the instance is kept in state `error`.
+        """
+        candidate = candidate_from_path(Path(plugin_dir))
+        if manifest is not None:
+            candidate.manifest, candidate.id, candidate.status = manifest, manifest.id, DiscoveryStatus.AVAILABLE
+        if candidate.status is DiscoveryStatus.INVALID or candidate.manifest is None:
+            raise PluginLoadError(candidate.id, "; ".join(str(e) for e in candidate.errors))
+        existing = self._instances.get(candidate.id)
+        if existing is not None and existing.is_loaded:
+            raise PluginStateError(f"plugin '{candidate.id}' is already loaded from {existing.path}")
+        instance = await self._load_candidate(candidate)
+        if instance.state is PluginState.ERROR:
+            raise PluginLoadError(instance.id, instance.error or "unknown error")
+        return instance
+
+    async def unload_plugin(self, name: str) -> bool:
+        """Stop the plugin and release everything it holds. False if it was not loaded."""
+        instance = self._require(name)
+        async with self._lock(name):
+            if not instance.is_loaded or instance.handle is None:
+                return False
+            handle, instance.handle = instance.handle, None
+            if instance.is_enabled:
+                await self._tell_enabled(instance, handle, False)
+            await self._stop_handle(instance.id, handle)
+            self._transition(instance, PluginState.UNLOADED, EventType.UNLOAD, "unloaded")
+            self.guard.forget(instance.id)
+            return True
+
+    async def enable_plugin(self, name: str, *, persist: bool = True) -> bool:
+        """Enable a loaded plugin. False if it already was enabled."""
+        instance = self._require_loaded(name)
+        async with self._lock(name):
+            if instance.is_enabled:
+                return False
+            assert instance.handle is not None
+            await self._tell_enabled(instance, instance.handle, True)
+            self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
+            if persist:
+                self.state_file.set_enabled(instance.id, True)
+            return True
+
+    async def disable_plugin(self, name: str, *, persist: bool = True) -> bool:
+        """Disable a loaded plugin (it stays loaded). False if it already was disabled."""
+        instance = self._require_loaded(name)
+        async with self._lock(name):
+            if not instance.is_enabled:
+                return False
+            assert instance.handle is not None
+            await self._tell_enabled(instance, instance.handle, False)
+            self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
+            if persist:
+                self.state_file.set_enabled(instance.id, False)
+            return True
+
+    async def reload_plugin(self, name: str) -> PluginInstance:
+        """Load the new version beside the old one and switch when it is ready.
+
+        If the new version fails, the old one keeps serving and `PluginLoadError` is raised.
+        """
+        instance = self._require(name)
+        async with self._lock(name):
+            candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
+            if candidate is None:
+                candidate = Candidate(
+                    instance.id,
+                    instance.path,
+                    instance.manifest,
+                    DiscoveryStatus.AVAILABLE,
+                    instance.origin,
+                    entry_point=instance.entry_point,
+                )
+            if candidate.manifest is None or candidate.status is DiscoveryStatus.INVALID:
+                reason = "; ".join(str(e) for e in candidate.errors)
+                self.events.emit(instance.id, EventType.RELOAD, False, "reload failed", reason)
+                raise PluginLoadError(instance.id, reason)
+            if candidate.id != instance.id:
+                reason = f"the manifest now says id '{candidate.id}'; reload keeps ids stable, load it instead"
+                self.events.emit(instance.id, EventType.RELOAD, False, "reload failed", reason)
+                raise PluginLoadError(instance.id, reason)
+            was_enabled = instance.is_enabled
+            try:
+                new_handle = await self._start_handle(candidate, instance.priority)
+                if was_enabled:
+                    await new_handle.set_enabled(True)
+            except PlugHostError as exc:
+                self.events.emit(instance.id, EventType.RELOAD, False, "reload failed; old version serving", str(exc))
+                raise exc if isinstance(exc, PluginLoadError) else PluginLoadError(instance.id, str(exc)) from exc
+            old_handle, instance.handle = instance.handle, new_handle
+            instance.set_manifest(candidate.manifest)
+            instance.error, instance.loaded_at = None, time.time()
+            if old_handle is not None:
+                await self._stop_handle(instance.id, old_handle)
+            if instance.state in (PluginState.ERROR, PluginState.UNLOADED):
+                instance.state = PluginState.ENABLED if was_enabled else PluginState.LOADED
+            self.guard.breaker(instance.id).clear()
+            self._register(instance)
+            self.events.emit(instance.id, EventType.RELOAD, True, f"reloaded version {candidate.manifest.version}")
+            return instance
+
+    async def register(self, plugin_dir: Path | str) -> PluginInstance:
+        """Jank's register: load and enable."""
+        instance = await self.load_plugin(plugin_dir)
+        await self.enable_plugin(instance.id, persist=False)
+        return instance
+
+    async def unregister(self, name: str) -> bool:
+        """Jank's unregister: unload."""
+        return await self.unload_plugin(name)
+
+    async def start_auto_plugins(self) -> int:
+        """Jank's start of every discovered plugin with `auto_start`; returns how many loaded."""
+        report = self.discover()
+        count = 0
+        for candidate in report.candidates.values():
+            if candidate.manifest is None or not candidate.manifest.auto_start or candidate.id in self._instances:
+                continue
+            instance = await self._load_candidate(candidate)
+            count += instance.state is not PluginState.ERROR
+        return count
+
+    async def shutdown(self) -> None:
+        """Unload every plugin (reverse priority order), cancel owned tasks, close runtimes."""
+        if self._closed:
+            return
+        self._closed = True
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5)
+        for instance in reversed(self._sorted()):
+            if instance.is_loaded:
+                try:
+                    await self.unload_plugin(instance.id)
+                except Exception:
+                    log.exception("unloading '%s' during shutdown failed", instance.id)
+        for runtime in self.runtimes.values():
+            try:
+                await runtime.aclose()
+            except Exception:
+                log.exception("closing runtime '%s' failed", runtime.name)
+        await self.events.aclose()
+
+    # execution -------------------------------------------------------------------------------
+    def call(self, name: str, handler: str, request: Any, *, timeout: float | None = None) -> Awaitable[Any]:
+        """Guarded call of one handler of an enabled plugin: `await manager.call(...)`.
+
+        Raises `CallFailed` on any failure. (A plain function returning the guard's coroutine, so
+        the hot path has one coroutine less.)
+        """
+        instance = self._instances.get(name)
+        if instance is None or instance.handle is None or instance.state not in ACTIVE_STATES:
+            raise CallFailed(self._unavailable(name, instance), {"unavailable": True})
+        return self.guard.call(
+            name, instance.handle, handler, request, timeout=instance.timeout_s if timeout is None else timeout
+        )
+
+    async def invoke(
+        self, name: str, handler: str, request: Any, *, timeout: float | None = None
+    ) -> PluginExecutionResult:
+        """Guarded call returning a `PluginExecutionResult` (never raises)."""
+        instance = self._instances.get(name)
+        if instance is None or instance.handle is None or not instance.is_enabled:
+            return PluginExecutionResult(
+                success=False, error=self._unavailable(name, instance), metadata={"unavailable": True}
+            )
+        return await self.guard.invoke(
+            name, instance.handle, handler, request, timeout=self._timeout(instance, timeout)
+        )
+
+    async def execute_plugin(
+        self, name: str, context: PluginExecutionContext | Mapping[str, Any] | None = None
+    ) -> PluginExecutionResult:
+        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard."""
+        ctx = context if isinstance(context, PluginExecutionContext) else PluginExecutionContext(**(context or {}))
+        return await self.invoke(name, EXECUTE_HANDLER, ctx)
+
+    async def execute_plugins(
+        self,
+        context: PluginExecutionContext | Mapping[str, Any] | None = None,
+        plugin_names: Iterable[str] | None = None,
+    ) -> dict[str, PluginExecutionResult]:
+        """Execute several plugins concurrently; total time ≈ the slowest; failures stay separate."""
+        names = (
+            builtins.list(plugin_names)
+            if plugin_names is not None
+            else [i.id for i in self.enabled_plugins() if i.descriptor and "execute" in i.descriptor.capabilities]
+        )
+        results = await asyncio.gather(*(self.execute_plugin(n, context) for n in names))
+        return dict(zip(names, results, strict=True))
+
+    async def execute(self, name: str, method: str, args: Mapping[str, Any] | None = None) -> PluginExecutionResult:
+        """Jank's Execute(method, args)."""
+        return await self.invoke(name, method, dict(args or {}))
+
+    # queries ---------------------------------------------------------------------------------
+    def get_plugin(self, name: str) -> PluginInstance | None:
+        return self._instances.get(name)
+
+    def list_plugins(
+        self,
+        state: PluginState | str | None = None,
+        type: str | None = None,
+        tag: str | None = None,
+        keyword: str | None = None,
+    ) -> builtins.list[PluginInstance]:
+        """Known plugins ordered by priority (high first) then id, filtered as asked."""
+        result = self._sorted()
+        if state is not None:
+            result = [i for i in result if i.state == state]
+        if type is not None:
+            result = [i for i in result if i.manifest.type == type]
+        if tag is not None:
+            result = [i for i in result if tag.casefold() in (t.casefold() for t in i.manifest.tags)]
+        if keyword is not None:
+            word = keyword.casefold()
+            result = [
+                i
+                for i in result
+                if any(
+                    word in t.casefold()
+                    for t in (i.id, i.manifest.name, i.manifest.description, *i.manifest.keywords, *i.manifest.tags)
+                )
+            ]
+        return result
+
+    def enabled_plugins(self) -> builtins.list[PluginInstance]:
+        """Enabled plugins, highest priority first, ties by id."""
+        return [i for i in self._sorted() if i.is_enabled and i.handle is not None]
+
+    def get_config(self, name: str) -> dict[str, Any]:
+        """The plugin's configuration as stored in `config/plugins/<id>.toml`."""
+        return self.configs.load(name)
+
+    def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[None] | None:
+        """Persist new configuration; a loaded plugin's reconfigure hook runs in a task owned by
+        the manager (returned, so callers may await it)."""
+        self.configs.save(name, dict(config))
+        instance = self._instances.get(name)
+        if instance is None or instance.handle is None:
+            return None
+        task = asyncio.get_running_loop().create_task(self._reconfigure(instance, dict(config)))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    def set_priority(self, name: str, priority: int) -> None:
+        """Persist a priority override (0..1000) in plugin-state.toml."""
+        instance = self._require(name)
+        self.state_file.set_priority(name, priority)
+        instance.priority = priority
+
+    def get_events(self, name: str | None = None) -> builtins.list[PluginEvent]:
+        return self.events.history(name)
+
+    def add_event_handler(self, handler: EventHandler | Callable[[PluginEvent], Awaitable[None]]) -> None:
+        self.events.add_handler(handler)
+
+    # internals -------------------------------------------------------------------------------
+    def _sorted(self) -> builtins.list[PluginInstance]:
+        return sorted(self._instances.values(), key=lambda i: (-i.priority, i.id))
+
+    def _lock(self, name: str) -> asyncio.Lock:
+        return self._locks.setdefault(name, asyncio.Lock())
+
+    def _require(self, name: str) -> PluginInstance:
+        instance = self._instances.get(name)
+        if instance is None:
+            raise PluginNotFoundError(name)
+        return instance
+
+    def _require_loaded(self, name: str) -> PluginInstance:
+        instance = self._require(name)
+        if not instance.is_loaded:
+            detail = f": {instance.error}" if instance.error else ""
+            raise PluginStateError(f"plugin '{name}' is not loaded (state {instance.state}){detail}")
+        return instance
+
+    def _unavailable(self, name: str, instance: PluginInstance | None) -> str:
+        if instance is None:
+            return f"plugin '{name}' was not found"
+        return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
+
+    def _timeout(self, instance: PluginInstance, timeout: float | None) -> float | None:
+        return timeout if timeout is not None else instance.timeout_s
+
+    async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
+        assert candidate.manifest is not None
+        priority = self.state_file.priorities.get(candidate.id, candidate.manifest.priority)
+        instance = PluginInstance(
+            candidate.id,
+            candidate.manifest,
+            candidate.path,
+            priority=priority,
+            origin=candidate.origin,
+            entry_point=candidate.entry_point,
+        )
+        self._instances[candidate.id] = instance
+        async with self._lock(candidate.id):
+            try:
+                handle = await self._start_handle(candidate, priority)
+            except PlugHostError as exc:
+                reason = exc.reason if isinstance(exc, PluginLoadError) else str(exc)
+                self._fail(instance, reason)
+                return instance
+            instance.handle, instance.loaded_at = handle, time.time()
+            if candidate.path.is_file():  # single-file plugins declare their version in code
+                instance.set_manifest(instance.manifest.model_copy(update={"version": handle.descriptor.version}))
+            self._transition(
+                instance, PluginState.LOADED, EventType.LOAD, f"loaded version {instance.manifest.version}"
+            )
+        if self.state_file.modules.get(candidate.id, candidate.manifest.enabled):
+            try:
+                await self.enable_plugin(candidate.id, persist=False)
+            except PlugHostError as exc:
+                log.error("enabling '%s' failed: %s", candidate.id, exc)
+        return instance
+
+    async def _start_handle(self, candidate: Candidate, priority: int) -> PluginHandle:
+        """Read config, pick the runtime and load: the only place that knows about runtimes."""
+        manifest = candidate.manifest
+        assert manifest is not None
+        runtime_name = manifest.runtime if manifest.isolation == "none" else "worker"
+        runtime = self.runtimes.get(runtime_name)
+        if runtime is None:
+            what = f"isolation '{manifest.isolation}'" if runtime_name == "worker" else f"runtime '{runtime_name}'"
+            raise PluginLoadError(candidate.id, f"{what} is not available in this installation")
+        if candidate.status is DiscoveryStatus.SOURCE_ONLY:
+            build = getattr(runtime, "build", None)
+            if not callable(build):
+                raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
+            await build(candidate)
+        try:
+            config = self.configs.load(candidate.id)
+        except ConfigError as exc:
+            raise PluginLoadError(candidate.id, str(exc)) from exc
+        data_dir = self.data_root / candidate.id
+        data_dir.mkdir(parents=True, exist_ok=True)
+        request = LoadRequest(
+            plugin_id=candidate.id,
+            path=candidate.path,
+            manifest=manifest,
+            data_dir=data_dir,
+            config=config,
+            logger=logging.getLogger(f"plughost.plugin.{candidate.id}"),
+            priority=priority,
+            enabled=self.state_file.modules.get(candidate.id, manifest.enabled),
+            entry_point=candidate.entry_point,
+        )
+        try:
+            return await runtime.load(request)
+        except PlugHostError:
+            raise
+        except Exception as exc:  # a runtime bug must not take the host down
+            log.exception("runtime '%s' failed loading '%s'", runtime_name, candidate.id)
+            raise PluginLoadError(candidate.id, f"{type(exc).__name__}: {exc}") from exc
+
+    async def _stop_handle(self, plugin_id: str, handle: PluginHandle) -> None:
+        try:
+            await handle.stop()
+        except Exception as exc:
+            log.exception("stopping '%s' failed", plugin_id)
+            self.events.emit(plugin_id, EventType.ERROR, False, "stop failed", str(exc))
+
+    async def _tell_enabled(self, instance: PluginInstance, handle: PluginHandle, enabled: bool) -> None:
+        try:
+            await handle.set_enabled(enabled)
+        except Exception as exc:
+            what = "enable" if enabled else "disable"
+            self.events.emit(instance.id, EventType.ERROR, False, f"{what} hook failed", str(exc))
+            if enabled:
+                raise PluginStateError(f"plugin '{instance.id}' could not be enabled: {exc}") from exc
+            log.warning("disable hook of '%s' failed: %s", instance.id, exc)
+
+    async def _reconfigure(self, instance: PluginInstance, config: dict[str, Any]) -> None:
+        if instance.handle is None:
+            return
+        try:
+            await instance.handle.reconfigure(config)
+        except Exception as exc:
+            log.error("reconfiguring '%s' failed: %s", instance.id, exc)
+            self.events.emit(instance.id, EventType.ERROR, False, "reconfigure failed", str(exc))
+
+    def _transition(self, instance: PluginInstance, state: PluginState, event: EventType, message: str) -> None:
+        instance.state = state
+        if state is not PluginState.ERROR:
+            instance.error = None
+        self._register(instance)
+        self.events.emit(instance.id, event, True, message)
+
+    def _register(self, instance: PluginInstance) -> None:
+        manifest = instance.manifest
+        self.registry.register(
+            RegistryEntry(
+                id=instance.id,
+                name=manifest.name,
+                version=manifest.version,
+                type=manifest.type,
+                runtime=manifest.runtime,
+                description=manifest.description,
+                tags=builtins.list(manifest.tags),
+                keywords=builtins.list(manifest.keywords),
+                path=str(instance.path),
+                state=instance.state,
+            )
+        )
+
+    def _fail(self, instance: PluginInstance, reason: str) -> None:
+        instance.state, instance.error = PluginState.ERROR, reason
+        self._register(instance)
+        log.error("plugin '%s' failed to load: %s", instance.id, reason)
+        self.events.emit(instance.id, EventType.ERROR, False, "load failed", reason)
+
+    def _record_failure(self, candidate: Candidate, reason: str) -> None:
+        assert candidate.manifest is not None
+        instance = PluginInstance(candidate.id, candidate.manifest, candidate.path, origin=candidate.origin)
+        self._instances[candidate.id] = instance
+        self._fail(instance, reason)
+
+    def _on_breaker_change(self, plugin_id: str, isolated: bool) -> None:
+        instance = self._instances.get(plugin_id)
+        if instance is not None and instance.is_enabled:
+            instance.state = PluginState.ISOLATED if isolated else PluginState.ENABLED
+            self.registry.set_state(plugin_id, instance.state)

@@ -1,0 +1,66 @@
+"""`Host`: owns the plugin manager and, as later layers attach, the bot domain and surfaces."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from plughost.core.config import HostConfig
+from plughost.core.manager import PluginManager
+from plughost.runtime import Runtime
+
+
+class Host:
+    """One running plugin host. `async with Host(workspace) as host:` loads the workspace.
+
+    Everything that runs in the background belongs to the host (or to one of its plugins) and is
+    stopped by `stop()`.
+    """
+
+    def __init__(
+        self,
+        workspace: Path | str | None = None,
+        *,
+        config: HostConfig | None = None,
+        extra_plugin_dirs: Sequence[Path | str] = (),
+        runtimes: Mapping[str, Runtime] | None = None,
+    ) -> None:
+        self.workspace = Path(workspace or Path.cwd()).resolve()
+        self.config = config if config is not None else HostConfig.load(self.workspace)
+        if extra_plugin_dirs:
+            dirs = [*self.config.host.plugin_dirs, *(str(Path(d).resolve()) for d in extra_plugin_dirs)]
+            self.config = self.config.model_copy(
+                update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
+            )
+        self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
+        self.started_at = time.time()
+        self.stop_requested = asyncio.Event()
+
+    async def __aenter__(self) -> Host:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.stop()
+
+    async def start(self) -> int:
+        """Load the workspace; returns how many plugins loaded."""
+        self.started_at = time.time()
+        return await self.manager.discover_and_load_all()
+
+    def request_stop(self) -> None:
+        """Ask `wait_until_stopped` to return (from `/stop`, signals, the console)."""
+        self.stop_requested.set()
+
+    async def wait_until_stopped(self) -> None:
+        await self.stop_requested.wait()
+
+    async def stop(self) -> None:
+        await self.manager.shutdown()
+
+    @property
+    def uptime_s(self) -> float:
+        return time.time() - self.started_at

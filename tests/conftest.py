@@ -1,0 +1,65 @@
+"""Shared fixtures and helpers for the whole suite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+
+
+def in_ci() -> bool:
+    return os.environ.get("CI", "").lower() == "true"
+
+
+def require_tool(name: str, why: str = "") -> str:
+    """Path of system tool `name`; skip (locally) or fail (under CI=true) when it is missing."""
+    path = shutil.which(name)
+    if path is None:
+        message = f"{name} is not installed{': ' + why if why else ''} (Debian: apt-get install it)"
+        if in_ci():
+            pytest.fail(f"CI must provide every tool the tests need: {message}")
+        pytest.skip(message)
+    return path
+
+
+PluginWriter = Callable[..., Path]
+
+
+@pytest.fixture
+def workspace(tmp_path: Path) -> Path:
+    """An empty workspace with a plugins/ directory."""
+    (tmp_path / "plugins").mkdir()
+    return tmp_path
+
+
+@pytest.fixture
+def write_plugin(workspace: Path) -> PluginWriter:
+    """Write a plugin directory: `write_plugin("id", code, manifest_extra="...")`."""
+
+    def write(
+        plugin_id: str,
+        code: str = "",
+        *,
+        manifest: str | None = None,
+        manifest_extra: str = "",
+        version: str = "1.0.0",
+        filename: str = "plugin.py",
+        parent: Path | None = None,
+    ) -> Path:
+        directory = (parent or workspace / "plugins") / plugin_id
+        directory.mkdir(parents=True, exist_ok=True)
+        if manifest is None:
+            manifest = f'id = "{plugin_id}"\nversion = "{version}"\n' + textwrap.dedent(manifest_extra)
+        (directory / "plugin.toml").write_text(manifest, encoding="utf-8")
+        if code:
+            (directory / filename).write_text(textwrap.dedent(code), encoding="utf-8")
+        return directory
+
+    return write

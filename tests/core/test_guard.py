@@ -1,0 +1,203 @@
+"""The guard through the manager: breaker, timeouts, exceptions as results, metrics, events."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from plughost import Guard, PluginManager, PluginState
+from plughost.guard import BreakerPolicy, BreakerState, GuardPolicy
+from plughost.sdk.models import EventType
+
+FLAKY = """
+import asyncio
+from plughost import Plugin
+plugin = Plugin()
+mode = {"fail": True}
+
+@plugin.method("work")
+def work() -> str:
+    if mode["fail"]:
+        raise RuntimeError("backend down")
+    return "ok"
+
+@plugin.method("heal")
+async def heal() -> None:
+    mode["fail"] = False
+
+@plugin.method("hang")
+async def hang() -> None:
+    await asyncio.Event().wait()
+
+@plugin.method("spin")
+def spin() -> None:
+    import threading
+    threading.Event().wait(2)
+
+@plugin.method("typed")
+def typed(count: int, label: str = "x") -> str:
+    return label * count
+
+@plugin.method("weird")
+def weird() -> set:
+    return {1, 2}
+"""
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+async def manager(workspace: Path, write_plugin, clock: FakeClock):
+    write_plugin("flaky", FLAKY)
+    write_plugin("steady", FLAKY.replace('{"fail": True}', '{"fail": False}'))
+    guard = Guard(GuardPolicy(BreakerPolicy(failure_threshold=3, cooldown_s=60)), clock=clock)
+    async with PluginManager(workspace, guard=guard) as manager:
+        await manager.discover_and_load_all()
+        yield manager
+
+
+async def test_exception_becomes_result(manager: PluginManager) -> None:
+    result = await manager.execute("flaky", "work")
+    assert result.success is False
+    assert result.error == "RuntimeError: backend down"
+    assert result.metadata["exception_type"] == "RuntimeError" and result.metadata["timed_out"] is False
+
+
+async def test_breaker_isolates_after_three_failures_and_recovers(manager: PluginManager, clock: FakeClock) -> None:
+    for _ in range(3):
+        assert not (await manager.execute("flaky", "work")).success
+    assert manager.get_plugin("flaky").state is PluginState.ISOLATED  # type: ignore[union-attr]
+    rejected = await manager.execute("flaky", "heal")
+    assert rejected.metadata.get("isolated") is True and "isolated" in (rejected.error or "")
+    assert (await manager.execute("steady", "work")).result == "ok", "other plugins keep working"
+
+    clock.now += 61  # cooldown over: exactly one trial call goes through
+    assert (await manager.execute("flaky", "heal")).success
+    assert manager.guard.breaker("flaky").state is BreakerState.CLOSED
+    assert manager.get_plugin("flaky").state is PluginState.ENABLED  # type: ignore[union-attr]
+    assert (await manager.execute("flaky", "work")).result == "ok"
+    kinds = [e.event_type for e in manager.get_events("flaky")]
+    assert EventType.ISOLATE in kinds and EventType.RECOVER in kinds
+
+
+async def test_failed_trial_call_reopens(manager: PluginManager, clock: FakeClock) -> None:
+    for _ in range(3):
+        await manager.execute("flaky", "work")
+    clock.now += 61
+    assert not (await manager.execute("flaky", "work")).success  # the trial fails
+    assert manager.guard.breaker("flaky").state is BreakerState.OPEN
+    assert (await manager.execute("flaky", "heal")).metadata.get("isolated") is True
+
+
+async def test_clear_resets_by_hand(manager: PluginManager) -> None:
+    for _ in range(3):
+        await manager.execute("flaky", "work")
+    manager.guard.breaker("flaky").clear()
+    assert (await manager.execute("flaky", "heal")).success
+
+
+async def test_async_handler_timeout_is_cancelled(manager: PluginManager) -> None:
+    result = await manager.invoke("flaky", "hang", {}, timeout=0.05)
+    assert result.success is False and result.metadata["timed_out"] is True
+    assert result.error == "timed out after 0.05 s"
+    snapshot = manager.guard.snapshot("flaky")
+    assert snapshot["handlers"]["hang"]["timeouts"] == 1
+    assert snapshot["breaker"]["consecutive_failures"] == 1
+
+
+async def test_blocking_handler_timeout_reported(manager: PluginManager) -> None:
+    result = await manager.invoke("flaky", "spin", {}, timeout=0.05)
+    assert result.metadata["timed_out"] is True
+
+
+async def test_manifest_timeout_applies(workspace: Path, write_plugin) -> None:
+    write_plugin("slow", FLAKY, manifest_extra="[limits]\ntimeout_s = 0.05\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert (await manager.execute("slow", "hang")).metadata["timed_out"] is True
+
+
+async def test_argument_validation_errors(manager: PluginManager) -> None:
+    assert (await manager.execute("steady", "typed", {"count": 3, "label": "ab"})).result == "ababab"
+    bad = await manager.execute("steady", "typed", {"count": "many"})
+    assert not bad.success and "count" in (bad.error or "") and bad.metadata["exception_type"] == "ValidationError"
+    extra = await manager.execute("steady", "typed", {"count": 1, "colour": "red"})
+    assert not extra.success and "colour" in (extra.error or "")
+    unknown = await manager.execute("steady", "nope")
+    assert unknown.metadata["exception_type"] == "UnknownHandlerError" and "has no handler 'nope'" in (
+        unknown.error or ""
+    )
+
+
+async def test_metrics_count_calls_failures_and_latency(manager: PluginManager) -> None:
+    for _ in range(5):
+        await manager.execute("steady", "work")
+    await manager.execute("flaky", "work")
+    steady = manager.guard.snapshot("steady")["handlers"]["work"]
+    assert steady["calls"] == 5 and steady["failures"] == 0
+    assert steady["p50_ms"] is not None and steady["p99_ms"] >= steady["p50_ms"]
+    flaky = manager.guard.snapshot("flaky")["handlers"]["work"]
+    assert flaky["failures"] == 1 and flaky["last_error"] == "backend down"
+    assert flaky["recent_errors"][0]["message"] == "backend down"
+
+
+async def test_recent_errors_are_bounded(manager: PluginManager) -> None:
+    manager.guard.policy = GuardPolicy(BreakerPolicy(failure_threshold=1000))
+    manager.guard._breakers.clear()
+    for _ in range(15):
+        await manager.execute("flaky", "work")
+    assert len(manager.guard.snapshot("flaky")["handlers"]["work"]["recent_errors"]) == 10
+
+
+async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) -> None:
+    code = """
+    from plughost import Plugin
+    plugin = Plugin()
+
+    @plugin.execute
+    async def run(context):
+        await context.metadata["barrier"].wait()  # completes only if all run at the same time
+        return context.metadata["name"] if False else "done"
+    """
+    for i in range(5):
+        write_plugin(f"p{i}", code)
+    write_plugin(
+        "broken",
+        "from plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "async def run(ctx):\n    raise RuntimeError('nope')\n",
+    )
+    write_plugin(
+        "stuck",
+        "import asyncio\nfrom plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "async def run(ctx):\n    await asyncio.Event().wait()\n",
+        manifest_extra="[limits]\ntimeout_s = 0.2\n",
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        barrier = asyncio.Barrier(5)
+        results = await asyncio.wait_for(
+            manager.execute_plugins({"metadata": {"barrier": barrier, "name": "x"}}), timeout=10
+        )
+        assert sorted(results) == ["broken", "p0", "p1", "p2", "p3", "p4", "stuck"]
+        assert all(results[f"p{i}"].result == "done" for i in range(5))
+        assert results["broken"].error == "RuntimeError: nope"
+        assert results["stuck"].metadata["timed_out"] is True
+        subset = await manager.execute_plugins({"metadata": {"barrier": asyncio.Barrier(1)}}, ["p1"])
+        assert list(subset) == ["p1"]
+
+
+async def test_non_serialisable_results_pass_through_in_process(manager: PluginManager) -> None:
+    assert (await manager.execute("steady", "weird")).result == {1, 2}

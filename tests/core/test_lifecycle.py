@@ -1,0 +1,275 @@
+"""Manager lifecycle with real Python plugins on disk: load, enable, disable, unload, reload."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from pathlib import Path
+
+import pytest
+
+from plughost import PluginManager, PluginState
+from plughost.errors import PluginLoadError, PluginNotFoundError, PluginStateError
+from plughost.sdk.models import EventType
+
+COUNTER = """
+from plughost import Plugin, PluginContext
+plugin = Plugin()
+calls = []
+
+@plugin.on_load
+def setup(ctx: PluginContext) -> None:
+    calls.append("load")
+
+@plugin.on_enable
+async def on_enable(ctx):
+    calls.append("enable")
+
+@plugin.on_disable
+def on_disable(ctx):
+    calls.append("disable")
+
+@plugin.method("value")
+def value() -> int:
+    return {value}
+
+@plugin.method("calls")
+def get_calls() -> list:
+    return calls
+"""
+
+
+async def test_load_enable_disable_unload_cycle(workspace: Path, write_plugin) -> None:
+    write_plugin("counter", COUNTER.format(value=1))
+    async with PluginManager(workspace) as manager:
+        assert await manager.discover_and_load_all() == 1
+        instance = manager.get_plugin("counter")
+        assert instance is not None and instance.state is PluginState.ENABLED
+        assert (await manager.execute("counter", "calls")).result == ["load", "enable"]
+
+        assert await manager.disable_plugin("counter") is True
+        assert await manager.disable_plugin("counter") is False
+        disabled = await manager.execute("counter", "value")
+        assert not disabled.success and "disabled" in (disabled.error or "")
+
+        assert await manager.enable_plugin("counter") is True
+        assert (await manager.execute("counter", "value")).result == 1
+
+        assert await manager.unload_plugin("counter") is True
+        assert instance.state is PluginState.UNLOADED
+        assert not any(m.startswith("plughost_plugin__counter") for m in sys.modules)
+        types = [e.event_type for e in manager.get_events("counter")]
+        assert types[:3] == [EventType.LOAD, EventType.ENABLE, EventType.EXECUTE]
+        assert EventType.DISABLE in types and types[-1] is EventType.UNLOAD
+
+
+async def test_unknown_plugin_errors(workspace: Path) -> None:
+    async with PluginManager(workspace) as manager:
+        with pytest.raises(PluginNotFoundError, match="plugin 'ghost' was not found"):
+            await manager.enable_plugin("ghost")
+        result = await manager.execute("ghost", "x")
+        assert not result.success and result.error == "plugin 'ghost' was not found"
+
+
+async def test_enabled_state_persists_across_restarts(workspace: Path, write_plugin) -> None:
+    write_plugin("counter", COUNTER.format(value=1))
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        await manager.disable_plugin("counter")
+        manager.set_priority("counter", 900)
+    text = (workspace / "plugin-state.toml").read_text()
+    assert "[modules]" in text and "counter = false" in text and "counter = 900" in text
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("counter")
+        assert instance is not None and instance.state is PluginState.LOADED and instance.priority == 900
+
+
+async def test_manifest_enabled_false_loads_disabled(workspace: Path, write_plugin) -> None:
+    write_plugin("counter", COUNTER.format(value=1), manifest_extra="enabled = false\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert manager.get_plugin("counter").state is PluginState.LOADED  # type: ignore[union-attr]
+
+
+async def test_reload_runs_new_code_and_keeps_enabled_state(workspace: Path, write_plugin) -> None:
+    directory = write_plugin("counter", COUNTER.format(value=1))
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert (await manager.execute("counter", "value")).result == 1
+        (directory / "plugin.py").write_text(COUNTER.format(value=2))
+        await manager.reload_plugin("counter")
+        assert (await manager.execute("counter", "value")).result == 2
+        assert manager.get_plugin("counter").state is PluginState.ENABLED  # type: ignore[union-attr]
+        generations = [m for m in sys.modules if m.startswith("plughost_plugin__counter")]
+        assert len({m.split(".")[0] for m in generations}) == 1, generations
+        assert [e.success for e in manager.get_events("counter") if e.event_type is EventType.RELOAD] == [True]
+
+
+async def test_failed_reload_keeps_old_version_serving(workspace: Path, write_plugin) -> None:
+    directory = write_plugin("counter", COUNTER.format(value=1))
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        (directory / "plugin.py").write_text("def broken(:\n")
+        with pytest.raises(PluginLoadError, match="SyntaxError"):
+            await manager.reload_plugin("counter")
+        assert (await manager.execute("counter", "value")).result == 1
+        reload_events = [e for e in manager.get_events("counter") if e.event_type is EventType.RELOAD]
+        assert reload_events[-1].success is False and "SyntaxError" in (reload_events[-1].error or "")
+
+
+async def test_failing_load_hook_during_reload_keeps_old(workspace: Path, write_plugin) -> None:
+    directory = write_plugin("counter", COUNTER.format(value=1))
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        (directory / "plugin.py").write_text(
+            "from plughost import Plugin\nplugin = Plugin()\n"
+            "@plugin.on_load\ndef boom(ctx):\n    raise RuntimeError('no database')\n"
+        )
+        with pytest.raises(PluginLoadError, match="no database"):
+            await manager.reload_plugin("counter")
+        assert (await manager.execute("counter", "value")).result == 1
+
+
+async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> None:
+    write_plugin(
+        "ticker",
+        """
+        import asyncio
+        from plughost import Plugin
+        plugin = Plugin()
+        state = {}
+
+        async def forever(name):
+            try:
+                await asyncio.Event().wait()
+            finally:
+                state[name] = "cancelled"
+
+        @plugin.on_load
+        async def setup(ctx):
+            ctx.spawn(forever("spawned"))
+            state["task"] = asyncio.get_running_loop().create_task(forever("untracked"))
+            state["ctx"] = ctx
+
+        @plugin.method("state")
+        def get_state() -> dict:
+            return {k: v for k, v in state.items() if isinstance(v, str)}
+        """,
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("ticker")
+        module = next(m for n, m in sys.modules.items() if n.startswith("plughost_plugin__ticker") and "." in n)
+        untracked = module.state["task"]
+        spawned = next(iter(module.state["ctx"].tasks))
+        await manager.unload_plugin("ticker")
+        assert untracked.cancelled() and spawned.cancelled()
+        assert module.state["spawned"] == "cancelled" and module.state["untracked"] == "cancelled"
+        assert instance is not None and instance.handle is None
+
+
+async def test_single_file_plugin(workspace: Path) -> None:
+    (workspace / "plugins" / "solo.py").write_text(
+        "from plughost import Plugin\nplugin = Plugin(id='solo', version='2.0.0')\n"
+        "@plugin.execute\nasync def run(ctx):\n    return ctx.input_data * 2\n"
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        result = await manager.execute_plugin("solo", {"input_data": 21})
+        assert result.success and result.result == 42
+        assert manager.get_plugin("solo").manifest.version == "2.0.0"  # type: ignore[union-attr]
+
+
+async def test_single_file_id_must_match_file_name(workspace: Path) -> None:
+    (workspace / "plugins" / "solo.py").write_text("from plughost import Plugin\nplugin = Plugin(id='other')\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("solo")
+        assert instance is not None and instance.state is PluginState.ERROR
+        assert "Plugin(id='other')" in (instance.error or "")
+
+
+async def test_lurkbot_class_plugin(workspace: Path, write_plugin) -> None:
+    write_plugin(
+        "legacy",
+        """
+        class LegacyPlugin:
+            def __init__(self):
+                self.ready = False
+            async def initialize(self, ctx):
+                self.ready = True
+            async def execute(self, context):
+                return {"ready": self.ready, "user": context.user_id}
+        """,
+        filename="main.py",
+        manifest='name = "legacy"\nversion = "1.0.0"\nentry_point = "main.py"\nmain_class = "LegacyPlugin"\n',
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        result = await manager.execute_plugin("legacy", {"user_id": "u1"})
+        assert result.success, result.error
+        assert result.result == {"ready": True, "user": "u1"}
+
+
+async def test_package_plugin_with_relative_imports(workspace: Path, write_plugin) -> None:
+    directory = write_plugin(
+        "pkg",
+        "from .helpers import double\nfrom plughost import Plugin\nplugin = Plugin()\n"
+        "@plugin.method('d')\ndef d(x: int) -> int:\n    return double(x)\n",
+        filename="__init__.py",
+    )
+    (directory / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert (await manager.execute("pkg", "d", {"x": 4})).result == 8
+        await manager.unload_plugin("pkg")
+        assert not any(m.startswith("plughost_plugin__pkg") for m in sys.modules)
+
+
+async def test_sync_handlers_do_not_block_the_loop(workspace: Path, write_plugin) -> None:
+    write_plugin(
+        "blocking",
+        """
+        import threading
+        from plughost import Plugin
+        plugin = Plugin()
+        gate = threading.Event()
+
+        @plugin.method("wait")
+        def wait() -> str:
+            gate.wait(10)
+            return "released" if gate.is_set() else "timed out"
+
+        @plugin.method("release")
+        async def release() -> None:
+            gate.set()
+        """,
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        waiting = asyncio.create_task(manager.execute("blocking", "wait"))
+        await asyncio.sleep(0)  # let the blocking call start in its thread
+        await manager.execute("blocking", "release")  # only possible if the loop is free
+        result = await asyncio.wait_for(waiting, 5)
+        assert result.result == "released"
+
+
+async def test_load_plugin_by_path_and_duplicate_load(tmp_path: Path, write_plugin) -> None:
+    directory = write_plugin("counter", COUNTER.format(value=7), parent=tmp_path / "elsewhere")
+    async with PluginManager(tmp_path) as manager:
+        instance = await manager.load_plugin(directory)
+        assert instance.state is PluginState.ENABLED
+        assert (await manager.execute("counter", "value")).result == 7
+        with pytest.raises(PluginStateError, match="already loaded"):
+            await manager.load_plugin(directory)
+
+
+async def test_shutdown_unloads_everything(workspace: Path, write_plugin) -> None:
+    write_plugin("a", COUNTER.format(value=1))
+    write_plugin("b", COUNTER.format(value=2))
+    manager = PluginManager(workspace)
+    await manager.discover_and_load_all()
+    await manager.shutdown()
+    assert all(i.state is PluginState.UNLOADED for i in manager.list_plugins())
+    assert not any(m.startswith("plughost_plugin__") for m in sys.modules)

@@ -1,0 +1,170 @@
+"""The real `plughost` program, run as a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+PLUGHOST = [sys.executable, "-m", "plughost"]
+
+
+def plughost(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    return subprocess.run(
+        [*PLUGHOST, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env, check=False
+    )
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """A copy of the bundled example workspace."""
+    target = tmp_path / "demo"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("data", ".plughost", "plugin-state.toml*"))
+    return target
+
+
+def test_help_lists_commands() -> None:
+    result = plughost("--help")
+    assert result.returncode == 0
+    for word in ("run", "plugins", "new"):
+        assert word in result.stdout
+    sub = plughost("plugins", "--help")
+    for word in ("list", "info", "enable", "disable", "reload", "execute"):
+        assert word in sub.stdout
+
+
+def test_list_json(demo: Path) -> None:
+    result = plughost("plugins", "list", "--json", "-w", str(demo))
+    assert result.returncode == 0, result.stderr
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert set(rows) >= {"calculator", "notes", "flaky", "greeter"}
+    assert rows["calculator"]["state"] == "enabled" and rows["calculator"]["methods"] == ["add", "divide", "stats"]
+
+
+def test_list_table_shows_invalid_plugins(demo: Path) -> None:
+    (demo / "plugins" / "typo").mkdir()
+    (demo / "plugins" / "typo" / "plugin.toml").write_text('id = "typo"\nversoin = "1.0.0"\n')
+    result = plughost("plugins", "list", "-w", str(demo))
+    assert result.returncode == 0
+    assert "calculator" in result.stdout and "unknown key 'versoin'" in result.stdout
+
+
+def test_info_json(demo: Path) -> None:
+    info = json.loads(plughost("plugins", "info", "notes", "--json", "-w", str(demo)).stdout)
+    assert info["config"] == {"greeting": "welcome back", "max_notes": 50}
+    assert {m["name"] for m in info["descriptor"]["methods"]} == {"add", "list"}
+
+
+def test_execute_method_and_execute_handler(demo: Path) -> None:
+    added = plughost("plugins", "execute", "calculator", "add", "--args", '{"a": 2, "b": 3.5}', "-w", str(demo))
+    assert added.returncode == 0 and added.stdout.strip() == "5.5"
+    greeted = plughost("plugins", "execute", "greeter", "--args", '"Ada"', "--json", "-w", str(demo))
+    assert json.loads(greeted.stdout)["result"] == {"message": "hello, Ada!"}
+
+
+def test_notes_persist_in_the_data_dir(demo: Path) -> None:
+    for text in ("first", "second"):
+        assert plughost("plugins", "execute", "notes", "add", "--args", json.dumps({"text": text}), "-w", str(demo)).returncode == 0
+    listed = json.loads(plughost("plugins", "execute", "notes", "list", "--json", "-w", str(demo)).stdout)
+    assert listed["result"] == {"greeting": "welcome back", "notes": ["first", "second"]}
+    assert json.loads((demo / "data" / "notes" / "notes.json").read_text()) == ["first", "second"]
+
+
+def test_failing_call_is_one_line_and_non_zero(demo: Path) -> None:
+    result = plughost("plugins", "execute", "calculator", "divide", "--args", '{"a": 1, "b": 0}', "-w", str(demo))
+    assert result.returncode == 1
+    assert result.stderr.strip() == "error: ValueError: cannot divide by zero"
+    failed_json = plughost("plugins", "execute", "flaky", "fail", "--json", "-w", str(demo))
+    assert failed_json.returncode == 1 and json.loads(failed_json.stdout)["success"] is False
+
+
+def test_non_json_result_with_json_flag(demo: Path) -> None:
+    (demo / "plugins" / "odd.py").write_text(
+        "from plughost import Plugin\nplugin = Plugin(id='odd', version='1.0.0')\n"
+        "@plugin.method('items')\ndef items() -> set:\n    return {1, 2}\n"
+    )
+    result = plughost("plugins", "execute", "odd", "items", "--json", "-w", str(demo))
+    assert result.returncode == 1
+    assert "cannot be printed as JSON" in result.stderr and "set" in result.stderr
+    assert "Traceback" not in result.stderr
+    plain = plughost("plugins", "execute", "odd", "items", "-w", str(demo))
+    assert plain.returncode == 0 and plain.stdout.strip() == "{1, 2}"
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("plugins", "execute", "ghost", "x"), "error: plugin 'ghost' was not found"),
+        (("plugins", "execute", "calculator", "add", "--args", "{bad"), "error: --args is not valid JSON"),
+        (("plugins", "execute", "calculator", "add", "--args", "[1]"), "error: --args must be a JSON object"),
+        (("plugins", "enable", "ghost"), "error: plugin 'ghost' was not found"),
+    ],
+)
+def test_usage_errors(demo: Path, args: tuple[str, ...], message: str) -> None:
+    result = plughost(*args, "-w", str(demo))
+    assert result.returncode != 0
+    assert result.stderr.startswith(message) and "Traceback" not in result.stderr
+
+
+def test_enable_disable_persist(demo: Path) -> None:
+    assert "is now disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
+    assert "is already disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
+    rows = {r["id"]: r for r in json.loads(plughost("plugins", "list", "--json", "-w", str(demo)).stdout)}
+    assert rows["greeter"]["state"] == "loaded"
+    assert "greeter = false" in (demo / "plugin-state.toml").read_text()
+    assert "is now enabled" in plughost("plugins", "enable", "greeter", "-w", str(demo)).stdout
+
+
+def test_reload_reports_failure_and_keeps_files(demo: Path) -> None:
+    assert plughost("plugins", "reload", "calculator", "-w", str(demo)).returncode == 0
+    (demo / "plugins" / "calculator" / "plugin.py").write_text("import nope\n")
+    result = plughost("plugins", "reload", "calculator", "-w", str(demo))
+    assert result.returncode == 1 and "ModuleNotFoundError" in result.stderr
+
+
+def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
+    result = plughost("new", "my-tool", "--dir", str(tmp_path / "plugins"))
+    assert result.returncode == 0, result.stderr
+    directory = tmp_path / "plugins" / "my-tool"
+    assert (directory / "plugin.toml").exists() and (directory / "plugin.py").exists()
+    test = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory / "tests")],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+    )
+    assert test.returncode == 0, test.stdout + test.stderr
+    assert "1 passed" in test.stdout
+    again = plughost("new", "my-tool", "--dir", str(tmp_path / "plugins"))
+    assert again.returncode == 1 and "already exists" in again.stderr
+    bad = plughost("new", "bad id", "--dir", str(tmp_path / "plugins"))
+    assert bad.returncode == 1 and "not a valid plugin id" in bad.stderr
+
+
+def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
+    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+    process = subprocess.Popen(
+        [*PLUGHOST, "run", "-w", str(demo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        seen = []
+        for line in process.stdout:
+            seen.append(line)
+            if "running" in line:
+                break
+        output = "".join(seen)
+        assert "calculator" in output and "enabled" in output
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=30) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
