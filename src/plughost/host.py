@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.bot.dispatch import CommandStage, Dispatcher
 from plughost.core.config import HostConfig
 from plughost.core.manager import PluginManager
 from plughost.runtime import Runtime
@@ -38,6 +39,8 @@ class Host:
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
+        self.dispatcher = Dispatcher(self.manager)
+        self.onebot: Any = None  # plughost.adapters.onebot.OneBotAdapter when [[bots]] are configured
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -49,7 +52,17 @@ class Host:
     async def start(self) -> int:
         """Load the workspace; returns how many plugins loaded."""
         self.started_at = time.time()
-        return await self.manager.discover_and_load_all()
+        loaded = await self.manager.discover_and_load_all()
+        await self.dispatcher.__aenter__()
+        if any(bot.enabled for bot in self.config.bots):
+            from plughost.adapters.onebot import OneBotAdapter
+
+            self.onebot = await OneBotAdapter(self.config.bots, self.dispatcher).__aenter__()
+        return loaded
+
+    def set_command_stage(self, commands: CommandStage | None) -> None:
+        """Let the dispatcher resolve commands with this engine."""
+        self.dispatcher.commands = commands
 
     def request_stop(self) -> None:
         """Ask `wait_until_stopped` to return (from `/stop`, signals, the console)."""
@@ -59,6 +72,10 @@ class Host:
         await self.stop_requested.wait()
 
     async def stop(self) -> None:
+        if self.onebot is not None:
+            await self.onebot.aclose()
+            self.onebot = None
+        await self.dispatcher.__aexit__(None, None, None)
         await self.manager.shutdown()
 
     @property

@@ -87,8 +87,9 @@ class OneBotImpl:
         return matching()
 
     async def _serve_actions(self, ws: ClientConnection | ServerConnection) -> None:
-        self.connections.append(ws)
-        self.changed()
+        if ws not in self.connections:
+            self.connections.append(ws)
+            self.changed()
         try:
             async for frame in ws:
                 request = json.loads(frame)
@@ -145,6 +146,7 @@ class OneBotImpl:
         ws = await connect(url, additional_headers=headers, proxy=None, compression=None)
         if role != "API":
             await ws.send(json.dumps(lifecycle(self_id or self.self_id)))
+        self.connections.append(ws)
         task = asyncio.get_running_loop().create_task(self._serve_actions(ws))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

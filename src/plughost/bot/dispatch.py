@@ -17,7 +17,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -65,7 +65,7 @@ class PluginDirectory(Protocol):
         """Enabled plugins, highest priority first."""
         ...
 
-    async def call(self, plugin_id: str, handler: str, request: Any) -> Any:
+    def call(self, plugin_id: str, handler: str, request: Any) -> Awaitable[Any]:
         """A guarded call (timeout, breaker, metrics); raises on failure."""
         ...
 

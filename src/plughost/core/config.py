@@ -9,6 +9,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plughost.core.botconfig import BotConfig
 from plughost.core.files import write_atomic
 from plughost.errors import ConfigError
 
@@ -43,6 +44,7 @@ class HostConfig(_Section):
 
     host: HostSection = Field(default_factory=HostSection)
     guard: GuardSection = Field(default_factory=GuardSection)
+    bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
 
     @classmethod
     def load(cls, workspace: Path) -> HostConfig:

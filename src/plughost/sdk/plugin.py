@@ -208,13 +208,14 @@ class Plugin(BotDecoratorsMixin):
 
     def describe(self) -> Descriptor:
         """The plugin's descriptor, built from everything declared so far."""
-        return self._with_bot_specs(Descriptor(
+        descriptor = Descriptor(
             id=self.id,
             version=self.version,
             methods=tuple(self.methods.values()),
             capabilities=frozenset(self.capabilities | ({"methods"} if self.methods else set())),
             metadata={"description": self.description} if self.description else {},
-        ))
+        )
+        return self._with_bot_specs(descriptor)
 
 
 async def call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:

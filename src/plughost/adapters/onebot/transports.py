@@ -286,9 +286,7 @@ class HttpEventServer:
             self.lanes[config.id] = dispatcher.attach(config.id, config, client)
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
-        self._server = uvicorn.Server(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
-        )
+        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none"))
 
     @property
     def port(self) -> int:

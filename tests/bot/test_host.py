@@ -1,0 +1,68 @@
+"""The bot domain inside a real `Host`: `[[bots]]` from plughost.toml, plugins discovered from disk."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from pathlib import Path
+
+import pytest
+
+from plughost.errors import ConfigError
+from plughost.host import Host
+
+from .onebot_impl import OneBotImpl, group_message, request
+
+PLUGIN = '''
+from plughost.sdk import Plugin
+from plughost.sdk.bot import Approve, Reply
+from plughost.sdk.events import MessageEvent, RequestEvent
+
+plugin = Plugin()
+
+@plugin.route("message", "Group")
+async def hello(ev: MessageEvent) -> Reply | None:
+    return Reply.of(f"hello {ev.sender.nickname}") if ev.plain_text() == "hi" else None
+
+@plugin.route("request", "Friend")
+def friend(ev: RequestEvent) -> Approve:   # a sync handler works too
+    return Approve("from host")
+'''
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_host_runs_configured_bots_with_discovered_plugins(tmp_path: Path) -> None:
+    port = free_port()
+    (tmp_path / "plughost.toml").write_text(
+        f'[[bots]]\nid = "qq"\ntransport = "ws-reverse"\nbind = "127.0.0.1:{port}"\naccess_token = "t"\n'
+        "[bots.triggers]\nprefixes = ['/', '#']\n"
+    )
+    plugin_dir = tmp_path / "plugins" / "greeter"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text('id = "greeter"\nversion = "1.0.0"\n')
+    (plugin_dir / "__init__.py").write_text(PLUGIN)
+    impl = OneBotImpl()
+    async with Host(tmp_path) as host:
+        assert host.config.bots[0].triggers.prefixes == ["/", "#"]
+        await impl.connect_reverse(f"ws://127.0.0.1:{port}/onebot/v11/ws", token="t")
+        await impl.push(group_message("hi", message_id=1))
+        await impl.push(request("friend", user_id=3, flag="fl"))
+        actions = {a["action"]: a["params"] for a in await impl.wait_actions(2)}
+        assert actions["send_group_msg"]["message"] == [{"type": "text", "data": {"text": "hello user456"}}]
+        assert actions["set_friend_add_request"] == {"flag": "fl", "approve": True, "remark": "from host"}
+        async with asyncio.timeout(5):
+            await host.dispatcher.lanes["qq"].wait_finished(3)
+        assert host.dispatcher.status()[0]["processed"] == 3
+    await impl.close()
+    assert host.onebot is None
+
+
+def test_bad_bot_config_is_a_clear_error(tmp_path: Path) -> None:
+    (tmp_path / "plughost.toml").write_text('[[bots]]\nid = "qq"\ntransport = "carrier-pigeon"\n')
+    with pytest.raises(ConfigError, match=r"bots\.0\.transport"):
+        Host(tmp_path)
