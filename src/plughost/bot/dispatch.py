@@ -220,6 +220,16 @@ class BotLane:
         if self._watchers:
             self._progress.set()
 
+    @property
+    def full(self) -> bool:
+        """True when a submitted event would be shed."""
+        return self.queue.full()
+
+    def shed_unparsed(self) -> None:
+        """Count an event the transport shed before parsing it (the queue was full)."""
+        self.stats.received += 1
+        self._shed()
+
     def _shed(self) -> None:
         self.stats.shed += 1
         self._finish()

@@ -40,8 +40,9 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 ROUTE_KINDS = ("message", "message_sent", "notice", "request", "meta")
-_NAME_SOURCES = {"event": "event", "ev": "event", "e": "event", "bot": "bot", "logger": "logger", "log": "logger",
-                 "ctx": "command", "context": "command"}  # fmt: skip
+EVENT, BOT, COMMAND, LOGGER = range(4)  # positions in the sources tuple
+_NAME_SOURCES = {"event": EVENT, "ev": EVENT, "e": EVENT, "bot": BOT, "logger": LOGGER, "log": LOGGER,
+                 "ctx": COMMAND, "context": COMMAND}  # fmt: skip
 _SKIPPED = object()
 
 
@@ -131,14 +132,13 @@ def _wrap(func: Callable[..., Any], stage: str) -> Callable[[Any], Any]:
             bot = CallbackBot(None, bot_id=str(request.get("bot_id", "")), self_id=int(request.get("self_id") or 0))
             command = request.get("command")
             logger = logging.getLogger(f"plughost.plugin.{func.__module__}")
-        sources = {"event": event, "bot": bot, "command": command, "logger": logger}
-        args = []
-        for resolve in resolvers:
-            value = resolve(sources)
-            if value is _SKIPPED:  # typed for another event class: not for this event
-                return _answer(stage, None, in_process, bot)
-            args.append(value)
+        sources = (event, bot, command, logger)
+        args = [resolve(sources) for resolve in resolvers]
+        if any(a is _SKIPPED for a in args):  # typed for another event class: not for this event
+            return _answer(stage, None, in_process, bot)
         result = await func(*args) if is_async else await asyncio.to_thread(func, *args)
+        if in_process and stage == "route":
+            return result
         return _answer(stage, result, in_process, bot)
 
     handler.__name__ = func.__name__
@@ -163,7 +163,7 @@ def _sends(bot: BotApi) -> dict[str, Any]:
     return {}
 
 
-Resolver = Callable[[dict[str, Any]], Any]
+Resolver = Callable[[tuple[Any, ...]], Any]
 
 
 def _resolvers(func: Callable[..., Any]) -> list[Resolver]:
@@ -183,20 +183,20 @@ def _resolver(func: Callable[..., Any], name: str, hint: Any, default: Any) -> R
     if isinstance(hint, type):
         if issubclass(hint, Event):
             event_type = hint
-            return lambda s: s["event"] if isinstance(s["event"], event_type) else _SKIPPED
+            return lambda s: s[EVENT] if isinstance(s[EVENT], event_type) else _SKIPPED
         if issubclass(hint, BotApi):
-            return lambda s: s["bot"]
+            return lambda s: s[BOT]
         if issubclass(hint, logging.Logger):
-            return lambda s: s["logger"]
+            return lambda s: s[LOGGER]
         if issubclass(hint, Message):
-            return lambda s: getattr(s["event"], "message", Message())
+            return lambda s: getattr(s[EVENT], "message", Message())
         if issubclass(hint, dict):
-            return lambda s: s["event"].raw
+            return lambda s: s[EVENT].raw
     source = _NAME_SOURCES.get(name)
     if source is not None:
         return lambda s: s[source]
     if hint is not None:  # another type (a command context): whatever the caller passed as the command
-        return lambda s: s["command"]
+        return lambda s: s[COMMAND]
     if default is not inspect.Parameter.empty:
         return lambda s: default
     raise PlugHostError(

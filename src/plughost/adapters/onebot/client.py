@@ -94,6 +94,8 @@ class WsActionClient(BotApi):
             raise BotDisconnected(self.bot_id, action, f"sending failed ({exc})") from exc
         finally:
             self._pending.pop(echo, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: it was raised above or superseded by the send error
         return result_of(self.bot_id, action, response)
 
 

@@ -88,6 +88,10 @@ class WsSession:
                 self.client.connection_lost("the WebSocket connection was closed")
 
     def handle(self, frame: str | bytes, *, events: bool = True) -> None:
+        lane = self.lane()
+        if lane is not None and lane.full and _is_event_frame(frame):
+            lane.shed_unparsed()  # overloaded: shed before paying for parsing and validation
+            return
         try:
             data = json.loads(frame)
         except ValueError:
@@ -108,11 +112,17 @@ class WsSession:
                 return
             if event.self_id and not self.client.self_id:
                 self.client.self_id = event.self_id
-            lane = self.lane()
             if lane is not None:
                 lane.submit(event)
         elif not self.client.feed_response(data):
             self.stats.unmatched_responses += 1
+
+
+def _is_event_frame(frame: str | bytes) -> bool:
+    """Cheap test (no parsing): an event carries `post_type`, an action response carries `echo`."""
+    if isinstance(frame, bytes):
+        return b'"post_type"' in frame and b'"echo"' not in frame
+    return '"post_type"' in frame and '"echo"' not in frame
 
 
 class ForwardWsBot:
