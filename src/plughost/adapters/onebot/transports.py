@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
@@ -24,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
+from websockets.protocol import State
 
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
 from plughost.bot.dispatch import BotLane, Dispatcher
@@ -39,6 +41,57 @@ WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": 16 * 2**20, "ping
 class FrameStats:
     bad_frames: int = 0
     unmatched_responses: int = 0
+
+
+class _CoalescedWrites:
+    """Frames produced during one event-loop iteration leave in one `transport.write`.
+
+    Under load many workers reply in the same iteration; one write instead of one per frame
+    saves a system call and a loopback/TCP segment per reply. Only data frames of an open
+    connection are deferred (to the end of the iteration); handshakes and closing write at once.
+    """
+
+    loop: asyncio.AbstractEventLoop
+    protocol: Any
+    transport: Any
+    _flush_scheduled = False
+
+    def send_data(self) -> None:
+        if self.protocol.state is State.OPEN:
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                self.loop.call_soon(self._flush)
+            return
+        self._flush()
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending: list[bytes] = []
+        try:
+            for data in self.protocol.data_to_send():
+                if data:
+                    pending.append(data)
+                    continue
+                if pending:  # end of stream: write what precedes it, then half-close
+                    self.transport.write(b"".join(pending))
+                    pending = []
+                if self.transport.can_write_eof():
+                    with contextlib.suppress(Exception):  # mirrors websockets' own handling
+                        self.transport.write_eof()
+                else:  # pragma: no cover
+                    self.transport.close()
+            if pending and not self.transport.is_closing():
+                self.transport.write(b"".join(pending))
+        except Exception as exc:
+            self.set_connection_exc(exc)  # type: ignore[attr-defined]
+
+
+class CoalescedServerConnection(_CoalescedWrites, ServerConnection):
+    """A server-side WebSocket connection with coalesced writes."""
+
+
+class CoalescedClientConnection(_CoalescedWrites, ClientConnection):
+    """A client-side WebSocket connection with coalesced writes."""
 
 
 def bind_socket(address: tuple[str, int]) -> socket.socket:
@@ -149,7 +202,12 @@ class ForwardWsBot:
         while True:
             try:
                 async with connect(
-                    self.config.endpoint or "", additional_headers=headers, proxy=None, open_timeout=10, **WS_OPTIONS
+                    self.config.endpoint or "",
+                    additional_headers=headers,
+                    proxy=None,
+                    open_timeout=10,
+                    create_connection=CoalescedClientConnection,
+                    **WS_OPTIONS,
                 ) as ws:
                     self.connections += 1
                     self.last_error = None
@@ -204,7 +262,13 @@ class ReverseWsServer:
         return int(self.sock.getsockname()[1])
 
     async def run(self) -> None:
-        async with serve(self._handle, sock=self.sock, process_request=self._check, **WS_OPTIONS) as server:
+        async with serve(
+            self._handle,
+            sock=self.sock,
+            process_request=self._check,
+            create_connection=CoalescedServerConnection,
+            **WS_OPTIONS,
+        ) as server:
             self._server = server
             await server.serve_forever()
 
