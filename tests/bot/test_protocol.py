@@ -143,7 +143,7 @@ async def test_json_plugins_answer_like_python_plugins() -> None:
     assert first["event"]["notice_type"] == "notify"
 
 
-async def test_python_handlers_answer_json_when_called_out_of_process(plugins: tuple[GuardedPlugins, LoadPlugin]) -> None:
+async def test_python_handlers_answer_json_out_of_process(plugins: tuple[GuardedPlugins, LoadPlugin]) -> None:
     _, load = plugins
     handle = await load("py", """
         @plugin.route("message", "Group")
