@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import operator
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
@@ -43,6 +44,7 @@ from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, NoticeEve
 from plughost.sdk.message import Message, Segment
 
 log = logging.getLogger("plughost.bot.dispatch")
+_DESCRIPTOR = operator.attrgetter("descriptor")
 DEDUP_WINDOW = 4096
 SHED_LOG_INTERVAL_S = 5.0
 
@@ -495,7 +497,7 @@ class Dispatcher:
     # plugin index --------------------------------------------------------------------------------
     def _current_index(self) -> _Index:
         plugins = self.plugins.enabled_plugins()
-        signature = tuple((p.id, id(p.descriptor)) for p in plugins)
+        signature = tuple(map(_DESCRIPTOR, plugins))  # same descriptor objects in the same order: same index
         index = self._index
         if index is None or index.signature != signature:
             index = self._index = build_index(plugins, signature)
