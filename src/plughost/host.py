@@ -8,7 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.bot.command_stage import EngineCommandStage
+from plughost.bot.commands.permissions import PermissionService
+from plughost.bot.commands.service import CommandService
 from plughost.bot.dispatch import CommandStage, Dispatcher
+from plughost.core.botconfig import inherit_command_settings
 from plughost.core.config import HostConfig
 from plughost.core.manager import PluginManager
 from plughost.runtime import Runtime
@@ -36,10 +40,21 @@ class Host:
             self.config = self.config.model_copy(
                 update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
             )
+        self.config = _bots_with_command_settings(self.config)
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
-        self.dispatcher = Dispatcher(self.manager)
+        self.commands = CommandService(
+            self.manager,
+            config=self.config.commands,
+            permissions=PermissionService(
+                self.workspace / self.config.permissions.file,
+                default_permittees=self.config.permissions.default_permittees,
+            ),
+            request_stop=self.request_stop,
+            started_at=self.started_at,
+        )
+        self.dispatcher = Dispatcher(self.manager, commands=EngineCommandStage(self.commands))
         self.onebot: Any = None  # plughost.adapters.onebot.OneBotAdapter when [[bots]] are configured
 
     async def __aenter__(self) -> Host:
@@ -51,7 +66,7 @@ class Host:
 
     async def start(self) -> int:
         """Load the workspace; returns how many plugins loaded."""
-        self.started_at = time.time()
+        self.started_at = self.commands.environment.started_at = time.time()
         loaded = await self.manager.discover_and_load_all()
         await self.dispatcher.__aenter__()
         if any(bot.enabled for bot in self.config.bots):
@@ -81,3 +96,18 @@ class Host:
     @property
     def uptime_s(self) -> float:
         return time.time() - self.started_at
+
+
+def _bots_with_command_settings(config: HostConfig) -> HostConfig:
+    """Bots inherit `[commands]` trigger settings; bot owners/admins are owners/admins for commands."""
+    if not config.bots:
+        return config
+    commands = config.commands
+    owners = sorted({*commands.owners, *(o for bot in config.bots for o in bot.owners)})
+    admins = sorted({*commands.admins, *(a for bot in config.bots for a in bot.admins)})
+    return config.model_copy(
+        update={
+            "bots": [inherit_command_settings(bot, commands) for bot in config.bots],
+            "commands": commands.model_copy(update={"owners": owners, "admins": admins}),
+        }
+    )

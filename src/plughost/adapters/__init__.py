@@ -1,1 +1,1 @@
-"""Surfaces that translate outside input into calls on the host (OneBot, console …)."""
+"""Surfaces that translate outside input into calls on the host (console, OneBot)."""

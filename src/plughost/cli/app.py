@@ -9,8 +9,11 @@ from typing import Annotated
 
 import typer
 
+from plughost.adapters.console import serve_console
+from plughost.cli import console as console_cli
 from plughost.cli import plugins
 from plughost.cli.common import PluginDirOption, WorkspaceOption
+from plughost.cli.console import ConsoleOption
 from plughost.cli.output import fail, plugin_table, setup_logging, stdout
 from plughost.cli.scaffold import scaffold
 from plughost.errors import PlugHostError
@@ -24,6 +27,7 @@ app = typer.Typer(
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 app.add_typer(plugins.app, name="plugins")
+app.command("exec")(console_cli.exec_command)
 
 
 @app.callback()
@@ -38,19 +42,19 @@ def configure(
 def run(
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    console: ConsoleOption = True,
 ) -> None:
-    """Load the workspace, show a status table, and run until Ctrl-C or SIGTERM."""
+    """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM."""
 
     async def main() -> None:
         async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
-            stdout().print(
-                plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
-            )
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, host.request_stop)
-            stdout().print("running; press Ctrl-C to stop", style="dim")
-            await host.wait_until_stopped()
+            stdout().print(
+                plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
+            )
+            await serve_console(host, None if console else "none")
             stdout().print("stopping…", style="dim")
 
     try:

@@ -17,7 +17,7 @@ bare_group = false
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -90,3 +90,18 @@ class BotConfig(_Strict):
     def bind_address(self) -> tuple[str, int]:
         host, _, port = (self.bind or "").rpartition(":")
         return host, int(port)
+
+
+def inherit_command_settings(bot: BotConfig, commands: Any) -> BotConfig:
+    """Trigger settings a bot does not set itself come from `[commands]` (prefixes, mention, reply, bare)."""
+    explicit = bot.triggers.model_fields_set
+    inherited = {
+        "prefixes": list(commands.prefixes),
+        "mention": commands.mention_trigger,
+        "reply": commands.reply_trigger,
+        "bare_group": commands.bare_group,
+        "bare_private": commands.bare_private,
+        "silent_unknown": not commands.unknown_reply_in_chat,
+    }
+    update = {k: v for k, v in inherited.items() if k not in explicit}
+    return bot.model_copy(update={"triggers": bot.triggers.model_copy(update=update)})

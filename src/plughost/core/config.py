@@ -10,6 +10,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plughost.core.botconfig import BotConfig
+from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
 from plughost.errors import ConfigError
 
@@ -44,6 +45,8 @@ class HostConfig(_Section):
 
     host: HostSection = Field(default_factory=HostSection)
     guard: GuardSection = Field(default_factory=GuardSection)
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
 
     @classmethod

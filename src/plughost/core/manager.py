@@ -174,28 +174,25 @@ class PluginManager:
 
     async def enable_plugin(self, name: str, *, persist: bool = True) -> bool:
         """Enable a loaded plugin. False if it already was enabled."""
-        instance = self._require_loaded(name)
-        async with self._lock(name):
-            if instance.is_enabled:
-                return False
-            assert instance.handle is not None
-            await self._tell_enabled(instance, instance.handle, True)
-            self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
-            if persist:
-                self.state_file.set_enabled(instance.id, True)
-            return True
+        return await self._switch(name, True, persist)
 
     async def disable_plugin(self, name: str, *, persist: bool = True) -> bool:
         """Disable a loaded plugin (it stays loaded). False if it already was disabled."""
+        return await self._switch(name, False, persist)
+
+    async def _switch(self, name: str, enabled: bool, persist: bool) -> bool:
         instance = self._require_loaded(name)
         async with self._lock(name):
-            if not instance.is_enabled:
+            if instance.is_enabled == enabled:
                 return False
             assert instance.handle is not None
-            await self._tell_enabled(instance, instance.handle, False)
-            self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
+            await self._tell_enabled(instance, instance.handle, enabled)
+            if enabled:
+                self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
+            else:
+                self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
             if persist:
-                self.state_file.set_enabled(instance.id, False)
+                self.state_file.set_enabled(instance.id, enabled)
             return True
 
     async def reload_plugin(self, name: str) -> PluginInstance:

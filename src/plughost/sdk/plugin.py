@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, get_type_hints
 
 from plughost.errors import InvocationError, ManifestError, PlugHostError, ValidationIssue
+from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.descriptor import Descriptor, MethodSpec
 from plughost.sdk.manifest import find_manifest_file, load_manifest
 from plughost.sdk.models import PluginExecutionContext
@@ -117,7 +118,7 @@ def as_context(request: Any) -> PluginExecutionContext:
     return PluginExecutionContext.model_validate(request or {})
 
 
-class Plugin(BotDecoratorsMixin):
+class Plugin(CommandsMixin, BotDecoratorsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:
@@ -215,7 +216,7 @@ class Plugin(BotDecoratorsMixin):
             capabilities=frozenset(self.capabilities | ({"methods"} if self.methods else set())),
             metadata={"description": self.description} if self.description else {},
         )
-        return self._with_bot_specs(descriptor)
+        return self._extend_descriptor(descriptor)
 
 
 async def call_maybe_async(func: Callable[..., Any], *args: Any) -> Any:

@@ -100,7 +100,11 @@ class BotDecoratorsMixin:
             name = f"{base}#{n}"
         return name
 
-    def _with_bot_specs(self, descriptor: Descriptor) -> Descriptor:
+    def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
+        """Add routes and interceptors (cooperative: other mixins chain through `super()`)."""
+        parent = getattr(super(), "_extend_descriptor", None)
+        if parent is not None:
+            descriptor = parent(descriptor)
         routes, interceptors = self._bot_state()
         if not routes and not interceptors:
             return descriptor

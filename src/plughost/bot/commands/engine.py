@@ -1,0 +1,303 @@
+"""The command engine: trigger → tokenize → resolve → role/scope/permission → parse → call → reply."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from plughost.bot.commands.parsers import ParserRegistry
+from plughost.bot.commands.permissions import PermissionService
+from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan
+from plughost.bot.commands.results import CommandResult, ResultKind
+from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
+from plughost.core.commands_config import CommandsConfig
+from plughost.errors import PlugHostError
+from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandRequest, to_message
+from plughost.sdk.descriptor import Role, Scope
+from plughost.sdk.message import Message, Segment
+from plughost.sdk.permissions import PermissionId
+from plughost.sdk.senders import CommandSender
+
+log = logging.getLogger("plughost.commands")
+DENIED = "permission denied for this command"
+
+
+@dataclass(frozen=True, slots=True)
+class Triggered:
+    """A message with its trigger removed; `bare` when no prefix/mention/reply was used."""
+
+    message: Message | str
+    bare: bool
+
+
+@dataclass(slots=True)
+class Resolution:
+    node: CommandNode
+    alias: str
+    overload: OverloadPlan
+    args: list[Argument]
+
+
+class CommandEngine:
+    """Resolves and runs commands for any sender; owns the registry and the permission service."""
+
+    def __init__(
+        self,
+        *,
+        config: CommandsConfig | None = None,
+        permissions: PermissionService | None = None,
+        parsers: ParserRegistry | None = None,
+    ) -> None:
+        self.config = config or CommandsConfig()
+        self.permissions = permissions or PermissionService()
+        self.registry = CommandRegistry(parsers)
+        self._prefixes = sorted({p for p in self.config.prefixes if p}, key=len, reverse=True)
+        self._owners = frozenset(self.config.owners)
+        self._admins = frozenset(self.config.admins) | self._owners
+
+    @property
+    def parsers(self) -> ParserRegistry:
+        return self.registry.parsers
+
+    @property
+    def prefix(self) -> str:
+        """The prefix shown in usage lines."""
+        return self._prefixes[-1] if self._prefixes else ""
+
+    # registry ---------------------------------------------------------------------------------
+    def rebuild(self, sources: Iterable[CommandSource]) -> None:
+        """Rebuild the registry and declare `<id>:*` / `<id>:command.<name>` permissions."""
+        sources = list(sources)
+        self.registry.build(sources)
+        for source in sources:
+            namespace = "console" if source.builtin else source.plugin_id
+            self.permissions.register(PermissionId(namespace, "*"), f"everything of {namespace}")
+        for node in self.registry.commands:
+            self.permissions.register(
+                node.permission, node.spec.description or f"run /{node.name}", grant_defaults=not node.builtin
+            )
+
+    def all_commands(self) -> list[CommandNode]:
+        return self.registry.all_commands()
+
+    # entry points -----------------------------------------------------------------------------
+    async def execute_command(self, sender: CommandSender, text: str | Message) -> CommandResult:
+        """Run `"/x a b"` (or a message) as `sender`; the console may omit the prefix."""
+        triggered = self.strip_trigger(sender, text)
+        if triggered is None:
+            return CommandResult(ResultKind.NOT_A_COMMAND)
+        original = text if isinstance(text, Message) else Message(text)
+        return await self.run(sender, triggered, original)
+
+    def strip_trigger(self, sender: CommandSender, message: str | Message) -> Triggered | None:
+        """Remove mention/reply/prefix (QimenBot's order); None when the message is not a command."""
+        if isinstance(message, str):
+            rest = self._strip_prefix(message.lstrip())
+            if rest is not None:
+                return Triggered(rest, bare=False)
+            return Triggered(message, bare=not self._bare_allowed(sender))
+        segments = list(message)
+        index, explicit = 0, False
+        while True:
+            before = index
+            if self.config.mention_trigger and sender.bot_id is not None:
+                while index < len(segments) and _is_mention(segments[index], sender.bot_id, segments, index):
+                    index += 1
+            if self.config.reply_trigger and index < len(segments) and segments[index].type == "reply":
+                index += 1
+            explicit = explicit or index > 0
+            if index == before:
+                break
+        remaining = segments[index:]
+        if remaining and remaining[0].type == "text":
+            head = str(remaining[0].data.get("text", "")).lstrip()
+            stripped = self._strip_prefix(head)
+            if stripped is not None:
+                return Triggered(Message([Segment.text(stripped), *remaining[1:]]), bare=False)
+            remaining = [Segment.text(head), *remaining[1:]] if head else remaining[1:]
+        if explicit:
+            return Triggered(Message(remaining), bare=False)
+        return Triggered(Message(remaining), bare=not self._bare_allowed(sender))
+
+    def _strip_prefix(self, text: str) -> str | None:
+        for prefix in self._prefixes:
+            if text.startswith(prefix):
+                rest = text[len(prefix) :]
+                return rest if rest and not rest[0].isspace() else None
+        return None
+
+    def _bare_allowed(self, sender: CommandSender) -> bool:
+        if sender.is_console:
+            return True
+        return self.config.bare_group if sender.in_group else self.config.bare_private
+
+    # the pipeline -----------------------------------------------------------------------------
+    async def run(self, sender: CommandSender, triggered: Triggered, original: Message) -> CommandResult:
+        """Run a message whose trigger was already removed."""
+        message = triggered.message
+        args: list[Argument] = list(tokenize_text(message)) if isinstance(message, str) else tokenize(message)
+        if not args or not isinstance(args[0], str):
+            return CommandResult(ResultKind.NOT_A_COMMAND if triggered.bare else ResultKind.UNKNOWN_COMMAND)
+        token = args[0]
+        found = self.registry.lookup(token)
+        if found is None or (triggered.bare and not found[0].spec.prefix_optional):
+            if triggered.bare:
+                return CommandResult(ResultKind.NOT_A_COMMAND)
+            return self._unknown(sender, token)
+        node, glued = found
+        rest: list[Argument] = args[1:]
+        if glued:
+            rest.insert(0, glued)
+        resolved = self._resolve(node, token[: len(token) - len(glued)] if glued else token, rest)
+        if isinstance(resolved, CommandResult):
+            return resolved
+        node = resolved.node
+        spec = node.spec
+        # role → scope → permission (QimenBot's order, then Mirai's permission)
+        if not self._role_allows(sender, _role_of(node)):
+            return self._fail(ResultKind.PERMISSION_DENIED, node, DENIED)
+        if not _scope_allows(sender, spec.scope):
+            return CommandResult(ResultKind.WRONG_SCOPE, command=node)
+        if not self._holds(sender, node.permission):
+            return self._fail(ResultKind.PERMISSION_DENIED, node, f"{DENIED} (needs {node.permission})")
+        try:
+            request = self._request(sender, original, resolved)
+        except CommandArgumentError as exc:
+            return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
+        target = node.target
+        try:
+            value = await target.call(resolved.overload.handler, request if target.wants_objects else request.to_json())
+        except CommandArgumentError as exc:
+            return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
+        except PlugHostError as exc:  # raised by host-side handlers: the message is the reply
+            return self._fail(ResultKind.EXECUTION_ERROR, node, str(exc))
+        except Exception as exc:
+            log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, exc)
+            return self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {exc}")
+        replies = request.context.replies
+        reply = to_message(value)
+        if reply is not None:
+            replies.append(reply)
+        return CommandResult(ResultKind.SUCCESS, replies, command=node)
+
+    def _resolve(self, node: CommandNode, alias: str, args: list[Argument]) -> Resolution | CommandResult:
+        """Descend into subcommands, then choose the overload (Mirai's most specific rule)."""
+        while node.children and args and isinstance(args[0], str):
+            child = node.children.get(args[0].lower())
+            if child is None:
+                break
+            alias = args[0]
+            node = child
+            args = args[1:]
+        if not node.overloads:
+            what = f"unknown subcommand '{args[0]}'" if args else "missing subcommand"
+            if args and not isinstance(args[0], str):
+                what = "missing subcommand"
+            return self._fail(ResultKind.SIGNATURE_MISMATCH, node, f"/{node.full_name}: {what}", usage=True)
+        count = len(args)
+        applicable = [o for o in node.overloads if o.applies(count)]
+        if not applicable:
+            if all(count > o.required + o.optional and o.variadic is None for o in node.overloads):
+                surplus = count - max(o.required + o.optional for o in node.overloads)
+                message = f"/{node.full_name}: too many arguments ({surplus} extra)"
+            else:
+                message = f"/{node.full_name}: missing arguments"
+            return self._fail(ResultKind.SIGNATURE_MISMATCH, node, message, usage=True)
+        if len(applicable) == 1:
+            return Resolution(node, alias, applicable[0], args)
+        best = max(o.specificity(count) for o in applicable)
+        winners = [o for o in applicable if o.specificity(count) == best]
+        if len(winners) > 1:
+            from plughost.bot.commands.registry import usage_line
+
+            lines = [usage_line(self.prefix, node.path, o.overload.params, "") for o in winners]
+            return CommandResult(
+                ResultKind.SIGNATURE_MISMATCH,
+                [Message(f"/{node.full_name}: ambiguous call, candidates:\n" + "\n".join(lines))],
+                error="ambiguous call",
+                command=node,
+                usage=lines,
+            )
+        return Resolution(node, alias, winners[0], args)
+
+    def _request(self, sender: CommandSender, original: Message, resolved: Resolution) -> CommandRequest:
+        node, plan, args = resolved.node, resolved.overload, resolved.args
+        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias)
+        if plan.overload.raw:
+            raw = Message(Segment.text(a) if isinstance(a, str) else a for a in args)
+            return CommandRequest(context, raw=raw)
+        values: dict[str, Any] = {}
+        params = plan.params
+        fixed = min(len(args), len(params))
+        for i in range(fixed):
+            param = params[i]
+            values[param.spec.name] = param.parse(args[i], param.spec)
+        # in-process handlers keep their Python defaults; JSON plugins get the declared ones
+        for param in params[fixed:]:
+            if not param.spec.required and not node.target.wants_objects:
+                values[param.spec.name] = param.spec.default
+        varargs: list[Any] = []
+        if plan.variadic is not None and len(args) > fixed:
+            variadic = plan.variadic
+            varargs = [variadic.parse(a, variadic.spec) for a in args[fixed:]]
+        return CommandRequest(context, values, varargs)
+
+    # checks and replies -----------------------------------------------------------------------
+    def may_run(self, sender: CommandSender, node: CommandNode) -> bool:
+        """Would `sender` pass the role, scope and permission checks of `node`?"""
+        return (
+            self._role_allows(sender, _role_of(node))
+            and _scope_allows(sender, node.spec.scope)
+            and self._holds(sender, node.permission)
+        )
+
+    def _holds(self, sender: CommandSender, permission: PermissionId) -> bool:
+        """The console and the configured owners hold every permission."""
+        if sender.user_id is not None and sender.user_id in self._owners and not sender.is_console:
+            return True
+        return self.permissions.has(sender.permittee, permission)
+
+    def _role_allows(self, sender: CommandSender, role: Role) -> bool:
+        if role == "anyone" or sender.is_console:
+            return True
+        user = sender.user_id
+        if role == "owner":
+            return user in self._owners
+        return user in self._admins or (sender.in_group and sender.group_role in ("owner", "admin"))
+
+    def _unknown(self, sender: CommandSender, token: str) -> CommandResult:
+        text = f"unknown command: {token}, type {self.prefix}help"
+        replies = [Message(text)] if sender.is_console or self.config.unknown_reply_in_chat else []
+        return CommandResult(ResultKind.UNKNOWN_COMMAND, replies, error=text)
+
+    def _fail(self, kind: ResultKind, node: CommandNode, message: str, *, usage: bool = False) -> CommandResult:
+        lines = node.usage_lines(self.prefix) if usage else []
+        text = message + ("\nusage:\n" + "\n".join(f"  {line}" for line in lines) if lines else "")
+        return CommandResult(kind, [Message(text)], error=message, command=node, usage=lines)
+
+
+def _role_of(node: CommandNode) -> Role:
+    """Built-ins need at least the admin role in chat."""
+    if node.builtin and node.spec.role == "anyone":
+        return "admin"
+    return node.spec.role
+
+
+def _scope_allows(sender: CommandSender, scope: Scope) -> bool:
+    if scope == "all" or sender.is_console:
+        return True
+    return sender.in_group if scope == "group" else not sender.in_group
+
+
+def _is_mention(segment: Segment, bot_id: int, segments: list[Segment], index: int) -> bool:
+    if segment.type == "at" and str(segment.data.get("qq", "")) == str(bot_id):
+        return True
+    # whitespace-only text between leading self-mentions/replies is skipped too
+    return (
+        segment.type == "text"
+        and not str(segment.data.get("text", "")).strip()
+        and index > 0
+        and index + 1 < len(segments)
+    )

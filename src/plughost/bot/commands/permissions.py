@@ -1,0 +1,130 @@
+"""Mirai's permission service: grants from permittees to permissions, with inheritance, persisted.
+
+A check passes when a grant to the permittee or any of its ancestors covers the permission or
+any of its ancestors (`ns:name` ⊂ `ns:*` ⊂ `*:*`). The console holds the root permission.
+Grants are stored as TOML (`permissions.toml` in the workspace), written atomically (temp file,
+fsync, rename; the previous version kept as `.bak`).
+"""
+
+from __future__ import annotations
+
+import logging
+import tomllib
+from collections.abc import Iterable
+from pathlib import Path
+
+import tomli_w
+
+from plughost.core.files import write_atomic
+from plughost.errors import ConfigError
+from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
+
+log = logging.getLogger("plughost.permissions")
+CONSOLE = PermitteeId.parse("console")
+
+
+class PermissionService:
+    """Registered permissions, grants, checks; `path=None` keeps everything in memory."""
+
+    def __init__(self, path: Path | None = None, *, default_permittees: Iterable[str] = ()) -> None:
+        self.path = path
+        self.default_permittees = tuple(PermitteeId.parse(p) for p in default_permittees)
+        self._registered: dict[PermissionId, str] = {PermissionId.root(): "the root permission"}
+        self._grants: dict[PermissionId, set[PermitteeId]] = {}
+        self._known: set[PermissionId] = set()
+        if path is not None and path.exists():
+            self._load(path)
+
+    # registration ----------------------------------------------------------------------------
+    def register(self, permission: PermissionId, description: str = "", *, grant_defaults: bool = False) -> None:
+        """Declare a permission; with `grant_defaults`, the first registration ever grants it to the defaults."""
+        self._registered.setdefault(permission, description)
+        if permission in self._known:
+            return
+        self._known.add(permission)
+        if grant_defaults and self.default_permittees:
+            for permittee in self.default_permittees:
+                self._grants.setdefault(permission, set()).add(permittee)
+        self._save()
+
+    def registered(self) -> dict[PermissionId, str]:
+        return dict(sorted(self._registered.items()))
+
+    # checks ----------------------------------------------------------------------------------
+    def has(self, permittee: PermitteeId, permission: PermissionId) -> bool:
+        """Does `permittee` (or an ancestor) hold `permission` (or an ancestor)?"""
+        if permittee == CONSOLE:
+            return True
+        grants = self._grants
+        if not grants:
+            return False
+        lineage = permittee.lineage()
+        for perm in permission.lineage():
+            holders = grants.get(perm)
+            if holders and any(p in holders for p in lineage):
+                return True
+        return False
+
+    # grants ----------------------------------------------------------------------------------
+    def permit(self, permittee: PermitteeId, permission: PermissionId) -> bool:
+        """Grant; False when it was already granted directly."""
+        holders = self._grants.setdefault(permission, set())
+        if permittee in holders:
+            return False
+        holders.add(permittee)
+        self._known.add(permission)
+        self._save()
+        return True
+
+    def cancel(self, permittee: PermitteeId, permission: PermissionId, *, recursive: bool = False) -> int:
+        """Revoke a direct grant; `recursive` also revokes grants of every permission under it."""
+        removed = 0
+        for perm in list(self._grants):
+            if perm == permission or (recursive and permission in perm.lineage()):
+                holders = self._grants[perm]
+                if permittee in holders:
+                    holders.discard(permittee)
+                    removed += 1
+                if not holders:
+                    del self._grants[perm]
+        if removed:
+            self._save()
+        return removed
+
+    def granted(self, permittee: PermitteeId) -> list[PermissionId]:
+        """Permissions granted directly to `permittee`."""
+        return sorted(p for p, holders in self._grants.items() if permittee in holders)
+
+    def grants(self) -> dict[PermitteeId, list[PermissionId]]:
+        out: dict[PermitteeId, list[PermissionId]] = {}
+        for perm, holders in self._grants.items():
+            for holder in holders:
+                out.setdefault(holder, []).append(perm)
+        return {k: sorted(v) for k, v in sorted(out.items())}
+
+    # persistence -----------------------------------------------------------------------------
+    def _load(self, path: Path) -> None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+            grants: dict[PermissionId, set[PermitteeId]] = {}
+            for holder, perms in dict(data.get("grants", {})).items():
+                permittee = PermitteeId.parse(holder)
+                for perm in perms:
+                    grants.setdefault(PermissionId.parse(perm), set()).add(permittee)
+            known = {PermissionId.parse(p) for p in data.get("known", [])}
+        except (tomllib.TOMLDecodeError, PermissionSyntaxError, TypeError, AttributeError, UnicodeDecodeError) as exc:
+            raise ConfigError(
+                f"{path}: cannot read permission grants: {exc}. Fix the file or restore {path.name}.bak; "
+                "plughost did not change it"
+            ) from exc
+        self._grants = grants
+        self._known = known | set(grants)
+
+    def _save(self) -> None:
+        if self.path is None:
+            return
+        data = {
+            "known": sorted(str(p) for p in self._known),
+            "grants": {str(holder): [str(p) for p in perms] for holder, perms in self.grants().items()},
+        }
+        write_atomic(self.path, tomli_w.dumps(data))

@@ -1,0 +1,68 @@
+"""`CommandService`: the command engine wired to a `PluginManager` (enabled plugins + built-ins)."""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from plughost.bot.commands.builtins import BUILTIN_ID, BuiltinEnvironment, builtin_plugin
+from plughost.bot.commands.engine import CommandEngine
+from plughost.bot.commands.permissions import PermissionService
+from plughost.bot.commands.registry import CommandSource
+from plughost.bot.commands.results import CommandResult
+from plughost.bot.commands.targets import PluginTarget, SdkTarget
+from plughost.core.commands_config import CommandsConfig
+from plughost.sdk.message import Message
+from plughost.sdk.models import EventType, PluginEvent
+from plughost.sdk.senders import CommandSender
+
+if TYPE_CHECKING:
+    from plughost.core.manager import PluginManager
+
+_REBUILD_ON = frozenset({EventType.LOAD, EventType.UNLOAD, EventType.ENABLE, EventType.DISABLE, EventType.RELOAD})
+
+
+class CommandService:
+    """Keeps the registry in step with the manager (rebuilt lazily after lifecycle events)."""
+
+    def __init__(
+        self,
+        manager: PluginManager,
+        *,
+        config: CommandsConfig | None = None,
+        permissions: PermissionService | None = None,
+        request_stop: Callable[[], None] | None = None,
+        started_at: float | None = None,
+    ) -> None:
+        self.manager = manager
+        self.engine = CommandEngine(config=config, permissions=permissions)
+        self.environment = BuiltinEnvironment(self.engine, manager, request_stop, started_at or time.time())
+        builtins = builtin_plugin(self.environment)
+        self._builtins = CommandSource(BUILTIN_ID, 0, builtins.describe(), SdkTarget(builtins), builtin=True)
+        self._dirty = True
+        manager.add_event_handler(self._on_event)
+
+    def _on_event(self, event: PluginEvent) -> None:
+        if event.event_type in _REBUILD_ON:
+            self._dirty = True
+
+    def refresh(self) -> CommandEngine:
+        """Rebuild the registry now if plugins changed since the last build."""
+        if self._dirty:
+            self._dirty = False
+            sources = [self._builtins]
+            for instance in self.manager.enabled_plugins():
+                handle = instance.handle
+                if handle is None or not handle.descriptor.commands:
+                    continue
+                call = functools.partial(self.manager.call, instance.id)
+                target = PluginTarget(instance.id, handle, call)
+                sources.append(CommandSource(instance.id, instance.priority, handle.descriptor, target))
+            self.engine.rebuild(sources)
+        return self.engine
+
+    async def execute_command(self, sender: CommandSender, text: str | Message) -> CommandResult:
+        """Run a command line or message as `sender` (see `CommandEngine.execute_command`)."""
+        return await self.refresh().execute_command(sender, text)

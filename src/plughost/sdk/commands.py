@@ -1,0 +1,579 @@
+"""Command authoring for Python plugins: `@plugin.command`, command groups, `CommandContext`.
+
+```python
+@plugin.command("greet", aliases=["hi"], description="greet someone")
+async def greet(ctx: CommandContext, name: str, times: int = 1) -> str:
+    return " ".join([f"hello {name}"] * times)
+
+perm = plugin.command_group("perm", description="manage permissions")
+
+@perm.sub("permit", "grant")
+async def permit(ctx: CommandContext, who: PermitteeId, what: PermissionId) -> str: ...
+```
+
+Parameters are described from type hints (`ParamSpec`); the host's command engine tokenizes,
+resolves and parses the arguments, then invokes the handler with a request:
+
+- in-process (Python runtime): a `CommandRequest` object whose `args` hold typed values
+  (`datetime`, `Message`, `PermissionId` …; enum parameters arrive as the choice name and are
+  turned into the enum member by the binder);
+- native/process plugins (and Python plugins in a worker): the JSON form `CommandRequest.to_json()`:
+  `{"context": {"sender": {...}, "message": [segments], "plugin_id", "command", "alias"},
+  "args": {"<param>": <json value>}, "varargs": [...], "raw": [segments] | null}` where datetimes
+  are ISO-8601 strings, messages are segment lists and ids are their text form.
+
+A handler returns `str`, `Message`, a `Segment`, a builder (anything with `build()` or
+`to_message()`), or `None` (no reply). `ctx.reply(...)` sends additional replies in order.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import inspect
+import types
+import typing
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
+
+from plughost.errors import PlugHostError
+from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec, Role, Scope
+from plughost.sdk.message import Message, Segment
+from plughost.sdk.permissions import PermissionId, PermitteeId
+from plughost.sdk.senders import CommandSender
+
+F = TypeVar("F", bound=Callable[..., Any])
+ArgumentParser = Callable[[str], Any]
+COMMAND_HANDLER_PREFIX = "command:"
+
+
+class CommandArgumentError(PlugHostError, ValueError):
+    """An argument could not be parsed; the message is shown to the user as it is."""
+
+
+class CommandDefinitionError(PlugHostError):
+    """A command declaration is invalid (bad name, unsupported parameter kind …)."""
+
+
+class UserId(int):
+    """A user, given as a numeric id or an @-mention segment."""
+
+
+class GroupId(int):
+    """A group, given as a numeric id."""
+
+
+@dataclass
+class CommandContext:
+    """What a command handler gets besides its arguments."""
+
+    sender: CommandSender
+    message: Message = field(default_factory=Message)
+    plugin_id: str = ""
+    command: str = ""
+    alias: str = ""
+    replies: list[Message] = field(default_factory=list)
+
+    def reply(self, content: str | Message | Segment | Any) -> None:
+        """Queue a reply; replies are delivered in order, before the handler's return value."""
+        message = to_message(content)
+        if message is not None:
+            self.replies.append(message)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sender": self.sender.to_json(),
+            "message": self.message.to_json(),
+            "plugin_id": self.plugin_id,
+            "command": self.command,
+            "alias": self.alias,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CommandContext:
+        return cls(
+            sender=CommandSender.from_json(data.get("sender") or {}),
+            message=Message.from_json(data.get("message") or ()),
+            plugin_id=str(data.get("plugin_id", "")),
+            command=str(data.get("command", "")),
+            alias=str(data.get("alias", "")),
+        )
+
+
+@dataclass
+class CommandRequest:
+    """The request a command handler is invoked with (see the module docs for its JSON form)."""
+
+    context: CommandContext
+    args: dict[str, Any] = field(default_factory=dict)
+    varargs: list[Any] = field(default_factory=list)
+    raw: Message | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "context": self.context.to_json(),
+            "args": {k: to_json_value(v) for k, v in self.args.items()},
+            "varargs": [to_json_value(v) for v in self.varargs],
+            "raw": self.raw.to_json() if self.raw is not None else None,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CommandRequest:
+        raw = data.get("raw")
+        return cls(
+            context=CommandContext.from_json(data.get("context") or {}),
+            args=dict(data.get("args") or {}),
+            varargs=list(data.get("varargs") or ()),
+            raw=Message.from_json(raw) if raw is not None else None,
+        )
+
+
+def to_json_value(value: Any) -> Any:
+    """The JSON form of a parsed argument value."""
+    if isinstance(value, Message | Segment):
+        return value.to_json()
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, PermissionId | PermitteeId):
+        return str(value)
+    if isinstance(value, enum.Enum):
+        return value.name
+    return value
+
+
+def to_message(content: Any) -> Message | None:
+    """Normalise a handler's return value into a `Message` (None = no reply)."""
+    if content is None:
+        return None
+    if isinstance(content, Message):
+        return content
+    if isinstance(content, str):
+        return Message(content) if content else None
+    if isinstance(content, Segment):
+        return Message(content)
+    for attr in ("to_message", "build"):
+        method = getattr(content, attr, None)
+        if callable(method):
+            return to_message(method())
+    if isinstance(content, list | tuple) and all(isinstance(s, Mapping) for s in content):
+        return Message.from_json(content)
+    if isinstance(content, Mapping) and "reply" in content:
+        return to_message(content["reply"])
+    return Message(str(content))
+
+
+# --------------------------------------------------------------------------------------------
+# type hints → ParamSpec
+
+
+_SIMPLE_TYPES: tuple[tuple[type, str], ...] = (
+    (bool, "bool"),
+    (UserId, "user"),
+    (GroupId, "group"),
+    (int, "int"),
+    (float, "float"),
+    (str, "str"),
+    (dt.datetime, "datetime"),
+    (dt.date, "date"),
+    (dt.time, "time"),
+    (PermissionId, "permission_id"),
+    (PermitteeId, "permittee_id"),
+    (Message, "message"),
+    (Segment, "segment"),
+)
+
+
+def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
+    origin = get_origin(hint)
+    if origin is Union or origin is types.UnionType:
+        members = [a for a in get_args(hint) if a is not type(None)]
+        if len(members) == 1 and len(get_args(hint)) == 2:
+            return members[0], True
+    return hint, False
+
+
+def type_name(hint: Any) -> tuple[str, tuple[str, ...]]:
+    """The parser name (and enum choices) for an annotation.
+
+    Only the exact built-in types map to built-in parsers; any other class (even a subclass of
+    `int`) is a custom type named after the class, parsed by a custom parser.
+    """
+    if hint is inspect.Parameter.empty or hint is Any:
+        return "str", ()
+    if get_origin(hint) is typing.Literal:
+        return "enum", tuple(str(a) for a in get_args(hint))
+    if isinstance(hint, type):
+        if issubclass(hint, enum.Enum):
+            return "enum", tuple(m.name for m in hint)
+        for cls, name in _SIMPLE_TYPES:
+            if hint is cls:
+                return name, ()
+        return hint.__name__, ()
+    return str(hint), ()
+
+
+def param_specs(func: Callable[..., Any], *, raw: bool = False) -> tuple[ParamSpec, ...]:
+    """The command parameters of `func` (the `CommandContext` parameter is left out, by type)."""
+    hints = _hints(func)
+    specs: list[ParamSpec] = []
+    for param in inspect.signature(func).parameters.values():
+        hint = hints.get(param.name, param.annotation)
+        if _is_context(hint):
+            continue
+        if param.kind is param.VAR_KEYWORD:
+            raise CommandDefinitionError(f"command handler '{func.__qualname__}': **{param.name} is not supported")
+        if raw:
+            specs.append(ParamSpec(param.name, "message"))
+            break
+        inner, optional = _unwrap_optional(hint)
+        name, choices = type_name(inner)
+        has_default = param.default is not inspect.Parameter.empty
+        variadic = param.kind is param.VAR_POSITIONAL
+        default = _json_default(param.default) if has_default else None
+        specs.append(
+            ParamSpec(
+                param.name,
+                name,
+                required=not (has_default or optional or variadic),
+                default=default,
+                variadic=variadic,
+                choices=choices,
+            )
+        )
+    return tuple(specs)
+
+
+def _json_default(value: Any) -> Any:
+    value = to_json_value(value)
+    return value if isinstance(value, str | int | float | bool | type(None) | list | dict) else str(value)
+
+
+def _hints(func: Callable[..., Any]) -> dict[str, Any]:
+    try:
+        return get_type_hints(func)
+    except Exception as exc:
+        where = f"command handler '{func.__qualname__}'"
+        raise CommandDefinitionError(f"{where}: cannot resolve type hints: {exc}") from exc
+
+
+def _is_context(hint: Any) -> bool:
+    return isinstance(hint, type) and issubclass(hint, CommandContext)
+
+
+# --------------------------------------------------------------------------------------------
+# JSON / typed values → the Python values a handler expects
+
+
+def coerce(hint: Any, value: Any) -> Any:
+    """Turn an engine value or its JSON form into the annotated type (idempotent)."""
+    inner, _ = _unwrap_optional(hint)
+    if value is None or inner is inspect.Parameter.empty or inner is Any:
+        return value
+    if not isinstance(inner, type):
+        return value
+    if isinstance(value, inner) and not (inner is int and isinstance(value, bool)):
+        return value
+    if issubclass(inner, enum.Enum):
+        return _enum_member(inner, value)
+    if issubclass(inner, dt.datetime):
+        return dt.datetime.fromisoformat(value)
+    if issubclass(inner, dt.date):
+        return dt.date.fromisoformat(value)
+    if issubclass(inner, dt.time):
+        return dt.time.fromisoformat(value)
+    if issubclass(inner, Message):
+        return Message.from_json(value) if isinstance(value, list) else Message(value)
+    if issubclass(inner, Segment):
+        return Segment.from_json(value) if isinstance(value, Mapping) else Segment.text(str(value))
+    if issubclass(inner, PermissionId | PermitteeId):
+        return inner.parse(str(value))
+    if issubclass(inner, bool | int | float | str):
+        return inner(value)
+    return value
+
+
+def _enum_member(cls: type[enum.Enum], value: Any) -> enum.Enum:
+    text = str(value)
+    for member in cls:
+        if member.name.lower() == text.lower() or str(member.value).lower() == text.lower():
+            return member
+    raise CommandArgumentError(f"'{value}' is not one of: {', '.join(m.name for m in cls)}")
+
+
+Binder = Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]
+
+
+def command_binder(func: Callable[..., Any], *, raw: bool = False) -> Binder:
+    """Map a `CommandRequest` (object or JSON) onto `func`'s parameters."""
+    hints = _hints(func)
+    params = list(inspect.signature(func).parameters.values())
+    plan: list[tuple[str, str, Any]] = []  # (kind, name, hint): kind in ctx|raw|arg|kw|var
+    no_default = {p.name for p in params if p.default is inspect.Parameter.empty}
+    for p in params:
+        hint = hints.get(p.name, p.annotation)
+        if _is_context(hint):
+            plan.append(("ctx", p.name, hint))
+        elif raw and not any(k == "raw" for k, _, _ in plan):
+            plan.append(("raw", p.name, hint))
+        elif p.kind is p.VAR_POSITIONAL:
+            plan.append(("var", p.name, hint))
+        elif p.kind is p.KEYWORD_ONLY:
+            plan.append(("kw", p.name, hint))
+        else:
+            plan.append(("arg", p.name, hint))
+
+    def bind(request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        req = request if isinstance(request, CommandRequest) else CommandRequest.from_json(request or {})
+        positional: list[Any] = []
+        kwargs: dict[str, Any] = {}
+        gap = False
+        for kind, name, hint in plan:
+            if kind == "ctx":
+                value: Any = req.context
+            elif kind == "raw":
+                value = req.raw if req.raw is not None else Message()
+            elif kind == "var":
+                if not gap:
+                    positional.extend(coerce(hint, v) for v in req.varargs)
+                continue
+            elif name in req.args:
+                value = coerce(hint, req.args[name])
+            elif name in no_default:  # Optional[T] without a default
+                value = None
+            else:
+                gap = True
+                continue
+            if kind == "kw" or gap:
+                kwargs[name] = value
+            else:
+                positional.append(value)
+        return tuple(positional), kwargs
+
+    return bind
+
+
+# --------------------------------------------------------------------------------------------
+# authoring
+
+
+@dataclass
+class _CommandDecl:
+    """A command being declared: options plus overload functions plus subcommands."""
+
+    name: str
+    aliases: tuple[str, ...] = ()
+    description: str = ""
+    usage: str = ""
+    category: str = ""
+    role: Role | None = None
+    scope: Scope | None = None
+    prefix_optional: bool = False
+    overloads: list[CommandOverload] = field(default_factory=list)
+    subcommands: dict[str, _CommandDecl] = field(default_factory=dict)
+
+    def spec(self, role: Role = "anyone", scope: Scope = "all") -> CommandSpec:
+        own_role = self.role or role
+        own_scope = self.scope or scope
+        return CommandSpec(
+            name=self.name,
+            aliases=self.aliases,
+            description=self.description,
+            usage=self.usage,
+            category=self.category,
+            role=own_role,
+            scope=own_scope,
+            prefix_optional=self.prefix_optional,
+            overloads=tuple(self.overloads),
+            subcommands=tuple(s.spec(own_role, own_scope) for s in self.subcommands.values()),
+        )
+
+
+def _check_name(name: str) -> str:
+    if not name or not name.strip() or any(c.isspace() for c in name) or ":" in name or "." in name:
+        raise CommandDefinitionError(
+            f"invalid command name {name!r}: names must be non-blank and contain no whitespace, ':' or '.'"
+        )
+    return name
+
+
+class CommandGroup:
+    """A composite command; `.sub(*names)` declares a subcommand, `.group(name)` nests a group."""
+
+    def __init__(self, owner: CommandsMixin, decl: _CommandDecl, path: tuple[str, ...]) -> None:
+        self._owner = owner
+        self._decl = decl
+        self._path = path
+
+    @property
+    def name(self) -> str:
+        return self._decl.name
+
+    def sub(
+        self,
+        name: str,
+        *aliases: str,
+        description: str = "",
+        role: Role | None = None,
+        scope: Scope | None = None,
+        raw: bool = False,
+        parsers: Mapping[str | type, ArgumentParser] | None = None,
+    ) -> Callable[[F], F]:
+        """Declare a subcommand (several names allowed); the same name again adds an overload."""
+
+        def register(func: F) -> F:
+            decl = self._child(name, aliases, description, role, scope)
+            self._owner._add_overload(decl, (*self._path, decl.name), func, raw=raw, parsers=parsers)
+            return func
+
+        return register
+
+    def group(
+        self, name: str, *aliases: str, description: str = "", role: Role | None = None, scope: Scope | None = None
+    ) -> CommandGroup:
+        """A nested composite command."""
+        decl = self._child(name, aliases, description, role, scope)
+        return CommandGroup(self._owner, decl, (*self._path, decl.name))
+
+    def _child(
+        self, name: str, aliases: Iterable[str], description: str, role: Role | None, scope: Scope | None
+    ) -> _CommandDecl:
+        key = _check_name(name).lower()
+        decl = self._decl.subcommands.get(key)
+        if decl is None:
+            decl = self._decl.subcommands[key] = _CommandDecl(
+                name, tuple(_check_name(a) for a in aliases), description, role=role, scope=scope
+            )
+        return decl
+
+
+class CommandsMixin:
+    """Adds `command`, `command_group` and `argument_parser` to `Plugin`."""
+
+    id: str
+    add_handler: Callable[..., Any]
+
+    @property
+    def _commands(self) -> dict[str, _CommandDecl]:
+        store: dict[str, _CommandDecl] | None = self.__dict__.get("_command_decls")
+        if store is None:
+            store = self.__dict__["_command_decls"] = {}
+        return store
+
+    @property
+    def _parsers(self) -> dict[str, dict[str, ArgumentParser]]:
+        """Custom parsers: `""` → plugin-wide, `<handler>` → one overload; keyed by type name."""
+        store: dict[str, dict[str, ArgumentParser]] | None = self.__dict__.get("_command_parsers")
+        if store is None:
+            store = self.__dict__["_command_parsers"] = {"": {}}
+        return store
+
+    def command(
+        self,
+        name: str | None = None,
+        *,
+        aliases: Iterable[str] = (),
+        description: str = "",
+        usage: str = "",
+        category: str = "",
+        role: Role = "anyone",
+        scope: Scope = "all",
+        prefix_optional: bool = False,
+        raw: bool = False,
+        parsers: Mapping[str | type, ArgumentParser] | None = None,
+    ) -> Callable[[F], F]:
+        """Declare a command; declaring the same name again adds an overload."""
+
+        def register(func: F) -> F:
+            command_name = _check_name(name or func.__name__)
+            decl = self._commands.get(command_name.lower())
+            if decl is None:
+                decl = self._commands[command_name.lower()] = _CommandDecl(
+                    command_name,
+                    tuple(_check_name(a) for a in aliases),
+                    description or (inspect.getdoc(func) or "").split("\n")[0],
+                    usage,
+                    category,
+                    role,
+                    scope,
+                    prefix_optional,
+                )
+            else:
+                decl.aliases = tuple(dict.fromkeys((*decl.aliases, *(_check_name(a) for a in aliases))))
+            self._add_overload(decl, (decl.name,), func, raw=raw, parsers=parsers)
+            return func
+
+        return register
+
+    def command_group(
+        self,
+        name: str,
+        *,
+        aliases: Iterable[str] = (),
+        description: str = "",
+        category: str = "",
+        role: Role = "anyone",
+        scope: Scope = "all",
+        prefix_optional: bool = False,
+    ) -> CommandGroup:
+        """A composite command whose subcommands are declared with `.sub(...)`."""
+        key = _check_name(name).lower()
+        decl = self._commands.get(key)
+        if decl is None:
+            decl = self._commands[key] = _CommandDecl(
+                name, tuple(_check_name(a) for a in aliases), description, "", category, role, scope, prefix_optional
+            )
+        return CommandGroup(self, decl, (decl.name,))
+
+    def argument_parser(self, target: str | type) -> Callable[[F], F]:
+        """Register a parser (text → value) for a custom parameter type, for all of this plugin's commands.
+
+        Raise `CommandArgumentError` (or `ValueError`) with a user-facing message on bad input.
+        """
+
+        def register(func: F) -> F:
+            self._parsers[""][_parser_key(target)] = func
+            return func
+
+        return register
+
+    def custom_parser(self, handler: str, type_name: str) -> ArgumentParser | None:
+        """The custom parser for `type_name` in overload `handler` (per-command first, then plugin-wide)."""
+        per_command = self._parsers.get(handler, {})
+        return per_command.get(type_name) or self._parsers[""].get(type_name)
+
+    def _add_overload(
+        self,
+        decl: _CommandDecl,
+        path: tuple[str, ...],
+        func: Callable[..., Any],
+        *,
+        raw: bool,
+        parsers: Mapping[str | type, ArgumentParser] | None,
+    ) -> None:
+        base = COMMAND_HANDLER_PREFIX + " ".join(path)
+        handler_name = base if not decl.overloads else f"{base}#{len(decl.overloads) + 1}"
+        params = param_specs(func, raw=raw)
+        self.add_handler(handler_name, func, command_binder(func, raw=raw))
+        if parsers:
+            self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
+        decl.overloads.append(CommandOverload(handler_name, params, raw))
+
+    def command_specs(self) -> tuple[CommandSpec, ...]:
+        return tuple(d.spec() for d in self._commands.values())
+
+    def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
+        parent = getattr(super(), "_extend_descriptor", None)
+        if parent is not None:
+            descriptor = parent(descriptor)
+        if not self._commands:
+            return descriptor
+        return replace(
+            descriptor,
+            commands=(*descriptor.commands, *self.command_specs()),
+            capabilities=descriptor.capabilities | {"commands"},
+        )
+
+
+def _parser_key(target: str | type) -> str:
+    return target if isinstance(target, str) else target.__name__

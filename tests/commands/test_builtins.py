@@ -1,0 +1,175 @@
+"""Built-in commands against a real `Host` (manager, guard, permission file)."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from plughost.bot.commands import CommandSender, ResultKind
+from plughost.host import Host
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
+CONSOLE = CommandSender.console()
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for name in ("chat-tools", "flaky"):
+        shutil.copytree(EXAMPLES / name, plugins / name)
+    (tmp_path / "plughost.toml").write_text("[commands]\nowners = [1]\nadmins = [2]\nhelp_page_size = 4\n")
+    async with Host(tmp_path) as running:
+        yield running
+
+
+async def run(host: Host, text: str, sender: CommandSender = CONSOLE) -> tuple[ResultKind, str]:
+    result = await host.commands.execute_command(sender, text)
+    return result.kind, result.text
+
+
+async def test_plugin_commands_run_through_the_manager(host: Host) -> None:
+    assert await run(host, "/greet bob 2 grumpy") == (ResultKind.SUCCESS, "hmpf bob hmpf bob")
+    assert await run(host, "/remind 2024-05-01T09:00 buy milk") == (ResultKind.SUCCESS, "at 2024-05-01 09:00: buy milk")
+    friend = CommandSender.friend(7)
+    assert await run(host, "/todo add water plants", friend) == (ResultKind.SUCCESS, "added #1")
+    assert await run(host, "/todo ls", friend) == (ResultKind.SUCCESS, "1. water plants")
+
+
+async def test_plugins_list_enable_disable(host: Host) -> None:
+    kind, text = await run(host, "/plugins")
+    assert kind is ResultKind.SUCCESS and "chat-tools 1.0.0 [enabled]" in text and "flaky" in text
+    assert (await run(host, "/plugins list"))[1] == text
+    assert await run(host, "/plugins enable chat-tools") == (
+        ResultKind.SUCCESS,
+        "plugin 'chat-tools' is already enabled",
+    )
+    assert await run(host, "/plugins disable chat-tools") == (ResultKind.SUCCESS, "plugin 'chat-tools' disabled")
+    # its commands are gone while disabled, and the state is persisted
+    assert (await run(host, "/greet x"))[0] is ResultKind.UNKNOWN_COMMAND
+    assert "chat-tools" in (host.workspace / "plugin-state.toml").read_text()
+    assert await run(host, "/plugins disable chat-tools") == (
+        ResultKind.SUCCESS,
+        "plugin 'chat-tools' is already disabled",
+    )
+    assert await run(host, "/plugins enable chat-tools") == (ResultKind.SUCCESS, "plugin 'chat-tools' enabled")
+    assert (await run(host, "/greet x"))[1] == "hello x"
+    assert await run(host, "/plugins enable nope") == (ResultKind.EXECUTION_ERROR, "plugin 'nope' was not found")
+
+
+async def test_plugins_reload_one_and_all(host: Host) -> None:
+    source = host.workspace / "plugins" / "chat-tools" / "plugin.py"
+    source.write_text(source.read_text().replace('"hello" if', '"hey" if'))
+    assert await run(host, "/plugins reload chat-tools") == (
+        ResultKind.SUCCESS,
+        "plugin 'chat-tools' reloaded (version 1.0.0)",
+    )
+    assert (await run(host, "/greet x"))[1] == "hey x"
+    source.write_text("this is not python(")
+    kind, text = await run(host, "/plugins reload chat-tools")
+    assert kind is ResultKind.EXECUTION_ERROR
+    assert text.startswith("reload of 'chat-tools' failed, the old version keeps serving")
+    assert (await run(host, "/greet x"))[1] == "hey x"
+    kind, text = await run(host, "/plugins reload")
+    assert "plugin 'flaky' reloaded" in text and "plugin 'chat-tools' failed to reload" in text
+
+
+async def test_help_lists_only_runnable_commands_paged(host: Host) -> None:
+    kind, text = await run(host, "/help")
+    assert kind is ResultKind.SUCCESS and text.startswith("commands (page 1/")
+    assert "type /help 2 for more" in text
+    pages = int(text.split("/", 2)[1].split(")")[0])
+    everything = "\n".join([(await run(host, f"/help {p}"))[1] for p in range(1, pages + 1)])
+    assert "/plugins enable <plugin_id>" in everything and "/greet <name>" in everything
+    assert (await run(host, f"/help {pages + 1}"))[1] == f"there is no page {pages + 1}; pages: 1..{pages}"
+    # a friend sees the plugin commands (granted to * by default) but no built-ins
+    friend_help = await run(host, "/help", CommandSender.friend(9))
+    assert friend_help[0] is ResultKind.PERMISSION_DENIED  # /help itself is a built-in: admins only in chat
+    owner = CommandSender.friend(1)
+    owner_pages = (await run(host, "/help 1", owner))[1]
+    assert owner_pages.startswith("commands (page 1/")
+    kind, text = await run(host, "/help greet")
+    assert text.startswith("/greet (aliases: hi)") and "permission: chat-tools:command.greet" in text
+    assert (await run(host, "/help nope"))[1] == "unknown command: nope, type /help"
+
+
+async def test_builtins_in_chat_need_admin_and_permission(host: Host) -> None:
+    user, admin, owner = CommandSender.friend(9), CommandSender.friend(2), CommandSender.friend(1)
+    assert await run(host, "/plugins", user) == (ResultKind.PERMISSION_DENIED, "permission denied for this command")
+    assert (await run(host, "/plugins", admin))[
+        1
+    ] == "permission denied for this command (needs console:command.plugins)"
+    assert (await run(host, "/plugins", owner))[0] is ResultKind.SUCCESS
+    assert await run(host, "/permission permit u2 console:*") == (ResultKind.SUCCESS, "granted console:* to u2")
+    assert (await run(host, "/plugins", admin))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/plugins", user))[0] is ResultKind.PERMISSION_DENIED
+
+
+async def test_permission_commands_persist(host: Host) -> None:
+    assert await run(host, "/perm grant m5.6 chat-tools:*") == (ResultKind.SUCCESS, "granted chat-tools:* to m5.6")
+    assert await run(host, "/perm grant m5.6 chat-tools:*") == (ResultKind.SUCCESS, "m5.6 already holds chat-tools:*")
+    assert await run(host, "/perm add m5.6 chat-tools:command.roll") == (
+        ResultKind.SUCCESS,
+        "granted chat-tools:command.roll to m5.6",
+    )
+    assert await run(host, "/perm gp m5.6") == (ResultKind.SUCCESS, "m5.6: chat-tools:*, chat-tools:command.roll")
+    listing = (await run(host, "/permission list"))[1]
+    assert "chat-tools:command.greet  greet someone" in listing and "console:command.stop" in listing
+    assert await run(host, "/perm cancel m5.6 chat-tools:* recursively") == (
+        ResultKind.SUCCESS,
+        "revoked 2 grants of chat-tools:* from m5.6",
+    )
+    assert await run(host, "/perm cancel m5.6 chat-tools:*") == (
+        ResultKind.SUCCESS,
+        "m5.6 holds no direct grants of chat-tools:*".replace("grants", "grant"),
+    )
+    kind, text = await run(host, "/perm permit nobody chat-tools:*")
+    assert kind is ResultKind.PARSE_ERROR and "invalid permittee id 'nobody'" in text
+    await run(host, "/perm permit g5 chat-tools:command.roll")
+    saved = (host.workspace / "permissions.toml").read_text()
+    assert '"g5"' in saved or "g5 =" in saved
+
+
+async def test_cancel_of_default_grant_denies_chat_users(host: Host) -> None:
+    member = CommandSender.member(5, 6)
+    assert (await run(host, "/roll 6", member))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/perm cancel * chat-tools:command.roll"))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/roll 6", member))[0] is ResultKind.PERMISSION_DENIED
+    assert (await run(host, "/perm permit m5.* chat-tools:command.roll"))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/roll 6", member))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/roll 6", CommandSender.member(4, 6)))[0] is ResultKind.PERMISSION_DENIED
+
+
+async def test_dynamic_errors_show_and_clear_breaker_state(host: Host) -> None:
+    assert await run(host, "/dynamic-errors") == (ResultKind.SUCCESS, "no plugin errors")
+    for _ in range(3):
+        kind, text = await run(host, "/fail")
+        assert kind is ResultKind.EXECUTION_ERROR and "chat-tools failed on purpose" in text
+    kind, text = await run(host, "/greet x")
+    assert kind is ResultKind.EXECUTION_ERROR and "isolated by its circuit breaker" in text
+    report = (await run(host, "/dynamic-errors"))[1]
+    assert report.startswith("chat-tools: open, 3 consecutive failures")
+    assert "command:fail: chat-tools failed on purpose" in report
+    status = (await run(host, "/status"))[1]
+    assert "breakers: chat-tools open" in status
+    assert await run(host, "/dynamic-errors clear chat-tools") == (
+        ResultKind.SUCCESS,
+        "cleared the circuit breaker of 'chat-tools'",
+    )
+    assert (await run(host, "/greet x"))[1] == "hello x"
+    assert (await run(host, "/dynamic-errors clear nope"))[1] == "plugin 'nope' was not found"
+
+
+async def test_registry_status_and_stop(host: Host) -> None:
+    registry = (await run(host, "/registry"))[1]
+    assert "/greet  [chat-tools, priority" in registry and "names: greet, hi" in registry
+    assert "0 conflicts" in registry
+    status = (await run(host, "/status"))[1]
+    assert status.startswith("uptime: 00:00:0")
+    assert "plugins: 2 (2 enabled)" in status and "memory: " in status
+    assert not host.stop_requested.is_set()
+    assert await run(host, "/stop") == (ResultKind.SUCCESS, "stopping…")
+    assert host.stop_requested.is_set()

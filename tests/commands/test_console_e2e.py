@@ -1,0 +1,191 @@
+"""End to end: the real `plughost` process, driven through a pipe and a pseudo-terminal."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pexpect
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
+PLUGHOST = str(Path(sys.executable).with_name("plughost"))
+TIMEOUT = 20
+PROMPT = "plughost>"
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    (tmp_path / "plugins").mkdir()
+    for name in ("chat-tools", "flaky"):
+        shutil.copytree(EXAMPLES / name, tmp_path / "plugins" / name)
+    chatty = tmp_path / "plugins" / "chatty"
+    chatty.mkdir()
+    (chatty / "plugin.toml").write_text('id = "chatty"\nversion = "1.0.0"\n')
+    (chatty / "plugin.py").write_text(
+        "import asyncio, logging\n"
+        "from plughost.sdk import Plugin\n"
+        "plugin = Plugin()\n"
+        "log = logging.getLogger('chatty')\n"
+        "@plugin.command('later')\n"
+        "async def later() -> str:\n"
+        "    async def speak() -> None:\n"
+        "        await asyncio.sleep(0.3)\n"
+        "        log.warning('background log line from chatty')\n"
+        "    asyncio.get_running_loop().create_task(speak())\n"
+        "    return 'scheduled'\n"
+    )
+    return tmp_path
+
+
+def plughost(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PLUGHOST, *args], input=stdin, capture_output=True, text=True, timeout=TIMEOUT, env=env(), check=False
+    )
+
+
+def env() -> dict[str, str]:
+    return {**os.environ, "COLUMNS": "200", "TERM": "xterm", "NO_COLOR": "1", "PROMPT_TOOLKIT_NO_CPR": "1"}
+
+
+def test_piped_commands_get_replies_in_order_and_end_of_input_stops(ws: Path) -> None:
+    script = "/greet bob 2\n\n/roll 1\n/todo add tea\n/todo ls\n/nope\n/plugins disable flaky\n"
+    done = plughost("run", "-w", str(ws), stdin=script)
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    expected = [
+        "hello bob hello bob",
+        "command /roll failed: ValueError: a die needs at least 2 sides",
+        "added #1",
+        "1. tea",
+        "unknown command: nope, type /help",
+        "plugin 'flaky' disabled",
+    ]
+    positions = [out.index(line) for line in expected]
+    assert positions == sorted(positions)
+    assert (
+        "enabled = false" in (ws / "plugin-state.toml").read_text().replace("\n", " ")
+        or "flaky" in (ws / "plugin-state.toml").read_text()
+    )
+
+
+def test_stop_command_ends_a_piped_session_before_the_input_does(ws: Path) -> None:
+    done = plughost("run", "-w", str(ws), stdin="/status\n/stop\n/greet never\n")
+    assert done.returncode == 0, done.stderr
+    assert "uptime:" in done.stdout and "stopping…" in done.stdout
+    assert "hello never" not in done.stdout
+
+
+def test_exec_runs_one_command_with_exit_codes(ws: Path) -> None:
+    ok = plughost("exec", "-w", str(ws), "/greet amy")
+    assert (ok.returncode, ok.stdout) == (0, "hello amy\n")
+    usage = plughost("exec", "-w", str(ws), "/greet")
+    assert usage.returncode == 2 and "/greet: missing arguments" in usage.stderr and "usage:" in usage.stderr
+    unknown = plughost("exec", "-w", str(ws), "/nope")
+    assert unknown.returncode == 2 and "unknown command: nope" in unknown.stderr
+    failed = plughost("exec", "-w", str(ws), "/plugins enable ghost")
+    assert (failed.returncode, failed.stderr.strip()) == (1, "plugin 'ghost' was not found")
+    granted = plughost("exec", "-w", str(ws), "/permission permit g42 chat-tools:*")
+    assert granted.returncode == 0
+    listed = plughost("exec", "-w", str(ws), "/permission granted g42")
+    assert listed.stdout.strip() == "g42: chat-tools:*"  # restored from permissions.toml by a new process
+
+
+@pytest.fixture
+def terminal(ws: Path) -> pexpect.spawn:
+    child = pexpect.spawn(
+        PLUGHOST,
+        ["run", "-w", str(ws)],
+        env=env(),
+        encoding="utf-8",
+        timeout=TIMEOUT,
+        dimensions=(40, 200),
+    )
+    child.expect_exact(PROMPT)
+    yield child
+    if child.isalive():
+        child.terminate(force=True)
+
+
+def test_interactive_prompt_runs_commands(terminal: pexpect.spawn) -> None:
+    terminal.sendline("/greet bob")
+    terminal.expect_exact("hello bob")
+    terminal.expect_exact(PROMPT)
+
+
+def test_interactive_completion_of_commands_subcommands_and_plugin_ids(terminal: pexpect.spawn) -> None:
+    terminal.send("/gre\t")
+    terminal.expect_exact("/greet")
+    terminal.sendline(" zed")
+    terminal.expect_exact("hello zed")
+    terminal.expect_exact(PROMPT)
+    terminal.send("/plugins disa\t")
+    terminal.expect_exact("disable")
+    terminal.send(" fla\t")
+    terminal.expect_exact("flaky")
+    terminal.sendline("")
+    terminal.expect_exact("plugin 'flaky' disabled")
+
+
+def test_ctrl_c_cancels_the_line_and_history_recalls(terminal: pexpect.spawn) -> None:
+    terminal.sendline("/greet first")
+    terminal.expect_exact("hello first")
+    terminal.expect_exact(PROMPT)
+    terminal.send("/plugins disable chat-tools")
+    terminal.sendcontrol("c")
+    terminal.expect_exact(PROMPT)
+    terminal.send("\x1b[A")  # up arrow: the last executed line, not the cancelled one
+    terminal.expect_exact("/greet first")
+    terminal.sendline("")
+    terminal.expect_exact("hello first")
+    terminal.expect_exact(PROMPT)
+    terminal.sendline("/plugins")
+    terminal.expect_exact("chat-tools 1.0.0 [enabled]")
+
+
+def test_log_lines_print_above_the_prompt(terminal: pexpect.spawn) -> None:
+    terminal.sendline("/later")
+    terminal.expect_exact("scheduled")
+    terminal.expect_exact("background log line from chatty")
+    # the prompt is drawn again after the log line, so typing continues normally
+    terminal.expect_exact(PROMPT)
+    terminal.sendline("/greet again")
+    terminal.expect_exact("hello again")
+
+
+def test_ctrl_d_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
+    terminal.sendeof()
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+
+
+def test_stop_command_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
+    terminal.sendline("/stop")
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+
+
+def test_sigterm_ends_the_prompt_and_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
+    terminal.kill(signal.SIGTERM)
+    terminal.expect(pexpect.EOF)
+    terminal.close()
+    assert terminal.exitstatus == 0
+
+
+def test_no_console_with_dev_null_stdin_runs_until_sigterm(ws: Path) -> None:
+    with subprocess.Popen(
+        [PLUGHOST, "run", "-w", str(ws)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env()
+    ) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:  # the status table is printed once the workspace is loaded
+            if "chat-tools" in line:
+                break
+        assert proc.poll() is None  # /dev/null is not end-of-input: the host keeps running
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=TIMEOUT) == 0
