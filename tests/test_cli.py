@@ -157,9 +157,9 @@ def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
     try:
         assert process.stdout is not None
         seen = []
-        for line in process.stdout:
+        for line in process.stdout:  # the status table ends with its bottom border
             seen.append(line)
-            if "running" in line:
+            if line.startswith("└"):
                 break
         output = "".join(seen)
         assert "calculator" in output and "enabled" in output

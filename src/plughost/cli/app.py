@@ -11,7 +11,7 @@ import typer
 
 from plughost.adapters.console import serve_console
 from plughost.cli import console as console_cli
-from plughost.cli import plugins
+from plughost.cli import plugins, worker
 from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.console import ConsoleOption
 from plughost.cli.output import fail, plugin_table, setup_logging, stdout
@@ -28,6 +28,7 @@ app = typer.Typer(
 )
 app.add_typer(plugins.app, name="plugins")
 app.command("exec")(console_cli.exec_command)
+app.command("worker")(worker.worker)
 
 
 @app.callback()

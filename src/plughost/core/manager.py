@@ -490,12 +490,30 @@ class PluginManager:
             entry_point=candidate.entry_point,
         )
         try:
-            return await runtime.load(request)
+            return self._watch_process(candidate.id, await runtime.load(request))
         except PlugHostError:
             raise
         except Exception as exc:  # a runtime bug must not take the host down
             log.exception("runtime '%s' failed loading '%s'", runtime_name, candidate.id)
             raise PluginLoadError(candidate.id, f"{type(exc).__name__}: {exc}") from exc
+
+    def _watch_process(self, plugin_id: str, handle: PluginHandle) -> PluginHandle:
+        """Process plugins report crashes and restarts (`ProcessEvent`): as events; crashes count in the breaker."""
+        add_listener = getattr(handle, "add_listener", None)
+        if callable(add_listener):
+            add_listener(lambda event: self._on_process_event(plugin_id, event))
+        return handle
+
+    def _on_process_event(self, plugin_id: str, event: Any) -> None:
+        failed = event.kind in ("crashed", "unhealthy", "restart_failed", "gave_up")
+        if not failed and event.kind != "restarted":
+            return
+        if event.kind == "crashed":
+            self.guard.breaker(plugin_id).record_failure()
+        metadata = {"process_event": event.kind, "exit_code": event.exit_code, "pid": event.pid}
+        error = (event.stderr_tail or event.message) if failed else None
+        kind = EventType.ERROR if failed else EventType.RECOVER
+        self.events.emit(plugin_id, kind, not failed, event.message, error, metadata)
 
     async def _stop_handle(self, plugin_id: str, handle: PluginHandle) -> None:
         try:

@@ -7,7 +7,14 @@ __all__ = ["Candidate", "LoadRequest", "Runtime", "default_runtimes"]
 
 def default_runtimes() -> dict[str, Runtime]:
     """One instance of every runtime available in this installation, keyed by name."""
-    from plughost.runtime.python import PythonRuntime
+    from plughost.runtime.placement import ProcessRuntime, PythonPlacement, WorkerRuntime
 
-    runtimes: dict[str, Runtime] = {"python": PythonRuntime()}
+    # isolation != "none" runs in a worker; see plughost.runtime.placement.placement_for
+    process = ProcessRuntime()
+    worker = WorkerRuntime(executables=process)
+    runtimes: dict[str, Runtime] = {
+        "python": PythonPlacement(worker=worker),
+        "process": process,
+        "worker": worker,
+    }
     return runtimes

@@ -1,0 +1,226 @@
+"""Process plugins: call round trip, start-to-ready, and 100 plugins started at once.
+
+    python benchmarks/bench_process.py            # prints a table
+    python benchmarks/run.py                      # all benchmarks (collects run())
+
+Needs Go + golang-github-hashicorp-go-plugin-dev for the Go rows (skipped with a note otherwise).
+Every figure is compared with the same handler loaded in-process, measured in the same run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+from plughost.runtime.base import LoadRequest
+from plughost.runtime.placement import WorkerRuntime
+from plughost.runtime.process import ProcessOptions, ProcessRuntime
+from plughost.runtime.python import PythonRuntime
+from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
+
+ROOT = Path(__file__).resolve().parents[1]
+CALLS = 2000
+STARTS = 5
+SCALE = 100
+
+
+class Row(NamedTuple):
+    name: str
+    value: float
+    unit: str
+    target: str
+    comparison: str
+
+
+ECHO_PLUGIN = """
+from plughost.sdk.plugin import Plugin
+
+plugin = Plugin()
+
+
+@plugin.method("echo")
+def echo(text: str) -> dict:
+    return {"text": text}
+"""
+
+
+def _python_plugin(root: Path) -> Path:
+    directory = root / "echo"
+    directory.mkdir()
+    (directory / "plugin.toml").write_text('id = "echo"\nversion = "1.0.0"\n')
+    (directory / "plugin.py").write_text(ECHO_PLUGIN)
+    return directory
+
+
+def _go_plugin(root: Path) -> Path | None:
+    if shutil.which("go") is None or not Path("/usr/share/gocode/src/github.com/hashicorp/go-plugin").is_dir():
+        return None
+    target = root / "jank-echo"
+    shutil.copytree(ROOT / "examples" / "go" / "jank-echo", target, ignore=shutil.ignore_patterns("bin"))
+    env = {**os.environ, "GOPATH": str(root / "gopath")}
+    subprocess.run(["sh", "scripts/build.sh"], cwd=target, env=env, check=True, capture_output=True, timeout=600)
+    return target
+
+
+def _request(directory: Path, isolation: str = "none", index: int = 0) -> LoadRequest:
+    manifest_file = find_manifest_file(directory)
+    assert manifest_file is not None
+    manifest = load_manifest(manifest_file)
+    if isolation != "none":
+        manifest = PluginManifest.model_validate({**manifest.model_dump(), "isolation": isolation})
+    return LoadRequest(
+        plugin_id=manifest.id,
+        path=directory,
+        manifest=manifest,
+        data_dir=directory / f".data{index}",
+        logger=logging.getLogger(f"bench.{manifest.id}"),
+    )
+
+
+async def _round_trip(call: Callable[[], Awaitable[Any]], n: int = CALLS) -> tuple[float, float]:
+    for _ in range(50):
+        await call()
+    samples = []
+    for _ in range(n):
+        started = time.perf_counter()
+        await call()
+        samples.append(time.perf_counter() - started)
+    samples.sort()
+    return statistics.median(samples) * 1e6, samples[int(len(samples) * 0.99)] * 1e6
+
+
+async def _start_time(start: Callable[[], Awaitable[Any]], n: int = STARTS) -> float:
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        handle = await start()
+        times.append(time.perf_counter() - started)
+        await handle.stop()
+    return statistics.median(times) * 1e3
+
+
+def _memory_kib(pid: int) -> tuple[int, int]:
+    """(RSS, PSS) of one process in KiB."""
+    rss = pss = 0
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Rss:"):
+                rss = int(line.split()[1])
+            elif line.startswith("Pss:"):
+                pss = int(line.split()[1])
+    except OSError:
+        pass
+    return rss, pss
+
+
+async def _bench(root: Path) -> list[Row]:
+    rows: list[Row] = []
+    python_dir = _python_plugin(root)
+    go_dir = _go_plugin(root)
+    options = ProcessOptions(health_interval_s=0)
+    process = ProcessRuntime(options)
+    worker = WorkerRuntime(ProcessOptions(health_interval_s=0, kill_on_timeout=True))
+    in_process = PythonRuntime()
+
+    local = await in_process.load(_request(python_dir))
+    local_median, local_p99 = await _round_trip(lambda: local.invoke("echo", {"text": "hi"}))
+    local_start = await _start_time(lambda: in_process.load(_request(python_dir)))
+    await local.stop()
+    base = f"in-process: median {local_median:.0f} µs, p99 {local_p99:.0f} µs"
+    rows.append(Row("in-process Python: call median", local_median, "µs", "—", "baseline"))
+
+    remote = await worker.load(_request(python_dir, "process"))
+    median, p99 = await _round_trip(lambda: remote.invoke("echo", {"text": "hi"}))
+    await remote.stop()
+    rows.append(Row("Python worker: call median", median, "µs", "≤ 500", base))
+    rows.append(Row("Python worker: call p99", p99, "µs", "—", base))
+    worker_start = await _start_time(lambda: worker.load(_request(python_dir, "process")))
+    rows.append(Row("Python worker: start to ready", worker_start, "ms", "≤ 1500", f"in-process load {local_start:.1f} ms"))
+
+    if go_dir is not None:
+        go = await process.load(_request(go_dir))
+        median, p99 = await _round_trip(lambda: go.invoke("echo", {"text": "hi"}))
+        await go.stop()
+        rows.append(Row("Go plugin: call median", median, "µs", "≤ 300", base))
+        rows.append(Row("Go plugin: call p99", p99, "µs", "—", base))
+        go_start = await _start_time(lambda: process.load(_request(go_dir)))
+        rows.append(Row("Go plugin: start to ready", go_start, "ms", "≤ 300", f"in-process load {local_start:.1f} ms"))
+    else:
+        rows.append(Row("Go plugin rows", float("nan"), "", "", "skipped: go / go-plugin dev package missing"))
+
+    rows.extend(await _scale(python_dir, go_dir, process, worker))
+    return rows
+
+
+async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime, worker: WorkerRuntime) -> list[Row]:
+    go_count = SCALE // 2 if go_dir is not None else 0
+    py_count = SCALE - go_count
+    starts: list[Awaitable[Any]] = [worker.load(_request(python_dir, "process", i)) for i in range(py_count)]
+    if go_dir is not None:
+        starts += [process.load(_request(go_dir)) for _ in range(go_count)]
+    started = time.perf_counter()
+    handles = await asyncio.gather(*starts)
+    total_start = time.perf_counter() - started
+    try:
+        healthy = sum([(await h.health()).ok for h in handles])
+        answers = await asyncio.gather(*(h.invoke("echo", {"text": "x"}) for h in handles))
+        answered = sum(1 for a in answers if a == {"text": "x"})
+        go_mem = [_memory_kib(h.info()["pid"]) for h in handles[py_count:]]
+        py_mem = [_memory_kib(h.info()["pid"]) for h in handles[:py_count]]
+    finally:
+        await asyncio.gather(*(h.stop() for h in handles))
+    mix = f"{go_count} Go + {py_count} Python workers"
+    rows = [
+        Row(f"{SCALE} plugins: total start (concurrent)", total_start, "s", "—", mix),
+        Row(f"{SCALE} plugins: healthy / answered", float(min(healthy, answered)), "plugins", f"= {SCALE}", mix),
+        Row(
+            "memory per Python worker (RSS / PSS)",
+            statistics.mean(r for r, _ in py_mem) / 1024,
+            "MiB",
+            "—",
+            f"PSS {statistics.mean(p for _, p in py_mem) / 1024:.1f} MiB",
+        ),
+    ]
+    if go_mem:
+        rows.append(
+            Row(
+                "memory per Go plugin (RSS / PSS)",
+                statistics.mean(r for r, _ in go_mem) / 1024,
+                "MiB",
+                "—",
+                f"PSS {statistics.mean(p for _, p in go_mem) / 1024:.1f} MiB",
+            )
+        )
+    return rows
+
+
+def run() -> list[Row]:
+    """Measure everything; each row is (name, value, unit, target, comparison)."""
+    with tempfile.TemporaryDirectory(prefix="plughost-bench-process-") as tmp:
+        return asyncio.run(_bench(Path(tmp)))
+
+
+def main() -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="process plugins")
+    for column in Row._fields:
+        table.add_column(column)
+    for row in run():
+        table.add_row(row.name, f"{row.value:.1f}", row.unit, row.target, row.comparison)
+    Console().print(table)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,260 @@
+"""Start a go-plugin executable: environment, process group, death signal, limits, handshake.
+
+The child gets its own process group and `PR_SET_PDEATHSIG = SIGKILL`, so it dies with the host
+even when the host is killed; `kill_group` kills the whole group. The death signal and the
+resource limits are set by util-linux's `setpriv` / `prlimit` in front of the plugin, so the host
+never forks with a `preexec_fn` (forking a process that runs gRPC threads runs gRPC's fork
+handlers and can break its event engine); without those tools a `preexec_fn` does the same job.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import ctypes.util
+import functools
+import os
+import resource
+import shutil
+import signal
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from plughost.runtime.goplugin.handshake import HandshakeError, HandshakeInfo, parse_handshake
+from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
+
+PR_SET_PDEATHSIG = 1
+DEFAULT_MIN_PORT = 10000
+DEFAULT_MAX_PORT = 25000
+READ_CHUNK = 65536
+
+
+class LaunchError(RuntimeError):
+    """The plugin did not reach a valid handshake; the message says why (with the stderr tail)."""
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """How to start one plugin process."""
+
+    argv: Sequence[str]
+    cwd: Path
+    cookie_key: str
+    cookie_value: str
+    protocol_versions: tuple[int, ...] = (1,)
+    min_port: int = DEFAULT_MIN_PORT
+    max_port: int = DEFAULT_MAX_PORT
+    socket_dir: Path | None = None
+    client_cert_pem: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    start_timeout_s: float = 60.0
+    memory_mb: int | None = None
+    cpu_seconds: int | None = None
+
+    def environment(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(self.extra_env)
+        env[self.cookie_key] = self.cookie_value
+        env["PLUGIN_PROTOCOL_VERSIONS"] = ",".join(str(v) for v in self.protocol_versions)
+        env["PLUGIN_MIN_PORT"] = str(self.min_port)
+        env["PLUGIN_MAX_PORT"] = str(self.max_port)
+        if self.socket_dir is not None:
+            env["PLUGIN_UNIX_SOCKET_DIR"] = str(self.socket_dir)
+        if self.client_cert_pem:
+            env["PLUGIN_CLIENT_CERT"] = self.client_cert_pem
+        else:
+            env.pop("PLUGIN_CLIENT_CERT", None)
+        return env
+
+
+@functools.cache
+def _prctl() -> Callable[..., int] | None:
+    name = ctypes.util.find_library("c")
+    if name is None:
+        return None
+    try:
+        prctl: Callable[..., int] = ctypes.CDLL(name, use_errno=True).prctl
+        return prctl
+    except (OSError, AttributeError):
+        return None
+
+
+def child_setup(memory_mb: int | None, cpu_seconds: int | None) -> Callable[[], None]:
+    """The `preexec_fn`: own process group, die with the parent, resource limits."""
+    prctl = _prctl()
+    parent = os.getpid()
+
+    def setup() -> None:
+        os.setpgid(0, 0)
+        if prctl is not None:
+            prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+            if os.getppid() != parent:  # the host died between fork and prctl
+                os._exit(1)
+        if memory_mb is not None:
+            limit = memory_mb * 1024 * 1024
+            resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+        if cpu_seconds is not None:
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+
+    return setup
+
+
+def spawn_plan(
+    argv: list[str], memory_mb: int | None, cpu_seconds: int | None
+) -> tuple[list[str], Callable[[], None] | None]:
+    """The command line (wrapped by setpriv/prlimit) and a `preexec_fn` only when they are missing."""
+    setpriv, prlimit = shutil.which("setpriv"), shutil.which("prlimit")
+    limited = memory_mb is not None or cpu_seconds is not None
+    if setpriv is None or (limited and prlimit is None) or _prctl() is None:
+        return argv, child_setup(memory_mb, cpu_seconds)
+    command = list(argv)
+    if limited:
+        assert prlimit is not None
+        limits = []
+        if memory_mb is not None:
+            limits.append(f"--as={memory_mb * 1024 * 1024}")
+        if cpu_seconds is not None:
+            limits.append(f"--cpu={cpu_seconds}:{cpu_seconds + 1}")
+        command = [prlimit, *limits, "--", *command]
+    return [setpriv, "--pdeathsig", "KILL", "--", *command], None
+
+
+@dataclass
+class Launched:
+    """A started plugin process that completed its handshake."""
+
+    process: asyncio.subprocess.Process
+    handshake: HandshakeInfo
+    pumps: list[asyncio.Task[None]]
+
+
+async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
+    """Start the process and wait for a valid handshake; on any failure the process is killed."""
+    argv = list(spec.argv)
+    exe = Path(argv[0])
+    check_executable(exe)
+    command, preexec = spawn_plan(argv, spec.memory_mb, spec.cpu_seconds)
+    try:
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            cwd=str(spec.cwd),
+            env=spec.environment(),
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            process_group=0 if preexec is None else None,
+            preexec_fn=preexec,
+        )
+    except OSError as exc:
+        raise LaunchError(f"cannot start {exe}: {exc}") from exc
+    assert process.stdout is not None and process.stderr is not None
+    stderr_done = asyncio.Event()
+    stderr_pump = asyncio.create_task(
+        _pump(process.stderr, log.stderr_line, stderr_done), name=f"{log.plugin_id}:stderr"
+    )
+    try:
+        try:
+            line, rest = await _read_handshake(process, spec.start_timeout_s)
+        except TimeoutError:
+            raise LaunchError(
+                f"plugin printed no handshake within {spec.start_timeout_s:g} s (start_timeout); it was killed"
+                + _tail(log, "stderr")
+            ) from None
+        if line is None:
+            code = await _reap(process, 1.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stderr_done.wait(), 1.0)
+            raise LaunchError(f"plugin exited before its handshake (exit code {code})" + _tail(log, "stderr"))
+        try:
+            info = parse_handshake(line, spec.protocol_versions)
+        except HandshakeError as exc:
+            raise LaunchError(str(exc) + _tail(log, "stderr")) from None
+    except BaseException:
+        kill_group(process)
+        await _reap(process, 2.0)
+        stderr_pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await stderr_pump
+        raise
+    splitter = LineSplitter()
+    for extra in splitter.feed(rest):
+        log.stdout_line(extra)
+    stdout_pump = asyncio.create_task(
+        _pump(process.stdout, log.stdout_line, asyncio.Event(), splitter), name=f"{log.plugin_id}:stdout"
+    )
+    return Launched(process, info, [stderr_pump, stdout_pump])
+
+
+def check_executable(exe: Path) -> None:
+    """Raise `LaunchError` when `exe` is missing or not executable."""
+    if not exe.exists():
+        raise LaunchError(f"executable {exe} does not exist (build the plugin or fix `binary`/`entry`)")
+    if not os.access(exe, os.X_OK) or exe.is_dir():
+        raise LaunchError(f"{exe} is not executable (chmod +x it)")
+
+
+async def _read_handshake(process: asyncio.subprocess.Process, timeout: float) -> tuple[str | None, bytes]:
+    """The first stdout line (None if stdout closed first) and any bytes after it."""
+    assert process.stdout is not None
+    buffer = bytearray()
+    async with asyncio.timeout(timeout):
+        while True:
+            chunk = await process.stdout.read(READ_CHUNK)
+            if not chunk:
+                return None, b""
+            buffer += chunk
+            cut = buffer.find(b"\n")
+            if cut >= 0:
+                return bytes(buffer[:cut]).decode("utf-8", "replace"), bytes(buffer[cut + 1 :])
+            if len(buffer) > READ_CHUNK:
+                return bytes(buffer[:200]).decode("utf-8", "replace"), b""
+
+
+async def _pump(
+    stream: asyncio.StreamReader,
+    on_line: Callable[[str], None],
+    done: asyncio.Event,
+    splitter: LineSplitter | None = None,
+) -> None:
+    splitter = splitter or LineSplitter()
+    try:
+        while True:
+            chunk = await stream.read(READ_CHUNK)
+            if not chunk:
+                break
+            for line in splitter.feed(chunk):
+                on_line(line)
+        for line in splitter.flush():
+            on_line(line)
+    finally:
+        done.set()
+
+
+async def _reap(process: asyncio.subprocess.Process, timeout: float) -> int | None:
+    try:
+        return await asyncio.wait_for(process.wait(), timeout)
+    except TimeoutError:
+        kill_group(process)
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(process.wait(), timeout)
+        return None
+
+
+def kill_group(process: asyncio.subprocess.Process) -> None:
+    """SIGKILL the plugin's whole process group (the plugin and anything it started)."""
+    if process.returncode is not None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+
+
+def _tail(log: PluginLog, what: str) -> str:
+    text = log.tail_text()
+    return f"; {what} tail:\n{text}" if text else f"; no {what} output"

@@ -1,0 +1,623 @@
+"""Process plugins: executables speaking the hashicorp/go-plugin gRPC protocol.
+
+`ProcessRuntime` starts the plugin's executable (Go plugins built with go-plugin, go-plugin-style
+Python plugins, or `plughost worker`), validates its handshake, connects over gRPC and keeps the
+process supervised: a crash is detected at once, reported through `on_event`, and the process is
+restarted with exponential backoff (at most `RestartPolicy.max_restarts` per window). Calls reach
+the plugin through plughost's own `plughost.v1.Plugin` service when it serves one, else through
+Jank's `PluginService.Execute`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import grpc
+
+from plughost.errors import InvocationError, PluginLoadError
+from plughost.runtime.base import Candidate, LoadRequest
+from plughost.runtime.goplugin.build import BuildError, build_plugin, build_script
+from plughost.runtime.goplugin.connection import Connection
+from plughost.runtime.goplugin.launch import (
+    DEFAULT_MAX_PORT,
+    DEFAULT_MIN_PORT,
+    Launched,
+    LaunchError,
+    LaunchSpec,
+    kill_group,
+    launch,
+)
+from plughost.runtime.goplugin.logs import PluginLog
+from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget, RestartPolicy
+from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
+from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
+from plughost.runtime.proto.plugin import jank_pb2
+from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.handle import Health
+
+ProcessStatus = Literal["starting", "running", "restarting", "stopped", "error"]
+EventHook = Callable[[ProcessEvent], None]
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ProcessOptions:
+    """Timeouts and policies of process plugins (per runtime; manifests override some)."""
+
+    start_timeout_s: float = 60.0
+    call_timeout_s: float = 30.0
+    stop_grace_s: float = 2.0
+    health_interval_s: float = 10.0
+    health_timeout_s: float = 2.0
+    health_failures: int = 2
+    build_timeout_s: float = 300.0
+    kill_on_timeout: bool = False
+    restart: RestartPolicy = field(default_factory=RestartPolicy)
+    socket_dir: Path | None = None
+
+
+@dataclass
+class _Instance:
+    """One running process of a plugin and its connection."""
+
+    launched: Launched
+    connection: Connection
+    started_at: datetime
+    started_mono: float
+    closers: list[Callable[[], Any]] = field(default_factory=list)
+    exit_reason: str = ""
+
+    @property
+    def process(self) -> asyncio.subprocess.Process:
+        return self.launched.process
+
+
+class ProcessRuntime:
+    """Runs go-plugin executables; `load()` returns a supervised `ProcessPluginHandle`."""
+
+    name = "process"
+
+    def __init__(self, options: ProcessOptions | None = None, *, on_event: EventHook | None = None) -> None:
+        self.options = options or ProcessOptions()
+        self.on_event = on_event
+
+    def launch_spec(self, request: LoadRequest) -> LaunchSpec:
+        """How to start the plugin of `request` (executable, cookie, ports, timeouts)."""
+        manifest = request.manifest
+        handshake = manifest.handshake
+        assert handshake is not None  # process manifests always carry one (Jank's defaults)
+        binary = request.plugin_dir / (manifest.entry or f"bin/{manifest.id}")
+        start_timeout = manifest.start_timeout / 1000 if manifest.start_timeout else self.options.start_timeout_s
+        return LaunchSpec(
+            argv=[str(binary)],
+            cwd=request.plugin_dir,
+            cookie_key=handshake.magic_cookie_key,
+            cookie_value=handshake.magic_cookie_value,
+            protocol_versions=(handshake.protocol_version,),
+            min_port=manifest.min_port or DEFAULT_MIN_PORT,
+            max_port=manifest.max_port or DEFAULT_MAX_PORT,
+            socket_dir=self.options.socket_dir,
+            start_timeout_s=start_timeout,
+        )
+
+    async def prepare(self, request: LoadRequest, spec: LaunchSpec) -> None:
+        """Build a `source_only` plugin (no binary, `scripts/build.sh` present) before its first start."""
+        binary = Path(spec.argv[0])
+        if needs_no_build(binary, request.plugin_dir):
+            return
+        request.logger.info("building plugin '%s' with scripts/build.sh", request.plugin_id)
+        try:
+            await build_plugin(request.plugin_dir, binary, self.options.build_timeout_s)
+        except BuildError as exc:
+            raise PluginLoadError(request.plugin_id, f"build failed: {exc}") from None
+
+    async def build(self, candidate: Candidate) -> None:
+        """Build a `source_only` candidate with its `scripts/build.sh` (the manager calls this)."""
+        manifest = candidate.manifest
+        assert manifest is not None
+        plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
+        binary = plugin_dir / (manifest.entry or f"bin/{manifest.id}")
+        try:
+            await build_plugin(plugin_dir, binary, self.options.build_timeout_s)
+        except BuildError as exc:
+            raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
+
+    async def load(self, request: LoadRequest) -> ProcessPluginHandle:
+        spec = self.launch_spec(request)
+        await self.prepare(request, spec)
+        identity = None
+        if request.manifest.auto_mtls:
+            from plughost.runtime.goplugin.mtls import ClientIdentity
+
+            try:
+                identity = ClientIdentity.generate()
+            except RuntimeError as exc:
+                raise PluginLoadError(request.plugin_id, str(exc)) from None
+            spec = replace(spec, client_cert_pem=identity.cert_pem)
+        handle = ProcessPluginHandle(request, spec, self.options, self.on_event)
+        handle.client_identity = identity
+        try:
+            await handle.start()
+        except BaseException:
+            await handle.stop()
+            raise
+        return handle
+
+    async def aclose(self) -> None:
+        return None
+
+
+class ProcessPluginHandle:
+    """A supervised plugin process. See the module docstring for the behaviour."""
+
+    def __init__(
+        self,
+        request: LoadRequest,
+        spec: LaunchSpec,
+        options: ProcessOptions,
+        on_event: EventHook | None = None,
+        *,
+        spec_factory: Callable[[], LaunchSpec] | None = None,
+    ) -> None:
+        self.plugin_id = request.plugin_id
+        self.request = request
+        self.options = options
+        self.descriptor = Descriptor(id=request.plugin_id, version=request.manifest.version, priority=request.priority)
+        self.status: ProcessStatus = "starting"
+        self.last_error = ""
+        self.restarts = 0
+        self.protocol = "unknown"
+        self._spec = spec
+        self._spec_factory = spec_factory
+        self._listeners: list[EventHook] = [on_event] if on_event else []
+        self._log = PluginLog(request.logger, request.plugin_id)
+        self._instance: _Instance | None = None
+        self._ready = asyncio.Event()
+        self._stopping = False
+        self._budget = RestartBudget(options.restart)
+        self._supervisor: asyncio.Task[None] | None = None
+        self._monitor: asyncio.Task[None] | None = None
+        self._enabled: bool | None = None
+        self._last_exit: int | None = None
+        self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
+        self.config: dict[str, Any] = dict(request.config)
+
+    # lifecycle ----------------------------------------------------------------------------------
+    def add_listener(self, hook: EventHook) -> None:
+        """Receive every `ProcessEvent` of this plugin (crash, restart, give-up …)."""
+        self._listeners.append(hook)
+
+    async def start(self) -> None:
+        """Start the process; raise `PluginLoadError` with the reason when it does not become ready."""
+        try:
+            self._instance = await self._start_instance()
+        except (LaunchError, BuildError) as exc:
+            self.status = "error"
+            self.last_error = str(exc)
+            raise PluginLoadError(self.plugin_id, str(exc)) from None
+        self._became_ready("started", f"plugin '{self.plugin_id}' started")
+        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.plugin_id}:supervisor")
+        if self.options.health_interval_s > 0:
+            self._monitor = asyncio.create_task(self._monitor_health(), name=f"{self.plugin_id}:health")
+
+    async def stop(self) -> None:
+        """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove a stale socket."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in (self._monitor, self._supervisor):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        instance, self._instance = self._instance, None
+        if instance is not None:
+            await self._stop_instance(instance)
+            self._emit("stopped", f"plugin '{self.plugin_id}' stopped", pid=instance.process.pid)
+        self.status = "stopped"
+        self._ready.set()  # wake waiting callers; they see the stopped state
+
+    async def _start_instance(self) -> _Instance:
+        spec = self._spec_factory() if self._spec_factory else self._spec
+        launched = await launch(spec, self._log)
+        started = time.monotonic()
+        closers: list[Callable[[], Any]] = []
+        try:
+            target, authority = launched.handshake.target, None
+            if launched.handshake.server_cert_der is not None:
+                target, authority = await self._secure_target(launched, closers)
+        except BaseException:
+            kill_group(launched.process)
+            for pump in launched.pumps:
+                pump.cancel()
+            raise
+        connection = Connection(target, self._log, authority=authority)
+        instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
+        try:
+            remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
+            try:
+                await connection.wait_ready(timeout=remaining)
+            except (grpc.aio.AioRpcError, ConnectionError) as exc:
+                raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
+            connection.start_streams(self.plugin_id)
+            await self._describe(instance)
+            if self._enabled is not None and self.protocol == "plughost.v1":
+                await connection.v1.SetEnabled(
+                    v1.SetEnabledRequest(enabled=self._enabled), timeout=self.options.call_timeout_s
+                )
+        except BaseException:
+            await self._stop_instance(instance, graceful=False)
+            raise
+        return instance
+
+    async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
+        """Connect through the TLS bridge to a plugin that answered with a server certificate."""
+        if self.client_identity is None:
+            raise LaunchError(
+                "plugin answered with a TLS server certificate although the host sent no client certificate"
+            )
+        from plughost.runtime.goplugin.mtls import start_bridge
+
+        bridge = await start_bridge(launched.handshake, self.client_identity)
+        closers.append(bridge.close)
+        return bridge.target, "localhost"
+
+    async def _describe(self, instance: _Instance) -> None:
+        try:
+            response = await instance.connection.v1.Describe(v1.DescribeRequest(), timeout=self.options.call_timeout_s)
+        except grpc.aio.AioRpcError as exc:
+            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                raise LaunchError(f"Describe failed: {_rpc_text(exc)}") from None
+            self.protocol = "jank"
+            self.descriptor = replace(
+                self.descriptor, capabilities=frozenset({"execute"}), metadata={"protocol": "jank"}
+            )
+            return
+        self.protocol = "plughost.v1"
+        try:
+            data = json.loads(response.descriptor_json or b"{}")
+        except ValueError as exc:
+            raise LaunchError(f"Describe returned invalid JSON: {exc}") from None
+        described = Descriptor.from_json(data, id=self.plugin_id)
+        self.descriptor = replace(described, priority=self.request.priority)
+
+    async def _stop_instance(self, instance: _Instance, *, graceful: bool = True) -> None:
+        process = instance.process
+        connection = instance.connection
+        if connection is not None:
+            if graceful and process.returncode is None:
+                instance.exit_reason = instance.exit_reason or "stopped"
+                await connection.shutdown(timeout=min(1.0, self.options.stop_grace_s))
+            await connection.close()
+        if process.returncode is None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), self.options.stop_grace_s if graceful else 0.01)
+        kill_group(process)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(process.wait(), 5.0)
+        for pump in instance.launched.pumps:
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+                await asyncio.wait_for(pump, 1.0)
+        for close in instance.closers:
+            with contextlib.suppress(Exception):
+                result = close()
+                if asyncio.iscoroutine(result):
+                    await result
+        handshake = instance.launched.handshake
+        if handshake.network == "unix":
+            with contextlib.suppress(OSError):
+                os.unlink(handshake.address)
+
+    # supervision --------------------------------------------------------------------------------
+    def _became_ready(self, kind: Literal["started", "restarted"], message: str) -> None:
+        self.status = "running"
+        self.last_error = ""
+        self._ready.set()
+        pid = self._instance.process.pid if self._instance else None
+        self._emit(kind, message, pid=pid)
+
+    async def _supervise(self) -> None:
+        while True:
+            instance = self._instance
+            assert instance is not None
+            code = await instance.process.wait()
+            if self._stopping:
+                return
+            self._ready.clear()
+            self._last_exit = code
+            self._instance = None
+            self.status = "restarting"
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            reason = instance.exit_reason or "exited unexpectedly"
+            tail = self._log.tail_text()
+            self.last_error = f"plugin '{self.plugin_id}' {reason} (exit code {code})"
+            self.request.logger.error("%s; stderr tail:\n%s", self.last_error, tail or "(empty)")
+            self._emit("crashed", self.last_error, exit_code=code, stderr_tail=tail, pid=instance.process.pid)
+            await self._stop_instance(instance, graceful=False)
+            self._budget.crashed_after(time.monotonic() - instance.started_mono)
+            if not await self._restart():
+                return
+
+    async def _restart(self) -> bool:
+        while True:
+            if not self._budget.allow():
+                policy = self.options.restart
+                self.status = "error"
+                self.last_error = (
+                    f"{self.last_error}; gave up after {policy.max_restarts} restarts within {policy.window_s:g} s"
+                )
+                self._emit("gave_up", self.last_error, exit_code=self._last_exit, stderr_tail=self._log.tail_text())
+                self._ready.set()  # wake waiting callers: they fail with the reason
+                return False
+            await asyncio.sleep(self._budget.next_delay())
+            try:
+                self._instance = await self._start_instance()
+            except (LaunchError, grpc.aio.AioRpcError) as exc:
+                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {exc}"
+                self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
+                continue
+            self.restarts += 1
+            self._became_ready("restarted", f"plugin '{self.plugin_id}' restarted (restart {self.restarts})")
+            return True
+
+    async def _monitor_health(self) -> None:
+        failures = 0
+        while True:
+            await asyncio.sleep(self.options.health_interval_s)
+            instance = self._instance
+            if instance is None or self.status != "running":
+                failures = 0
+                continue
+            try:
+                healthy = await instance.connection.check_health(timeout=self.options.health_timeout_s)
+            except (grpc.aio.AioRpcError, TimeoutError):
+                healthy = False
+            failures = 0 if healthy else failures + 1
+            if failures >= self.options.health_failures and instance is self._instance:
+                message = f"plugin '{self.plugin_id}' failed {failures} health checks; killing it to restart"
+                self.request.logger.warning(message)
+                self._emit("unhealthy", message, pid=instance.process.pid)
+                self.kill_current("was killed after failing its health checks")
+                failures = 0
+
+    def kill_current(self, reason: str) -> None:
+        """SIGKILL the current process (the supervisor restarts it)."""
+        instance = self._instance
+        if instance is not None and instance.process.returncode is None:
+            instance.exit_reason = reason
+            kill_group(instance.process)
+
+    def _emit(self, kind: Any, message: str, **fields: Any) -> None:
+        event = ProcessEvent(self.plugin_id, kind, message, **fields)
+        for hook in list(self._listeners):
+            try:
+                hook(event)
+            except Exception:
+                log.exception("process event hook failed for %s", self.plugin_id)
+
+    async def _current(self) -> _Instance:
+        """The running instance; waits while the plugin restarts (the caller's timeout bounds the wait)."""
+        while True:
+            instance = self._instance
+            if instance is not None and self.status == "running":
+                return instance
+            if self.status in ("stopped", "error") or self._stopping:
+                raise InvocationError(
+                    f"plugin '{self.plugin_id}' is {self.status}: {self.last_error or 'not running'}",
+                    code="unavailable",
+                )
+            await self._ready.wait()
+
+    # calls --------------------------------------------------------------------------------------
+    async def invoke(self, name: str, request: Any) -> Any:
+        instance = self._instance
+        timeout = self.options.call_timeout_s
+        if instance is None or self.status != "running":
+            started = time.monotonic()
+            instance = await self._wait_until_running(timeout)
+            timeout = max(0.001, timeout - (time.monotonic() - started))
+        try:
+            if self.protocol == "plughost.v1":
+                return await self._invoke_v1(instance, name, request, timeout)
+            return await self._invoke_jank(instance, name, request, timeout)
+        except grpc.aio.AioRpcError as exc:
+            raise await self._call_error(instance, name, exc) from None
+        except asyncio.CancelledError:
+            if self.options.kill_on_timeout:
+                self.kill_current(f"was killed because the call to '{name}' was abandoned (timeout)")
+            raise
+
+    async def _wait_until_running(self, timeout: float) -> _Instance:
+        try:
+            async with asyncio.timeout(timeout):
+                return await self._current()
+        except TimeoutError:
+            raise InvocationError(
+                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})",
+                code="timed_out",
+                retryable=True,
+            ) from None
+
+    async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
+        payload = json.dumps(request, default=_json_default).encode()
+        message = v1.InvokeRequest(name=name, request_json=payload)
+        response = await instance.connection.v1.Invoke(message, timeout=timeout)
+        if response.HasField("error"):
+            error = response.error
+            raise InvocationError(
+                f"{error.type}: {error.message}" if error.type else error.message,
+                code=error.code or "plugin_error",
+                retryable=error.retryable,
+            )
+        return json.loads(response.result_json) if response.result_json else None
+
+    async def _invoke_jank(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
+        args = _as_args(request, self.plugin_id, name)
+        response = await instance.connection.jank.Execute(
+            jank_pb2.ExecuteRequest(method=name, args=args), timeout=timeout
+        )
+        try:
+            return unpack_map(response.data, where=f"plugin '{self.plugin_id}' {name}() result")
+        except NotAValueError as exc:
+            raise InvocationError(str(exc), code="protocol_error") from None
+
+    async def _call_error(self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError) -> InvocationError:
+        code = exc.code()
+        if code == grpc.StatusCode.DEADLINE_EXCEEDED:
+            if self.options.kill_on_timeout:
+                self.kill_current(f"was killed because '{name}' passed its deadline")
+            return InvocationError(f"call to '{name}' timed out (deadline exceeded)", code="timed_out", retryable=True)
+        if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
+            exit_code = await _exit_code_soon(instance.process, 1.0)
+            if exit_code is not None and not self._stopping:
+                tail = self._log.tail_text()
+                return InvocationError(
+                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
+                    f"(exit code {exit_code}); it is being restarted" + (f"; stderr tail:\n{tail}" if tail else ""),
+                    code="crashed",
+                    retryable=True,
+                )
+            return InvocationError(
+                f"plugin '{self.plugin_id}' is unavailable: {exc.details()}", code="unavailable", retryable=True
+            )
+        if code == grpc.StatusCode.UNIMPLEMENTED:
+            return InvocationError(
+                f"plugin '{self.plugin_id}' does not implement {self.protocol} calls: {exc.details()}",
+                code="protocol_error",
+            )
+        return InvocationError(exc.details() or code.name, code="plugin_error")
+
+    def channel(self) -> grpc.aio.Channel:
+        """The current gRPC channel, for plugin-specific services (go-plugin's GRPCClient).
+
+        It changes when the plugin restarts; fetch it again after a `restarted` event.
+        """
+        if self._instance is None:
+            raise InvocationError(f"plugin '{self.plugin_id}' is {self.status}", code="unavailable")
+        return self._instance.connection.channel
+
+    # status -------------------------------------------------------------------------------------
+    def info(self) -> dict[str, Any]:
+        """Runtime status: running / stopped / error (+ pid, protocol version, address, started_at)."""
+        instance = self._instance
+        data: dict[str, Any] = {
+            "status": self.status,
+            "protocol": self.protocol,
+            "restarts": self.restarts,
+        }
+        if instance is not None:
+            hs = instance.launched.handshake
+            data.update(
+                pid=instance.process.pid,
+                protocol_version=hs.app_version,
+                network=hs.network,
+                address=hs.address,
+                started_at=instance.started_at.isoformat(),
+                tls=hs.server_cert_der is not None,
+            )
+        if self.last_error:
+            data["error"] = self.last_error
+        if self._last_exit is not None:
+            data["last_exit_code"] = self._last_exit
+        return data
+
+    async def health(self) -> Health:
+        info = self.info()
+        instance = self._instance
+        if self.status in ("stopped", "error") or instance is None:
+            return Health("down", self.last_error or self.status, info)
+        if self.status != "running":
+            return Health("degraded", self.status, info)
+        try:
+            ok = await instance.connection.check_health(timeout=self.options.health_timeout_s)
+        except (grpc.aio.AioRpcError, TimeoutError) as exc:
+            return Health("degraded", f"health check failed: {_rpc_text(exc)}", info)
+        return Health("ok" if ok else "degraded", "" if ok else "plugin reports NOT_SERVING", info)
+
+    async def reconfigure(self, config: Mapping[str, Any]) -> None:
+        self.config = dict(config)
+        instance = await self._current()
+        if self.protocol != "plughost.v1":
+            self.request.logger.debug("plugin '%s' speaks Jank's protocol: no reconfigure call", self.plugin_id)
+            return
+        payload = json.dumps(dict(config), default=_json_default).encode()
+        try:
+            await instance.connection.v1.Reconfigure(
+                v1.ReconfigureRequest(config_json=payload), timeout=self.options.call_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise await self._call_error(instance, "reconfigure", exc) from None
+
+    async def set_enabled(self, enabled: bool) -> None:
+        self._enabled = enabled
+        if self.protocol != "plughost.v1":
+            return
+        instance = await self._current()
+        try:
+            await instance.connection.v1.SetEnabled(
+                v1.SetEnabledRequest(enabled=enabled), timeout=self.options.call_timeout_s
+            )
+        except grpc.aio.AioRpcError as exc:
+            raise await self._call_error(instance, "set_enabled", exc) from None
+
+
+def needs_no_build(binary: Path, plugin_dir: Path) -> bool:
+    """True when the binary exists or there is no `scripts/build.sh` to make it."""
+    return binary.exists() or build_script(plugin_dir) is None
+
+
+def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
+    """Execute's `args`: an object of JSON-compatible values, packed as `Any(Value)`."""
+    if request is None:
+        return {}
+    if hasattr(request, "model_dump"):
+        request = request.model_dump(mode="json")
+    if not isinstance(request, Mapping):
+        raise InvocationError(
+            f"plugin '{plugin_id}' takes Execute(method, args) with an object of arguments; "
+            f"'{name}' got {type(request).__name__}",
+            code="invalid_request",
+        )
+    try:
+        return pack_map(request)
+    except TypeError as exc:
+        raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
+
+
+def _json_default(obj: Any) -> Any:
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
+
+
+async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        return await asyncio.wait_for(asyncio.shield(process.wait()), timeout)
+    except TimeoutError:
+        return None
+
+
+def _rpc_text(exc: BaseException) -> str:
+    if isinstance(exc, grpc.aio.AioRpcError):
+        return f"{exc.code().name}: {exc.details()}"
+    return str(exc) or type(exc).__name__
+
+
+__all__ = ["ProcessEvent", "ProcessOptions", "ProcessPluginHandle", "ProcessRuntime", "RestartPolicy"]

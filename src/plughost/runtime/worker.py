@@ -1,0 +1,201 @@
+"""`plughost worker`: a go-plugin server hosting one Python plugin out of the host's process.
+
+The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
+plugin's manifest and configuration in the environment. The worker loads the plugin with the
+in-process `PythonRuntime`, then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
+go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
+
+    python -m plughost.runtime.worker --plugin-id ID --path DIR --data-dir DIR
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import grpc
+
+from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
+from plughost.runtime.base import LoadRequest
+from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
+from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
+from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
+from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
+from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
+from plughost.sdk.handle import PluginHandle
+from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
+
+WORKER_COOKIE_KEY = "PLUGHOST_WORKER_PLUGIN"
+WORKER_COOKIE_VALUE = "plughost-worker-5c1e0a7b"
+MANIFEST_ENV = "PLUGHOST_WORKER_MANIFEST"
+CONFIG_ENV = "PLUGHOST_WORKER_CONFIG"
+log = logging.getLogger("plughost.worker")
+
+
+def json_default(obj: Any) -> Any:
+    """JSON for pydantic models, descriptors, sets and tuples in handler results."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
+
+
+def _error(exc: BaseException) -> Any:
+    if isinstance(exc, UnknownHandlerError):
+        code = "unknown_method"
+    elif isinstance(exc, InvocationError):
+        code = exc.code
+    else:
+        code = "plugin_error"
+    retryable = bool(getattr(exc, "retryable", False))
+    return v1.Error(code=code, message=str(exc) or type(exc).__name__, type=type(exc).__name__, retryable=retryable)
+
+
+class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
+    """plughost.v1.Plugin over a loaded handle."""
+
+    def __init__(self, handle: PluginHandle) -> None:
+        self.handle = handle
+
+    async def Describe(self, request: Any, context: Any) -> Any:
+        return v1.DescribeResponse(descriptor_json=json.dumps(self.handle.descriptor.to_json()).encode())
+
+    async def Invoke(self, request: Any, context: Any) -> Any:
+        try:
+            payload = json.loads(request.request_json) if request.request_json else None
+            result = await self.handle.invoke(request.name, payload)
+            return v1.InvokeResponse(result_json=json.dumps(result, default=json_default).encode())
+        except Exception as exc:
+            log.debug("handler %s failed", request.name, exc_info=True)
+            return v1.InvokeResponse(error=_error(exc))
+
+    async def Health(self, request: Any, context: Any) -> Any:
+        health = await self.handle.health()
+        info = json.dumps(dict(health.info), default=json_default).encode()
+        return v1.HealthResponse(status=health.status, detail=health.detail, info_json=info)
+
+    async def Reconfigure(self, request: Any, context: Any) -> Any:
+        config = json.loads(request.config_json) if request.config_json else {}
+        try:
+            await self.handle.reconfigure(config)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNKNOWN, f"reconfigure failed: {type(exc).__name__}: {exc}")
+        return v1.ReconfigureResponse()
+
+    async def SetEnabled(self, request: Any, context: Any) -> Any:
+        try:
+            await self.handle.set_enabled(request.enabled)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNKNOWN, f"enable hook failed: {type(exc).__name__}: {exc}")
+        return v1.SetEnabledResponse()
+
+
+class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
+    """Jank's PluginService over a loaded handle: Execute(method, args) with Any(Value) maps."""
+
+    def __init__(self, handle: PluginHandle) -> None:
+        self.handle = handle
+
+    async def Execute(self, request: Any, context: Any) -> Any:
+        try:
+            args = unpack_map(request.args, where="argument")
+        except NotAValueError as exc:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        try:
+            result = await self.handle.invoke(request.method, args)
+            data = result if isinstance(result, Mapping) else {"result": result}
+            try:
+                packed = pack_map(data)
+            except TypeError:  # models, sets …: through their JSON form
+                packed = pack_map(json.loads(json.dumps(data, default=json_default)))
+            return jank_pb2.ExecuteResponse(data=packed)
+        except Exception as exc:
+            await context.abort(grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
+
+    async def HealthCheck(self, request: Any, context: Any) -> Any:
+        health = await self.handle.health()
+        return jank_pb2.HealthCheckResponse(status="healthy" if health.ok else "unhealthy")
+
+
+def _manifest(path: Path, plugin_id: str) -> PluginManifest:
+    raw = os.environ.get(MANIFEST_ENV)
+    if raw:
+        return PluginManifest.model_validate_json(raw)
+    directory = path if path.is_dir() else path.parent
+    found = find_manifest_file(directory)
+    if found is None:
+        return PluginManifest(id=plugin_id)
+    return load_manifest(found, default_id=directory.name)
+
+
+async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
+    """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
+    from plughost.runtime.python import PythonRuntime
+
+    version = negotiated_version()
+    manifest = _manifest(path, plugin_id)
+    config = json.loads(os.environ.get(CONFIG_ENV) or "{}")
+    request = LoadRequest(
+        plugin_id=plugin_id,
+        path=path,
+        manifest=manifest,
+        data_dir=data_dir,
+        config=config,
+        logger=logging.getLogger(f"plugin.{plugin_id}"),
+    )
+    runtime = PythonRuntime()
+    try:
+        handle = await runtime.load(request)
+    except PlugHostError as exc:
+        log.error("%s", exc)
+        return 1
+    server = GoPluginServer()
+    v1_grpc.add_PluginServicer_to_server(PlughostService(handle), server.server)
+    jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(handle), server.server)
+    loop = asyncio.get_running_loop()
+    loop.add_signal_handler(signal.SIGTERM, server.shutdown.set)
+    with contextlib.suppress(ValueError, OSError):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # like go-plugin: the host decides when we stop
+    line = await server.start(version)
+    real_stdout = sys.stdout
+    real_stdout.write(line + "\n")
+    real_stdout.flush()
+    sys.stdout = server.stdio
+    try:
+        await server.shutdown.wait()
+    finally:
+        logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(handle.stop(), 10)
+        await server.stop()
+        await runtime.aclose()
+        sys.stdout = real_stdout
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="plughost worker", description="Serve one Python plugin over go-plugin.")
+    parser.add_argument("--plugin-id", required=True)
+    parser.add_argument("--path", required=True, type=Path, help="plugin directory or file")
+    parser.add_argument("--data-dir", required=True, type=Path)
+    args = parser.parse_args(argv)
+    if not cookie_ok(WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE):
+        return 1
+    install_hclog_handler()
+    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The same Python plugin behaves identically in-process and in a `plughost worker`."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from plughost.errors import InvocationError
+from plughost.guard import Guard
+
+PLACEMENTS = ["in_process", "worker"]
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_methods_and_descriptor(load_python: Any, behave_dir: Path, placement: str) -> None:
+    handle = await load_python(behave_dir, placement)
+    assert handle.descriptor.id == "behave"
+    assert {m.name for m in handle.descriptor.methods} >= {"echo", "add", "fail", "state"}
+    echo = handle.descriptor.method("echo")
+    assert echo.input_schema["required"] == ["text"]
+    assert await handle.invoke("echo", {"text": "ab", "times": 3}) == {"text": "ababab"}
+    assert await handle.invoke("add", {"a": 1.5, "b": 2}) == 3.5
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_errors_are_invocation_errors(load_python: Any, behave_dir: Path, placement: str) -> None:
+    handle = await load_python(behave_dir, placement)
+    with pytest.raises(Exception, match="kaput") as failed:
+        await handle.invoke("fail", {"message": "kaput"})
+    if placement == "worker":
+        assert isinstance(failed.value, InvocationError)
+        assert "RuntimeError" in str(failed.value)
+    with pytest.raises(InvocationError) as unknown:
+        await handle.invoke("nope", {})
+    assert unknown.value.code == "unknown_method"
+    with pytest.raises(Exception, match="text"):
+        await handle.invoke("echo", {"times": 2})
+    assert await handle.invoke("echo", {"text": "still fine"}) == {"text": "still fine"}
+
+
+@pytest.mark.parametrize("placement", PLACEMENTS)
+async def test_hooks_config_and_enable(load_python: Any, behave_dir: Path, placement: str) -> None:
+    handle = await load_python(behave_dir, placement)
+    await handle.reconfigure({"greeting": "hej"})
+    await handle.set_enabled(True)
+    state = await handle.invoke("state", None)
+    assert state["config"] == {"greeting": "hej"}
+    assert state["enabled"] is True
+    assert state["loads"] == 1
+    in_worker = state["pid"] != os.getpid()
+    assert in_worker == (placement == "worker")
+    health = await handle.health()
+    assert health.ok
+
+
+async def test_worker_restart_keeps_config_and_enabled_state(load_python: Any, behave_dir: Path, events: Any) -> None:
+    handle = await load_python(behave_dir, "worker")
+    await handle.reconfigure({"level": 3})
+    await handle.set_enabled(True)
+    first = await handle.invoke("state", None)
+    with pytest.raises(InvocationError) as crashed:
+        await handle.invoke("crash", {"code": 9})
+    assert crashed.value.code == "crashed"
+    assert "exit code 9" in str(crashed.value)
+    after = await handle.invoke("state", None)  # waits while the worker restarts
+    assert after["pid"] != first["pid"]
+    assert after["config"] == {"level": 3}
+    assert after["enabled"] is True
+    crash = await events.wait_for("crashed")
+    assert crash.exit_code == 9
+    assert "about to crash" in crash.stderr_tail
+    await events.wait_for("restarted")
+    assert handle.info()["restarts"] == 1
+
+
+async def test_worker_timeout_kills_blocking_handler(load_python: Any, behave_dir: Path, events: Any) -> None:
+    handle = await load_python(behave_dir, "worker")
+    guard = Guard()
+    pid = (await handle.invoke("state", None))["pid"]
+    result = await guard.invoke("behave", handle, "block", {"seconds": 60}, timeout=0.3)
+    assert not result.success
+    assert result.metadata["timed_out"] is True
+    crash = await events.wait_for("crashed")
+    assert "abandoned" in crash.message or "deadline" in crash.message
+    state = await handle.invoke("state", None)
+    assert state["pid"] != pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+async def test_worker_cpu_bound_handler_killed_on_deadline(load_python: Any, behave_dir: Path, events: Any) -> None:
+    from dataclasses import replace
+
+    from process_support import WORKER_OPTIONS
+
+    handle = await load_python(behave_dir, "worker", options=replace(WORKER_OPTIONS, call_timeout_s=0.5))
+    with pytest.raises(InvocationError) as timed_out:
+        await handle.invoke("spin", {"seconds": 30})
+    assert timed_out.value.code == "timed_out"
+    await events.wait_for("crashed")
+    await events.wait_for("restarted")
+    assert await handle.invoke("echo", {"text": "next"}) == {"text": "next"}
+
+
+async def test_worker_memory_limit(load_python: Any, behave_dir: Path) -> None:
+    handle = await load_python(behave_dir, "worker", limits={"memory_mb": 700})
+    assert await handle.invoke("alloc", {"mb": 10}) == 10 * 1024 * 1024
+    with pytest.raises(InvocationError, match="MemoryError"):
+        await handle.invoke("alloc", {"mb": 2048})
+    assert await handle.invoke("echo", {"text": "alive"}) == {"text": "alive"}
+
+
+async def test_worker_cpu_limit_kills_worker(load_python: Any, behave_dir: Path, events: Any) -> None:
+    handle = await load_python(behave_dir, "worker", limits={"cpu_seconds": 1})
+    with pytest.raises(InvocationError) as crashed:
+        await handle.invoke("spin", {"seconds": 5})
+    assert crashed.value.code == "crashed"
+    crash = await events.wait_for("crashed")
+    assert crash.exit_code is not None and crash.exit_code < 0  # killed by SIGXCPU / SIGKILL
+    assert await handle.invoke("echo", {"text": "back"}) == {"text": "back"}
+
+
+async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(load_python: Any, behave_dir: Path) -> None:
+    import logging
+
+    said = asyncio.Event()
+
+    class Watch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if "hello from print" in record.getMessage():
+                said.set()
+
+    logger = logging.getLogger("test.plugin.behave")
+    watch = Watch(logging.DEBUG)
+    logger.addHandler(watch)
+    logger.setLevel(logging.DEBUG)
+    try:
+        handle = await load_python(behave_dir, "worker")
+        assert await handle.invoke("say", {"text": "hello from print"}) == "hello from print"
+        assert await handle.invoke("flood", {"mb": 8}) == 8
+        assert await handle.invoke("echo", {"text": "ok"}) == {"text": "ok"}
+        await asyncio.wait_for(said.wait(), 5)
+    finally:
+        logger.removeHandler(watch)
+        logger.setLevel(logging.NOTSET)
+
+
+async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
+    import sys
+
+    from plughost.runtime.goplugin.handshake import parse_handshake
+    from plughost.runtime.goplugin.launch import LaunchSpec, launch
+    from plughost.runtime.goplugin.logs import PluginLog
+    from plughost.runtime.worker import WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+
+    spec = LaunchSpec(
+        argv=[
+            sys.executable,
+            "-c",
+            "from plughost.cli.app import main; main()",
+            "worker",
+            "--plugin-id",
+            "behave",
+            "--path",
+            str(behave_dir),
+            "--data-dir",
+            str(behave_dir),
+        ],
+        cwd=behave_dir,
+        cookie_key=WORKER_COOKIE_KEY,
+        cookie_value=WORKER_COOKIE_VALUE,
+        start_timeout_s=20,
+    )
+    import logging
+
+    launched = await launch(spec, PluginLog(logging.getLogger("test.cli-worker"), "behave"))
+    try:
+        info = launched.handshake
+        assert parse_handshake(info.line(), (1,)) == info
+        assert info.network == "unix" and info.protocol == "grpc"
+    finally:
+        launched.process.kill()
+        await launched.process.wait()
+        for pump in launched.pumps:
+            await pump

@@ -1,0 +1,46 @@
+"""Regenerate the Python modules of every .proto under src/plughost/runtime/proto/.
+
+    python tools/gen_protos.py
+
+Needs grpcio-tools (a dev dependency). The generated *_pb2*.py files are committed.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SRC = ROOT / "src"
+PROTO_DIR = SRC / "plughost" / "runtime" / "proto"
+
+
+def main() -> int:
+    from grpc_tools import protoc
+    import grpc_tools
+
+    include = Path(grpc_tools.__file__).parent / "_proto"
+    protos = sorted(PROTO_DIR.rglob("*.proto"))
+    args = [
+        "grpc_tools.protoc",
+        f"-I{SRC}",
+        f"-I{include}",
+        f"--python_out={SRC}",
+        f"--pyi_out={SRC}",
+        f"--grpc_python_out={SRC}",
+        *(str(p.relative_to(SRC)) for p in protos),
+    ]
+    code = protoc.main(args)
+    if code != 0:
+        print(f"protoc failed with exit code {code}", file=sys.stderr)
+        return int(code)
+    for package in {p.parent for p in protos} | {PROTO_DIR}:
+        init = package / "__init__.py"
+        if not init.exists():
+            init.write_text('"""Generated protobuf modules (python tools/gen_protos.py)."""\n')
+    print(f"generated {len(protos)} proto files under {PROTO_DIR.relative_to(ROOT)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
