@@ -55,6 +55,7 @@ class Host:
             started_at=self.started_at,
         )
         self.dispatcher = Dispatcher(self.manager, commands=EngineCommandStage(self.commands))
+        self.commands.environment.status_sections.append(self.dispatcher.status_lines)
         self.onebot: Any = None  # plughost.adapters.onebot.OneBotAdapter when [[bots]] are configured
 
     async def __aenter__(self) -> Host:

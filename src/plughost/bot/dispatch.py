@@ -347,6 +347,17 @@ class Dispatcher:
         """Counters of every bot (shown by `/status`)."""
         return [lane.status() for lane in self.lanes.values()]
 
+    def status_lines(self) -> list[str]:
+        """One `/status` line per bot: traffic, shed events, failures."""
+        lines = []
+        for row in self.status():
+            lines.append(
+                f"bot {row['bot']}: {row['processed']} events, {row['answered']} answered, {row['shed']} shed, "
+                f"{row['duplicates']} duplicates, {row['blocked']} blocked, {row['queued']} queued, "
+                f"{row['in_flight']} in flight, failures: {row['plugin_failures']} plugin / {row['send_failures']} send"
+            )
+        return lines
+
     def invalidate(self) -> None:
         """Forget the handler index (plugins changed); it is also rebuilt when the plugin set changes."""
         self._index = None
