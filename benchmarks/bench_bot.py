@@ -19,9 +19,7 @@ from typing import Any
 
 from common import Row
 
-from plughost.bot.triggers import CommandInvocation
 from plughost.host import Host
-from plughost.sdk.bot import Answer, BotApi, Reply
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"
@@ -76,16 +74,13 @@ async def poked(ev: NoticeEvent) -> Reply:
 """
 COMMANDS = """
 from plughost.sdk import Plugin
+from plughost.sdk.commands import CommandContext
 plugin = Plugin()
+
+@plugin.command("{name}", aliases=["{name}-alias"], description="benchmark command")
+async def run(ctx: CommandContext, text: str, times: int = 1) -> str:
+    return "{name} " + text
 """
-
-
-class EchoStage:
-    """The command stage used by the benchmark: `/echo <x>` → `<x>`."""
-
-    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None:
-        text = invocation.text.plain_text()
-        return Reply.of("echo " + text[5:]) if text.startswith("echo ") else None
 
 
 def _workspace(root: Path, port: int) -> None:
@@ -96,7 +91,7 @@ def _workspace(root: Path, port: int) -> None:
         **{f"guard{i}": (INTERCEPTOR, 100 - i) for i in range(5)},
         **{f"audit{i}": (AUDIT, 90 - i) for i in range(5)},
         **{f"watch{i}": (WATCHER, 80 - i) for i in range(5)},
-        **{f"cmd{i}": (COMMANDS, 70 - i) for i in range(4)},
+        **{f"cmd{i}": (COMMANDS.replace("{name}", "echo" if i == 0 else f"cmd{i}"), 70 - i) for i in range(4)},
         "responder": (RESPONDER, 1),
     }
     for plugin_id, (code, priority) in plugins.items():
@@ -144,7 +139,6 @@ async def _bench() -> dict[str, Any]:
         port = _free_port()
         _workspace(root, port)
         async with Host(root) as host:
-            host.set_command_stage(EchoStage())
             figures: dict[str, Any] = {"plugins": len(host.manager.enabled_plugins())}
             runs = [await _drive(port, "max", 256, n * 500_000) for n in (1, 2)]  # best of two closed-loop runs
             figures["max"] = max(runs, key=lambda r: r["replies_per_s"])
