@@ -22,6 +22,10 @@ plugin = Plugin()
 async def roll(ctx: CommandContext, sides: int = 6) -> str:
     return f"rolled {sides}"
 
+@plugin.command("ping", prefix_optional=True)
+async def ping(ctx: CommandContext) -> str:
+    return "pong"
+
 @plugin.command("secret", role="owner")
 async def secret(ctx: CommandContext) -> str:
     return "owner only"
@@ -74,6 +78,7 @@ async def test_simulated_group_chat(console: tuple[Console, list[str]]) -> None:
     assert await run(c, out, "/secret") == ["bot → group 123: permission denied for this command"]
     assert await run(c, out, "darn it") == ["(blocked by sim)"]
     assert await run(c, out, "nothing to see") == ["(no plugin answered the Group event)"]
+    assert await run(c, out, "ping") == ["bot → group 123: pong"]  # prefix_optional: bare text works
     assert await run(c, out, "/poke") == ["bot → group 123: GroupPoke by 456"]
     assert await run(c, out, "/group-request add please") == ["bot approved the group request"]
     assert await run(c, out, "/friend-request 'not now'") == ["bot rejected the friend request"]

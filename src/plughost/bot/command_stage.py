@@ -42,12 +42,22 @@ class EngineCommandStage:
 
     def __init__(self, service: CommandService) -> None:
         self.service = service
+        self._bare_for: tuple[list[Any] | None, bool] = (None, True)  # (command list, any prefix-optional)
+
+    def _bare_commands_exist(self, commands: list[Any]) -> bool:
+        seen, found = self._bare_for
+        if seen is not commands:  # the registry was rebuilt
+            found = any(node.spec.prefix_optional for node in commands)
+            self._bare_for = (commands, found)
+        return found
 
     async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None:
         event = invocation.event
-        sender = sender_of(event, bot.self_id or None)
         bare = invocation.trigger == "bare" and not invocation.any_command
         engine = self.service.refresh()
+        if bare and not self._bare_commands_exist(engine.registry.commands):
+            return None  # ordinary chat text and no command accepts it without a prefix
+        sender = sender_of(event, bot.self_id or None)
         result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message)
         return await self._answer(result, event, bot)
 
