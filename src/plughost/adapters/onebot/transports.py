@@ -9,6 +9,7 @@ import hmac
 import json
 import logging
 import socket
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -22,7 +23,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
@@ -225,7 +226,7 @@ class ForwardWsBot:
                 hint = " (check access_token)" if status in (401, 403) else ""
                 self.last_error = f"HTTP {status}{hint}"
                 self.refused += 1
-            except (OSError, TimeoutError, ConnectionClosed) as exc:
+            except (OSError, TimeoutError, WebSocketException) as exc:
                 self.last_error = str(exc) or type(exc).__name__
             log.warning(
                 "bot '%s': connection to %s lost or refused (%s); retrying in %.1f s",
@@ -255,7 +256,10 @@ class ReverseWsServer:
         self.stats = FrameStats()
         self.rejected: dict[int, int] = {}
         self._server: Server | None = None
-        self._reservations: dict[int, tuple[BotConfig, int, str]] = {}
+        # who a connection is, from its handshake (weak: a failed handshake leaves nothing behind)
+        self._identities: weakref.WeakKeyDictionary[ServerConnection, tuple[BotConfig, int, str]] = (
+            weakref.WeakKeyDictionary()
+        )
 
     @property
     def port(self) -> int:
@@ -293,21 +297,26 @@ class ReverseWsServer:
         self_id = int(raw_self_id)
         if config.self_id and self_id != config.self_id:
             return self._reject(conn, HTTPStatus.FORBIDDEN, f"bot '{config.id}' accepts self id {config.self_id} only")
-        account = self.accounts.get((config.id, self_id))
-        taken = account.roles if account else set()
-        reserved = {r for c, s, r in self._reservations.values() if c.id == config.id and s == self_id}
-        if _conflicts(role, taken | reserved):
+        if _conflicts(role, self._roles(config, self_id)):
             return self._reject(
                 conn, HTTPStatus.CONFLICT, f"self id {self_id} is already connected to bot '{config.id}' ({role})"
             )
-        self._reservations[id(conn)] = (config, self_id, role)
+        self._identities[conn] = (config, self_id, role)
         return None
 
+    def _roles(self, config: BotConfig, self_id: int) -> set[str]:
+        account = self.accounts.get((config.id, self_id))
+        return account.roles if account else set()
+
     async def _handle(self, conn: ServerConnection) -> None:
-        reservation = self._reservations.pop(id(conn), None)
-        if reservation is None:
+        identity = self._identities.pop(conn, None)
+        if identity is None:
             return
-        config, self_id, role = reservation
+        config, self_id, role = identity
+        if _conflicts(role, self._roles(config, self_id)):  # lost a race with a simultaneous connection
+            self.rejected[HTTPStatus.CONFLICT.value] = self.rejected.get(HTTPStatus.CONFLICT.value, 0) + 1
+            await conn.close(1008, f"self id {self_id} is already connected")
+            return
         account = self._account(config, self_id)
         account.roles.add(role)
         try:
