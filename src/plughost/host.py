@@ -56,7 +56,6 @@ class Host:
         )
         self.dispatcher = Dispatcher(self.manager, commands=EngineCommandStage(self.commands))
         self.commands.environment.status_sections.append(self.dispatcher.status_lines)
-        self.onebot: Any = None  # plughost.adapters.onebot.OneBotAdapter when [[bots]] are configured
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -69,11 +68,7 @@ class Host:
         """Load the workspace; returns how many plugins loaded."""
         self.started_at = self.commands.environment.started_at = time.time()
         loaded = await self.manager.discover_and_load_all()
-        await self.dispatcher.__aenter__()
-        if any(bot.enabled for bot in self.config.bots):
-            from plughost.adapters.onebot import OneBotAdapter
-
-            self.onebot = await OneBotAdapter(self.config.bots, self.dispatcher).__aenter__()
+        await self.dispatcher.__aenter__()  # surfaces (OneBot adapter, console) feed it once started
         return loaded
 
     def set_command_stage(self, commands: CommandStage | None) -> None:
@@ -88,9 +83,6 @@ class Host:
         await self.stop_requested.wait()
 
     async def stop(self) -> None:
-        if self.onebot is not None:
-            await self.onebot.aclose()
-            self.onebot = None
         await self.dispatcher.__aexit__(None, None, None)
         await self.manager.shutdown()
 

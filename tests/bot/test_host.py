@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from plughost.adapters.onebot import OneBotAdapter
 from plughost.errors import ConfigError
 from plughost.host import Host
 
@@ -47,8 +48,9 @@ async def test_host_runs_configured_bots_with_discovered_plugins(tmp_path: Path)
     (plugin_dir / "plugin.toml").write_text('id = "greeter"\nversion = "1.0.0"\n')
     (plugin_dir / "__init__.py").write_text(PLUGIN)
     impl = OneBotImpl()
-    async with Host(tmp_path) as host:
+    async with Host(tmp_path) as host, OneBotAdapter(host.config.bots, host.dispatcher) as adapter:
         assert host.config.bots[0].triggers.prefixes == ["/", "#"]
+        assert adapter.ports == {"qq": port}
         await impl.connect_reverse(f"ws://127.0.0.1:{port}/onebot/v11/ws", token="t")
         await impl.push(group_message("hi", message_id=1))
         await impl.push(request("friend", user_id=3, flag="fl"))
@@ -59,10 +61,44 @@ async def test_host_runs_configured_bots_with_discovered_plugins(tmp_path: Path)
             await host.dispatcher.lanes["qq"].wait_finished(3)
         assert host.dispatcher.status()[0]["processed"] == 3
     await impl.close()
-    assert host.onebot is None
 
 
 def test_bad_bot_config_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "plughost.toml").write_text('[[bots]]\nid = "qq"\ntransport = "carrier-pigeon"\n')
     with pytest.raises(ConfigError, match=r"bots\.0\.transport"):
         Host(tmp_path)
+
+
+async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
+    """The real program: `plughost run` with [[bots]], an implementation connects, the bot answers."""
+    import sys
+
+    port = free_port()
+    (tmp_path / "plughost.toml").write_text(
+        f'[[bots]]\nid = "qq"\ntransport = "ws-reverse"\nbind = "127.0.0.1:{port}"\naccess_token = "t"\n'
+    )
+    plugin_dir = tmp_path / "plugins" / "greeter"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text('id = "greeter"\nversion = "1.0.0"\n')
+    (plugin_dir / "__init__.py").write_text(PLUGIN)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "plughost", "run", "-w", str(tmp_path), "--no-console",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    impl = OneBotImpl()
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            while b"greeter" not in await process.stdout.readline():  # the plugin table: host and bots are up
+                pass
+        await impl.connect_reverse(f"ws://127.0.0.1:{port}/onebot/v11/ws", token="t")
+        await impl.push(group_message("hi", message_id=1))
+        actions = await impl.wait_actions(1, timeout=10)
+        assert actions[0]["params"]["message"] == [{"type": "text", "data": {"text": "hello user456"}}]
+    finally:
+        await impl.close()
+        if process.returncode is None:
+            process.terminate()
+        async with asyncio.timeout(30):
+            await process.wait()
+    assert process.returncode == 0

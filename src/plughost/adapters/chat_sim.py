@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plughost.bot.dispatch import BotLane, Outcome
+from plughost.bot.lane import BotLane, Outcome
 from plughost.core.botconfig import BotConfig, inherit_command_settings
 from plughost.sdk.bot import BotApi
 from plughost.sdk.events import Event, parse_event

@@ -16,13 +16,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Any, Protocol
 
-from plughost.bot.ratelimit import TokenBucket
+from plughost.bot.answers import quick_operation, reply_action, request_action
+from plughost.bot.channels import channel_allowed, channel_of
+from plughost.bot.lane import BotLane, Outcome
 from plughost.bot.triggers import CommandInvocation, detect_command
 from plughost.core.botconfig import BotConfig
 from plughost.errors import PlugHostError
@@ -40,13 +40,11 @@ from plughost.sdk.bot import (
     decode_answer,
 )
 from plughost.sdk.descriptor import Descriptor
-from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, NoticeEvent, RequestEvent
-from plughost.sdk.message import Message, Segment
+from plughost.sdk.events import Event, MessageEvent, RequestEvent
+from plughost.sdk.message import Message
 
 log = logging.getLogger("plughost.bot.dispatch")
 _DESCRIPTOR = operator.attrgetter("descriptor")
-DEDUP_WINDOW = 4096
-SHED_LOG_INTERVAL_S = 5.0
 
 
 class PluginView(Protocol):
@@ -82,34 +80,6 @@ class CommandStage(Protocol):
     async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None: ...
 
 
-Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed"]
-
-
-@dataclass
-class Outcome:
-    """What happened to one event."""
-
-    status: Status
-    answer: Answer | None = None
-    answered_by: str | None = None
-    quick_operation: dict[str, Any] | None = None
-    sent: list[QueuedAction] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-
-
-@dataclass
-class LaneStats:
-    received: int = 0
-    processed: int = 0
-    duplicates: int = 0
-    shed: int = 0
-    blocked: int = 0
-    answered: int = 0
-    send_failures: int = 0
-    plugin_failures: int = 0
-    finished: int = 0  # processed to the end, duplicates and shed together
-
-
 @dataclass(frozen=True, slots=True)
 class _Entry:
     plugin_id: str
@@ -135,162 +105,6 @@ class _Index:
                 e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names
             ]
         return found
-
-
-class BotLane:
-    """One bot's queue, workers, limits and counters."""
-
-    def __init__(self, key: str, config: BotConfig, bot: BotApi, dispatcher: Dispatcher) -> None:
-        self.key = key
-        self.config = config
-        self.bot = bot
-        self.dispatcher = dispatcher
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(config.queue_size)
-        self.limiter = TokenBucket(config.rate_limit.sends_per_s, config.rate_limit.burst)
-        self.stats = LaneStats()
-        self.in_flight = 0
-        self.idle = asyncio.Event()
-        self.idle.set()
-        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
-        self._workers: list[asyncio.Task[None]] = []
-        self._last_shed_log = 0.0
-        self._slots = asyncio.Semaphore(config.max_in_flight)
-        self._waiting = 0
-        self._progress = asyncio.Event()
-        self._watchers = 0
-
-    def start(self, group: asyncio.TaskGroup) -> None:
-        for n in range(self.config.max_in_flight):
-            self._workers.append(group.create_task(self._work(), name=f"bot:{self.key}:worker{n}"))
-
-    def stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        self._workers.clear()
-
-    def submit(self, event: Event) -> bool:
-        """Queue an event; when the queue is full the event is shed (counted, logged) and False returned."""
-        self.stats.received += 1
-        try:
-            self.queue.put_nowait(event)
-        except asyncio.QueueFull:
-            self._shed()
-            return False
-        self.idle.clear()
-        return True
-
-    async def run_now(self, event: Event, *, quick: bool = False) -> Outcome | None:
-        """Process an event in the caller's task (HTTP POST), at most `max_in_flight` at once.
-
-        Returns None when `queue_size` callers already wait: the event is shed (counted, logged).
-        """
-        self.stats.received += 1
-        if self._waiting >= self.config.queue_size:
-            self._shed()
-            return None
-        self._waiting += 1
-        try:
-            await self._slots.acquire()
-        finally:
-            self._waiting -= 1
-        self.in_flight += 1
-        try:
-            return await self.dispatcher.process(self, event, quick=quick)
-        finally:
-            self.in_flight -= 1
-            self._finish()
-            self._slots.release()
-
-    async def submit_wait(self, event: Event) -> None:
-        """Queue an event, waiting for room (backpressure to the transport)."""
-        self.stats.received += 1
-        self.idle.clear()
-        await self.queue.put(event)
-
-    async def wait_finished(self, count: int) -> None:
-        """Wait until `count` events in total have been finished (processed, deduplicated or shed)."""
-        self._watchers += 1
-        try:
-            while self.stats.finished < count:
-                self._progress.clear()
-                await self._progress.wait()
-        finally:
-            self._watchers -= 1
-
-    def _finish(self) -> None:
-        self.stats.finished += 1
-        if self._watchers:
-            self._progress.set()
-
-    @property
-    def full(self) -> bool:
-        """True when a submitted event would be shed."""
-        return self.queue.full()
-
-    def shed_unparsed(self) -> None:
-        """Count an event the transport shed before parsing it (the queue was full)."""
-        self.stats.received += 1
-        self._shed()
-
-    def _shed(self) -> None:
-        self.stats.shed += 1
-        self._finish()
-        now = time.monotonic()
-        if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
-            self._last_shed_log = now
-            log.warning(
-                "bot %r is overloaded: shed %s event(s) so far (queue of %s full); raise queue_size/max_in_flight "
-                "or reduce load",
-                self.key, self.stats.shed, self.config.queue_size,
-            )  # fmt: skip
-
-    def is_duplicate(self, event: Event) -> bool:
-        key = event.dedup_key()
-        if key is None:
-            return False
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return True
-        self._seen[key] = None
-        if len(self._seen) > DEFAULT_DEDUP_WINDOW:
-            self._seen.popitem(last=False)
-        return False
-
-    async def _work(self) -> None:
-        queue = self.queue
-        while True:
-            event = await queue.get()
-            self.in_flight += 1
-            try:
-                await self.dispatcher.process(self, event)
-            except Exception:
-                log.exception("bot '%s': dispatching %s failed", self.key, getattr(event, "route", "?"))
-            finally:
-                self.in_flight -= 1
-                self._finish()
-                queue.task_done()
-                if self.in_flight == 0 and queue.empty():
-                    self.idle.set()
-
-    def status(self) -> dict[str, Any]:
-        s = self.stats
-        return {
-            "bot": self.key,
-            "self_id": self.bot.self_id,
-            "received": s.received,
-            "processed": s.processed,
-            "duplicates": s.duplicates,
-            "shed": s.shed,
-            "blocked": s.blocked,
-            "answered": s.answered,
-            "send_failures": s.send_failures,
-            "plugin_failures": s.plugin_failures,
-            "queued": self.queue.qsize(),
-            "in_flight": self.in_flight,
-        }
-
-
-DEFAULT_DEDUP_WINDOW = DEDUP_WINDOW
 
 
 class Dispatcher:
@@ -546,23 +360,6 @@ def _channels(plugin: PluginView) -> list[str]:
     return list(getattr(permissions, "channels", None) or [])
 
 
-def channel_of(event: Event) -> str:
-    """The chat an event belongs to: `group:<id>`, `private:<id>`, `request`, `meta` …"""
-    group_id = getattr(event, "group_id", None)
-    if isinstance(event, MessageEvent | NoticeEvent) and group_id:
-        return f"group:{group_id}"
-    if isinstance(event, MessageEvent | NoticeEvent):
-        return f"private:{getattr(event, 'user_id', 0) or 0}"
-    return event.route_kind
-
-
-def channel_allowed(patterns: Sequence[str], channel: str) -> bool:
-    """`permissions.channels` semantics: `*` all, `group` any group, `group:123` one group, `private`,
-    `private:456`, `request`, `meta`, `notice` (any notice chat). Empty = all."""
-    head = channel.split(":", 1)[0]
-    return any(pattern in ("*", channel, head) for pattern in patterns)
-
-
 def _collect_sends(value: Any, request: BotRequest) -> None:
     if isinstance(value, dict) and value.get("sends"):
         bot = request.bot
@@ -586,44 +383,3 @@ def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:
         "timestamp": event.time,
         "event": event.raw,
     }
-
-
-def reply_action(event: Event, reply: Reply) -> QueuedAction | None:
-    """The send action of a reply: group chat → send_group_msg, otherwise send_private_msg."""
-    group_id = getattr(event, "group_id", None)
-    user_id = getattr(event, "user_id", None)
-    message = reply.message
-    if group_id:
-        if reply.at_sender and user_id:
-            message = Message([Segment.at(user_id), Segment.text(" "), *message])
-        return QueuedAction("send_group_msg", {"group_id": group_id, "message": message.to_json()})
-    if user_id:
-        return QueuedAction("send_private_msg", {"user_id": user_id, "message": message.to_json()})
-    return None
-
-
-def request_action(event: RequestEvent, answer: Approve | Reject) -> QueuedAction:
-    """`set_friend_add_request` / `set_group_add_request` with the event's flag (and sub_type)."""
-    approve = isinstance(answer, Approve)
-    if event.request_type == "group":
-        reason = "" if approve else answer.reason  # type: ignore[union-attr]
-        return QueuedAction(
-            "set_group_add_request",
-            {"flag": event.flag, "sub_type": event.sub_type, "approve": approve, "reason": reason},
-        )
-    remark = answer.remark if isinstance(answer, Approve) else ""
-    return QueuedAction("set_friend_add_request", {"flag": event.flag, "approve": approve, "remark": remark})
-
-
-def quick_operation(event: Event, answer: Answer | None) -> dict[str, Any] | None:
-    """The HTTP quick-operation body for an answer, when OneBot can express it that way."""
-    if isinstance(answer, Reply) and isinstance(event, MessageEvent) and not isinstance(event, MessageSentEvent):
-        op: dict[str, Any] = {"reply": answer.message.to_json(), "auto_escape": False}
-        if event.is_group:
-            op["at_sender"] = answer.at_sender
-        return op
-    if isinstance(answer, Approve) and isinstance(event, RequestEvent):
-        return {"approve": True, "remark": answer.remark} if event.request_type == "friend" else {"approve": True}
-    if isinstance(answer, Reject) and isinstance(event, RequestEvent):
-        return {"approve": False} if event.request_type == "friend" else {"approve": False, "reason": answer.reason}
-    return None
