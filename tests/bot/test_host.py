@@ -76,6 +76,8 @@ async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
     port = free_port()
     (tmp_path / "plughost.toml").write_text(
         f'[[bots]]\nid = "qq"\ntransport = "ws-reverse"\nbind = "127.0.0.1:{port}"\naccess_token = "t"\n'
+        # an HTTP bot too: its server must leave SIGTERM to plughost
+        f'[[bots]]\nid = "web"\ntransport = "http"\nbind = "127.0.0.1:{free_port()}"\nendpoint = "http://127.0.0.1:9"\n'
     )
     plugin_dir = tmp_path / "plugins" / "greeter"
     plugin_dir.mkdir(parents=True)

@@ -10,7 +10,7 @@ import json
 import logging
 import socket
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -347,6 +347,14 @@ def _conflicts(role: str, taken: set[str]) -> bool:
     return role == "Universal" or "Universal" in taken or role in taken
 
 
+class _EmbeddedServer(uvicorn.Server):
+    """uvicorn inside plughost: the host, not uvicorn, handles SIGINT/SIGTERM."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
 class HttpEventServer:
     """The implementation POSTs events to plughost; actions go out over the HTTP API.
 
@@ -370,7 +378,9 @@ class HttpEventServer:
             self.lanes[config.id] = dispatcher.attach(config.id, config, client)
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
-        self._server = uvicorn.Server(uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none"))
+        self._server = _EmbeddedServer(
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
+        )
 
     @property
     def port(self) -> int:
