@@ -19,6 +19,7 @@ from typing import Any
 
 from common import Row
 
+from plughost.adapters.onebot import OneBotAdapter
 from plughost.host import Host
 
 HERE = Path(__file__).resolve().parent
@@ -138,7 +139,7 @@ async def _bench() -> dict[str, Any]:
         root = Path(tmp)
         port = _free_port()
         _workspace(root, port)
-        async with Host(root) as host:
+        async with Host(root) as host, OneBotAdapter(host.config.bots, host.dispatcher):
             figures: dict[str, Any] = {"plugins": len(host.manager.enabled_plugins())}
             runs = [await _drive(port, "max", 256, n * 500_000) for n in (1, 2)]  # best of two closed-loop runs
             figures["max"] = max(runs, key=lambda r: r["replies_per_s"])
