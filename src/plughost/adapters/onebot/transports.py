@@ -134,8 +134,8 @@ class WsSession:
         if api:
             self.client.connection_made(ws.send)
         try:
-            async for frame in ws:
-                self.handle(frame, events=events)
+            while True:  # bytes: JSON parses them directly, and a shed frame is never decoded
+                self.handle(await ws.recv(decode=False), events=events)
         except ConnectionClosed:
             pass
         finally:
