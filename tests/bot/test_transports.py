@@ -18,7 +18,7 @@ from plughost.core.botconfig import BotConfig
 from plughost.errors import ConfigError
 
 from .conftest import LoadPlugin
-from .onebot_impl import OneBotImpl, group_message, lifecycle, private_message, request
+from .onebot_impl import OneBotImpl, group_message, lifecycle, notice, private_message, request
 
 PING_PONG = """
 @plugin.route("message")
@@ -284,3 +284,39 @@ async def test_several_bots_at_once_and_config_errors(
         BotConfig(id="x", transport="ws-reverse")
     with pytest.raises(ValueError, match="bind must be"):
         BotConfig(id="x", transport="http", bind="nowhere", endpoint="http://x")
+
+
+async def test_overload_on_the_wire_sheds_before_parsing_and_counts_everything(
+    impl: OneBotImpl, plugins: tuple[GuardedPlugins, LoadPlugin]
+) -> None:
+    import sys
+
+    directory, load = plugins
+    handle = await load("slow", """
+        import asyncio
+        gate = asyncio.Event()
+
+        @plugin.route("notice", "GroupUpload")
+        async def slow(ev: NoticeEvent) -> Reply:
+            await gate.wait()
+            return Reply.of(f"done {ev.user_id}")
+    """)  # fmt: skip
+    config = BotConfig(id="rv", transport="ws-reverse", bind="127.0.0.1:0", max_in_flight=1, queue_size=2)
+    async with Dispatcher(directory) as dispatcher, OneBotAdapter([config], dispatcher) as adapter:
+        ws = await impl.connect_reverse(f"ws://127.0.0.1:{adapter.ports['rv']}/onebot/v11/ws")
+        async with asyncio.timeout(5):
+            lane = await dispatcher.wait_for_bot("rv")
+            await lane.wait_finished(1)  # the lifecycle event
+        for n in range(12):
+            await ws.send(json.dumps(notice("group_upload", group_id=1, user_id=n)))
+        async with asyncio.timeout(5):
+            await lane.wait_finished(1 + 9)  # at most 3 are held (1 in flight, 2 queued): the rest is shed
+        shed = lane.stats.shed
+        assert shed in (9, 10)  # 10 when the worker had not yet taken the first event off the queue
+        assert lane.status()["shed"] == shed
+        sys.modules[handle.package].gate.set()
+        async with asyncio.timeout(5):
+            await lane.wait_finished(13)
+        assert lane.stats.received == 13 == lane.stats.processed + lane.stats.shed
+        assert len(await impl.wait_actions(12 - shed)) == 12 - shed
+        assert any(line.startswith("bot rv:") and f"{shed} shed" in line for line in dispatcher.status_lines())
