@@ -104,3 +104,49 @@ async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
         async with asyncio.timeout(30):
             await process.wait()
     assert process.returncode == 0
+
+
+ISOLATED = '''
+import os
+from plughost.sdk import Plugin
+from plughost.sdk.bot import BotApi, Reply
+from plughost.sdk.events import MessageEvent, NoticeEvent
+plugin = Plugin()
+
+@plugin.pre_handle
+def not_from_bots(ev: MessageEvent) -> bool:
+    return ev.user_id != 999
+
+@plugin.route("notice", "GroupPoke")
+async def poke(ev: NoticeEvent, bot: BotApi) -> Reply:
+    await bot.send_private_msg(ev.user_id, f"pid {os.getpid()}")
+    return Reply.of(f"worker poked by {ev.user_id}")
+'''
+
+
+async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_path: Path) -> None:
+    """isolation = "process": the same routes and interceptors, answered over the worker protocol."""
+    import os
+
+    from plughost.core.botconfig import BotConfig
+    from plughost.sdk.events import parse_event
+
+    from .onebot_impl import notice
+    from .test_protocol import RecordingBot
+
+    plugin_dir = tmp_path / "plugins" / "isolated"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text('id = "isolated"\nversion = "1.0.0"\nisolation = "process"\n')
+    (plugin_dir / "__init__.py").write_text(ISOLATED)
+    async with Host(tmp_path) as host:
+        bot = RecordingBot()
+        lane = host.dispatcher.attach("sim", BotConfig(id="sim", transport="ws-reverse", bind="127.0.0.1:0"), bot)
+        poke = await host.dispatcher.process(lane, parse_event(notice("notify", "poke", group_id=5, user_id=6)))
+        blocked = await host.dispatcher.process(lane, parse_event(group_message("x", message_id=1, user_id=999)))
+    assert poke.status == "route" and poke.answered_by == "isolated"
+    assert bot.actions[0] == ("send_group_msg", {"group_id": 5, "message": [
+        {"type": "text", "data": {"text": "worker poked by 6"}}]})  # fmt: skip
+    action, params = bot.actions[1]
+    worker_pid = int(params["message"][0]["data"]["text"].split()[1])
+    assert action == "send_private_msg" and worker_pid != os.getpid()  # really another process
+    assert blocked.status == "blocked" and blocked.answered_by == "isolated"
