@@ -207,3 +207,46 @@ async def test_token_bucket_limits_sends() -> None:
 
     await asyncio.gather(*(take(n) for n in range(3)))
     assert order == [0, 1, 2] and bucket.waited >= 3
+
+
+class NativeStyleError(Exception):
+    """What the native runtime raises when a bot call failed after queuing `host.bot.send`s."""
+
+    def __init__(self, message: str, sends: list[dict[str, Any]]) -> None:
+        super().__init__(message)
+        self.sends = sends
+
+
+class NativeStyleHandle(JsonHandle):
+    async def invoke(self, name: str, request: Any) -> Any:
+        if name == "poke":
+            raise NativeStyleError("segfault avoided", [{"target": "group", "group_id": 3, "user_id": None,
+                                                         "message": [{"type": "text", "data": {"text": "early"}}]}])
+        return await super().invoke(name, request)
+
+
+async def test_native_runtime_answer_forms_and_sends_of_failed_calls() -> None:
+    directory = GuardedPlugins()
+    text = [{"type": "text", "data": {"text": "approved?"}}]
+    native = NativeStyleHandle(
+        "native",
+        {
+            "pre": {"action": "ignore", "allow": 1, "reply": None, "sends": []},
+            "after": {"action": "ignore", "reply": None, "sends": []},
+            "req": {"action": "reply", "text": "approved?", "reply": "approved?",
+                    "sends": [{"target": "private", "group_id": None, "user_id": 4, "message": text}]},
+        },
+    )  # fmt: skip
+    directory.add("native", native)  # type: ignore[arg-type]
+    bot = RecordingBot()
+    async with Dispatcher(directory) as dispatcher:
+        lane = dispatcher.attach("json", BotConfig(id="json", transport="ws-reverse", bind="127.0.0.1:0"), bot)
+        failed = await dispatcher.process(lane, parse_event(notice("notify", "poke", group_id=3, user_id=4)))
+        answered = await dispatcher.process(lane, parse_event(request("friend", user_id=4, flag="G")))
+    assert failed.errors and "segfault avoided" in failed.errors[0]
+    assert bot.actions == [
+        ("send_group_msg", {"group_id": 3, "message": [{"type": "text", "data": {"text": "early"}}]}),
+        ("send_private_msg", {"user_id": 4, "message": text}),  # the reply to the request (a private chat)
+        ("send_private_msg", {"user_id": 4, "message": text}),  # the queued send
+    ]
+    assert answered.status == "route"

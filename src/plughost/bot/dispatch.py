@@ -38,6 +38,7 @@ from plughost.sdk.bot import (
     Reply,
     decode_allow,
     decode_answer,
+    decode_sends,
 )
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.events import Event, MessageEvent, RequestEvent
@@ -209,6 +210,7 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
+            _collect_sends(_failure_sends(exc), request)  # sends queued before a failure still go out
             lane.stats.plugin_failures += 1
             outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
             log.warning("bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc)
@@ -364,7 +366,16 @@ def _collect_sends(value: Any, request: BotRequest) -> None:
     if isinstance(value, dict) and value.get("sends"):
         bot = request.bot
         if isinstance(bot, CallbackBot):
-            bot.outbox.extend(QueuedAction(str(s["action"]), dict(s.get("params") or {})) for s in value["sends"])
+            bot.outbox.extend(decode_sends(value["sends"]))
+
+
+def _failure_sends(exc: BaseException) -> dict[str, Any] | None:
+    """Sends a failed native/process call had queued (carried by the error or the error it wraps)."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        sends = getattr(error, "sends", None)
+        if sends:
+            return {"sends": sends}
+    return None
 
 
 def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from `bot.route`, `bot.command`, `bot.pre_handle` and `bot.after_completion`; se
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -318,21 +319,21 @@ def decode_answer(value: Any) -> tuple[Answer | None, list[QueuedAction]]:
         return Reply(to_message(value)), []
     if not isinstance(value, Mapping):
         raise BotAnswerError(f"bot answer must be an object or None, got {type(value).__name__}")
-    sends = [QueuedAction(str(s["action"]), dict(s.get("params") or {})) for s in value.get("sends") or ()]
+    sends = decode_sends(value.get("sends"))
     action = value.get("action", value.get("action_kind", "ignore"))
     if isinstance(action, int):
         action = {ACTION_IGNORE: "ignore", ACTION_REPLY: "reply", ACTION_APPROVE: "approve",
                   ACTION_REJECT: "reject", ACTION_BLOCK: "block"}.get(action, f"#{action}")  # fmt: skip
-    message_text = str(value.get("message", "") or "")
+    message_text = str(value.get("message", "") or value.get("text", "") or "")
     match action:
-        case "ignore" | "continue" | "":
+        case "ignore" | "continue" | "allow" | "":
             return None, sends
         case "reply":
-            segments = value.get("segments", value.get("segments_json"))
-            if isinstance(segments, str) and segments:
-                import json
-
+            segments = value.get("segments") or value.get("segments_json") or value.get("reply")
+            if isinstance(segments, str) and segments.lstrip().startswith("["):
                 segments = json.loads(segments)
+            elif isinstance(segments, str):  # a text reply under `reply`
+                message_text, segments = message_text or segments, None
             message = Message.parse(segments) if segments else Message(message_text)
             return Reply(message, bool(value.get("stop", True)), bool(value.get("at_sender", False))), sends
         case "approve":
@@ -342,6 +343,20 @@ def decode_answer(value: Any) -> tuple[Answer | None, list[QueuedAction]]:
         case "block":
             return Block(), sends
     raise BotAnswerError(f"unknown bot answer action {action!r}; expected ignore, reply, approve, reject or block")
+
+
+def decode_sends(sends: Any) -> list[QueuedAction]:
+    """Queued sends in either JSON form: `{"action", "params"}` or `host.bot.send`'s
+    `{"target": "group"|"private", "group_id", "user_id", "message"}`."""
+    out: list[QueuedAction] = []
+    for send in sends or ():
+        if "action" in send:
+            out.append(QueuedAction(str(send["action"]), dict(send.get("params") or {})))
+        elif send.get("target") == "group" or (send.get("group_id") and send.get("target") != "private"):
+            out.append(QueuedAction("send_group_msg", {"group_id": send["group_id"], "message": send["message"]}))
+        else:
+            out.append(QueuedAction("send_private_msg", {"user_id": send["user_id"], "message": send["message"]}))
+    return out
 
 
 def decode_allow(value: Any) -> bool:
