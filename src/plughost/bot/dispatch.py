@@ -46,6 +46,7 @@ from plughost.sdk.message import Message
 
 log = logging.getLogger("plughost.bot.dispatch")
 _DESCRIPTOR = operator.attrgetter("descriptor")
+ROUTE_CACHE_LIMIT = 512
 
 
 class PluginView(Protocol):
@@ -102,9 +103,9 @@ class _Index:
         key = (kind, route)
         found = self.by_route.get(key)
         if found is None:
-            found = self.by_route[key] = [
-                e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names
-            ]
+            found = [e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names]
+            if len(self.by_route) < ROUTE_CACHE_LIMIT:  # `Unknown:…` names come from the wire: stay bounded
+                self.by_route[key] = found
         return found
 
 
@@ -213,7 +214,11 @@ class Dispatcher:
             _collect_sends(_failure_sends(exc), request)  # sends queued before a failure still go out
             lane.stats.plugin_failures += 1
             outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
-            log.warning("bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc)
+            isolated = bool(getattr(exc, "metadata", {}).get("isolated"))  # breaker open: said once by the guard
+            log.log(
+                logging.DEBUG if isolated else logging.WARNING,
+                "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc,
+            )  # fmt: skip
             return False, None
 
     async def _pre_handle(
