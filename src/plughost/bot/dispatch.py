@@ -214,7 +214,8 @@ class Dispatcher:
             _collect_sends(_failure_sends(exc), request)  # sends queued before a failure still go out
             lane.stats.plugin_failures += 1
             outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
-            isolated = bool(getattr(exc, "metadata", {}).get("isolated"))  # breaker open: said once by the guard
+            metadata = getattr(exc, "metadata", None)
+            isolated = isinstance(metadata, dict) and bool(metadata.get("isolated"))  # breaker open: the guard said so
             log.log(
                 logging.DEBUG if isolated else logging.WARNING,
                 "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc,
