@@ -197,6 +197,10 @@ async def test_failing_interceptor_fails_open_and_counts_on_the_breaker(env: Env
     actions = await env.impl.wait_actions(1)
     assert actions[0]["action"] == "send_private_msg" and actions[0]["params"]["user_id"] == 456
     assert env.directory.guard.breaker("flaky").consecutive_failures == 1
+    # two more failures open the breaker; the isolated interceptor no longer runs, events still flow
+    await env.push(*(private_message("again", message_id=n) for n in range(4, 8)))
+    assert len(await env.impl.wait_actions(5)) == 5
+    assert env.directory.guard.snapshot("flaky")["breaker"]["state"] == "open"
 
 
 async def test_duplicate_message_ids_are_processed_once(env: Env) -> None:
