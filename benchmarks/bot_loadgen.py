@@ -21,6 +21,8 @@ import time
 
 from websockets.asyncio.client import connect
 
+from plughost.adapters.onebot.transports import CoalescedClientConnection  # one write per loop iteration
+
 SELF_ID = 10001
 
 
@@ -56,14 +58,17 @@ async def main(url: str, token: str, mode: str, duration: float, param: float, s
     replies = 0
     window = asyncio.Semaphore(int(param)) if mode == "max" else None
     measuring = False
-    async with connect(url, additional_headers=headers, proxy=None, compression=None, max_queue=None) as ws:
+    async with connect(
+        url, additional_headers=headers, proxy=None, compression=None, max_queue=None,
+        create_connection=CoalescedClientConnection,
+    ) as ws:  # fmt: skip
 
         async def read() -> None:
             nonlocal replies
-            async for frame in ws:
-                data = json.loads(frame)
-                echo = data.get("echo")
-                await ws.send(json.dumps({"status": "ok", "retcode": 0, "data": {"message_id": 1}, "echo": echo}))
+            while True:
+                data = json.loads(await ws.recv(decode=False))
+                echo = json.dumps(data.get("echo"))
+                await ws.send('{"status": "ok", "retcode": 0, "data": {"message_id": 1}, "echo": ' + echo + "}")
                 if not data.get("action", "").startswith("send_"):
                     continue
                 text = data["params"]["message"][0]["data"].get("text", "")
