@@ -19,11 +19,13 @@ import os
 import sys
 import time
 
-from websockets.asyncio.client import connect
+from websockets.asyncio.client import ClientConnection, connect
 
 from plughost.adapters.onebot.transports import CoalescedClientConnection  # one write per loop iteration
 
 SELF_ID = 10001
+WARMUP_S = 0.5
+TICK_S = 0.002
 
 
 def event(seq: int) -> str:
@@ -31,7 +33,8 @@ def event(seq: int) -> str:
     if kind == 0:
         body = {"post_type": "message", "message_type": "group", "sub_type": "normal", "message_id": seq,
                 "group_id": 123, "user_id": 456, "message": [{"type": "text", "data": {"text": f"/echo {seq}"}}],
-                "raw_message": "", "font": 0, "sender": {"user_id": 456, "nickname": "u", "role": "member"}}  # fmt: skip
+                "raw_message": "", "font": 0,
+                "sender": {"user_id": 456, "nickname": "u", "role": "member"}}  # fmt: skip
     elif kind == 1:
         body = {"post_type": "message", "message_type": "private", "sub_type": "friend", "message_id": seq,
                 "user_id": 456, "message": f"hi {seq}", "raw_message": "", "font": 0,
@@ -49,83 +52,95 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+class Load:
+    """One run: events out, action responses back, reply latencies measured."""
+
+    def __init__(self, ws: ClientConnection, start: int, window: int | None) -> None:
+        self.ws = ws
+        self.seq = start
+        self.sent_at: dict[int, float] = {}
+        self.latencies: list[float] = []
+        self.replies = 0
+        self.measuring = False
+        self.window = asyncio.Semaphore(window) if window else None
+
+    def start_measuring(self) -> float:
+        self.measuring, self.replies, self.latencies = True, 0, []
+        return time.perf_counter()
+
+    async def send_next(self) -> None:
+        self.seq += 1
+        self.sent_at[self.seq] = time.perf_counter()
+        await self.ws.send(event(self.seq))
+
+    async def read(self) -> None:
+        """Answer every action like an implementation; a send action is the reply to an event."""
+        while True:
+            data = json.loads(await self.ws.recv(decode=False))
+            echo = json.dumps(data.get("echo"))
+            await self.ws.send('{"status": "ok", "retcode": 0, "data": {"message_id": 1}, "echo": ' + echo + "}")
+            if not data.get("action", "").startswith("send_"):
+                continue
+            text = data["params"]["message"][0]["data"].get("text", "")
+            started = self.sent_at.pop(int(text.rsplit(" ", 1)[-1]), None)
+            if started is None:
+                continue
+            if self.measuring:
+                self.replies += 1
+                self.latencies.append(time.perf_counter() - started)
+            if self.window is not None:
+                self.window.release()
+
+    async def closed_loop(self, duration: float) -> float:
+        """Keep `window` events outstanding; returns when measuring began."""
+        assert self.window is not None
+        begin = time.perf_counter()
+        mark = begin + WARMUP_S
+        while time.perf_counter() - begin < WARMUP_S + duration:
+            if not self.measuring and time.perf_counter() >= mark:
+                mark = self.start_measuring()
+            await self.window.acquire()
+            await self.send_next()
+        return mark
+
+    async def open_loop(self, duration: float, rate: float) -> float:
+        """Send `rate` events per second whatever happens; returns when measuring began."""
+        begin = next_at = time.perf_counter()
+        mark = begin + WARMUP_S
+        first = self.seq
+        while time.perf_counter() - begin < WARMUP_S + duration:
+            now = time.perf_counter()
+            if not self.measuring and now >= mark:
+                mark = self.start_measuring()
+            for _ in range(max(0, int((now - begin) * rate) - (self.seq - first))):
+                await self.send_next()
+            next_at += TICK_S
+            await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        return mark
+
+
 async def main(url: str, token: str, mode: str, duration: float, param: float, start: int) -> dict[str, float]:
     if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
         os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     headers = {"X-Self-ID": str(SELF_ID), "X-Client-Role": "Universal", "Authorization": f"Bearer {token}"}
-    sent_at: dict[int, float] = {}
-    latencies: list[float] = []
-    replies = 0
-    window = asyncio.Semaphore(int(param)) if mode == "max" else None
-    measuring = False
     async with connect(
         url, additional_headers=headers, proxy=None, compression=None, max_queue=None,
         create_connection=CoalescedClientConnection,
     ) as ws:  # fmt: skip
-
-        async def read() -> None:
-            nonlocal replies
-            while True:
-                data = json.loads(await ws.recv(decode=False))
-                echo = json.dumps(data.get("echo"))
-                await ws.send('{"status": "ok", "retcode": 0, "data": {"message_id": 1}, "echo": ' + echo + "}")
-                if not data.get("action", "").startswith("send_"):
-                    continue
-                text = data["params"]["message"][0]["data"].get("text", "")
-                seq = int(text.rsplit(" ", 1)[-1])
-                started = sent_at.pop(seq, None)
-                if started is None:
-                    continue
-                if measuring:
-                    replies += 1
-                    latencies.append(time.perf_counter() - started)
-                if window is not None:
-                    window.release()
-
-        reader = asyncio.create_task(read())
-        seq = start
-        warmup = 0.5
-        begin = time.perf_counter()
-        if mode == "max":
-            assert window is not None
-            while time.perf_counter() - begin < warmup + duration:
-                if not measuring and time.perf_counter() - begin >= warmup:
-                    measuring, replies, latencies = True, 0, []
-                    mark = time.perf_counter()
-                await window.acquire()
-                seq += 1
-                sent_at[seq] = time.perf_counter()
-                await ws.send(event(seq))
-        else:
-            rate = param
-            tick = 0.002
-            next_at = begin
-            mark = begin + warmup
-            sent = 0
-            while time.perf_counter() - begin < warmup + duration:
-                now = time.perf_counter()
-                if not measuring and now >= mark:
-                    measuring, replies, latencies = True, 0, []
-                    sent = 0
-                due = int((now - begin) * rate) - (seq - start)
-                for _ in range(max(0, due)):
-                    seq += 1
-                    sent += 1
-                    sent_at[seq] = time.perf_counter()
-                    await ws.send(event(seq))
-                next_at += tick
-                await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+        load = Load(ws, start, int(param) if mode == "max" else None)
+        reader = asyncio.create_task(load.read())
+        mark = await (load.closed_loop(duration) if mode == "max" else load.open_loop(duration, param))
         elapsed = time.perf_counter() - mark
-        counted = replies
+        counted = load.replies
         await asyncio.sleep(0.5)  # late replies still count towards latency, not throughput
         reader.cancel()
     return {
         "replies_per_s": counted / elapsed,
-        "p50_ms": percentile(latencies, 0.50) * 1000,
-        "p99_ms": percentile(latencies, 0.99) * 1000,
-        "max_ms": max(latencies, default=float("nan")) * 1000,
-        "sent": float(seq - start),
-        "unanswered": float(len(sent_at)),
+        "p50_ms": percentile(load.latencies, 0.50) * 1000,
+        "p99_ms": percentile(load.latencies, 0.99) * 1000,
+        "max_ms": max(load.latencies, default=float("nan")) * 1000,
+        "sent": float(load.seq - start),
+        "unanswered": float(len(load.sent_at)),
     }
 
 
