@@ -249,6 +249,9 @@ class BotApi:
         return await self.call_action(action, params)
 
 
+Bot = BotApi  # what handlers annotate: `async def on_poke(ev: NoticeEvent, bot: Bot)`
+
+
 @dataclass(frozen=True, slots=True)
 class QueuedAction:
     """A proactive send queued during a callback."""
