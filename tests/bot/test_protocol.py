@@ -250,3 +250,39 @@ async def test_native_runtime_answer_forms_and_sends_of_failed_calls() -> None:
         ("send_private_msg", {"user_id": 4, "message": text}),  # the queued send
     ]
     assert answered.status == "route"
+
+
+async def test_the_docs_example_plugin_works(tmp_path: Any) -> None:
+    """The first code block of docs/bot.md, loaded as a plugin and driven by the dispatcher."""
+    import re
+    from pathlib import Path
+
+    from plughost.runtime.base import LoadRequest
+    from plughost.runtime.python import PythonRuntime
+    from plughost.sdk.manifest import PluginManifest
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "bot.md").read_text()
+    code = re.search(r"```python\n(.*?)```", docs, re.S).group(1)  # type: ignore[union-attr]
+    plugin_dir = tmp_path / "docs_example"
+    plugin_dir.mkdir()
+    (plugin_dir / "plugin.toml").write_text('id = "docs_example"\nversion = "1.0.0"\n')
+    (plugin_dir / "__init__.py").write_text(code)
+    manifest = PluginManifest.model_validate({"id": "docs_example", "version": "1.0.0"})
+    handle = await PythonRuntime().load(LoadRequest("docs_example", plugin_dir, manifest, tmp_path / "data"))
+    directory = GuardedPlugins()
+    directory.add("docs_example", handle)
+    bot = RecordingBot()
+    try:
+        async with Dispatcher(directory) as dispatcher:
+            lane = dispatcher.attach("d", BotConfig(id="d", transport="ws-reverse", bind="127.0.0.1:0"), bot)
+            await dispatcher.process(lane, parse_event(notice("notify", "poke", group_id=7, user_id=8)))
+            await dispatcher.process(lane, parse_event(request("friend", user_id=8, flag="f", comment="plughost fan")))
+            spam = await dispatcher.process(lane, parse_event(group_message("buy spam", message_id=1)))
+    finally:
+        await handle.stop()
+    assert bot.actions == [
+        ("send_group_msg", {"group_id": 7, "message": [
+            {"type": "text", "data": {"text": "ouch, "}}, {"type": "at", "data": {"qq": "8"}}]}),
+        ("set_friend_add_request", {"flag": "f", "approve": True, "remark": "met on QQ"}),
+    ]  # fmt: skip
+    assert spam.status == "blocked"
