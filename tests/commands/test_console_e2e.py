@@ -14,7 +14,7 @@ import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 PLUGHOST = str(Path(sys.executable).with_name("plughost"))
-TIMEOUT = 20
+TIMEOUT = 60
 PROMPT = "plughost>"
 
 

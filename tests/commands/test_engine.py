@@ -35,6 +35,14 @@ def create_short(spec: str) -> str:
 def types(a: int, b: float, c: bool, d: Color, e: dt.datetime, f: dt.date, g: dt.time) -> str:
     return repr((a, b, c, d, e, f, g))
 
+@plugin.command("when")
+def when(a: dt.datetime, b: dt.date, c: dt.time) -> str:
+    return f"{a.isoformat()}|{b.isoformat()}|{c.isoformat()}"
+
+@plugin.command("pic")
+def pic(caption: Message, picture: Segment) -> str:
+    return f"text:{caption.plain_text()} {picture.type}:{picture.data.get('file')}"
+
 @plugin.command("who")
 def who(u: UserId, g: Optional[GroupId] = None) -> str:
     return f"{type(u).__name__}={u} group={g}"
@@ -163,9 +171,19 @@ async def test_typed_parameters(engine: CommandEngine) -> None:
 
 async def test_now_is_accepted_for_datetimes(engine: CommandEngine) -> None:
     before = dt.datetime.now()
-    kind, text = await run(engine, "/types 1 1 off RED now now now")
-    assert kind is ResultKind.SUCCESS
-    assert f"datetime.date({before.year}, {before.month}, {before.day})" in text or before.day != dt.date.today().day
+    kind, text = await run(engine, "/when now now now")
+    after = dt.datetime.now()
+    assert kind is ResultKind.SUCCESS, text
+    stamp, day, clock = text.split("|")
+    assert before <= dt.datetime.fromisoformat(stamp) <= after
+    assert before.date() <= dt.date.fromisoformat(day) <= after.date()
+    assert dt.time.fromisoformat(clock) is not None
+
+
+async def test_message_and_segment_parameters(engine: CommandEngine) -> None:
+    image = Segment("image", {"file": "cat.png"})
+    result = await engine.execute_command(CONSOLE, Message([Segment.text("/pic hello "), image]))
+    assert (result.kind, result.text) == (ResultKind.SUCCESS, "text:hello image:cat.png")
 
 
 @pytest.mark.parametrize(
@@ -338,6 +356,8 @@ def pong() -> str:
     assert await run(engine, "ping", friend) == (ResultKind.SUCCESS, "pong")
     assert (await run(engine, "pong", friend))[0] is ResultKind.NOT_A_COMMAND
     assert (await run(engine, "hello there", friend))[0] is ResultKind.NOT_A_COMMAND
+    assert (await run(engine, "pinging", friend))[0] is ResultKind.NOT_A_COMMAND  # no glued match without a prefix
+    assert (await run(engine, "/pinging", friend))[0] is ResultKind.SIGNATURE_MISMATCH
     engine = lab.engine(CommandsConfig(bare_private=True), permissions=perms)
     assert await run(engine, "pong", friend) == (ResultKind.SUCCESS, "ping")
     assert (await run(engine, "pong", CommandSender.member(1, 3)))[0] is ResultKind.NOT_A_COMMAND

@@ -69,9 +69,14 @@ class Console:
         """Run one line; prints the replies. Blank lines are ignored."""
         if not line.strip():
             return None
-        if await self.chat.handle(line.strip()):
+        try:
+            if await self.chat.handle(line.strip()):
+                return None
+            result = await self.host.commands.execute_command(self.sender, line.strip())
+        except Exception as exc:  # a bug must not end the console session
+            log.exception("console command %r failed", line)
+            self._output(f"internal error: {type(exc).__name__}: {exc}")
             return None
-        result = await self.host.commands.execute_command(self.sender, line.strip())
         if result.replies:
             self._output(result.text)
         elif not result.ok and result.error:
@@ -185,7 +190,9 @@ class CommandCompleter(Completer):
             names = sorted({n for node in engine.all_commands() for n in node.spec.names})
             for name in names:
                 if name.lower().startswith(bare.lower()):
-                    yield Completion(prefix + name, start_position=-len(current), display_meta=_meta(engine, name))
+                    node = engine.registry.table.get(name.lower())
+                    meta = node.spec.description if node is not None else ""
+                    yield Completion(prefix + name, start_position=-len(current), display_meta=meta)
             return
         found = engine.registry.lookup(words[0].removeprefix(prefix))
         if found is None or found[1]:
@@ -207,12 +214,6 @@ class CommandCompleter(Completer):
             for candidate in candidates:
                 if candidate.lower().startswith(current.lower()):
                     yield Completion(candidate, start_position=-len(current))
-
-
-def _meta(engine: object, name: str) -> str:
-    registry = getattr(engine, "registry", None)
-    node = registry.table.get(name.lower()) if registry is not None else None
-    return node.spec.description if node is not None else ""
 
 
 def _print(text: str) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from plughost.adapters.console import serve_console
+from plughost.adapters.console import detect_mode, serve_console
 from plughost.adapters.onebot import OneBotAdapter
 from plughost.cli import console as console_cli
 from plughost.cli import plugins, worker
@@ -59,7 +59,10 @@ def run(
             stdout().print(
                 plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
             )
-            await serve_console(host, None if console else "none")
+            mode = detect_mode() if console else "none"
+            hint = "press Ctrl-C to stop" if mode == "none" else "type /help for commands, /stop or Ctrl-D to quit"
+            stdout().print(f"running; {hint}", style="dim")
+            await serve_console(host, mode)
             stdout().print("stopping…", style="dim")
 
     try:

@@ -485,7 +485,7 @@ class CommandsMixin:
         """Declare a command; declaring the same name again adds an overload."""
 
         def register(func: F) -> F:
-            command_name = _check_name(name or func.__name__)
+            command_name = _check_name(name if name is not None else func.__name__)
             decl = self._commands.get(command_name.lower())
             if decl is None:
                 decl = self._commands[command_name.lower()] = _CommandDecl(

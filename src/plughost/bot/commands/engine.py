@@ -9,7 +9,7 @@ from typing import Any
 
 from plughost.bot.commands.parsers import ParserRegistry
 from plughost.bot.commands.permissions import PermissionService
-from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan
+from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
@@ -78,6 +78,7 @@ class CommandEngine:
             self.permissions.register(
                 node.permission, node.spec.description or f"run /{node.name}", grant_defaults=not node.builtin
             )
+        self.permissions.flush()
 
     def all_commands(self) -> list[CommandNode]:
         return self.registry.all_commands()
@@ -141,7 +142,8 @@ class CommandEngine:
         if not args or not isinstance(args[0], str):
             return CommandResult(ResultKind.NOT_A_COMMAND if triggered.bare else ResultKind.UNKNOWN_COMMAND)
         token = args[0]
-        found = self.registry.lookup(token)
+        # bare chat text only matches whole names: "pinging" must not become /ping + "ing"
+        found = self.registry.lookup(token, glued=not triggered.bare)
         if found is None or (triggered.bare and not found[0].spec.prefix_optional):
             if triggered.bare:
                 return CommandResult(ResultKind.NOT_A_COMMAND)
@@ -210,8 +212,6 @@ class CommandEngine:
         best = max(o.specificity(count) for o in applicable)
         winners = [o for o in applicable if o.specificity(count) == best]
         if len(winners) > 1:
-            from plughost.bot.commands.registry import usage_line
-
             lines = [usage_line(self.prefix, node.path, o.overload.params, "") for o in winners]
             return CommandResult(
                 ResultKind.SIGNATURE_MISMATCH,

@@ -28,10 +28,14 @@ class PermissionService:
 
     def __init__(self, path: Path | None = None, *, default_permittees: Iterable[str] = ()) -> None:
         self.path = path
-        self.default_permittees = tuple(PermitteeId.parse(p) for p in default_permittees)
+        try:
+            self.default_permittees = tuple(PermitteeId.parse(p) for p in default_permittees)
+        except PermissionSyntaxError as exc:
+            raise ConfigError(f"[permissions] default_permittees in plughost.toml: {exc}") from exc
         self._registered: dict[PermissionId, str] = {PermissionId.root(): "the root permission"}
         self._grants: dict[PermissionId, set[PermitteeId]] = {}
         self._known: set[PermissionId] = set()
+        self._unsaved = False
         if path is not None and path.exists():
             self._load(path)
 
@@ -45,7 +49,12 @@ class PermissionService:
         if grant_defaults and self.default_permittees:
             for permittee in self.default_permittees:
                 self._grants.setdefault(permission, set()).add(permittee)
-        self._save()
+        self._unsaved = True
+
+    def flush(self) -> None:
+        """Persist registrations made since the last write (grants and revocations save at once)."""
+        if self._unsaved:
+            self._save()
 
     def registered(self) -> dict[PermissionId, str]:
         return dict(sorted(self._registered.items()))
@@ -121,6 +130,7 @@ class PermissionService:
         self._known = known | set(grants)
 
     def _save(self) -> None:
+        self._unsaved = False
         if self.path is None:
             return
         data = {

@@ -7,12 +7,11 @@ so it costs O(longest name), not O(commands).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from plughost.bot.commands.parsers import ArgumentParser, ParserRegistry, text_parser
-from plughost.bot.commands.tokenizer import Argument
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec
 from plughost.sdk.permissions import PermissionId
 
@@ -240,12 +239,12 @@ class CommandRegistry:
         return self.parsers.get("any") or (lambda arg, spec: arg)
 
     # lookup -----------------------------------------------------------------------------------
-    def lookup(self, token: str) -> tuple[CommandNode, str] | None:
+    def lookup(self, token: str, *, glued: bool = True) -> tuple[CommandNode, str] | None:
         """The command for `token` and the glued remainder ('' when the token is the whole name)."""
         key = token.lower()
         node = self.table.get(key)
-        if node is not None:
-            return node, ""
+        if node is not None or not glued:
+            return (node, "") if node is not None else None
         for length in range(min(len(token) - 1, self.max_name_length), 0, -1):
             node = self.table.get(token[:length].lower())
             if node is not None:
@@ -262,10 +261,3 @@ def _reason(holder: CommandNode, source: CommandSource) -> str:
     if holder.priority != source.priority:
         return f"priority {holder.priority} > {source.priority}"
     return "same priority, lower id wins"
-
-
-Invoke = Callable[[str, Any], Awaitable[Any]]
-
-
-def first_text(args: list[Argument]) -> str | None:
-    return args[0] if args and isinstance(args[0], str) else None

@@ -1,0 +1,51 @@
+"""Commands of a Python plugin running in a worker process: the request crosses as JSON."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from plughost.bot.commands import CommandSender, PluginTarget, ResultKind
+from plughost.host import Host
+from plughost.sdk.message import Message, Segment
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
+CONSOLE = CommandSender.console()
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    target = tmp_path / "plugins" / "chat-tools"
+    shutil.copytree(EXAMPLES / "chat-tools", target)
+    with (target / "plugin.toml").open("a") as manifest:
+        manifest.write('isolation = "process"\n')
+    async with Host(tmp_path) as running:
+        yield running
+
+
+async def test_typed_arguments_and_context_cross_the_process_boundary(host: Host) -> None:
+    engine = host.commands.refresh()
+    node = engine.registry.table["greet"]
+    assert isinstance(node.target, PluginTarget) and node.target.wants_objects is False
+    run = host.commands.execute_command
+    assert (await run(CONSOLE, "/greet bob 2 grumpy")).text == "hmpf bob hmpf bob"
+    assert (await run(CONSOLE, "/greet amy")).text == "hello amy"  # declared defaults travel in the JSON
+    assert (await run(CONSOLE, "/remind 2024-05-01T09:00 buy milk")).text == "at 2024-05-01 09:00: buy milk"
+    friend = CommandSender.friend(77)
+    assert (await run(friend, "/todo add call mom")).text == "added #1"
+    assert (await run(friend, "/todo ls")).text == "1. call mom"
+    echoed = await run(CONSOLE, Message([Segment.text("/echo a b"), Segment("image", {"file": "x.png"})]))
+    assert echoed.replies[0] == Message(
+        [Segment.text("echo:"), Segment.text("a"), Segment.text("b"), Segment("image", {"file": "x.png"})]
+    )
+
+
+async def test_errors_from_a_worker(host: Host) -> None:
+    run = host.commands.execute_command
+    parse = await run(CONSOLE, "/greet bob many")
+    assert parse.kind is ResultKind.PARSE_ERROR and parse.error == "cannot parse 'many' as an integer"
+    failed = await run(CONSOLE, "/roll 1")
+    assert failed.kind is ResultKind.EXECUTION_ERROR and "a die needs at least 2 sides" in failed.text
