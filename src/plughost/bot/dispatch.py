@@ -321,9 +321,8 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            lane.stats.send_failures += 1
             outcome.errors.append(f"{action.action}: {exc}")
-            log.warning("bot '%s': %s failed: %s", lane.key, action.action, exc)
+            lane.send_failed(action.action, exc)
             return
         outcome.sent.append(action)
 

@@ -69,6 +69,8 @@ class BotLane:
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
         self._workers: list[asyncio.Task[None]] = []
         self._last_shed_log = 0.0
+        self._last_send_log = 0.0
+        self._unreported_send_failures = 0
         self._slots = asyncio.Semaphore(config.max_in_flight)
         self._waiting = 0
         self._progress = asyncio.Event()
@@ -146,6 +148,20 @@ class BotLane:
         """Count an event the transport shed before parsing it (the queue was full)."""
         self.stats.received += 1
         self._shed()
+
+    def send_failed(self, action: str, error: Exception) -> None:
+        """Count a failed send; warn at most every few seconds (a dropped connection fails many at once)."""
+        self.stats.send_failures += 1
+        self._unreported_send_failures += 1
+        now = time.monotonic()
+        if now - self._last_send_log >= SHED_LOG_INTERVAL_S:
+            self._last_send_log = now
+            more = self._unreported_send_failures - 1
+            log.warning(
+                "bot %r: %s failed: %s%s",
+                self.key, action, error, f" (and {more} more sends since the last report)" if more else "",
+            )  # fmt: skip
+            self._unreported_send_failures = 0
 
     def _shed(self) -> None:
         self.stats.shed += 1
