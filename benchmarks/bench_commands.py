@@ -12,6 +12,7 @@ from common import Row
 
 from plughost.bot.commands import CommandSender, tokenize_text
 from plughost.host import Host
+from plughost.sdk.message import Message, Segment
 
 ADD = """
 from plughost.sdk import Plugin
@@ -61,6 +62,21 @@ MIXED = 'word \\"esc\\ aped\\" "quoted arg here" 12345 --x '
 ADVERSARIAL = '"a \\'  # unbalanced quotes opening at every argument, escapes everywhere
 
 
+async def _chat_rate(workspace: Path, count: int) -> float:
+    """A group member's `@bot add …` message: trigger, role/scope/permission checks included."""
+    async with Host(workspace) as host:
+        member = CommandSender.member(100, 200, bot_id=1)
+        execute = host.commands.execute_command
+        messages = [Message([Segment.at(1), Segment.text(f" add {i} 2 0.5")]) for i in range(count)]
+        result = await execute(member, messages[0])
+        assert result.text == "2.5", result.text
+        gc.collect()
+        start = time.perf_counter()
+        for message in messages:
+            await execute(member, message)
+        return count / (time.perf_counter() - start)
+
+
 def _tokenizer_mb_s(size: int, unit: str = MIXED) -> tuple[float, float]:
     text = (unit * (size // len(unit) + 1))[:size]
     best = float("inf")
@@ -78,6 +94,7 @@ def run() -> list[Row]:
         small, large = _workspace(root, 10), _workspace(root, 1000)
         rate_small = asyncio.run(_dispatch_rate(small, DISPATCHES))
         rate_large = asyncio.run(_dispatch_rate(large, DISPATCHES))
+        rate_chat = asyncio.run(_chat_rate(small, DISPATCHES))
     rows.append(
         Row(
             "console-path dispatch (3 typed args)",
@@ -86,6 +103,11 @@ def run() -> list[Row]:
             "≥ 20,000 cmd/s",
             f"{1e6 / rate_small:.1f} µs per command",
             rate_small >= 20_000,
+        )
+    )
+    rows.append(
+        Row(
+            "chat-path dispatch (@bot trigger, member)", rate_chat, "cmd/s", "", f"{1e6 / rate_chat:.1f} µs per message"
         )
     )
     ratio = rate_small / rate_large

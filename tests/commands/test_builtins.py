@@ -39,6 +39,11 @@ async def test_plugin_commands_run_through_the_manager(host: Host) -> None:
     assert await run(host, "/todo ls", friend) == (ResultKind.SUCCESS, "1. water plants")
 
 
+async def test_host_wide_parser_applies_to_plugin_commands(host: Host) -> None:
+    host.commands.register_parser("str", lambda text: text.upper())
+    assert (await run(host, "/greet bob"))[1] == "hello BOB"
+
+
 async def test_plugins_list_enable_disable(host: Host) -> None:
     kind, text = await run(host, "/plugins")
     assert kind is ResultKind.SUCCESS and "chat-tools 1.0.0 [enabled]" in text and "flaky" in text
@@ -173,3 +178,23 @@ async def test_registry_status_and_stop(host: Host) -> None:
     assert not host.stop_requested.is_set()
     assert await run(host, "/stop") == (ResultKind.SUCCESS, "stopping…")
     assert host.stop_requested.is_set()
+
+
+def _complete(host: Host, text: str) -> list[str]:
+    from prompt_toolkit.completion import CompleteEvent
+    from prompt_toolkit.document import Document
+
+    from plughost.adapters.console import CommandCompleter
+
+    return [c.text for c in CommandCompleter(host).get_completions(Document(text), CompleteEvent())]
+
+
+async def test_console_completion(host: Host) -> None:
+    assert _complete(host, "/gr") == ["/greet"]
+    assert "/plugins" in _complete(host, "/PLU") and "/plugin" in _complete(host, "/plu")
+    assert sorted(_complete(host, "/plugins ")) == ["disable", "enable", "list", "ls", "reload"]
+    assert _complete(host, "/plugins enable ch") == ["chat-tools"]
+    assert sorted(_complete(host, "/plugins reload ")) == ["chat-tools", "flaky"]
+    assert _complete(host, "/todo a") == ["add"]
+    assert _complete(host, "/help gre") == ["greet"]
+    assert _complete(host, "/nope ") == []

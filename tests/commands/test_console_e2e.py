@@ -13,7 +13,7 @@ import pexpect
 import pytest
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
-PLUGHOST = str(Path(sys.executable).with_name("plughost"))
+PLUGHOST = [sys.executable, "-m", "plughost"]
 TIMEOUT = 60
 PROMPT = "plughost>"
 
@@ -44,7 +44,7 @@ def ws(tmp_path: Path) -> Path:
 
 def plughost(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [PLUGHOST, *args], input=stdin, capture_output=True, text=True, timeout=TIMEOUT, env=env(), check=False
+        [*PLUGHOST, *args], input=stdin, capture_output=True, text=True, timeout=TIMEOUT, env=env(), check=False
     )
 
 
@@ -98,8 +98,8 @@ def test_exec_runs_one_command_with_exit_codes(ws: Path) -> None:
 @pytest.fixture
 def terminal(ws: Path) -> pexpect.spawn:
     child = pexpect.spawn(
-        PLUGHOST,
-        ["run", "-w", str(ws)],
+        PLUGHOST[0],
+        [*PLUGHOST[1:], "run", "-w", str(ws)],
         env=env(),
         encoding="utf-8",
         timeout=TIMEOUT,
@@ -180,7 +180,7 @@ def test_sigterm_ends_the_prompt_and_shuts_down_cleanly(terminal: pexpect.spawn)
 
 def test_no_console_with_dev_null_stdin_runs_until_sigterm(ws: Path) -> None:
     with subprocess.Popen(
-        [PLUGHOST, "run", "-w", str(ws)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env()
+        [*PLUGHOST, "run", "-w", str(ws)], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True, env=env()
     ) as proc:
         assert proc.stdout is not None
         for line in proc.stdout:  # the status table is printed once the workspace is loaded

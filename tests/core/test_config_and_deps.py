@@ -128,3 +128,20 @@ async def test_dependency_that_fails_at_load_fails_its_dependents(workspace: Pat
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
         assert manager.get_plugin("top").error == "dependency 'base' failed to load"  # type: ignore[union-attr]
+
+
+async def test_enabled_and_priority_keys_in_plugin_config(workspace: Path, write_plugin) -> None:
+    write_plugin("quiet", ORDER.replace("LOADED = []", ""))
+    write_plugin("loud", ORDER.replace("LOADED = []", ""))
+    config = workspace / "config" / "plugins"
+    config.mkdir(parents=True)
+    (config / "quiet.toml").write_text("enabled = false\npriority = 5\n")
+    (config / "loud.toml").write_text("priority = 800\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert [i.id for i in manager.list_plugins()] == ["loud", "quiet"]
+        assert manager.get_plugin("quiet").state is PluginState.LOADED  # type: ignore[union-attr]
+        await manager.enable_plugin("quiet")  # the state file wins over the config from now on
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert manager.get_plugin("quiet").state is PluginState.ENABLED  # type: ignore[union-attr]

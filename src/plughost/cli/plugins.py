@@ -73,6 +73,9 @@ def info(
         out.print(f"  command [cyan]{command['name']}[/] {command.get('description', '')}", highlight=False)
     if descriptor.get("capabilities"):
         out.print(f"  capabilities: {', '.join(descriptor['capabilities'])}", highlight=False)
+    inactive_reason = (descriptor.get("metadata") or {}).get("inactive_reason")
+    if inactive_reason:
+        out.print(f"  [yellow]inactive[/]: {inactive_reason}", highlight=False)
 
 
 def _toggle(plugin_id: str, workspace: Any, plugin_dir: Any, enable: bool) -> None:

@@ -203,6 +203,9 @@ class PluginManager:
         instance = self._require(name)
         async with self._lock(name):
             candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
+            rediscover = getattr(self.runtimes.get(instance.manifest.runtime), "rediscover", None)
+            if callable(rediscover) and not instance.path.is_dir():  # native libraries: a new file may take over
+                candidate = rediscover(instance.path, instance.id) or candidate
             if candidate is None:
                 candidate = Candidate(
                     instance.id,
@@ -433,7 +436,7 @@ class PluginManager:
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
         assert candidate.manifest is not None
-        priority = self.state_file.priorities.get(candidate.id, candidate.manifest.priority)
+        enabled, priority = self._wanted_state(candidate)
         instance = PluginInstance(
             candidate.id,
             candidate.manifest,
@@ -456,12 +459,30 @@ class PluginManager:
             self._transition(
                 instance, PluginState.LOADED, EventType.LOAD, f"loaded version {instance.manifest.version}"
             )
-        if self.state_file.modules.get(candidate.id, candidate.manifest.enabled):
+        if enabled:
             try:
                 await self.enable_plugin(candidate.id, persist=False)
             except PlugHostError as exc:
                 log.error("enabling '%s' failed: %s", candidate.id, exc)
         return instance
+
+    def _wanted_state(self, candidate: Candidate) -> tuple[bool, int]:
+        """Enabled flag and priority: `plugin-state.toml` first, then the plugin's own config
+        (`enabled`/`priority` keys, as CLIProxyAPI offers them), then the manifest."""
+        manifest = candidate.manifest
+        assert manifest is not None
+        try:
+            config = self.configs.load(candidate.id)
+        except ConfigError:
+            config = {}  # reported when the plugin loads
+        enabled, priority = config.get("enabled"), config.get("priority")
+        if not isinstance(enabled, bool):
+            enabled = manifest.enabled
+        if not (isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 1000):
+            priority = manifest.priority
+        return self.state_file.modules.get(candidate.id, enabled), self.state_file.priorities.get(
+            candidate.id, priority
+        )
 
     async def _start_handle(self, candidate: Candidate, priority: int) -> PluginHandle:
         """Read config, pick the runtime and load: the only place that knows about runtimes."""
@@ -491,7 +512,7 @@ class PluginManager:
             config=config,
             logger=logging.getLogger(f"plughost.plugin.{candidate.id}"),
             priority=priority,
-            enabled=self.state_file.modules.get(candidate.id, manifest.enabled),
+            enabled=self._wanted_state(candidate)[0],
             entry_point=candidate.entry_point,
         )
         try:

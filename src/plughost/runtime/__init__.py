@@ -7,6 +7,7 @@ __all__ = ["Candidate", "LoadRequest", "Runtime", "default_runtimes"]
 
 def default_runtimes() -> dict[str, Runtime]:
     """One instance of every runtime available in this installation, keyed by name."""
+    from plughost.runtime.native import NativeRuntime
     from plughost.runtime.placement import ProcessRuntime, PythonPlacement, WorkerRuntime
 
     # isolation != "none" runs in a worker; see plughost.runtime.placement.placement_for
@@ -14,6 +15,7 @@ def default_runtimes() -> dict[str, Runtime]:
     worker = WorkerRuntime(executables=process)
     runtimes: dict[str, Runtime] = {
         "python": PythonPlacement(worker=worker),
+        "native": NativeRuntime(),
         "process": process,
         "worker": worker,
     }

@@ -7,6 +7,7 @@
 | `runtime = "process"`                  | `executable` | `ProcessRuntime`          |
 | `runtime = "python"`, isolation none   | `in_process` | `PythonRuntime`           |
 | `runtime = "python"`, isolation ≠ none | `worker`     | `WorkerRuntime`           |
+| `runtime = "native"`, isolation ≠ none | `worker`     | `WorkerRuntime` (the worker loads the library) |
 
 The manager loads plugins with isolation ≠ none through `default_runtimes()["worker"]` (a
 `WorkerRuntime`, which hands executables on to the process runtime); `default_runtimes()["python"]`
@@ -41,7 +42,7 @@ def placement_for(manifest: PluginManifest) -> Placement:
     """Where the plugin of `manifest` runs (see the module docstring)."""
     if manifest.runtime == "process":
         return "executable"
-    if manifest.runtime == "python" and manifest.isolation != "none":
+    if manifest.runtime in ("python", "native") and manifest.isolation != "none":
         return "worker"
     return "in_process"
 
@@ -114,7 +115,7 @@ class WorkerRuntime:
         placement = placement_for(request.manifest)
         if placement == "executable":
             return await self.executables.load(request)
-        if request.manifest.runtime != "python":
+        if request.manifest.runtime not in ("python", "native"):
             raise PluginLoadError(
                 request.plugin_id,
                 f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "

@@ -434,6 +434,15 @@ class ProcessPluginHandle:
         except grpc.aio.AioRpcError as exc:
             raise await self._call_error(instance, name, exc) from None
         except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and not task.cancelling():  # the channel closed under the call: it crashed
+                exit_code = await _exit_code_soon(instance.process, 1.0)
+                raise InvocationError(
+                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
+                    f"(exit code {exit_code}); it is being restarted",
+                    code="crashed",
+                    retryable=True,
+                ) from None
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{name}' was abandoned (timeout)")
             raise

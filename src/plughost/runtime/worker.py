@@ -25,7 +25,7 @@ from typing import Any
 import grpc
 
 from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
-from plughost.runtime.base import LoadRequest
+from plughost.runtime.base import LoadRequest, Runtime
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
@@ -155,7 +155,11 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         config=config,
         logger=logging.getLogger(f"plugin.{plugin_id}"),
     )
-    runtime = PythonRuntime()
+    runtime: Runtime = PythonRuntime()
+    if manifest.runtime == "native":  # a native library in a worker: a crash only kills the worker
+        from plughost.runtime.native import NativeRuntime
+
+        runtime = NativeRuntime()
     try:
         handle = await runtime.load(request)
     except PlugHostError as exc:

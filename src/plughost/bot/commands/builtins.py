@@ -21,6 +21,7 @@ from plughost.sdk.plugin import Plugin
 
 if TYPE_CHECKING:
     from plughost.bot.commands.engine import CommandEngine
+    from plughost.bot.commands.registry import CommandNode
     from plughost.core.manager import PluginManager
 
 BUILTIN_ID = "console"
@@ -62,17 +63,30 @@ def _help(plugin: Plugin, env: BuiltinEnvironment) -> None:
         if topic is not None and not topic.isdigit():
             return _help_command(env, ctx, topic)
         page = int(topic or 1)
-        runnable = [n for n in engine.all_commands() if engine.may_run(ctx.sender, n)]
+        runnable = sorted(
+            (n for n in engine.all_commands() if engine.may_run(ctx.sender, n)),
+            key=lambda n: (n.builtin, _category(n).lower(), n.name.lower()),
+        )
         size = engine.config.help_page_size
         pages = max(1, -(-len(runnable) // size))
         if page < 1 or page > pages:
             return f"there is no page {page}; pages: 1..{pages}"
         lines = [f"commands (page {page}/{pages}):"]
+        category = None
         for node in runnable[(page - 1) * size : page * size]:
-            lines.extend(node.usage_lines(engine.prefix))
+            if _category(node) != category:
+                category = _category(node)
+                lines.append(f"[{category}]")
+            lines.extend(f"  {line}" for line in node.usage_lines(engine.prefix))
         if page < pages:
             lines.append(f"type {engine.prefix}help {page + 1} for more")
         return "\n".join(lines)
+
+
+def _category(node: CommandNode) -> str:
+    if node.builtin:
+        return "built-in"
+    return node.spec.category or node.plugin_id
 
 
 def _help_command(env: BuiltinEnvironment, ctx: CommandContext, command: str) -> str:

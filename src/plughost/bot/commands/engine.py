@@ -87,13 +87,12 @@ class CommandEngine:
     async def execute_command(self, sender: CommandSender, text: str | Message) -> CommandResult:
         """Run `"/x a b"` (or a message) as `sender`; the console may omit the prefix."""
         triggered = self.strip_trigger(sender, text)
-        if triggered is None:
-            return CommandResult(ResultKind.NOT_A_COMMAND)
         original = text if isinstance(text, Message) else Message(text)
         return await self.run(sender, triggered, original)
 
-    def strip_trigger(self, sender: CommandSender, message: str | Message) -> Triggered | None:
-        """Remove mention/reply/prefix (QimenBot's order); None when the message is not a command."""
+    def strip_trigger(self, sender: CommandSender, message: str | Message) -> Triggered:
+        """Remove mention/reply/prefix (QimenBot's order); `bare` when none was used and bare text
+        is not enabled for this sender (then only `prefix_optional` commands match)."""
         if isinstance(message, str):
             rest = self._strip_prefix(message.lstrip())
             if rest is not None:

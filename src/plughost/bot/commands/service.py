@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plughost.bot.commands.builtins import BUILTIN_ID, BuiltinEnvironment, builtin_plugin
 from plughost.bot.commands.engine import CommandEngine
@@ -47,6 +47,11 @@ class CommandService:
     def _on_event(self, event: PluginEvent) -> None:
         if event.event_type in _REBUILD_ON:
             self._dirty = True
+
+    def register_parser(self, type_name: str, parser: Callable[..., Any]) -> None:
+        """Add a host-wide argument parser (text → value, or `(argument, spec) → value`)."""
+        self.engine.parsers.register(type_name, parser)
+        self._dirty = True  # parsers are resolved when the registry is built
 
     def refresh(self) -> CommandEngine:
         """Rebuild the registry now if plugins changed since the last build."""

@@ -1,0 +1,162 @@
+"""Host callbacks: host.log, host.http.do (real loopback HTTP server), host.bot.send from threads."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import select
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+from tests.native.conftest import Builds, Loader
+
+
+class Recorder(BaseHTTPRequestHandler):
+    seen: list[dict[str, Any]]
+
+    def _answer(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        self.seen.append({"method": self.command, "path": self.path, "headers": dict(self.headers), "body": body})
+        payload = json.dumps({"echo": body.decode(), "path": self.path}).encode()
+        self.send_response(201)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("X-Multi", "a")
+        self.send_header("X-Multi", "b")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = _answer
+
+    def log_message(self, *args: Any) -> None:
+        return None
+
+
+@pytest.fixture
+def http_server() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    seen: list[dict[str, Any]] = []
+    handler = type("H", (Recorder,), {"seen": seen})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", seen
+    server.shutdown()
+    server.server_close()
+    thread.join(5)
+
+
+def _raw(method: str, request: dict[str, Any]) -> dict[str, Any]:
+    return {"method": method, "request": json.dumps(request)}
+
+
+async def test_host_log_reaches_the_plugin_logger_with_level_and_fields(
+    c_builds: Builds, load_native: Loader, caplog: pytest.LogCaptureFixture
+):
+    handle = await load_native(c_builds["probe"], "logger")
+    with caplog.at_level(logging.DEBUG, logger="plughost.plugin.logger"):
+        assert await handle.invoke("host_log", None) == {"ok": True, "result": {}}
+    record = next(r for r in caplog.records if "hello from C" in r.getMessage())
+    assert record.levelno == logging.WARNING
+    assert record.getMessage() == "[logger] hello from C n=1"
+    assert record.plugin_fields == {"n": 1}  # type: ignore[attr-defined]
+
+
+async def test_host_http_do_performs_the_request(c_builds: Builds, load_native: Loader, http_server):
+    url, seen = http_server
+    handle = await load_native(c_builds["probe"], "fetcher")
+    request = {"method": "post", "url": f"{url}/hook?q=1", "headers": {"X-A": ["1"]}, "body": "aGk="}
+    reply = await handle.invoke("host_raw", _raw("host.http.do", request))
+    assert reply["ok"] is True
+    result = reply["result"]
+    assert result["StatusCode"] == 201
+    assert result["Headers"]["X-Multi"] == ["a", "b"]
+    assert json.loads(base64.b64decode(result["Body"])) == {"echo": "hi", "path": "/hook?q=1"}
+    assert seen[0]["method"] == "POST" and seen[0]["headers"]["X-A"] == "1" and seen[0]["body"] == b"hi"
+
+
+async def test_host_http_do_accepts_the_wrapped_request_shape(c_builds: Builds, load_native: Loader, http_server):
+    url, seen = http_server
+    handle = await load_native(c_builds["probe"], "fetcher")
+    reply = await handle.invoke("host_raw", _raw("host.http.do", {"request": {"url": f"{url}/wrapped"}}))
+    assert reply["result"]["StatusCode"] == 201 and seen[0]["method"] == "GET" and seen[0]["path"] == "/wrapped"
+
+
+async def test_host_http_do_is_refused_without_network_permission(c_builds: Builds, load_native: Loader, http_server):
+    url, seen = http_server
+    handle = await load_native(c_builds["probe"], "offline", network=False)
+    reply = await handle.invoke("host_raw", _raw("host.http.do", {"url": f"{url}/x"}))
+    assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
+    assert "lacks the network permission" in reply["error"]["message"]
+    assert seen == []
+
+
+async def test_host_http_do_reports_connection_errors(c_builds: Builds, load_native: Loader):
+    handle = await load_native(c_builds["probe"], "fetcher")
+    reply = await handle.invoke("host_raw", _raw("host.http.do", {"url": "http://127.0.0.1:9/closed"}))
+    assert reply["ok"] is False and "ConnectError" in reply["error"]["message"]
+    bad = await handle.invoke("host_raw", _raw("host.http.do", {"url": "file:///etc/passwd"}))
+    assert bad["ok"] is False and "must be http:// or https://" in bad["error"]["message"]
+
+
+async def test_bot_sends_from_plugin_threads_wait_on_the_handle_in_order(c_builds: Builds, load_native: Loader):
+    handle = await load_native(c_builds["probe"], "sender")
+    read_fd, write_fd = os.pipe()
+    try:
+        await handle.invoke("send_from_thread", {"fd": write_fd, "sends": 5})
+        ready, _, _ = select.select([read_fd], [], [], 10)
+        assert ready and os.read(read_fd, 16) == b"done"
+    finally:
+        os.close(read_fd)
+    sends = handle.take_pending_sends()
+    assert [s["message"][0]["data"]["text"] for s in sends] == [f"thread {i}" for i in range(5)]
+    assert all(s["target"] == "group" and s["group_id"] == 5 for s in sends)
+    assert handle.take_pending_sends() == []
+
+
+async def test_bot_sends_are_kept_in_order_even_when_the_callback_fails(c_builds: Builds, load_native: Loader):
+    from plughost.runtime.native import NativeCallError
+
+    handle = await load_native(c_builds["probe"], "botty")
+    ok = await handle.invoke("bot.command", {"handler": "fine", "sender_id": 7})
+    assert ok["action"] == "reply" and ok["segments"] == [{"type": "text", "data": {"text": "seg"}}]
+    assert [s["message"][0]["data"]["text"] for s in ok["sends"]] == ["send 1", "send 2"]
+    with pytest.raises(NativeCallError, match="handler failed") as failed:
+        await handle.invoke("bot.command", {"handler": "fail"})
+    assert [s["message"][0]["data"]["text"] for s in failed.value.sends] == ["send 1", "send 2"]
+    with pytest.raises(NativeCallError, match="unknown bot action 'explode'") as weird:
+        await handle.invoke("bot.command", {"handler": "weird"})
+    assert len(weird.value.sends) == 2
+    assert handle.take_pending_sends() == []
+
+
+async def test_concurrent_bot_calls_keep_their_sends_apart(c_builds: Builds, load_native: Loader):
+    import asyncio
+
+    handle = await load_native(c_builds["probe"], "botty")
+    results = await asyncio.gather(*(handle.invoke("bot.command", {"handler": "fine"}) for _ in range(16)))
+    assert all(len(r["sends"]) == 2 for r in results)
+
+
+@pytest.mark.parametrize(
+    ("request_json", "expected"),
+    [
+        ({"target": "channel", "group_id": 1, "message": "x"}, "target must be 'group' or 'private'"),
+        ({"target": "group", "message": "x"}, "a group send needs group_id"),
+        ({"target": "private", "message": "x"}, "a private send needs user_id"),
+        ({"group_id": 1, "message": []}, "message must be non-empty"),
+        ({"group_id": 1, "message": [1]}, "segment 1 is not"),
+    ],
+)
+async def test_invalid_bot_sends_are_refused(c_builds: Builds, load_native: Loader, request_json, expected: str):
+    handle = await load_native(c_builds["probe"], "sender")
+    reply = await handle.invoke("host_raw", _raw("host.bot.send", request_json))
+    assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
+    assert expected in reply["error"]["message"]
+    assert handle.take_pending_sends() == []

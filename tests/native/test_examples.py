@@ -1,0 +1,114 @@
+"""The C and Rust example plugins, built with the real compilers, through the real loader."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+
+from plughost.runtime.native import NativePluginHandle, NativeRuntime
+from tests.native.conftest import Builds, Loader
+from tests.native.test_callbacks import http_server  # noqa: F401  (fixture)
+
+EXAMPLE_IDS = {"c": "example-c", "rust": "example-rust"}
+
+
+@pytest.fixture(params=["c", "rust"])
+def example(request: pytest.FixtureRequest) -> tuple[str, Path]:
+    if request.param == "c":
+        builds: Builds = request.getfixturevalue("c_builds")
+        return "c", builds["example_c"]
+    return "rust", request.getfixturevalue("rust_example")
+
+
+@pytest.fixture
+async def plugin(example: tuple[str, Path], load_native: Loader) -> NativePluginHandle:
+    lang, path = example
+    return await load_native(path, EXAMPLE_IDS[lang], config={"greeting": "Hi"}, priority=5)
+
+
+async def test_register_metadata_and_bot_descriptor(plugin: NativePluginHandle, example: tuple[str, Path]):
+    d = plugin.descriptor
+    assert d.metadata["active"] is True, d.metadata["inactive_reason"]
+    assert d.metadata["plugin"]["Name"] == EXAMPLE_IDS[example[0]]
+    assert d.capabilities == {"management_api", "bot"}
+    echo = next(c for c in d.commands if c.name == "echo")
+    assert echo.aliases == ("say",) and echo.overloads[0].handler == "echo"
+    assert echo.overloads[0].params[0].variadic is True
+    assert [(r.kind, r.events, r.handler) for r in d.routes] == [("notice", ("GroupPoke",), "on_poke")]
+    assert [(i.stage, i.handler) for i in d.interceptors] == [("pre_handle", "guard")]
+    assert d.priority == 5
+
+
+async def test_bot_command_replies_logs_and_queues_sends_in_order(
+    plugin: NativePluginHandle, caplog: pytest.LogCaptureFixture
+):
+    with caplog.at_level(logging.INFO):
+        result = await plugin.invoke(
+            "echo", {"args": ["hello", "wörld"], "command_name": "say", "sender_id": 10001, "group_id": 20002}
+        )
+    assert result["action"] == "reply" and result["text"] == "Hi, hello wörld"
+    assert result["sends"] == [
+        {
+            "target": "group",
+            "group_id": 20002,
+            "user_id": None,
+            "message": [{"type": "text", "data": {"text": "(echo logged)"}}],
+        }
+    ]
+    assert any("echo called" in r.getMessage() and "group=20002" in r.getMessage() for r in caplog.records)
+    assert plugin.take_pending_sends() == []  # in-call sends went with the result, not to the handle
+
+
+async def test_bot_route_and_pre_handle(plugin: NativePluginHandle):
+    poke = {"post_type": "notice", "notice_type": "notify", "sub_type": "poke", "group_id": 1, "user_id": 2}
+    assert (await plugin.invoke("on_poke", {"event": poke, "group_id": 1}))["text"] == "ouch"
+    assert (await plugin.invoke("guard", {"raw_event_json": json.dumps({"raw_message": "buy spam"})}))[
+        "action"
+    ] == "block"
+    assert (await plugin.invoke("guard", {"raw_event_json": '{"raw_message":"hello"}'}))["action"] == "allow"
+
+
+async def test_bot_fetch_uses_host_http_do(plugin: NativePluginHandle, http_server):  # noqa: F811
+    url, seen = http_server
+    result = await plugin.invoke("fetch", {"args": [f"{url}/ping"]})
+    assert result["text"] == "status 201"
+    assert seen[0]["path"] == "/ping"
+
+
+async def test_management_routes_are_normalised_and_served(plugin: NativePluginHandle, example: tuple[str, Path]):
+    plugin_id = EXAMPLE_IDS[example[0]]
+    table = plugin.routes
+    assert [(r.kind, r.method, r.path) for r in table.routes] == [
+        ("route", "GET", f"/v0/management/{plugin_id}/status"),
+        ("resource", "GET", f"/v0/resource/plugins/{plugin_id}/index.html"),
+    ]
+    page = await plugin.handle_management("GET", f"/v0/resource/plugins/{plugin_id}/index.html")
+    assert (
+        page.status == 200
+        and page.body.decode() == f"<h1>Hi from {example[0].upper() if example[0] == 'c' else 'Rust'}</h1>"
+    )
+    assert page.headers["Content-Type"] == ["text/html; charset=utf-8"]
+    await plugin.invoke("echo", {"args": ["x"]})
+    status = await plugin.handle_management("GET", f"/v0/management/{plugin_id}/status", {"X": ["1"]}, {"q": "1"})
+    assert status.status == 200 and json.loads(status.body) == {"calls": 1, "greeting": "Hi"}
+    missing = await plugin.handle_management("POST", f"/v0/management/{plugin_id}/status")
+    assert missing.status == 404
+
+
+async def test_reconfigure_changes_the_greeting(plugin: NativePluginHandle):
+    await plugin.reconfigure({"greeting": "Ahoy"})
+    assert (await plugin.invoke("echo", {"args": ["there"]}))["text"] == "Ahoy, there"
+
+
+async def test_runtime_serves_management_by_plugin_id(
+    example: tuple[str, Path], native_runtime: NativeRuntime, load_native: Loader
+):
+    lang, path = example
+    await load_native(path, EXAMPLE_IDS[lang], config={"greeting": "Yo"})
+    response = await native_runtime.handle_management(
+        EXAMPLE_IDS[lang], "GET", f"/v0/management/{EXAMPLE_IDS[lang]}/status"
+    )
+    assert response.status == 200 and json.loads(response.body)["greeting"] == "Yo"
