@@ -8,8 +8,9 @@ from plughost.bot.commands.engine import Triggered
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.service import CommandService
 from plughost.bot.triggers import CommandInvocation
-from plughost.sdk.bot import Answer, Block, BotApi, Reply
+from plughost.sdk.bot import Answer, Block, BotApi, CallbackBot, Reply, decode_sends
 from plughost.sdk.events import MessageEvent
+from plughost.sdk.message import Message
 from plughost.sdk.senders import CommandSender, GroupRole
 
 _ROLES: dict[str, GroupRole] = {"owner": "owner", "admin": "admin", "member": "member"}
@@ -65,12 +66,15 @@ class EngineCommandStage:
     async def _answer(result: CommandResult, event: MessageEvent, bot: BotApi) -> Answer | None:
         if result.kind is ResultKind.NOT_A_COMMAND:
             return None
-        if not result.replies:
-            return None if result.kind is ResultKind.UNKNOWN_COMMAND else Block()
-        first, *rest = result.replies
-        for message in rest:  # queued by the callback bot: flushed in order after the reply
+        replies: list[Message | None] = [*result.replies] or [None]
+        first, *rest = replies
+        for message in filter(None, rest):  # queued by the callback bot: flushed in order after the reply
             if event.is_group and event.group_id:
                 await bot.send_group_msg(event.group_id, message)
             else:
                 await bot.send_private_msg(event.user_id, message)
+        if isinstance(bot, CallbackBot):  # sends a native/process command queued (host.bot.send)
+            bot.outbox.extend(decode_sends(result.sends))
+        if first is None:
+            return None if result.kind is ResultKind.UNKNOWN_COMMAND else Block()
         return Reply(first)
