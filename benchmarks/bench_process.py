@@ -20,7 +20,9 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
+
+from common import Row  # benchmarks/common.py
 
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.placement import WorkerRuntime
@@ -32,14 +34,6 @@ ROOT = Path(__file__).resolve().parents[1]
 CALLS = 2000
 STARTS = 5
 SCALE = 100
-
-
-class Row(NamedTuple):
-    name: str
-    value: float
-    unit: str
-    target: str
-    comparison: str
 
 
 ECHO_PLUGIN = """
@@ -142,21 +136,39 @@ async def _bench(root: Path) -> list[Row]:
     remote = await worker.load(_request(python_dir, "process"))
     median, p99 = await _round_trip(lambda: remote.invoke("echo", {"text": "hi"}))
     await remote.stop()
-    rows.append(Row("Python worker: call median", median, "µs", "≤ 500", base))
+    rows.append(Row("Python worker: call median", median, "µs", "≤ 500", base, median <= 500))
     rows.append(Row("Python worker: call p99", p99, "µs", "—", base))
     worker_start = await _start_time(lambda: worker.load(_request(python_dir, "process")))
-    rows.append(Row("Python worker: start to ready", worker_start, "ms", "≤ 1500", f"in-process load {local_start:.1f} ms"))
+    rows.append(
+        Row(
+            "Python worker: start to ready",
+            worker_start,
+            "ms",
+            "≤ 1500",
+            f"in-process load {local_start:.1f} ms",
+            worker_start <= 1500,
+        )
+    )
 
     if go_dir is not None:
         go = await process.load(_request(go_dir))
         median, p99 = await _round_trip(lambda: go.invoke("echo", {"text": "hi"}))
         await go.stop()
-        rows.append(Row("Go plugin: call median", median, "µs", "≤ 300", base))
+        rows.append(Row("Go plugin: call median", median, "µs", "≤ 300", base, median <= 300))
         rows.append(Row("Go plugin: call p99", p99, "µs", "—", base))
         go_start = await _start_time(lambda: process.load(_request(go_dir)))
-        rows.append(Row("Go plugin: start to ready", go_start, "ms", "≤ 300", f"in-process load {local_start:.1f} ms"))
+        rows.append(
+            Row(
+                "Go plugin: start to ready",
+                go_start,
+                "ms",
+                "≤ 300",
+                f"in-process load {local_start:.1f} ms",
+                go_start <= 300,
+            )
+        )
     else:
-        rows.append(Row("Go plugin rows", float("nan"), "", "", "skipped: go / go-plugin dev package missing"))
+        rows.append(Row("Go plugin rows", float("nan"), "", "", "skipped: go / go-plugin dev package missing", False))
 
     rows.extend(await _scale(python_dir, go_dir, process, worker))
     return rows
@@ -182,7 +194,14 @@ async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime,
     mix = f"{go_count} Go + {py_count} Python workers"
     rows = [
         Row(f"{SCALE} plugins: total start (concurrent)", total_start, "s", "—", mix),
-        Row(f"{SCALE} plugins: healthy / answered", float(min(healthy, answered)), "plugins", f"= {SCALE}", mix),
+        Row(
+            f"{SCALE} plugins: healthy / answered",
+            float(min(healthy, answered)),
+            "plugins",
+            f"= {SCALE}",
+            mix,
+            min(healthy, answered) == SCALE,
+        ),
         Row(
             "memory per Python worker (RSS / PSS)",
             statistics.mean(r for r, _ in py_mem) / 1024,
@@ -215,10 +234,11 @@ def main() -> None:
     from rich.table import Table
 
     table = Table(title="process plugins")
-    for column in Row._fields:
+    for column in ("benchmark", "measured", "target", "compared with (same run)", "ok"):
         table.add_column(column)
     for row in run():
-        table.add_row(row.name, f"{row.value:.1f}", row.unit, row.target, row.comparison)
+        verdict = "" if row.ok is None else ("yes" if row.ok else "no")
+        table.add_row(row.name, row.formatted(), row.target, row.comparison, verdict)
     Console().print(table)
 
 

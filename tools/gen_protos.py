@@ -16,8 +16,8 @@ PROTO_DIR = SRC / "plughost" / "runtime" / "proto"
 
 
 def main() -> int:
-    from grpc_tools import protoc
     import grpc_tools
+    from grpc_tools import protoc
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PROTO_DIR.rglob("*.proto"))

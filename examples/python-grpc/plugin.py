@@ -17,17 +17,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent / "generated"))
 
-import grpc  # noqa: E402
-from google.protobuf import any_pb2, struct_pb2  # noqa: E402
-from google.protobuf.json_format import MessageToDict, ParseDict  # noqa: E402
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc  # noqa: E402
-
-import grpc_controller_pb2  # noqa: E402
-import grpc_controller_pb2_grpc  # noqa: E402
-import jank_pb2  # noqa: E402
-import jank_pb2_grpc  # noqa: E402
-import kv_pb2  # noqa: E402
-import kv_pb2_grpc  # noqa: E402
+import grpc
+import grpc_controller_pb2
+import grpc_controller_pb2_grpc
+import jank_pb2
+import jank_pb2_grpc
+import kv_pb2
+import kv_pb2_grpc
+from google.protobuf import any_pb2, struct_pb2
+from google.protobuf.json_format import MessageToDict, ParseDict
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 COOKIE_KEY, COOKIE_VALUE = "JANK_PLUGIN", "jank-plugin"
 

@@ -91,8 +91,19 @@ async def test_never_prints_a_handshake(script_plugin: Any, start_process: Any) 
 
 
 async def test_exit_before_health(script_plugin: Any, start_process: Any) -> None:
-    directory = script_plugin('echo "1|1|unix|/tmp/plughost-no-such-socket|grpc|"\nexit 0\n', start_timeout_ms=1000)
-    with pytest.raises(PluginLoadError, match="health check"):
+    body = 'echo "1|1|unix|/tmp/plughost-no-such-socket|grpc|"\necho "[ERROR] listener died" >&2\nexit 4\n'
+    directory = script_plugin(body, start_timeout_ms=30000)
+    with pytest.raises(PluginLoadError) as failed:
+        await asyncio.wait_for(start_process(directory), 10)  # not the 30 s start timeout
+    assert "exited (exit code 4) before passing its health check" in str(failed.value)
+    assert "listener died" in str(failed.value)
+
+
+async def test_no_health_answer_within_start_timeout(script_plugin: Any, start_process: Any) -> None:
+    directory = script_plugin(
+        'echo "1|1|unix|/tmp/plughost-no-such-socket|grpc|"\nexec sleep 30\n', start_timeout_ms=500
+    )
+    with pytest.raises(PluginLoadError, match="did not pass its health check: DEADLINE_EXCEEDED"):
         await start_process(directory)
 
 

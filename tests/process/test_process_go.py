@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import signal
@@ -133,7 +134,8 @@ async def test_unhealthy_plugin_is_restarted(go_plugins: dict[str, Path], start_
     try:
         unhealthy = await events.wait_for("unhealthy")
     finally:
-        os.kill(pid, signal.SIGCONT)
+        with contextlib.suppress(ProcessLookupError):  # usually already killed by the monitor
+            os.kill(pid, signal.SIGCONT)
     assert unhealthy.pid == pid
     await events.wait_for("restarted")
     assert handle.info()["pid"] != pid
@@ -198,7 +200,7 @@ async def main():
     directory = Path(sys.argv[1])
     manifest = load_manifest(directory / "plugin.json")
     handle = await ProcessRuntime().load(LoadRequest(manifest.id, directory, manifest, directory / ".data"))
-    print(handle.info()["pid"], flush=True)
+    print(handle.info()["pid"], handle.info()["address"], flush=True)
     await asyncio.Event().wait()
 
 asyncio.run(main())
@@ -214,7 +216,8 @@ async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> No
     )
     assert host.stdout is not None
     line = await asyncio.wait_for(host.stdout.readline(), 20)
-    plugin_pid = int(line)
+    pid_text, address = line.decode().split()
+    plugin_pid = int(pid_text)
     pidfd = os.pidfd_open(plugin_pid)
     try:
         host.kill()  # SIGKILL: no cleanup code runs in the host
@@ -228,3 +231,21 @@ async def test_plugins_die_with_a_killed_host(go_plugins: dict[str, Path]) -> No
             loop.remove_reader(pidfd)
     finally:
         os.close(pidfd)
+        Path(address).unlink(missing_ok=True)  # nobody was left to remove the socket
+
+
+async def test_failed_restarts_are_reported_and_capped(
+    go_plugins: dict[str, Path], start_process: Any, events: Any, tmp_path: Path
+) -> None:
+    import shutil
+
+    directory = tmp_path / "jank"
+    shutil.copytree(go_plugins["jank-echo"], directory)
+    handle = await start_process(directory)
+    (directory / "bin" / "jank-echo").chmod(0o644)  # the next starts fail
+    os.kill(handle.info()["pid"], signal.SIGKILL)
+    failed = await events.wait_for("restart_failed")
+    assert "is not executable" in failed.message
+    gave_up = await events.wait_for("gave_up")
+    assert handle.info()["status"] == "error"
+    assert "gave up after 3 restarts" in gave_up.message

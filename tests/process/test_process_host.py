@@ -82,8 +82,12 @@ async def test_manager_runs_isolated_python_plugin_in_a_worker(workspace: Path, 
 
 async def test_standalone_python_grpc_plugin(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PYTHON", sys.executable)
-    source = (EXAMPLES / "python-grpc" / "plugin.py").read_text()
-    assert "plughost" not in source.replace("plughost.", "").split('"""', 2)[2]  # no import of plughost
+    import ast
+
+    tree = ast.parse((EXAMPLES / "python-grpc" / "plugin.py").read_text())
+    imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+    imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+    assert not any(name.startswith("plughost") for name in imported)  # go-plugin style, no plughost
     copy_example(EXAMPLES / "python-grpc", workspace / "plugins")
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
@@ -205,3 +209,25 @@ async def test_lurkbot_execute_is_the_same_in_both_placements(workspace: Path, i
         result = await manager.execute_plugin("ctx", {"user_id": "u1", "input_data": {"q": 1}})
         assert result.success, result.error
         assert result.result == {"echo": {"q": 1}, "user": "u1"}
+
+
+async def test_process_section_of_host_config(workspace: Path, behave_dir: Path) -> None:
+    import asyncio
+
+    target = workspace / "plugins" / "behave"
+    shutil.copytree(behave_dir, target)
+    (target / "plugin.toml").write_text('id = "behave"\nversion = "1.2.3"\nisolation = "process"\n')
+    (workspace / "plughost.toml").write_text('[process]\ncall_timeout_s = 0.5\nsocket_dir = "run"\n')
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("behave")
+        assert instance is not None and instance.handle is not None, instance and instance.error
+        assert Path(instance.handle.info()["address"]).parent == workspace / "run"
+        restarted = asyncio.Event()
+        instance.handle.add_listener(lambda event: restarted.set() if event.kind == "restarted" else None)
+        result = await manager.execute("behave", "block", {"seconds": 30})
+        assert not result.success
+        assert result.metadata["timed_out"] is True  # the RPC deadline, reported as a timeout
+        await asyncio.wait_for(restarted.wait(), 20)  # the worker was killed; a call would wait only 0.5 s
+        retried = await manager.execute("behave", "echo", {"text": "after"})
+        assert retried.success and retried.result == {"text": "after"}, retried.error

@@ -107,7 +107,7 @@ async def test_worker_cpu_bound_handler_killed_on_deadline(load_python: Any, beh
 
 
 async def test_worker_memory_limit(load_python: Any, behave_dir: Path) -> None:
-    handle = await load_python(behave_dir, "worker", limits={"memory_mb": 700})
+    handle = await load_python(behave_dir, "worker", limits={"memory_mb": 256})
     assert await handle.invoke("alloc", {"mb": 10}) == 10 * 1024 * 1024
     with pytest.raises(InvocationError, match="MemoryError"):
         await handle.invoke("alloc", {"mb": 2048})
@@ -187,3 +187,4 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         await launched.process.wait()
         for pump in launched.pumps:
             await pump
+        Path(launched.handshake.address).unlink(missing_ok=True)

@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from plughost.core.botconfig import BotConfig
 from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
+from plughost.core.process_config import ProcessConfig
 from plughost.errors import ConfigError
 
 HOST_CONFIG_FILE = "plughost.toml"
@@ -48,6 +49,7 @@ class HostConfig(_Section):
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
     bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
+    process: ProcessConfig = Field(default_factory=ProcessConfig)
 
     @classmethod
     def load(cls, workspace: Path) -> HostConfig:

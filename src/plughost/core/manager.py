@@ -61,7 +61,9 @@ class PluginManager:
         )
         self.guard = guard if guard is not None else Guard(policy)
         self.guard.set_event_sink(self.events.emit, on_breaker_change=self._on_breaker_change)
-        self.runtimes: dict[str, Runtime] = dict(runtimes) if runtimes is not None else default_runtimes()
+        self.runtimes: dict[str, Runtime] = (
+            dict(runtimes) if runtimes is not None else default_runtimes(self.config.process.options(self.workspace))
+        )
         self.registry = PluginRegistry(self.workspace / REGISTRY_FILE)
         self.state_file = PluginStateFile.load(self.workspace / host.state_file)
         self.configs = PluginConfigStore(self.workspace / host.config_dir)

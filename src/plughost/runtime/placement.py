@@ -20,6 +20,7 @@ import json
 import os
 import sys
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -65,13 +66,17 @@ class WorkerRuntime:
         executables: ProcessRuntime | None = None,
     ) -> None:
         self.executables = executables or ProcessRuntime(on_event=on_event)
-        self.options = options or ProcessOptions(
-            start_timeout_s=WORKER_START_TIMEOUT_S,
-            call_timeout_s=WORKER_CALL_TIMEOUT_S,
-            kill_on_timeout=True,
-            restart=RestartPolicy(),
-        )
+        self.options = options or self.worker_options()
         self.on_event = on_event
+
+    @staticmethod
+    def worker_options(base: ProcessOptions | None = None) -> ProcessOptions:
+        """Worker options: `base` (or the defaults) with kill-on-timeout, which makes timeouts real."""
+        if base is None:
+            base = ProcessOptions(
+                start_timeout_s=WORKER_START_TIMEOUT_S, call_timeout_s=WORKER_CALL_TIMEOUT_S, restart=RestartPolicy()
+            )
+        return replace(base, kill_on_timeout=True)
 
     def launch_spec(self, request: LoadRequest, config: Mapping[str, Any]) -> LaunchSpec:
         manifest = request.manifest
@@ -100,6 +105,9 @@ class WorkerRuntime:
                 CONFIG_ENV: json.dumps(dict(config), default=str),
                 "PYTHONPATH": python_path,
                 "PYTHONUNBUFFERED": "1",
+                # under RLIMIT_AS, glibc's per-thread malloc arenas (64 MiB of address space each)
+                # would use up the limit and make gRPC's thread creation fail
+                **({"MALLOC_ARENA_MAX": "2"} if manifest.limits.memory_mb is not None else {}),
             },
             start_timeout_s=start_timeout,
             memory_mb=manifest.limits.memory_mb,
@@ -123,8 +131,6 @@ class WorkerRuntime:
             )
         options = self.options
         if request.manifest.limits.timeout_s is not None:
-            from dataclasses import replace
-
             options = replace(options, call_timeout_s=request.manifest.limits.timeout_s)
         handle = ProcessPluginHandle(
             request,

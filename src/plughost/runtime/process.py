@@ -50,6 +50,13 @@ EventHook = Callable[[ProcessEvent], None]
 log = logging.getLogger(__name__)
 
 
+class CallTimedOut(InvocationError, TimeoutError):
+    """A call passed its deadline (a `TimeoutError`, so the guard reports it as `timed_out`)."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="timed_out", retryable=True)
+
+
 @dataclass(frozen=True)
 class ProcessOptions:
     """Timeouts and policies of process plugins (per runtime; manifests override some)."""
@@ -245,10 +252,7 @@ class ProcessPluginHandle:
         instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
-            try:
-                await connection.wait_ready(timeout=remaining)
-            except (grpc.aio.AioRpcError, ConnectionError) as exc:
-                raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
+            await self._wait_ready_or_exit(instance, remaining)
             connection.start_streams(self.plugin_id)
             await self._describe(instance)
             if self._enabled is not None and self.protocol == "plughost.v1":
@@ -259,6 +263,29 @@ class ProcessPluginHandle:
             await self._stop_instance(instance, graceful=False)
             raise
         return instance
+
+    async def _wait_ready_or_exit(self, instance: _Instance, timeout: float) -> None:
+        """The first health check, failing at once (with the stderr tail) if the process exits meanwhile."""
+        ready = asyncio.ensure_future(instance.connection.wait_ready(timeout=timeout))
+        exited = asyncio.ensure_future(instance.process.wait())
+        try:
+            await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for future in (ready, exited):
+                if not future.done():
+                    future.cancel()
+        if not ready.done() or ready.cancelled():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            tail = self._log.tail_text()
+            raise LaunchError(
+                f"plugin exited (exit code {instance.process.returncode}) before passing its health check"
+                + (f"; stderr tail:\n{tail}" if tail else "")
+            )
+        try:
+            ready.result()
+        except (grpc.aio.AioRpcError, ConnectionError) as exc:
+            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
 
     async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
         """Connect through the TLS bridge to a plugin that answered with a server certificate."""
@@ -363,8 +390,8 @@ class ProcessPluginHandle:
             await asyncio.sleep(self._budget.next_delay())
             try:
                 self._instance = await self._start_instance()
-            except (LaunchError, grpc.aio.AioRpcError) as exc:
-                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {exc}"
+            except Exception as exc:  # any failure to start counts against the restart budget
+                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {_rpc_text(exc)}"
                 self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
                 continue
             self.restarts += 1
@@ -396,6 +423,9 @@ class ProcessPluginHandle:
         instance = self._instance
         if instance is not None and instance.process.returncode is None:
             instance.exit_reason = reason
+            if self.status == "running":  # new calls wait for the restart instead of using this process
+                self.status = "restarting"
+                self._ready.clear()
             kill_group(instance.process)
 
     def _emit(self, kind: Any, message: str, **fields: Any) -> None:
@@ -452,10 +482,8 @@ class ProcessPluginHandle:
             async with asyncio.timeout(timeout):
                 return await self._current()
         except TimeoutError:
-            raise InvocationError(
-                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})",
-                code="timed_out",
-                retryable=True,
+            raise CallTimedOut(
+                f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})"
             ) from None
 
     async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
@@ -486,7 +514,7 @@ class ProcessPluginHandle:
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because '{name}' passed its deadline")
-            return InvocationError(f"call to '{name}' timed out (deadline exceeded)", code="timed_out", retryable=True)
+            return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline")
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
             exit_code = await _exit_code_soon(instance.process, 1.0)
             if exit_code is not None and not self._stopping:
@@ -552,7 +580,20 @@ class ProcessPluginHandle:
             ok = await instance.connection.check_health(timeout=self.options.health_timeout_s)
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
             return Health("degraded", f"health check failed: {_rpc_text(exc)}", info)
-        return Health("ok" if ok else "degraded", "" if ok else "plugin reports NOT_SERVING", info)
+        if not ok:
+            return Health("degraded", "plugin reports NOT_SERVING", info)
+        if self.protocol == "jank":
+            try:
+                answer = await instance.connection.jank.HealthCheck(
+                    jank_pb2.HealthCheckRequest(), timeout=self.options.health_timeout_s
+                )
+            except grpc.aio.AioRpcError as exc:
+                if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
+                    return Health("degraded", f"HealthCheck failed: {_rpc_text(exc)}", info)
+            else:
+                if answer.status != "healthy":
+                    return Health("degraded", f"plugin reports '{answer.status or 'unknown'}'", info)
+        return Health("ok", "", info)
 
     async def reconfigure(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)
@@ -629,4 +670,4 @@ def _rpc_text(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-__all__ = ["ProcessEvent", "ProcessOptions", "ProcessPluginHandle", "ProcessRuntime", "RestartPolicy"]
+__all__ = ["CallTimedOut", "ProcessEvent", "ProcessOptions", "ProcessPluginHandle", "ProcessRuntime", "RestartPolicy"]

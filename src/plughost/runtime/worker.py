@@ -1,8 +1,9 @@
-"""`plughost worker`: a go-plugin server hosting one Python plugin out of the host's process.
+"""`plughost worker`: a go-plugin server hosting one plugin out of the host's process.
 
 The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
-plugin's manifest and configuration in the environment. The worker loads the plugin with the
-in-process `PythonRuntime`, then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
+plugin's manifest and configuration in the environment. The worker loads the plugin in-process
+with the runtime its manifest names (`PythonRuntime`; native libraries once that runtime is
+installed), then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
 go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
 
     python -m plughost.runtime.worker --plugin-id ID --path DIR --data-dir DIR
@@ -25,7 +26,7 @@ from typing import Any
 import grpc
 
 from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
-from plughost.runtime.base import LoadRequest, Runtime
+from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
@@ -142,10 +143,11 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
 
 async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
-    from plughost.runtime.python import PythonRuntime
+    from plughost.runtime import default_runtimes
 
     version = negotiated_version()
-    manifest = _manifest(path, plugin_id)
+    # inside the worker the plugin runs in-process, with the loader its manifest names
+    manifest = _manifest(path, plugin_id).model_copy(update={"isolation": "none"})
     config = json.loads(os.environ.get(CONFIG_ENV) or "{}")
     request = LoadRequest(
         plugin_id=plugin_id,
@@ -155,11 +157,11 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         config=config,
         logger=logging.getLogger(f"plugin.{plugin_id}"),
     )
-    runtime: Runtime = PythonRuntime()
-    if manifest.runtime == "native":  # a native library in a worker: a crash only kills the worker
-        from plughost.runtime.native import NativeRuntime
-
-        runtime = NativeRuntime()
+    runtimes = default_runtimes()
+    runtime = runtimes.get(manifest.runtime) if manifest.runtime != "process" else None
+    if runtime is None:
+        log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
+        return 1
     try:
         handle = await runtime.load(request)
     except PlugHostError as exc:
@@ -184,7 +186,8 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(handle.stop(), 10)
         await server.stop()
-        await runtime.aclose()
+        for each in runtimes.values():
+            await each.aclose()
         sys.stdout = real_stdout
     return 0
 

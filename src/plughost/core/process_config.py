@@ -1,0 +1,68 @@
+"""The `[process]` section of `plughost.toml`: timeouts, health and restarts of process plugins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from plughost.runtime.process import ProcessOptions
+
+
+class ProcessConfig(BaseModel):
+    """Applies to executables and workers alike (a manifest's `start_timeout` and `limits.timeout_s` win).
+
+    ```toml
+    [process]
+    start_timeout_s = 60        # handshake deadline
+    call_timeout_s = 30         # deadline of every call
+    health_interval_s = 10      # 0 turns the health monitor off
+    health_failures = 2         # failed checks in a row before the plugin is killed and restarted
+    max_restarts = 5            # per restart_window_s; then the plugin stays in `error`
+    restart_window_s = 60
+    socket_dir = "run"          # PLUGIN_UNIX_SOCKET_DIR, relative to the workspace (optional)
+    ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    start_timeout_s: float = Field(default=60.0, gt=0)
+    call_timeout_s: float = Field(default=30.0, gt=0)
+    stop_grace_s: float = Field(default=2.0, ge=0)
+    health_interval_s: float = Field(default=10.0, ge=0)
+    health_timeout_s: float = Field(default=2.0, gt=0)
+    health_failures: int = Field(default=2, ge=1)
+    build_timeout_s: float = Field(default=300.0, gt=0)
+    max_restarts: int = Field(default=5, ge=0)
+    restart_window_s: float = Field(default=60.0, gt=0)
+    restart_initial_delay_s: float = Field(default=0.1, ge=0)
+    restart_max_delay_s: float = Field(default=10.0, ge=0)
+    socket_dir: str | None = None
+
+    def options(self, workspace: Path) -> ProcessOptions:
+        """The runtime's `ProcessOptions` for a workspace."""
+        from plughost.runtime.goplugin.supervisor import RestartPolicy
+        from plughost.runtime.process import ProcessOptions
+
+        socket_dir = None
+        if self.socket_dir:
+            socket_dir = workspace / self.socket_dir
+            socket_dir.mkdir(parents=True, exist_ok=True)
+        return ProcessOptions(
+            start_timeout_s=self.start_timeout_s,
+            call_timeout_s=self.call_timeout_s,
+            stop_grace_s=self.stop_grace_s,
+            health_interval_s=self.health_interval_s,
+            health_timeout_s=self.health_timeout_s,
+            health_failures=self.health_failures,
+            build_timeout_s=self.build_timeout_s,
+            restart=RestartPolicy(
+                initial_delay_s=self.restart_initial_delay_s,
+                max_delay_s=self.restart_max_delay_s,
+                max_restarts=self.max_restarts,
+                window_s=self.restart_window_s,
+            ),
+            socket_dir=socket_dir,
+        )
