@@ -8,8 +8,11 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.bot.command_stage import EngineCommandStage
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.service import CommandService
+from plughost.bot.dispatch import CommandStage, Dispatcher
+from plughost.core.botconfig import inherit_command_settings
 from plughost.core.config import HostConfig
 from plughost.core.manager import PluginManager
 from plughost.runtime import Runtime
@@ -37,6 +40,7 @@ class Host:
             self.config = self.config.model_copy(
                 update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
             )
+        self.config = _bots_with_command_settings(self.config)
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
@@ -50,6 +54,8 @@ class Host:
             request_stop=self.request_stop,
             started_at=self.started_at,
         )
+        self.dispatcher = Dispatcher(self.manager, commands=EngineCommandStage(self.commands))
+        self.commands.environment.status_sections.append(self.dispatcher.status_lines)
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -61,7 +67,13 @@ class Host:
     async def start(self) -> int:
         """Load the workspace; returns how many plugins loaded."""
         self.started_at = self.commands.environment.started_at = time.time()
-        return await self.manager.discover_and_load_all()
+        loaded = await self.manager.discover_and_load_all()
+        await self.dispatcher.__aenter__()  # surfaces (OneBot adapter, console) feed it once started
+        return loaded
+
+    def set_command_stage(self, commands: CommandStage | None) -> None:
+        """Let the dispatcher resolve commands with this engine."""
+        self.dispatcher.commands = commands
 
     def request_stop(self) -> None:
         """Ask `wait_until_stopped` to return (from `/stop`, signals, the console)."""
@@ -71,8 +83,24 @@ class Host:
         await self.stop_requested.wait()
 
     async def stop(self) -> None:
+        await self.dispatcher.__aexit__(None, None, None)
         await self.manager.shutdown()
 
     @property
     def uptime_s(self) -> float:
         return time.time() - self.started_at
+
+
+def _bots_with_command_settings(config: HostConfig) -> HostConfig:
+    """Bots inherit `[commands]` trigger settings; bot owners/admins are owners/admins for commands."""
+    if not config.bots:
+        return config
+    commands = config.commands
+    owners = sorted({*commands.owners, *(o for bot in config.bots for o in bot.owners)})
+    admins = sorted({*commands.admins, *(a for bot in config.bots for a in bot.admins)})
+    return config.model_copy(
+        update={
+            "bots": [inherit_command_settings(bot, commands) for bot in config.bots],
+            "commands": commands.model_copy(update={"owners": owners, "admins": admins}),
+        }
+    )

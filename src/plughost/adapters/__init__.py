@@ -1,1 +1,1 @@
-"""Surfaces that translate outside input into calls on the host (console, chat adapters)."""
+"""Surfaces that translate outside input into calls on the host (console, OneBot)."""

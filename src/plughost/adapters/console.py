@@ -26,6 +26,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.history import FileHistory
 from prompt_toolkit.patch_stdout import patch_stdout
 
+from plughost.adapters.chat_sim import ChatSimulator
 from plughost.bot.commands import CommandResult, CommandSender
 
 if TYPE_CHECKING:
@@ -62,12 +63,15 @@ class Console:
         self.host = host
         self.sender = CommandSender.console()
         self._output = output or _print
+        self.chat = ChatSimulator(host, self._output)  # /as group|private …: simulated chats
 
     async def execute(self, line: str) -> CommandResult | None:
         """Run one line; prints the replies. Blank lines are ignored."""
         if not line.strip():
             return None
         try:
+            if await self.chat.handle(line.strip()):
+                return None
             result = await self.host.commands.execute_command(self.sender, line.strip())
         except Exception as exc:  # a bug must not end the console session
             log.exception("console command %r failed", line)
@@ -104,7 +108,7 @@ class Console:
             with patch_stdout(raw=True):
                 while not self.host.stop_requested.is_set():
                     try:
-                        line = await session.prompt_async(PROMPT)
+                        line = await session.prompt_async(self.chat.prompt or PROMPT)
                     except KeyboardInterrupt:  # Ctrl-C: drop the line, keep going
                         continue
                     except EOFError:  # Ctrl-D, or the host is stopping

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from plughost.adapters.console import detect_mode, serve_console
+from plughost.adapters.onebot import OneBotAdapter
 from plughost.cli import console as console_cli
 from plughost.cli import plugins, worker
 from plughost.cli.common import PluginDirOption, WorkspaceOption
@@ -48,7 +49,10 @@ def run(
     """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM."""
 
     async def main() -> None:
-        async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
+        async with (
+            Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host,
+            OneBotAdapter(host.config.bots, host.dispatcher),  # [[bots]] in plughost.toml
+        ):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, host.request_stop)

@@ -9,6 +9,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from plughost.core.botconfig import BotConfig
 from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
 from plughost.core.process_config import ProcessConfig
@@ -47,6 +48,7 @@ class HostConfig(_Section):
     guard: GuardSection = Field(default_factory=GuardSection)
     commands: CommandsConfig = Field(default_factory=CommandsConfig)
     permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
     process: ProcessConfig = Field(default_factory=ProcessConfig)
 
     @classmethod

@@ -6,7 +6,7 @@ import asyncio
 import inspect
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from time import time as wall_clock
 from typing import Any
 
@@ -29,13 +29,20 @@ class EventBus:
     def __init__(self, history: int = 1000) -> None:
         self._history: deque[_Record] = deque(maxlen=history)
         self._handlers: list[EventHandler] = []
+        self._filters: list[frozenset[EventType] | None] = []
+        self._by_type: dict[EventType, list[EventHandler]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def add_handler(self, handler: EventHandler) -> None:
+    def add_handler(self, handler: EventHandler, event_types: Iterable[EventType] | None = None) -> None:
+        """Subscribe `handler` to every event, or only to `event_types` (then other events stay cheap)."""
         self._handlers.append(handler)
+        self._filters.append(frozenset(event_types) if event_types is not None else None)
+        self._by_type.clear()
 
     def remove_handler(self, handler: EventHandler) -> None:
-        self._handlers.remove(handler)
+        index = self._handlers.index(handler)
+        del self._handlers[index], self._filters[index]
+        self._by_type.clear()
 
     def emit(
         self,
@@ -48,9 +55,16 @@ class EventBus:
     ) -> None:
         record: _Record = (plugin_id, event_type, wall_clock(), success, message, error, metadata)
         self._history.append(record)
-        if self._handlers:
+        handlers = self._by_type.get(event_type)
+        if handlers is None:
+            handlers = self._by_type[event_type] = [
+                h
+                for h, wanted in zip(self._handlers, self._filters, strict=True)
+                if wanted is None or event_type in wanted
+            ]
+        if handlers:
             event = _event(record)
-            for handler in list(self._handlers):
+            for handler in list(handlers):
                 self._deliver(handler, event)
 
     def history(self, plugin_id: str | None = None, event_type: EventType | None = None) -> list[PluginEvent]:

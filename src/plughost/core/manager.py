@@ -400,8 +400,13 @@ class PluginManager:
     def get_events(self, name: str | None = None) -> builtins.list[PluginEvent]:
         return self.events.history(name)
 
-    def add_event_handler(self, handler: EventHandler | Callable[[PluginEvent], Awaitable[None]]) -> None:
-        self.events.add_handler(handler)
+    def add_event_handler(
+        self,
+        handler: EventHandler | Callable[[PluginEvent], Awaitable[None]],
+        event_types: Iterable[EventType] | None = None,
+    ) -> None:
+        """Subscribe to plugin events (all of them, or only `event_types`)."""
+        self.events.add_handler(handler, event_types)
 
     # internals -------------------------------------------------------------------------------
     def _sorted(self) -> builtins.list[PluginInstance]:

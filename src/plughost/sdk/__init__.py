@@ -1,5 +1,6 @@
 """What plugin authors import."""
 
+from plughost.sdk.bot import Approve, Block, Bot, BotApi, Reject, Reply, ReplyBuilder, SendBuilder
 from plughost.sdk.descriptor import (
     CommandOverload,
     CommandSpec,
@@ -9,6 +10,7 @@ from plughost.sdk.descriptor import (
     ParamSpec,
     RouteSpec,
 )
+from plughost.sdk.events import MessageEvent, MessageSentEvent, MetaEvent, NoticeEvent, RequestEvent
 from plughost.sdk.handle import Health, PluginHandle
 from plughost.sdk.manifest import PluginManifest, load_manifest
 from plughost.sdk.message import Message, Segment
@@ -23,6 +25,10 @@ from plughost.sdk.models import (
 from plughost.sdk.plugin import Plugin, PluginContext
 
 __all__ = [
+    "Approve",
+    "Block",
+    "Bot",
+    "BotApi",
     "CommandOverload",
     "CommandSpec",
     "Descriptor",
@@ -31,7 +37,11 @@ __all__ = [
     "Health",
     "InterceptorSpec",
     "Message",
+    "MessageEvent",
+    "MessageSentEvent",
+    "MetaEvent",
     "MethodSpec",
+    "NoticeEvent",
     "ParamSpec",
     "Plugin",
     "PluginContext",
@@ -41,7 +51,12 @@ __all__ = [
     "PluginHandle",
     "PluginManifest",
     "PluginState",
+    "Reject",
+    "Reply",
+    "ReplyBuilder",
+    "RequestEvent",
     "RouteSpec",
     "Segment",
+    "SendBuilder",
     "load_manifest",
 ]

@@ -27,6 +27,7 @@ from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.descriptor import Descriptor, MethodSpec
 from plughost.sdk.manifest import find_manifest_file, load_manifest
 from plughost.sdk.models import PluginExecutionContext
+from plughost.sdk.routing import BotDecoratorsMixin
 from plughost.sdk.signature import argument_model, json_schema
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -117,7 +118,7 @@ def as_context(request: Any) -> PluginExecutionContext:
     return PluginExecutionContext.model_validate(request or {})
 
 
-class Plugin(CommandsMixin):
+class Plugin(CommandsMixin, BotDecoratorsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:

@@ -39,6 +39,7 @@ class BuiltinEnvironment:
     manager: PluginManager | None = None
     request_stop: Callable[[], None] | None = None
     started_at: float = field(default_factory=time.time)
+    status_sections: list[Callable[[], list[str]]] = field(default_factory=list)  # more `/status` lines
 
     def require_manager(self) -> PluginManager:
         if self.manager is None:
@@ -247,6 +248,8 @@ def _host(plugin: Plugin, env: BuiltinEnvironment) -> None:
             ]
             lines.append("breakers: " + (", ".join(f"{i} open" for i in open_breakers) or "all closed"))
         lines.append(f"commands: {len(engine.registry.commands)}")
+        for section in env.status_sections:
+            lines.extend(section())
         lines.append(f"memory: {_rss_mb():.1f} MB")
         return "\n".join(lines)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -181,7 +181,8 @@ class CommandEngine:
         reply = to_message(value)
         if reply is not None:
             replies.append(reply)
-        return CommandResult(ResultKind.SUCCESS, replies, command=node)
+        sends = list(value.get("sends") or ()) if isinstance(value, Mapping) else []  # native/process plugins
+        return CommandResult(ResultKind.SUCCESS, replies, command=node, sends=sends)
 
     def _resolve(self, node: CommandNode, alias: str, args: list[Argument]) -> Resolution | CommandResult:
         """Descend into subcommands, then choose the overload (Mirai's most specific rule)."""

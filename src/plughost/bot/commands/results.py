@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from plughost.sdk.message import Message
 
@@ -35,6 +35,7 @@ class CommandResult:
     error: str = ""
     command: CommandNode | None = None
     usage: list[str] = field(default_factory=list)
+    sends: list[dict[str, Any]] = field(default_factory=list)  # proactive sends a plugin queued (chat only)
 
     @property
     def ok(self) -> bool:

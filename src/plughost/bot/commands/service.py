@@ -42,7 +42,7 @@ class CommandService:
         builtins = builtin_plugin(self.environment)
         self._builtins = CommandSource(BUILTIN_ID, 0, builtins.describe(), SdkTarget(builtins), builtin=True)
         self._dirty = True
-        manager.add_event_handler(self._on_event)
+        manager.add_event_handler(self._on_event, _REBUILD_ON)  # lifecycle only: execute events stay cheap
 
     def _on_event(self, event: PluginEvent) -> None:
         if event.event_type in _REBUILD_ON:

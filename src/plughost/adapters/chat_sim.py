@@ -1,0 +1,251 @@
+"""Console chat simulation: try routes, interceptors, roles, scopes and chat commands without QQ.
+
+In the console:
+
+    /as group 123 456 [owner|admin|member]   type as user 456 in group 123
+    /as private 456                          type as user 456 in a private chat
+    /as console                              back to console commands
+    /poke [target]                           the current user pokes the bot (or target)
+    /friend-request [comment]                the current user asks to be the bot's friend
+    /group-request [add|invite] [comment]    the current user asks to join the current group
+
+While a chat is selected every other line is a message from that user (CQ codes allowed:
+`[CQ:at,qq=10000] /help`), run through the real dispatcher on a simulated bot whose replies and
+actions are printed with their segments rendered readably.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import shlex
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from plughost.bot.lane import BotLane, Outcome
+from plughost.core.botconfig import BotConfig, inherit_command_settings
+from plughost.sdk.bot import BotApi
+from plughost.sdk.events import Event, parse_event
+from plughost.sdk.message import Message
+
+if TYPE_CHECKING:
+    from plughost.host import Host
+
+SIM_BOT_ID = "console"
+SIM_SELF_ID = 10000
+USAGE = (
+    "usage: /as group <group_id> <user_id> [owner|admin|member] | /as private <user_id> | /as console; "
+    "/poke [target]; /friend-request [comment]; /group-request [add|invite] [comment]"
+)
+
+
+class ConsoleBot(BotApi):
+    """The simulated bot: prints what it is asked to do and answers like an implementation."""
+
+    def __init__(self, output: Callable[[str], None]) -> None:
+        self.bot_id = SIM_BOT_ID
+        self.self_id = SIM_SELF_ID
+        self.output = output
+        self._message_ids = itertools.count(1)
+
+    async def call_action(
+        self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        p = dict(params or {})
+        if action in ("send_group_msg", "send_private_msg", "send_msg"):
+            target = f"group {p['group_id']}" if p.get("group_id") else f"private {p.get('user_id')}"
+            self.output(f"bot → {target}: {Message.parse(p.get('message')).render()}")
+            return {"message_id": next(self._message_ids)}
+        if action == "set_friend_add_request":
+            verdict = "approved" if p.get("approve") else "rejected"
+            detail = p.get("remark") if p.get("approve") else ""
+            self.output(f"bot {verdict} the friend request{f' (remark: {detail})' if detail else ''}")
+            return None
+        if action == "set_group_add_request":
+            verdict = "approved" if p.get("approve") else "rejected"
+            reason = "" if p.get("approve") else p.get("reason", "")
+            self.output(f"bot {verdict} the group request{f' (reason: {reason})' if reason else ''}")
+            return None
+        if action == "get_login_info":
+            return {"user_id": SIM_SELF_ID, "nickname": "plughost"}
+        self.output(f"bot action {action} {json.dumps(p, ensure_ascii=False)}")
+        return None
+
+
+@dataclass
+class Chat:
+    kind: str  # group | private
+    user_id: int
+    group_id: int | None = None
+    role: str = "member"
+
+    def describe(self) -> str:
+        if self.kind == "group":
+            return f"group {self.group_id} as {self.user_id} ({self.role})"
+        return f"private chat with {self.user_id}"
+
+
+class ChatSimulator:
+    """Handles the simulation commands of the console and turns typed lines into chat events."""
+
+    def __init__(self, host: Host, output: Callable[[str], None]) -> None:
+        self.host = host
+        self.output = output
+        self.bot = ConsoleBot(output)
+        self.chat: Chat | None = None
+        self._lane: BotLane | None = None
+        self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000)
+
+    @property
+    def prompt(self) -> str | None:
+        """The console prompt while a chat is selected."""
+        if self.chat is None:
+            return None
+        where = f"group {self.chat.group_id}" if self.chat.kind == "group" else "private"
+        return f"{where} {self.chat.user_id}> "
+
+    def lane(self) -> BotLane:
+        if self._lane is None:
+            config = inherit_command_settings(
+                BotConfig(id=SIM_BOT_ID, transport="ws-reverse", bind="127.0.0.1:0", self_id=SIM_SELF_ID),
+                self.host.config.commands,
+            )
+            lanes = self.host.dispatcher.lanes
+            self._lane = (
+                lanes[SIM_BOT_ID] if SIM_BOT_ID in lanes else self.host.dispatcher.attach(SIM_BOT_ID, config, self.bot)
+            )
+        return self._lane
+
+    async def handle(self, line: str) -> bool:
+        """Handle a console line; False when it is an ordinary console command."""
+        head = line.split(maxsplit=1)[0] if line.strip() else ""
+        handlers = {
+            "/as": self._as,
+            "/poke": self._poke,
+            "/friend-request": self._friend,
+            "/group-request": self._group,
+        }
+        if head in handlers:
+            try:
+                args = shlex.split(line)[1:]
+            except ValueError as exc:
+                self.output(f"cannot parse the line: {exc}")
+                return True
+            await handlers[head](args)
+            return True
+        if self.chat is None:
+            return False
+        await self._message(line)
+        return True
+
+    # simulation commands ----------------------------------------------------------------------------
+    async def _as(self, args: list[str]) -> None:
+        try:
+            if args == ["console"]:
+                self.chat = None
+                self.output("back to the console")
+                return
+            if len(args) in (3, 4) and args[0] == "group":
+                role = args[3] if len(args) == 4 else "member"
+                if role not in ("owner", "admin", "member"):
+                    raise ValueError(f"role must be owner, admin or member, not {role!r}")
+                self.chat = Chat("group", int(args[2]), int(args[1]), role)
+            elif len(args) == 2 and args[0] == "private":
+                self.chat = Chat("private", int(args[1]))
+            else:
+                raise ValueError("wrong arguments")
+        except ValueError as exc:
+            self.output(f"{exc}; {USAGE}")
+            return
+        self.output(f"now chatting in {self.chat.describe()}; /as console to go back")
+
+    async def _poke(self, args: list[str]) -> None:
+        chat = self._require_chat()
+        if chat is None:
+            return
+        target = int(args[0]) if args and args[0].isdigit() else SIM_SELF_ID
+        await self._dispatch(
+            {
+                "post_type": "notice",
+                "notice_type": "notify",
+                "sub_type": "poke",
+                "group_id": chat.group_id or 0,
+                "user_id": chat.user_id,
+                "target_id": target,
+            }
+        )
+
+    async def _friend(self, args: list[str]) -> None:
+        chat = self._require_chat()
+        if chat is None:
+            return
+        flag = f"sim-friend-{next(self._ids)}"
+        await self._dispatch(
+            {
+                "post_type": "request",
+                "request_type": "friend",
+                "user_id": chat.user_id,
+                "comment": " ".join(args),
+                "flag": flag,
+            }
+        )
+
+    async def _group(self, args: list[str]) -> None:
+        chat = self._require_chat()
+        if chat is None:
+            return
+        if chat.group_id is None:
+            self.output("group requests need a group chat: /as group <group_id> <user_id>")
+            return
+        sub_type = args[0] if args and args[0] in ("add", "invite") else "add"
+        comment = " ".join(args[1:] if args and args[0] in ("add", "invite") else args)
+        await self._dispatch(
+            {
+                "post_type": "request",
+                "request_type": "group",
+                "sub_type": sub_type,
+                "group_id": chat.group_id,
+                "user_id": chat.user_id,
+                "comment": comment,
+                "flag": f"sim-group-{next(self._ids)}",
+            }
+        )
+
+    async def _message(self, text: str) -> None:
+        chat = self.chat
+        assert chat is not None
+        message_id = next(self._ids)
+        sender: dict[str, Any] = {"user_id": chat.user_id, "nickname": f"user{chat.user_id}"}
+        event: dict[str, Any] = {
+            "post_type": "message",
+            "message_id": message_id,
+            "user_id": chat.user_id,
+            "message": text,
+            "raw_message": text,
+            "font": 0,
+            "sender": sender,
+        }
+        if chat.kind == "group":
+            sender["role"] = chat.role
+            event.update(message_type="group", sub_type="normal", group_id=chat.group_id)
+        else:
+            event.update(message_type="private", sub_type="friend")
+        await self._dispatch(event)
+
+    def _require_chat(self) -> Chat | None:
+        if self.chat is None:
+            self.output("pick a chat first: /as group <group_id> <user_id> or /as private <user_id>")
+        return self.chat
+
+    async def _dispatch(self, wire: dict[str, Any]) -> Outcome:
+        event: Event = parse_event({"time": int(time.time()), "self_id": SIM_SELF_ID, **wire})
+        outcome = await self.host.dispatcher.process(self.lane(), event)
+        if outcome.status == "blocked":
+            self.output(f"(blocked by {outcome.answered_by})")
+        elif outcome.status == "unhandled" and not outcome.sent:
+            self.output(f"(no plugin answered the {event.route} event)")
+        for error in outcome.errors:
+            self.output(f"(error: {error})")
+        return outcome

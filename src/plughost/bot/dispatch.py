@@ -1,0 +1,401 @@
+"""The bot dispatch pipeline.
+
+adapter → `Event` → dedup (message id) → `pre_handle` interceptors in priority order (the first
+block stops and skips `after_completion`; a failing interceptor fails open and counts on the
+breaker) → command triggers via the command stage → or route handlers: every subscribed plugin in
+priority order until a terminal answer (reply+stop, approve, reject, block) → `after_completion`
+in reverse order → outbox flush (sends queued during the callbacks, in order, even if one failed).
+
+Each bot has a lane: a bounded queue and a fixed number of workers, so work in flight is bounded;
+an event that finds the queue full is shed, counted and logged (never dropped silently).
+Plugins are always called through the plugin directory's guarded `call` (timeouts, breaker).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+from collections.abc import Awaitable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from plughost.bot.answers import quick_operation, reply_action, request_action
+from plughost.bot.channels import channel_allowed, channel_of
+from plughost.bot.lane import BotLane, Outcome
+from plughost.bot.triggers import CommandInvocation, detect_command
+from plughost.core.botconfig import BotConfig
+from plughost.errors import PlugHostError
+from plughost.sdk.bot import (
+    Answer,
+    Approve,
+    BotAnswerError,
+    BotApi,
+    BotRequest,
+    CallbackBot,
+    QueuedAction,
+    Reject,
+    Reply,
+    decode_allow,
+    decode_answer,
+    decode_sends,
+)
+from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.events import Event, MessageEvent, RequestEvent
+from plughost.sdk.message import Message
+
+log = logging.getLogger("plughost.bot.dispatch")
+_DESCRIPTOR = operator.attrgetter("descriptor")
+ROUTE_CACHE_LIMIT = 512
+
+
+class PluginView(Protocol):
+    """What the dispatcher needs to know about an enabled plugin."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def descriptor(self) -> Descriptor | None: ...
+    @property
+    def manifest(self) -> Any: ...
+
+
+class PluginDirectory(Protocol):
+    """The plugin manager as seen by the dispatcher."""
+
+    def enabled_plugins(self) -> Sequence[PluginView]:
+        """Enabled plugins, highest priority first."""
+        ...
+
+    def call(self, plugin_id: str, handler: str, request: Any) -> Awaitable[Any]:
+        """A guarded call (timeout, breaker, metrics); raises on failure."""
+        ...
+
+
+class CommandStage(Protocol):
+    """The command engine as seen by the dispatcher.
+
+    Returns None when the invocation is not a command (the event then goes to message routes),
+    a `Reply` to answer, or `Block()` when the command was handled without a reply.
+    """
+
+    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _Entry:
+    plugin_id: str
+    handler: str
+    channels: tuple[str, ...]
+
+
+@dataclass
+class _Index:
+    """Handlers of the enabled plugins, ordered by priority (built once per plugin-set change)."""
+
+    signature: tuple[Any, ...]
+    pre_handle: list[_Entry]
+    after_completion: list[_Entry]
+    routes: dict[str, list[tuple[_Entry, frozenset[str]]]]
+    by_route: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+
+    def for_route(self, kind: str, route: str) -> list[_Entry]:
+        key = (kind, route)
+        found = self.by_route.get(key)
+        if found is None:
+            found = [e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names]
+            if len(self.by_route) < ROUTE_CACHE_LIMIT:  # `Unknown:…` names come from the wire: stay bounded
+                self.by_route[key] = found
+        return found
+
+
+class Dispatcher:
+    """Routes bot events to plugins. Use as an async context manager: it owns the lanes' workers."""
+
+    def __init__(self, plugins: PluginDirectory, *, commands: CommandStage | None = None) -> None:
+        self.plugins = plugins
+        self.commands = commands
+        self.lanes: dict[str, BotLane] = {}
+        self._index: _Index | None = None
+        self._group: asyncio.TaskGroup | None = None
+        self._loggers: dict[str, logging.Logger] = {}
+        self._attached = asyncio.Event()
+
+    async def __aenter__(self) -> Dispatcher:
+        self._group = asyncio.TaskGroup()
+        await self._group.__aenter__()
+        for lane in self.lanes.values():
+            lane.start(self._group)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        for lane in self.lanes.values():
+            lane.stop()
+        group, self._group = self._group, None
+        if group is not None:
+            await group.__aexit__(None, None, None)
+
+    # bots ---------------------------------------------------------------------------------------
+    def attach(self, key: str, config: BotConfig, bot: BotApi) -> BotLane:
+        """Register a connected bot; its workers start now (or when the dispatcher starts)."""
+        if key in self.lanes:
+            raise PlugHostError(f"bot '{key}' is already attached to the dispatcher")
+        lane = BotLane(key, config, bot, self)
+        self.lanes[key] = lane
+        if self._group is not None:
+            lane.start(self._group)
+        self._attached.set()
+        return lane
+
+    async def wait_for_bot(self, key: str) -> BotLane:
+        """Wait until a bot with this key is attached (a reverse-WS account connects) and return its lane."""
+        while key not in self.lanes:
+            self._attached.clear()
+            await self._attached.wait()
+        return self.lanes[key]
+
+    def detach(self, key: str) -> None:
+        lane = self.lanes.pop(key, None)
+        if lane is not None:
+            lane.stop()
+
+    def status(self) -> list[dict[str, Any]]:
+        """Counters of every bot (shown by `/status`)."""
+        return [lane.status() for lane in self.lanes.values()]
+
+    def status_lines(self) -> list[str]:
+        """One `/status` line per bot: traffic, shed events, failures."""
+        lines = []
+        for row in self.status():
+            lines.append(
+                f"bot {row['bot']}: {row['processed']} events, {row['answered']} answered, {row['shed']} shed, "
+                f"{row['duplicates']} duplicates, {row['blocked']} blocked, {row['queued']} queued, "
+                f"{row['in_flight']} in flight, failures: {row['plugin_failures']} plugin / {row['send_failures']} send"
+            )
+        return lines
+
+    def invalidate(self) -> None:
+        """Forget the handler index (plugins changed); it is also rebuilt when the plugin set changes."""
+        self._index = None
+
+    # the pipeline ---------------------------------------------------------------------------------
+    async def process(self, lane: BotLane, event: Event, *, quick: bool = False) -> Outcome:
+        """Run one event through the pipeline. With `quick`, a final reply/approve/reject is returned as
+        a quick operation (HTTP POST transport) instead of being sent as an action."""
+        if lane.is_duplicate(event):
+            lane.stats.duplicates += 1
+            return Outcome("duplicate")
+        lane.stats.processed += 1
+        index = self._current_index()
+        bot = CallbackBot(lane.bot)
+        request = BotRequest(_request_fields(lane, event), event=event, bot=bot)
+        channel = channel_of(event)
+        outcome = Outcome("unhandled")
+
+        if not await self._pre_handle(lane, index, event, request, channel, outcome):
+            lane.stats.blocked += 1
+            outcome.status = "blocked"
+        else:
+            await self._handle(lane, index, event, request, channel, outcome)
+            await self._after_completion(lane, index, request, channel, outcome)
+            if outcome.answer is not None:
+                lane.stats.answered += 1
+                await self._apply(lane, event, outcome, quick)
+        await self._flush(lane, bot.outbox, outcome)
+        return outcome
+
+    async def _call(self, lane: BotLane, entry: _Entry, request: BotRequest, outcome: Outcome) -> tuple[bool, Any]:
+        request.logger = self._logger(entry.plugin_id)
+        try:
+            return True, await self.plugins.call(entry.plugin_id, entry.handler, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            _collect_sends(_failure_sends(exc), request)  # sends queued before a failure still go out
+            lane.stats.plugin_failures += 1
+            outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+            metadata = getattr(exc, "metadata", None)
+            isolated = isinstance(metadata, dict) and bool(metadata.get("isolated"))  # breaker open: the guard said so
+            log.log(
+                logging.DEBUG if isolated else logging.WARNING,
+                "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc,
+            )  # fmt: skip
+            return False, None
+
+    async def _pre_handle(
+        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
+    ) -> bool:
+        for entry in index.pre_handle:
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if not ok:
+                continue  # fail open; the guard counted the failure on the plugin's breaker
+            try:
+                allow = decode_allow(value)
+            except BotAnswerError as exc:
+                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                continue
+            _collect_sends(value, request)
+            if not allow:
+                outcome.answered_by = entry.plugin_id
+                return False
+        return True
+
+    async def _handle(
+        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
+    ) -> None:
+        if self.commands is not None and type(event) is MessageEvent and event.user_id != lane.bot.self_id:
+            invocation = detect_command(event, lane.bot.self_id or event.self_id, lane.config.triggers)
+            if invocation is not None:
+                try:
+                    answer = await self.commands.handle(invocation, request.bot)
+                except Exception as exc:
+                    outcome.errors.append(f"command stage: {exc}")
+                    log.exception("bot '%s': the command stage failed", lane.key)
+                    answer = None
+                if answer is not None:
+                    outcome.status = "command"
+                    outcome.answer = answer
+                    return
+        kind = event.route_kind
+        for entry in index.for_route(kind, event.route):
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if not ok:
+                continue
+            try:
+                answer, sends = decode_answer(value)
+            except BotAnswerError as exc:
+                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                continue
+            if sends:
+                request.bot.outbox.extend(sends)  # type: ignore[attr-defined]
+            if answer is None:
+                continue
+            outcome.status = "route"
+            outcome.answered_by = entry.plugin_id
+            if isinstance(answer, Reply) and not answer.stop:
+                await self._send_reply(lane, event, answer, outcome)  # reply and continue
+                continue
+            outcome.answer = answer
+            return
+
+    async def _after_completion(
+        self, lane: BotLane, index: _Index, request: BotRequest, channel: str, outcome: Outcome
+    ) -> None:
+        for entry in reversed(index.after_completion):
+            if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            ok, value = await self._call(lane, entry, request, outcome)
+            if ok:
+                _collect_sends(value, request)
+
+    async def _apply(self, lane: BotLane, event: Event, outcome: Outcome, quick: bool) -> None:
+        answer = outcome.answer
+        if quick:
+            outcome.quick_operation = quick_operation(event, answer)
+            if outcome.quick_operation is not None:
+                return
+        if isinstance(answer, Reply):
+            await self._send_reply(lane, event, answer, outcome)
+        elif isinstance(answer, Approve | Reject) and isinstance(event, RequestEvent):
+            await self._send(lane, request_action(event, answer), outcome)
+
+    async def _send_reply(self, lane: BotLane, event: Event, reply: Reply, outcome: Outcome) -> None:
+        action = reply_action(event, reply)
+        if action is None:
+            outcome.errors.append(f"cannot reply to a {event.route} event: it has no chat")
+            return
+        await self._send(lane, action, outcome)
+
+    async def _flush(self, lane: BotLane, outbox: list[QueuedAction], outcome: Outcome) -> None:
+        for action in outbox:
+            await self._send(lane, action, outcome)
+
+    async def _send(self, lane: BotLane, action: QueuedAction, outcome: Outcome) -> None:
+        await lane.limiter.acquire()
+        try:
+            await lane.bot.call_action(action.action, action.params)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            outcome.errors.append(f"{action.action}: {exc}")
+            lane.send_failed(action.action, exc)
+            return
+        outcome.sent.append(action)
+
+    # plugin index --------------------------------------------------------------------------------
+    def _current_index(self) -> _Index:
+        plugins = self.plugins.enabled_plugins()
+        signature = tuple(map(_DESCRIPTOR, plugins))  # same descriptor objects in the same order: same index
+        index = self._index
+        if index is None or index.signature != signature:
+            index = self._index = build_index(plugins, signature)
+        return index
+
+    def _logger(self, plugin_id: str) -> logging.Logger:
+        logger = self._loggers.get(plugin_id)
+        if logger is None:
+            logger = self._loggers[plugin_id] = logging.getLogger(f"plughost.plugin.{plugin_id}")
+        return logger
+
+
+def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _Index:
+    pre: list[_Entry] = []
+    after: list[_Entry] = []
+    routes: dict[str, list[tuple[_Entry, frozenset[str]]]] = {}
+    for plugin in plugins:
+        descriptor = plugin.descriptor
+        if descriptor is None:
+            continue
+        channels = tuple(_channels(plugin))
+        for interceptor in descriptor.interceptors:
+            entry = _Entry(plugin.id, interceptor.handler, channels)
+            (pre if interceptor.stage == "pre_handle" else after).append(entry)
+        for route in descriptor.routes:
+            routes.setdefault(route.kind, []).append(
+                (_Entry(plugin.id, route.handler, channels), frozenset(route.events))
+            )
+    return _Index(signature, pre, after, routes)
+
+
+def _channels(plugin: PluginView) -> list[str]:
+    manifest = plugin.manifest
+    permissions = getattr(manifest, "permissions", None)
+    return list(getattr(permissions, "channels", None) or [])
+
+
+def _collect_sends(value: Any, request: BotRequest) -> None:
+    if isinstance(value, dict) and value.get("sends"):
+        bot = request.bot
+        if isinstance(bot, CallbackBot):
+            bot.outbox.extend(decode_sends(value["sends"]))
+
+
+def _failure_sends(exc: BaseException) -> dict[str, Any] | None:
+    """Sends a failed native/process call had queued (carried by the error or the error it wraps)."""
+    for error in (exc, exc.__cause__, exc.__context__):
+        sends = getattr(error, "sends", None)
+        if sends:
+            return {"sends": sends}
+    return None
+
+
+def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:
+    sender = getattr(event, "sender", None)
+    message = getattr(event, "message", None)
+    return {
+        "kind": event.route_kind,
+        "route": event.route,
+        "bot_id": lane.key,
+        "self_id": event.self_id or lane.bot.self_id,
+        "sender_id": str(getattr(event, "user_id", "") or ""),
+        "group_id": str(getattr(event, "group_id", "") or ""),
+        "message_text": message.plain_text() if isinstance(message, Message) else "",
+        "sender_nickname": getattr(sender, "nickname", "") if sender is not None else "",
+        "message_id": str(getattr(event, "message_id", "") or ""),
+        "timestamp": event.time,
+        "event": event.raw,
+    }

@@ -1,0 +1,221 @@
+"""A bot's lane: bounded queue, fixed workers, dedup window, send limiter and counters."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from plughost.bot.ratelimit import TokenBucket
+from plughost.core.botconfig import BotConfig
+from plughost.sdk.bot import Answer, BotApi, QueuedAction
+from plughost.sdk.events import Event
+
+if TYPE_CHECKING:
+    from plughost.bot.dispatch import Dispatcher
+
+log = logging.getLogger("plughost.bot.dispatch")
+DEDUP_WINDOW = 4096
+SHED_LOG_INTERVAL_S = 5.0
+
+
+Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed"]
+
+
+@dataclass
+class Outcome:
+    """What happened to one event."""
+
+    status: Status
+    answer: Answer | None = None
+    answered_by: str | None = None
+    quick_operation: dict[str, Any] | None = None
+    sent: list[QueuedAction] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class LaneStats:
+    """Counters of one bot lane (shown by `/status`)."""
+
+    received: int = 0
+    processed: int = 0
+    duplicates: int = 0
+    shed: int = 0
+    blocked: int = 0
+    answered: int = 0
+    send_failures: int = 0
+    plugin_failures: int = 0
+    finished: int = 0  # processed to the end, duplicates and shed together
+
+
+class BotLane:
+    """One bot's queue, workers, limits and counters."""
+
+    def __init__(self, key: str, config: BotConfig, bot: BotApi, dispatcher: Dispatcher) -> None:
+        self.key = key
+        self.config = config
+        self.bot = bot
+        self.dispatcher = dispatcher
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(config.queue_size)
+        self.limiter = TokenBucket(config.rate_limit.sends_per_s, config.rate_limit.burst)
+        self.stats = LaneStats()
+        self.in_flight = 0
+        self.idle = asyncio.Event()
+        self.idle.set()
+        self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self._workers: list[asyncio.Task[None]] = []
+        self._last_shed_log = 0.0
+        self._last_send_log = 0.0
+        self._unreported_send_failures = 0
+        self._slots = asyncio.Semaphore(config.max_in_flight)
+        self._waiting = 0
+        self._progress = asyncio.Event()
+        self._watchers = 0
+
+    def start(self, group: asyncio.TaskGroup) -> None:
+        for n in range(self.config.max_in_flight):
+            self._workers.append(group.create_task(self._work(), name=f"bot:{self.key}:worker{n}"))
+
+    def stop(self) -> None:
+        for task in self._workers:
+            task.cancel()
+        self._workers.clear()
+
+    def submit(self, event: Event) -> bool:
+        """Queue an event; when the queue is full the event is shed (counted, logged) and False returned."""
+        self.stats.received += 1
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self._shed()
+            return False
+        self.idle.clear()
+        return True
+
+    async def run_now(self, event: Event, *, quick: bool = False) -> Outcome | None:
+        """Process an event in the caller's task (HTTP POST), at most `max_in_flight` at once.
+
+        Returns None when `queue_size` callers already wait: the event is shed (counted, logged).
+        """
+        self.stats.received += 1
+        if self._waiting >= self.config.queue_size:
+            self._shed()
+            return None
+        self._waiting += 1
+        try:
+            await self._slots.acquire()
+        finally:
+            self._waiting -= 1
+        self.in_flight += 1
+        try:
+            return await self.dispatcher.process(self, event, quick=quick)
+        finally:
+            self.in_flight -= 1
+            self._finish()
+            self._slots.release()
+
+    async def submit_wait(self, event: Event) -> None:
+        """Queue an event, waiting for room (backpressure to the transport)."""
+        self.stats.received += 1
+        self.idle.clear()
+        await self.queue.put(event)
+
+    async def wait_finished(self, count: int) -> None:
+        """Wait until `count` events in total have been finished (processed, deduplicated or shed)."""
+        self._watchers += 1
+        try:
+            while self.stats.finished < count:
+                self._progress.clear()
+                await self._progress.wait()
+        finally:
+            self._watchers -= 1
+
+    def _finish(self) -> None:
+        self.stats.finished += 1
+        if self._watchers:
+            self._progress.set()
+
+    @property
+    def full(self) -> bool:
+        """True when a submitted event would be shed."""
+        return self.queue.full()
+
+    def shed_unparsed(self) -> None:
+        """Count an event the transport shed before parsing it (the queue was full)."""
+        self.stats.received += 1
+        self._shed()
+
+    def send_failed(self, action: str, error: Exception) -> None:
+        """Count a failed send; warn at most every few seconds (a dropped connection fails many at once)."""
+        self.stats.send_failures += 1
+        self._unreported_send_failures += 1
+        now = time.monotonic()
+        if now - self._last_send_log >= SHED_LOG_INTERVAL_S:
+            self._last_send_log = now
+            more = self._unreported_send_failures - 1
+            log.warning(
+                "bot %r: %s failed: %s%s",
+                self.key, action, error, f" (and {more} more sends since the last report)" if more else "",
+            )  # fmt: skip
+            self._unreported_send_failures = 0
+
+    def _shed(self) -> None:
+        self.stats.shed += 1
+        self._finish()
+        now = time.monotonic()
+        if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
+            self._last_shed_log = now
+            log.warning(
+                "bot %r is overloaded: shed %s event(s) so far (queue of %s full); raise queue_size/max_in_flight "
+                "or reduce load",
+                self.key, self.stats.shed, self.config.queue_size,
+            )  # fmt: skip
+
+    def is_duplicate(self, event: Event) -> bool:
+        key = event.dedup_key()
+        if key is None:
+            return False
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return True
+        self._seen[key] = None
+        if len(self._seen) > DEDUP_WINDOW:
+            self._seen.popitem(last=False)
+        return False
+
+    async def _work(self) -> None:
+        queue = self.queue
+        while True:
+            event = await queue.get()
+            self.in_flight += 1
+            try:
+                await self.dispatcher.process(self, event)
+            except Exception:
+                log.exception("bot '%s': dispatching %s failed", self.key, getattr(event, "route", "?"))
+            finally:
+                self.in_flight -= 1
+                self._finish()
+                queue.task_done()
+                if self.in_flight == 0 and queue.empty():
+                    self.idle.set()
+
+    def status(self) -> dict[str, Any]:
+        s = self.stats
+        return {
+            "bot": self.key,
+            "self_id": self.bot.self_id,
+            "received": s.received,
+            "processed": s.processed,
+            "duplicates": s.duplicates,
+            "shed": s.shed,
+            "blocked": s.blocked,
+            "answered": s.answered,
+            "send_failures": s.send_failures,
+            "plugin_failures": s.plugin_failures,
+            "queued": self.queue.qsize(),
+            "in_flight": self.in_flight,
+        }

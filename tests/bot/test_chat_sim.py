@@ -1,0 +1,105 @@
+"""Console chat simulation: typed lines become chat events through the real dispatcher and engine."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from plughost.adapters.console import Console
+from plughost.host import Host
+
+PLUGIN = '''
+from plughost.sdk import Plugin
+from plughost.sdk.bot import Approve, Reject, Reply, ReplyBuilder
+from plughost.sdk.commands import CommandContext
+from plughost.sdk.events import MessageEvent, NoticeEvent, RequestEvent
+
+plugin = Plugin()
+
+@plugin.command("roll", description="roll a number", scope="group")
+async def roll(ctx: CommandContext, sides: int = 6) -> str:
+    return f"rolled {sides}"
+
+@plugin.command("ping", prefix_optional=True)
+async def ping(ctx: CommandContext) -> str:
+    return "pong"
+
+@plugin.command("secret", role="owner")
+async def secret(ctx: CommandContext) -> str:
+    return "owner only"
+
+@plugin.pre_handle
+async def no_swearing(ev: MessageEvent) -> bool:
+    return "darn" not in ev.plain_text()
+
+@plugin.route("message")
+async def echo(ev: MessageEvent) -> Reply | None:
+    text = ev.plain_text()
+    return ReplyBuilder().text("you said ").text(text).face(1).build() if text.startswith("say ") else None
+
+@plugin.route("notice", "GroupPoke", "PrivatePoke")
+async def poked(ev: NoticeEvent) -> Reply:
+    return Reply.of(f"{ev.route} by {ev.user_id}")
+
+@plugin.route("request", "Friend", "GroupAdd")
+async def requests(ev: RequestEvent) -> Approve | Reject:
+    return Approve("pal") if ev.comment == "please" else Reject("no")
+'''
+
+
+@pytest.fixture
+async def console(tmp_path: Path) -> AsyncIterator[tuple[Console, list[str]]]:
+    (tmp_path / "plughost.toml").write_text("[commands]\nowners = [1]\n")
+    plugin_dir = tmp_path / "plugins" / "sim"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text('id = "sim"\nversion = "1.0.0"\n')
+    (plugin_dir / "__init__.py").write_text(PLUGIN)
+    lines: list[str] = []
+    async with Host(tmp_path) as host:
+        yield Console(host, output=lines.append), lines
+
+
+async def run(console: Console, lines: list[str], line: str) -> list[str]:
+    start = len(lines)
+    await console.execute(line)
+    return lines[start:]
+
+
+async def test_simulated_group_chat(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    joined = await run(c, out, "/as group 123 456")
+    assert joined == ["now chatting in group 123 as 456 (member); /as console to go back"]
+    assert c.chat.prompt == "group 123 456> "
+    assert await run(c, out, "say hi") == ["bot → group 123: you said say hi[face 1]"]
+    assert await run(c, out, "/roll 20") == ["bot → group 123: rolled 20"]
+    assert await run(c, out, "[CQ:at,qq=10000] roll 8") == ["bot → group 123: rolled 8"]
+    assert await run(c, out, "/secret") == ["bot → group 123: permission denied for this command"]
+    assert await run(c, out, "darn it") == ["(blocked by sim)"]
+    assert await run(c, out, "nothing to see") == ["(no plugin answered the Group event)"]
+    assert await run(c, out, "ping") == ["bot → group 123: pong"]  # prefix_optional: bare text works
+    assert await run(c, out, "/poke") == ["bot → group 123: GroupPoke by 456"]
+    assert await run(c, out, "/group-request add please") == ["bot approved the group request"]
+    assert await run(c, out, "/friend-request 'not now'") == ["bot rejected the friend request"]
+
+
+async def test_simulated_private_chat_owner_and_back_to_console(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    await run(c, out, "/as private 1")
+    assert await run(c, out, "/secret") == ["bot → private 1: owner only"]
+    assert await run(c, out, "/roll") == []  # group-only command in a private chat: silent
+    assert await run(c, out, "/poke") == ["bot → private 1: PrivatePoke by 1"]
+    assert await run(c, out, "/friend-request please") == ["bot approved the friend request (remark: pal)"]
+    assert await run(c, out, "/group-request") == ["group requests need a group chat: /as group <group_id> <user_id>"]
+    assert await run(c, out, "/as console") == ["back to the console"]
+    status = "\n".join(await run(c, out, "/status"))
+    assert "bot console: 4 events, 4 answered" in status and "0 shed" in status
+
+
+async def test_bad_simulation_commands_explain_themselves(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    assert (await run(c, out, "/poke"))[0].startswith("pick a chat first")
+    assert "usage: /as group" in (await run(c, out, "/as group abc"))[0]
+    assert "role must be owner, admin or member" in (await run(c, out, "/as group 1 2 king"))[0]
+    assert (await run(c, out, "/as 'open"))[0].startswith("cannot parse the line")
