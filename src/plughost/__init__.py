@@ -1,26 +1,61 @@
-"""plughost: a polyglot plugin host for Python bots and AI agents."""
+"""plughost: a polyglot plugin host for Python bots and AI agents.
 
-from plughost.core.config import HostConfig
-from plughost.core.manager import PluginManager
-from plughost.errors import PlugHostError
-from plughost.guard import Guard
-from plughost.host import Host
-from plughost.sdk import (
-    Descriptor,
-    Health,
-    Message,
-    Plugin,
-    PluginContext,
-    PluginEvent,
-    PluginExecutionContext,
-    PluginExecutionResult,
-    PluginHandle,
-    PluginManifest,
-    PluginState,
-    Segment,
-)
+The public names below are imported on first use, so a plugin (or a worker process) that only
+needs the SDK does not pay for importing the whole host.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from plughost.core.config import HostConfig
+    from plughost.core.manager import PluginManager
+    from plughost.errors import PlugHostError
+    from plughost.guard import Guard
+    from plughost.host import Host
+    from plughost.sdk import (
+        Descriptor,
+        Health,
+        Message,
+        Plugin,
+        PluginContext,
+        PluginEvent,
+        PluginExecutionContext,
+        PluginExecutionResult,
+        PluginHandle,
+        PluginManifest,
+        PluginState,
+        Segment,
+    )
 
 __version__ = "0.1.0"
+
+_HOMES = {
+    "HostConfig": "plughost.core.config",
+    "PluginManager": "plughost.core.manager",
+    "PlugHostError": "plughost.errors",
+    "Guard": "plughost.guard",
+    "Host": "plughost.host",
+    **dict.fromkeys(
+        (
+            "Descriptor",
+            "Health",
+            "Message",
+            "Plugin",
+            "PluginContext",
+            "PluginEvent",
+            "PluginExecutionContext",
+            "PluginExecutionResult",
+            "PluginHandle",
+            "PluginManifest",
+            "PluginState",
+            "Segment",
+        ),
+        "plughost.sdk",
+    ),
+}
 
 __all__ = [
     "Descriptor",
@@ -41,3 +76,14 @@ __all__ = [
     "PluginState",
     "Segment",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module 'plughost' has no attribute '{name}'")
+    return getattr(importlib.import_module(home), name)
+
+
+def __dir__() -> list[str]:
+    return [*__all__, "__version__"]

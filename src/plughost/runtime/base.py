@@ -6,7 +6,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from plughost.errors import ValidationIssue
 from plughost.sdk.handle import PluginHandle
@@ -73,3 +73,22 @@ class Runtime(Protocol):
     async def aclose(self) -> None:
         """Release what the runtime itself holds (pools, servers)."""
         ...
+
+
+class _Startable(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+StartableT = TypeVar("StartableT", bound=_Startable)
+
+
+async def started(handle: StartableT) -> StartableT:
+    """Start `handle`; if that fails or is cancelled, stop it so nothing is left running."""
+    try:
+        await handle.start()
+    except BaseException:
+        await handle.stop()
+        raise
+    return handle

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plughost.errors import PluginLoadError
-from plughost.runtime.base import Candidate, LoadRequest
+from plughost.runtime.base import Candidate, LoadRequest, started
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime
@@ -139,12 +139,7 @@ class WorkerRuntime:
             self.on_event,
             spec_factory=lambda: self.launch_spec(request, handle.config),
         )
-        try:
-            await handle.start()
-        except BaseException:
-            await handle.stop()
-            raise
-        return handle
+        return await started(handle)
 
     async def aclose(self) -> None:
         return None

@@ -25,7 +25,7 @@ from typing import Any, Literal
 import grpc
 
 from plughost.errors import InvocationError, PluginLoadError
-from plughost.runtime.base import Candidate, LoadRequest
+from plughost.runtime.base import Candidate, LoadRequest, started
 from plughost.runtime.goplugin.build import BuildError, build_plugin, build_script
 from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.launch import (
@@ -154,12 +154,7 @@ class ProcessRuntime:
             spec = replace(spec, client_cert_pem=identity.cert_pem)
         handle = ProcessPluginHandle(request, spec, self.options, self.on_event)
         handle.client_identity = identity
-        try:
-            await handle.start()
-        except BaseException:
-            await handle.stop()
-            raise
-        return handle
+        return await started(handle)
 
     async def aclose(self) -> None:
         return None

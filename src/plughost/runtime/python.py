@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from plughost.errors import PluginLoadError, UnknownHandlerError
-from plughost.runtime.base import LoadRequest
+from plughost.runtime.base import LoadRequest, started
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.models import PluginExecutionContext
@@ -58,12 +58,7 @@ class PythonRuntime:
             _drop_modules(package)
             raise PluginLoadError(request.plugin_id, _describe_exception(exc, request.plugin_dir)) from exc
         handle = PythonPluginHandle(plugin, request, package)
-        try:
-            await handle.start()
-        except BaseException:
-            await handle.stop()
-            raise
-        return handle
+        return await started(handle)
 
     async def aclose(self) -> None:
         return None
