@@ -12,6 +12,7 @@ from `bot.route`, `bot.command`, `bot.pre_handle` and `bot.after_completion`; se
 from __future__ import annotations
 
 import json
+from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -110,17 +111,17 @@ class SendBuilder(MessageBuilder):
         return await target_bot.send_private_msg(self.target_id, self.build_message())
 
 
-class BotApi:
+class BotApi(ABC):
     """OneBot v11 action client. Subclasses implement `call_action`; everything else builds on it."""
 
     bot_id: str = ""
     self_id: int = 0
 
+    @abstractmethod
     async def call_action(
         self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Run one action and return its `data`; raises a typed error on `failed`, timeout or disconnect."""
-        raise NotImplementedError
 
     def group(self, group_id: int | str) -> SendBuilder:
         return SendBuilder.group(group_id, self)
