@@ -45,6 +45,11 @@ plugin = Plugin()
 @plugin.method("echo")
 def echo(text: str) -> dict:
     return {"text": text}
+
+
+@plugin.method("aecho")
+async def aecho(text: str) -> dict:
+    return {"text": text}
 """
 
 
@@ -128,16 +133,22 @@ async def _bench(root: Path) -> list[Row]:
 
     local = await in_process.load(_request(python_dir))
     local_median, local_p99 = await _round_trip(lambda: local.invoke("echo", {"text": "hi"}))
+    async_median, async_p99 = await _round_trip(lambda: local.invoke("aecho", {"text": "hi"}))
     local_start = await _start_time(lambda: in_process.load(_request(python_dir)))
     await local.stop()
     base = f"in-process: median {local_median:.0f} µs, p99 {local_p99:.0f} µs"
-    rows.append(Row("in-process Python: call median", local_median, "µs", "—", "baseline"))
+    async_base = f"in-process: median {async_median:.0f} µs, p99 {async_p99:.0f} µs"
+    rows.append(Row("in-process Python, sync handler (thread pool): call median", local_median, "µs", "—", "baseline"))
+    rows.append(Row("in-process Python, async handler: call median", async_median, "µs", "—", "baseline"))
 
     remote = await worker.load(_request(python_dir, "process"))
     median, p99 = await _round_trip(lambda: remote.invoke("echo", {"text": "hi"}))
+    a_median, a_p99 = await _round_trip(lambda: remote.invoke("aecho", {"text": "hi"}))
     await remote.stop()
-    rows.append(Row("Python worker: call median", median, "µs", "≤ 500", base, median <= 500))
-    rows.append(Row("Python worker: call p99", p99, "µs", "—", base))
+    rows.append(Row("Python worker, async handler: call median", a_median, "µs", "≤ 500", async_base, a_median <= 500))
+    rows.append(Row("Python worker, async handler: call p99", a_p99, "µs", "—", async_base))
+    rows.append(Row("Python worker, sync handler: call median", median, "µs", "≤ 500", base, median <= 500))
+    rows.append(Row("Python worker, sync handler: call p99", p99, "µs", "—", base))
     worker_start = await _start_time(lambda: worker.load(_request(python_dir, "process")))
     rows.append(
         Row(
