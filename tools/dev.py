@@ -16,6 +16,7 @@ import json
 import os
 import subprocess
 import sys
+import urllib.parse
 import urllib.request
 import venv
 from pathlib import Path
@@ -27,7 +28,7 @@ STAMP = VENV / ".plughost-installed"
 
 
 def main(argv: list[str]) -> int:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script runs under whatever python3 is installed
         print(f"plughost needs Python >= 3.11; this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
     if not argv or argv[0] not in {"run", "test", "bench", "setup"}:
@@ -69,11 +70,12 @@ def setup() -> None:
 
 def _bootstrap_pip() -> None:
     """Install pip into a venv created without it, from the pip wheel on PyPI."""
-    with urllib.request.urlopen("https://pypi.org/pypi/pip/json", timeout=60) as response:
+    index = "https://pypi.org/pypi/pip/json"
+    with urllib.request.urlopen(index, timeout=60) as response:
         release = json.load(response)
     wheel = next(u for u in release["urls"] if u["filename"].endswith(".whl"))
     target = VENV / wheel["filename"]
-    urllib.request.urlretrieve(wheel["url"], target)
+    urllib.request.urlretrieve(urllib.parse.urljoin(index, wheel["url"]), target)
     if hashlib.sha256(target.read_bytes()).hexdigest() != wheel["digests"]["sha256"]:
         raise SystemExit(f"downloaded {target.name} does not match its published SHA-256")
     subprocess.run([str(BIN / "python"), f"{target}/pip", "install", "-q", str(target)], check=True)
