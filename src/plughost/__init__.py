@@ -32,29 +32,13 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 
-_HOMES = {
+# Where the host-side names live; every other exported name comes from `plughost.sdk`.
+_HOST_HOMES = {
     "HostConfig": "plughost.core.config",
     "PluginManager": "plughost.core.manager",
     "PlugHostError": "plughost.errors",
     "Guard": "plughost.guard",
     "Host": "plughost.host",
-    **dict.fromkeys(
-        (
-            "Descriptor",
-            "Health",
-            "Message",
-            "Plugin",
-            "PluginContext",
-            "PluginEvent",
-            "PluginExecutionContext",
-            "PluginExecutionResult",
-            "PluginHandle",
-            "PluginManifest",
-            "PluginState",
-            "Segment",
-        ),
-        "plughost.sdk",
-    ),
 }
 
 __all__ = [
@@ -79,10 +63,9 @@ __all__ = [
 
 
 def __getattr__(name: str) -> Any:
-    home = _HOMES.get(name)
-    if home is None:
+    if name not in __all__:
         raise AttributeError(f"module 'plughost' has no attribute '{name}'")
-    return getattr(importlib.import_module(home), name)
+    return getattr(importlib.import_module(_HOST_HOMES.get(name, "plughost.sdk")), name)
 
 
 def __dir__() -> list[str]:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from plughost.errors import ManifestError, ValidationIssue
 from plughost.runtime.base import Candidate, Runtime
+from plughost.runtime.python import DEFAULT_ENTRIES as PYTHON_DEFAULT_ENTRIES
 from plughost.sdk.manifest import (
     PluginManifest,
     find_manifest_file,
@@ -27,7 +28,6 @@ from plughost.sdk.manifest import (
 from plughost.sdk.models import DiscoveryStatus
 
 ENTRY_POINT_GROUP = "plughost.plugins"
-PYTHON_DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
 BUILD_SCRIPT = Path("scripts") / "build.sh"
 
 

@@ -227,7 +227,8 @@ class PluginManager:
                 raise PluginLoadError(instance.id, reason)
             was_enabled = instance.is_enabled
             try:
-                new_handle = await self._start_handle(candidate, instance.priority)
+                config = self._plugin_config(candidate.id)
+                new_handle = await self._start_handle(candidate, instance.priority, was_enabled, config)
                 if was_enabled:
                     await new_handle.set_enabled(True)
             except PlugHostError as exc:
@@ -438,7 +439,12 @@ class PluginManager:
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
         assert candidate.manifest is not None
-        enabled, priority = self._wanted_state(candidate)
+        config_error: PluginLoadError | None = None
+        try:
+            config = self._plugin_config(candidate.id)
+        except PluginLoadError as exc:  # reported as this plugin's load failure below
+            config, config_error = {}, exc
+        enabled, priority = self._wanted_state(candidate, config)
         instance = PluginInstance(
             candidate.id,
             candidate.manifest,
@@ -450,7 +456,9 @@ class PluginManager:
         self._instances[candidate.id] = instance
         async with self._lock(candidate.id):
             try:
-                handle = await self._start_handle(candidate, priority)
+                if config_error is not None:
+                    raise config_error
+                handle = await self._start_handle(candidate, priority, enabled, config)
             except PlugHostError as exc:
                 reason = exc.reason if isinstance(exc, PluginLoadError) else str(exc)
                 self._fail(instance, reason)
@@ -468,15 +476,18 @@ class PluginManager:
                 log.error("enabling '%s' failed: %s", candidate.id, exc)
         return instance
 
-    def _wanted_state(self, candidate: Candidate) -> tuple[bool, int]:
+    def _plugin_config(self, plugin_id: str) -> dict[str, Any]:
+        """`config/plugins/<id>.toml`; invalid TOML is that plugin's load error (file and line)."""
+        try:
+            return self.configs.load(plugin_id)
+        except ConfigError as exc:
+            raise PluginLoadError(plugin_id, str(exc)) from exc
+
+    def _wanted_state(self, candidate: Candidate, config: Mapping[str, Any]) -> tuple[bool, int]:
         """Enabled flag and priority: `plugin-state.toml` first, then the plugin's own config
         (`enabled`/`priority` keys, as CLIProxyAPI offers them), then the manifest."""
         manifest = candidate.manifest
         assert manifest is not None
-        try:
-            config = self.configs.load(candidate.id)
-        except ConfigError:
-            config = {}  # reported when the plugin loads
         enabled, priority = config.get("enabled"), config.get("priority")
         if not isinstance(enabled, bool):
             enabled = manifest.enabled
@@ -486,8 +497,10 @@ class PluginManager:
             candidate.id, priority
         )
 
-    async def _start_handle(self, candidate: Candidate, priority: int) -> PluginHandle:
-        """Read config, pick the runtime and load: the only place that knows about runtimes."""
+    async def _start_handle(
+        self, candidate: Candidate, priority: int, enabled: bool, config: Mapping[str, Any]
+    ) -> PluginHandle:
+        """Pick the runtime and load: the only place that knows about runtimes."""
         manifest = candidate.manifest
         assert manifest is not None
         runtime_name = manifest.runtime if manifest.isolation == "none" else "worker"
@@ -500,10 +513,6 @@ class PluginManager:
             if not callable(build):
                 raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
             await build(candidate)
-        try:
-            config = self.configs.load(candidate.id)
-        except ConfigError as exc:
-            raise PluginLoadError(candidate.id, str(exc)) from exc
         data_dir = self.data_root / candidate.id
         data_dir.mkdir(parents=True, exist_ok=True)
         request = LoadRequest(
@@ -514,7 +523,7 @@ class PluginManager:
             config=config,
             logger=logging.getLogger(f"plughost.plugin.{candidate.id}"),
             priority=priority,
-            enabled=self._wanted_state(candidate)[0],
+            enabled=enabled,
             entry_point=candidate.entry_point,
         )
         try:

@@ -39,7 +39,7 @@ from plughost.runtime.goplugin.launch import (
 )
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget, RestartPolicy
-from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
+from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.runtime.tasks import cancel_and_wait, wait_quietly
@@ -487,7 +487,7 @@ class ProcessPluginHandle:
             ) from None
 
     async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
-        payload = json.dumps(request, default=_json_default).encode()
+        payload = json.dumps(request, default=json_default).encode()
         message = v1.InvokeRequest(name=name, request_json=payload)
         response = await instance.connection.v1.Invoke(message, timeout=timeout)
         if response.HasField("error"):
@@ -602,7 +602,7 @@ class ProcessPluginHandle:
         if self.protocol != "plughost.v1":
             self.request.logger.debug("plugin '%s' speaks Jank's protocol: no reconfigure call", self.plugin_id)
             return
-        payload = json.dumps(dict(config), default=_json_default).encode()
+        payload = json.dumps(dict(config), default=json_default).encode()
         try:
             await instance.connection.v1.Reconfigure(
                 v1.ReconfigureRequest(config_json=payload), timeout=self.options.call_timeout_s
@@ -644,16 +644,6 @@ def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
         return pack_map(request)
     except TypeError as exc:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
-
-
-def _json_default(obj: Any) -> Any:
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if hasattr(obj, "to_json"):
-        return obj.to_json()
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
 
 
 async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:

@@ -193,7 +193,7 @@ def _import_plugin(request: LoadRequest, package: str) -> Plugin:
     else:
         pkg = _load_package(package, request.plugin_dir)
         target = _entry_module(request, module_part)
-        module = pkg if target is None else _load_submodule(package, pkg, target, request)
+        module = pkg if target is None else importlib.import_module(f"{package}.{target}")
     return _find_plugin(module, attr, request)
 
 
@@ -230,10 +230,6 @@ def _entry_module(request: LoadRequest, module_part: str) -> str | None:
         request.plugin_id,
         f"no entry: {request.plugin_dir} has no __init__.py, plugin.py or main.py and the manifest names no `entry`",
     )
-
-
-def _load_submodule(package: str, pkg: types.ModuleType, target: str, request: LoadRequest) -> types.ModuleType:
-    return importlib.import_module(f"{package}.{target}")
 
 
 def _load_file(name: str, path: Path) -> types.ModuleType:

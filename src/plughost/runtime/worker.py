@@ -28,7 +28,7 @@ import grpc
 from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
-from plughost.runtime.goplugin.values import NotAValueError, pack_map, unpack_map
+from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
@@ -40,17 +40,6 @@ WORKER_COOKIE_VALUE = "plughost-worker-5c1e0a7b"
 MANIFEST_ENV = "PLUGHOST_WORKER_MANIFEST"
 CONFIG_ENV = "PLUGHOST_WORKER_CONFIG"
 log = logging.getLogger("plughost.worker")
-
-
-def json_default(obj: Any) -> Any:
-    """JSON for pydantic models, descriptors, sets and tuples in handler results."""
-    if hasattr(obj, "model_dump"):
-        return obj.model_dump(mode="json")
-    if hasattr(obj, "to_json"):
-        return obj.to_json()
-    if isinstance(obj, set | frozenset | tuple):
-        return list(obj)
-    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
 
 
 def _error(exc: BaseException) -> Any:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_type_hints
 
-from plughost.errors import InvocationError, ManifestError, PlugHostError, ValidationIssue
+from plughost.errors import InvocationError, PlugHostError
 from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.descriptor import Descriptor, MethodSpec
 from plughost.sdk.manifest import find_manifest_file, load_manifest
@@ -146,12 +146,7 @@ class Plugin(CommandsMixin, BotDecoratorsMixin):
         path = find_manifest_file(self.module_file.parent)
         if path is None:
             return None
-        try:
-            return load_manifest(path, default_id=self.module_file.parent.name)
-        except ManifestError:
-            raise
-        except OSError as exc:  # pragma: no cover - unreadable file races
-            raise ManifestError([ValidationIssue(str(path), "", str(exc))]) from exc
+        return load_manifest(path, default_id=self.module_file.parent.name)
 
     # lifecycle hooks -------------------------------------------------------------------------
     def _hook(self, name: HookName) -> Callable[[F], F]:

@@ -82,3 +82,14 @@ def unpack_map(data: Mapping[str, any_pb2.Any], *, where: str = "response") -> d
             raise NotAValueError(f"{where} key '{key}' does not decode as google.protobuf.Value: {exc}") from None
         result[key] = from_value(value)
     return result
+
+
+def json_default(obj: Any) -> Any:
+    """`json.dumps` fallback for wire payloads: pydantic models, descriptors, sets and tuples."""
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(mode="json")
+    if hasattr(obj, "to_json"):
+        return obj.to_json()
+    if isinstance(obj, set | frozenset | tuple):
+        return list(obj)
+    raise TypeError(f"{type(obj).__name__} is not JSON-serializable")
