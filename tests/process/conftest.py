@@ -10,6 +10,7 @@ import subprocess
 import sys
 import textwrap
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -216,13 +217,16 @@ def behave_dir(tmp_path: Path) -> Path:
 
 @pytest.fixture
 async def load_python(events: Events) -> AsyncIterator[Callable[..., Any]]:
-    """`await load_python(dir, placement, **manifest_changes)`: in-process or in a worker."""
+    """`await load_python(dir, placement, **manifest_changes)`: placement is "in_process",
+    "worker" (Invoke over the invoke lane) or "worker-grpc" (Invoke over gRPC)."""
     handles: list[Any] = []
 
     async def load(
         plugin_dir: Path, placement: str, *, options: ProcessOptions = WORKER_OPTIONS, **changes: Any
     ) -> Any:
-        isolation = "process" if placement == "worker" else "none"
+        isolation = "none" if placement == "in_process" else "process"
+        if placement == "worker-grpc":  # a worker called over gRPC only, without its invoke lane
+            options = replace(options, invoke_lane=False)
         runtime = PythonPlacement(worker=WorkerRuntime(options, on_event=events))
         handle = await runtime.load(request_for(plugin_dir, isolation=isolation, **changes))
         handles.append(handle)

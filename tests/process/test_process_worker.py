@@ -12,7 +12,8 @@ import pytest
 from plughost.errors import InvocationError
 from plughost.guard import Guard
 
-PLACEMENTS = ["in_process", "worker"]
+PLACEMENTS = ["in_process", "worker", "worker-grpc"]
+WORKERS = ["worker", "worker-grpc"]  # Invoke over the invoke lane / over gRPC
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
@@ -31,7 +32,7 @@ async def test_errors_are_invocation_errors(load_python: Any, behave_dir: Path, 
     handle = await load_python(behave_dir, placement)
     with pytest.raises(Exception, match="kaput") as failed:
         await handle.invoke("fail", {"message": "kaput"})
-    if placement == "worker":
+    if placement != "in_process":
         assert isinstance(failed.value, InvocationError)
         assert "RuntimeError" in str(failed.value)
     with pytest.raises(InvocationError) as unknown:
@@ -52,13 +53,18 @@ async def test_hooks_config_and_enable(load_python: Any, behave_dir: Path, place
     assert state["enabled"] is True
     assert state["loads"] == 1
     in_worker = state["pid"] != os.getpid()
-    assert in_worker == (placement == "worker")
+    assert in_worker == (placement != "in_process")
     health = await handle.health()
     assert health.ok
+    if in_worker:
+        assert handle.info()["invoke_lane"] == (placement == "worker")
 
 
-async def test_worker_restart_keeps_config_and_enabled_state(load_python: Any, behave_dir: Path, events: Any) -> None:
-    handle = await load_python(behave_dir, "worker")
+@pytest.mark.parametrize("placement", WORKERS)
+async def test_worker_restart_keeps_config_and_enabled_state(
+    load_python: Any, behave_dir: Path, events: Any, placement: str
+) -> None:
+    handle = await load_python(behave_dir, placement)
     await handle.reconfigure({"level": 3})
     await handle.set_enabled(True)
     first = await handle.invoke("state", None)
@@ -77,8 +83,11 @@ async def test_worker_restart_keeps_config_and_enabled_state(load_python: Any, b
     assert handle.info()["restarts"] == 1
 
 
-async def test_worker_timeout_kills_blocking_handler(load_python: Any, behave_dir: Path, events: Any) -> None:
-    handle = await load_python(behave_dir, "worker")
+@pytest.mark.parametrize("placement", WORKERS)
+async def test_worker_timeout_kills_blocking_handler(
+    load_python: Any, behave_dir: Path, events: Any, placement: str
+) -> None:
+    handle = await load_python(behave_dir, placement)
     guard = Guard()
     pid = (await handle.invoke("state", None))["pid"]
     result = await guard.invoke("behave", handle, "block", {"seconds": 60}, timeout=0.3)
@@ -92,12 +101,15 @@ async def test_worker_timeout_kills_blocking_handler(load_python: Any, behave_di
         os.kill(pid, 0)
 
 
-async def test_worker_cpu_bound_handler_killed_on_deadline(load_python: Any, behave_dir: Path, events: Any) -> None:
+@pytest.mark.parametrize("placement", WORKERS)
+async def test_worker_cpu_bound_handler_killed_on_deadline(
+    load_python: Any, behave_dir: Path, events: Any, placement: str
+) -> None:
     from dataclasses import replace
 
     from process_support import WORKER_OPTIONS
 
-    handle = await load_python(behave_dir, "worker", options=replace(WORKER_OPTIONS, call_timeout_s=0.5))
+    handle = await load_python(behave_dir, placement, options=replace(WORKER_OPTIONS, call_timeout_s=0.5))
     with pytest.raises(InvocationError) as timed_out:
         await handle.invoke("spin", {"seconds": 30})
     assert timed_out.value.code == "timed_out"

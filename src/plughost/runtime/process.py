@@ -40,6 +40,7 @@ from plughost.runtime.goplugin.launch import (
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget, RestartPolicy
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
+from plughost.runtime.lane import LaneCallFailed, LaneClient, LaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.runtime.tasks import cancel_and_wait, wait_quietly
@@ -72,6 +73,7 @@ class ProcessOptions:
     kill_on_timeout: bool = False
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     socket_dir: Path | None = None
+    invoke_lane: bool = True  # call Invoke over a worker's invoke lane when it offers one
 
 
 @dataclass
@@ -84,6 +86,7 @@ class _Instance:
     started_mono: float
     closers: list[Callable[[], Any]] = field(default_factory=list)
     exit_reason: str = ""
+    lane: LaneClient | None = None
 
     @property
     def process(self) -> asyncio.subprocess.Process:
@@ -309,10 +312,25 @@ class ProcessPluginHandle:
             raise LaunchError(f"Describe returned invalid JSON: {exc}") from None
         described = Descriptor.from_json(data, id=self.plugin_id)
         self.descriptor = replace(described, priority=self.request.priority)
+        if response.invoke_lane:
+            instance.lane = await self._connect_lane(instance, response.invoke_lane)
+
+    async def _connect_lane(self, instance: _Instance, path: str) -> LaneClient | None:
+        """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS)."""
+        handshake = instance.launched.handshake
+        if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
+            return None
+        try:
+            return await LaneClient.connect(path, self.plugin_id)
+        except (OSError, TimeoutError) as exc:
+            self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
+            return None
 
     async def _stop_instance(self, instance: _Instance, *, graceful: bool = True) -> None:
         process = instance.process
         connection = instance.connection
+        if instance.lane is not None:
+            await instance.lane.close()
         if connection is not None:
             if graceful and process.returncode is None:
                 instance.exit_reason = instance.exit_reason or "stopped"
@@ -451,9 +469,11 @@ class ProcessPluginHandle:
             instance = await self._wait_until_running(timeout)
             timeout = max(0.001, timeout - (time.monotonic() - started))
         try:
-            if self.protocol == "plughost.v1":
-                return await self._invoke_v1(instance, name, request, timeout)
-            return await self._invoke_jank(instance, name, request, timeout)
+            if self.protocol != "plughost.v1":
+                return await self._invoke_jank(instance, name, request, timeout)
+            if instance.lane is not None and not instance.lane.closed:
+                return await self._invoke_lane(instance, instance.lane, name, request, timeout)
+            return await self._invoke_v1(instance, name, request, timeout)
         except grpc.aio.AioRpcError as exc:
             raise await self._call_error(instance, name, exc) from None
         except asyncio.CancelledError:
@@ -492,12 +512,26 @@ class ProcessPluginHandle:
         response = await instance.connection.v1.Invoke(message, timeout=timeout)
         if response.HasField("error"):
             error = response.error
-            raise InvocationError(
-                f"{error.type}: {error.message}" if error.type else error.message,
-                code=error.code or "plugin_error",
-                retryable=error.retryable,
-            )
+            raise _plugin_error(error.code, error.message, error.type, error.retryable)
         return json.loads(response.result_json) if response.result_json else None
+
+    async def _invoke_lane(self, instance: _Instance, lane: LaneClient, name: str, request: Any, timeout: float) -> Any:
+        payload = json.dumps(request, default=json_default).encode()
+        try:
+            result = await lane.call(name, payload, timeout)
+        except TimeoutError:
+            raise self._deadline_passed(name) from None
+        except LaneClosed as exc:
+            raise await self._connection_lost(instance, name, str(exc)) from None
+        except LaneCallFailed as failed:
+            error = failed.error
+            raise _plugin_error(
+                str(error.get("code") or ""),
+                str(error.get("message") or ""),
+                str(error.get("type") or ""),
+                bool(error.get("retryable")),
+            ) from None
+        return json.loads(result) if result else None
 
     async def _invoke_jank(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
         args = _as_args(request, self.plugin_id, name)
@@ -512,29 +546,35 @@ class ProcessPluginHandle:
     async def _call_error(self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError) -> InvocationError:
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            if self.options.kill_on_timeout:
-                self.kill_current(f"was killed because '{name}' passed its deadline")
-            return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline")
+            return self._deadline_passed(name)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
-            exit_code = await _exit_code_soon(instance.process, 1.0)
-            if exit_code is not None and not self._stopping:
-                self._mark_dead(instance)
-                tail = self._log.tail_text()
-                return InvocationError(
-                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
-                    f"(exit code {exit_code}); it is being restarted" + (f"; stderr tail:\n{tail}" if tail else ""),
-                    code="crashed",
-                    retryable=True,
-                )
-            return InvocationError(
-                f"plugin '{self.plugin_id}' is unavailable: {exc.details()}", code="unavailable", retryable=True
-            )
+            return await self._connection_lost(instance, name, exc.details())
         if code == grpc.StatusCode.UNIMPLEMENTED:
             return InvocationError(
                 f"plugin '{self.plugin_id}' does not implement {self.protocol} calls: {exc.details()}",
                 code="protocol_error",
             )
         return InvocationError(exc.details() or code.name, code="plugin_error")
+
+    def _deadline_passed(self, name: str) -> CallTimedOut:
+        if self.options.kill_on_timeout:
+            self.kill_current(f"was killed because '{name}' passed its deadline")
+        return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline")
+
+    async def _connection_lost(self, instance: _Instance, name: str, details: str) -> InvocationError:
+        """The error of a call whose connection broke: `crashed` when the process exited."""
+        exit_code = await _exit_code_soon(instance.process, 1.0)
+        if exit_code is not None and not self._stopping:
+            self._mark_dead(instance)
+            tail = self._log.tail_text()
+            return InvocationError(
+                f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
+                f"(exit code {exit_code}); it is being restarted" + (f"; stderr tail:\n{tail}" if tail else ""),
+                code="crashed",
+                retryable=True,
+            )
+        message = f"plugin '{self.plugin_id}' is unavailable: {details}"
+        return InvocationError(message, code="unavailable", retryable=True)
 
     def channel(self) -> grpc.aio.Channel:
         """The current gRPC channel, for plugin-specific services (go-plugin's GRPCClient).
@@ -563,6 +603,7 @@ class ProcessPluginHandle:
                 address=hs.address,
                 started_at=instance.started_at.isoformat(),
                 tls=hs.server_cert_der is not None,
+                invoke_lane=instance.lane is not None and not instance.lane.closed,
             )
         if self.last_error:
             data["error"] = self.last_error
@@ -644,6 +685,13 @@ def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
         return pack_map(request)
     except TypeError as exc:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
+
+
+def _plugin_error(code: str, message: str, type_name: str, retryable: bool) -> InvocationError:
+    """The host-side error of a handler that failed in the plugin."""
+    return InvocationError(
+        f"{type_name}: {message}" if type_name else message, code=code or "plugin_error", retryable=retryable
+    )
 
 
 async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:

@@ -17,9 +17,10 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,7 @@ from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
+from plughost.runtime.lane import LaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
@@ -42,7 +44,8 @@ CONFIG_ENV = "PLUGHOST_WORKER_CONFIG"
 log = logging.getLogger("plughost.worker")
 
 
-def _error(exc: BaseException) -> Any:
+def error_fields(exc: BaseException) -> dict[str, Any]:
+    """plughost.v1's `Error` of a failed call, as a dict (code, message, type, retryable)."""
     if isinstance(exc, UnknownHandlerError):
         code = "unknown_method"
     elif isinstance(exc, InvocationError):
@@ -50,26 +53,41 @@ def _error(exc: BaseException) -> Any:
     else:
         code = "plugin_error"
     retryable = bool(getattr(exc, "retryable", False))
-    return v1.Error(code=code, message=str(exc) or type(exc).__name__, type=type(exc).__name__, retryable=retryable)
+    return {"code": code, "message": str(exc) or type(exc).__name__, "type": type(exc).__name__, "retryable": retryable}
+
+
+def json_invoker(handle: PluginHandle) -> Callable[[str, bytes], Awaitable[bytes]]:
+    """`invoke(name, request_json) -> result_json` over `handle` (gRPC's Invoke and the lane share it)."""
+
+    async def invoke(name: str, request_json: bytes) -> bytes:
+        try:
+            payload = json.loads(request_json) if request_json else None
+            result = await handle.invoke(name, payload)
+            return json.dumps(result, default=json_default).encode()
+        except Exception:
+            log.debug("handler %s failed", name, exc_info=True)
+            raise
+
+    return invoke
 
 
 class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
     """plughost.v1.Plugin over a loaded handle."""
 
-    def __init__(self, handle: PluginHandle) -> None:
+    def __init__(self, handle: PluginHandle, invoke_lane: str = "") -> None:
         self.handle = handle
+        self.invoke_lane = invoke_lane
+        self._invoke = json_invoker(handle)
 
     async def Describe(self, request: Any, context: Any) -> Any:
-        return v1.DescribeResponse(descriptor_json=json.dumps(self.handle.descriptor.to_json()).encode())
+        descriptor = json.dumps(self.handle.descriptor.to_json()).encode()
+        return v1.DescribeResponse(descriptor_json=descriptor, invoke_lane=self.invoke_lane)
 
     async def Invoke(self, request: Any, context: Any) -> Any:
         try:
-            payload = json.loads(request.request_json) if request.request_json else None
-            result = await self.handle.invoke(request.name, payload)
-            return v1.InvokeResponse(result_json=json.dumps(result, default=json_default).encode())
+            return v1.InvokeResponse(result_json=await self._invoke(request.name, request.request_json))
         except Exception as exc:
-            log.debug("handler %s failed", request.name, exc_info=True)
-            return v1.InvokeResponse(error=_error(exc))
+            return v1.InvokeResponse(error=v1.Error(**error_fields(exc)))
 
     async def Health(self, request: Any, context: Any) -> Any:
         health = await self.handle.health()
@@ -157,7 +175,9 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         log.error("%s", exc)
         return 1
     server = GoPluginServer()
-    v1_grpc.add_PluginServicer_to_server(PlughostService(handle), server.server)
+    lane = LaneServer(json_invoker(handle), error_fields)
+    await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
+    v1_grpc.add_PluginServicer_to_server(PlughostService(handle, str(lane.path)), server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(handle), server.server)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.shutdown.set)
@@ -172,6 +192,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         await server.shutdown.wait()
     finally:
         logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
+        await lane.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(handle.stop(), 10)
         await server.stop()

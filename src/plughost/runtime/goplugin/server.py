@@ -140,10 +140,14 @@ class GoPluginServer:
         grpc_broker_pb2_grpc.add_GRPCBrokerServicer_to_server(_Broker(), self.server)
         self.socket_path = Path("")
 
+    @property
+    def socket_dir(self) -> Path:
+        """Where go-plugin puts sockets: `PLUGIN_UNIX_SOCKET_DIR`, else the temp directory."""
+        return Path(os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or tempfile.gettempdir())
+
     async def start(self, app_version: int = 1) -> str:
         """Listen, mark "plugin" SERVING and return the handshake line (not yet printed)."""
-        directory = os.environ.get("PLUGIN_UNIX_SOCKET_DIR") or tempfile.gettempdir()
-        self.socket_path = Path(directory) / f"plugin{secrets.token_hex(6)}"
+        self.socket_path = self.socket_dir / f"plugin{secrets.token_hex(6)}"
         self.server.add_insecure_port(f"unix:{self.socket_path}")
         await self.server.start()
         await self.health.set("plugin", health_pb2.HealthCheckResponse.SERVING)

@@ -10,10 +10,12 @@ class DescribeRequest(_message.Message):
     def __init__(self) -> None: ...
 
 class DescribeResponse(_message.Message):
-    __slots__ = ("descriptor_json",)
+    __slots__ = ("descriptor_json", "invoke_lane")
     DESCRIPTOR_JSON_FIELD_NUMBER: _ClassVar[int]
+    INVOKE_LANE_FIELD_NUMBER: _ClassVar[int]
     descriptor_json: bytes
-    def __init__(self, descriptor_json: _Optional[bytes] = ...) -> None: ...
+    invoke_lane: str
+    def __init__(self, descriptor_json: _Optional[bytes] = ..., invoke_lane: _Optional[str] = ...) -> None: ...
 
 class InvokeRequest(_message.Message):
     __slots__ = ("name", "request_json")

@@ -1,0 +1,265 @@
+"""The invoke lane: a framed unix-socket side channel for `Invoke` between host and worker.
+
+gRPC's Python server costs ~0.5 ms per call, more than a whole Go plugin round trip. A
+`plughost worker` therefore also listens on a second unix socket, next to its go-plugin socket,
+and names it in `DescribeResponse.invoke_lane`. The host then sends `Invoke` calls there; all
+other RPCs (health, stdio, broker, describe, reconfigure, shutdown) stay on gRPC, and a plugin
+that names no lane is called over gRPC as before.
+
+Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the body.
+
+| kind   | direction      | body                                                   |
+|--------|----------------|--------------------------------------------------------|
+| CALL   | host → worker  | `!H` name length, UTF-8 name, request JSON             |
+| RESULT | worker → host  | result JSON (empty = `null`)                           |
+| ERROR  | worker → host  | JSON `{"code", "message", "type", "retryable"}`       |
+| CANCEL | host → worker  | empty: the caller gave up; the handler is cancelled    |
+
+Calls are multiplexed by id; a frame the reader does not understand closes the connection
+(pending calls then fail with `LaneClosed`, and the host falls back to gRPC).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import struct
+from collections.abc import Awaitable, Callable
+from enum import IntEnum
+from pathlib import Path
+from typing import Any
+
+from plughost.runtime.tasks import cancel_and_wait
+
+HEADER = struct.Struct("!IIB")
+NAME_LENGTH = struct.Struct("!H")
+MAX_BODY = 2**31 - 1
+log = logging.getLogger(__name__)
+
+
+class Kind(IntEnum):
+    CALL = 1
+    RESULT = 2
+    ERROR = 3
+    CANCEL = 4
+
+
+class LaneClosed(ConnectionError):
+    """The lane's connection ended (the worker exited, or a peer sent a malformed frame)."""
+
+
+class LaneProtocolError(ValueError):
+    """A frame that breaks the lane's format."""
+
+
+class LaneCallFailed(Exception):
+    """The handler failed in the worker; `error` is the worker's error object."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(error.get("message", ""))
+        self.error = error
+
+
+Handler = Callable[[str, bytes], Awaitable[bytes]]
+ErrorEncoder = Callable[[BaseException], dict[str, Any]]
+
+
+def frame(kind: Kind, call_id: int, body: bytes = b"") -> bytes:
+    """One encoded frame."""
+    if len(body) > MAX_BODY:
+        raise LaneProtocolError(f"frame body of {len(body)} bytes exceeds the lane's limit of {MAX_BODY}")
+    return HEADER.pack(len(body), call_id, kind) + body
+
+
+def call_body(name: str, request_json: bytes) -> bytes:
+    encoded = name.encode()
+    if len(encoded) > 0xFFFF:
+        raise LaneProtocolError("handler name longer than 65535 bytes")
+    return NAME_LENGTH.pack(len(encoded)) + encoded + request_json
+
+
+def parse_call(body: bytes) -> tuple[str, bytes]:
+    """(name, request JSON) of a CALL body."""
+    if len(body) < NAME_LENGTH.size:
+        raise LaneProtocolError("CALL frame too short for its name length")
+    (length,) = NAME_LENGTH.unpack_from(body)
+    end = NAME_LENGTH.size + length
+    if len(body) < end:
+        raise LaneProtocolError("CALL frame shorter than its name")
+    try:
+        name = body[NAME_LENGTH.size : end].decode()
+    except UnicodeDecodeError as exc:
+        raise LaneProtocolError(f"CALL frame name is not UTF-8: {exc}") from None
+    return name, body[end:]
+
+
+async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, int, bytes]:
+    """The next frame; `LaneClosed` at the end of the stream, `LaneProtocolError` for a bad one."""
+    try:
+        header = await reader.readexactly(HEADER.size)
+        length, call_id, kind = HEADER.unpack(header)
+        if length > MAX_BODY:
+            raise LaneProtocolError(f"frame announces {length} bytes, over the lane's limit of {MAX_BODY}")
+        body = await reader.readexactly(length) if length else b""
+    except (asyncio.IncompleteReadError, ConnectionError) as exc:
+        raise LaneClosed("invoke lane closed") from exc
+    try:
+        return Kind(kind), call_id, body
+    except ValueError:
+        raise LaneProtocolError(f"unknown frame kind {kind}") from None
+
+
+class LaneServer:
+    """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`."""
+
+    def __init__(self, handler: Handler, encode_error: ErrorEncoder) -> None:
+        self._handler = handler
+        self._encode_error = encode_error
+        self._server: asyncio.Server | None = None
+        self._connections: set[asyncio.Task[None]] = set()
+        self.path = Path("")
+
+    async def start(self, path: Path) -> None:
+        """Listen on the unix socket `path` (mode 0600)."""
+        self.path = path
+        self._server = await asyncio.start_unix_server(self._serve, str(path))
+        os.chmod(path, 0o600)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._connections.add(task)
+        calls: dict[int, asyncio.Task[None]] = {}
+        try:
+            while True:
+                kind, call_id, body = await read_frame(reader)
+                if kind == Kind.CALL:
+                    name, request = parse_call(body)
+                    calls[call_id] = asyncio.create_task(self._call(writer, calls, call_id, name, request))
+                elif kind == Kind.CANCEL:
+                    pending = calls.get(call_id)
+                    if pending is not None:
+                        pending.cancel()
+                else:
+                    raise LaneProtocolError(f"a worker does not accept {kind.name} frames")
+        except LaneClosed:
+            pass
+        except LaneProtocolError as exc:
+            log.warning("invoke lane: closing a connection that sent a malformed frame: %s", exc)
+        finally:
+            await cancel_and_wait(list(calls.values()))
+            writer.close()
+            self._connections.discard(task)
+
+    async def _call(
+        self, writer: asyncio.StreamWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes
+    ) -> None:
+        try:
+            reply = frame(Kind.RESULT, call_id, await self._handler(name, request))
+        except Exception as exc:
+            reply = frame(Kind.ERROR, call_id, json.dumps(self._encode_error(exc)).encode())
+        finally:
+            calls.pop(call_id, None)
+        if not writer.is_closing():
+            writer.write(reply)
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+
+    async def close(self) -> None:
+        """Stop listening, end every connection (cancelling its calls) and remove the socket."""
+        if self._server is not None:
+            self._server.close()
+            await cancel_and_wait(list(self._connections), 5.0)
+            await self._server.wait_closed()
+            self._server = None
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+class LaneClient:
+    """The host's half: one connection, any number of concurrent calls."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
+        self._next_id = 0
+        self._closed: LaneClosed | None = None
+        self._reading = asyncio.create_task(self._read(), name=f"{name}:lane")
+
+    @classmethod
+    async def connect(cls, path: str, name: str, timeout: float = 5.0) -> LaneClient:
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
+        return cls(reader, writer, name)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed is not None
+
+    async def call(self, name: str, request_json: bytes, timeout: float) -> bytes:
+        """The result JSON of handler `name`; `LaneCallFailed` when it raised in the worker.
+
+        `TimeoutError` after `timeout` seconds and on the caller's cancellation the worker is told
+        to cancel the handler; `LaneClosed` when the connection ends first.
+        """
+        if self._closed is not None:
+            raise self._closed
+        self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
+        future: asyncio.Future[tuple[Kind, bytes]] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            self._writer.write(frame(Kind.CALL, call_id, call_body(name, request_json)))
+            async with asyncio.timeout(timeout):
+                await self._writer.drain()
+                kind, body = await future
+        except (TimeoutError, asyncio.CancelledError):
+            if self._pending.pop(call_id, None) is not None and self._closed is None:
+                self._writer.write(frame(Kind.CANCEL, call_id))
+            raise
+        except ConnectionError as exc:
+            self._pending.pop(call_id, None)
+            raise self._closed or LaneClosed(f"invoke lane closed: {exc}") from None
+        if kind == Kind.ERROR:
+            try:
+                error = json.loads(body)
+            except ValueError:
+                error = {"code": "protocol_error", "message": "malformed error frame from the worker"}
+            raise LaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
+        return body
+
+    async def _read(self) -> None:
+        reason = "invoke lane closed"
+        try:
+            while True:
+                kind, call_id, body = await read_frame(self._reader)
+                if kind not in (Kind.RESULT, Kind.ERROR):
+                    raise LaneProtocolError(f"a host does not accept {kind.name} frames")
+                future = self._pending.pop(call_id, None)
+                if future is not None and not future.done():
+                    future.set_result((kind, body))
+        except LaneClosed:
+            pass
+        except LaneProtocolError as exc:
+            reason = f"invoke lane closed after a malformed frame from the worker: {exc}"
+            log.warning("%s", reason)
+        finally:
+            self._fail_pending(LaneClosed(reason))
+            self._writer.close()
+
+    def _fail_pending(self, error: LaneClosed) -> None:
+        self._closed = self._closed or error
+        pending, self._pending = self._pending, {}
+        for future in pending.values():
+            if not future.done():
+                future.set_exception(error)
+
+    async def close(self) -> None:
+        """Close the connection; calls still waiting fail with `LaneClosed`."""
+        self._fail_pending(LaneClosed("invoke lane closed by the host"))
+        await cancel_and_wait([self._reading])
+        self._writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._writer.wait_closed(), 1.0)

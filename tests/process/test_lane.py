@@ -1,0 +1,169 @@
+"""The invoke lane over real unix sockets: multiplexing, errors, cancellation, malformed frames."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import stat
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from plughost.runtime.lane import (
+    HEADER,
+    Kind,
+    LaneCallFailed,
+    LaneClient,
+    LaneClosed,
+    LaneServer,
+    call_body,
+    frame,
+)
+from plughost.runtime.worker import error_fields
+
+
+class Handlers:
+    """The worker side's handler: echo, fail, and a call that waits until released."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.started = asyncio.Event()
+        self.cancelled = asyncio.Event()
+        self.calls: list[str] = []
+
+    async def __call__(self, name: str, request: bytes) -> bytes:
+        self.calls.append(name)
+        if name == "fail":
+            raise KeyError("missing")
+        if name == "wait":
+            self.started.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cancelled.set()
+                raise
+        return request
+
+
+@pytest.fixture
+def handlers() -> Handlers:
+    return Handlers()
+
+
+@pytest.fixture
+async def server(tmp_path: Path, handlers: Handlers) -> AsyncIterator[LaneServer]:
+    lane = LaneServer(handlers, error_fields)
+    await lane.start(tmp_path / "lane")
+    yield lane
+    await lane.close()
+
+
+@pytest.fixture
+async def client(server: LaneServer) -> AsyncIterator[LaneClient]:
+    lane = await LaneClient.connect(str(server.path), "test")
+    yield lane
+    await lane.close()
+
+
+async def test_calls_are_multiplexed(client: LaneClient, handlers: Handlers) -> None:
+    slow = asyncio.create_task(client.call("wait", b'{"n": 1}', timeout=5))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    assert await client.call("echo", b'{"n": 2}', timeout=5) == b'{"n": 2}'  # overtakes the waiting call
+    assert not slow.done()
+    handlers.release.set()
+    assert await asyncio.wait_for(slow, 5) == b'{"n": 1}'
+    results = await asyncio.gather(*(client.call("echo", str(i).encode(), timeout=5) for i in range(200)))
+    assert results == [str(i).encode() for i in range(200)]
+
+
+async def test_handler_error_arrives_as_error_object(client: LaneClient) -> None:
+    with pytest.raises(LaneCallFailed) as failed:
+        await client.call("fail", b"{}", timeout=5)
+    assert failed.value.error == {"code": "plugin_error", "message": "'missing'", "type": "KeyError", "retryable": False}
+    assert await client.call("echo", b"[1]", timeout=5) == b"[1]"
+
+
+async def test_timeout_cancels_the_handler_in_the_worker(client: LaneClient, handlers: Handlers) -> None:
+    with pytest.raises(TimeoutError):
+        await client.call("wait", b"{}", timeout=0.2)
+    await asyncio.wait_for(handlers.cancelled.wait(), 5)
+    assert await client.call("echo", b'"after"', timeout=5) == b'"after"'
+
+
+async def test_caller_cancellation_cancels_the_handler(client: LaneClient, handlers: Handlers) -> None:
+    call = asyncio.create_task(client.call("wait", b"{}", timeout=30))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    call.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await call
+    await asyncio.wait_for(handlers.cancelled.wait(), 5)
+    assert await client.call("echo", b"2", timeout=5) == b"2"
+
+
+async def test_socket_is_private(server: LaneServer) -> None:
+    assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
+
+
+async def test_closing_the_server_fails_pending_calls_and_removes_the_socket(
+    server: LaneServer, client: LaneClient, handlers: Handlers
+) -> None:
+    call = asyncio.create_task(client.call("wait", b"{}", timeout=30))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    await server.close()
+    with pytest.raises(LaneClosed):
+        await asyncio.wait_for(call, 5)
+    assert handlers.cancelled.is_set()
+    assert not server.path.exists()
+    assert client.closed
+    with pytest.raises(LaneClosed):
+        await client.call("echo", b"{}", timeout=5)
+
+
+BAD_FRAMES = {
+    "unknown kind": HEADER.pack(0, 1, 99),
+    "result sent to a worker": frame(Kind.RESULT, 1, b"{}"),
+    "call without a name length": frame(Kind.CALL, 1, b"\x00"),
+    "call shorter than its name": frame(Kind.CALL, 1, b"\x00\x09ab"),
+    "name not UTF-8": frame(Kind.CALL, 1, b"\x00\x02\xff\xfe{}"),
+    "length over the limit": HEADER.pack(0xFFFFFFFF, 1, Kind.CALL),
+}
+
+
+@pytest.mark.parametrize("bad", BAD_FRAMES.values(), ids=BAD_FRAMES.keys())
+async def test_malformed_frame_closes_only_its_connection(
+    server: LaneServer, client: LaneClient, handlers: Handlers, bad: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    writer.write(frame(Kind.CALL, 7, call_body("wait", b"{}")))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    with caplog.at_level(logging.WARNING, logger="plughost.runtime.lane"):
+        writer.write(bad)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # the worker hung up
+    writer.close()
+    assert "malformed frame" in caplog.text
+    await asyncio.wait_for(handlers.cancelled.wait(), 5)  # its call was cancelled, not left running
+    assert await client.call("echo", b'"unharmed"', timeout=5) == b'"unharmed"'  # other connections go on
+
+
+async def test_client_closes_on_a_malformed_reply(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    async def misbehave(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readexactly(HEADER.size)
+        writer.write(frame(Kind.CALL, 1, call_body("x", b"")))  # hosts never accept CALL
+        await writer.drain()
+
+    path = tmp_path / "bad-lane"
+    fake = await asyncio.start_unix_server(misbehave, str(path))
+    try:
+        client = await LaneClient.connect(str(path), "test")
+        with caplog.at_level(logging.WARNING, logger="plughost.runtime.lane"):
+            with pytest.raises(LaneClosed, match="malformed frame"):
+                await client.call("echo", json.dumps({"a": 1}).encode(), timeout=5)
+        assert client.closed
+        with pytest.raises(LaneClosed):
+            await client.call("echo", b"{}", timeout=5)
+        await client.close()
+    finally:
+        fake.close()
+        await fake.wait_closed()
