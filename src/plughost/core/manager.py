@@ -24,6 +24,7 @@ from plughost.core.state import PluginStateFile
 from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
 from plughost.guard import BreakerPolicy, CallFailed, Guard, GuardPolicy
 from plughost.runtime import Candidate, LoadRequest, Runtime, default_runtimes
+from plughost.runtime.sandbox import restricts
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import (
@@ -526,6 +527,12 @@ class PluginManager:
             enabled=enabled,
             entry_point=candidate.entry_point,
         )
+        if restricts(manifest.permissions) and (manifest.isolation == "none" or manifest.runtime == "process"):
+            request.logger.warning(
+                "plugin '%s' switches permissions off, but they are only enforced for Python and native plugins "
+                'with isolation = "process" or "sandbox"; it runs unconfined',
+                candidate.id,
+            )
         try:
             return self._watch_process(candidate.id, await runtime.load(request))
         except PlugHostError:

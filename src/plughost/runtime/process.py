@@ -87,6 +87,7 @@ class _Instance:
     closers: list[Callable[[], Any]] = field(default_factory=list)
     exit_reason: str = ""
     lane: LaneClient | None = None
+    lane_path: str = ""  # the worker's lane socket, removed with the instance
 
     @property
     def process(self) -> asyncio.subprocess.Process:
@@ -313,6 +314,7 @@ class ProcessPluginHandle:
         described = Descriptor.from_json(data, id=self.plugin_id)
         self.descriptor = replace(described, priority=self.request.priority)
         if response.invoke_lane:
+            instance.lane_path = response.invoke_lane
             instance.lane = await self._connect_lane(instance, response.invoke_lane)
 
     async def _connect_lane(self, instance: _Instance, path: str) -> LaneClient | None:
@@ -349,9 +351,10 @@ class ProcessPluginHandle:
                 if asyncio.iscoroutine(result):
                     await result
         handshake = instance.launched.handshake
-        if handshake.network == "unix":
-            with contextlib.suppress(OSError):
-                os.unlink(handshake.address)
+        for stale in (handshake.address if handshake.network == "unix" else "", instance.lane_path):
+            if stale:
+                with contextlib.suppress(OSError):
+                    os.unlink(stale)
 
     # supervision --------------------------------------------------------------------------------
     def _became_ready(self, kind: Literal["started", "restarted"], message: str) -> None:

@@ -20,7 +20,7 @@ import os
 import secrets
 import signal
 import sys
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from plughost.runtime.lane import LaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
+from plughost.runtime.sandbox import SandboxUnavailable, confine, restricts
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 
@@ -56,28 +57,46 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     return {"code": code, "message": str(exc) or type(exc).__name__, "type": type(exc).__name__, "retryable": retryable}
 
 
-def json_invoker(handle: PluginHandle) -> Callable[[str, bytes], Awaitable[bytes]]:
-    """`invoke(name, request_json) -> result_json` over `handle` (gRPC's Invoke and the lane share it)."""
+class ServedPlugin:
+    """The plugin the worker's services answer for, bound once it has loaded.
 
-    async def invoke(name: str, request_json: bytes) -> bytes:
+    The services and their sockets exist before the plugin is loaded, so that the sandbox can be
+    put in place between the two.
+    """
+
+    def __init__(self) -> None:
+        self._handle: PluginHandle | None = None
+
+    @property
+    def handle(self) -> PluginHandle:
+        if self._handle is None:
+            raise InvocationError("the plugin is still loading", code="unavailable", retryable=True)
+        return self._handle
+
+    def bind(self, handle: PluginHandle) -> None:
+        self._handle = handle
+
+    async def invoke_json(self, name: str, request_json: bytes) -> bytes:
+        """`invoke(name, request_json) -> result_json` (gRPC's Invoke and the invoke lane share it)."""
         try:
             payload = json.loads(request_json) if request_json else None
-            result = await handle.invoke(name, payload)
+            result = await self.handle.invoke(name, payload)
             return json.dumps(result, default=json_default).encode()
         except Exception:
             log.debug("handler %s failed", name, exc_info=True)
             raise
 
-    return invoke
-
 
 class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
-    """plughost.v1.Plugin over a loaded handle."""
+    """plughost.v1.Plugin over the served plugin."""
 
-    def __init__(self, handle: PluginHandle, invoke_lane: str = "") -> None:
-        self.handle = handle
+    def __init__(self, served: ServedPlugin, invoke_lane: str = "") -> None:
+        self.served = served
         self.invoke_lane = invoke_lane
-        self._invoke = json_invoker(handle)
+
+    @property
+    def handle(self) -> PluginHandle:
+        return self.served.handle
 
     async def Describe(self, request: Any, context: Any) -> Any:
         descriptor = json.dumps(self.handle.descriptor.to_json()).encode()
@@ -85,7 +104,7 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
 
     async def Invoke(self, request: Any, context: Any) -> Any:
         try:
-            return v1.InvokeResponse(result_json=await self._invoke(request.name, request.request_json))
+            return v1.InvokeResponse(result_json=await self.served.invoke_json(request.name, request.request_json))
         except Exception as exc:
             return v1.InvokeResponse(error=v1.Error(**error_fields(exc)))
 
@@ -111,10 +130,14 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
 
 
 class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
-    """Jank's PluginService over a loaded handle: Execute(method, args) with Any(Value) maps."""
+    """Jank's PluginService over the served plugin: Execute(method, args) with Any(Value) maps."""
 
-    def __init__(self, handle: PluginHandle) -> None:
-        self.handle = handle
+    def __init__(self, served: ServedPlugin) -> None:
+        self.served = served
+
+    @property
+    def handle(self) -> PluginHandle:
+        return self.served.handle
 
     async def Execute(self, request: Any, context: Any) -> Any:
         try:
@@ -169,32 +192,41 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     if runtime is None:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
-    try:
-        handle = await runtime.load(request)
-    except PlugHostError as exc:
-        log.error("%s", exc)
-        return 1
+    served = ServedPlugin()
     server = GoPluginServer()
-    lane = LaneServer(json_invoker(handle), error_fields)
-    await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
-    v1_grpc.add_PluginServicer_to_server(PlughostService(handle, str(lane.path)), server.server)
-    jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(handle), server.server)
+    lane = LaneServer(served.invoke_json, error_fields)
+    plughost = PlughostService(served)
+    v1_grpc.add_PluginServicer_to_server(plughost, server.server)
+    jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, server.shutdown.set)
     with contextlib.suppress(ValueError, OSError):
         signal.signal(signal.SIGINT, signal.SIG_IGN)  # like go-plugin: the host decides when we stop
-    line = await server.start(version)
     real_stdout = sys.stdout
-    real_stdout.write(line + "\n")
-    real_stdout.flush()
-    sys.stdout = server.stdio
+    handle: PluginHandle | None = None
     try:
+        line = await server.start(version)
+        await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
+        plughost.invoke_lane = str(lane.path)
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if restricts(manifest.permissions):  # before any code of the plugin runs
+            for applied in confine(manifest.permissions, plugin_dir=request.plugin_dir, data_dir=data_dir):
+                log.info("sandbox: %s", applied)
+        handle = await runtime.load(request)
+        served.bind(handle)
+        real_stdout.write(line + "\n")
+        real_stdout.flush()
+        sys.stdout = server.stdio
         await server.shutdown.wait()
+    except (PlugHostError, SandboxUnavailable) as exc:
+        log.error("%s", exc)
+        return 1
     finally:
         logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
         await lane.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(handle.stop(), 10)
+        if handle is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(handle.stop(), 10)
         await server.stop()
         for each in runtimes.values():
             await each.aclose()
