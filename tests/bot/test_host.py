@@ -150,3 +150,44 @@ async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_pat
     worker_pid = int(params["message"][0]["data"]["text"].split()[1])
     assert action == "send_private_msg" and worker_pid != os.getpid()  # really another process
     assert blocked.status == "blocked" and blocked.answered_by == "isolated"
+
+
+SEND_THEN_FAIL = '''
+from plughost.sdk import Plugin
+from plughost.sdk.bot import BotApi
+from plughost.sdk.events import MessageEvent
+plugin = Plugin()
+
+@plugin.route("message", "Private")
+async def announce(ev: MessageEvent, bot: BotApi) -> None:
+    await bot.send_private_msg(ev.user_id, "queued before the failure")
+    raise RuntimeError("handler failed after sending")
+'''
+
+
+@pytest.mark.parametrize(
+    ("isolation", "invoke_lane"),
+    [("none", True), ("process", True), ("process", False)],
+    ids=["in-process", "worker-invoke-lane", "worker-grpc"],
+)
+async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolation: str, invoke_lane: bool) -> None:
+    """In-process and in a worker alike: a send made before the handler raised is not lost."""
+    from plughost.core.botconfig import BotConfig
+    from plughost.sdk.events import parse_event
+
+    from .onebot_impl import private_message
+    from .test_protocol import RecordingBot
+
+    plugin_dir = tmp_path / "plugins" / "announcer"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text(f'id = "announcer"\nversion = "1.0.0"\nisolation = "{isolation}"\n')
+    (plugin_dir / "__init__.py").write_text(SEND_THEN_FAIL)
+    (tmp_path / "plughost.toml").write_text(f"[process]\ninvoke_lane = {str(invoke_lane).lower()}\n")
+    async with Host(tmp_path) as host:
+        bot = RecordingBot()
+        lane = host.dispatcher.attach("sim", BotConfig(id="sim", transport="ws-reverse", bind="127.0.0.1:0"), bot)
+        outcome = await host.dispatcher.process(lane, parse_event(private_message("hello", message_id=1, user_id=42)))
+    assert any("handler failed after sending" in error for error in outcome.errors)
+    [(action, params)] = bot.actions
+    assert action == "send_private_msg" and params["user_id"] == 42
+    assert params["message"] == [{"type": "text", "data": {"text": "queued before the failure"}}]

@@ -23,6 +23,7 @@ class ProcessConfig(BaseModel):
     max_restarts = 5            # per restart_window_s; then the plugin stays in `error`
     restart_window_s = 60
     socket_dir = "run"          # PLUGIN_UNIX_SOCKET_DIR, relative to the workspace (optional)
+    invoke_lane = true          # call workers over their invoke lane (false: gRPC only)
     ```
     """
 
@@ -40,6 +41,7 @@ class ProcessConfig(BaseModel):
     restart_initial_delay_s: float = Field(default=0.1, ge=0)
     restart_max_delay_s: float = Field(default=10.0, ge=0)
     socket_dir: str | None = None
+    invoke_lane: bool = True
 
     def options(self, workspace: Path) -> ProcessOptions:
         """The runtime's `ProcessOptions` for a workspace."""
@@ -65,4 +67,5 @@ class ProcessConfig(BaseModel):
                 window_s=self.restart_window_s,
             ),
             socket_dir=socket_dir,
+            invoke_lane=self.invoke_lane,
         )

@@ -515,7 +515,8 @@ class ProcessPluginHandle:
         response = await instance.connection.v1.Invoke(message, timeout=timeout)
         if response.HasField("error"):
             error = response.error
-            raise _plugin_error(error.code, error.message, error.type, error.retryable)
+            sends = json.loads(error.sends_json) if error.sends_json else None
+            raise _plugin_error(error.code, error.message, error.type, error.retryable, sends)
         return json.loads(response.result_json) if response.result_json else None
 
     async def _invoke_lane(self, instance: _Instance, lane: LaneClient, name: str, request: Any, timeout: float) -> Any:
@@ -533,6 +534,7 @@ class ProcessPluginHandle:
                 str(error.get("message") or ""),
                 str(error.get("type") or ""),
                 bool(error.get("retryable")),
+                error.get("sends"),
             ) from None
         return json.loads(result) if result else None
 
@@ -690,11 +692,14 @@ def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
 
 
-def _plugin_error(code: str, message: str, type_name: str, retryable: bool) -> InvocationError:
-    """The host-side error of a handler that failed in the plugin."""
-    return InvocationError(
+def _plugin_error(code: str, message: str, type_name: str, retryable: bool, sends: Any = None) -> InvocationError:
+    """The host-side error of a handler that failed in the plugin (with the bot sends it had queued)."""
+    error = InvocationError(
         f"{type_name}: {message}" if type_name else message, code=code or "plugin_error", retryable=retryable
     )
+    if isinstance(sends, list) and sends:
+        error.sends = sends  # type: ignore[attr-defined]  # the dispatcher flushes them
+    return error
 
 
 async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:

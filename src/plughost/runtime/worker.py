@@ -54,7 +54,12 @@ def error_fields(exc: BaseException) -> dict[str, Any]:
     else:
         code = "plugin_error"
     retryable = bool(getattr(exc, "retryable", False))
-    return {"code": code, "message": str(exc) or type(exc).__name__, "type": type(exc).__name__, "retryable": retryable}
+    message = str(exc) or type(exc).__name__
+    fields: dict[str, Any] = {"code": code, "message": message, "type": type(exc).__name__, "retryable": retryable}
+    sends = getattr(exc, "sends", None)
+    if isinstance(sends, list) and sends:
+        fields["sends"] = sends
+    return fields
 
 
 class ServedPlugin:
@@ -106,7 +111,10 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
         try:
             return v1.InvokeResponse(result_json=await self.served.invoke_json(request.name, request.request_json))
         except Exception as exc:
-            return v1.InvokeResponse(error=v1.Error(**error_fields(exc)))
+            fields = error_fields(exc)
+            sends = fields.pop("sends", None)
+            error = v1.Error(**fields, sends_json=json.dumps(sends, default=json_default).encode() if sends else b"")
+            return v1.InvokeResponse(error=error)
 
     async def Health(self, request: Any, context: Any) -> Any:
         health = await self.handle.health()

@@ -140,7 +140,12 @@ def _wrap(func: Callable[..., Any], stage: str) -> Callable[[Any], Any]:
         args = [resolve(sources) for resolve in resolvers]
         if any(a is _SKIPPED for a in args):  # typed for another event class: not for this event
             return _answer(stage, None, in_process, bot)
-        result = await func(*args) if is_async else await asyncio.to_thread(func, *args)
+        try:
+            result = await func(*args) if is_async else await asyncio.to_thread(func, *args)
+        except Exception as exc:
+            if not in_process and isinstance(bot, CallbackBot) and bot.outbox:
+                exc.sends = [s.to_json() for s in bot.outbox]  # type: ignore[attr-defined]  # still sent by the host
+            raise
         if in_process and stage == "route":
             return result
         return _answer(stage, result, in_process, bot)
