@@ -49,3 +49,37 @@ async def test_errors_from_a_worker(host: Host) -> None:
     assert parse.kind is ResultKind.PARSE_ERROR and parse.error == "cannot parse 'many' as an integer"
     failed = await run(CONSOLE, "/roll 1")
     assert failed.kind is ResultKind.EXECUTION_ERROR and "a die needs at least 2 sides" in failed.text
+
+
+REPLIER = """
+from plughost import Plugin
+from plughost.sdk.commands import CommandContext
+
+plugin = Plugin()
+
+
+@plugin.command("steps")
+async def steps(ctx: CommandContext, n: int) -> str:
+    for i in range(1, n + 1):
+        ctx.reply(f"step {i}")
+    return "done"
+
+
+@plugin.command("quiet")
+def quiet(ctx: CommandContext) -> None:
+    ctx.reply("only this")
+"""
+
+
+@pytest.mark.parametrize("isolation", ["none", "process"])
+async def test_ctx_replies_arrive_in_order_in_and_out_of_process(tmp_path: Path, isolation: str) -> None:
+    directory = tmp_path / "plugins" / "replier"
+    directory.mkdir(parents=True)
+    (directory / "plugin.toml").write_text(f'id = "replier"\nversion = "1.0.0"\nisolation = "{isolation}"\n')
+    (directory / "plugin.py").write_text(REPLIER)
+    async with Host(tmp_path) as host:
+        run = host.commands.execute_command
+        result = await run(CONSOLE, "/steps 3")
+        assert result.kind is ResultKind.SUCCESS
+        assert [m.plain_text() for m in result.replies] == ["step 1", "step 2", "step 3", "done"]
+        assert [m.plain_text() for m in (await run(CONSOLE, "/quiet")).replies] == ["only this"]

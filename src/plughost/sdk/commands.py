@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import inspect
 import types
 import typing
@@ -74,6 +75,7 @@ class CommandContext:
     command: str = ""
     alias: str = ""
     replies: list[Message] = field(default_factory=list)
+    remote: bool = field(default=False, compare=False)  # built from JSON: the replies travel in the result
 
     def reply(self, content: str | Message | Segment | Any) -> None:
         """Queue a reply; replies are delivered in order, before the handler's return value."""
@@ -98,7 +100,31 @@ class CommandContext:
             plugin_id=str(data.get("plugin_id", "")),
             command=str(data.get("command", "")),
             alias=str(data.get("alias", "")),
+            remote=True,
         )
+
+
+def with_remote_replies(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Wrap a command handler so that, called over JSON (in a worker), `ctx.reply(...)` replies are
+    returned too: `{"reply": <segments or None>, "replies": [<segments>, …]}`."""
+
+    def pack(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+        ctx = next((a for a in (*args, *kwargs.values()) if isinstance(a, CommandContext)), None)
+        if ctx is None or not ctx.remote or not ctx.replies:
+            return result
+        reply = to_message(result)
+        return {"reply": reply.to_json() if reply else None, "replies": [m.to_json() for m in ctx.replies]}
+
+    if inspect.iscoroutinefunction(func):
+
+        async def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return pack(await func(*args, **kwargs), args, kwargs)
+    else:
+
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]  # stays sync: runs in a thread
+            return pack(func(*args, **kwargs), args, kwargs)
+
+    return functools.wraps(func)(wrapper)
 
 
 @dataclass
@@ -554,7 +580,7 @@ class CommandsMixin:
         base = COMMAND_HANDLER_PREFIX + " ".join(path)
         handler_name = base if not decl.overloads else f"{base}#{len(decl.overloads) + 1}"
         params = param_specs(func, raw=raw)
-        self.add_handler(handler_name, func, command_binder(func, raw=raw))
+        self.add_handler(handler_name, with_remote_replies(func), command_binder(func, raw=raw))
         if parsers:
             self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
         decl.overloads.append(CommandOverload(handler_name, params, raw))

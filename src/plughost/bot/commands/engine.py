@@ -178,6 +178,8 @@ class CommandEngine:
             log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, exc)
             return self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {exc}")
         replies = request.context.replies
+        if isinstance(value, Mapping) and isinstance(value.get("replies"), list):  # `ctx.reply` in a worker
+            replies.extend(filter(None, map(to_message, value["replies"])))
         reply = to_message(value)
         if reply is not None:
             replies.append(reply)
