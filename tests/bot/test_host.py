@@ -191,3 +191,36 @@ async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolat
     [(action, params)] = bot.actions
     assert action == "send_private_msg" and params["user_id"] == 42
     assert params["message"] == [{"type": "text", "data": {"text": "queued before the failure"}}]
+
+
+BOT_COMMAND = '''
+from plughost import Plugin
+from plughost.sdk.commands import CommandContext
+plugin = Plugin()
+
+@plugin.command("kick")
+async def kick(ctx: CommandContext, user: int) -> str:
+    assert ctx.bot is not None
+    await ctx.bot.call_action("set_group_kick", {"group_id": ctx.sender.group_id, "user_id": user})
+    return f"kicked {user}"
+'''
+
+
+async def test_chat_command_uses_the_bot_it_came_through(tmp_path: Path) -> None:
+    from plughost.core.botconfig import BotConfig
+    from plughost.sdk.events import parse_event
+
+    from .test_protocol import RecordingBot
+
+    (tmp_path / "plughost.toml").write_text('[commands]\nowners = [456]\n')
+    plugin_dir = tmp_path / "plugins" / "moderator"
+    plugin_dir.mkdir(parents=True)
+    (plugin_dir / "plugin.toml").write_text('id = "moderator"\nversion = "1.0.0"\n')
+    (plugin_dir / "plugin.py").write_text(BOT_COMMAND)
+    async with Host(tmp_path) as host:
+        bot = RecordingBot()
+        lane = host.dispatcher.attach("sim", BotConfig(id="sim", transport="ws-reverse", bind="127.0.0.1:0"), bot)
+        await host.dispatcher.process(lane, parse_event(group_message("/kick 789", message_id=1, group_id=55)))
+    assert bot.actions[0] == ("set_group_kick", {"group_id": 55, "user_id": 789})
+    assert bot.actions[1][0] == "send_group_msg"
+    assert bot.actions[1][1]["message"] == [{"type": "text", "data": {"text": "kicked 789"}}]

@@ -59,7 +59,7 @@ class EngineCommandStage:
         if bare and not self._bare_commands_exist(engine.registry.commands):
             return None  # ordinary chat text and no command accepts it without a prefix
         sender = sender_of(event, bot.self_id or None)
-        result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message)
+        result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message, bot)
         return await self._answer(result, event, bot)
 
     @staticmethod

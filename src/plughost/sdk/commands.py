@@ -39,6 +39,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from plughost.errors import PlugHostError
+from plughost.sdk.bot import BotApi
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec, Role, Scope
 from plughost.sdk.message import Message, Segment
 from plughost.sdk.permissions import PermissionId, PermitteeId
@@ -76,6 +77,7 @@ class CommandContext:
     alias: str = ""
     replies: list[Message] = field(default_factory=list)
     remote: bool = field(default=False, compare=False)  # built from JSON: the replies travel in the result
+    bot: BotApi | None = field(default=None, compare=False)  # chat commands in-process: the bot it came through
 
     def reply(self, content: str | Message | Segment | Any) -> None:
         """Queue a reply; replies are delivered in order, before the handler's return value."""

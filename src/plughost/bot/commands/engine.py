@@ -14,6 +14,7 @@ from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
 from plughost.errors import PlugHostError
+from plughost.sdk.bot import BotApi
 from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandRequest, to_message
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.message import Message, Segment
@@ -134,8 +135,10 @@ class CommandEngine:
         return self.config.bare_group if sender.in_group else self.config.bare_private
 
     # the pipeline -----------------------------------------------------------------------------
-    async def run(self, sender: CommandSender, triggered: Triggered, original: Message) -> CommandResult:
-        """Run a message whose trigger was already removed."""
+    async def run(
+        self, sender: CommandSender, triggered: Triggered, original: Message, bot: BotApi | None = None
+    ) -> CommandResult:
+        """Run a message whose trigger was already removed; `bot` becomes `ctx.bot` (chat)."""
         message = triggered.message
         args: list[Argument] = list(tokenize_text(message)) if isinstance(message, str) else tokenize(message)
         if not args or not isinstance(args[0], str):
@@ -164,7 +167,7 @@ class CommandEngine:
         if not self._holds(sender, node.permission):
             return self._fail(ResultKind.PERMISSION_DENIED, node, f"{DENIED} (needs {node.permission})")
         try:
-            request = self._request(sender, original, resolved)
+            request = self._request(sender, original, resolved, bot)
         except CommandArgumentError as exc:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
         target = node.target
@@ -224,9 +227,11 @@ class CommandEngine:
             )
         return Resolution(node, alias, winners[0], args)
 
-    def _request(self, sender: CommandSender, original: Message, resolved: Resolution) -> CommandRequest:
+    def _request(
+        self, sender: CommandSender, original: Message, resolved: Resolution, bot: BotApi | None
+    ) -> CommandRequest:
         node, plan, args = resolved.node, resolved.overload, resolved.args
-        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias)
+        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias, bot=bot)
         if plan.overload.raw:
             raw = Message(Segment.text(a) if isinstance(a, str) else a for a in args)
             return CommandRequest(context, raw=raw)
