@@ -516,7 +516,8 @@ class ProcessPluginHandle:
         if response.HasField("error"):
             error = response.error
             sends = json.loads(error.sends_json) if error.sends_json else None
-            raise _plugin_error(error.code, error.message, error.type, error.retryable, sends)
+            fields = {"code": error.code, "message": error.message, "type": error.type, "retryable": error.retryable}
+            raise _plugin_error({**fields, "sends": sends})
         return json.loads(response.result_json) if response.result_json else None
 
     async def _invoke_lane(self, instance: _Instance, lane: LaneClient, name: str, request: Any, timeout: float) -> Any:
@@ -528,14 +529,7 @@ class ProcessPluginHandle:
         except LaneClosed as exc:
             raise await self._connection_lost(instance, name, str(exc)) from None
         except LaneCallFailed as failed:
-            error = failed.error
-            raise _plugin_error(
-                str(error.get("code") or ""),
-                str(error.get("message") or ""),
-                str(error.get("type") or ""),
-                bool(error.get("retryable")),
-                error.get("sends"),
-            ) from None
+            raise _plugin_error(failed.error) from None
         return json.loads(result) if result else None
 
     async def _invoke_jank(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
@@ -692,11 +686,16 @@ def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
 
 
-def _plugin_error(code: str, message: str, type_name: str, retryable: bool, sends: Any = None) -> InvocationError:
-    """The host-side error of a handler that failed in the plugin (with the bot sends it had queued)."""
+def _plugin_error(fields: Mapping[str, Any]) -> InvocationError:
+    """The host-side error of a handler that failed in the plugin, from plughost.v1's error object
+    (code, message, type, retryable, and the bot sends it had queued)."""
+    message, type_name = str(fields.get("message") or ""), str(fields.get("type") or "")
     error = InvocationError(
-        f"{type_name}: {message}" if type_name else message, code=code or "plugin_error", retryable=retryable
+        f"{type_name}: {message}" if type_name else message,
+        code=str(fields.get("code") or "plugin_error"),
+        retryable=bool(fields.get("retryable")),
     )
+    sends = fields.get("sends")
     if isinstance(sends, list) and sends:
         error.sends = sends  # type: ignore[attr-defined]  # the dispatcher flushes them
     return error

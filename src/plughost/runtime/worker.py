@@ -99,12 +99,8 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
         self.served = served
         self.invoke_lane = invoke_lane
 
-    @property
-    def handle(self) -> PluginHandle:
-        return self.served.handle
-
     async def Describe(self, request: Any, context: Any) -> Any:
-        descriptor = json.dumps(self.handle.descriptor.to_json()).encode()
+        descriptor = json.dumps(self.served.handle.descriptor.to_json()).encode()
         return v1.DescribeResponse(descriptor_json=descriptor, invoke_lane=self.invoke_lane)
 
     async def Invoke(self, request: Any, context: Any) -> Any:
@@ -117,21 +113,21 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
             return v1.InvokeResponse(error=error)
 
     async def Health(self, request: Any, context: Any) -> Any:
-        health = await self.handle.health()
+        health = await self.served.handle.health()
         info = json.dumps(dict(health.info), default=json_default).encode()
         return v1.HealthResponse(status=health.status, detail=health.detail, info_json=info)
 
     async def Reconfigure(self, request: Any, context: Any) -> Any:
         config = json.loads(request.config_json) if request.config_json else {}
         try:
-            await self.handle.reconfigure(config)
+            await self.served.handle.reconfigure(config)
         except Exception as exc:
             await context.abort(grpc.StatusCode.UNKNOWN, f"reconfigure failed: {type(exc).__name__}: {exc}")
         return v1.ReconfigureResponse()
 
     async def SetEnabled(self, request: Any, context: Any) -> Any:
         try:
-            await self.handle.set_enabled(request.enabled)
+            await self.served.handle.set_enabled(request.enabled)
         except Exception as exc:
             await context.abort(grpc.StatusCode.UNKNOWN, f"enable hook failed: {type(exc).__name__}: {exc}")
         return v1.SetEnabledResponse()
@@ -143,17 +139,13 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
     def __init__(self, served: ServedPlugin) -> None:
         self.served = served
 
-    @property
-    def handle(self) -> PluginHandle:
-        return self.served.handle
-
     async def Execute(self, request: Any, context: Any) -> Any:
         try:
             args = unpack_map(request.args, where="argument")
         except NotAValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            result = await self.handle.invoke(request.method, args)
+            result = await self.served.handle.invoke(request.method, args)
             data = result if isinstance(result, Mapping) else {"result": result}
             try:
                 packed = pack_map(data)
@@ -164,7 +156,7 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
             await context.abort(grpc.StatusCode.UNKNOWN, f"{type(exc).__name__}: {exc}")
 
     async def HealthCheck(self, request: Any, context: Any) -> Any:
-        health = await self.handle.health()
+        health = await self.served.handle.health()
         return jank_pb2.HealthCheckResponse(status="healthy" if health.ok else "unhealthy")
 
 

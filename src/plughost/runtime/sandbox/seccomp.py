@@ -62,6 +62,10 @@ ARCHES = {
 }
 
 
+class _SockFprog(ctypes.Structure):
+    _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
+
+
 class SeccompUnavailable(RuntimeError):
     """This machine cannot install the filter (architecture or kernel)."""
 
@@ -132,11 +136,7 @@ def install(*, network: bool, exec_: bool) -> None:
     program = build_filter(arch, network=network, exec_=exec_)
     encoded = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
     buffer = ctypes.create_string_buffer(encoded, len(encoded))
-
-    class SockFprog(ctypes.Structure):
-        _fields_ = (("len", ctypes.c_ushort), ("filter", ctypes.c_void_p))
-
-    fprog = SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
+    fprog = _SockFprog(len(program), ctypes.cast(buffer, ctypes.c_void_p))
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise SeccompUnavailable(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}")
