@@ -13,6 +13,7 @@ import pluggy
 from common import Row, median
 
 from plughost import PluginManager
+from plughost.sdk.call import Call
 
 TRIVIAL = """
 from plughost import Plugin
@@ -75,6 +76,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         assert instance is not None and instance.handle is not None
         func = instance.handle.plugin.handlers["noop"].func  # type: ignore[attr-defined]
         call, invoke = manager.call, manager.invoke
+        noop = Call("noop")  # calls are immutable values: build once, send many times
 
         async def direct() -> float:
             start = time.perf_counter()
@@ -85,7 +87,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         async def guarded() -> float:
             start = time.perf_counter()
             for _ in range(LOOPS):
-                await call("trivial", "noop", None)
+                await call("trivial", noop)
             return (time.perf_counter() - start) / LOOPS * 1e6
 
         async def guarded_result() -> float:

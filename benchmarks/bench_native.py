@@ -24,6 +24,7 @@ from plughost.guard import Guard
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.native import NativePluginHandle, NativeRuntime, NativeSettings
 from plughost.runtime.python import PythonRuntime
+from plughost.sdk.call import Call
 from plughost.sdk.manifest import PluginManifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,15 +133,19 @@ async def _measure(directory: Path) -> list[Row]:
     guard = Guard()
     try:
         raw_us = _threads_per_call_us(lambda: native.call_blocking("noop", REQUEST), 1)
-        guarded_native = await _per_call_us(lambda: guard.call("bench", native, "noop", REQUEST), SEQUENTIAL)
+        guarded_native = await _per_call_us(lambda: guard.call("bench", native, Call("noop", REQUEST)), SEQUENTIAL)
         for _ in range(inline.inline.warmup * 2):
-            await inline.invoke("noop", REQUEST)
-        guarded_inline = await _per_call_us(lambda: guard.call("bench-inline", inline, "noop", REQUEST), SEQUENTIAL)
-        guarded_py = await _per_call_us(lambda: guard.call("bench-py", python, "noop", REQUEST), SEQUENTIAL)
-        guarded_py_sync = await _per_call_us(lambda: guard.call("bench-py", python, "noop_sync", REQUEST), SEQUENTIAL)
+            await inline.call(Call("noop", REQUEST))
+        guarded_inline = await _per_call_us(
+            lambda: guard.call("bench-inline", inline, Call("noop", REQUEST)), SEQUENTIAL
+        )
+        guarded_py = await _per_call_us(lambda: guard.call("bench-py", python, Call("noop", REQUEST)), SEQUENTIAL)
+        guarded_py_sync = await _per_call_us(
+            lambda: guard.call("bench-py", python, Call("noop_sync", REQUEST)), SEQUENTIAL
+        )
 
         async def burst() -> None:
-            await asyncio.gather(*(guard.call("bench", native, "noop", REQUEST) for _ in range(THREADS)))
+            await asyncio.gather(*(guard.call("bench", native, Call("noop", REQUEST)) for _ in range(THREADS)))
 
         concurrent_native = await _per_call_us(burst, SEQUENTIAL // THREADS) / THREADS
         one_thread = _threads_per_call_us(lambda: native.call_blocking("noop", REQUEST), 1)

@@ -28,6 +28,7 @@ from plughost.runtime.base import LoadRequest
 from plughost.runtime.placement import WorkerRuntime
 from plughost.runtime.process import ProcessOptions, ProcessRuntime
 from plughost.runtime.python import PythonRuntime
+from plughost.sdk.call import Call
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,8 +134,8 @@ async def _bench(root: Path) -> list[Row]:
     in_process = PythonRuntime()
 
     local = await in_process.load(_request(python_dir))
-    local_median, local_p99 = await _round_trip(lambda: local.invoke("echo", {"text": "hi"}))
-    async_median, async_p99 = await _round_trip(lambda: local.invoke("aecho", {"text": "hi"}))
+    local_median, local_p99 = await _round_trip(lambda: local.call(Call("echo", {"text": "hi"})))
+    async_median, async_p99 = await _round_trip(lambda: local.call(Call("aecho", {"text": "hi"})))
     local_start = await _start_time(lambda: in_process.load(_request(python_dir)))
     await local.stop()
     base = f"in-process: median {local_median:.0f} µs, p99 {local_p99:.0f} µs"
@@ -143,13 +144,13 @@ async def _bench(root: Path) -> list[Row]:
     rows.append(Row("in-process Python, async handler: call median", async_median, "µs", "—", "baseline"))
 
     grpc_only = await grpc_worker.load(_request(python_dir, "process"))
-    grpc_median, grpc_p99 = await _round_trip(lambda: grpc_only.invoke("aecho", {"text": "hi"}))
+    grpc_median, _grpc_p99 = await _round_trip(lambda: grpc_only.call(Call("aecho", {"text": "hi"})))
     await grpc_only.stop()
     rows.append(Row("Python worker over gRPC only, async handler: call median", grpc_median, "µs", "—", async_base))
 
     remote = await worker.load(_request(python_dir, "process"))
-    median, p99 = await _round_trip(lambda: remote.invoke("echo", {"text": "hi"}))
-    a_median, a_p99 = await _round_trip(lambda: remote.invoke("aecho", {"text": "hi"}))
+    median, p99 = await _round_trip(lambda: remote.call(Call("echo", {"text": "hi"})))
+    a_median, a_p99 = await _round_trip(lambda: remote.call(Call("aecho", {"text": "hi"})))
     await remote.stop()
     lane_base = f"{async_base}; over gRPC only: {grpc_median:.0f} µs"
     rows.append(Row("Python worker, async handler: call median", a_median, "µs", "≤ 500", lane_base, a_median <= 500))
@@ -170,7 +171,7 @@ async def _bench(root: Path) -> list[Row]:
 
     if go_dir is not None:
         go = await process.load(_request(go_dir))
-        median, p99 = await _round_trip(lambda: go.invoke("echo", {"text": "hi"}))
+        median, p99 = await _round_trip(lambda: go.call(Call("echo", {"text": "hi"})))
         await go.stop()
         rows.append(Row("Go plugin: call median", median, "µs", "≤ 300", base, median <= 300))
         rows.append(Row("Go plugin: call p99", p99, "µs", "—", base))
@@ -203,7 +204,7 @@ async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime,
     total_start = time.perf_counter() - started
     try:
         healthy = sum([(await h.health()).ok for h in handles])
-        answers = await asyncio.gather(*(h.invoke("echo", {"text": "x"}) for h in handles))
+        answers = await asyncio.gather(*(h.call(Call("echo", {"text": "x"})) for h in handles))
         answered = sum(1 for a in answers if a == {"text": "x"})
         go_mem = [_memory_kib(h.info()["pid"]) for h in handles[py_count:]]
         py_mem = [_memory_kib(h.info()["pid"]) for h in handles[:py_count]]

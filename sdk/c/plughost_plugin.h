@@ -81,9 +81,13 @@
  *                       "interceptors":[{"stage":"pre_handle|after_completion","handler":"guard"}],
  *                       "methods":[{"name":"…","description":"…","input_schema":{}}]}
  *   "bot.command" / "bot.route" / "bot.pre_handle" / "bot.after_completion" request (every field present):
- *     {"handler":"echo","args":["a","b"],"command_name":"echo","sender_id":10001,"group_id":20002,
- *      "raw_event_json":"{…OneBot v11 event…}","sender_nickname":"alice","message_id":3,
- *      "timestamp":1700000000,"host_callback_id":"<id>"}
+ *     {"handler":"echo","args":["a","b"],"named_args":{"text":"a"},"command_name":"echo",
+ *      "sender_id":10001,"group_id":20002,"sender_nickname":"alice","message_id":3,
+ *      "timestamp":1700000000,"event":{…OneBot v11 event, or null for console commands…},
+ *      "host_callback_id":"<id>"}
+ *     `args` are a command's argument words as the user typed them; `named_args` the host's parsed
+ *     values by parameter name. Routes and interceptors also get "kind", "route", "bot_id",
+ *     "self_id" and "message_text".
  *   result:
  *     {"action":"ignore"} | {"action":"continue"}
  *     {"action":"reply","text":"…"} | {"action":"reply","segments":[{"type":"text","data":{"text":"…"}}]}

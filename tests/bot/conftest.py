@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from plughost.bot.directory import GuardedPlugins
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.python import PythonRuntime
 from plughost.sdk.manifest import PluginManifest
+
+from .directory import GuardedPlugins
 
 HEADER = """\
 from plughost.sdk import Plugin

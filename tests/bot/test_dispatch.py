@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 
 from plughost.adapters.onebot import OneBotAdapter
-from plughost.bot.directory import GuardedPlugins
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.triggers import CommandInvocation
 from plughost.core.botconfig import BotConfig
 from plughost.sdk.bot import Answer, BotApi, Reply
+from plughost.sdk.call import Action
 from plughost.sdk.events import ROUTES_BY_KIND
 
 from .conftest import LoadPlugin
+from .directory import GuardedPlugins
 from .onebot_impl import OneBotImpl, group_message, notice, private_message, request
 
 
@@ -27,7 +28,7 @@ class EchoCommands:
     def __init__(self) -> None:
         self.seen: list[CommandInvocation] = []
 
-    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None:
+    async def handle(self, invocation: CommandInvocation, bot: BotApi, outbox: list[Action]) -> Answer | None:
         self.seen.append(invocation)
         text = invocation.text.plain_text()
         if text.startswith("echo "):

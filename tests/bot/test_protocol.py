@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from plughost.bot.directory import GuardedPlugins
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.ratelimit import TokenBucket
 from plughost.core.botconfig import BotConfig
@@ -17,19 +16,20 @@ from plughost.sdk.bot import (
     Block,
     BotAnswerError,
     BotApi,
-    QueuedAction,
     Reject,
     Reply,
     decode_allow,
     decode_answer,
     encode_answer,
 )
+from plughost.sdk.call import Action, Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor, InterceptorSpec, RouteSpec
 from plughost.sdk.events import parse_event
 from plughost.sdk.handle import Health
 from plughost.sdk.message import Message, Segment
 
 from .conftest import LoadPlugin
+from .directory import GuardedPlugins
 from .onebot_impl import group_message, notice, request
 
 
@@ -59,10 +59,12 @@ class JsonHandle:
             capabilities=frozenset({"bot"}),
         )
 
-    async def invoke(self, name: str, request: Any) -> Any:
-        wire = json.loads(json.dumps(request))  # exactly what crosses the C ABI / gRPC
-        self.requests.append({"handler": name, **wire})
-        return json.loads(json.dumps(self.answers.get(name)))
+    async def call(self, call: Call) -> Outcome:
+        wire = json.loads(json.dumps(call.payload))  # exactly what crosses the C ABI / gRPC
+        self.requests.append({"handler": call.handler, **wire})
+        answer = json.loads(json.dumps(self.answers.get(call.handler)))
+        sends = actions_from_json(answer.pop("sends", None)) if isinstance(answer, dict) else ()
+        return Outcome(answer, sends)
 
     async def health(self) -> Health:
         return Health("ok")
@@ -78,22 +80,21 @@ class JsonHandle:
 
 
 def test_answers_round_trip_through_json() -> None:
-    sends = [QueuedAction("send_private_msg", {"user_id": 1, "message": [{"type": "text", "data": {"text": "x"}}]})]
     for answer in (None, Reply(Message("hi"), stop=False, at_sender=True), Approve("r"), Reject("no"), Block()):
-        encoded = json.loads(json.dumps(encode_answer(answer, sends)))
-        assert decode_answer(encoded) == (answer, sends)
+        encoded = json.loads(json.dumps(encode_answer(answer)))
+        assert decode_answer(encoded) == answer
+    assert decode_answer("text") == Reply(Message("text")) and decode_answer([]) is None
 
 
 def test_qimenbot_numeric_answers_are_accepted() -> None:
     segments = json.dumps([{"type": "face", "data": {"id": "1"}}])
-    assert decode_answer({"action_kind": 1, "message": "plain"}) == (Reply(Message("plain")), [])
-    assert decode_answer({"action_kind": 1, "message": "", "segments_json": segments}) == (
-        Reply(Message([Segment.face(1)])),
-        [],
+    assert decode_answer({"action_kind": 1, "message": "plain"}) == Reply(Message("plain"))
+    assert decode_answer({"action_kind": 1, "message": "", "segments_json": segments}) == Reply(
+        Message([Segment.face(1)])
     )
-    assert decode_answer({"action_kind": 2, "message": "remark"}) == (Approve("remark"), [])
-    assert decode_answer({"action_kind": 3, "message": "reason"}) == (Reject("reason"), [])
-    assert decode_answer({"action_kind": 0}) == (None, [])
+    assert decode_answer({"action_kind": 2, "message": "remark"}) == Approve("remark")
+    assert decode_answer({"action_kind": 3, "message": "reason"}) == Reject("reason")
+    assert decode_answer({"action_kind": 0}) is None
     assert decode_allow({"allow": 0}) is False and decode_allow({"allow": 1}) is True
     assert decode_allow({"action": "block"}) is False and decode_allow(None) is True
 
@@ -143,7 +144,8 @@ async def test_json_plugins_answer_like_python_plugins() -> None:
     assert first["event"]["notice_type"] == "notify"
 
 
-async def test_python_handlers_answer_json_out_of_process(plugins: tuple[GuardedPlugins, LoadPlugin]) -> None:
+async def test_python_handlers_answer_json(plugins: tuple[GuardedPlugins, LoadPlugin]) -> None:
+    """A Python plugin answers the same JSON outcome a native or process plugin does."""
     _, load = plugins
     handle = await load("py", """
         @plugin.route("message", "Group")
@@ -157,26 +159,28 @@ async def test_python_handlers_answer_json_out_of_process(plugins: tuple[Guarded
 
         @plugin.route("request", "Friend")
         async def friend(ev: RequestEvent, bot: BotApi) -> Approve:
-            await bot.get_status()  # not available out of process: a clear error
+            await bot.get_status()  # this call came without a bot connection: a clear error
             return Approve()
     """)  # fmt: skip
     wire = {"kind": "message", "route": "Group", "bot_id": "b", "self_id": 1,
             "event": group_message("x", message_id=1)}  # fmt: skip
-    answer = await handle.invoke("route.message.answer", wire)
-    assert answer == {
+    outcome = await handle.call(Call("route.message.answer", wire, "route"))
+    assert outcome.value == {
         "action": "reply",
         "segments": [{"type": "text", "data": {"text": "hi "}}, {"type": "at", "data": {"qq": "456"}}],
         "stop": True,
-        "sends": [{"action": "send_private_msg", "params": {
-            "user_id": 456, "message": [{"type": "text", "data": {"text": "psst"}}], "auto_escape": False}}],
-    }  # fmt: skip
-    assert await handle.invoke("pre_handle.only_groups", wire) == {"allow": True}
+    }
+    assert outcome.sends == (
+        Action("send_private_msg", {"user_id": 456, "message": [{"type": "text", "data": {"text": "psst"}}],
+                                    "auto_escape": False}),
+    )  # fmt: skip
+    assert (await handle.call(Call("pre_handle.only_groups", wire, "pre_handle"))).value is True
     wire_request = {"event": request("friend", user_id=2, flag="f")}
-    assert await handle.invoke("pre_handle.only_groups", wire_request) == {"allow": False}
-    with pytest.raises(Exception, match="not available to a plugin running out of process"):
-        await handle.invoke("route.request.friend", wire_request)
-    with pytest.raises(Exception, match="needs a request object with an 'event' object"):
-        await handle.invoke("route.request.friend", {"route": "Friend"})
+    assert (await handle.call(Call("pre_handle.only_groups", wire_request, "pre_handle"))).value is False
+    failed = await handle.call(Call("route.request.friend", wire_request, "route"))
+    assert failed.error is not None and "needs a bot connection" in failed.error.message
+    # a handler typed for request events does not apply to a call without one
+    assert await handle.call(Call("route.request.friend", {"route": "Friend"}, "route")) == Outcome()
 
 
 def test_route_declarations_are_checked() -> None:
@@ -187,7 +191,7 @@ def test_route_declarations_are_checked() -> None:
         plugin.route("notice", "GroupPok")
     with pytest.raises(Exception, match="unknown route kind 'notices'"):
         plugin.route("notices")
-    with pytest.raises(Exception, match="parameter 'mystery' has no type hint"):
+    with pytest.raises(Exception, match="nothing can fill parameter 'mystery'"):
 
         @plugin.route("notice")
         async def handler(mystery):  # type: ignore[no-untyped-def]
@@ -209,20 +213,15 @@ async def test_token_bucket_limits_sends() -> None:
     assert order == [0, 1, 2] and bucket.waited >= 3
 
 
-class NativeStyleError(Exception):
-    """What the native runtime raises when a bot call failed after queuing `host.bot.send`s."""
-
-    def __init__(self, message: str, sends: list[dict[str, Any]]) -> None:
-        super().__init__(message)
-        self.sends = sends
-
-
 class NativeStyleHandle(JsonHandle):
-    async def invoke(self, name: str, request: Any) -> Any:
-        if name == "poke":
-            raise NativeStyleError("segfault avoided", [{"target": "group", "group_id": 3, "user_id": None,
-                                                         "message": [{"type": "text", "data": {"text": "early"}}]}])
-        return await super().invoke(name, request)
+    """Fails `poke` after queuing a `host.bot.send`, as the native runtime reports it."""
+
+    async def call(self, call: Call) -> Outcome:
+        if call.handler == "poke":
+            early = [{"target": "group", "group_id": 3, "user_id": None,
+                      "message": [{"type": "text", "data": {"text": "early"}}]}]  # fmt: skip
+            return Outcome(None, actions_from_json(early), PluginError("plugin_error", "segfault avoided"))
+        return await super().call(call)
 
 
 async def test_native_runtime_answer_forms_and_sends_of_failed_calls() -> None:

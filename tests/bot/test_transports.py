@@ -11,13 +11,13 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from plughost.adapters.onebot import OneBotAdapter, WsActionClient
-from plughost.bot.directory import GuardedPlugins
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
 from plughost.core.botconfig import BotConfig
 from plughost.errors import ConfigError
 
 from .conftest import LoadPlugin
+from .directory import GuardedPlugins
 from .onebot_impl import OneBotImpl, group_message, lifecycle, notice, private_message, request
 
 PING_PONG = """

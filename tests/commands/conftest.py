@@ -6,6 +6,7 @@ import functools
 import textwrap
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,9 @@ from plughost.core.commands_config import CommandsConfig
 from plughost.guard import Guard
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.python import PythonPluginHandle, PythonRuntime
+from plughost.sdk.call import Call, Outcome
 from plughost.sdk.manifest import load_manifest
+from plughost.sdk.message import Message
 
 HEADER = """\
 import datetime as dt
@@ -50,7 +53,7 @@ class Lab:
 
     def sources(self) -> list[CommandSource]:
         return [
-            CommandSource(pid, prio, h.descriptor, PluginTarget(pid, h, functools.partial(self.guard.call, pid, h)))
+            CommandSource(pid, prio, h.descriptor, PluginTarget(pid, functools.partial(self.guard.call, pid, h)))
             for pid, (h, prio) in self.handles.items()
         ]
 
@@ -76,3 +79,16 @@ async def lab(tmp_path: Path) -> AsyncIterator[Lab]:
 
 
 EngineFactory = Callable[[str], Awaitable[CommandEngine]]
+
+
+class FunctionTarget:
+    """Host-side command handlers for tests: `handler(payload) -> reply text`."""
+
+    def __init__(self, plugin_id: str, handlers: dict[str, Callable[[Any], str]]) -> None:
+        self.plugin_id = plugin_id
+        self.handlers = handlers
+        self.calls: list[Call] = []
+
+    async def call(self, call: Call) -> Outcome:
+        self.calls.append(call)
+        return Outcome([Message(self.handlers[call.handler](call.payload)).to_json()])

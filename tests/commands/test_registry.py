@@ -1,21 +1,14 @@
-"""Registry: collisions by priority then id, diagnostics, invalid names, JSON requests, usage."""
+"""Registry: collisions by priority then id, diagnostics, invalid names, JSON payloads, usage."""
 
 from __future__ import annotations
 
 import json
 
-from plughost.bot.commands import (
-    CommandEngine,
-    CommandSender,
-    CommandSource,
-    LocalTarget,
-    PluginTarget,
-    ResultKind,
-)
-from plughost.sdk.commands import CommandRequest
+from plughost.bot.commands import CommandEngine, CommandSender, CommandSource, PluginTarget, ResultKind
+from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec
 
-from .conftest import Lab
+from .conftest import FunctionTarget, Lab
 
 CONSOLE = CommandSender.console()
 
@@ -50,13 +43,9 @@ async def test_higher_priority_wins_then_lower_id(lab: Lab) -> None:
 async def test_builtin_commands_win_over_plugins(lab: Lab) -> None:
     await lab.load("aaa", plugin_with("help", "plugin help"), priority=100)
 
-    async def builtin(request: CommandRequest) -> str:
-        return "builtin help"
-
     spec = CommandSpec("help", overloads=(CommandOverload("help"),))
-    builtins = CommandSource(
-        "console", 0, Descriptor("console", commands=(spec,)), LocalTarget("console", {"help": builtin}), builtin=True
-    )
+    target = FunctionTarget("console", {"help": lambda payload: "builtin help"})
+    builtins = CommandSource("console", 0, Descriptor("console", commands=(spec,)), target, builtin=True)
     engine = CommandEngine()
     engine.rebuild([*lab.sources(), builtins])
     assert (await engine.execute_command(CONSOLE, "/help")).text == "builtin help"
@@ -77,11 +66,8 @@ async def test_invalid_names_from_descriptors_are_diagnostics(lab: Lab) -> None:
         id="native",
     )
 
-    async def handler(request: CommandRequest) -> str:
-        return "ok"
-
     engine = CommandEngine()
-    engine.rebuild([CommandSource("native", 0, descriptor, LocalTarget("native", {"h": handler}))])
+    engine.rebuild([CommandSource("native", 0, descriptor, FunctionTarget("native", {"h": lambda payload: "ok"}))])
     assert sorted(engine.registry.table) == ["fine", "ok"]
     assert engine.registry.problems == [
         "native: invalid command name 'bad name' (no blanks, ':' or '.')",
@@ -90,8 +76,9 @@ async def test_invalid_names_from_descriptors_are_diagnostics(lab: Lab) -> None:
     ]
 
 
-async def test_json_request_path_rehydrates_typed_values(lab: Lab) -> None:
-    """Out-of-process runtimes get `CommandRequest.to_json()`; the Python binder turns it back into types."""
+async def test_json_payload_is_turned_back_into_types_by_the_binder(lab: Lab) -> None:
+    """Every runtime gets the same JSON payload; the SDK binder turns it back into types, and the
+    handler's own defaults apply to omitted arguments."""
     handle = await lab.load(
         "j",
         """
@@ -104,43 +91,22 @@ async def j(ctx: CommandContext, when: dt.datetime, mode: Mode, who: PermitteeId
     return f"{ctx.sender.kind} {when!r} {mode} {who!r} {msg.plain_text()} {n}"
 """,
     )
-    seen: list[object] = []
+    seen: list[Call] = []
 
-    async def over_the_wire(handler: str, request: object) -> object:
-        seen.append(request)
-        wire = json.loads(json.dumps(request))  # what crosses a process boundary
-        return await lab.guard.call("j", handle, handler, wire)
+    async def over_the_wire(call: Call) -> Outcome:
+        seen.append(call)
+        wire = Call(call.handler, json.loads(json.dumps(call.payload)), call.kind)  # what crosses a process boundary
+        return await lab.guard.call("j", handle, wire)
 
-    target = PluginTarget("j", handle, over_the_wire)
-    target.wants_objects = False
     engine = CommandEngine()
-    engine.rebuild([CommandSource("j", 0, handle.descriptor, target)])
+    engine.rebuild([CommandSource("j", 0, handle.descriptor, PluginTarget("j", over_the_wire))])
     result = await engine.execute_command(CONSOLE, "/j 2024-01-02T03:04 fast m1.2 hi")
     assert result.kind is ResultKind.SUCCESS, result.text
     assert result.text == "console datetime.datetime(2024, 1, 2, 3, 4) Mode.FAST PermitteeId(text='m1.2') hi 7"
-    assert isinstance(seen[0], dict) and seen[0]["args"]["when"] == "2024-01-02T03:04:00"
-    assert seen[0]["args"]["n"] == 7  # declared defaults are sent to JSON plugins
-
-
-async def test_in_process_handlers_receive_objects(lab: Lab) -> None:
-    handle = await lab.load(
-        "o",
-        """
-@plugin.command("o")
-def o(when: dt.date) -> str:
-    return "ok"
-""",
-    )
-    seen: list[object] = []
-
-    async def spy(handler: str, request: object) -> object:
-        seen.append(request)
-        return await lab.guard.call("o", handle, handler, request)
-
-    engine = CommandEngine()
-    engine.rebuild([CommandSource("o", 0, handle.descriptor, PluginTarget("o", handle, spy))])
-    assert (await engine.execute_command(CONSOLE, "/o 2024-01-01")).ok
-    assert isinstance(seen[0], CommandRequest)
+    payload = seen[0].payload
+    assert payload["args"]["when"] == "2024-01-02T03:04:00" and payload["args"]["mode"] == "FAST"
+    assert "n" not in payload["args"]  # omitted: the handler's default applies wherever it runs
+    assert payload["words"] == ["2024-01-02T03:04", "fast", "m1.2", "hi"]
 
 
 async def test_lookup_cost_does_not_grow_with_commands(lab: Lab) -> None:
@@ -148,11 +114,9 @@ async def test_lookup_cost_does_not_grow_with_commands(lab: Lab) -> None:
         CommandSpec(f"cmd{i}", overloads=(CommandOverload("h", (ParamSpec("x", "int"),)),)) for i in range(2000)
     )
 
-    async def handler(request: CommandRequest) -> str:
-        return str(request.args["x"])
-
+    target = FunctionTarget("many", {"h": lambda payload: str(payload["args"]["x"])})
     engine = CommandEngine()
-    engine.rebuild([CommandSource("many", 0, Descriptor("many", commands=specs), LocalTarget("many", {"h": handler}))])
+    engine.rebuild([CommandSource("many", 0, Descriptor("many", commands=specs), target)])
     assert len(engine.all_commands()) == 2000
     assert (await engine.execute_command(CONSOLE, "/cmd1999 5")).text == "5"
     # glued lookup is bounded by the longest name, not by the number of commands

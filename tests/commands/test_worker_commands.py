@@ -29,10 +29,10 @@ async def host(tmp_path: Path) -> AsyncIterator[Host]:
 async def test_typed_arguments_and_context_cross_the_process_boundary(host: Host) -> None:
     engine = host.commands.refresh()
     node = engine.registry.table["greet"]
-    assert isinstance(node.target, PluginTarget) and node.target.wants_objects is False
+    assert isinstance(node.target, PluginTarget)
     run = host.commands.execute_command
     assert (await run(CONSOLE, "/greet bob 2 grumpy")).text == "hmpf bob hmpf bob"
-    assert (await run(CONSOLE, "/greet amy")).text == "hello amy"  # declared defaults travel in the JSON
+    assert (await run(CONSOLE, "/greet amy")).text == "hello amy"  # the handler's default applies in the worker
     assert (await run(CONSOLE, "/remind 2024-05-01T09:00 buy milk")).text == "at 2024-05-01 09:00: buy milk"
     friend = CommandSender.friend(77)
     assert (await run(friend, "/todo add call mom")).text == "added #1"

@@ -133,11 +133,11 @@ async def test_manifest_timeout_applies(workspace: Path, write_plugin) -> None:
 async def test_argument_validation_errors(manager: PluginManager) -> None:
     assert (await manager.execute("steady", "typed", {"count": 3, "label": "ab"})).result == "ababab"
     bad = await manager.execute("steady", "typed", {"count": "many"})
-    assert not bad.success and "count" in (bad.error or "") and bad.metadata["exception_type"] == "ValidationError"
+    assert not bad.success and "count" in (bad.error or "") and bad.metadata["code"] == "invalid_request"
     extra = await manager.execute("steady", "typed", {"count": 1, "colour": "red"})
     assert not extra.success and "colour" in (extra.error or "")
     unknown = await manager.execute("steady", "nope")
-    assert unknown.metadata["exception_type"] == "UnknownHandlerError" and "has no handler 'nope'" in (
+    assert unknown.metadata["code"] == "unknown_handler" and "has no handler 'nope'" in (
         unknown.error or ""
     )
 
@@ -167,10 +167,19 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
     from plughost import Plugin
     plugin = Plugin()
 
+    import asyncio
+    from pathlib import Path
+
     @plugin.execute
     async def run(context):
-        await context.metadata["barrier"].wait()  # completes only if all run at the same time
-        return context.metadata["name"] if False else "done"
+        # completes only if all five run at the same time: each marks itself, then waits for the rest
+        meeting = Path(context.metadata["meeting"])
+        (meeting / plugin.id).touch()
+        for _ in range(500):
+            if len(list(meeting.iterdir())) >= context.metadata["count"]:
+                return "done"
+            await asyncio.sleep(0.01)
+        return "alone"
     """
     for i in range(5):
         write_plugin(f"p{i}", code)
@@ -187,17 +196,21 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
     )
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
-        barrier = asyncio.Barrier(5)
+        meeting = workspace / "meeting"
+        meeting.mkdir()
         results = await asyncio.wait_for(
-            manager.execute_plugins({"metadata": {"barrier": barrier, "name": "x"}}), timeout=10
+            manager.execute_plugins({"metadata": {"meeting": str(meeting), "count": 5}}), timeout=20
         )
         assert sorted(results) == ["broken", "p0", "p1", "p2", "p3", "p4", "stuck"]
         assert all(results[f"p{i}"].result == "done" for i in range(5))
         assert results["broken"].error == "RuntimeError: nope"
         assert results["stuck"].metadata["timed_out"] is True
-        subset = await manager.execute_plugins({"metadata": {"barrier": asyncio.Barrier(1)}}, ["p1"])
-        assert list(subset) == ["p1"]
+        alone = workspace / "alone"
+        alone.mkdir()
+        subset = await manager.execute_plugins({"metadata": {"meeting": str(alone), "count": 1}}, ["p1"])
+        assert list(subset) == ["p1"] and subset["p1"].result == "done"
 
 
-async def test_non_serialisable_results_pass_through_in_process(manager: PluginManager) -> None:
-    assert (await manager.execute("steady", "weird")).result == {1, 2}
+async def test_results_are_json_shaped_in_process_too(manager: PluginManager) -> None:
+    """A set comes back as a list in-process, exactly as it does from a worker."""
+    assert (await manager.execute("steady", "weird")).result == [1, 2]

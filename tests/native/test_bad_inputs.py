@@ -22,8 +22,8 @@ async def healthy(c_builds: Builds, load_native: Loader) -> NativePluginHandle:
 
 
 async def assert_still_healthy(handle: NativePluginHandle) -> None:
-    assert await handle.invoke("echo", {"still": "here"}) == {"still": "here"}
-    assert (await handle.invoke("stats", None))["bad_frees"] == 0
+    assert await handle.call_abi("echo", {"still": "here"}) == {"still": "here"}
+    assert (await handle.call_abi("stats", None))["bad_frees"] == 0
 
 
 @pytest.mark.parametrize(
@@ -101,7 +101,7 @@ async def test_bad_replies_become_clear_errors(
 ) -> None:
     handle = await load_native(c_builds["probe"], "victim")
     with pytest.raises(NativeCallError, match=expected) as info:
-        await handle.invoke(method, None)
+        await handle.call_abi(method, None)
     assert info.value.code == code
     await assert_still_healthy(handle)  # the same plugin keeps working after its bad reply
     await assert_still_healthy(healthy)
@@ -110,15 +110,15 @@ async def test_bad_replies_become_clear_errors(
 async def test_rc_with_envelope_keeps_retryable_and_http_status(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
     with pytest.raises(NativeCallError) as info:
-        await handle.invoke("rc_envelope", None)
+        await handle.call_abi("rc_envelope", None)
     assert info.value.retryable is True and info.value.http_status == 429
 
 
 async def test_a_10_mb_reply_arrives_whole(c_builds: Builds, load_native: Loader, healthy: NativePluginHandle):
     handle = await load_native(c_builds["probe"], "big")
-    result = await handle.invoke("big", None)
+    result = await handle.call_abi("big", None)
     assert len(result) == 10 * 1024 * 1024 and set(result) == {"a"}
-    assert (await handle.invoke("stats", None))["bad_frees"] == 0
+    assert (await handle.call_abi("stats", None))["bad_frees"] == 0
     await assert_still_healthy(healthy)
 
 
@@ -135,12 +135,12 @@ async def test_invalid_metadata_loads_inactive_with_the_reason(c_builds: Builds,
 async def test_no_capability_loads_inactive_with_the_reason(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["no_caps"], "no_caps")
     assert handle.descriptor.metadata["inactive_reason"] == "no capability is enabled"
-    assert await handle.invoke("echo", [1]) == [1]  # generic invoke still reaches it
+    assert await handle.call_abi("echo", [1]) == [1]  # generic invoke still reaches it
 
 
 async def test_unknown_host_callback_answers_host_call_failed(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
-    reply = await handle.invoke("host_raw", {"method": "host.nope", "request": "{}"})
+    reply = await handle.call_abi("host_raw", {"method": "host.nope", "request": "{}"})
     assert reply == {
         "ok": False,
         "error": {"code": "host_call_failed", "message": "unsupported host callback host.nope"},
@@ -151,7 +151,7 @@ async def test_unknown_host_callback_answers_host_call_failed(c_builds: Builds, 
 
 async def test_host_callback_with_invalid_json_answers_host_call_failed(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
-    reply = await handle.invoke("host_raw", {"method": "host.log", "request": "{not json"})
+    reply = await handle.call_abi("host_raw", {"method": "host.log", "request": "{not json"})
     assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
     assert "host.log: request is not valid JSON" in reply["error"]["message"]
     await assert_still_healthy(handle)
@@ -159,15 +159,15 @@ async def test_host_callback_with_invalid_json_answers_host_call_failed(c_builds
 
 async def test_host_call_with_null_ctx_or_method_returns_rc_1_and_zeroes_resp(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
-    assert await handle.invoke("host_null_ctx", None) == {"host_rc": 1, "zeroed": True}
-    assert await handle.invoke("host_null_method", None) == {"host_rc": 1, "zeroed": True}
+    assert await handle.call_abi("host_null_ctx", None) == {"host_rc": 1, "zeroed": True}
+    assert await handle.call_abi("host_null_method", None) == {"host_rc": 1, "zeroed": True}
 
 
 async def test_plugin_thread_calling_back_after_unload_gets_a_clear_refusal(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], "late")
     read_fd, write_fd = os.pipe()
     try:
-        await handle.invoke("call_back_after_unload", {"fd": write_fd})  # thread waits for shutdown()
+        await handle.call_abi("call_back_after_unload", {"fd": write_fd})  # thread waits for shutdown()
         await handle.stop()
         ready, _, _ = select.select([read_fd], [], [], 10)
         assert ready, "the plugin thread never called back"
@@ -180,4 +180,4 @@ async def test_plugin_thread_calling_back_after_unload_gets_a_clear_refusal(c_bu
     assert '"code":"host_call_failed"' in reply
     assert "plugin 'late' was unloaded; callback host.log refused" in reply
     with pytest.raises(PluginStateError):
-        await handle.invoke("echo", {})
+        await handle.call_abi("echo", {})

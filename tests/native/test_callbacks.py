@@ -61,7 +61,7 @@ async def test_host_log_reaches_the_plugin_logger_with_level_and_fields(
 ):
     handle = await load_native(c_builds["probe"], "logger")
     with caplog.at_level(logging.DEBUG, logger="plughost.plugin.logger"):
-        assert await handle.invoke("host_log", None) == {"ok": True, "result": {}}
+        assert await handle.call_abi("host_log", None) == {"ok": True, "result": {}}
     record = next(r for r in caplog.records if "hello from C" in r.getMessage())
     assert record.levelno == logging.WARNING
     assert record.getMessage() == "[logger] hello from C n=1"
@@ -72,7 +72,7 @@ async def test_host_http_do_performs_the_request(c_builds: Builds, load_native: 
     url, seen = http_server
     handle = await load_native(c_builds["probe"], "fetcher")
     request = {"method": "post", "url": f"{url}/hook?q=1", "headers": {"X-A": ["1"]}, "body": "aGk="}
-    reply = await handle.invoke("host_raw", _raw("host.http.do", request))
+    reply = await handle.call_abi("host_raw", _raw("host.http.do", request))
     assert reply["ok"] is True
     result = reply["result"]
     assert result["StatusCode"] == 201
@@ -84,14 +84,14 @@ async def test_host_http_do_performs_the_request(c_builds: Builds, load_native: 
 async def test_host_http_do_accepts_the_wrapped_request_shape(c_builds: Builds, load_native: Loader, http_server):
     url, seen = http_server
     handle = await load_native(c_builds["probe"], "fetcher")
-    reply = await handle.invoke("host_raw", _raw("host.http.do", {"request": {"url": f"{url}/wrapped"}}))
+    reply = await handle.call_abi("host_raw", _raw("host.http.do", {"request": {"url": f"{url}/wrapped"}}))
     assert reply["result"]["StatusCode"] == 201 and seen[0]["method"] == "GET" and seen[0]["path"] == "/wrapped"
 
 
 async def test_host_http_do_is_refused_without_network_permission(c_builds: Builds, load_native: Loader, http_server):
     url, seen = http_server
     handle = await load_native(c_builds["probe"], "offline", network=False)
-    reply = await handle.invoke("host_raw", _raw("host.http.do", {"url": f"{url}/x"}))
+    reply = await handle.call_abi("host_raw", _raw("host.http.do", {"url": f"{url}/x"}))
     assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
     assert "lacks the network permission" in reply["error"]["message"]
     assert seen == []
@@ -99,9 +99,9 @@ async def test_host_http_do_is_refused_without_network_permission(c_builds: Buil
 
 async def test_host_http_do_reports_connection_errors(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], "fetcher")
-    reply = await handle.invoke("host_raw", _raw("host.http.do", {"url": "http://127.0.0.1:9/closed"}))
+    reply = await handle.call_abi("host_raw", _raw("host.http.do", {"url": "http://127.0.0.1:9/closed"}))
     assert reply["ok"] is False and "ConnectError" in reply["error"]["message"]
-    bad = await handle.invoke("host_raw", _raw("host.http.do", {"url": "file:///etc/passwd"}))
+    bad = await handle.call_abi("host_raw", _raw("host.http.do", {"url": "file:///etc/passwd"}))
     assert bad["ok"] is False and "must be http:// or https://" in bad["error"]["message"]
 
 
@@ -109,7 +109,7 @@ async def test_bot_sends_from_plugin_threads_wait_on_the_handle_in_order(c_build
     handle = await load_native(c_builds["probe"], "sender")
     read_fd, write_fd = os.pipe()
     try:
-        await handle.invoke("send_from_thread", {"fd": write_fd, "sends": 5})
+        await handle.call_abi("send_from_thread", {"fd": write_fd, "sends": 5})
         ready, _, _ = select.select([read_fd], [], [], 10)
         assert ready and os.read(read_fd, 16) == b"done"
     finally:
@@ -121,27 +121,32 @@ async def test_bot_sends_from_plugin_threads_wait_on_the_handle_in_order(c_build
 
 
 async def test_bot_sends_are_kept_in_order_even_when_the_callback_fails(c_builds: Builds, load_native: Loader):
-    from plughost.runtime.native import NativeCallError
+    from plughost.sdk.call import Call
+
+    def texts(outcome: Any) -> list[str]:
+        return [s.params["message"][0]["data"]["text"] for s in outcome.sends]
 
     handle = await load_native(c_builds["probe"], "botty")
-    ok = await handle.invoke("bot.command", {"handler": "fine", "sender_id": 7})
-    assert ok["action"] == "reply" and ok["segments"] == [{"type": "text", "data": {"text": "seg"}}]
-    assert [s["message"][0]["data"]["text"] for s in ok["sends"]] == ["send 1", "send 2"]
-    with pytest.raises(NativeCallError, match="handler failed") as failed:
-        await handle.invoke("bot.command", {"handler": "fail"})
-    assert [s["message"][0]["data"]["text"] for s in failed.value.sends] == ["send 1", "send 2"]
-    with pytest.raises(NativeCallError, match="unknown bot action 'explode'") as weird:
-        await handle.invoke("bot.command", {"handler": "weird"})
-    assert len(weird.value.sends) == 2
+    ok = await handle.call(Call("fine", {"sender_id": "7"}, "command"))
+    assert ok.error is None and ok.value == [[{"type": "text", "data": {"text": "seg"}}]]
+    assert texts(ok) == ["send 1", "send 2"]
+    failed = await handle.call(Call("fail", {}, "command"))
+    assert failed.error is not None and "handler failed" in failed.error.message
+    assert texts(failed) == ["send 1", "send 2"]  # sends queued before the failure still go out
+    weird = await handle.call(Call("weird", {}, "command"))
+    assert weird.error is not None and weird.error.code == "invalid_answer"
+    assert "unknown bot action 'explode'" in weird.error.message and len(weird.sends) == 2
     assert handle.take_pending_sends() == []
 
 
 async def test_concurrent_bot_calls_keep_their_sends_apart(c_builds: Builds, load_native: Loader):
     import asyncio
 
+    from plughost.sdk.call import Call
+
     handle = await load_native(c_builds["probe"], "botty")
-    results = await asyncio.gather(*(handle.invoke("bot.command", {"handler": "fine"}) for _ in range(16)))
-    assert all(len(r["sends"]) == 2 for r in results)
+    results = await asyncio.gather(*(handle.call(Call("fine", {}, "command")) for _ in range(16)))
+    assert all(len(r.sends) == 2 for r in results)
 
 
 @pytest.mark.parametrize(
@@ -156,7 +161,7 @@ async def test_concurrent_bot_calls_keep_their_sends_apart(c_builds: Builds, loa
 )
 async def test_invalid_bot_sends_are_refused(c_builds: Builds, load_native: Loader, request_json, expected: str):
     handle = await load_native(c_builds["probe"], "sender")
-    reply = await handle.invoke("host_raw", _raw("host.bot.send", request_json))
+    reply = await handle.call_abi("host_raw", _raw("host.bot.send", request_json))
     assert reply["ok"] is False and reply["error"]["code"] == "host_call_failed"
     assert expected in reply["error"]["message"]
     assert handle.take_pending_sends() == []

@@ -9,10 +9,17 @@ from pathlib import Path
 import pytest
 
 from plughost.runtime.native import NativePluginHandle, NativeRuntime
+from plughost.sdk.call import Action, Call
 from tests.native.conftest import Builds, Loader
 from tests.native.test_callbacks import http_server  # noqa: F401  (fixture)
 
 EXAMPLE_IDS = {"c": "example-c", "rust": "example-rust"}
+
+
+def command_payload(*words: str, group_id: int | None = None) -> dict[str, object]:
+    """The command payload the engine sends (see plughost.sdk.commands)."""
+    sender = {"kind": "member" if group_id else "console", "user_id": 10001, "group_id": group_id}
+    return {"context": {"sender": sender, "command": "echo"}, "args": {}, "varargs": list(words), "words": list(words)}
 
 
 @pytest.fixture(params=["c", "rust"])
@@ -46,35 +53,29 @@ async def test_bot_command_replies_logs_and_queues_sends_in_order(
     plugin: NativePluginHandle, caplog: pytest.LogCaptureFixture
 ):
     with caplog.at_level(logging.INFO):
-        result = await plugin.invoke(
-            "echo", {"args": ["hello", "wörld"], "command_name": "say", "sender_id": 10001, "group_id": 20002}
-        )
-    assert result["action"] == "reply" and result["text"] == "Hi, hello wörld"
-    assert result["sends"] == [
-        {
-            "target": "group",
-            "group_id": 20002,
-            "user_id": None,
-            "message": [{"type": "text", "data": {"text": "(echo logged)"}}],
-        }
-    ]
+        outcome = await plugin.call(Call("echo", command_payload("hello", "wörld", group_id=20002), "command"))
+    assert outcome.value == [[{"type": "text", "data": {"text": "Hi, hello wörld"}}]]
+    assert outcome.sends == (
+        Action("send_group_msg", {"group_id": 20002, "message": [{"type": "text", "data": {"text": "(echo logged)"}}]}),
+    )
     assert any("echo called" in r.getMessage() and "group=20002" in r.getMessage() for r in caplog.records)
     assert plugin.take_pending_sends() == []  # in-call sends went with the result, not to the handle
 
 
 async def test_bot_route_and_pre_handle(plugin: NativePluginHandle):
     poke = {"post_type": "notice", "notice_type": "notify", "sub_type": "poke", "group_id": 1, "user_id": 2}
-    assert (await plugin.invoke("on_poke", {"event": poke, "group_id": 1}))["text"] == "ouch"
-    assert (await plugin.invoke("guard", {"raw_event_json": json.dumps({"raw_message": "buy spam"})}))[
-        "action"
-    ] == "block"
-    assert (await plugin.invoke("guard", {"raw_event_json": '{"raw_message":"hello"}'}))["action"] == "allow"
+    answer = await plugin.call(Call("on_poke", {"event": poke, "group_id": "1"}, "route"))
+    assert answer.value == {"action": "reply", "text": "ouch"}
+    spam = await plugin.call(Call("guard", {"event": {"raw_message": "buy spam"}}, "pre_handle"))
+    assert spam.value == {"action": "block", "reason": "spam"}
+    hello = await plugin.call(Call("guard", {"event": {"raw_message": "hello"}}, "pre_handle"))
+    assert hello.value == {"action": "allow"}
 
 
 async def test_bot_fetch_uses_host_http_do(plugin: NativePluginHandle, http_server):  # noqa: F811
     url, seen = http_server
-    result = await plugin.invoke("fetch", {"args": [f"{url}/ping"]})
-    assert result["text"] == "status 201"
+    outcome = await plugin.call(Call("fetch", command_payload(f"{url}/ping"), "command"))
+    assert outcome.value == [[{"type": "text", "data": {"text": "status 201"}}]]
     assert seen[0]["path"] == "/ping"
 
 
@@ -91,7 +92,7 @@ async def test_management_routes_are_normalised_and_served(plugin: NativePluginH
         and page.body.decode() == f"<h1>Hi from {example[0].upper() if example[0] == 'c' else 'Rust'}</h1>"
     )
     assert page.headers["Content-Type"] == ["text/html; charset=utf-8"]
-    await plugin.invoke("echo", {"args": ["x"]})
+    await plugin.call(Call("echo", command_payload("x"), "command"))
     status = await plugin.handle_management("GET", f"/v0/management/{plugin_id}/status", {"X": ["1"]}, {"q": "1"})
     assert status.status == 200 and json.loads(status.body) == {"calls": 1, "greeting": "Hi"}
     missing = await plugin.handle_management("POST", f"/v0/management/{plugin_id}/status")
@@ -100,7 +101,8 @@ async def test_management_routes_are_normalised_and_served(plugin: NativePluginH
 
 async def test_reconfigure_changes_the_greeting(plugin: NativePluginHandle):
     await plugin.reconfigure({"greeting": "Ahoy"})
-    assert (await plugin.invoke("echo", {"args": ["there"]}))["text"] == "Ahoy, there"
+    outcome = await plugin.call(Call("echo", command_payload("there"), "command"))
+    assert outcome.value == [[{"type": "text", "data": {"text": "Ahoy, there"}}]]
 
 
 async def test_runtime_serves_management_by_plugin_id(

@@ -39,7 +39,7 @@ async def test_register_reads_metadata_and_capabilities_case_insensitively(c_bui
 
 async def test_config_yaml_is_the_config_with_enabled_and_priority(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], config={"greeting": "hi", "n": 2}, priority=7)
-    sent = await handle.invoke("config", None)
+    sent = await handle.call_abi("config", None)
     text = base64.b64decode(sent["config_yaml"]).decode()
     assert text.endswith("\n")
     assert yaml.safe_load(text) == {"greeting": "hi", "n": 2, "enabled": True, "priority": 7}
@@ -48,14 +48,14 @@ async def test_config_yaml_is_the_config_with_enabled_and_priority(c_builds: Bui
 
 async def test_reconfigure_and_enable_toggle_call_plugin_reconfigure(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], config={"greeting": "hi"}, enabled=False)
-    first = await handle.invoke("config", None)
+    first = await handle.call_abi("config", None)
     assert yaml.safe_load(base64.b64decode(first["config_yaml"])) == {
         "greeting": "hi",
         "enabled": False,
         "priority": 0,
     }
     await handle.reconfigure({"greeting": "bye", "enabled": True})
-    second = await handle.invoke("config", None)
+    second = await handle.call_abi("config", None)
     assert second["reconfigures"] == 1
     assert yaml.safe_load(base64.b64decode(second["config_yaml"])) == {
         "greeting": "bye",
@@ -63,52 +63,52 @@ async def test_reconfigure_and_enable_toggle_call_plugin_reconfigure(c_builds: B
         "priority": 0,
     }
     await handle.set_enabled(True)
-    assert (await handle.invoke("config", None))["reconfigures"] == 2
+    assert (await handle.call_abi("config", None))["reconfigures"] == 2
 
 
 async def test_generic_invoke_passes_json_through_and_null_when_empty(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
-    before = (await handle.invoke("stats", None))["null_requests"]
-    assert await handle.invoke("echo", {"Model": "x", "n": [1, 2, {"deep": None}]}) == {
+    before = (await handle.call_abi("stats", None))["null_requests"]
+    assert await handle.call_abi("echo", {"Model": "x", "n": [1, 2, {"deep": None}]}) == {
         "Model": "x",
         "n": [1, 2, {"deep": None}],
     }
-    assert await handle.invoke("echo", None) is None
-    assert await handle.invoke("echo", "ünïcode") == "ünïcode"
-    after = (await handle.invoke("stats", None))["null_requests"]
+    assert await handle.call_abi("echo", None) is None
+    assert await handle.call_abi("echo", "ünïcode") == "ünïcode"
+    after = (await handle.call_abi("stats", None))["null_requests"]
     assert after - before == 2  # `echo None` and the second `stats` sent NULL; the JSON requests did not
 
 
 async def test_every_reply_is_freed_by_the_plugin_with_its_exact_length(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
     for request in (None, {"a": 1}, "x" * 10_000):
-        await handle.invoke("echo", request)
-    await handle.invoke("big", None)
-    stats = await handle.invoke("stats", None)
+        await handle.call_abi("echo", request)
+    await handle.call_abi("big", None)
+    stats = await handle.call_abi("stats", None)
     assert stats["bad_frees"] == 0
     assert stats["allocs"] == stats["frees"] == 6  # register + 4 calls + big; taken before its own reply
-    assert (await handle.invoke("stats", None))["frees"] == stats["allocs"] + 1  # the stats reply was freed
+    assert (await handle.call_abi("stats", None))["frees"] == stats["allocs"] + 1  # the stats reply was freed
 
 
 async def test_calls_run_concurrently_on_threads_without_blocking_the_loop(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
     # four calls that only return once four are inside the plugin at the same time
-    calls = [asyncio.create_task(handle.invoke("block", {"wait_active": 4})) for _ in range(4)]
+    calls = [asyncio.create_task(handle.call_abi("block", {"wait_active": 4})) for _ in range(4)]
     ticks = 0
     while not all(c.done() for c in calls):
         ticks += 1  # the loop keeps running while the plugin blocks
         await asyncio.wait(calls, timeout=0.01)
         assert ticks < 1000, "concurrent native calls did not meet"
     assert [c.result() for c in calls] == ["released"] * 4
-    assert (await handle.invoke("stats", None))["max_active"] >= 4
+    assert (await handle.call_abi("stats", None))["max_active"] >= 4
 
 
 async def test_each_load_gets_its_own_library_instance(c_builds: Builds, load_native: Loader):
     first = await load_native(c_builds["probe"], "probe")
     second = await load_native(c_builds["probe"], "probe2")
-    await first.invoke("echo", {"x": 1})
-    a = await first.invoke("stats", None)
-    b = await second.invoke("stats", None)
+    await first.call_abi("echo", {"x": 1})
+    a = await first.call_abi("stats", None)
+    b = await second.call_abi("stats", None)
     assert a["allocs"] > b["allocs"]  # separate static state: the file was mapped twice
 
 
@@ -119,7 +119,7 @@ async def test_stop_runs_shutdown_and_refuses_later_calls(c_builds: Builds, load
     health = await handle.health()
     assert health.status == "down"
     try:
-        await handle.invoke("echo", {})
+        await handle.call_abi("echo", {})
     except Exception as exc:
         assert "stopping" in str(exc)
     else:
@@ -137,12 +137,12 @@ async def test_inline_policy_learns_fast_methods_and_never_inlines_callbacks(c_b
     )
     try:
         for _ in range(handle.inline.warmup):
-            assert await handle.invoke("echo", {"n": 1}) == {"n": 1}
-            await handle.invoke("host_log", None)
+            assert await handle.call_abi("echo", {"n": 1}) == {"n": 1}
+            await handle.call_abi("host_log", None)
         assert handle.inline.inline_methods == {"echo"}  # host_log calls back: it stays on a thread
         offloaded = handle.stats()["offloaded_calls"]
-        assert await handle.invoke("echo", {"n": 2}) == {"n": 2}
-        assert await handle.invoke("host_log", None) == {"ok": True, "result": {}}
+        assert await handle.call_abi("echo", {"n": 2}) == {"n": 2}
+        assert await handle.call_abi("host_log", None) == {"ok": True, "result": {}}
         assert handle.stats()["offloaded_calls"] == offloaded + 1  # echo ran on the loop, host_log did not
     finally:
         await handle.stop()
@@ -151,7 +151,7 @@ async def test_inline_policy_learns_fast_methods_and_never_inlines_callbacks(c_b
 async def test_inline_is_off_by_default(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"])
     for _ in range(40):
-        await handle.invoke("echo", {})
+        await handle.call_abi("echo", {})
     assert handle.inline.inline_methods == frozenset()
 
 
@@ -159,7 +159,7 @@ async def test_stop_leaves_no_thread_behind(c_builds: Builds, load_native: Loade
     import threading
 
     handle = await load_native(c_builds["probe"], "tidy")
-    await asyncio.gather(*(handle.invoke("block", {"wait_active": 6}) for _ in range(6)))
+    await asyncio.gather(*(handle.call_abi("block", {"wait_active": 6}) for _ in range(6)))
     assert any(t.name.startswith("native-tidy") for t in threading.enumerate())
     await handle.stop()
     assert [t.name for t in threading.enumerate() if t.name.startswith("native-tidy")] == []
@@ -169,19 +169,19 @@ async def test_many_concurrent_calls_with_callbacks(c_builds: Builds, load_nativ
     handle = await load_native(c_builds["probe"], "busy")
     calls = []
     for i in range(64):
-        calls.append(handle.invoke("echo", {"i": i}))
-        calls.append(handle.invoke("host_log", None))
+        calls.append(handle.call_abi("echo", {"i": i}))
+        calls.append(handle.call_abi("host_log", None))
     results = await asyncio.gather(*calls)
     assert results[0::2] == [{"i": i} for i in range(64)]
     assert all(r == {"ok": True, "result": {}} for r in results[1::2])
     assert handle.callbacks.stats.calls["host.log"] == 64
-    assert (await handle.invoke("stats", None))["bad_frees"] == 0
+    assert (await handle.call_abi("stats", None))["bad_frees"] == 0
 
 
 async def test_a_10_mb_request_is_passed_whole(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], "bigreq")
     payload = {"blob": "ü" * (5 * 1024 * 1024)}  # 10 MB of UTF-8
-    assert await handle.invoke("echo", payload) == payload
+    assert await handle.call_abi("echo", payload) == payload
 
 
 def test_the_sdk_header_layout_matches_the_host(tmp_path) -> None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from plughost.core.manager import PluginManager
 from plughost.runtime.native import NativePluginHandle, NativeRuntime, NativeSettings
 from plughost.runtime.python import PythonRuntime
+from plughost.sdk.call import Call
 from tests.native.conftest import Builds
 
 
@@ -32,9 +33,10 @@ async def test_manager_discovers_configures_and_invokes_a_native_plugin(tmp_path
         assert await pm.discover_and_load_all() == 1
         instance = pm.get_plugin("example-c")
         assert instance is not None and instance.state == "enabled", instance and instance.error
-        result = await pm.invoke("example-c", "echo", {"args": ["x"], "group_id": 3})
-        assert result.success and result.result["text"] == "Moin, x"
-        assert result.result["sends"][0]["group_id"] == 3
+        payload = {"context": {"sender": {"kind": "member", "user_id": 1, "group_id": 3}}, "words": ["x"]}
+        outcome = await pm.call("example-c", Call("echo", payload, "command"))
+        assert outcome.error is None and outcome.value == [[{"type": "text", "data": {"text": "Moin, x"}}]]
+        assert outcome.sends[0].params["group_id"] == 3
         generic = await pm.execute("example-c", "no.such.method", {})
         assert not generic.success and "unknown method no.such.method" in (generic.error or "")
         assert pm.guard.snapshot("example-c")["handlers"]["echo"]["calls"] == 1
@@ -64,7 +66,7 @@ async def test_reload_switches_to_a_new_version_and_retires_the_old_after_its_ca
         await pm.discover_and_load_all()
         old = pm.get_plugin("probe").handle  # type: ignore[union-attr]
         assert isinstance(old, NativePluginHandle)
-        in_flight = asyncio.create_task(old.invoke("block", {}))
+        in_flight = asyncio.create_task(old.call_abi("block", {}))
         await old.wait_calls(lambda in_flight, _: in_flight == 1, 10)
         shutil.copyfile(c_builds["probe"], ws / "plugins" / "probe-v2.0.0.so")
         instance = await pm.reload_plugin("probe")
@@ -106,12 +108,13 @@ async def test_a_plugin_directory_with_a_native_manifest_loads_and_reloads(tmp_p
     )
     async with manager(ws) as pm:
         assert await pm.discover_and_load_all() == 1
-        result = await pm.invoke("fancy", "fetch", {"args": ["http://127.0.0.1:9/"]})
-        assert result.success and "lacks the network permission" in result.result["text"]
+        fetched = await pm.call("fancy", Call("fetch", {"words": ["http://127.0.0.1:9/"]}, "command"))
+        assert "lacks the network permission" in fetched.value[0][0]["data"]["text"]
         first = pm.get_plugin("fancy").handle  # type: ignore[union-attr]
         instance = await pm.reload_plugin("fancy")
         assert instance.handle is not first and instance.manifest.version == "2.1.0"
-        assert (await pm.invoke("fancy", "echo", {"args": ["again"]})).result["text"] == "Hello, again"
+        again = await pm.call("fancy", Call("echo", {"words": ["again"]}, "command"))
+        assert again.value == [[{"type": "text", "data": {"text": "Hello, again"}}]]
 
 
 async def test_chat_commands_reach_a_native_plugin_through_the_command_engine(tmp_path: Path, c_builds: Builds):

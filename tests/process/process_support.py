@@ -53,3 +53,10 @@ def request_for(plugin_dir: Path, *, logger: logging.Logger | None = None, **man
         data_dir=plugin_dir / ".data",
         logger=logger or logging.getLogger(f"test.plugin.{manifest.id}"),
     )
+
+
+async def call_value(handle: Any, name: str, payload: Any = None) -> Any:
+    """Call a method through the call contract; its value, or its error raised as `InvocationError`."""
+    from plughost.sdk.call import Call
+
+    return (await handle.call(Call(name, payload))).unwrap()

@@ -22,6 +22,7 @@ from plughost.runtime.lane import (
     frame,
 )
 from plughost.runtime.worker import error_fields
+from plughost.sdk.bot import BotApi
 
 
 class Handlers:
@@ -33,10 +34,16 @@ class Handlers:
         self.cancelled = asyncio.Event()
         self.calls: list[str] = []
 
-    async def __call__(self, name: str, request: bytes) -> bytes:
+    async def __call__(self, name: str, request: bytes, bot: BotApi) -> bytes:
         self.calls.append(name)
         if name == "fail":
             raise KeyError("missing")
+        if name == "act":  # a bot action made during the call: run by the host, answered back
+            try:
+                data = await bot.call_action("get_group_info", json.loads(request), timeout=5)
+            except Exception as exc:
+                return json.dumps({"failed": str(exc)}).encode()
+            return json.dumps({"data": data}).encode()
         if name == "wait":
             self.started.set()
             try:
@@ -81,7 +88,7 @@ async def test_calls_are_multiplexed(client: LaneClient, handlers: Handlers) -> 
 async def test_handler_error_arrives_as_error_object(client: LaneClient) -> None:
     with pytest.raises(LaneCallFailed) as failed:
         await client.call("fail", b"{}", timeout=5)
-    assert failed.value.error == {"code": "plugin_error", "message": "'missing'", "type": "KeyError", "retryable": False}
+    assert failed.value.error == {"code": "plugin_error", "message": "'missing'", "type": "KeyError"}
     assert await client.call("echo", b"[1]", timeout=5) == b"[1]"
 
 
@@ -100,6 +107,34 @@ async def test_caller_cancellation_cancels_the_handler(client: LaneClient, handl
         await call
     await asyncio.wait_for(handlers.cancelled.wait(), 5)
     assert await client.call("echo", b"2", timeout=5) == b"2"
+
+
+class HostBot(BotApi):
+    """The host's side of a call's bot: records what the worker asked for."""
+
+    def __init__(self) -> None:
+        self.actions: list[tuple[str, dict[str, object]]] = []
+
+    async def call_action(self, action: str, params: object = None, *, timeout: float | None = None) -> object:
+        self.actions.append((action, dict(params or {})))  # type: ignore[call-overload]
+        if params and dict(params).get("group_id") == 0:  # type: ignore[call-overload]
+            raise ValueError("no such group")
+        return {"group_name": "plughost fans"}
+
+
+async def test_bot_actions_travel_back_to_the_host_during_a_call(client: LaneClient) -> None:
+    bot = HostBot()
+    results = await asyncio.gather(
+        *(client.call("act", json.dumps({"group_id": i}).encode(), timeout=5, actions=bot) for i in (1, 2, 0))
+    )
+    assert [json.loads(r) for r in results] == [
+        {"data": {"group_name": "plughost fans"}},
+        {"data": {"group_name": "plughost fans"}},
+        {"failed": "no such group"},  # the host's failure reaches the handler as an exception
+    ]
+    assert sorted(bot.actions, key=str) == [("get_group_info", {"group_id": i}) for i in (0, 1, 2)]
+    without = await client.call("act", b'{"group_id": 5}', timeout=5)  # a call that came without a bot
+    assert "needs a bot connection" in json.loads(without)["failed"]
 
 
 async def test_socket_is_private(server: LaneServer) -> None:
@@ -128,6 +163,9 @@ BAD_FRAMES = {
     "call shorter than its name": frame(Kind.CALL, 1, b"\x00\x09ab"),
     "name not UTF-8": frame(Kind.CALL, 1, b"\x00\x02\xff\xfe{}"),
     "length over the limit": HEADER.pack(0xFFFFFFFF, 1, Kind.CALL),
+    "action sent to a worker": frame(Kind.ACTION, 7, b'{"id": 1, "action": "x", "params": {}}'),
+    "action result not JSON": frame(Kind.ACTION_RESULT, 7, b"{"),
+    "action result without an id": frame(Kind.ACTION_RESULT, 7, b'{"data": 1}'),
 }
 
 

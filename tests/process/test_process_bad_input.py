@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_support import call_value
 
 from plughost.errors import PluginLoadError
 from plughost.runtime.goplugin.handshake import HandshakeError, parse_handshake
@@ -114,7 +115,7 @@ async def test_host_keeps_running_after_bad_plugins(
     good = go_plugins["jank-echo"]
     results = await asyncio.gather(start_process(bad), start_process(good), return_exceptions=True)
     assert isinstance(results[0], PluginLoadError)
-    assert await results[1].invoke("echo", {"still": "serving"}) == {"still": "serving"}
+    assert await call_value(results[1], "echo", {"still": "serving"}) == {"still": "serving"}
 
 
 async def test_worker_refuses_to_run_without_cookie() -> None:

@@ -11,9 +11,11 @@ from typing import Any
 
 import grpc
 import pytest
+from process_support import call_value
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.guard import Guard
+from plughost.sdk.call import Call
 
 
 async def test_jank_echo_execute_and_status(go_plugins: dict[str, Path], start_process: Any) -> None:
@@ -21,14 +23,14 @@ async def test_jank_echo_execute_and_status(go_plugins: dict[str, Path], start_p
     assert handle.plugin_id == "com.example.jank-echo"
     assert handle.protocol == "jank"
     args = {"s": "text", "n": 2, "flag": True, "items": [1, "a"], "nested": {"k": None}}
-    assert await handle.invoke("echo", args) == {
+    assert await call_value(handle, "echo", args) == {
         "s": "text",
         "n": 2.0,  # Jank's maps carry numbers as doubles
         "flag": True,
         "items": [1.0, "a"],
         "nested": {"k": None},
     }
-    assert await handle.invoke("add", {"a": 2, "b": 40}) == {"sum": 42.0}
+    assert await call_value(handle, "add", {"a": 2, "b": 40}) == {"sum": 42.0}
     info = (await handle.health()).info
     assert info["status"] == "running"
     assert info["protocol_version"] == 1
@@ -46,15 +48,15 @@ async def test_jank_echo_execute_and_status(go_plugins: dict[str, Path], start_p
 async def test_jank_errors_and_bad_any(go_plugins: dict[str, Path], start_process: Any) -> None:
     handle = await start_process(go_plugins["jank-echo"])
     with pytest.raises(InvocationError, match="fail was asked to fail") as failed:
-        await handle.invoke("fail", {})
+        await call_value(handle, "fail", {})
     assert failed.value.code == "plugin_error"
     with pytest.raises(InvocationError, match="StringValue") as bad:
-        await handle.invoke("bad_any", {})
+        await call_value(handle, "bad_any", {})
     assert bad.value.code == "protocol_error"
     assert "google.protobuf.Value" in str(bad.value)
     with pytest.raises(InvocationError, match="object of arguments"):
-        await handle.invoke("echo", ["not", "a", "map"])
-    assert await handle.invoke("echo", {"ok": "yes"}) == {"ok": "yes"}
+        await call_value(handle, "echo", ["not", "a", "map"])
+    assert await call_value(handle, "echo", {"ok": "yes"}) == {"ok": "yes"}
 
 
 async def test_hclog_stderr_reaches_plugin_logger(
@@ -62,7 +64,7 @@ async def test_hclog_stderr_reaches_plugin_logger(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="test.plugin.com.example.jank-echo")
     handle = await start_process(go_plugins["jank-echo"])
-    await handle.invoke("log", {})
+    await call_value(handle, "log", {})
     await handle.stop()  # drains stderr to the end
     lines = [r for r in caplog.records if " line" in r.getMessage()]
     levels = {r.getMessage().split("] ", 1)[1].split(" line")[0]: r.levelno for r in lines}
@@ -77,13 +79,13 @@ async def test_go_crash_mid_call_restarts(go_plugins: dict[str, Path], start_pro
     handle = await start_process(go_plugins["jank-echo"])
     first_pid = handle.info()["pid"]
     with pytest.raises(InvocationError) as crashed:
-        await handle.invoke("crash", {})
+        await call_value(handle, "crash", {})
     assert crashed.value.code == "crashed"
     assert "exit code 3" in str(crashed.value)
     assert "crashing on purpose" in str(crashed.value)
     event = await events.wait_for("crashed")
     assert event.exit_code == 3
-    assert await handle.invoke("add", {"a": 1, "b": 1}) == {"sum": 2.0}
+    assert await call_value(handle, "add", {"a": 1, "b": 1}) == {"sum": 2.0}
     assert handle.info()["pid"] != first_pid
 
 
@@ -96,7 +98,7 @@ async def test_crash_outside_a_call_is_detected_at_once(
     assert event.exit_code == -signal.SIGKILL
     await events.wait_for("restarted")
     assert handle.info()["status"] == "running"
-    assert await handle.invoke("echo", {"x": "y"}) == {"x": "y"}
+    assert await call_value(handle, "echo", {"x": "y"}) == {"x": "y"}
 
 
 async def test_restarts_are_capped(go_plugins: dict[str, Path], start_process: Any, events: Any) -> None:
@@ -110,15 +112,15 @@ async def test_restarts_are_capped(go_plugins: dict[str, Path], start_process: A
     assert handle.info()["status"] == "error"
     assert not (await handle.health()).ok
     with pytest.raises(InvocationError, match="gave up") as unavailable:
-        await handle.invoke("echo", {})
+        await call_value(handle, "echo", {})
     assert unavailable.value.code == "unavailable"
 
 
 async def test_hang_mid_call_times_out(go_plugins: dict[str, Path], start_process: Any) -> None:
     handle = await start_process(go_plugins["jank-echo"])
-    result = await Guard().invoke(handle.plugin_id, handle, "sleep", {"ms": 60000}, timeout=0.2)
+    result = await Guard().invoke(handle.plugin_id, handle, Call("sleep", {"ms": 60000}), timeout=0.2)
     assert not result.success and result.metadata["timed_out"]
-    assert await handle.invoke("sleep", {"ms": 1}) == {"slept_ms": 1.0}
+    assert await call_value(handle, "sleep", {"ms": 1}) == {"slept_ms": 1.0}
 
 
 async def test_unhealthy_plugin_is_restarted(go_plugins: dict[str, Path], start_process: Any, events: Any) -> None:
@@ -139,7 +141,7 @@ async def test_unhealthy_plugin_is_restarted(go_plugins: dict[str, Path], start_
     assert unhealthy.pid == pid
     await events.wait_for("restarted")
     assert handle.info()["pid"] != pid
-    assert await handle.invoke("echo", {"a": "b"}) == {"a": "b"}
+    assert await call_value(handle, "echo", {"a": "b"}) == {"a": "b"}
 
 
 async def test_kv_plugin_with_its_own_handshake_and_typed_client(
@@ -148,8 +150,8 @@ async def test_kv_plugin_with_its_own_handshake_and_typed_client(
     from process_support import EXAMPLES
 
     handle = await start_process(go_plugins["kv"])
-    assert await handle.invoke("put", {"key": "hello", "value": "world"}) == {"stored": "hello"}
-    assert await handle.invoke("get", {"key": "hello"}) == {"value": "world"}
+    assert await call_value(handle, "put", {"key": "hello", "value": "world"}) == {"stored": "hello"}
+    assert await call_value(handle, "get", {"key": "hello"}) == {"value": "world"}
     # the plugin's own service through the handle's channel (like go-plugin's GRPCClient)
     import sys
 
@@ -162,7 +164,7 @@ async def test_kv_plugin_with_its_own_handshake_and_typed_client(
     stub = kv_pb2_grpc.KVStub(handle.channel())
     await stub.Put(kv_pb2.PutRequest(key="typed", value=b"\x00\x01"))
     assert (await stub.Get(kv_pb2.GetRequest(key="typed"))).value == b"\x00\x01"
-    assert await handle.invoke("get", {"key": "typed"}) == {"value": "\x00\x01"}
+    assert await call_value(handle, "get", {"key": "typed"}) == {"value": "\x00\x01"}
 
 
 async def test_wrong_cookie_reports_the_plugins_notice(go_plugins: dict[str, Path], start_process: Any) -> None:
@@ -177,7 +179,7 @@ async def test_auto_mtls_against_real_go_plugin(go_plugins: dict[str, Path], sta
     handle = await start_process(go_plugins["jank-echo"], auto_mtls=True)
     info = handle.info()
     assert info["tls"] is True
-    assert await handle.invoke("echo", {"secure": "yes"}) == {"secure": "yes"}
+    assert await call_value(handle, "echo", {"secure": "yes"}) == {"secure": "yes"}
     # the plugin's socket refuses plaintext gRPC: only the TLS bridge gets through
     channel = grpc.aio.insecure_channel(f"unix:{info['address']}")
     try:

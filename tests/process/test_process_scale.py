@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from process_support import FAST, WORKER_OPTIONS, request_for
+from process_support import FAST, WORKER_OPTIONS, call_value, request_for
 
 from plughost.runtime.placement import WorkerRuntime
 from plughost.runtime.process import ProcessRuntime
@@ -36,7 +36,7 @@ async def test_hundred_plugins_start_concurrently_and_answer(
         health = await asyncio.gather(*(h.health() for h in handles))
         assert all(h.ok for h in health)
         assert len({h.info["pid"] for h in health}) == GO_PLUGINS + WORKERS
-        answers = await asyncio.gather(*(h.invoke("echo", {"text": "hi"}) for h in handles))
+        answers = await asyncio.gather(*(call_value(h, "echo", {"text": "hi"}) for h in handles))
         assert answers == [{"text": "hi"}] * (GO_PLUGINS + WORKERS)
     finally:
         await asyncio.gather(*(h.stop() for h in handles))

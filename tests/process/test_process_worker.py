@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from process_support import call_value
 
 from plughost.errors import InvocationError
 from plughost.guard import Guard
+from plughost.sdk.call import Call, PluginError
 
 PLACEMENTS = ["in_process", "worker", "worker-grpc"]
 WORKERS = ["worker", "worker-grpc"]  # Invoke over the invoke lane / over gRPC
@@ -23,24 +25,21 @@ async def test_methods_and_descriptor(load_python: Any, behave_dir: Path, placem
     assert {m.name for m in handle.descriptor.methods} >= {"echo", "add", "fail", "state"}
     echo = handle.descriptor.method("echo")
     assert echo.input_schema["required"] == ["text"]
-    assert await handle.invoke("echo", {"text": "ab", "times": 3}) == {"text": "ababab"}
-    assert await handle.invoke("add", {"a": 1.5, "b": 2}) == 3.5
+    assert await call_value(handle, "echo", {"text": "ab", "times": 3}) == {"text": "ababab"}
+    assert await call_value(handle, "add", {"a": 1.5, "b": 2}) == 3.5
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
-async def test_errors_are_invocation_errors(load_python: Any, behave_dir: Path, placement: str) -> None:
+async def test_errors_are_the_same_values_everywhere(load_python: Any, behave_dir: Path, placement: str) -> None:
     handle = await load_python(behave_dir, placement)
-    with pytest.raises(Exception, match="kaput") as failed:
-        await handle.invoke("fail", {"message": "kaput"})
-    if placement != "in_process":
-        assert isinstance(failed.value, InvocationError)
-        assert "RuntimeError" in str(failed.value)
-    with pytest.raises(InvocationError) as unknown:
-        await handle.invoke("nope", {})
-    assert unknown.value.code == "unknown_method"
-    with pytest.raises(Exception, match="text"):
-        await handle.invoke("echo", {"times": 2})
-    assert await handle.invoke("echo", {"text": "still fine"}) == {"text": "still fine"}
+    failed = await handle.call(Call("fail", {"message": "kaput"}))
+    assert failed.error == PluginError("plugin_error", "kaput", "RuntimeError", detail=failed.error.detail)
+    assert str(failed.error) == "RuntimeError: kaput"
+    unknown = await handle.call(Call("nope", {}))
+    assert unknown.error is not None and unknown.error.code == "unknown_handler"
+    invalid = await handle.call(Call("echo", {"times": 2}))
+    assert invalid.error is not None and invalid.error.code == "invalid_request" and "text" in invalid.error.message
+    assert await call_value(handle, "echo", {"text": "still fine"}) == {"text": "still fine"}
 
 
 @pytest.mark.parametrize("placement", PLACEMENTS)
@@ -48,7 +47,7 @@ async def test_hooks_config_and_enable(load_python: Any, behave_dir: Path, place
     handle = await load_python(behave_dir, placement)
     await handle.reconfigure({"greeting": "hej"})
     await handle.set_enabled(True)
-    state = await handle.invoke("state", None)
+    state = await call_value(handle, "state", None)
     assert state["config"] == {"greeting": "hej"}
     assert state["enabled"] is True
     assert state["loads"] == 1
@@ -67,12 +66,12 @@ async def test_worker_restart_keeps_config_and_enabled_state(
     handle = await load_python(behave_dir, placement)
     await handle.reconfigure({"level": 3})
     await handle.set_enabled(True)
-    first = await handle.invoke("state", None)
+    first = await call_value(handle, "state", None)
     with pytest.raises(InvocationError) as crashed:
-        await handle.invoke("crash", {"code": 9})
+        await call_value(handle, "crash", {"code": 9})
     assert crashed.value.code == "crashed"
     assert "exit code 9" in str(crashed.value)
-    after = await handle.invoke("state", None)  # waits while the worker restarts
+    after = await call_value(handle, "state", None)  # waits while the worker restarts
     assert after["pid"] != first["pid"]
     assert after["config"] == {"level": 3}
     assert after["enabled"] is True
@@ -89,13 +88,13 @@ async def test_worker_timeout_kills_blocking_handler(
 ) -> None:
     handle = await load_python(behave_dir, placement)
     guard = Guard()
-    pid = (await handle.invoke("state", None))["pid"]
-    result = await guard.invoke("behave", handle, "block", {"seconds": 60}, timeout=0.3)
+    pid = (await call_value(handle, "state", None))["pid"]
+    result = await guard.invoke("behave", handle, Call("block", {"seconds": 60}), timeout=0.3)
     assert not result.success
     assert result.metadata["timed_out"] is True
     crash = await events.wait_for("crashed")
     assert "abandoned" in crash.message or "deadline" in crash.message
-    state = await handle.invoke("state", None)
+    state = await call_value(handle, "state", None)
     assert state["pid"] != pid
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
@@ -111,29 +110,29 @@ async def test_worker_cpu_bound_handler_killed_on_deadline(
 
     handle = await load_python(behave_dir, placement, options=replace(WORKER_OPTIONS, call_timeout_s=0.5))
     with pytest.raises(InvocationError) as timed_out:
-        await handle.invoke("spin", {"seconds": 30})
+        await call_value(handle, "spin", {"seconds": 30})
     assert timed_out.value.code == "timed_out"
     await events.wait_for("crashed")
     await events.wait_for("restarted")
-    assert await handle.invoke("echo", {"text": "next"}) == {"text": "next"}
+    assert await call_value(handle, "echo", {"text": "next"}) == {"text": "next"}
 
 
 async def test_worker_memory_limit(load_python: Any, behave_dir: Path) -> None:
     handle = await load_python(behave_dir, "worker", limits={"memory_mb": 256})
-    assert await handle.invoke("alloc", {"mb": 10}) == 10 * 1024 * 1024
+    assert await call_value(handle, "alloc", {"mb": 10}) == 10 * 1024 * 1024
     with pytest.raises(InvocationError, match="MemoryError"):
-        await handle.invoke("alloc", {"mb": 2048})
-    assert await handle.invoke("echo", {"text": "alive"}) == {"text": "alive"}
+        await call_value(handle, "alloc", {"mb": 2048})
+    assert await call_value(handle, "echo", {"text": "alive"}) == {"text": "alive"}
 
 
 async def test_worker_cpu_limit_kills_worker(load_python: Any, behave_dir: Path, events: Any) -> None:
     handle = await load_python(behave_dir, "worker", limits={"cpu_seconds": 1})
     with pytest.raises(InvocationError) as crashed:
-        await handle.invoke("spin", {"seconds": 5})
+        await call_value(handle, "spin", {"seconds": 5})
     assert crashed.value.code == "crashed"
     crash = await events.wait_for("crashed")
     assert crash.exit_code is not None and crash.exit_code < 0  # killed by SIGXCPU / SIGKILL
-    assert await handle.invoke("echo", {"text": "back"}) == {"text": "back"}
+    assert await call_value(handle, "echo", {"text": "back"}) == {"text": "back"}
 
 
 async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(load_python: Any, behave_dir: Path) -> None:
@@ -152,9 +151,9 @@ async def test_worker_stdout_goes_to_logs_and_flood_does_not_block(load_python: 
     logger.setLevel(logging.DEBUG)
     try:
         handle = await load_python(behave_dir, "worker")
-        assert await handle.invoke("say", {"text": "hello from print"}) == "hello from print"
-        assert await handle.invoke("flood", {"mb": 8}) == 8
-        assert await handle.invoke("echo", {"text": "ok"}) == {"text": "ok"}
+        assert await call_value(handle, "say", {"text": "hello from print"}) == "hello from print"
+        assert await call_value(handle, "flood", {"mb": 8}) == 8
+        assert await call_value(handle, "echo", {"text": "ok"}) == {"text": "ok"}
         await asyncio.wait_for(said.wait(), 5)
     finally:
         logger.removeHandler(watch)

@@ -17,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_support import WORKER_OPTIONS, request_for
+from process_support import WORKER_OPTIONS, call_value, request_for
 
 from plughost.runtime.placement import WorkerRuntime
 from plughost.runtime.sandbox import landlock
 
-JAIL = '''
+JAIL = """
 import os
 import socket
 import subprocess
@@ -117,7 +117,7 @@ def thread() -> int:
 @plugin.method("crash")
 def crash() -> None:
     os._exit(3)
-'''
+"""
 
 DENIED = 13  # EACCES from Landlock
 NOT_PERMITTED = 1  # EPERM from seccomp
@@ -176,30 +176,32 @@ async def test_filesystem_false_confines_to_plugin_and_data_dirs(
 
     for handle, allowed in ((free, True), (jailed, False)):
         attempts = {
-            "read outside": await handle.invoke("read", {"path": str(secret)}),
-            "read /etc/passwd": await handle.invoke("read", {"path": "/etc/passwd"}),
-            "list outside": await handle.invoke("listdir", {"path": str(secret.parent)}),
-            "symlink to outside": await handle.invoke("read", {"path": str(handle.request.plugin_dir / "to-secret")}),
+            "read outside": await call_value(handle, "read", {"path": str(secret)}),
+            "read /etc/passwd": await call_value(handle, "read", {"path": "/etc/passwd"}),
+            "list outside": await call_value(handle, "listdir", {"path": str(secret.parent)}),
+            "symlink to outside": await call_value(
+                handle, "read", {"path": str(handle.request.plugin_dir / "to-secret")}
+            ),
         }
         for what, result in attempts.items():
             assert result["ok"] is allowed, (handle.plugin_id, what, result)
             if not allowed:
                 assert result["errno"] == DENIED, (what, result)
-        write = await handle.invoke("write", {"path": str(escape), "text": "x"})
+        write = await call_value(handle, "write", {"path": str(escape), "text": "x"})
         assert write["ok"] is allowed, write
         escape.unlink(missing_ok=True)
 
-    hardlink = await jailed.invoke("link", {"source": str(secret), "target": str(data_dir / "secret-link")})
+    hardlink = await call_value(jailed, "link", {"source": str(secret), "target": str(data_dir / "secret-link")})
     assert not hardlink["ok"] and not (data_dir / "secret-link").exists()
     assert secret.read_text() == "the host's secret"  # nothing outside was touched
     assert not escape.exists()
 
     # inside its own directories the plugin works normally
-    own = await jailed.invoke("read", {"path": str(jailed.request.plugin_dir / "plugin.toml")})
+    own = await call_value(jailed, "read", {"path": str(jailed.request.plugin_dir / "plugin.toml")})
     assert own["ok"] and 'id = "jailed"' in own["value"]
-    assert (await jailed.invoke("write", {"path": str(data_dir / "notes.txt"), "text": "kept"}))["ok"]
+    assert (await call_value(jailed, "write", {"path": str(data_dir / "notes.txt"), "text": "kept"}))["ok"]
     assert (data_dir / "notes.txt").read_text() == "kept"
-    scratch = await jailed.invoke("temp", {})
+    scratch = await call_value(jailed, "temp", {})
     assert scratch["ok"] and Path(scratch["value"]).parent == data_dir / "tmp"
 
 
@@ -215,12 +217,12 @@ async def test_network_false_allows_no_ip_sockets(tmp_path: Path, start_worker: 
     try:
         offline = await start_worker(_plugin(tmp_path, "offline", {"network": False}))
         online = await start_worker(_plugin(tmp_path, "online", {"network": True}))
-        refused = await offline.invoke("connect", {"port": port})
+        refused = await call_value(offline, "connect", {"port": port})
         assert refused == {"ok": False, "errno": NOT_PERMITTED, "error": refused["error"]}
-        assert (await offline.invoke("udp", {}))["errno"] == NOT_PERMITTED
+        assert (await call_value(offline, "udp", {}))["errno"] == NOT_PERMITTED
         assert connections == []  # nothing reached the server
-        assert (await online.invoke("connect", {"port": port}))["ok"]
-        assert (await online.invoke("udp", {}))["ok"]
+        assert (await call_value(online, "connect", {"port": port}))["ok"]
+        assert (await call_value(online, "udp", {}))["ok"]
         assert len(connections) == 1
         assert (await offline.health()).ok  # its own link to the host is a unix socket: unaffected
     finally:
@@ -232,24 +234,24 @@ async def test_exec_false_allows_no_programs_or_processes(tmp_path: Path, start_
     marker = tmp_path / "ran"
     argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
     locked = await start_worker(_plugin(tmp_path, "locked", {"exec": False}))
-    ran = await locked.invoke("run", {"argv": argv})
+    ran = await call_value(locked, "run", {"argv": argv})
     assert ran["errno"] == NOT_PERMITTED, ran
-    assert (await locked.invoke("fork", {}))["errno"] == NOT_PERMITTED
+    assert (await call_value(locked, "fork", {}))["errno"] == NOT_PERMITTED
     assert not marker.exists()
-    assert await locked.invoke("thread", {}) == 42  # threads are not processes
+    assert await call_value(locked, "thread", {}) == 42  # threads are not processes
     unlocked = await start_worker(_plugin(tmp_path, "unlocked", {"exec": True}))
-    assert (await unlocked.invoke("run", {"argv": argv})) == {"ok": True, "value": 0}
+    assert (await call_value(unlocked, "run", {"argv": argv})) == {"ok": True, "value": 0}
     assert marker.exists()
-    assert (await unlocked.invoke("fork", {}))["ok"]
+    assert (await call_value(unlocked, "fork", {}))["ok"]
 
 
 async def test_restarted_worker_is_confined_again(tmp_path: Path, start_worker: Any, secret: Path) -> None:
     jailed = await start_worker(_plugin(tmp_path, "again", {"filesystem": False, "network": False, "exec": False}))
     with pytest.raises(Exception, match="crashed"):
-        await jailed.invoke("crash", {})
-    after = await jailed.invoke("read", {"path": str(secret)})  # waits for the restart
+        await call_value(jailed, "crash", {})
+    after = await call_value(jailed, "read", {"path": str(secret)})  # waits for the restart
     assert after["errno"] == DENIED
-    assert (await jailed.invoke("fork", {}))["errno"] == NOT_PERMITTED
+    assert (await call_value(jailed, "fork", {}))["errno"] == NOT_PERMITTED
     assert jailed.info()["restarts"] == 1
 
 

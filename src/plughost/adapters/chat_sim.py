@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from plughost.bot.lane import BotLane, Outcome
+from plughost.bot.lane import BotLane, EventResult
 from plughost.core.botconfig import BotConfig, inherit_command_settings
 from plughost.sdk.bot import BotApi
 from plughost.sdk.events import Event, parse_event
@@ -239,7 +239,7 @@ class ChatSimulator:
             self.output("pick a chat first: /as group <group_id> <user_id> or /as private <user_id>")
         return self.chat
 
-    async def _dispatch(self, wire: dict[str, Any]) -> Outcome:
+    async def _dispatch(self, wire: dict[str, Any]) -> EventResult:
         event: Event = parse_event({"time": int(time.time()), "self_id": SIM_SELF_ID, **wire})
         outcome = await self.host.dispatcher.process(self.lane(), event)
         if outcome.status == "blocked":

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from plughost.sdk.bot import Answer, Approve, QueuedAction, Reject, Reply
+from plughost.sdk.bot import Answer, Approve, Reject, Reply
+from plughost.sdk.call import Action
 from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, RequestEvent
 from plughost.sdk.message import Message, Segment
 
 
-def reply_action(event: Event, reply: Reply) -> QueuedAction | None:
+def reply_action(event: Event, reply: Reply) -> Action | None:
     """The send action of a reply: group chat → send_group_msg, otherwise send_private_msg."""
     group_id = getattr(event, "group_id", None)
     user_id = getattr(event, "user_id", None)
@@ -17,23 +18,23 @@ def reply_action(event: Event, reply: Reply) -> QueuedAction | None:
     if group_id:
         if reply.at_sender and user_id:
             message = Message([Segment.at(user_id), Segment.text(" "), *message])
-        return QueuedAction("send_group_msg", {"group_id": group_id, "message": message.to_json()})
+        return Action("send_group_msg", {"group_id": group_id, "message": message.to_json()})
     if user_id:
-        return QueuedAction("send_private_msg", {"user_id": user_id, "message": message.to_json()})
+        return Action("send_private_msg", {"user_id": user_id, "message": message.to_json()})
     return None
 
 
-def request_action(event: RequestEvent, answer: Approve | Reject) -> QueuedAction:
+def request_action(event: RequestEvent, answer: Approve | Reject) -> Action:
     """`set_friend_add_request` / `set_group_add_request` with the event's flag (and sub_type)."""
     approve = isinstance(answer, Approve)
     if event.request_type == "group":
         reason = "" if approve else answer.reason  # type: ignore[union-attr]
-        return QueuedAction(
+        return Action(
             "set_group_add_request",
             {"flag": event.flag, "sub_type": event.sub_type, "approve": approve, "reason": reason},
         )
     remark = answer.remark if isinstance(answer, Approve) else ""
-    return QueuedAction("set_friend_add_request", {"flag": event.flag, "approve": approve, "remark": remark})
+    return Action("set_friend_add_request", {"flag": event.flag, "approve": approve, "remark": remark})
 
 
 def quick_operation(event: Event, answer: Answer | None) -> dict[str, Any] | None:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from plughost.bot.answers import reply_action
 from plughost.bot.commands.engine import Triggered
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.service import CommandService
 from plughost.bot.triggers import CommandInvocation
-from plughost.sdk.bot import Answer, Block, BotApi, CallbackBot, Reply, decode_sends
+from plughost.sdk.bot import Answer, Block, BotApi, Reply
+from plughost.sdk.call import Action
 from plughost.sdk.events import MessageEvent
 from plughost.sdk.message import Message
 from plughost.sdk.senders import CommandSender, GroupRole
@@ -52,29 +54,27 @@ class EngineCommandStage:
             self._bare_for = (commands, found)
         return found
 
-    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None:
+    async def handle(self, invocation: CommandInvocation, bot: BotApi, outbox: list[Action]) -> Answer | None:
         event = invocation.event
         bare = invocation.trigger == "bare" and not invocation.any_command
         engine = self.service.refresh()
         if bare and not self._bare_commands_exist(engine.registry.commands):
             return None  # ordinary chat text and no command accepts it without a prefix
         sender = sender_of(event, bot.self_id or None)
-        result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message, bot)
-        return await self._answer(result, event, bot)
+        result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message, bot, event)
+        return self._answer(result, event, outbox)
 
     @staticmethod
-    async def _answer(result: CommandResult, event: MessageEvent, bot: BotApi) -> Answer | None:
+    def _answer(result: CommandResult, event: MessageEvent, outbox: list[Action]) -> Answer | None:
         if result.kind is ResultKind.NOT_A_COMMAND:
             return None
         replies: list[Message | None] = [*result.replies] or [None]
         first, *rest = replies
-        for message in filter(None, rest):  # queued by the callback bot: flushed in order after the reply
-            if event.is_group and event.group_id:
-                await bot.send_group_msg(event.group_id, message)
-            else:
-                await bot.send_private_msg(event.user_id, message)
-        if isinstance(bot, CallbackBot):  # sends a native/process command queued (host.bot.send)
-            bot.outbox.extend(decode_sends(result.sends))
+        for message in filter(None, rest):  # sent in order after the first reply, with the handler's sends
+            action = reply_action(event, Reply(message))
+            if action is not None:
+                outbox.append(action)
+        outbox.extend(result.sends)
         if first is None:
             return None if result.kind is ResultKind.UNKNOWN_COMMAND else Block()
         return Reply(first)

@@ -8,7 +8,9 @@ in reverse order → outbox flush (sends queued during the callbacks, in order, 
 
 Each bot has a lane: a bounded queue and a fixed number of workers, so work in flight is bounded;
 an event that finds the queue full is shed, counted and logged (never dropped silently).
-Plugins are always called through the plugin directory's guarded `call` (timeouts, breaker).
+Plugins are always called through the plugin directory's guarded `call` (timeouts, breaker),
+with the same `Call` payload whatever their runtime; their outcomes are read by one codec
+(`decode_allow`, `decode_answer`; sends travel in the outcome).
 """
 
 from __future__ import annotations
@@ -22,24 +24,12 @@ from typing import Any, Protocol
 
 from plughost.bot.answers import quick_operation, reply_action, request_action
 from plughost.bot.channels import channel_allowed, channel_of
-from plughost.bot.lane import BotLane, Outcome
+from plughost.bot.lane import BotLane, EventResult
 from plughost.bot.triggers import CommandInvocation, detect_command
 from plughost.core.botconfig import BotConfig
 from plughost.errors import PlugHostError
-from plughost.sdk.bot import (
-    Answer,
-    Approve,
-    BotAnswerError,
-    BotApi,
-    BotRequest,
-    CallbackBot,
-    QueuedAction,
-    Reject,
-    Reply,
-    decode_allow,
-    decode_answer,
-    decode_sends,
-)
+from plughost.sdk.bot import Answer, Approve, BotAnswerError, BotApi, Reject, Reply, decode_allow, decode_answer
+from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.events import Event, MessageEvent, RequestEvent
 from plughost.sdk.message import Message
@@ -67,8 +57,8 @@ class PluginDirectory(Protocol):
         """Enabled plugins, highest priority first."""
         ...
 
-    def call(self, plugin_id: str, handler: str, request: Any) -> Awaitable[Any]:
-        """A guarded call (timeout, breaker, metrics); raises on failure."""
+    def call(self, plugin_id: str, call: Call) -> Awaitable[Outcome]:
+        """A guarded call (timeout, breaker, metrics); failures are in the outcome."""
         ...
 
 
@@ -76,16 +66,18 @@ class CommandStage(Protocol):
     """The command engine as seen by the dispatcher.
 
     Returns None when the invocation is not a command (the event then goes to message routes),
-    a `Reply` to answer, or `Block()` when the command was handled without a reply.
+    a `Reply` to answer, or `Block()` when the command was handled without a reply; further
+    replies and the sends the command queued go to `outbox`.
     """
 
-    async def handle(self, invocation: CommandInvocation, bot: BotApi) -> Answer | None: ...
+    async def handle(self, invocation: CommandInvocation, bot: BotApi, outbox: list[Action]) -> Answer | None: ...
 
 
 @dataclass(frozen=True, slots=True)
 class _Entry:
     plugin_id: str
     handler: str
+    kind: CallKind
     channels: tuple[str, ...]
 
 
@@ -179,142 +171,129 @@ class Dispatcher:
         self._index = None
 
     # the pipeline ---------------------------------------------------------------------------------
-    async def process(self, lane: BotLane, event: Event, *, quick: bool = False) -> Outcome:
+    async def process(self, lane: BotLane, event: Event, *, quick: bool = False) -> EventResult:
         """Run one event through the pipeline. With `quick`, a final reply/approve/reject is returned as
         a quick operation (HTTP POST transport) instead of being sent as an action."""
         if lane.is_duplicate(event):
             lane.stats.duplicates += 1
-            return Outcome("duplicate")
+            return EventResult("duplicate")
         lane.stats.processed += 1
         index = self._current_index()
-        bot = CallbackBot(lane.bot)
-        request = BotRequest(_request_fields(lane, event), event=event, bot=bot)
+        request = _EventCalls(lane, event, _request_fields(lane, event))
         channel = channel_of(event)
-        outcome = Outcome("unhandled")
+        result = EventResult("unhandled")
 
-        if not await self._pre_handle(lane, index, event, request, channel, outcome):
+        if not await self._pre_handle(index, request, channel, result):
             lane.stats.blocked += 1
-            outcome.status = "blocked"
+            result.status = "blocked"
         else:
-            await self._handle(lane, index, event, request, channel, outcome)
-            await self._after_completion(lane, index, request, channel, outcome)
-            if outcome.answer is not None:
+            await self._handle(index, request, channel, result)
+            await self._after_completion(index, request, channel, result)
+            if result.answer is not None:
                 lane.stats.answered += 1
-                await self._apply(lane, event, outcome, quick)
-        await self._flush(lane, bot.outbox, outcome)
-        return outcome
+                await self._apply(lane, event, result, quick)
+        await self._flush(lane, request.outbox, result)
+        return result
 
-    async def _call(self, lane: BotLane, entry: _Entry, request: BotRequest, outcome: Outcome) -> tuple[bool, Any]:
-        request.logger = self._logger(entry.plugin_id)
-        try:
-            return True, await self.plugins.call(entry.plugin_id, entry.handler, request)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            _collect_sends(_failure_sends(exc), request)  # sends queued before a failure still go out
-            lane.stats.plugin_failures += 1
-            outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
-            metadata = getattr(exc, "metadata", None)
-            isolated = isinstance(metadata, dict) and bool(metadata.get("isolated"))  # breaker open: the guard said so
-            log.log(
-                logging.DEBUG if isolated else logging.WARNING,
-                "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, exc,
-            )  # fmt: skip
-            return False, None
+    async def _call(self, entry: _Entry, request: _EventCalls, result: EventResult) -> Outcome | None:
+        """Call one handler; its sends join the event's outbox (also when it failed). None = it failed."""
+        outcome = await self.plugins.call(entry.plugin_id, request.call(entry))
+        if outcome.sends:
+            request.outbox.extend(outcome.sends)
+        error = outcome.error
+        if error is None:
+            return outcome
+        lane = request.lane
+        lane.stats.plugin_failures += 1
+        result.errors.append(f"{entry.plugin_id}/{entry.handler}: {error}")
+        log.log(
+            logging.DEBUG if error.code == ISOLATED else logging.WARNING,
+            "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, error,
+        )  # fmt: skip
+        return None
 
-    async def _pre_handle(
-        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
-    ) -> bool:
+    async def _pre_handle(self, index: _Index, request: _EventCalls, channel: str, result: EventResult) -> bool:
         for entry in index.pre_handle:
             if entry.channels and not channel_allowed(entry.channels, channel):
                 continue
-            ok, value = await self._call(lane, entry, request, outcome)
-            if not ok:
+            outcome = await self._call(entry, request, result)
+            if outcome is None:
                 continue  # fail open; the guard counted the failure on the plugin's breaker
             try:
-                allow = decode_allow(value)
+                allow = decode_allow(outcome.value)
             except BotAnswerError as exc:
-                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                result.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
                 continue
-            _collect_sends(value, request)
             if not allow:
-                outcome.answered_by = entry.plugin_id
+                result.answered_by = entry.plugin_id
                 return False
         return True
 
-    async def _handle(
-        self, lane: BotLane, index: _Index, event: Event, request: BotRequest, channel: str, outcome: Outcome
-    ) -> None:
+    async def _handle(self, index: _Index, request: _EventCalls, channel: str, result: EventResult) -> None:
+        lane, event = request.lane, request.event
         if self.commands is not None and type(event) is MessageEvent and event.user_id != lane.bot.self_id:
             invocation = detect_command(event, lane.bot.self_id or event.self_id, lane.config.triggers)
             if invocation is not None:
                 try:
-                    answer = await self.commands.handle(invocation, request.bot)
+                    answer = await self.commands.handle(invocation, lane.bot, request.outbox)
                 except Exception as exc:
-                    outcome.errors.append(f"command stage: {exc}")
+                    result.errors.append(f"command stage: {exc}")
                     log.exception("bot '%s': the command stage failed", lane.key)
                     answer = None
                 if answer is not None:
-                    outcome.status = "command"
-                    outcome.answer = answer
+                    result.status = "command"
+                    result.answer = answer
                     return
-        kind = event.route_kind
-        for entry in index.for_route(kind, event.route):
+        for entry in index.for_route(event.route_kind, event.route):
             if entry.channels and not channel_allowed(entry.channels, channel):
                 continue
-            ok, value = await self._call(lane, entry, request, outcome)
-            if not ok:
+            outcome = await self._call(entry, request, result)
+            if outcome is None:
                 continue
             try:
-                answer, sends = decode_answer(value)
+                answer = decode_answer(outcome.value)
             except BotAnswerError as exc:
-                outcome.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
+                result.errors.append(f"{entry.plugin_id}/{entry.handler}: {exc}")
                 continue
-            if sends:
-                request.bot.outbox.extend(sends)  # type: ignore[attr-defined]
             if answer is None:
                 continue
-            outcome.status = "route"
-            outcome.answered_by = entry.plugin_id
+            result.status = "route"
+            result.answered_by = entry.plugin_id
             if isinstance(answer, Reply) and not answer.stop:
-                await self._send_reply(lane, event, answer, outcome)  # reply and continue
+                await self._send_reply(lane, event, answer, result)  # reply and continue
                 continue
-            outcome.answer = answer
+            result.answer = answer
             return
 
-    async def _after_completion(
-        self, lane: BotLane, index: _Index, request: BotRequest, channel: str, outcome: Outcome
-    ) -> None:
+    async def _after_completion(self, index: _Index, request: _EventCalls, channel: str, result: EventResult) -> None:
         for entry in reversed(index.after_completion):
             if entry.channels and not channel_allowed(entry.channels, channel):
                 continue
-            ok, value = await self._call(lane, entry, request, outcome)
-            if ok:
-                _collect_sends(value, request)
+            await self._call(entry, request, result)
 
-    async def _apply(self, lane: BotLane, event: Event, outcome: Outcome, quick: bool) -> None:
-        answer = outcome.answer
+    async def _apply(self, lane: BotLane, event: Event, result: EventResult, quick: bool) -> None:
+        answer = result.answer
         if quick:
-            outcome.quick_operation = quick_operation(event, answer)
-            if outcome.quick_operation is not None:
+            result.quick_operation = quick_operation(event, answer)
+            if result.quick_operation is not None:
                 return
         if isinstance(answer, Reply):
-            await self._send_reply(lane, event, answer, outcome)
+            await self._send_reply(lane, event, answer, result)
         elif isinstance(answer, Approve | Reject) and isinstance(event, RequestEvent):
-            await self._send(lane, request_action(event, answer), outcome)
+            await self._send(lane, request_action(event, answer), result)
 
-    async def _send_reply(self, lane: BotLane, event: Event, reply: Reply, outcome: Outcome) -> None:
+    async def _send_reply(self, lane: BotLane, event: Event, reply: Reply, result: EventResult) -> None:
         action = reply_action(event, reply)
         if action is None:
-            outcome.errors.append(f"cannot reply to a {event.route} event: it has no chat")
+            result.errors.append(f"cannot reply to a {event.route} event: it has no chat")
             return
-        await self._send(lane, action, outcome)
+        await self._send(lane, action, result)
 
-    async def _flush(self, lane: BotLane, outbox: list[QueuedAction], outcome: Outcome) -> None:
+    async def _flush(self, lane: BotLane, outbox: list[Action], result: EventResult) -> None:
         for action in outbox:
-            await self._send(lane, action, outcome)
+            await self._send(lane, action, result)
 
-    async def _send(self, lane: BotLane, action: QueuedAction, outcome: Outcome) -> None:
+    async def _send(self, lane: BotLane, action: Action, outcome: EventResult) -> None:
         await lane.limiter.acquire()
         try:
             await lane.bot.call_action(action.action, action.params)
@@ -352,11 +331,11 @@ def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _I
             continue
         channels = tuple(_channels(plugin))
         for interceptor in descriptor.interceptors:
-            entry = _Entry(plugin.id, interceptor.handler, channels)
+            entry = _Entry(plugin.id, interceptor.handler, interceptor.stage, channels)
             (pre if interceptor.stage == "pre_handle" else after).append(entry)
         for route in descriptor.routes:
             routes.setdefault(route.kind, []).append(
-                (_Entry(plugin.id, route.handler, channels), frozenset(route.events))
+                (_Entry(plugin.id, route.handler, "route", channels), frozenset(route.events))
             )
     return _Index(signature, pre, after, routes)
 
@@ -367,20 +346,20 @@ def _channels(plugin: PluginView) -> list[str]:
     return list(getattr(permissions, "channels", None) or [])
 
 
-def _collect_sends(value: Any, request: BotRequest) -> None:
-    if isinstance(value, dict) and value.get("sends"):
-        bot = request.bot
-        if isinstance(bot, CallbackBot):
-            bot.outbox.extend(decode_sends(value["sends"]))
+class _EventCalls:
+    """One event on its way through the pipeline: the payload every handler gets (built once),
+    its calls, and the outbox its handlers' sends collect in."""
 
+    __slots__ = ("event", "lane", "outbox", "payload")
 
-def _failure_sends(exc: BaseException) -> dict[str, Any] | None:
-    """Sends a failed native/process call had queued (carried by the error or the error it wraps)."""
-    for error in (exc, exc.__cause__, exc.__context__):
-        sends = getattr(error, "sends", None)
-        if sends:
-            return {"sends": sends}
-    return None
+    def __init__(self, lane: BotLane, event: Event, payload: dict[str, Any]) -> None:
+        self.lane = lane
+        self.event = event
+        self.payload = payload
+        self.outbox: list[Action] = []
+
+    def call(self, entry: _Entry) -> Call:
+        return Call(entry.handler, self.payload, entry.kind, self.event, self.lane.bot)
 
 
 def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:

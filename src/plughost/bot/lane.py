@@ -11,7 +11,8 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from plughost.bot.ratelimit import TokenBucket
 from plughost.core.botconfig import BotConfig
-from plughost.sdk.bot import Answer, BotApi, QueuedAction
+from plughost.sdk.bot import Answer, BotApi
+from plughost.sdk.call import Action
 from plughost.sdk.events import Event
 
 if TYPE_CHECKING:
@@ -26,14 +27,14 @@ Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "faile
 
 
 @dataclass
-class Outcome:
+class EventResult:
     """What happened to one event."""
 
     status: Status
     answer: Answer | None = None
     answered_by: str | None = None
     quick_operation: dict[str, Any] | None = None
-    sent: list[QueuedAction] = field(default_factory=list)
+    sent: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
 
 
@@ -96,7 +97,7 @@ class BotLane:
         self.idle.clear()
         return True
 
-    async def run_now(self, event: Event, *, quick: bool = False) -> Outcome | None:
+    async def run_now(self, event: Event, *, quick: bool = False) -> EventResult | None:
         """Process an event in the caller's task (HTTP POST), at most `max_in_flight` at once.
 
         Returns None when `queue_size` callers already wait: the event is shed (counted, logged).

@@ -15,6 +15,7 @@ from plughost.sdk.models import EventType, PluginEvent
 log = logging.getLogger(__name__)
 EventHandler = Callable[[PluginEvent], Awaitable[None] | None]
 _Record = tuple[str, EventType, float, bool, str, str | None, Mapping[str, Any] | None]
+_EXECUTE = EventType.EXECUTE
 
 
 class EventBus:
@@ -55,6 +56,19 @@ class EventBus:
     ) -> None:
         record: _Record = (plugin_id, event_type, wall_clock(), success, message, error, metadata)
         self._history.append(record)
+        self.emit_record(record)
+
+    def executed(self, plugin_id: str, handler: str) -> None:
+        """`emit(plugin_id, EXECUTE, True, handler)`, shortened for the hot path of every call."""
+        record: _Record = (plugin_id, _EXECUTE, wall_clock(), True, handler, None, None)
+        self._history.append(record)
+        handlers = self._by_type.get(_EXECUTE)
+        if handlers is None or handlers:
+            self.emit_record(record)
+
+    def emit_record(self, record: _Record) -> None:
+        """Hand an already recorded event to its subscribers."""
+        event_type = record[1]
         handlers = self._by_type.get(event_type)
         if handlers is None:
             handlers = self._by_type[event_type] = [

@@ -22,9 +22,10 @@ from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
 from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
-from plughost.guard import BreakerPolicy, CallFailed, Guard, GuardPolicy
+from plughost.guard import BreakerPolicy, Guard, GuardPolicy, execution_result
 from plughost.runtime import Candidate, LoadRequest, Runtime, default_runtimes
 from plughost.runtime.sandbox import restricts
+from plughost.sdk.call import UNAVAILABLE, Call, Outcome
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import (
@@ -61,7 +62,9 @@ class PluginManager:
             self.config.guard.default_timeout_s,
         )
         self.guard = guard if guard is not None else Guard(policy)
-        self.guard.set_event_sink(self.events.emit, on_breaker_change=self._on_breaker_change)
+        self.guard.set_event_sink(
+            self.events.emit, executed=self.events.executed, on_breaker_change=self._on_breaker_change
+        )
         self.runtimes: dict[str, Runtime] = (
             dict(runtimes) if runtimes is not None else default_runtimes(self.config.process.options(self.workspace))
         )
@@ -291,38 +294,34 @@ class PluginManager:
         await self.events.aclose()
 
     # execution -------------------------------------------------------------------------------
-    def call(self, name: str, handler: str, request: Any, *, timeout: float | None = None) -> Awaitable[Any]:
-        """Guarded call of one handler of an enabled plugin: `await manager.call(...)`.
+    def call(self, name: str, call: Call, *, timeout: float | None = None) -> Awaitable[Outcome]:
+        """Guarded call of one handler of an enabled plugin: `outcome = await manager.call(id, Call(...))`.
 
-        Raises `CallFailed` on any failure. (A plain function returning the guard's coroutine, so
-        the hot path has one coroutine less.)
+        Never raises for a failure: the outcome's `error` says what went wrong (a plain function
+        returning the guard's coroutine, so the hot path has one coroutine less).
         """
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or instance.state not in ACTIVE_STATES:
-            raise CallFailed(self._unavailable(name, instance), {"unavailable": True})
-        return self.guard.call(
-            name, instance.handle, handler, request, timeout=instance.timeout_s if timeout is None else timeout
-        )
+            return _ready(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
+        return self.guard.call(name, instance.handle, call, timeout=instance.timeout_s if timeout is None else timeout)
 
     async def invoke(
-        self, name: str, handler: str, request: Any, *, timeout: float | None = None
+        self, name: str, handler: str, request: Any = None, *, timeout: float | None = None
     ) -> PluginExecutionResult:
-        """Guarded call returning a `PluginExecutionResult` (never raises)."""
-        instance = self._instances.get(name)
-        if instance is None or instance.handle is None or not instance.is_enabled:
-            return PluginExecutionResult(
-                success=False, error=self._unavailable(name, instance), metadata={"unavailable": True}
-            )
-        return await self.guard.invoke(
-            name, instance.handle, handler, request, timeout=self._timeout(instance, timeout)
-        )
+        """Guarded call of a method with a JSON request, answered as a `PluginExecutionResult` (never raises)."""
+        return await self._result(name, Call(handler, request), timeout)
 
     async def execute_plugin(
         self, name: str, context: PluginExecutionContext | Mapping[str, Any] | None = None
     ) -> PluginExecutionResult:
-        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard."""
+        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard (never raises)."""
         ctx = context if isinstance(context, PluginExecutionContext) else PluginExecutionContext(**(context or {}))
-        return await self.invoke(name, EXECUTE_HANDLER, ctx)
+        return await self._result(name, Call(EXECUTE_HANDLER, ctx.model_dump(mode="json"), "execute"), None)
+
+    async def _result(self, name: str, call: Call, timeout: float | None) -> PluginExecutionResult:
+        started = time.perf_counter()
+        outcome = await self.call(name, call, timeout=timeout)
+        return execution_result(outcome, time.perf_counter() - started, call.handler)
 
     async def execute_plugins(
         self,
@@ -339,7 +338,7 @@ class PluginManager:
         return dict(zip(names, results, strict=True))
 
     async def execute(self, name: str, method: str, args: Mapping[str, Any] | None = None) -> PluginExecutionResult:
-        """Jank's Execute(method, args)."""
+        """Jank's Execute(method, args) (never raises)."""
         return await self.invoke(name, method, dict(args or {}))
 
     # queries ---------------------------------------------------------------------------------
@@ -434,9 +433,6 @@ class PluginManager:
         if instance is None:
             return f"plugin '{name}' was not found"
         return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
-
-    def _timeout(self, instance: PluginInstance, timeout: float | None) -> float | None:
-        return timeout if timeout is not None else instance.timeout_s
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
         assert candidate.manifest is not None
@@ -626,3 +622,7 @@ class PluginManager:
         if instance is not None and instance.is_enabled:
             instance.state = PluginState.ISOLATED if isolated else PluginState.ENABLED
             self.registry.set_state(plugin_id, instance.state)
+
+
+async def _ready(outcome: Outcome) -> Outcome:
+    return outcome

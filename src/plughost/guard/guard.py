@@ -1,6 +1,7 @@
 """Every call into a plugin passes the guard: breaker → timeout → call → metrics + event.
 
-Exceptions never escape: `invoke` turns them into `PluginExecutionResult(success=False)`.
+`Guard.call` answers an `Outcome` and never raises (only the caller's own cancellation
+propagates); `execution_result` turns an outcome into LurkBot's `PluginExecutionResult`.
 """
 
 from __future__ import annotations
@@ -14,11 +15,13 @@ from typing import Any, Protocol
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from plughost.guard.metrics import HandlerMetrics
 from plughost.guard.stepping import Resume
+from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
 from plughost.sdk.models import EventType, PluginExecutionResult
 
 DEFAULT_TIMEOUT_S = 30.0
 # Enum members looked up once: attribute access on an Enum class is slow on the hot path.
 _CLOSED = BreakerState.CLOSED
+_perf_counter = time.perf_counter
 _EXECUTE = EventType.EXECUTE
 
 
@@ -36,22 +39,14 @@ class EventSink(Protocol):
     ) -> None: ...
 
 
-class Invocable(Protocol):
-    def invoke(self, name: str, request: Any) -> Coroutine[Any, Any, Any]: ...
+class CallTarget(Protocol):
+    def call(self, call: Call) -> Coroutine[Any, Any, Outcome]: ...
 
 
 @dataclass(frozen=True)
 class GuardPolicy:
     breaker: BreakerPolicy = field(default_factory=BreakerPolicy)
     default_timeout_s: float = DEFAULT_TIMEOUT_S
-
-
-class CallFailed(Exception):
-    """Raised by `Guard.call`: the call did not succeed; `metadata` says why."""
-
-    def __init__(self, message: str, metadata: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.metadata = metadata
 
 
 def _ignore_event(*_: Any) -> None:
@@ -74,16 +69,28 @@ class Guard:
     ) -> None:
         self.policy = policy or GuardPolicy()
         self._emit: EventSink = emit if emit is not None else _ignore_event  # type: ignore[assignment]
+        self._executed: Callable[[str, str], None] = self._emit_executed
         self._clock = clock
         self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
         self._breakers: dict[str, CircuitBreaker] = {}
         self._metrics: dict[str, dict[str, HandlerMetrics]] = {}
 
-    def set_event_sink(self, emit: EventSink, *, on_breaker_change: Callable[[str, bool], None] | None = None) -> None:
-        """Where events go, and who hears of isolation (True) and recovery (False)."""
+    def set_event_sink(
+        self,
+        emit: EventSink,
+        *,
+        executed: Callable[[str, str], None] | None = None,
+        on_breaker_change: Callable[[str, bool], None] | None = None,
+    ) -> None:
+        """Where events go (`executed(plugin_id, handler)`: a shortcut for the execute event of
+        every successful call), and who hears of isolation (True) and recovery (False)."""
         self._emit = emit
+        self._executed = executed or self._emit_executed
         if on_breaker_change is not None:
             self._on_breaker_change = on_breaker_change
+
+    def _emit_executed(self, plugin_id: str, handler: str) -> None:
+        self._emit(plugin_id, _EXECUTE, True, handler, None, None)
 
     # state ------------------------------------------------------------------------------------
     def breaker(self, plugin_id: str) -> CircuitBreaker:
@@ -114,77 +121,75 @@ class Guard:
         }
 
     # calls ------------------------------------------------------------------------------------
-    async def invoke(
-        self, plugin_id: str, handle: Invocable, name: str, request: Any, *, timeout: float | None = None
-    ) -> PluginExecutionResult:
-        """Guarded call; never raises (except cancellation of the caller)."""
-        started = time.perf_counter()
-        try:
-            value = await self.call(plugin_id, handle, name, request, timeout=timeout)
-        except CallFailed as failed:
-            return PluginExecutionResult(
-                success=False,
-                error=str(failed),
-                execution_time=time.perf_counter() - started,
-                metadata=failed.metadata,
-            )
-        return PluginExecutionResult(success=True, result=value, execution_time=time.perf_counter() - started)
-
-    async def call(
-        self, plugin_id: str, handle: Invocable, name: str, request: Any, *, timeout: float | None = None
-    ) -> Any:
-        """Guarded call returning the handler's value; raises `CallFailed` on any failure.
+    async def call(self, plugin_id: str, handle: CallTarget, call: Call, *, timeout: float | None = None) -> Outcome:
+        """Guarded call; failures are in the outcome, never raised.
 
         This is the hot path of every plugin call: the handler's first step runs eagerly and a
-        timeout is armed only if it suspends (an in-process step cannot be interrupted anyway).
+        timeout is armed only if it suspends. A step that overran the limit without suspending
+        is a timeout too: a late result is never a success.
         """
         breaker = self._breakers.get(plugin_id) or self.breaker(plugin_id)
         if breaker.state is not _CLOSED and not breaker.allow():
             left = breaker.seconds_left()
             message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
-            raise CallFailed(message, {"isolated": True, "retry_after_s": round(left, 3)})
+            return Outcome.failed(ISOLATED, message, retry_after_s=round(left, 3))
         handlers = self._metrics.get(plugin_id) or self.metrics(plugin_id)
+        name = call.handler
         metrics = handlers.get(name) or handlers.setdefault(name, HandlerMetrics())
         metrics.calls += 1
-        started = time.perf_counter()
+        limit = timeout if timeout is not None else self.policy.default_timeout_s
+        started = _perf_counter()
         try:
-            coro = handle.invoke(name, request)
+            coro = handle.call(call)
             try:
                 yielded = coro.send(None)
             except StopIteration as stop:
-                value = stop.value
+                outcome: Outcome = stop.value
             else:
-                async with asyncio.timeout(timeout if timeout is not None else self.policy.default_timeout_s):
-                    value = await Resume(coro, yielded)
+                async with asyncio.timeout(limit):
+                    outcome = await Resume(coro, yielded)
         except TimeoutError:
-            limit = timeout if timeout is not None else self.policy.default_timeout_s
-            metrics.timeouts += 1
-            self._failed(plugin_id, name, breaker, metrics, f"timed out after {limit:g} s", "TimeoutError", True)
+            outcome = Outcome.failed(TIMED_OUT, f"timed out after {limit:g} s", timeout_s=limit)
         except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            self._failed(plugin_id, name, breaker, metrics, str(exc) or type(exc).__name__, type(exc).__name__)
-        metrics.latencies.append(time.perf_counter() - started)
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                raise
+            outcome = Outcome.failed(PLUGIN_ERROR, "the handler cancelled itself (CancelledError)")
+        except BaseException as exc:  # a runtime's bug must not reach the host either
+            outcome = Outcome(None, (), PluginError.from_exception(exc))
+        elapsed = _perf_counter() - started
+        metrics.latencies.append(elapsed)
+        error = outcome.error
+        if error is None and elapsed > limit:
+            message = f"timed out after {limit:g} s (the handler ran {elapsed:.2f} s without yielding)"
+            outcome = Outcome.failed(TIMED_OUT, message, sends=outcome.sends, timeout_s=limit)
+            error = outcome.error
+        if error is not None and error.counts_as_failure:
+            self._failed(plugin_id, name, breaker, metrics, error)
+            return outcome
         if breaker.consecutive_failures and breaker.record_success():
             self._emit(plugin_id, EventType.RECOVER, True, "circuit closed after a successful call", None, None)
             self._on_breaker_change(plugin_id, False)
-        self._emit(plugin_id, _EXECUTE, True, name, None, None)
-        return value
+        self._executed(plugin_id, name)
+        return outcome
+
+    async def invoke(
+        self, plugin_id: str, handle: CallTarget, call: Call, *, timeout: float | None = None
+    ) -> PluginExecutionResult:
+        """Guarded call answering LurkBot's `PluginExecutionResult` (never raises)."""
+        started = time.perf_counter()
+        outcome = await self.call(plugin_id, handle, call, timeout=timeout)
+        return execution_result(outcome, time.perf_counter() - started, call.handler)
 
     def _failed(
-        self,
-        plugin_id: str,
-        name: str,
-        breaker: CircuitBreaker,
-        metrics: HandlerMetrics,
-        message: str,
-        exception_type: str,
-        timed_out: bool = False,
+        self, plugin_id: str, name: str, breaker: CircuitBreaker, metrics: HandlerMetrics, error: PluginError
     ) -> None:
-        metrics.record_error(name, message)
+        message = str(error)
+        metrics.record_error(name, error.message)
+        if error.code == TIMED_OUT:
+            metrics.timeouts += 1
         isolated = breaker.record_failure()
-        metadata: dict[str, Any] = {"exception_type": exception_type, "timed_out": timed_out, "handler": name}
-        self._emit(plugin_id, EventType.ERROR, False, name, message, metadata)
+        self._emit(plugin_id, EventType.ERROR, False, name, message, error_metadata(error, name))
         if isolated:
             self._emit(
                 plugin_id,
@@ -195,4 +200,27 @@ class Guard:
                 {"failures": breaker.consecutive_failures},
             )
             self._on_breaker_change(plugin_id, True)
-        raise CallFailed(f"{exception_type}: {message}" if not timed_out else message, metadata)
+
+
+def error_metadata(error: PluginError, handler: str) -> dict[str, Any]:
+    """What `PluginExecutionResult.metadata` and error events say about a failed call."""
+    return {
+        "code": error.code,
+        "exception_type": error.type or None,
+        "timed_out": error.code == TIMED_OUT,
+        "isolated": error.code == ISOLATED,
+        "unavailable": error.code == UNAVAILABLE,
+        "retryable": error.retryable,
+        "handler": handler,
+        **error.detail,
+    }
+
+
+def execution_result(outcome: Outcome, elapsed: float, handler: str) -> PluginExecutionResult:
+    """LurkBot's result of a call: success and result, or the error text and its metadata."""
+    error = outcome.error
+    if error is None:
+        return PluginExecutionResult(success=True, result=outcome.value, execution_time=elapsed)
+    return PluginExecutionResult(
+        success=False, error=str(error), execution_time=elapsed, metadata=error_metadata(error, handler)
+    )

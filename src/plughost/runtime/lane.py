@@ -8,14 +8,17 @@ that names no lane is called over gRPC as before.
 
 Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the body.
 
-| kind   | direction      | body                                                   |
-|--------|----------------|--------------------------------------------------------|
-| CALL   | host → worker  | `!H` name length, UTF-8 name, request JSON             |
-| RESULT | worker → host  | result JSON (empty = `null`)                           |
-| ERROR  | worker → host  | JSON `{"code", "message", "type", "retryable"}`       |
-| CANCEL | host → worker  | empty: the caller gave up; the handler is cancelled    |
+| kind          | direction     | body                                                          |
+|---------------|---------------|---------------------------------------------------------------|
+| CALL          | host → worker | `!H` name length, UTF-8 name, JSON `{"kind", "payload"}`      |
+| RESULT        | worker → host | the call's outcome JSON `{"value", "sends"?, "error"?}`       |
+| ERROR         | worker → host | JSON `{"code", "message", "type"}`: the worker failed, not the handler |
+| CANCEL        | host → worker | empty: the caller gave up; the handler is cancelled           |
+| ACTION        | worker → host | JSON `{"id", "action", "params"}`: a bot action made during the call |
+| ACTION_RESULT | host → worker | JSON `{"id", "data"}` or `{"id", "error"}`                    |
 
-Calls are multiplexed by id; a frame the reader does not understand closes the connection
+Calls are multiplexed by id; ACTION frames carry the id of the call they belong to, and the host
+runs them on that call's bot. A frame the reader does not understand closes the connection
 (pending calls then fail with `LaneClosed`, and the host falls back to gRPC).
 """
 
@@ -23,16 +26,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import os
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
 from plughost.runtime.tasks import cancel_and_wait
+from plughost.sdk.bot import BotApi
 
 HEADER = struct.Struct("!IIB")
 NAME_LENGTH = struct.Struct("!H")
@@ -45,6 +50,8 @@ class Kind(IntEnum):
     RESULT = 2
     ERROR = 3
     CANCEL = 4
+    ACTION = 5
+    ACTION_RESULT = 6
 
 
 class LaneClosed(ConnectionError):
@@ -63,7 +70,39 @@ class LaneCallFailed(Exception):
         self.error = error
 
 
-Handler = Callable[[str, bytes], Awaitable[bytes]]
+class ActionFailed(Exception):
+    """A bot action the worker asked the host to run failed there (the message says why)."""
+
+
+class RemoteBot(BotApi):
+    """The bot of one call in the worker: actions travel to the host as ACTION frames."""
+
+    def __init__(self, writer: asyncio.StreamWriter, call_id: int, waiting: dict[tuple[int, int], Any]) -> None:
+        self._writer = writer
+        self._call_id = call_id
+        self._waiting = waiting
+        self._ids = itertools.count(1)
+
+    async def call_action(
+        self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> Any:
+        action_id = next(self._ids)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        key = (self._call_id, action_id)
+        self._waiting[key] = future
+        body = json.dumps({"id": action_id, "action": action, "params": dict(params or {})}).encode()
+        try:
+            self._writer.write(frame(Kind.ACTION, self._call_id, body))
+            async with asyncio.timeout(timeout):
+                answer = await future
+        finally:
+            self._waiting.pop(key, None)
+        if "error" in answer:
+            raise ActionFailed(str(answer["error"]))
+        return answer.get("data")
+
+
+Handler = Callable[[str, bytes, BotApi], Awaitable[bytes]]
 ErrorEncoder = Callable[[BaseException], dict[str, Any]]
 
 
@@ -133,16 +172,23 @@ class LaneServer:
         assert task is not None
         self._connections.add(task)
         calls: dict[int, asyncio.Task[None]] = {}
+        waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
         try:
             while True:
                 kind, call_id, body = await read_frame(reader)
                 if kind == Kind.CALL:
                     name, request = parse_call(body)
-                    calls[call_id] = asyncio.create_task(self._call(writer, calls, call_id, name, request))
+                    bot = RemoteBot(writer, call_id, waiting)
+                    calls[call_id] = asyncio.create_task(self._call(writer, calls, call_id, name, request, bot))
                 elif kind == Kind.CANCEL:
                     pending = calls.get(call_id)
                     if pending is not None:
                         pending.cancel()
+                elif kind == Kind.ACTION_RESULT:
+                    answer = _json_object(body, "ACTION_RESULT")
+                    future = waiting.get((call_id, _action_id(answer)))
+                    if future is not None and not future.done():
+                        future.set_result(answer)
                 else:
                     raise LaneProtocolError(f"a worker does not accept {kind.name} frames")
         except LaneClosed:
@@ -155,10 +201,10 @@ class LaneServer:
             self._connections.discard(task)
 
     async def _call(
-        self, writer: asyncio.StreamWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes
+        self, writer: asyncio.StreamWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
     ) -> None:
         try:
-            reply = frame(Kind.RESULT, call_id, await self._handler(name, request))
+            reply = frame(Kind.RESULT, call_id, await self._handler(name, request, bot))
         except Exception as exc:
             reply = frame(Kind.ERROR, call_id, json.dumps(self._encode_error(exc)).encode())
         finally:
@@ -186,6 +232,8 @@ class LaneClient:
         self._reader = reader
         self._writer = writer
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
+        self._bots: dict[int, BotApi | None] = {}
+        self._actions: set[asyncio.Task[None]] = set()
         self._next_id = 0
         self._closed: LaneClosed | None = None
         self._reading = asyncio.create_task(self._read(), name=f"{name}:lane")
@@ -199,17 +247,19 @@ class LaneClient:
     def closed(self) -> bool:
         return self._closed is not None
 
-    async def call(self, name: str, request_json: bytes, timeout: float) -> bytes:
-        """The result JSON of handler `name`; `LaneCallFailed` when it raised in the worker.
+    async def call(self, name: str, request_json: bytes, timeout: float, *, actions: BotApi | None = None) -> bytes:
+        """The result JSON of handler `name`; `LaneCallFailed` when the worker failed outside it.
 
-        `TimeoutError` after `timeout` seconds and on the caller's cancellation the worker is told
-        to cancel the handler; `LaneClosed` when the connection ends first.
+        Bot actions the handler makes run on `actions`. `TimeoutError` after `timeout` seconds
+        and on the caller's cancellation the worker is told to cancel the handler; `LaneClosed`
+        when the connection ends first.
         """
         if self._closed is not None:
             raise self._closed
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
         future: asyncio.Future[tuple[Kind, bytes]] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
+        self._bots[call_id] = actions
         try:
             self._writer.write(frame(Kind.CALL, call_id, call_body(name, request_json)))
             async with asyncio.timeout(timeout):
@@ -222,6 +272,8 @@ class LaneClient:
         except ConnectionError as exc:
             self._pending.pop(call_id, None)
             raise self._closed or LaneClosed(f"invoke lane closed: {exc}") from None
+        finally:
+            self._bots.pop(call_id, None)
         if kind == Kind.ERROR:
             try:
                 error = json.loads(body)
@@ -235,6 +287,9 @@ class LaneClient:
         try:
             while True:
                 kind, call_id, body = await read_frame(self._reader)
+                if kind == Kind.ACTION:
+                    self._run_action(call_id, _json_object(body, "ACTION"))
+                    continue
                 if kind not in (Kind.RESULT, Kind.ERROR):
                     raise LaneProtocolError(f"a host does not accept {kind.name} frames")
                 future = self._pending.pop(call_id, None)
@@ -249,6 +304,32 @@ class LaneClient:
             self._fail_pending(LaneClosed(reason))
             self._writer.close()
 
+    def _run_action(self, call_id: int, request: dict[str, Any]) -> None:
+        """Run a bot action of call `call_id` on that call's bot; the answer goes back as ACTION_RESULT."""
+        action_id = _action_id(request)
+        action, params = request.get("action"), request.get("params") or {}
+        if not isinstance(action, str) or not isinstance(params, Mapping):
+            raise LaneProtocolError("ACTION needs a string 'action' and an object 'params'")
+        task = asyncio.get_running_loop().create_task(self._action(call_id, action_id, action, params))
+        self._actions.add(task)
+        task.add_done_callback(self._actions.discard)
+
+    async def _action(self, call_id: int, action_id: int, action: str, params: Mapping[str, Any]) -> None:
+        bot = self._bots.get(call_id)
+        answer: dict[str, Any] = {"id": action_id}
+        if bot is None:
+            answer["error"] = f"action '{action}' needs a bot connection, and this call came without one"
+        else:
+            try:
+                answer["data"] = await bot.call_action(action, params)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                answer["error"] = str(exc) or type(exc).__name__
+        if self._closed is None:
+            body = json.dumps(answer, default=str).encode()
+            self._writer.write(frame(Kind.ACTION_RESULT, call_id, body))
+
     def _fail_pending(self, error: LaneClosed) -> None:
         self._closed = self._closed or error
         pending, self._pending = self._pending, {}
@@ -259,7 +340,24 @@ class LaneClient:
     async def close(self) -> None:
         """Close the connection; calls still waiting fail with `LaneClosed`."""
         self._fail_pending(LaneClosed("invoke lane closed by the host"))
-        await cancel_and_wait([self._reading])
+        await cancel_and_wait([self._reading, *self._actions])
         self._writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+
+
+def _json_object(body: bytes, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(body)
+    except ValueError as exc:
+        raise LaneProtocolError(f"{what} body is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise LaneProtocolError(f"{what} body must be a JSON object")
+    return value
+
+
+def _action_id(body: Mapping[str, Any]) -> int:
+    action_id = body.get("id")
+    if not isinstance(action_id, int) or isinstance(action_id, bool):
+        raise LaneProtocolError("an action frame needs an integer 'id'")
+    return action_id

@@ -44,6 +44,7 @@ from plughost.runtime.lane import LaneCallFailed, LaneClient, LaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.runtime.tasks import cancel_and_wait, wait_quietly
+from plughost.sdk.call import Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 
@@ -464,34 +465,42 @@ class ProcessPluginHandle:
             await self._ready.wait()
 
     # calls --------------------------------------------------------------------------------------
-    async def invoke(self, name: str, request: Any) -> Any:
+    async def call(self, call: Call) -> Outcome:
+        """One call over the worker's invoke lane, plughost.v1 `Invoke`, or Jank's `Execute`.
+
+        Failures are outcome errors; only the caller's own cancellation propagates (and, with
+        `kill_on_timeout`, kills the process, whose handler cannot be trusted to stop).
+        """
         instance = self._instance
         timeout = self.options.call_timeout_s
-        if instance is None or self.status != "running" or instance.process.returncode is not None:
-            started = time.monotonic()
-            instance = await self._wait_until_running(timeout)
-            timeout = max(0.001, timeout - (time.monotonic() - started))
         try:
+            if instance is None or self.status != "running" or instance.process.returncode is not None:
+                started = time.monotonic()
+                instance = await self._wait_until_running(timeout)
+                timeout = max(0.001, timeout - (time.monotonic() - started))
             if self.protocol != "plughost.v1":
-                return await self._invoke_jank(instance, name, request, timeout)
+                return await self._call_jank(instance, call, timeout)
             if instance.lane is not None and not instance.lane.closed:
-                return await self._invoke_lane(instance, instance.lane, name, request, timeout)
-            return await self._invoke_v1(instance, name, request, timeout)
+                return await self._call_lane(instance, instance.lane, call, timeout)
+            return await self._call_v1(instance, call, timeout)
         except grpc.aio.AioRpcError as exc:
-            raise await self._call_error(instance, name, exc) from None
+            return _host_failure(await self._call_error(instance, call.handler, exc))  # type: ignore[arg-type]
+        except InvocationError as exc:
+            return _host_failure(exc)
         except asyncio.CancelledError:
             task = asyncio.current_task()
-            if task is not None and not task.cancelling():  # the channel closed under the call: it crashed
+            if instance is not None and task is not None and not task.cancelling():
+                # the channel closed under the call: the process crashed
                 exit_code = await _exit_code_soon(instance.process, 1.0)
                 self._mark_dead(instance)
-                raise InvocationError(
-                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
-                    f"(exit code {exit_code}); it is being restarted",
-                    code="crashed",
-                    retryable=True,
-                ) from None
+                return Outcome.failed(
+                    "crashed",
+                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to "
+                    f"'{call.handler}' (exit code {exit_code}); it is being restarted",
+                    exit_code=exit_code,
+                )
             if self.options.kill_on_timeout:
-                self.kill_current(f"was killed because the call to '{name}' was abandoned (timeout)")
+                self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
 
     def _mark_dead(self, instance: _Instance) -> None:
@@ -509,38 +518,45 @@ class ProcessPluginHandle:
                 f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})"
             ) from None
 
-    async def _invoke_v1(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
-        payload = json.dumps(request, default=json_default).encode()
-        message = v1.InvokeRequest(name=name, request_json=payload)
+    async def _call_v1(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        payload = json.dumps(call.payload, default=json_default).encode()
+        message = v1.InvokeRequest(name=call.handler, request_json=payload, kind=call.kind)
         response = await instance.connection.v1.Invoke(message, timeout=timeout)
+        try:
+            sends = actions_from_json(json.loads(response.sends_json)) if response.sends_json else ()
+            value = json.loads(response.result_json) if response.result_json else None
+        except (TypeError, ValueError, KeyError) as exc:
+            return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed result: {exc}")
         if response.HasField("error"):
             error = response.error
-            sends = json.loads(error.sends_json) if error.sends_json else None
             fields = {"code": error.code, "message": error.message, "type": error.type, "retryable": error.retryable}
-            raise _plugin_error({**fields, "sends": sends})
-        return json.loads(response.result_json) if response.result_json else None
+            return Outcome(None, sends, PluginError.from_json(fields))
+        return Outcome(value, sends)
 
-    async def _invoke_lane(self, instance: _Instance, lane: LaneClient, name: str, request: Any, timeout: float) -> Any:
-        payload = json.dumps(request, default=json_default).encode()
+    async def _call_lane(self, instance: _Instance, lane: LaneClient, call: Call, timeout: float) -> Outcome:
+        body = json.dumps({"kind": call.kind, "payload": call.payload}, default=json_default).encode()
         try:
-            result = await lane.call(name, payload, timeout)
+            result = await lane.call(call.handler, body, timeout, actions=call.bot)
         except TimeoutError:
-            raise self._deadline_passed(name) from None
+            raise self._deadline_passed(call.handler) from None
         except LaneClosed as exc:
-            raise await self._connection_lost(instance, name, str(exc)) from None
+            raise await self._connection_lost(instance, call.handler, str(exc)) from None
         except LaneCallFailed as failed:
-            raise _plugin_error(failed.error) from None
-        return json.loads(result) if result else None
+            return Outcome(None, (), PluginError.from_json(failed.error))
+        try:
+            return Outcome.from_json(json.loads(result))
+        except ValueError as exc:
+            return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
 
-    async def _invoke_jank(self, instance: _Instance, name: str, request: Any, timeout: float) -> Any:
-        args = _as_args(request, self.plugin_id, name)
+    async def _call_jank(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        args = _as_args(call.payload, self.plugin_id, call.handler)
         response = await instance.connection.jank.Execute(
-            jank_pb2.ExecuteRequest(method=name, args=args), timeout=timeout
+            jank_pb2.ExecuteRequest(method=call.handler, args=args), timeout=timeout
         )
         try:
-            return unpack_map(response.data, where=f"plugin '{self.plugin_id}' {name}() result")
+            return Outcome(unpack_map(response.data, where=f"plugin '{self.plugin_id}' {call.handler}() result"))
         except NotAValueError as exc:
-            raise InvocationError(str(exc), code="protocol_error") from None
+            return Outcome.failed("protocol_error", str(exc))
 
     async def _call_error(self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError) -> InvocationError:
         code = exc.code()
@@ -686,19 +702,9 @@ def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
         raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
 
 
-def _plugin_error(fields: Mapping[str, Any]) -> InvocationError:
-    """The host-side error of a handler that failed in the plugin, from plughost.v1's error object
-    (code, message, type, retryable, and the bot sends it had queued)."""
-    message, type_name = str(fields.get("message") or ""), str(fields.get("type") or "")
-    error = InvocationError(
-        f"{type_name}: {message}" if type_name else message,
-        code=str(fields.get("code") or "plugin_error"),
-        retryable=bool(fields.get("retryable")),
-    )
-    sends = fields.get("sends")
-    if isinstance(sends, list) and sends:
-        error.sends = sends  # type: ignore[attr-defined]  # the dispatcher flushes them
-    return error
+def _host_failure(exc: InvocationError) -> Outcome:
+    """The outcome of a call that failed on the host's side of the link (deadline, crash, protocol)."""
+    return Outcome(None, (), PluginError(exc.code, str(exc), retryable=exc.retryable))
 
 
 async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:

@@ -9,29 +9,32 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import inspect
 import itertools
 import re
 import sys
 import traceback
 import types
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from plughost.errors import PluginLoadError, UnknownHandlerError
+from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
+from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
-from plughost.sdk.models import PluginExecutionContext
 from plughost.sdk.plugin import HookName, Plugin, PluginContext
+from plughost.sdk.runner import describe_error, run_handler, run_trivial, unknown_handler
 
 MODULE_PREFIX = "plughost_plugin__"
 HOOK_TIMEOUT_S = 10.0
 SYNC_WORKERS = 4
 DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
+
+
+class HookFailed(PlugHostError):
+    """A lifecycle hook of the plugin raised (the message says what and where)."""
 
 
 class PythonRuntime:
@@ -87,28 +90,21 @@ class PythonPluginHandle:
         """Run the load hooks; a failing hook fails the load with the reason."""
         try:
             await self._run_hooks("load")
-        except Exception as exc:
+        except TimeoutError:
             raise PluginLoadError(
-                self.context.plugin_id, f"load hook failed: {_describe_exception(exc, self.plugin_dir)}"
-            ) from exc
+                self.context.plugin_id, f"load hook did not finish within {HOOK_TIMEOUT_S:g} s"
+            ) from None
+        except HookFailed as exc:
+            raise PluginLoadError(self.context.plugin_id, f"load hook failed: {exc}") from None
 
-    def invoke(self, name: str, request: Any) -> Coroutine[Any, Any, Any]:
-        """The handler's coroutine (no wrapper coroutine: this is the hot path of every call).
-
-        Sync handlers run in the plugin's thread pool so they never block the event loop.
-        """
-        handler = self._handlers.get(name)
+    def call(self, call: Call) -> Coroutine[Any, Any, Outcome]:
+        """Run one handler (see `plughost.sdk.runner`); sync handlers use the plugin's own threads."""
+        handler = self._handlers.get(call.handler)
         if handler is None:
-            raise UnknownHandlerError(self.context.plugin_id, name)
-        if handler.is_async and not handler.takes_arguments and request is None:
-            return handler.func()  # type: ignore[no-any-return]
-        args, kwargs = handler.bind(request)
-        if handler.is_async:
-            return handler.func(*args, **kwargs)  # type: ignore[no-any-return]
-        return self._run_sync(partial(handler.func, *args, **kwargs))
-
-    async def _run_sync(self, call: Callable[[], Any]) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, call)
+            return _ready(unknown_handler(self.context.plugin_id, call.handler, self._handlers))
+        if handler.trivial:
+            return run_trivial(handler.func, self.plugin_dir)
+        return run_handler(handler, call, self.context, self._executor)
 
     async def health(self) -> Health:
         return Health("down", "stopped") if self._stopped else Health("ok")
@@ -134,15 +130,13 @@ class PythonPluginHandle:
             self._executor.shutdown(wait=False, cancel_futures=True)
             _drop_modules(self.package)
 
-    async def _run_hooks(self, name: HookName, *extra: Any) -> None:
+    async def _run_hooks(self, name: HookName, config: Any = None) -> None:
+        """Run the plugin's hooks of one kind in order; the first failure is raised."""
         for hook in self.plugin.hooks[name]:
-            args = (self.context, *extra)[: _positional_count(hook)]
-            if inspect.iscoroutinefunction(hook):
-                await asyncio.wait_for(hook(*args), HOOK_TIMEOUT_S)
-            else:
-                loop = asyncio.get_running_loop()
-                fut = loop.run_in_executor(self._executor, partial(call_sync_hook, hook, *args))
-                await asyncio.wait_for(fut, HOOK_TIMEOUT_S)
+            call = Call(f"hook.{name}", config)
+            outcome = await asyncio.wait_for(run_handler(hook, call, self.context, self._executor), HOOK_TIMEOUT_S)
+            if outcome.error is not None:
+                raise HookFailed(describe_error(outcome.error))
 
     async def _cancel_tasks(self) -> None:
         current = asyncio.current_task()
@@ -161,18 +155,8 @@ class PythonPluginHandle:
         return isinstance(module, str) and (module == self.package or module.startswith(self.package + "."))
 
 
-def call_sync_hook(hook: Any, *args: Any) -> Any:
-    return hook(*args)
-
-
-def _positional_count(func: Any) -> int:
-    try:
-        params = inspect.signature(func).parameters.values()
-    except (TypeError, ValueError):
-        return 1
-    if any(p.kind is p.VAR_POSITIONAL for p in params):
-        return 99
-    return sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+async def _ready(outcome: Outcome) -> Outcome:
+    return outcome
 
 
 def _with_priority(descriptor: Descriptor, priority: int) -> Descriptor:
@@ -272,11 +256,12 @@ def _adapt_class(cls: type, request: LoadRequest) -> Plugin:
     """LurkBot-style class plugins: `initialize(ctx)`, `execute(context)`, `cleanup()`."""
     instance = cls()
     plugin = Plugin(id=request.plugin_id, version=request.manifest.version)
+    hooks = {"load": plugin.on_load, "unload": plugin.on_unload}
     for hook, names in (("load", ("initialize", "on_load")), ("unload", ("cleanup", "on_unload"))):
         for attr_name in names:
             method = getattr(instance, attr_name, None)
             if callable(method):
-                plugin.hooks[hook].append(method)  # type: ignore[index]
+                hooks[hook](method)
     execute = getattr(instance, "execute", None)
     if not callable(execute):
         raise PluginLoadError(request.plugin_id, f"class {cls.__name__} has no execute(context) method")
@@ -301,4 +286,4 @@ def _describe_exception(exc: BaseException, plugin_dir: Path) -> str:
     return f"{type(exc).__name__}{where}: {exc}"
 
 
-__all__ = ["PluginExecutionContext", "PythonPluginHandle", "PythonRuntime"]
+__all__ = ["PythonPluginHandle", "PythonRuntime"]

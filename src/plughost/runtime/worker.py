@@ -26,7 +26,7 @@ from typing import Any
 
 import grpc
 
-from plughost.errors import InvocationError, PlugHostError, UnknownHandlerError
+from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
@@ -35,6 +35,8 @@ from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
 from plughost.runtime.sandbox import SandboxUnavailable, confine, restricts
+from plughost.sdk.bot import BotApi
+from plughost.sdk.call import CALL_KINDS, Call, Outcome, PluginError
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 
@@ -46,20 +48,8 @@ log = logging.getLogger("plughost.worker")
 
 
 def error_fields(exc: BaseException) -> dict[str, Any]:
-    """plughost.v1's `Error` of a failed call, as a dict (code, message, type, retryable)."""
-    if isinstance(exc, UnknownHandlerError):
-        code = "unknown_method"
-    elif isinstance(exc, InvocationError):
-        code = exc.code
-    else:
-        code = "plugin_error"
-    retryable = bool(getattr(exc, "retryable", False))
-    message = str(exc) or type(exc).__name__
-    fields: dict[str, Any] = {"code": code, "message": message, "type": type(exc).__name__, "retryable": retryable}
-    sends = getattr(exc, "sends", None)
-    if isinstance(sends, list) and sends:
-        fields["sends"] = sends
-    return fields
+    """The error object of a call the worker could not run (the lane's ERROR frame)."""
+    return PluginError.from_exception(exc).to_json()
 
 
 class ServedPlugin:
@@ -81,15 +71,29 @@ class ServedPlugin:
     def bind(self, handle: PluginHandle) -> None:
         self._handle = handle
 
-    async def invoke_json(self, name: str, request_json: bytes) -> bytes:
-        """`invoke(name, request_json) -> result_json` (gRPC's Invoke and the invoke lane share it)."""
+    async def call(self, name: str, kind: str, payload_json: bytes, bot: BotApi | None = None) -> Outcome:
+        """Run one call of the served plugin (gRPC's Invoke and the invoke lane share it)."""
+        if kind not in CALL_KINDS:
+            return Outcome.failed(
+                "invalid_request", f"unknown call kind {kind!r}; expected one of {', '.join(CALL_KINDS)}"
+            )
         try:
-            payload = json.loads(request_json) if request_json else None
-            result = await self.handle.invoke(name, payload)
-            return json.dumps(result, default=json_default).encode()
-        except Exception:
-            log.debug("handler %s failed", name, exc_info=True)
-            raise
+            payload = json.loads(payload_json) if payload_json else None
+        except ValueError as exc:
+            return Outcome.failed("protocol_error", f"the call's payload is not JSON: {exc}")
+        return await self.handle.call(Call(name, payload, kind, bot=bot))
+
+    async def lane_call(self, name: str, body: bytes, bot: BotApi) -> bytes:
+        """The invoke lane's CALL: `{"kind", "payload"}` in, the outcome's JSON out."""
+        try:
+            request = json.loads(body) if body else {}
+        except ValueError as exc:
+            return encode(Outcome.failed("protocol_error", f"the call is not JSON: {exc}").to_json())
+        if not isinstance(request, Mapping):
+            return encode(Outcome.failed("protocol_error", "the call must be a JSON object").to_json())
+        payload = encode(request.get("payload"))
+        outcome = await self.call(name, str(request.get("kind") or "method"), payload, bot)
+        return encode(outcome.to_json())
 
 
 class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
@@ -104,13 +108,13 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
         return v1.DescribeResponse(descriptor_json=descriptor, invoke_lane=self.invoke_lane)
 
     async def Invoke(self, request: Any, context: Any) -> Any:
-        try:
-            return v1.InvokeResponse(result_json=await self.served.invoke_json(request.name, request.request_json))
-        except Exception as exc:
-            fields = error_fields(exc)
-            sends = fields.pop("sends", None)
-            error = v1.Error(**fields, sends_json=json.dumps(sends, default=json_default).encode() if sends else b"")
-            return v1.InvokeResponse(error=error)
+        outcome = await self.served.call(request.name, request.kind or "method", request.request_json)
+        sends = encode([s.to_json() for s in outcome.sends]) if outcome.sends else b""
+        error = outcome.error
+        if error is not None:
+            wire_error = v1.Error(code=error.code, message=error.message, type=error.type, retryable=error.retryable)
+            return v1.InvokeResponse(error=wire_error, sends_json=sends)
+        return v1.InvokeResponse(result_json=encode(outcome.value), sends_json=sends)
 
     async def Health(self, request: Any, context: Any) -> Any:
         health = await self.served.handle.health()
@@ -145,7 +149,7 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
         except NotAValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            result = await self.served.handle.invoke(request.method, args)
+            result = (await self.served.handle.call(Call(request.method, args))).unwrap()
             data = result if isinstance(result, Mapping) else {"result": result}
             try:
                 packed = pack_map(data)
@@ -158,6 +162,11 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
     async def HealthCheck(self, request: Any, context: Any) -> Any:
         health = await self.served.handle.health()
         return jank_pb2.HealthCheckResponse(status="healthy" if health.ok else "unhealthy")
+
+
+def encode(value: Any) -> bytes:
+    """JSON bytes of a value crossing to the host."""
+    return json.dumps(value, default=json_default).encode()
 
 
 def _manifest(path: Path, plugin_id: str) -> PluginManifest:
@@ -194,7 +203,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         return 1
     served = ServedPlugin()
     server = GoPluginServer()
-    lane = LaneServer(served.invoke_json, error_fields)
+    lane = LaneServer(served.lane_call, error_fields)
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)

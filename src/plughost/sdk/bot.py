@@ -5,8 +5,8 @@ Handlers answer with `Reply` (text or segments; `stop=False` replies and lets la
 OneBot v11 action client: every core action as a typed method, anything else via
 `custom_action`. Inside a callback, sends are queued and flushed in order after it returns.
 
-The JSON forms (`encode_answer` / `decode_answer`) are what native and process plugins return
-from `bot.route`, `bot.command`, `bot.pre_handle` and `bot.after_completion`; see `docs/bot.md`.
+The JSON form of an answer (`encode_answer`; read back by the host with `decode_answer`) is what
+every plugin answers a route call with, whatever its runtime; see docs/architecture.md.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from plughost.errors import PlugHostError
+from plughost.sdk.call import Action
 from plughost.sdk.message import Message, MessageBuilder, Segment
 
 MessageLike = Message | str | Segment | Iterable[Segment]
@@ -64,6 +65,8 @@ Answer = Reply | Approve | Reject | Block
 
 class BotAnswerError(PlugHostError, ValueError):
     """A plugin returned something that is not a valid bot answer."""
+
+    code = "invalid_answer"
 
 
 def to_message(value: MessageLike) -> Message:
@@ -253,43 +256,33 @@ class BotApi(ABC):
 Bot = BotApi  # what handlers annotate: `async def on_poke(ev: NoticeEvent, bot: Bot)`
 
 
-@dataclass(frozen=True, slots=True)
-class QueuedAction:
-    """A proactive send queued during a callback."""
-
-    action: str
-    params: Mapping[str, Any]
-
-    def to_json(self) -> dict[str, Any]:
-        return {"action": self.action, "params": dict(self.params)}
-
-
 class CallbackBot(BotApi):
-    """The bot a handler receives: sends are queued in `outbox`; other actions go to `target` at once."""
+    """The bot a handler receives: sends are queued in `outbox` (they travel in the call's outcome
+    and the host sends them after the callback, in order); other actions go to `target` at once."""
 
     def __init__(self, target: BotApi | None, *, bot_id: str = "", self_id: int = 0) -> None:
         self.target = target
-        self.bot_id = target.bot_id if target is not None else bot_id
-        self.self_id = target.self_id if target is not None else self_id
-        self.outbox: list[QueuedAction] = []
+        self.bot_id = target.bot_id if target is not None and target.bot_id else bot_id
+        self.self_id = target.self_id if target is not None and target.self_id else self_id
+        self.outbox: list[Action] = []
 
     async def call_action(
         self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         if action in SEND_ACTIONS:
-            self.outbox.append(QueuedAction(action, dict(params or {})))
+            self.outbox.append(Action(action, dict(params or {})))
             return None
         if self.target is None:
             raise PlugHostError(
-                f"action '{action}' is not available to a plugin running out of process; "
-                "return a Reply or queue a send instead"
+                f"action '{action}' needs a bot connection, and this call came without one (the console, "
+                "or a transport that cannot carry bot actions back to the host)"
             )
         return await self.target.call_action(action, params, timeout=timeout)
 
 
-# JSON forms shared with native and process plugins ---------------------------------------------------
-def encode_answer(answer: Any, sends: Iterable[QueuedAction] = ()) -> dict[str, Any]:
-    """The JSON response of `bot.route` / `bot.command`: `{"action": ignore|reply|approve|reject|block, …}`."""
+# the JSON form of answers, the same for every runtime -------------------------------------------------
+def encode_answer(answer: Any) -> dict[str, Any]:
+    """A route handler's answer as JSON: `{"action": ignore|reply|approve|reject|block, …}`."""
     out: dict[str, Any]
     if answer is None:
         out = {"action": "ignore"}
@@ -309,21 +302,20 @@ def encode_answer(answer: Any, sends: Iterable[QueuedAction] = ()) -> dict[str, 
         raise BotAnswerError(
             f"a bot handler returned {type(answer).__name__}; expected Reply, Approve, Reject, Block or None"
         )
-    queued = [s.to_json() for s in sends]
-    if queued:
-        out["sends"] = queued
     return out
 
 
-def decode_answer(value: Any) -> tuple[Answer | None, list[QueuedAction]]:
-    """Accept a Python answer or its JSON forms (plughost's and QimenBot's numeric `action_kind`)."""
-    if value is None or isinstance(value, Reply | Approve | Reject | Block):
-        return value, []
-    if isinstance(value, str | Message | Segment):
-        return Reply(to_message(value)), []
+def decode_answer(value: Any) -> Answer | None:
+    """Read a route answer: its JSON form (plughost's, or QimenBot's numeric `action_kind`), a
+    plain text or segment list (a reply), or null (continue)."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Reply(Message(value)) if value else None
+    if isinstance(value, list):
+        return Reply(Message.parse(value)) if value else None
     if not isinstance(value, Mapping):
         raise BotAnswerError(f"bot answer must be an object or None, got {type(value).__name__}")
-    sends = decode_sends(value.get("sends"))
     action = value.get("action", value.get("action_kind", "ignore"))
     if isinstance(action, int):
         action = {ACTION_IGNORE: "ignore", ACTION_REPLY: "reply", ACTION_APPROVE: "approve",
@@ -331,36 +323,28 @@ def decode_answer(value: Any) -> tuple[Answer | None, list[QueuedAction]]:
     message_text = str(value.get("message", "") or value.get("text", "") or "")
     match action:
         case "ignore" | "continue" | "allow" | "":
-            return None, sends
+            return None
         case "reply":
             segments = value.get("segments") or value.get("segments_json") or value.get("reply")
             if isinstance(segments, str) and segments.lstrip().startswith("["):
-                segments = json.loads(segments)
+                try:
+                    segments = json.loads(segments)
+                except ValueError as exc:
+                    raise BotAnswerError(f"reply segments are not valid JSON: {exc}") from None
             elif isinstance(segments, str):  # a text reply under `reply`
                 message_text, segments = message_text or segments, None
-            message = Message.parse(segments) if segments else Message(message_text)
-            return Reply(message, bool(value.get("stop", True)), bool(value.get("at_sender", False))), sends
+            try:
+                message = Message.parse(segments) if segments else Message(message_text)
+            except (TypeError, ValueError, KeyError) as exc:
+                raise BotAnswerError(f"reply segments are malformed: {exc}") from None
+            return Reply(message, bool(value.get("stop", True)), bool(value.get("at_sender", False)))
         case "approve":
-            return Approve(str(value.get("remark", message_text) or "")), sends
+            return Approve(str(value.get("remark", message_text) or ""))
         case "reject":
-            return Reject(str(value.get("reason", message_text) or "")), sends
+            return Reject(str(value.get("reason", message_text) or ""))
         case "block":
-            return Block(), sends
+            return Block()
     raise BotAnswerError(f"unknown bot answer action {action!r}; expected ignore, reply, approve, reject or block")
-
-
-def decode_sends(sends: Any) -> list[QueuedAction]:
-    """Queued sends in either JSON form: `{"action", "params"}` or `host.bot.send`'s
-    `{"target": "group"|"private", "group_id", "user_id", "message"}`."""
-    out: list[QueuedAction] = []
-    for send in sends or ():
-        if "action" in send:
-            out.append(QueuedAction(str(send["action"]), dict(send.get("params") or {})))
-        elif send.get("target") == "group" or (send.get("group_id") and send.get("target") != "private"):
-            out.append(QueuedAction("send_group_msg", {"group_id": send["group_id"], "message": send["message"]}))
-        else:
-            out.append(QueuedAction("send_private_msg", {"user_id": send["user_id"], "message": send["message"]}))
-    return out
 
 
 def decode_allow(value: Any) -> bool:
@@ -376,23 +360,3 @@ def decode_allow(value: Any) -> bool:
         if action in ("allow", "block"):
             return bool(action == "allow")
     raise BotAnswerError(f"pre_handle must answer a bool or {{'allow': bool}}, got {value!r}")
-
-
-class BotRequest(dict[str, Any]):
-    """The request of `bot.route` / `bot.pre_handle` / `bot.after_completion` (and `bot.command`).
-
-    As JSON (native and process plugins) it carries QimenBot's fields: `kind`, `route`, `bot_id`,
-    `self_id`, `sender_id`, `group_id`, `message_text`, `sender_nickname`, `message_id`,
-    `timestamp` and the wire `event`. In-process handlers also get the typed objects below.
-    """
-
-    __slots__ = ("bot", "command", "event", "logger")
-
-    def __init__(
-        self, data: Mapping[str, Any], *, event: Any, bot: BotApi, command: Any = None, logger: Any = None
-    ) -> None:
-        super().__init__(data)
-        self.event = event
-        self.bot = bot
-        self.command = command
-        self.logger = logger

@@ -12,15 +12,14 @@ async def permit(ctx: CommandContext, who: PermitteeId, what: PermissionId) -> s
 ```
 
 Parameters are described from type hints (`ParamSpec`); the host's command engine tokenizes,
-resolves and parses the arguments, then invokes the handler with a request:
-
-- in-process (Python runtime): a `CommandRequest` object whose `args` hold typed values
-  (`datetime`, `Message`, `PermissionId` …; enum parameters arrive as the choice name and are
-  turned into the enum member by the binder);
-- native/process plugins (and Python plugins in a worker): the JSON form `CommandRequest.to_json()`:
-  `{"context": {"sender": {...}, "message": [segments], "plugin_id", "command", "alias"},
-  "args": {"<param>": <json value>}, "varargs": [...], "raw": [segments] | null}` where datetimes
-  are ISO-8601 strings, messages are segment lists and ids are their text form.
+resolves and parses the arguments and calls the handler with the command payload (the same
+JSON wherever the plugin runs):
+`{"context": {"sender": {...}, "message": [segments], "plugin_id", "command", "alias"},
+"args": {"<param>": <json value>}, "varargs": [...], "raw": [segments] | null,
+"words": ["<argument word>", …], "event": <wire event> | null, "bot_id", "self_id"}` — datetimes
+are ISO-8601 strings, messages segment lists, ids their text form, enums the choice name;
+omitted optional arguments are absent (the handler's defaults apply). Arguments of a type with a
+custom parser (`@plugin.argument_parser`) arrive as the word and are parsed in the plugin.
 
 A handler returns `str`, `Message`, a `Segment`, a builder (anything with `build()` or
 `to_message()`), or `None` (no reply). `ctx.reply(...)` sends additional replies in order.
@@ -51,7 +50,13 @@ COMMAND_HANDLER_PREFIX = "command:"
 
 
 class CommandArgumentError(PlugHostError, ValueError):
-    """An argument could not be parsed; the message is shown to the user as it is."""
+    """A user's argument was wrong: the message is shown to that user with the command's usage.
+
+    Raised by a handler or a parser, it is an answer to bad input, not a plugin failure (the
+    circuit breaker does not count it).
+    """
+
+    code = "bad_argument"
 
 
 class CommandDefinitionError(PlugHostError):
@@ -76,8 +81,7 @@ class CommandContext:
     command: str = ""
     alias: str = ""
     replies: list[Message] = field(default_factory=list)
-    remote: bool = field(default=False, compare=False)  # built from JSON: the replies travel in the result
-    bot: BotApi | None = field(default=None, compare=False)  # chat commands in-process: the bot it came through
+    bot: BotApi | None = field(default=None, compare=False)  # the bot the command came through (None: console)
 
     def reply(self, content: str | Message | Segment | Any) -> None:
         """Queue a reply; replies are delivered in order, before the handler's return value."""
@@ -95,65 +99,16 @@ class CommandContext:
         }
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CommandContext:
+    def from_json(cls, data: Mapping[str, Any], event: Any = None) -> CommandContext:
+        sender = CommandSender.from_json(data.get("sender") or {})
+        if isinstance(event, Mapping):
+            sender = replace(sender, event=event)
         return cls(
-            sender=CommandSender.from_json(data.get("sender") or {}),
+            sender=sender,
             message=Message.from_json(data.get("message") or ()),
             plugin_id=str(data.get("plugin_id", "")),
             command=str(data.get("command", "")),
             alias=str(data.get("alias", "")),
-            remote=True,
-        )
-
-
-def with_remote_replies(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Wrap a command handler so that, called over JSON (in a worker), `ctx.reply(...)` replies are
-    returned too: `{"reply": <segments or None>, "replies": [<segments>, …]}`."""
-
-    def pack(result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
-        ctx = next((a for a in (*args, *kwargs.values()) if isinstance(a, CommandContext)), None)
-        if ctx is None or not ctx.remote or not ctx.replies:
-            return result
-        reply = to_message(result)
-        return {"reply": reply.to_json() if reply else None, "replies": [m.to_json() for m in ctx.replies]}
-
-    if inspect.iscoroutinefunction(func):
-
-        async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            return pack(await func(*args, **kwargs), args, kwargs)
-    else:
-
-        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]  # stays sync: runs in a thread
-            return pack(func(*args, **kwargs), args, kwargs)
-
-    return functools.wraps(func)(wrapper)
-
-
-@dataclass
-class CommandRequest:
-    """The request a command handler is invoked with (see the module docs for its JSON form)."""
-
-    context: CommandContext
-    args: dict[str, Any] = field(default_factory=dict)
-    varargs: list[Any] = field(default_factory=list)
-    raw: Message | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "context": self.context.to_json(),
-            "args": {k: to_json_value(v) for k, v in self.args.items()},
-            "varargs": [to_json_value(v) for v in self.varargs],
-            "raw": self.raw.to_json() if self.raw is not None else None,
-        }
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> CommandRequest:
-        raw = data.get("raw")
-        return cls(
-            context=CommandContext.from_json(data.get("context") or {}),
-            args=dict(data.get("args") or {}),
-            varargs=list(data.get("varargs") or ()),
-            raw=Message.from_json(raw) if raw is not None else None,
         )
 
 
@@ -186,8 +141,6 @@ def to_message(content: Any) -> Message | None:
             return to_message(method())
     if isinstance(content, list | tuple) and all(isinstance(s, Mapping) for s in content):
         return Message.from_json(content)
-    if isinstance(content, Mapping) and "reply" in content:
-        return to_message(content["reply"])
     return Message(str(content))
 
 
@@ -219,6 +172,11 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
         if len(members) == 1 and len(get_args(hint)) == 2:
             return members[0], True
     return hint, False
+
+
+def is_optional(hint: Any) -> bool:
+    """True for `T | None` / `Optional[T]`."""
+    return _unwrap_optional(hint)[1]
 
 
 def type_name(hint: Any) -> tuple[str, tuple[str, ...]]:
@@ -327,58 +285,6 @@ def _enum_member(cls: type[enum.Enum], value: Any) -> enum.Enum:
         if member.name.lower() == text.lower() or str(member.value).lower() == text.lower():
             return member
     raise CommandArgumentError(f"'{value}' is not one of: {', '.join(m.name for m in cls)}")
-
-
-Binder = Callable[[Any], tuple[tuple[Any, ...], dict[str, Any]]]
-
-
-def command_binder(func: Callable[..., Any], *, raw: bool = False) -> Binder:
-    """Map a `CommandRequest` (object or JSON) onto `func`'s parameters."""
-    hints = _hints(func)
-    params = list(inspect.signature(func).parameters.values())
-    plan: list[tuple[str, str, Any]] = []  # (kind, name, hint): kind in ctx|raw|arg|kw|var
-    no_default = {p.name for p in params if p.default is inspect.Parameter.empty}
-    for p in params:
-        hint = hints.get(p.name, p.annotation)
-        if _is_context(hint):
-            plan.append(("ctx", p.name, hint))
-        elif raw and not any(k == "raw" for k, _, _ in plan):
-            plan.append(("raw", p.name, hint))
-        elif p.kind is p.VAR_POSITIONAL:
-            plan.append(("var", p.name, hint))
-        elif p.kind is p.KEYWORD_ONLY:
-            plan.append(("kw", p.name, hint))
-        else:
-            plan.append(("arg", p.name, hint))
-
-    def bind(request: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
-        req = request if isinstance(request, CommandRequest) else CommandRequest.from_json(request or {})
-        positional: list[Any] = []
-        kwargs: dict[str, Any] = {}
-        gap = False
-        for kind, name, hint in plan:
-            if kind == "ctx":
-                value: Any = req.context
-            elif kind == "raw":
-                value = req.raw if req.raw is not None else Message()
-            elif kind == "var":
-                if not gap:
-                    positional.extend(coerce(hint, v) for v in req.varargs)
-                continue
-            elif name in req.args:
-                value = coerce(hint, req.args[name])
-            elif name in no_default:  # Optional[T] without a default
-                value = None
-            else:
-                gap = True
-                continue
-            if kind == "kw" or gap:
-                kwargs[name] = value
-            else:
-                positional.append(value)
-        return tuple(positional), kwargs
-
-    return bind
 
 
 # --------------------------------------------------------------------------------------------
@@ -582,13 +488,26 @@ class CommandsMixin:
         base = COMMAND_HANDLER_PREFIX + " ".join(path)
         handler_name = base if not decl.overloads else f"{base}#{len(decl.overloads) + 1}"
         params = param_specs(func, raw=raw)
-        self.add_handler(handler_name, with_remote_replies(func), command_binder(func, raw=raw))
+        self.add_handler(
+            handler_name, func, "command", raw=raw, parsers=functools.partial(self.custom_parser, handler_name)
+        )
         if parsers:
             self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
         decl.overloads.append(CommandOverload(handler_name, params, raw))
 
     def command_specs(self) -> tuple[CommandSpec, ...]:
-        return tuple(d.spec() for d in self._commands.values())
+        """The declared commands; parameters whose type has a custom parser are marked `custom`
+        (the host hands over the word and the plugin parses it)."""
+        return tuple(self._mark_custom(d.spec()) for d in self._commands.values())
+
+    def _mark_custom(self, spec: CommandSpec) -> CommandSpec:
+        overloads = tuple(
+            replace(
+                o, params=tuple(replace(p, custom=self.custom_parser(o.handler, p.type) is not None) for p in o.params)
+            )
+            for o in spec.overloads
+        )
+        return replace(spec, overloads=overloads, subcommands=tuple(self._mark_custom(s) for s in spec.subcommands))
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
         parent = getattr(super(), "_extend_descriptor", None)

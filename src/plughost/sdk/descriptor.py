@@ -26,7 +26,8 @@ class ParamSpec:
     """One parameter of a command overload.
 
     `type` names a parser: str, int, float, bool, enum, datetime, date, time, user, group,
-    permission_id, permittee_id, message, segment, any — or a custom parser's name.
+    permission_id, permittee_id, message, segment, any — or a custom type's name. `custom` says
+    the plugin parses the argument itself: the host hands over the word as it is.
     """
 
     name: str
@@ -35,6 +36,7 @@ class ParamSpec:
     default: Any = None
     variadic: bool = False
     choices: tuple[str, ...] = ()
+    custom: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +96,7 @@ class MethodSpec:
 
 @dataclass(frozen=True, slots=True)
 class Descriptor:
-    """Everything a plugin offers. Handler names are what `PluginHandle.invoke` accepts."""
+    """Everything a plugin offers. Handler names are what a `Call` names."""
 
     id: str
     version: str = "0.0.0"
@@ -166,6 +168,7 @@ def _command(data: Mapping[str, Any]) -> CommandSpec:
                         default=p.get("default"),
                         variadic=bool(p.get("variadic", False)),
                         choices=tuple(p.get("choices", ()) or ()),
+                        custom=bool(p.get("custom", False)),
                     )
                     for p in o.get("params", ()) or ()
                 ),

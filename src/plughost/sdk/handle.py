@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
+from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import Descriptor
 
 HealthStatus = Literal["ok", "degraded", "down"]
@@ -28,14 +29,14 @@ class Health:
 class PluginHandle(Protocol):
     """A loaded plugin, whatever its language or placement.
 
-    `invoke` raises on failure (the guard turns exceptions into results); `stop` is graceful
-    and the runtime escalates to a kill after its deadline.
+    `call` never raises for a failure of the plugin: the outcome carries the error (and the
+    sends queued before it). `stop` is graceful; the runtime escalates to a kill after its deadline.
     """
 
     descriptor: Descriptor
 
-    async def invoke(self, name: str, request: Any) -> Any:
-        """Call one declared handler or method with a JSON-compatible request."""
+    async def call(self, call: Call) -> Outcome:
+        """Run one declared handler with the call's JSON-shaped payload."""
         ...
 
     async def health(self) -> Health:

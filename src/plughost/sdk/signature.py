@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, create_model
 
 
-def argument_model(func: Callable[..., Any], *, skip: tuple[type, ...] = ()) -> type[BaseModel] | None:
+def argument_model(func: Callable[..., Any], *, only: Collection[str] | None = None) -> type[BaseModel] | None:
     """A model validating keyword arguments for `func`, or None when it takes none.
 
-    Parameters whose annotation is one of `skip` (contexts injected by the host) are left out.
+    With `only`, just those parameters (the others are filled by the host).
     """
     hints = get_type_hints(func)
     fields: dict[str, Any] = {}
     for param in inspect.signature(func).parameters.values():
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        annotation = hints.get(param.name, Any)
-        if isinstance(annotation, type) and issubclass(annotation, skip):
+        if only is not None and param.name not in only:
             continue
+        annotation = hints.get(param.name, Any)
         default = ... if param.default is inspect.Parameter.empty else param.default
         fields[param.name] = (annotation, default)
     if not fields:

@@ -230,8 +230,8 @@ fn dispatch(method: &str, request: &Json) -> (c_int, Json) {
         "bot.command" => command(request),
         "bot.route" => reply_text("ouch".to_string()),
         "bot.pre_handle" => {
-            let raw = request.get("raw_event_json").and_then(Json::str).unwrap_or("");
-            if raw.contains("spam") {
+            let text = request.get("event").and_then(|e| e.get("raw_message")).and_then(Json::str).unwrap_or("");
+            if text.contains("spam") {
                 ok(Json::obj(vec![("action", Json::s("block")), ("reason", Json::s("spam"))]))
             } else {
                 ok(Json::obj(vec![("action", Json::s("allow"))]))

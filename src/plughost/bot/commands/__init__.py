@@ -5,9 +5,9 @@ from plughost.bot.commands.parsers import ParserRegistry, text_parser
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, CommandTarget, Conflict
 from plughost.bot.commands.results import CommandResult, ResultKind
-from plughost.bot.commands.targets import LocalTarget, PluginTarget
+from plughost.bot.commands.targets import PluginTarget, SdkTarget
 from plughost.bot.commands.tokenizer import Argument, join_arguments, quote, tokenize, tokenize_text
-from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandRequest
+from plughost.sdk.commands import CommandArgumentError, CommandContext
 from plughost.sdk.permissions import PermissionId, PermitteeId
 from plughost.sdk.senders import CommandSender
 
@@ -18,19 +18,18 @@ __all__ = [
     "CommandEngine",
     "CommandNode",
     "CommandRegistry",
-    "CommandRequest",
     "CommandResult",
     "CommandSender",
     "CommandSource",
     "CommandTarget",
     "Conflict",
-    "LocalTarget",
     "ParserRegistry",
     "PermissionId",
     "PermissionService",
     "PermitteeId",
     "PluginTarget",
     "ResultKind",
+    "SdkTarget",
     "Triggered",
     "join_arguments",
     "quote",

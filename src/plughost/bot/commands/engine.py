@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from plughost.bot.commands.parsers import ParserRegistry
+from plughost.bot.commands.parsers import ParserRegistry, describe_argument
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
-from plughost.errors import PlugHostError
 from plughost.sdk.bot import BotApi
-from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandRequest, to_message
+from plughost.sdk.call import BAD_ARGUMENT, Action, Call, PluginError
+from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value, to_message
 from plughost.sdk.descriptor import Role, Scope
+from plughost.sdk.events import Event
 from plughost.sdk.message import Message, Segment
 from plughost.sdk.permissions import PermissionId
 from plughost.sdk.senders import CommandSender
@@ -136,9 +137,15 @@ class CommandEngine:
 
     # the pipeline -----------------------------------------------------------------------------
     async def run(
-        self, sender: CommandSender, triggered: Triggered, original: Message, bot: BotApi | None = None
+        self,
+        sender: CommandSender,
+        triggered: Triggered,
+        original: Message,
+        bot: BotApi | None = None,
+        event: Event | None = None,
     ) -> CommandResult:
-        """Run a message whose trigger was already removed; `bot` becomes `ctx.bot` (chat)."""
+        """Run a message whose trigger was already removed; `bot` (chat) runs the handler's bot
+        actions and `event` is the chat event it came with."""
         message = triggered.message
         args: list[Argument] = list(tokenize_text(message)) if isinstance(message, str) else tokenize(message)
         if not args or not isinstance(args[0], str):
@@ -167,27 +174,28 @@ class CommandEngine:
         if not self._holds(sender, node.permission):
             return self._fail(ResultKind.PERMISSION_DENIED, node, f"{DENIED} (needs {node.permission})")
         try:
-            request = self._request(sender, original, resolved, bot)
+            payload = self._payload(sender, original, resolved, bot)
         except CommandArgumentError as exc:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
-        target = node.target
-        try:
-            value = await target.call(resolved.overload.handler, request if target.wants_objects else request.to_json())
-        except CommandArgumentError as exc:
-            return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
-        except PlugHostError as exc:  # raised by host-side handlers: the message is the reply
-            return self._fail(ResultKind.EXECUTION_ERROR, node, str(exc))
-        except Exception as exc:
-            log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, exc)
-            return self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {exc}")
-        replies = request.context.replies
-        if isinstance(value, Mapping) and isinstance(value.get("replies"), list):  # `ctx.reply` in a worker
-            replies.extend(filter(None, map(to_message, value["replies"])))
-        reply = to_message(value)
-        if reply is not None:
-            replies.append(reply)
-        sends = list(value.get("sends") or ()) if isinstance(value, Mapping) else []  # native/process plugins
-        return CommandResult(ResultKind.SUCCESS, replies, command=node, sends=sends)
+        call = Call(resolved.overload.handler, payload, "command", event, bot)
+        outcome = await node.target.call(call)
+        if outcome.error is not None:
+            return self._failed_call(node, outcome.error, list(outcome.sends))
+        value = outcome.value
+        replies = [m for m in map(to_message, value if isinstance(value, list) else [value]) if m is not None]
+        return CommandResult(ResultKind.SUCCESS, replies, command=node, sends=list(outcome.sends))
+
+    def _failed_call(self, node: CommandNode, error: PluginError, sends: list[Action]) -> CommandResult:
+        """A bad argument is the user's to fix (with the usage); anything else failed the command."""
+        if error.code == BAD_ARGUMENT:
+            result = self._fail(ResultKind.PARSE_ERROR, node, error.message, usage=True)
+        elif node.builtin:  # the host's own commands fail with messages written for the user
+            result = self._fail(ResultKind.EXECUTION_ERROR, node, error.message)
+        else:
+            log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, error)
+            result = self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {error}")
+        result.sends = sends
+        return result
 
     def _resolve(self, node: CommandNode, alias: str, args: list[Argument]) -> Resolution | CommandResult:
         """Descend into subcommands, then choose the overload (Mirai's most specific rule)."""
@@ -227,29 +235,35 @@ class CommandEngine:
             )
         return Resolution(node, alias, winners[0], args)
 
-    def _request(
+    def _payload(
         self, sender: CommandSender, original: Message, resolved: Resolution, bot: BotApi | None
-    ) -> CommandRequest:
+    ) -> dict[str, Any]:
+        """The command payload (see `plughost.sdk.commands`): parsed arguments in their JSON form,
+        omitted optional ones absent, and the argument words as the user typed them."""
         node, plan, args = resolved.node, resolved.overload, resolved.args
-        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias, bot=bot)
+        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias)
+        payload: dict[str, Any] = {
+            "context": context.to_json(),
+            "args": {},
+            "varargs": [],
+            "raw": None,
+            "words": [a if isinstance(a, str) else describe_argument(a) for a in args],
+            "event": dict(sender.event) if sender.event is not None else None,
+            "bot_id": bot.bot_id if bot is not None else "",
+            "self_id": bot.self_id if bot is not None else 0,
+        }
         if plan.overload.raw:
-            raw = Message(Segment.text(a) if isinstance(a, str) else a for a in args)
-            return CommandRequest(context, raw=raw)
-        values: dict[str, Any] = {}
+            payload["raw"] = Message(Segment.text(a) if isinstance(a, str) else a for a in args).to_json()
+            return payload
         params = plan.params
         fixed = min(len(args), len(params))
-        for i in range(fixed):
-            param = params[i]
-            values[param.spec.name] = param.parse(args[i], param.spec)
-        # in-process handlers keep their Python defaults; JSON plugins get the declared ones
-        for param in params[fixed:]:
-            if not param.spec.required and not node.target.wants_objects:
-                values[param.spec.name] = param.spec.default
-        varargs: list[Any] = []
+        payload["args"] = {
+            params[i].spec.name: to_json_value(params[i].parse(args[i], params[i].spec)) for i in range(fixed)
+        }
         if plan.variadic is not None and len(args) > fixed:
             variadic = plan.variadic
-            varargs = [variadic.parse(a, variadic.spec) for a in args[fixed:]]
-        return CommandRequest(context, values, varargs)
+            payload["varargs"] = [to_json_value(variadic.parse(a, variadic.spec)) for a in args[fixed:]]
+        return payload
 
     # checks and replies -----------------------------------------------------------------------
     def may_run(self, sender: CommandSender, node: CommandNode) -> bool:

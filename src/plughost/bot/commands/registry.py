@@ -7,11 +7,12 @@ so it costs O(longest name), not O(commands).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from plughost.bot.commands.parsers import ArgumentParser, ParserRegistry, text_parser
+from plughost.bot.commands.parsers import ArgumentParser, ParserRegistry, parse_any
+from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec
 from plughost.sdk.permissions import PermissionId
 
@@ -20,12 +21,8 @@ class CommandTarget(Protocol):
     """Where a command's handlers live: a plugin (through the guard) or the host itself."""
 
     plugin_id: str
-    wants_objects: bool
-    """True when handlers accept typed `CommandRequest` objects; False → send `to_json()`."""
 
-    def custom_parser(self, handler: str, type_name: str) -> Callable[[str], Any] | None: ...
-
-    async def call(self, handler: str, request: Any) -> Any: ...
+    def call(self, call: Call) -> Awaitable[Outcome]: ...
 
 
 @dataclass(frozen=True)
@@ -202,7 +199,7 @@ class CommandRegistry:
             priority=source.priority,
             builtin=source.builtin,
         )
-        node.overloads = tuple(self._plan(source.target, o) for o in spec.overloads)
+        node.overloads = tuple(self._plan(o) for o in spec.overloads)
         for sub in spec.subcommands:
             child = self._node(source, sub, (*path, sub.name), problems)
             if child is None:
@@ -212,12 +209,12 @@ class CommandRegistry:
                     node.children.setdefault(name.lower(), child)
         return node
 
-    def _plan(self, target: CommandTarget, overload: CommandOverload) -> OverloadPlan:
+    def _plan(self, overload: CommandOverload) -> OverloadPlan:
         plans: list[ParamPlan] = []
         variadic: ParamPlan | None = None
         required = optional = 0
         for param in overload.params:
-            plan = ParamPlan(param, self._parser(target, overload.handler, param))
+            plan = ParamPlan(param, self._parser(param))
             if param.variadic:
                 variadic = plan
                 continue
@@ -228,15 +225,12 @@ class CommandRegistry:
                 optional += 1
         return OverloadPlan(overload, tuple(plans), required, optional, variadic)
 
-    def _parser(self, target: CommandTarget, handler: str, param: ParamSpec) -> ArgumentParser:
-        custom = target.custom_parser(handler, param.type)
-        if custom is not None:
-            return text_parser(custom)
-        parser = self.parsers.get(param.type)
-        if parser is not None:
-            return parser
-        # an unknown type the plugin converts itself: hand over the argument as it is
-        return self.parsers.get("any") or (lambda arg, spec: arg)
+    def _parser(self, param: ParamSpec) -> ArgumentParser:
+        """The host's parser for the parameter's type; the plugin parses `custom` and unknown types
+        itself, so those get the argument as it is."""
+        if param.custom:
+            return parse_any
+        return self.parsers.get(param.type) or parse_any
 
     # lookup -----------------------------------------------------------------------------------
     def lookup(self, token: str, *, glued: bool = True) -> tuple[CommandNode, str] | None:

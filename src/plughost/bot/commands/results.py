@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from plughost.sdk.call import Action
 from plughost.sdk.message import Message
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class CommandResult:
     error: str = ""
     command: CommandNode | None = None
     usage: list[str] = field(default_factory=list)
-    sends: list[dict[str, Any]] = field(default_factory=list)  # proactive sends a plugin queued (chat only)
+    sends: list[Action] = field(default_factory=list)  # proactive sends the handler queued (chat only)
 
     @property
     def ok(self) -> bool:

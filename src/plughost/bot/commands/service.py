@@ -62,8 +62,7 @@ class CommandService:
                 handle = instance.handle
                 if handle is None or not handle.descriptor.commands:
                     continue
-                call = functools.partial(self.manager.call, instance.id)
-                target = PluginTarget(instance.id, handle, call)
+                target = PluginTarget(instance.id, functools.partial(self.manager.call, instance.id))
                 sources.append(CommandSource(instance.id, instance.priority, handle.descriptor, target))
             self.engine.rebuild(sources)
         return self.engine

@@ -1,84 +1,42 @@
-"""Command targets: plugin handlers (through the guard) and host-side (built-in) handlers."""
+"""Command targets: a plugin's handlers (through the guard) or the host's own built-in commands."""
 
 from __future__ import annotations
 
-import inspect
-from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
 
-from plughost.guard import CallFailed
-from plughost.runtime.python import PythonPluginHandle
-from plughost.sdk.commands import CommandArgumentError
-from plughost.sdk.handle import PluginHandle
+from plughost.sdk.call import Call, Outcome
+from plughost.sdk.context import PluginContext
 from plughost.sdk.plugin import Plugin
+from plughost.sdk.runner import run_handler, unknown_handler
 
-GuardedCall = Callable[[str, Any], Awaitable[Any]]
-"""`(handler, request) -> value`, raising `CallFailed` (e.g. `partial(manager.call, plugin_id)`)."""
+GuardedCall = Callable[[Call], Awaitable[Outcome]]
+"""`call -> outcome` through the guard (e.g. `partial(manager.call, plugin_id)`)."""
 
 
 class PluginTarget:
-    """A plugin's command handlers, called through the guard.
+    """A plugin's command handlers, called through the guard with the command payload."""
 
-    In-process Python handles receive `CommandRequest` objects; every other runtime receives the
-    request's JSON form.
-    """
-
-    def __init__(self, plugin_id: str, handle: PluginHandle, call: GuardedCall) -> None:
+    def __init__(self, plugin_id: str, call: GuardedCall) -> None:
         self.plugin_id = plugin_id
-        self.handle = handle
         self._call = call
-        self.wants_objects = isinstance(handle, PythonPluginHandle)
 
-    def custom_parser(self, handler: str, type_name: str) -> Callable[[str], Any] | None:
-        plugin = getattr(self.handle, "plugin", None)
-        lookup = getattr(plugin, "custom_parser", None)
-        if lookup is None:
-            return None
-        parser: Callable[[str], Any] | None = lookup(handler, type_name)
-        return parser
-
-    async def call(self, handler: str, request: Any) -> Any:
-        try:
-            return await self._call(handler, request)
-        except CallFailed as failed:
-            if failed.metadata.get("exception_type") == CommandArgumentError.__name__:
-                raise CommandArgumentError(str(failed).removeprefix(f"{CommandArgumentError.__name__}: ")) from None
-            raise
-
-
-LocalHandler = Callable[[Any], Awaitable[Any]]
-
-
-class LocalTarget:
-    """Handlers implemented by the host itself (built-in commands)."""
-
-    wants_objects = True
-
-    def __init__(self, plugin_id: str, handlers: Mapping[str, LocalHandler]) -> None:
-        self.plugin_id = plugin_id
-        self.handlers = dict(handlers)
-
-    def custom_parser(self, handler: str, type_name: str) -> Callable[[str], Any] | None:
-        return None
-
-    async def call(self, handler: str, request: Any) -> Any:
-        return await self.handlers[handler](request)
+    def call(self, call: Call) -> Awaitable[Outcome]:
+        return self._call(call)
 
 
 class SdkTarget:
-    """Command handlers of an SDK `Plugin` object run by the host itself (the built-in commands)."""
-
-    wants_objects = True
+    """Command handlers of an SDK `Plugin` run by the host itself (the built-in commands): the same
+    binder and runner as any in-process plugin, on the event loop (built-ins never block)."""
 
     def __init__(self, plugin: Plugin) -> None:
         self.plugin = plugin
         self.plugin_id = plugin.id
+        self._context = PluginContext(plugin.id, {}, Path.cwd(), Path.cwd(), logging.getLogger(f"plughost.{plugin.id}"))
 
-    def custom_parser(self, handler: str, type_name: str) -> Callable[[str], Any] | None:
-        return self.plugin.custom_parser(handler, type_name)
-
-    async def call(self, handler: str, request: Any) -> Any:
-        entry = self.plugin.handlers[handler]
-        args, kwargs = entry.bind(request)
-        result = entry.func(*args, **kwargs)
-        return await result if inspect.isawaitable(result) else result
+    async def call(self, call: Call) -> Outcome:
+        handler = self.plugin.handlers.get(call.handler)
+        if handler is None:
+            return unknown_handler(self.plugin_id, call.handler, self.plugin.handlers)
+        return await run_handler(handler, call, self._context, None)

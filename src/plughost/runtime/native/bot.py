@@ -1,133 +1,85 @@
 """plughost's bot methods over the C ABI: `bot.describe`, `bot.command`, `bot.route`,
 `bot.pre_handle`, `bot.after_completion`.
 
-Requests carry QimenBot's fields (every field present); handler names declared in
-`bot.describe` are what `invoke` accepts, and map to the ABI method of their kind.
+A bot call's request carries QimenBot's fields, every one present, built from the call's payload
+(the same payload every runtime receives): `handler`, `args` (a command's argument words, as the
+user typed them), `named_args`, `command_name`, `sender_id`, `group_id`, `sender_nickname`,
+`message_id`, `timestamp`, the wire `event` (an object, embedded once) and `host_callback_id`.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
-from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.bot import Reply, decode_answer
 
 BOT_CAPABILITY = "bot"
 BOT_METHODS = ("bot.command", "bot.route", "bot.pre_handle", "bot.after_completion")
-REQUEST_FIELDS: dict[str, Any] = {
-    "handler": "",
-    "args": [],
-    "command_name": "",
-    "sender_id": 0,
-    "group_id": 0,
-    "raw_event_json": "",
-    "sender_nickname": "",
-    "message_id": 0,
-    "timestamp": 0,
-}
 ACTIONS = ("ignore", "continue", "reply", "approve", "reject", "allow", "block")
 
 
-def handler_methods(descriptor: Descriptor) -> dict[str, str]:
-    """Handler name → ABI method, from a descriptor built by `bot.describe`."""
-    methods: dict[str, str] = {}
-    for route in descriptor.routes:
-        methods.setdefault(route.handler, "bot.route")
-    for interceptor in descriptor.interceptors:
-        methods.setdefault(interceptor.handler, f"bot.{interceptor.stage}")
-
-    def add_commands(commands: Any) -> None:
-        for command in commands:
-            for overload in command.overloads:
-                methods.setdefault(overload.handler, "bot.command")
-            add_commands(command.subcommands)
-
-    add_commands(descriptor.commands)
-    return methods
-
-
-def bot_request(handler: str, request: Any, callback_id: str) -> dict[str, Any]:
-    """A bot call request with every QimenBot field present.
-
-    `raw_event_json` is a JSON string; an `event` mapping in `request` is serialised into it.
-    """
-    data: dict[str, Any] = dict(request) if isinstance(request, Mapping) else {"args": request}
-    if isinstance(data.get("context"), Mapping):
-        data = _from_command_request(data)
-    event = data.pop("event", None)
-    if event is not None and not data.get("raw_event_json"):
-        data["raw_event_json"] = json.dumps(event, ensure_ascii=False)
-    out: dict[str, Any] = {key: data.pop(key, default) for key, default in REQUEST_FIELDS.items()}
-    out["handler"] = out["handler"] or handler
-    if isinstance(out["args"], str):
-        out["args"] = out["args"].split()
-    elif not isinstance(out["args"], list):
-        out["args"] = [] if out["args"] is None else [out["args"]]
-    out["args"] = [str(a) for a in out["args"]]
-    if not isinstance(out["raw_event_json"], str):
-        out["raw_event_json"] = json.dumps(out["raw_event_json"], ensure_ascii=False)
-    out.update(data)
-    out["host_callback_id"] = callback_id
-    return out
-
-
-def _from_command_request(data: dict[str, Any]) -> dict[str, Any]:
-    """The command engine's request JSON (`context`, `args`, `varargs`, `raw`) → QimenBot fields.
-
-    The engine's fields stay (its named `args` move to `named_args`).
-    """
-    context = data["context"]
-    sender = context.get("sender") or {}
-    named = data.get("args") or {}
-    values = [*(named.values() if isinstance(named, Mapping) else named), *(data.get("varargs") or ())]
-    out = {k: v for k, v in data.items() if k != "args"}
-    out.update(
-        args=[text for value in values for text in _texts(value)],
-        named_args=named,
-        command_name=str(context.get("command") or ""),
-        sender_id=sender.get("user_id") or 0,
-        group_id=sender.get("group_id") or 0,
-        sender_nickname=str(sender.get("nickname") or ""),
-    )
-    return out
-
-
-def _texts(value: Any) -> list[str]:
-    """An argument as command words: messages/segments as their text, lists flattened."""
-    if isinstance(value, list):
-        if value and all(isinstance(v, Mapping) and "type" in v for v in value):
-            return ["".join(str(v.get("data", {}).get("text", "")) for v in value)]
-        return [text for item in value for text in _texts(item)]
-    if isinstance(value, Mapping) and "type" in value:
-        return [str(value.get("data", {}).get("text", ""))]
-    if isinstance(value, bool):
-        return ["true" if value else "false"]
-    return [str(value)]
-
-
-def bot_result(result: Any, sends: list[dict[str, Any]]) -> dict[str, Any]:
-    """Normalise a bot reply to `{"action", …, "reply", "sends": [...]}`.
-
-    A bare string is a text reply; a list is a segment reply; null/{} means ignore. `reply` is
-    the text or segments to send (None when there is nothing to say), the shape the command
-    engine understands.
-    """
-    if result is None or result == {}:
-        out: dict[str, Any] = {"action": "ignore"}
-    elif isinstance(result, str):
-        out = {"action": "reply", "text": result}
-    elif isinstance(result, list):
-        out = {"action": "reply", "segments": result}
-    elif isinstance(result, Mapping):
-        out = {str(k).lower(): v for k, v in result.items()}
-        action = str(out.get("action") or ("reply" if "text" in out or "segments" in out else "ignore")).lower()
-        if action not in ACTIONS:
-            raise ValueError(f"unknown bot action {action!r}; expected one of {', '.join(ACTIONS)}")
-        out["action"] = action
+def bot_request(kind: str, handler: str, payload: Any, callback_id: str) -> dict[str, Any]:
+    """The `bot.<kind>` request for a call with this payload."""
+    data: Mapping[str, Any] = payload if isinstance(payload, Mapping) else {}
+    event = data.get("event")
+    request: dict[str, Any] = {
+        "handler": handler,
+        "args": [],
+        "named_args": {},
+        "command_name": "",
+        "sender_id": _int(data.get("sender_id")),
+        "group_id": _int(data.get("group_id")),
+        "sender_nickname": str(data.get("sender_nickname") or ""),
+        "message_id": _int(data.get("message_id")),
+        "timestamp": _int(data.get("timestamp")),
+        "event": event if isinstance(event, Mapping) else None,
+        "host_callback_id": callback_id,
+    }
+    if kind == "command":
+        context = _mapping(data.get("context"))
+        sender = _mapping(context.get("sender"))
+        words = data.get("words")
+        request.update(
+            args=[str(w) for w in words] if isinstance(words, list) else [],
+            named_args=dict(data.get("args") or {}),
+            command_name=str(context.get("command") or ""),
+            sender_id=_int(sender.get("user_id")),
+            group_id=_int(sender.get("group_id")),
+            sender_nickname=str(sender.get("nickname") or ""),
+        )
     else:
-        out = {"action": "reply", "text": str(result)}
-    if "reply" not in out:
-        out["reply"] = out.get("segments") or out.get("text") or None
-    out["sends"] = sends
-    return out
+        for key in ("kind", "route", "bot_id", "self_id", "message_text"):
+            if key in data:
+                request[key] = data[key]
+    return request
+
+
+def bot_value(kind: str, result: Any) -> Any:
+    """A native answer in the form every runtime answers `kind` with.
+
+    Routes and interceptors answer with the JSON the host reads for every runtime (checked
+    here: an unknown action is the plugin's error); a command's answer becomes its replies.
+    """
+    if isinstance(result, Mapping):
+        result = {str(k).lower(): v for k, v in result.items()}
+        action = str(result.get("action") or "").lower()
+        if action and action not in ACTIONS:
+            raise ValueError(f"unknown bot action {action!r}; expected one of {', '.join(ACTIONS)}")
+        if not action and ("text" in result or "segments" in result or "reply" in result):
+            result["action"] = "reply"
+    if kind != "command":
+        return None if result == {} else result
+    answer = decode_answer(result or None)
+    return [answer.message.to_json()] if isinstance(answer, Reply) else []
+
+
+def _mapping(value: Any) -> Mapping[str, Any]:
+    return value if isinstance(value, Mapping) else {}
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -22,7 +22,6 @@ class NativeCallError(InvocationError):
     ) -> None:
         super().__init__(message, code=code, retryable=retryable)
         self.http_status = http_status
-        self.sends: list[dict[str, Any]] = []  # bot calls: proactive sends queued before the failure
 
 
 def get_ci(data: Mapping[str, Any], key: str, default: Any = None) -> Any:

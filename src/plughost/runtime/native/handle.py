@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from plughost.errors import InvocationError, PluginStateError
-from plughost.runtime.native.bot import BOT_CAPABILITY, bot_request, bot_result, handler_methods
+from plughost.runtime.native.bot import BOT_CAPABILITY, bot_request, bot_value
 from plughost.runtime.native.callbacks import HostCallbacks
 from plughost.runtime.native.envelope import NativeCallError, decode_reply
 from plughost.runtime.native.inline import InlinePolicy
@@ -34,6 +34,7 @@ from plughost.runtime.native.registration import (
     lifecycle_request,
     parse_registration,
 )
+from plughost.sdk.call import BOT_KINDS, Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 
@@ -83,7 +84,6 @@ class NativePluginHandle:
         self.registration: Registration | None = None
         self.routes = RouteTable()
         self.descriptor = Descriptor(id=plugin_id, version=version or "0.0.0", priority=priority)
-        self._bot_handlers: dict[str, str] = {}
         self.inline = InlinePolicy(self.settings.inline_budget_us)
         self._watchers = 0
         self._pool = DaemonPool(f"native-{plugin_id}", self.settings.max_call_threads)
@@ -213,18 +213,18 @@ class NativePluginHandle:
             self.callbacks.logger.warning("plugin '%s': worker threads did not exit", self.plugin_id)
 
     # calls -----------------------------------------------------------------------------------
-    async def invoke(self, name: str, request: Any) -> Any:
-        """Call a declared bot handler, or pass any other name through as an ABI method."""
-        method = self._bot_handlers.get(name)
-        if method is not None:
-            return await self._bot_call(method, name, request)
-        if name in ("bot.command", "bot.route", "bot.pre_handle", "bot.after_completion"):
-            handler = request.get("handler", "") if isinstance(request, Mapping) else ""
-            return await self._bot_call(name, str(handler), request)
-        return await self.call(name, request)
+    async def call(self, call: Call) -> Outcome:
+        """A bot call goes to `bot.<kind>` with QimenBot's fields; any other handler name is an ABI method."""
+        try:
+            if call.kind in BOT_KINDS:
+                return await self._bot_call(call)
+            return Outcome(await self.call_abi(call.handler, call.payload))
+        except InvocationError as exc:
+            return Outcome(None, (), PluginError(exc.code, str(exc), retryable=exc.retryable))
 
-    async def call(self, method: str, request: Any) -> Any:
-        """One host → plugin call with a JSON request (None = empty, bytes = passed verbatim)."""
+    async def call_abi(self, method: str, request: Any) -> Any:
+        """One host → plugin call of an ABI method with a JSON request (None = empty, bytes = verbatim);
+        raises `InvocationError` when it fails."""
         self._check_open(method)
         payload = _encode(request)
         if self.inline.allows(method):
@@ -266,26 +266,28 @@ class NativePluginHandle:
         if route is None:
             return ManagementResponse(404, {"Content-Type": ["text/plain"]}, f"no route {method} {path}".encode())
         try:
-            result = await self.call("management.handle", handle_request(method, path, headers, query, body))
+            result = await self.call_abi("management.handle", handle_request(method, path, headers, query, body))
             return parse_response(result)
         except (InvocationError, ValueError) as exc:
             return ManagementResponse(502, {"Content-Type": ["text/plain; charset=utf-8"]}, str(exc).encode())
 
-    async def _bot_call(self, method: str, handler: str, request: Any) -> Any:
+    async def _bot_call(self, call: Call) -> Outcome:
+        method = f"bot.{call.kind}"
         self._check_open(method)
         callback_id = f"{self.plugin_id}:{next(self._callback_ids)}"
-        payload = _encode(bot_request(handler, request, callback_id))
-        rc, data, sends = await self._offload(self._bot_call_counted, method, payload, callback_id)
+        payload = _encode(bot_request(call.kind, call.handler, call.payload, callback_id))
+        rc, data, queued = await self._offload(self._bot_call_counted, method, payload, callback_id)
         try:
-            result = decode_reply(self.plugin_id, method, rc, data)
-            return bot_result(result, sends)
+            sends = actions_from_json(queued)
+        except (TypeError, ValueError, KeyError) as exc:
+            return Outcome.failed("invalid_answer", f"plugin '{self.plugin_id}' queued a malformed send: {exc}")
+        try:
+            value = bot_value(call.kind, decode_reply(self.plugin_id, method, rc, data))
         except ValueError as exc:
-            error = NativeCallError(f"plugin '{self.plugin_id}' {method}: {exc}", code="invalid_reply")
-            error.sends = sends
-            raise error from None
-        except NativeCallError as exc:
-            exc.sends = sends  # flushed even when the callback failed
-            raise
+            return Outcome.failed("invalid_answer", f"plugin '{self.plugin_id}' {method}: {exc}", sends=sends)
+        except NativeCallError as exc:  # sends queued before the failure still go out
+            return Outcome(None, sends, PluginError(exc.code, str(exc), retryable=exc.retryable))
+        return Outcome(value, sends)
 
     def _bot_call_counted(self, method: str, payload: bytes, callback_id: str) -> tuple[int, bytes, list[Any]]:
         queue = self.callbacks.open_call(callback_id)
@@ -361,7 +363,7 @@ class NativePluginHandle:
     # registration ----------------------------------------------------------------------------
     async def _register(self, method: str) -> None:
         request = lifecycle_request(self.config, enabled=self.enabled, priority=self.priority)
-        result = await self.call(method, request)
+        result = await self.call_abi(method, request)
         try:
             registration = parse_registration(result)
         except RegistrationError as exc:
@@ -372,7 +374,7 @@ class NativePluginHandle:
         reason = registration.inactive_reason
         if registration.active and BOT_CAPABILITY in registration.capabilities:
             try:
-                described = await self.call("bot.describe", {})
+                described = await self.call_abi("bot.describe", {})
                 if not isinstance(described, Mapping):
                     raise ValueError("bot.describe must answer a JSON object")
                 commands = Descriptor.from_json(described, id=self.plugin_id)
@@ -380,12 +382,13 @@ class NativePluginHandle:
                 reason = f"bot.describe failed: {exc}"
         if registration.active and "management_api" in registration.capabilities:
             try:
-                result = await self.call("management.register", register_request(self.plugin_id, registration.metadata))
+                result = await self.call_abi(
+                    "management.register", register_request(self.plugin_id, registration.metadata)
+                )
                 routes = build_route_table(self.plugin_id, result)
             except InvocationError as exc:
                 routes.rejected.append(f"management.register failed: {exc}")
         self.routes = routes
-        self._bot_handlers = handler_methods(commands) if commands is not None and reason is None else {}
         self.descriptor = self._describe(registration, commands, routes, reason)
 
     def _describe(

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/plughost/runtime/proto/plughost_v1/plugin.proto\x12\x0bplughost.v1\"\x11\n\x0f\x44\x65scribeRequest\"@\n\x10\x44\x65scribeResponse\x12\x17\n\x0f\x64\x65scriptor_json\x18\x01 \x01(\x0c\x12\x13\n\x0binvoke_lane\x18\x02 \x01(\t\"3\n\rInvokeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0crequest_json\x18\x02 \x01(\x0c\"H\n\x0eInvokeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.plughost.v1.Error\"[\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08\x12\x12\n\nsends_json\x18\x05 \x01(\x0c\"\x0f\n\rHealthRequest\"C\n\x0eHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x11\n\tinfo_json\x18\x03 \x01(\x0c\")\n\x12ReconfigureRequest\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\x0c\"\x15\n\x13ReconfigureResponse\"$\n\x11SetEnabledRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"\x14\n\x12SetEnabledResponse2\xf8\x02\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12\x1c.plughost.v1.DescribeRequest\x1a\x1d.plughost.v1.DescribeResponse\x12\x41\n\x06Invoke\x12\x1a.plughost.v1.InvokeRequest\x1a\x1b.plughost.v1.InvokeResponse\x12\x41\n\x06Health\x12\x1a.plughost.v1.HealthRequest\x1a\x1b.plughost.v1.HealthResponse\x12P\n\x0bReconfigure\x12\x1f.plughost.v1.ReconfigureRequest\x1a .plughost.v1.ReconfigureResponse\x12M\n\nSetEnabled\x12\x1e.plughost.v1.SetEnabledRequest\x1a\x1f.plughost.v1.SetEnabledResponseB\x0cZ\nplughostv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n/plughost/runtime/proto/plughost_v1/plugin.proto\x12\x0bplughost.v1\"\x11\n\x0f\x44\x65scribeRequest\"@\n\x10\x44\x65scribeResponse\x12\x17\n\x0f\x64\x65scriptor_json\x18\x01 \x01(\x0c\x12\x13\n\x0binvoke_lane\x18\x02 \x01(\t\"A\n\rInvokeRequest\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x14\n\x0crequest_json\x18\x02 \x01(\x0c\x12\x0c\n\x04kind\x18\x03 \x01(\t\"\\\n\x0eInvokeResponse\x12\x13\n\x0bresult_json\x18\x01 \x01(\x0c\x12!\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.plughost.v1.Error\x12\x12\n\nsends_json\x18\x03 \x01(\x0c\"M\n\x05\x45rror\x12\x0c\n\x04\x63ode\x18\x01 \x01(\t\x12\x0f\n\x07message\x18\x02 \x01(\t\x12\x0c\n\x04type\x18\x03 \x01(\t\x12\x11\n\tretryable\x18\x04 \x01(\x08J\x04\x08\x05\x10\x06\"\x0f\n\rHealthRequest\"C\n\x0eHealthResponse\x12\x0e\n\x06status\x18\x01 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x02 \x01(\t\x12\x11\n\tinfo_json\x18\x03 \x01(\x0c\")\n\x12ReconfigureRequest\x12\x13\n\x0b\x63onfig_json\x18\x01 \x01(\x0c\"\x15\n\x13ReconfigureResponse\"$\n\x11SetEnabledRequest\x12\x0f\n\x07\x65nabled\x18\x01 \x01(\x08\"\x14\n\x12SetEnabledResponse2\xf8\x02\n\x06Plugin\x12G\n\x08\x44\x65scribe\x12\x1c.plughost.v1.DescribeRequest\x1a\x1d.plughost.v1.DescribeResponse\x12\x41\n\x06Invoke\x12\x1a.plughost.v1.InvokeRequest\x1a\x1b.plughost.v1.InvokeResponse\x12\x41\n\x06Health\x12\x1a.plughost.v1.HealthRequest\x1a\x1b.plughost.v1.HealthResponse\x12P\n\x0bReconfigure\x12\x1f.plughost.v1.ReconfigureRequest\x1a .plughost.v1.ReconfigureResponse\x12M\n\nSetEnabled\x12\x1e.plughost.v1.SetEnabledRequest\x1a\x1f.plughost.v1.SetEnabledResponseB\x0cZ\nplughostv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -37,23 +37,23 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_DESCRIBERESPONSE']._serialized_start=83
   _globals['_DESCRIBERESPONSE']._serialized_end=147
   _globals['_INVOKEREQUEST']._serialized_start=149
-  _globals['_INVOKEREQUEST']._serialized_end=200
-  _globals['_INVOKERESPONSE']._serialized_start=202
-  _globals['_INVOKERESPONSE']._serialized_end=274
-  _globals['_ERROR']._serialized_start=276
-  _globals['_ERROR']._serialized_end=367
-  _globals['_HEALTHREQUEST']._serialized_start=369
-  _globals['_HEALTHREQUEST']._serialized_end=384
-  _globals['_HEALTHRESPONSE']._serialized_start=386
-  _globals['_HEALTHRESPONSE']._serialized_end=453
-  _globals['_RECONFIGUREREQUEST']._serialized_start=455
-  _globals['_RECONFIGUREREQUEST']._serialized_end=496
-  _globals['_RECONFIGURERESPONSE']._serialized_start=498
-  _globals['_RECONFIGURERESPONSE']._serialized_end=519
-  _globals['_SETENABLEDREQUEST']._serialized_start=521
-  _globals['_SETENABLEDREQUEST']._serialized_end=557
-  _globals['_SETENABLEDRESPONSE']._serialized_start=559
-  _globals['_SETENABLEDRESPONSE']._serialized_end=579
-  _globals['_PLUGIN']._serialized_start=582
-  _globals['_PLUGIN']._serialized_end=958
+  _globals['_INVOKEREQUEST']._serialized_end=214
+  _globals['_INVOKERESPONSE']._serialized_start=216
+  _globals['_INVOKERESPONSE']._serialized_end=308
+  _globals['_ERROR']._serialized_start=310
+  _globals['_ERROR']._serialized_end=387
+  _globals['_HEALTHREQUEST']._serialized_start=389
+  _globals['_HEALTHREQUEST']._serialized_end=404
+  _globals['_HEALTHRESPONSE']._serialized_start=406
+  _globals['_HEALTHRESPONSE']._serialized_end=473
+  _globals['_RECONFIGUREREQUEST']._serialized_start=475
+  _globals['_RECONFIGUREREQUEST']._serialized_end=516
+  _globals['_RECONFIGURERESPONSE']._serialized_start=518
+  _globals['_RECONFIGURERESPONSE']._serialized_end=539
+  _globals['_SETENABLEDREQUEST']._serialized_start=541
+  _globals['_SETENABLEDREQUEST']._serialized_end=577
+  _globals['_SETENABLEDRESPONSE']._serialized_start=579
+  _globals['_SETENABLEDRESPONSE']._serialized_end=599
+  _globals['_PLUGIN']._serialized_start=602
+  _globals['_PLUGIN']._serialized_end=978
 # @@protoc_insertion_point(module_scope)

@@ -18,34 +18,36 @@ class DescribeResponse(_message.Message):
     def __init__(self, descriptor_json: _Optional[bytes] = ..., invoke_lane: _Optional[str] = ...) -> None: ...
 
 class InvokeRequest(_message.Message):
-    __slots__ = ("name", "request_json")
+    __slots__ = ("name", "request_json", "kind")
     NAME_FIELD_NUMBER: _ClassVar[int]
     REQUEST_JSON_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     name: str
     request_json: bytes
-    def __init__(self, name: _Optional[str] = ..., request_json: _Optional[bytes] = ...) -> None: ...
+    kind: str
+    def __init__(self, name: _Optional[str] = ..., request_json: _Optional[bytes] = ..., kind: _Optional[str] = ...) -> None: ...
 
 class InvokeResponse(_message.Message):
-    __slots__ = ("result_json", "error")
+    __slots__ = ("result_json", "error", "sends_json")
     RESULT_JSON_FIELD_NUMBER: _ClassVar[int]
     ERROR_FIELD_NUMBER: _ClassVar[int]
+    SENDS_JSON_FIELD_NUMBER: _ClassVar[int]
     result_json: bytes
     error: Error
-    def __init__(self, result_json: _Optional[bytes] = ..., error: _Optional[_Union[Error, _Mapping]] = ...) -> None: ...
+    sends_json: bytes
+    def __init__(self, result_json: _Optional[bytes] = ..., error: _Optional[_Union[Error, _Mapping]] = ..., sends_json: _Optional[bytes] = ...) -> None: ...
 
 class Error(_message.Message):
-    __slots__ = ("code", "message", "type", "retryable", "sends_json")
+    __slots__ = ("code", "message", "type", "retryable")
     CODE_FIELD_NUMBER: _ClassVar[int]
     MESSAGE_FIELD_NUMBER: _ClassVar[int]
     TYPE_FIELD_NUMBER: _ClassVar[int]
     RETRYABLE_FIELD_NUMBER: _ClassVar[int]
-    SENDS_JSON_FIELD_NUMBER: _ClassVar[int]
     code: str
     message: str
     type: str
     retryable: bool
-    sends_json: bytes
-    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., type: _Optional[str] = ..., retryable: _Optional[bool] = ..., sends_json: _Optional[bytes] = ...) -> None: ...
+    def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ..., type: _Optional[str] = ..., retryable: _Optional[bool] = ...) -> None: ...
 
 class HealthRequest(_message.Message):
     __slots__ = ()

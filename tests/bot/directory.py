@@ -1,13 +1,13 @@
-"""`GuardedPlugins`: a minimal plugin directory (handles + a `Guard`) for embedding the dispatcher
-without a full `PluginManager` (tests, benchmarks, small scripts)."""
+"""`GuardedPlugins`: a minimal plugin directory (handles + a `Guard`) for driving the dispatcher
+without a full `PluginManager`."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import Any
 
-from plughost.errors import PluginNotFoundError
 from plughost.guard import Guard
+from plughost.sdk.call import UNAVAILABLE, Call, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import PluginHandle
 
@@ -43,8 +43,8 @@ class GuardedPlugins:
     def enabled_plugins(self) -> list[GuardedPlugin]:
         return self._ordered
 
-    async def call(self, plugin_id: str, handler: str, request: Any) -> Any:
+    async def call(self, plugin_id: str, call: Call) -> Outcome:
         plugin = self._plugins.get(plugin_id)
         if plugin is None:
-            raise PluginNotFoundError(plugin_id)
-        return await self.guard.call(plugin_id, plugin.handle, handler, request)
+            return Outcome.failed(UNAVAILABLE, f"plugin '{plugin_id}' was not found")
+        return await self.guard.call(plugin_id, plugin.handle, call)

@@ -1,0 +1,488 @@
+"""One binder for every handler kind: a call's payload becomes the handler's arguments.
+
+The rule is the same for hooks, `@method`, `@execute`, `@command`, routes and interceptors,
+in-process and in a worker:
+
+1. **by type** — `PluginContext`, `logging.Logger`, `BotApi` (bot handlers), an `Event` class
+   (bot handlers; a route or interceptor typed for another event class is skipped for this
+   event), `CommandContext` (commands), `PluginExecutionContext` (execute, methods); routes and
+   interceptors also get `Message` (the event's message) and `dict` (the raw wire event);
+2. **by conventional name**, for parameters without a type hint — `ctx`/`context` (the kind's
+   context), `event`/`ev`/`e`, `bot`, `logger`/`log`;
+3. **as an argument** — a method's JSON arguments (validated from the type hints), a command's
+   parsed arguments, the execution context of `execute`, a hook's context then its new config.
+
+Defaults are honoured. A parameter that none of these can fill, or type hints that cannot be
+resolved, are rejected when the decorator runs, with the function and parameter named.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal, get_type_hints
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import to_jsonable_python
+
+from plughost.errors import InvocationError, PlugHostError
+from plughost.sdk.bot import BotApi, CallbackBot, decode_allow, encode_answer
+from plughost.sdk.call import INVALID_REQUEST, Action, Call
+from plughost.sdk.commands import (
+    CommandArgumentError,
+    CommandContext,
+    coerce,
+    is_optional,
+    to_message,
+)
+from plughost.sdk.context import PluginContext
+from plughost.sdk.events import Event, parse_event
+from plughost.sdk.message import Message
+from plughost.sdk.models import PluginExecutionContext
+from plughost.sdk.signature import argument_model, json_schema
+
+HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion"]
+BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
+ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion"})
+SKIP: Any = object()
+"""What a resolver returns when the handler does not apply to this call (typed for another event)."""
+
+Resolver = Callable[["CallScope"], Any]
+ParserLookup = Callable[[str], Callable[[str], Any] | None]
+
+_EVENT_NAMES = frozenset({"event", "ev", "e"})
+_LOGGER_NAMES = frozenset({"logger", "log"})
+_CONTEXT_NAMES = frozenset({"ctx", "context"})
+PLAIN = frozenset({int, str, float, bool, type(None)})
+"""Types that are their own JSON form."""
+
+
+class CallScope:
+    """What one call offers a handler's parameters; the event, bot and command context are
+    built only when a parameter asks for them."""
+
+    __slots__ = ("_bot", "_command", "_event", "call", "plugin")
+
+    def __init__(self, call: Call, plugin: PluginContext) -> None:
+        self.call = call
+        self.plugin = plugin
+        self._event: Event | Literal[False] | None = False
+        self._bot: CallbackBot | None = None
+        self._command: CommandContext | None = None
+
+    @property
+    def payload(self) -> Any:
+        return self.call.payload
+
+    @property
+    def event(self) -> Event | None:
+        """The bot event of this call (parsed once), or None (console commands, methods)."""
+        if self._event is False:
+            event = self.call.event
+            if event is None:
+                raw = self.payload.get("event") if isinstance(self.payload, Mapping) else None
+                event = parse_event(raw) if isinstance(raw, Mapping) else None
+            self._event = event
+        return self._event
+
+    @property
+    def bot(self) -> CallbackBot:
+        """The bot a handler receives: sends are queued into the outcome, other actions run at once."""
+        if self._bot is None:
+            payload = self.payload if isinstance(self.payload, Mapping) else {}
+            self._bot = CallbackBot(
+                self.call.bot, bot_id=str(payload.get("bot_id") or ""), self_id=_int(payload.get("self_id"))
+            )
+        return self._bot
+
+    @property
+    def command(self) -> CommandContext:
+        if self._command is None:
+            payload = self.payload if isinstance(self.payload, Mapping) else {}
+            context = payload.get("context")
+            command = CommandContext.from_json(context if isinstance(context, Mapping) else {}, payload.get("event"))
+            command.bot = self.bot
+            self._command = command
+        return self._command
+
+    def command_replies(self) -> list[Message]:
+        """Replies queued with `ctx.reply(...)` during a command call."""
+        return list(self._command.replies) if self._command is not None else []
+
+    def sends(self) -> tuple[Action, ...]:
+        """The actions queued during the call, in order."""
+        return tuple(self._bot.outbox) if self._bot is not None and self._bot.outbox else ()
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    """How a handler's parameters are filled; built once, when the decorator runs."""
+
+    positional: tuple[Resolver, ...]
+    keyword: tuple[tuple[str, Resolver], ...]
+    variadic: Resolver | None = None
+    arguments: type[BaseModel] | None = None
+    schema: Mapping[str, Any] | None = None
+    takes_nothing: bool = field(init=False)
+
+    def __post_init__(self) -> None:
+        empty = not self.positional and not self.keyword and self.variadic is None and self.arguments is None
+        object.__setattr__(self, "takes_nothing", empty)
+
+    def bind(self, scope: CallScope) -> tuple[list[Any], dict[str, Any]] | None:
+        """The arguments for this call; None when the handler does not apply (another event class)."""
+        args = [resolve(scope) for resolve in self.positional]
+        kwargs = {name: resolve(scope) for name, resolve in self.keyword}
+        if any(a is SKIP for a in args) or any(v is SKIP for v in kwargs.values()):
+            return None
+        if self.variadic is not None:
+            args.extend(self.variadic(scope))
+        if self.arguments is not None:
+            kwargs.update(_validated(self.arguments, scope.payload))
+        return args, kwargs
+
+
+def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: ParserLookup | None = None,
+                    raw: bool = False) -> Binding:  # fmt: skip
+    """The binding of `func` for handlers of `kind`; raises `PlugHostError` naming what is wrong."""
+    where = f"{kind} handler '{getattr(func, '__qualname__', func)}'"
+    try:
+        signature = inspect.signature(func)
+    except (TypeError, ValueError) as exc:
+        raise PlugHostError(f"{where}: its signature cannot be read: {exc}") from None
+    try:
+        hints = get_type_hints(func)
+    except Exception as exc:
+        raise PlugHostError(
+            f"{where}: cannot resolve its type hints ({type(exc).__name__}: {exc}); import the annotated types "
+            "at module level, not under TYPE_CHECKING"
+        ) from None
+    by_position = any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in signature.parameters.values())
+    positional: list[Resolver] = []
+    keyword: list[tuple[str, Resolver]] = []
+    variadic: Resolver | None = None
+    argument_names: list[str] = []
+    free = _FreeArguments(kind, raw)
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            if kind == "command":
+                raise PlugHostError(f"{where}: **{param.name} is not supported")
+            continue
+        hint = hints.get(param.name)
+        resolver = _injected(kind, param.name, hint)
+        if resolver is None and param.kind is param.VAR_POSITIONAL:
+            if kind != "command":
+                continue
+            variadic = _command_varargs(hint, parsers)
+            continue
+        if resolver is None:
+            resolver = free.take(where, param, hint, parsers)
+        else:
+            free.saw(resolver)
+        if resolver is None:  # a method argument, validated by the argument model
+            argument_names.append(param.name)
+            continue
+        if by_position and param.kind is not param.KEYWORD_ONLY:
+            positional.append(resolver)
+        else:
+            keyword.append((param.name, resolver))
+    model = None
+    if kind == "method":
+        model = argument_model(func, only=argument_names) if argument_names else None
+    return Binding(tuple(positional), tuple(keyword), variadic, model, json_schema(model) if kind == "method" else None)
+
+
+def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
+    """Rules 1 and 2: the parameter is filled by the host (context, logger, bot, event …)."""
+    inner = _optional_inner(hint)
+    if isinstance(inner, type):
+        if issubclass(inner, PluginContext):
+            return _plugin_context
+        if issubclass(inner, logging.Logger):
+            return _logger
+        if issubclass(inner, PluginExecutionContext) and kind in ("execute", "method"):
+            return _execution_context
+        if kind in BOT_HANDLER_KINDS:
+            if issubclass(inner, BotApi):
+                return _bot
+            if issubclass(inner, Event):
+                return _event_of_type(inner, kind == "command")
+            if issubclass(inner, CommandContext) and kind == "command":
+                return _command_context
+            if kind in ROUTE_LIKE and issubclass(inner, Message):
+                return _event_message
+            if kind in ROUTE_LIKE and issubclass(inner, dict):
+                return _raw_event
+        return None
+    if hint is not None:
+        return None
+    if name in _LOGGER_NAMES:
+        return _logger
+    if name in _CONTEXT_NAMES:
+        return _CONTEXT_OF_KIND.get(kind)
+    if kind in BOT_HANDLER_KINDS:
+        if name in _EVENT_NAMES:
+            return _any_event
+        if name == "bot":
+            return _bot
+    return None
+
+
+class _FreeArguments:
+    """Rule 3: parameters the host does not fill come from the call's arguments.
+
+    Hooks take (context, new config) and `execute` its execution context positionally, whatever
+    the parameters are called (LurkBot's style), unless a typed parameter already took them.
+    """
+
+    def __init__(self, kind: HandlerKind, raw: bool) -> None:
+        self.kind = kind
+        self.raw = raw
+        self.raw_taken = False
+        self.primary_taken = False
+        self.config_taken = False
+
+    def saw(self, resolver: Resolver) -> None:
+        """A parameter was filled by rule 1 or 2 with `resolver`."""
+        if resolver is _PRIMARY.get(self.kind):
+            self.primary_taken = True
+
+    def take(self, where: str, param: inspect.Parameter, hint: Any, parsers: ParserLookup | None) -> Resolver | None:
+        kind = self.kind
+        if kind == "method":
+            return None
+        if kind == "command":
+            if self.raw and not self.raw_taken:
+                self.raw_taken = True
+                return _raw_message
+            return _command_argument(param.name, hint, param.default, parsers)
+        primary = _PRIMARY.get(kind)
+        if primary is not None and not self.primary_taken:
+            self.primary_taken = True
+            return primary
+        if kind == "hook" and not self.config_taken:
+            self.config_taken = True
+            return _payload
+        if param.default is not inspect.Parameter.empty:
+            default = param.default
+            return lambda scope: default
+        what = {
+            "hook": "lifecycle hooks get (ctx: PluginContext, config: dict)",
+            "execute": "execute handlers get one PluginExecutionContext",
+        }.get(
+            kind, "annotate it (an Event class, Bot, logging.Logger, Message, dict, PluginContext) or give it a default"
+        )
+        raise PlugHostError(f"{where}: nothing can fill parameter '{param.name}': {what}")
+
+
+# resolvers ------------------------------------------------------------------------------------
+def _plugin_context(scope: CallScope) -> PluginContext:
+    return scope.plugin
+
+
+def _logger(scope: CallScope) -> logging.Logger:
+    return scope.plugin.logger
+
+
+def _payload(scope: CallScope) -> Any:
+    return scope.payload
+
+
+def _bot(scope: CallScope) -> BotApi:
+    return scope.bot
+
+
+def _command_context(scope: CallScope) -> CommandContext:
+    return scope.command
+
+
+def _any_event(scope: CallScope) -> Event | None:
+    return scope.event
+
+
+def _event_message(scope: CallScope) -> Message:
+    message = getattr(scope.event, "message", None)
+    return message if isinstance(message, Message) else Message()
+
+
+def _raw_event(scope: CallScope) -> dict[str, Any]:
+    event = scope.event
+    return event.raw if event is not None else {}
+
+
+def _execution_context(scope: CallScope) -> PluginExecutionContext:
+    payload = scope.payload
+    if isinstance(payload, PluginExecutionContext):
+        return payload
+    try:
+        return PluginExecutionContext.model_validate(payload or {})
+    except ValidationError as exc:
+        raise InvocationError(f"invalid execution context: {exc}", code=INVALID_REQUEST) from None
+
+
+def _event_of_type(event_type: type[Event], none_when_missing: bool) -> Resolver:
+    def resolve(scope: CallScope) -> Any:
+        event = scope.event
+        if isinstance(event, event_type):
+            return event
+        return None if none_when_missing else SKIP
+
+    return resolve
+
+
+def _raw_message(scope: CallScope) -> Message:
+    raw = scope.payload.get("raw") if isinstance(scope.payload, Mapping) else None
+    return Message.from_json(raw) if isinstance(raw, list) else Message()
+
+
+def _command_argument(name: str, hint: Any, default: Any, parsers: ParserLookup | None) -> Resolver:
+    convert = _converter(hint, parsers)
+    optional = default is inspect.Parameter.empty and is_optional(hint)
+
+    def resolve(scope: CallScope) -> Any:
+        args = scope.payload.get("args") if isinstance(scope.payload, Mapping) else None
+        if isinstance(args, Mapping) and name in args:
+            return convert(args[name])
+        if default is not inspect.Parameter.empty:
+            return default
+        if optional:
+            return None
+        raise InvocationError(f"missing argument '{name}'", code=INVALID_REQUEST)
+
+    return resolve
+
+
+def _command_varargs(hint: Any, parsers: ParserLookup | None) -> Resolver:
+    convert = _converter(hint, parsers)
+
+    def resolve(scope: CallScope) -> list[Any]:
+        values = scope.payload.get("varargs") if isinstance(scope.payload, Mapping) else None
+        return [convert(v) for v in values] if isinstance(values, list) else []
+
+    return resolve
+
+
+def _converter(hint: Any, parsers: ParserLookup | None) -> Callable[[Any], Any]:
+    """JSON value → the annotated type; a custom type goes through the plugin's own parser."""
+    inner = _optional_inner(hint)
+    type_name = inner.__name__ if isinstance(inner, type) else ""
+
+    def convert(value: Any) -> Any:
+        parser = parsers(type_name) if parsers is not None and type_name else None
+        if parser is not None and isinstance(value, str):
+            return _parse_custom(parser, value, type_name)
+        try:
+            return coerce(hint, value)
+        except CommandArgumentError:
+            raise
+        except (TypeError, ValueError) as exc:
+            raise InvocationError(f"argument {value!r} is not a valid {type_name or 'value'}: {exc}",
+                                  code=INVALID_REQUEST) from None  # fmt: skip
+
+    return convert
+
+
+def _parse_custom(parser: Callable[[str], Any], text: str, type_name: str) -> Any:
+    try:
+        return parser(text)
+    except CommandArgumentError:
+        raise
+    except (ValueError, TypeError) as exc:
+        detail = f": {exc}" if str(exc) else ""
+        raise CommandArgumentError(f"cannot parse '{text}' as {type_name}{detail}") from None
+
+
+def _validated(model: type[BaseModel], payload: Any) -> dict[str, Any]:
+    try:
+        validated = model.model_validate(payload if payload is not None else {})
+    except ValidationError as exc:
+        raise InvocationError(_validation_message(exc), code=INVALID_REQUEST) from None
+    return {name: getattr(validated, name) for name in type(validated).model_fields}
+
+
+def _validation_message(exc: ValidationError) -> str:
+    problems = [f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()]
+    return "invalid arguments: " + "; ".join(problems)
+
+
+_CONTEXT_OF_KIND: dict[str, Resolver] = {
+    "hook": _plugin_context,
+    "method": _plugin_context,
+    "execute": _execution_context,
+    "command": _command_context,
+    "route": _plugin_context,
+    "pre_handle": _plugin_context,
+    "after_completion": _plugin_context,
+}
+
+
+_PRIMARY: dict[str, Resolver] = {"hook": _plugin_context, "execute": _execution_context}
+
+
+def _optional_inner(hint: Any) -> Any:
+    if hint is None:
+        return None
+    args = getattr(hint, "__args__", None)
+    if args and type(None) in args and len(args) == 2 and not isinstance(hint, type):
+        return next(a for a in args if a is not type(None))
+    return hint
+
+
+def _int(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+# answers --------------------------------------------------------------------------------------
+Answer = Callable[[Any, "CallScope | None"], Any]
+"""`(result, scope) -> the JSON answer`; the scope is None for handlers that take no parameters."""
+
+
+def _route_answer(result: Any, scope: CallScope | None) -> Any:
+    return None if result is None else encode_answer(result)
+
+
+def _allow_answer(result: Any, scope: CallScope | None) -> Any:
+    return decode_allow(result)
+
+
+def _no_answer(result: Any, scope: CallScope | None) -> Any:
+    return None
+
+
+def _command_answer(result: Any, scope: CallScope | None) -> Any:
+    replies = scope.command_replies() if scope is not None else []
+    reply = to_message(result)
+    if reply is not None:
+        replies.append(reply)
+    return [m.to_json() for m in replies]
+
+
+def _json_answer(result: Any, scope: CallScope | None) -> Any:
+    return jsonable(result)
+
+
+ANSWERS: dict[str, Answer] = {
+    "route": _route_answer,
+    "pre_handle": _allow_answer,
+    "after_completion": _no_answer,
+    "command": _command_answer,
+    "method": _json_answer,
+    "execute": _json_answer,
+    "hook": _no_answer,
+}
+"""The JSON answer of each handler kind (see docs/architecture.md)."""
+
+
+def jsonable(value: Any) -> Any:
+    """`value` in its JSON form (models, dataclasses, dates, enums, sets …), as it crosses a wire."""
+    if type(value) in PLAIN:
+        return value
+    return to_jsonable_python(value, fallback=str)
+
+
+__all__ = ["ANSWERS", "SKIP", "Binding", "CallScope", "HandlerKind", "compile_binding", "jsonable"]

@@ -1,0 +1,209 @@
+"""The one call contract: every runtime takes a `Call` and answers an `Outcome`.
+
+```python
+outcome = await handle.call(Call("forecast", {"city": "Oslo"}))
+outcome.value    # the handler's answer, JSON-shaped
+outcome.sends    # bot actions queued during the call (also when it failed)
+outcome.error    # a `PluginError` value, or None
+```
+
+The payload is JSON-shaped whatever the runtime: method arguments, LurkBot's execution context,
+a command's arguments or a bot event request (see docs/architecture.md for each kind's shape).
+In-process and out-of-process plugins receive the same payload and answer the same outcome.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from plughost.errors import InvocationError
+
+if TYPE_CHECKING:
+    from plughost.sdk.bot import BotApi
+    from plughost.sdk.events import Event
+
+CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion"]
+CALL_KINDS: tuple[CallKind, ...] = ("method", "execute", "command", "route", "pre_handle", "after_completion")
+BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
+
+# error codes of `PluginError.code`
+PLUGIN_ERROR = "plugin_error"  # the handler raised
+BAD_ARGUMENT = "bad_argument"  # a user's argument was rejected (`CommandArgumentError`): not a plugin failure
+INVALID_REQUEST = "invalid_request"  # the payload does not fit the handler's signature
+UNKNOWN_HANDLER = "unknown_handler"
+INVALID_ANSWER = "invalid_answer"  # the handler answered something its kind does not allow
+TIMED_OUT = "timed_out"
+CRASHED = "crashed"
+UNAVAILABLE = "unavailable"  # not loaded, disabled, stopping, restarting
+ISOLATED = "isolated"  # the circuit breaker is open
+PROTOCOL_ERROR = "protocol_error"
+NOT_FAILURES = frozenset({BAD_ARGUMENT, INVALID_REQUEST, UNKNOWN_HANDLER, UNAVAILABLE, ISOLATED})
+"""Codes that do not count against the plugin's circuit breaker: the caller's or the user's
+mistakes, and calls that never reached the plugin."""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """A OneBot action queued during a call (`send_group_msg`, …), sent by the host after it."""
+
+    action: str
+    params: Mapping[str, Any]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"action": self.action, "params": dict(self.params)}
+
+
+@dataclass(frozen=True, slots=True)
+class PluginError:
+    """Why a call failed: a value, never an exception with attributes.
+
+    `type` is the exception type that failed in the plugin (when one did); `detail` carries
+    what the code needs (`retry_after_s`, `exit_code`, `timeout_s`, …).
+    """
+
+    code: str
+    message: str
+    type: str = ""
+    retryable: bool = False
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+    def __str__(self) -> str:
+        return f"{self.type}: {self.message}" if self.type and self.code == PLUGIN_ERROR else self.message
+
+    @property
+    def counts_as_failure(self) -> bool:
+        """True when the circuit breaker should count this error."""
+        return self.code not in NOT_FAILURES
+
+    @classmethod
+    def from_exception(cls, exc: BaseException) -> PluginError:
+        """The error of a handler that raised `exc` (its message and type name are kept)."""
+        code = getattr(exc, "code", None)
+        if not isinstance(code, str) or not code:
+            code = PLUGIN_ERROR
+        message = str(exc) or type(exc).__name__
+        return cls(code, message, type(exc).__name__, bool(getattr(exc, "retryable", False)))
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"code": self.code, "message": self.message, "type": self.type}
+        if self.retryable:
+            data["retryable"] = True
+        if self.detail:
+            data["detail"] = dict(self.detail)
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> PluginError:
+        """Read an error object from the wire; anything malformed becomes a protocol error."""
+        if not isinstance(data, Mapping):
+            return cls(PROTOCOL_ERROR, f"malformed error object from the plugin: {data!r:.200}")
+        detail = data.get("detail")
+        return cls(
+            str(data.get("code") or PLUGIN_ERROR),
+            str(data.get("message") or ""),
+            str(data.get("type") or ""),
+            bool(data.get("retryable")),
+            dict(detail) if isinstance(detail, Mapping) else {},
+        )
+
+    def exception(self) -> InvocationError:
+        """This error as an exception, for callers that want one (`Outcome.unwrap`)."""
+        return InvocationError(str(self), code=self.code, retryable=self.retryable)
+
+
+@dataclass(slots=True)
+class Call:
+    """One call into a plugin (a value: build it, send it, do not change it — it is not frozen
+    only because a frozen dataclass costs three times as much to build on the hot path).
+
+    `event` is the parsed form of `payload["event"]` when the caller already has it (an
+    in-process plugin then does not parse it again); `bot` runs the bot actions a handler
+    makes that are not sends. Neither travels over the wire: they are the same data and a
+    capability, not another shape of the request.
+    """
+
+    handler: str
+    payload: Any = None
+    kind: CallKind = "method"
+    event: Event | None = None
+    bot: BotApi | None = None
+
+
+class Outcome:
+    """What a call produced: the answer (JSON-shaped), the queued sends, and the error if it failed."""
+
+    __slots__ = ("error", "sends", "value")
+
+    def __init__(self, value: Any = None, sends: tuple[Action, ...] = (), error: PluginError | None = None) -> None:
+        self.value = value
+        self.sends = sends
+        self.error = error
+
+    @classmethod
+    def failed(cls, code: str, message: str, *, sends: tuple[Action, ...] = (), **detail: Any) -> Outcome:
+        return cls(None, sends, PluginError(code, message, detail=detail))
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def unwrap(self) -> Any:
+        """The value, or the error raised as `InvocationError`."""
+        if self.error is not None:
+            raise self.error.exception()
+        return self.value
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Outcome):
+            return NotImplemented
+        return (self.value, self.sends, self.error) == (other.value, other.sends, other.error)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Outcome(value={self.value!r}, sends={self.sends!r}, error={self.error!r})"
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"value": self.value}
+        if self.sends:
+            data["sends"] = [s.to_json() for s in self.sends]
+        if self.error is not None:
+            data["error"] = self.error.to_json()
+        return data
+
+    @classmethod
+    def from_json(cls, data: Any) -> Outcome:
+        """Read an outcome from the wire; a malformed one becomes a protocol error (its sends kept)."""
+        if not isinstance(data, Mapping):
+            return cls.failed(PROTOCOL_ERROR, f"malformed outcome from the plugin: {data!r:.200}")
+        try:
+            sends = actions_from_json(data.get("sends"))
+        except (TypeError, ValueError, KeyError) as exc:
+            return cls.failed(PROTOCOL_ERROR, f"malformed sends from the plugin: {exc}")
+        error = data.get("error")
+        return cls(data.get("value"), sends, PluginError.from_json(error) if error is not None else None)
+
+
+def actions_from_json(items: Any) -> tuple[Action, ...]:
+    """Queued actions in either JSON form: `{"action", "params"}`, or `host.bot.send`'s
+    `{"target": "group"|"private", "group_id" | "user_id", "message"}`."""
+    if not items:
+        return ()
+    if not isinstance(items, list | tuple):
+        raise TypeError(f"sends must be a list, got {type(items).__name__}")
+    out: list[Action] = []
+    for item in items:
+        if not isinstance(item, Mapping):
+            raise TypeError(f"a send must be an object, got {type(item).__name__}")
+        if "action" in item:
+            params = item.get("params") or {}
+            if not isinstance(params, Mapping):
+                raise TypeError("a send's params must be an object")
+            out.append(Action(str(item["action"]), dict(params)))
+        elif item.get("target") == "group" or (item.get("group_id") and item.get("target") != "private"):
+            out.append(Action("send_group_msg", {"group_id": item["group_id"], "message": item["message"]}))
+        else:
+            out.append(Action("send_private_msg", {"user_id": item["user_id"], "message": item["message"]}))
+    return tuple(out)
