@@ -168,3 +168,39 @@ def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+MARKUP = "root:x:0:0 [bold]B[/bold] :thumbs_up:"
+
+
+def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
+    """Results, errors and descriptions come from plugins: rich must not read them as markup or emoji codes."""
+    (demo / "plugins" / "echo.py").write_text(
+        "from plughost import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
+        f"@plugin.method('say', description={MARKUP!r})\ndef say() -> str:\n    return {MARKUP!r}\n"
+        f"@plugin.method('boom')\ndef boom() -> str:\n    raise ValueError({MARKUP!r})\n"
+    )
+    said = plughost("plugins", "execute", "echo", "say", "-w", str(demo))
+    assert said.returncode == 0, said.stderr
+    assert said.stdout == MARKUP + "\n"
+
+    failed = plughost("plugins", "execute", "echo", "boom", "-w", str(demo))
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"error: ValueError: {MARKUP}"
+
+    info = plughost("plugins", "info", "echo", "-w", str(demo))
+    assert info.returncode == 0, info.stderr
+    assert f"method say {MARKUP}" in info.stdout
+
+    (demo / "plugins" / "broken").mkdir()
+    (demo / "plugins" / "broken" / "plugin.toml").write_text('id = "broken"\nversion = "1.0.0"\n')
+    (demo / "plugins" / "broken" / "plugin.py").write_text(f"raise RuntimeError({MARKUP!r})\n")
+    broken = plughost("plugins", "info", "broken", "-w", str(demo))
+    assert broken.returncode == 0, broken.stderr
+    assert MARKUP in broken.stdout and "❌" not in broken.stdout and "👍" not in broken.stdout
+
+    listed = plughost("plugins", "list", "-w", str(demo))
+    assert listed.returncode == 0, listed.stderr
+    error_cell = "".join(line.split("│")[-2].strip() for line in listed.stdout.splitlines() if line.count("│") == 8)
+    assert MARKUP.replace(" ", "") in error_cell.replace(" ", "")  # the error column folds over several lines
+    assert "❌" not in listed.stdout and "👍" not in listed.stdout
