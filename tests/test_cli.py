@@ -119,7 +119,7 @@ def test_enable_disable_persist(demo: Path) -> None:
     assert "is now disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
     assert "is already disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
     rows = {r["id"]: r for r in json.loads(plughost("plugins", "list", "--json", "-w", str(demo)).stdout)}
-    assert rows["greeter"]["state"] == "loaded"
+    assert rows["greeter"]["state"] == "disabled"
     assert "greeter = false" in (demo / "plugin-state.toml").read_text()
     assert "is now enabled" in plughost("plugins", "enable", "greeter", "-w", str(demo)).stdout
 
