@@ -204,3 +204,27 @@ def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
     error_cell = "".join(line.split("│")[-2].strip() for line in listed.stdout.splitlines() if line.count("│") == 8)
     assert MARKUP.replace(" ", "") in error_cell.replace(" ", "")  # the error column folds over several lines
     assert "❌" not in listed.stdout and "👍" not in listed.stdout
+
+
+def _flat(text: str) -> str:
+    """Help text with rich's box characters and line wrapping removed."""
+    return " ".join(text.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
+
+
+def test_info_help_says_what_info_shows(demo: Path) -> None:
+    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no promise of them."""
+    summary = "Show one plugin: manifest fields, state, error, methods, commands and capabilities."
+    listing = _flat(plughost("plugins", "--help").stdout)
+    assert summary in listing and "metrics" not in listing
+    help_text = _flat(plughost("plugins", "info", "--help").stdout)
+    assert summary in help_text
+    assert "--json adds the full manifest, descriptor and configuration" in help_text
+    assert "Call metrics (calls, failures, timeouts, latency) are not shown" in help_text
+
+    shown = plughost("plugins", "info", "chat-tools", "-w", str(demo))
+    assert shown.returncode == 0, shown.stderr
+    for line in ("id: chat-tools", "version: 1.0.0", "state: enabled", "error: None", "command echo", "capabilities:"):
+        assert line in shown.stdout
+    assert "method add" in plughost("plugins", "info", "calculator", "-w", str(demo)).stdout
+    data = json.loads(plughost("plugins", "info", "chat-tools", "--json", "-w", str(demo)).stdout)
+    assert {"manifest", "descriptor", "config"} <= set(data) and "metrics" not in data

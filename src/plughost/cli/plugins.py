@@ -49,7 +49,14 @@ def info(
     plugin_dir: PluginDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one plugin: manifest, state, descriptor, metrics."""
+    """Show one plugin: manifest fields, state, error, methods, commands and capabilities.
+
+    --json adds the full manifest, descriptor and configuration.
+
+    Call metrics (calls, failures, timeouts, latency) are not shown: they are always zero in this fresh host.
+
+    In a running host (plughost run), /dynamic-errors shows circuit breakers and recent errors.
+    """
 
     async def action(host: Host) -> dict[str, Any]:
         instance = host.manager.get_plugin(plugin_id)
