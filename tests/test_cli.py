@@ -117,7 +117,7 @@ def test_enable_disable_persist(demo: Path) -> None:
     assert "is now disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
     assert "is already disabled" in plughost("plugins", "disable", "greeter", "-w", str(demo)).stdout
     rows = {r["id"]: r for r in json.loads(plughost("plugins", "list", "--json", "-w", str(demo)).stdout)}
-    assert rows["greeter"]["state"] == "loaded"
+    assert rows["greeter"]["state"] == "disabled"
     assert "greeter = false" in (demo / "plugin-state.toml").read_text()
     assert "is now enabled" in plughost("plugins", "enable", "greeter", "-w", str(demo)).stdout
 
@@ -166,3 +166,63 @@ def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
     finally:
         if process.poll() is None:
             process.kill()
+
+
+MARKUP = "root:x:0:0 [bold]B[/bold] :thumbs_up:"
+
+
+def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
+    """Results, errors and descriptions come from plugins: rich must not read them as markup or emoji codes."""
+    (demo / "plugins" / "echo.py").write_text(
+        "from plughost import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
+        f"@plugin.method('say', description={MARKUP!r})\ndef say() -> str:\n    return {MARKUP!r}\n"
+        f"@plugin.method('boom')\ndef boom() -> str:\n    raise ValueError({MARKUP!r})\n"
+    )
+    said = plughost("plugins", "execute", "echo", "say", "-w", str(demo))
+    assert said.returncode == 0, said.stderr
+    assert said.stdout == MARKUP + "\n"
+
+    failed = plughost("plugins", "execute", "echo", "boom", "-w", str(demo))
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == f"error: ValueError: {MARKUP}"
+
+    info = plughost("plugins", "info", "echo", "-w", str(demo))
+    assert info.returncode == 0, info.stderr
+    assert f"method say {MARKUP}" in info.stdout
+
+    (demo / "plugins" / "broken").mkdir()
+    (demo / "plugins" / "broken" / "plugin.toml").write_text('id = "broken"\nversion = "1.0.0"\n')
+    (demo / "plugins" / "broken" / "plugin.py").write_text(f"raise RuntimeError({MARKUP!r})\n")
+    broken = plughost("plugins", "info", "broken", "-w", str(demo))
+    assert broken.returncode == 0, broken.stderr
+    assert MARKUP in broken.stdout and "❌" not in broken.stdout and "👍" not in broken.stdout
+
+    listed = plughost("plugins", "list", "-w", str(demo))
+    assert listed.returncode == 0, listed.stderr
+    error_cell = "".join(line.split("│")[-2].strip() for line in listed.stdout.splitlines() if line.count("│") == 8)
+    assert MARKUP.replace(" ", "") in error_cell.replace(" ", "")  # the error column folds over several lines
+    assert "❌" not in listed.stdout and "👍" not in listed.stdout
+
+
+def _flat(text: str) -> str:
+    """Help text with rich's box characters and line wrapping removed."""
+    return " ".join(text.translate(str.maketrans("│╭╮╰╯─", "      ")).split())
+
+
+def test_info_help_says_what_info_shows(demo: Path) -> None:
+    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no promise of them."""
+    summary = "Show one plugin: manifest fields, state, error, methods, commands and capabilities."
+    listing = _flat(plughost("plugins", "--help").stdout)
+    assert summary in listing and "metrics" not in listing
+    help_text = _flat(plughost("plugins", "info", "--help").stdout)
+    assert summary in help_text
+    assert "--json adds the full manifest, descriptor and configuration" in help_text
+    assert "Call metrics (calls, failures, timeouts, latency) are not shown" in help_text
+
+    shown = plughost("plugins", "info", "chat-tools", "-w", str(demo))
+    assert shown.returncode == 0, shown.stderr
+    for line in ("id: chat-tools", "version: 1.0.0", "state: enabled", "error: None", "command echo", "capabilities:"):
+        assert line in shown.stdout
+    assert "method add" in plughost("plugins", "info", "calculator", "-w", str(demo)).stdout
+    data = json.loads(plughost("plugins", "info", "chat-tools", "--json", "-w", str(demo)).stdout)
+    assert {"manifest", "descriptor", "config"} <= set(data) and "metrics" not in data

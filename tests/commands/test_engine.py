@@ -247,13 +247,59 @@ async def test_ambiguous_overloads_list_candidates(engine: CommandEngine) -> Non
     assert result.text == "/amb: ambiguous call, candidates:\n/amb <a:int>\n/amb <a>"
 
 
-async def test_raw_command_gets_arguments_as_message(engine: CommandEngine) -> None:
+async def test_raw_command_gets_the_rest_of_the_message_untouched(engine: CommandEngine) -> None:
     msg = Message([Segment.text('/echo a  "b c"'), Segment("image", {"file": "x.png"})])
     result = await engine.execute_command(CONSOLE, msg)
     assert result.kind is ResultKind.SUCCESS
     assert result.replies[0] == Message(
-        [Segment.text("got:"), Segment.text("a"), Segment.text("b c"), Segment("image", {"file": "x.png"})]
+        [Segment.text("got:"), Segment.text('a  "b c"'), Segment("image", {"file": "x.png"})]
     )
+
+
+RAW = """
+@plugin.command("echo", raw=True)
+def echo(args: Message) -> Message:
+    return args
+
+say = plugin.command_group("say")
+
+@say.sub("loud", raw=True)
+def loud(args: Message) -> Message:
+    return args
+"""
+
+
+@pytest.mark.parametrize(
+    ("message", "raw"),
+    [
+        ("/echo hello world", [Segment.text("hello world")]),
+        ("/echo   hello    world  ", [Segment.text("hello    world  ")]),  # leading whitespace stripped once
+        ("/echo hello\tworld\n  again", [Segment.text("hello\tworld\n  again")]),
+        ('/echo a\\ b "c  d" -- e', [Segment.text('a\\ b "c  d" -- e')]),  # escapes and quotes kept
+        ("/echohello  world", [Segment.text("hello  world")]),  # glued to the name
+        ("/ECHO x", [Segment.text("x")]),
+        ("/say loud  shout   it", [Segment.text("shout   it")]),  # after the subcommand name
+        ("/echo", []),
+        ("/echo    ", []),
+        (
+            Message([Segment.text("/echo hi  "), Segment.at(42), Segment.text("  there  you")]),
+            [Segment.text("hi  "), Segment.at(42), Segment.text("  there  you")],
+        ),
+        (
+            Message([Segment.text("/echo "), Segment.at(42), Segment.text(" x")]),
+            [Segment.at(42), Segment.text(" x")],
+        ),
+        (
+            Message([Segment.text("/say  loud"), Segment.text("  a "), Segment("image", {"file": "x.png"})]),
+            [Segment.text("a "), Segment("image", {"file": "x.png"})],
+        ),
+    ],
+)
+async def test_raw_message_keeps_whitespace_and_segments(lab: Lab, message: str | Message, raw: list[Segment]) -> None:
+    await lab.load("raws", RAW)
+    result = await lab.engine().execute_command(CONSOLE, message)
+    assert result.kind is ResultKind.SUCCESS, result.text
+    assert result.replies == [Message(raw)]
 
 
 async def test_context_is_recognised_by_type_and_replies_keep_order(engine: CommandEngine) -> None:

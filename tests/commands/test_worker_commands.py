@@ -39,7 +39,7 @@ async def test_typed_arguments_and_context_cross_the_process_boundary(host: Host
     assert (await run(friend, "/todo ls")).text == "1. call mom"
     echoed = await run(CONSOLE, Message([Segment.text("/echo a b"), Segment("image", {"file": "x.png"})]))
     assert echoed.replies[0] == Message(
-        [Segment.text("echo:"), Segment.text("a"), Segment.text("b"), Segment("image", {"file": "x.png"})]
+        [Segment.text("echo:"), Segment.text("a b"), Segment("image", {"file": "x.png"})]
     )
 
 

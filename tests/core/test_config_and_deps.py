@@ -140,7 +140,7 @@ async def test_enabled_and_priority_keys_in_plugin_config(workspace: Path, write
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
         assert [i.id for i in manager.list_plugins()] == ["loud", "quiet"]
-        assert manager.get_plugin("quiet").state is PluginState.LOADED  # type: ignore[union-attr]
+        assert manager.get_plugin("quiet").state is PluginState.DISABLED  # type: ignore[union-attr]
         await manager.enable_plugin("quiet")  # the state file wins over the config from now on
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()

@@ -10,6 +10,7 @@ import pytest
 
 from plughost import PluginManager, PluginState
 from plughost.errors import PluginLoadError, PluginNotFoundError, PluginStateError
+from plughost.sdk.call import Call
 from plughost.sdk.models import EventType
 
 COUNTER = """
@@ -82,14 +83,92 @@ async def test_enabled_state_persists_across_restarts(workspace: Path, write_plu
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("counter")
-        assert instance is not None and instance.state is PluginState.LOADED and instance.priority == 900
+        assert instance is not None and instance.state is PluginState.DISABLED and instance.priority == 900
 
 
 async def test_manifest_enabled_false_loads_disabled(workspace: Path, write_plugin) -> None:
     write_plugin("counter", COUNTER.format(value=1), manifest_extra="enabled = false\n")
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
-        assert manager.get_plugin("counter").state is PluginState.LOADED  # type: ignore[union-attr]
+        assert manager.get_plugin("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
+
+
+DISABLED_COUNTER = (
+    "plugin 'counter' is disabled; enable it with `/plugins enable counter` or `plughost plugins enable counter`"
+)
+
+
+async def test_plugin_disabled_in_state_file_is_disabled_and_can_be_enabled(workspace: Path, write_plugin) -> None:
+    write_plugin("counter", COUNTER.format(value=1))
+    state_file = workspace / "plugin-state.toml"
+    state_file.write_text("[modules]\ncounter = false\n")
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("counter")
+        assert instance is not None and instance.is_loaded and not instance.is_enabled
+        assert instance.state is PluginState.DISABLED and instance.summary()["state"] == "disabled"
+        assert manager.registry.get("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
+        assert [e.event_type for e in manager.get_events("counter")] == [EventType.LOAD, EventType.DISABLE]
+        result = await manager.execute("counter", "value")
+        assert not result.success and result.error == DISABLED_COUNTER
+        outcome = await manager.call("counter", Call("value"))
+        assert outcome.error is not None and outcome.error.code == "unavailable"
+        assert str(outcome.error) == DISABLED_COUNTER
+
+        # disabled → enabled → disabled: state, registry and state file agree at each step
+        assert await manager.enable_plugin("counter") is True
+        assert instance.state is PluginState.ENABLED
+        assert manager.registry.get("counter").state is PluginState.ENABLED  # type: ignore[union-attr]
+        assert "counter = true" in state_file.read_text()
+        assert (await manager.execute("counter", "value")).result == 1
+        assert (await manager.execute("counter", "calls")).result == ["load", "enable"]
+        assert await manager.enable_plugin("counter") is False
+        assert await manager.disable_plugin("counter") is True
+        assert instance.state is PluginState.DISABLED
+        assert manager.registry.get("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
+        assert "counter = false" in state_file.read_text()
+        assert await manager.disable_plugin("counter") is False
+        assert (await manager.execute("counter", "value")).error == DISABLED_COUNTER
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        assert manager.get_plugin("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
+        assert manager.registry.get("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
+
+
+async def test_plugin_whose_enable_hook_fails_at_load_is_disabled_with_the_reason(
+    workspace: Path, write_plugin
+) -> None:
+    write_plugin(
+        "moody",
+        """
+        from plughost import Plugin
+        plugin = Plugin()
+        ready = []
+
+        @plugin.on_enable
+        def on_enable(ctx):
+            if not ready:
+                ready.append(True)
+                raise RuntimeError("no database yet")
+
+        @plugin.method("ping")
+        def ping() -> str:
+            return "pong"
+        """,
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("moody")
+        assert instance is not None and instance.state is PluginState.DISABLED
+        error = (await manager.execute("moody", "ping")).error or ""
+        assert error.startswith("plugin 'moody' is disabled (enabling it failed: RuntimeError at ")
+        assert error.endswith(
+            "moody/plugin.py:10: no database yet); "
+            "enable it with `/plugins enable moody` or `plughost plugins enable moody`"
+        )
+        assert await manager.enable_plugin("moody") is True
+        assert instance.state is PluginState.ENABLED and instance.error is None
+        assert (await manager.execute("moody", "ping")).result == "pong"
 
 
 async def test_reload_runs_new_code_and_keeps_enabled_state(workspace: Path, write_plugin) -> None:

@@ -27,6 +27,7 @@ from plughost.sdk.bot import BotApi
 from plughost.sdk.call import Call
 from plughost.sdk.events import parse_event
 from plughost.sdk.message import Message
+from plughost.sdk.permissions import PermissionId
 
 PLUGIN = """
 import sys
@@ -172,8 +173,8 @@ async def _commands(handle: Any, bot: HostBot) -> list[Any]:
         transcript.append((line, result.kind, result.text, result.sends))
     wire = group_message("/where", message_id=1, group_id=77, user_id=5)
     event = parse_event(wire)
-    sender = CommandSender.member(77, 5, bot_id=bot.self_id)
-    sender = CommandSender(sender.kind, 5, 77, "", bot.self_id, "member", event=wire)
+    sender = CommandSender("member", 5, 77, "", bot.self_id, "member", event=wire)
+    engine.permissions.permit(sender.permittee, PermissionId.parse("parity:*"))
     result = await engine.run(sender, Triggered(Message("where"), bare=False), Message("/where"), bot, event)
     transcript.append(("chat /where", result.kind, result.text, result.sends, list(bot.actions)))
     return transcript

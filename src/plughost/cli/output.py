@@ -12,6 +12,7 @@ import typer
 from rich.console import Console
 from rich.logging import RichHandler
 from rich.table import Table
+from rich.text import Text
 
 STATE_STYLE = {
     "enabled": "green",
@@ -38,8 +39,8 @@ def setup_logging(level: str) -> None:
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print one clear error line and exit non-zero."""
-    stderr().print(f"[bold red]error:[/] {message}", highlight=False)
+    """Print one clear error line and exit non-zero (`message` is printed as it is, never read as markup)."""
+    stderr().print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
 
@@ -63,7 +64,7 @@ def render_value(value: Any) -> str:
 
 
 def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Table:
-    """A table of `PluginInstance.summary()` rows."""
+    """A table of `PluginInstance.summary()` rows; cells are plain `Text`, so plugin errors are never markup."""
     table = Table(title=title, title_justify="left")
     for column in ("id", "version", "runtime", "state", "priority", "offers", "error"):
         table.add_column(column, overflow="fold")
@@ -73,12 +74,12 @@ def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Tabl
             offers.append("execute")
         style = STATE_STYLE.get(str(row["state"]), "")
         table.add_row(
-            row["id"],
-            row["version"],
-            row["runtime"],
-            f"[{style}]{row['state']}[/]",
-            str(row["priority"]),
-            ", ".join(offers),
-            row.get("error") or "",
+            Text(row["id"]),
+            Text(row["version"]),
+            Text(row["runtime"]),
+            Text(str(row["state"]), style=style),
+            Text(str(row["priority"])),
+            Text(", ".join(offers)),
+            Text(row.get("error") or ""),
         )
     return table

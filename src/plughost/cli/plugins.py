@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from rich.text import Text
 
 from plughost.cli.common import JsonOption, PluginDirOption, WorkspaceOption, parse_json_option, run_with_host
 from plughost.cli.output import fail, plugin_table, print_json, render_value, stdout
@@ -35,9 +36,10 @@ def list_plugins(
     out = stdout()
     out.print(plugin_table(summaries))
     for candidate in report.invalid:
-        out.print(f"[red]invalid[/] {candidate.path}: " + "; ".join(str(e) for e in candidate.errors), highlight=False)
+        errors = "; ".join(str(e) for e in candidate.errors)
+        out.print(Text.assemble(("invalid", "red"), f" {candidate.path}: {errors}"))
     for conflict in report.conflicts:
-        out.print(f"[yellow]conflict[/] {conflict}", highlight=False)
+        out.print(Text.assemble(("conflict", "yellow"), f" {conflict}"))
 
 
 @app.command()
@@ -47,7 +49,14 @@ def info(
     plugin_dir: PluginDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Show one plugin: manifest, state, descriptor, metrics."""
+    """Show one plugin: manifest fields, state, error, methods, commands and capabilities.
+
+    --json adds the full manifest, descriptor and configuration.
+
+    Call metrics (calls, failures, timeouts, latency) are not shown: they are always zero in this fresh host.
+
+    In a running host (plughost run), /dynamic-errors shows circuit breakers and recent errors.
+    """
 
     async def action(host: Host) -> dict[str, Any]:
         instance = host.manager.get_plugin(plugin_id)
@@ -63,19 +72,19 @@ def info(
     if as_json:
         print_json(data)
         return
-    out = stdout()
+    out = stdout()  # everything below comes from the plugin: printed as Text, never read as markup or emoji
     for key in ("id", "name", "version", "type", "runtime", "isolation", "state", "priority", "path", "error"):
-        out.print(f"[bold]{key}[/]: {data[key]}", highlight=False)
+        out.print(Text.assemble((key, "bold"), f": {data[key]}"))
     descriptor = data["descriptor"] or {}
     for method in descriptor.get("methods", []):
-        out.print(f"  method [cyan]{method['name']}[/] {method.get('description', '')}", highlight=False)
+        out.print(Text.assemble("  method ", (method["name"], "cyan"), f" {method.get('description', '')}"))
     for command in descriptor.get("commands", []):
-        out.print(f"  command [cyan]{command['name']}[/] {command.get('description', '')}", highlight=False)
+        out.print(Text.assemble("  command ", (command["name"], "cyan"), f" {command.get('description', '')}"))
     if descriptor.get("capabilities"):
-        out.print(f"  capabilities: {', '.join(descriptor['capabilities'])}", highlight=False)
+        out.print(Text(f"  capabilities: {', '.join(descriptor['capabilities'])}"))
     inactive_reason = (descriptor.get("metadata") or {}).get("inactive_reason")
     if inactive_reason:
-        out.print(f"  [yellow]inactive[/]: {inactive_reason}", highlight=False)
+        out.print(Text.assemble("  ", ("inactive", "yellow"), f": {inactive_reason}"))
 
 
 def _toggle(plugin_id: str, workspace: Any, plugin_dir: Any, enable: bool) -> None:
@@ -151,7 +160,7 @@ def execute(
     if as_json:
         print_json(result.model_dump(mode="python"))
     elif result.success:
-        stdout().print(render_value(result.result), highlight=False)
+        stdout().print(Text(render_value(result.result)))  # the plugin's text, not markup
     if not result.success:
         if not as_json:
             fail(result.error or "the call failed")

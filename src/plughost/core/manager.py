@@ -244,7 +244,7 @@ class PluginManager:
             if old_handle is not None:
                 await self._stop_handle(instance.id, old_handle)
             if instance.state in (PluginState.ERROR, PluginState.UNLOADED):
-                instance.state = PluginState.ENABLED if was_enabled else PluginState.LOADED
+                instance.state = PluginState.ENABLED if was_enabled else PluginState.DISABLED
             self.guard.breaker(instance.id).clear()
             self._register(instance)
             self.events.emit(instance.id, EventType.RELOAD, True, f"reloaded version {candidate.manifest.version}")
@@ -432,6 +432,12 @@ class PluginManager:
     def _unavailable(self, name: str, instance: PluginInstance | None) -> str:
         if instance is None:
             return f"plugin '{name}' was not found"
+        if instance.state is PluginState.DISABLED:
+            reason = f" ({instance.error})" if instance.error else ""
+            return (
+                f"plugin '{name}' is disabled{reason}; "
+                f"enable it with `/plugins enable {name}` or `plughost plugins enable {name}`"
+            )
         return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
@@ -466,11 +472,17 @@ class PluginManager:
             self._transition(
                 instance, PluginState.LOADED, EventType.LOAD, f"loaded version {instance.manifest.version}"
             )
+            if not enabled:  # plugin-state.toml, its config or its manifest says so
+                self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
         if enabled:
             try:
                 await self.enable_plugin(candidate.id, persist=False)
             except PlugHostError as exc:
                 log.error("enabling '%s' failed: %s", candidate.id, exc)
+                async with self._lock(candidate.id):
+                    if instance.state is PluginState.LOADED:  # loaded but not enabled: disabled, with the reason
+                        self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
+                        instance.error = f"enabling it failed: {exc.__cause__ or exc}"
         return instance
 
     def _plugin_config(self, plugin_id: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from plughost.sdk.call import INVALID_REQUEST, Action, Call
 from plughost.sdk.commands import (
     CommandArgumentError,
     CommandContext,
+    CommandDefinitionError,
     coerce,
     is_optional,
     to_message,
@@ -125,6 +126,8 @@ class Binding:
     variadic: Resolver | None = None
     arguments: type[BaseModel] | None = None
     schema: Mapping[str, Any] | None = None
+    argument_names: tuple[str, ...] = ()
+    """The parameters filled from the call's arguments (the rest are filled by the host)."""
     takes_nothing: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -168,21 +171,22 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
     for param in signature.parameters.values():
         if param.kind is param.VAR_KEYWORD:
             if kind == "command":
-                raise PlugHostError(f"{where}: **{param.name} is not supported")
+                raise CommandDefinitionError(f"{where}: **{param.name} is not supported")
             continue
         hint = hints.get(param.name)
         resolver = _injected(kind, param.name, hint)
         if resolver is None and param.kind is param.VAR_POSITIONAL:
-            if kind != "command":
-                continue
-            variadic = _command_varargs(hint, parsers)
+            if kind == "command":
+                variadic = _command_varargs(hint, parsers)
+                argument_names.append(param.name)
             continue
         if resolver is None:
             resolver = free.take(where, param, hint, parsers)
+            if kind == "command" or resolver is None:
+                argument_names.append(param.name)
         else:
             free.saw(resolver)
         if resolver is None:  # a method argument, validated by the argument model
-            argument_names.append(param.name)
             continue
         if by_position and param.kind is not param.KEYWORD_ONLY:
             positional.append(resolver)
@@ -191,7 +195,8 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
     model = None
     if kind == "method":
         model = argument_model(func, only=argument_names) if argument_names else None
-    return Binding(tuple(positional), tuple(keyword), variadic, model, json_schema(model) if kind == "method" else None)
+    schema = json_schema(model) if kind == "method" else None
+    return Binding(tuple(positional), tuple(keyword), variadic, model, schema, tuple(argument_names))
 
 
 def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:

@@ -199,13 +199,17 @@ def type_name(hint: Any) -> tuple[str, tuple[str, ...]]:
     return str(hint), ()
 
 
-def param_specs(func: Callable[..., Any], *, raw: bool = False) -> tuple[ParamSpec, ...]:
-    """The command parameters of `func` (the `CommandContext` parameter is left out, by type)."""
+def param_specs(
+    func: Callable[..., Any], *, raw: bool = False, only: Iterable[str] | None = None
+) -> tuple[ParamSpec, ...]:
+    """The command parameters of `func`: those in `only` (the arguments, as the binder sees them),
+    else all but a `CommandContext` parameter."""
     hints = _hints(func)
+    wanted = set(only) if only is not None else None
     specs: list[ParamSpec] = []
     for param in inspect.signature(func).parameters.values():
         hint = hints.get(param.name, param.annotation)
-        if _is_context(hint):
+        if (wanted is not None and param.name not in wanted) or (wanted is None and _is_context(hint)):
             continue
         if param.kind is param.VAR_KEYWORD:
             raise CommandDefinitionError(f"command handler '{func.__qualname__}': **{param.name} is not supported")
@@ -487,10 +491,10 @@ class CommandsMixin:
     ) -> None:
         base = COMMAND_HANDLER_PREFIX + " ".join(path)
         handler_name = base if not decl.overloads else f"{base}#{len(decl.overloads) + 1}"
-        params = param_specs(func, raw=raw)
-        self.add_handler(
+        handler = self.add_handler(
             handler_name, func, "command", raw=raw, parsers=functools.partial(self.custom_parser, handler_name)
         )
+        params = param_specs(func, raw=raw, only=handler.binding.argument_names)
         if parsers:
             self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
         decl.overloads.append(CommandOverload(handler_name, params, raw))

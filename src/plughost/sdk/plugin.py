@@ -121,7 +121,8 @@ class Plugin(CommandsMixin, BotDecoratorsMixin):
         try:
             handler = make_handler(func, kind, **options)
         except PlugHostError as exc:
-            raise PlugHostError(f"plugin '{self.id}': {exc}") from None
+            exc.args = (f"plugin '{self.id}': {exc}",)
+            raise
         self.handlers[name] = handler
         return handler
 

@@ -11,7 +11,7 @@ from plughost.bot.commands.parsers import ParserRegistry, describe_argument
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
-from plughost.bot.commands.tokenizer import Argument, tokenize, tokenize_text
+from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import BAD_ARGUMENT, Action, Call, PluginError
@@ -40,6 +40,8 @@ class Resolution:
     alias: str
     overload: OverloadPlan
     args: list[Argument]
+    raw: Message | None = None
+    """For a raw overload: the message after the command (and subcommand) names, untouched."""
 
 
 class CommandEngine:
@@ -164,6 +166,12 @@ class CommandEngine:
         resolved = self._resolve(node, token[: len(token) - len(glued)] if glued else token, rest)
         if isinstance(resolved, CommandResult):
             return resolved
+        if resolved.overload.overload.raw:
+            left = len(resolved.args)
+            if glued and left == len(rest):  # the text glued to the name is the first raw argument
+                resolved.raw = text_after(message, 1, tail=glued)
+            else:  # the name, any subcommand names (the glued text was one) and nothing else
+                resolved.raw = text_after(message, len(args) - left)
         node = resolved.node
         spec = node.spec
         # role → scope → permission (QimenBot's order, then Mirai's permission)
@@ -253,7 +261,7 @@ class CommandEngine:
             "self_id": bot.self_id if bot is not None else 0,
         }
         if plan.overload.raw:
-            payload["raw"] = Message(Segment.text(a) if isinstance(a, str) else a for a in args).to_json()
+            payload["raw"] = (resolved.raw if resolved.raw is not None else Message()).to_json()
             return payload
         params = plan.params
         fixed = min(len(args), len(params))

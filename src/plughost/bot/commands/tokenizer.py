@@ -12,6 +12,9 @@ Rules (text segments are tokenized separately; non-text segments are arguments o
 
 Escape pairs are consumed left to right, so `\\\\ ` is an escaped backslash followed by a
 separator. Whitespace is Unicode whitespace (`str.isspace`).
+
+`text_after` gives what follows the first arguments of a message verbatim: a raw command's
+arguments (the tokens only find where the command name ends; nothing after it is touched).
 """
 
 from __future__ import annotations
@@ -31,6 +34,11 @@ _QUOTE_END = re.compile(r'(?<!\\)"(?=\s|\Z)')
 
 def tokenize_text(text: str) -> list[str]:
     """Split one text segment into arguments."""
+    return _scan(text, None)
+
+
+def _scan(text: str, ends: list[int] | None) -> list[str]:
+    """`tokenize_text`; with `ends`, also the index in `text` just past each argument."""
     out: list[str] = []
     n = len(text)
     i = 0
@@ -48,12 +56,16 @@ def tokenize_text(text: str) -> list[str]:
             rest = text[space_match(text, i + 2).end() :]  # type: ignore[union-attr]
             if rest:
                 out.append(rest)
+                if ends is not None:
+                    ends.append(n)
             return out
         if ch == '"' and i < no_close_after:
             close = _QUOTE_END.search(text, i + 1)
             if close is not None:
                 out.append(text[i + 1 : close.start()])
                 i = close.end()
+                if ends is not None:
+                    ends.append(i)
                 continue
             no_close_after = i
         # an ordinary argument: plain runs and escapes until unescaped whitespace
@@ -75,6 +87,8 @@ def tokenize_text(text: str) -> list[str]:
                 continue
             break  # whitespace
         out.append("".join(parts))
+        if ends is not None:
+            ends.append(i)
 
 
 def tokenize(message: Message | str | Iterable[Segment]) -> list[Argument]:
@@ -87,6 +101,49 @@ def tokenize(message: Message | str | Iterable[Segment]) -> list[Argument]:
             out.extend(tokenize_text(str(segment.data.get("text", ""))))
         else:
             out.append(segment)
+    return out
+
+
+def text_after(message: Message | str, count: int, *, tail: str = "") -> Message:
+    """The message after its first `count` arguments (as `tokenize` splits it), verbatim.
+
+    Whitespace, escapes, quotes and non-text segments are kept as they are; only the whitespace
+    right after those arguments is dropped. `tail` is the unconsumed end of the last of them (the
+    argument glued to a command name, `/echohello` → `hello`): it starts the result.
+    """
+    segments = [Segment.text(message)] if isinstance(message, str) else list(message)
+    seen = 0
+    for index, segment in enumerate(segments):
+        if seen >= count:
+            return _strip_leading(segments[index:])
+        if segment.type != "text":
+            seen += 1
+            continue
+        text = str(segment.data.get("text", ""))
+        ends: list[int] = []
+        _scan(text, ends)
+        if seen + len(ends) >= count:
+            end = ends[count - seen - 1]
+            if not tail:
+                head = text[end:]
+            elif text[:end].endswith(tail):
+                head = text[end - len(tail) :]
+            else:  # the glued part was escaped or quoted: its parsed text
+                head = tail + text[end:]
+            return _strip_leading([Segment.text(head), *segments[index + 1 :]])
+        seen += len(ends)
+    return Message()
+
+
+def _strip_leading(segments: list[Segment]) -> Message:
+    """Drop the whitespace at the start of a message (whole blank text segments, then the rest)."""
+    out = Message(segments)
+    while out and out[0].type == "text":
+        head = str(out[0].data.get("text", "")).lstrip()
+        if head:
+            out[0] = Segment.text(head)
+            break
+        del out[0]
     return out
 
 
