@@ -90,6 +90,7 @@ class _Index:
     after_completion: list[_Entry]
     routes: dict[str, list[tuple[_Entry, frozenset[str]]]]
     by_route: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+    plugins: Sequence[PluginView] | None = None  # the sequence it was last checked against
 
     def for_route(self, kind: str, route: str) -> list[_Entry]:
         key = (kind, route)
@@ -308,10 +309,13 @@ class Dispatcher:
     # plugin index --------------------------------------------------------------------------------
     def _current_index(self) -> _Index:
         plugins = self.plugins.enabled_plugins()
-        signature = tuple(map(_DESCRIPTOR, plugins))  # same descriptor objects in the same order: same index
         index = self._index
+        if index is not None and index.plugins is plugins:  # the directory hands out the same sequence
+            return index
+        signature = tuple(map(_DESCRIPTOR, plugins))  # same descriptor objects in the same order: same index
         if index is None or index.signature != signature:
             index = self._index = build_index(plugins, signature)
+        index.plugins = plugins
         return index
 
     def _logger(self, plugin_id: str) -> logging.Logger:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import heapq
 import inspect
 import logging
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from operator import itemgetter
 from time import time as wall_clock
 from typing import Any
 
@@ -16,6 +19,7 @@ log = logging.getLogger(__name__)
 EventHandler = Callable[[PluginEvent], Awaitable[None] | None]
 _Record = tuple[str, EventType, float, bool, str, str | None, Mapping[str, Any] | None]
 _EXECUTE = EventType.EXECUTE
+_AT = itemgetter(2)
 
 
 class EventBus:
@@ -23,12 +27,21 @@ class EventBus:
 
     A handler that raises is logged and never breaks the operation that emitted the event.
     Async handlers run as tasks owned by the bus and are cancelled by `aclose`. Events are kept
-    as plain records and become `PluginEvent` models only when someone looks at them, so the
-    execute event of every call stays cheap.
+    as plain records and become `PluginEvent` models only when someone looks at them. The
+    execute event of every successful call is recorded apart, as `(plugin_id, handler,
+    perf_counter)` through `record_execution` (a C-level append the guard calls directly), and
+    merged into the history by time when it is read.
     """
 
     def __init__(self, history: int = 1000) -> None:
+        self._limit = history
         self._history: deque[_Record] = deque(maxlen=history)
+        self._executions: deque[tuple[str, str, float]] = deque(maxlen=history)
+        self.record_execution: Callable[[tuple[str, str, float]], None] = self._executions.append
+        """Record one successful call: `(plugin_id, handler, time.perf_counter() when it started)`."""
+        self.executions_watched = False
+        """True while a subscriber wants execute events (the guard then calls `notify_execution`)."""
+        self._wall_offset = time.time() - time.perf_counter()
         self._handlers: list[EventHandler] = []
         self._filters: list[frozenset[EventType] | None] = []
         self._by_type: dict[EventType, list[EventHandler]] = {}
@@ -38,12 +51,16 @@ class EventBus:
         """Subscribe `handler` to every event, or only to `event_types` (then other events stay cheap)."""
         self._handlers.append(handler)
         self._filters.append(frozenset(event_types) if event_types is not None else None)
-        self._by_type.clear()
+        self._subscriptions_changed()
 
     def remove_handler(self, handler: EventHandler) -> None:
         index = self._handlers.index(handler)
         del self._handlers[index], self._filters[index]
+        self._subscriptions_changed()
+
+    def _subscriptions_changed(self) -> None:
         self._by_type.clear()
+        self.executions_watched = any(f is None or _EXECUTE in f for f in self._filters)
 
     def emit(
         self,
@@ -58,13 +75,9 @@ class EventBus:
         self._history.append(record)
         self.emit_record(record)
 
-    def executed(self, plugin_id: str, handler: str) -> None:
-        """`emit(plugin_id, EXECUTE, True, handler)`, shortened for the hot path of every call."""
-        record: _Record = (plugin_id, _EXECUTE, wall_clock(), True, handler, None, None)
-        self._history.append(record)
-        handlers = self._by_type.get(_EXECUTE)
-        if handlers is None or handlers:
-            self.emit_record(record)
+    def notify_execution(self, plugin_id: str, handler: str, started: float) -> None:
+        """Hand a recorded execution to the subscribers of execute events."""
+        self.emit_record((plugin_id, _EXECUTE, started + self._wall_offset, True, handler, None, None))
 
     def emit_record(self, record: _Record) -> None:
         """Hand an already recorded event to its subscribers."""
@@ -82,10 +95,13 @@ class EventBus:
                 self._deliver(handler, event)
 
     def history(self, plugin_id: str | None = None, event_type: EventType | None = None) -> list[PluginEvent]:
-        """Recorded events, oldest first, optionally filtered by plugin and type."""
+        """Recorded events (the newest `history` of them), oldest first, optionally filtered."""
+        offset = self._wall_offset
+        executions = [(p, _EXECUTE, at + offset, True, h, None, None) for p, h, at in self._executions]
+        records = list(heapq.merge(self._history, executions, key=_AT))[-self._limit :]
         return [
             _event(r)
-            for r in self._history
+            for r in records
             if (plugin_id is None or r[0] == plugin_id) and (event_type is None or r[1] == event_type)
         ]
 

@@ -10,7 +10,7 @@ import asyncio
 import builtins
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,9 +62,7 @@ class PluginManager:
             self.config.guard.default_timeout_s,
         )
         self.guard = guard if guard is not None else Guard(policy)
-        self.guard.set_event_sink(
-            self.events.emit, executed=self.events.executed, on_breaker_change=self._on_breaker_change
-        )
+        self.guard.set_event_sink(self.events.emit, executions=self.events, on_breaker_change=self._on_breaker_change)
         self.runtimes: dict[str, Runtime] = (
             dict(runtimes) if runtimes is not None else default_runtimes(self.config.process.options(self.workspace))
         )
@@ -74,6 +72,7 @@ class PluginManager:
         self.data_root = self.workspace / host.data_dir
         self.last_discovery = DiscoveryReport()
         self._instances: dict[str, PluginInstance] = {}
+        self._enabled: tuple[PluginInstance, ...] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
         self._tasks: set[asyncio.Task[Any]] = set()
         self._closed = False
@@ -171,6 +170,7 @@ class PluginManager:
             if not instance.is_loaded or instance.handle is None:
                 return False
             handle, instance.handle = instance.handle, None
+            self._plugins_changed()
             if instance.is_enabled:
                 await self._tell_enabled(instance, handle, False)
             await self._stop_handle(instance.id, handle)
@@ -239,6 +239,7 @@ class PluginManager:
                 self.events.emit(instance.id, EventType.RELOAD, False, "reload failed; old version serving", str(exc))
                 raise exc if isinstance(exc, PluginLoadError) else PluginLoadError(instance.id, str(exc)) from exc
             old_handle, instance.handle = instance.handle, new_handle
+            self._plugins_changed()
             instance.set_manifest(candidate.manifest)
             instance.error, instance.loaded_at = None, time.time()
             if old_handle is not None:
@@ -372,9 +373,19 @@ class PluginManager:
             ]
         return result
 
-    def enabled_plugins(self) -> builtins.list[PluginInstance]:
-        """Enabled plugins, highest priority first, ties by id."""
-        return [i for i in self._sorted() if i.is_enabled and i.handle is not None]
+    def enabled_plugins(self) -> Sequence[PluginInstance]:
+        """Enabled plugins, highest priority first, ties by id.
+
+        The same tuple until a plugin is loaded, unloaded, enabled, disabled, reloaded, isolated
+        or gets a new priority (the dispatcher rebuilds its index only then).
+        """
+        enabled = self._enabled
+        if enabled is None:
+            enabled = self._enabled = tuple(i for i in self._sorted() if i.is_enabled and i.handle is not None)
+        return enabled
+
+    def _plugins_changed(self) -> None:
+        self._enabled = None
 
     def get_config(self, name: str) -> dict[str, Any]:
         """The plugin's configuration as stored in `config/plugins/<id>.toml`."""
@@ -397,6 +408,7 @@ class PluginManager:
         instance = self._require(name)
         self.state_file.set_priority(name, priority)
         instance.priority = priority
+        self._plugins_changed()
 
     def get_events(self, name: str | None = None) -> builtins.list[PluginEvent]:
         return self.events.history(name)
@@ -457,6 +469,7 @@ class PluginManager:
             entry_point=candidate.entry_point,
         )
         self._instances[candidate.id] = instance
+        self._plugins_changed()
         async with self._lock(candidate.id):
             try:
                 if config_error is not None:
@@ -601,6 +614,7 @@ class PluginManager:
         self.events.emit(instance.id, event, True, message)
 
     def _register(self, instance: PluginInstance) -> None:
+        self._plugins_changed()
         manifest = instance.manifest
         self.registry.register(
             RegistryEntry(
@@ -627,12 +641,14 @@ class PluginManager:
         assert candidate.manifest is not None
         instance = PluginInstance(candidate.id, candidate.manifest, candidate.path, origin=candidate.origin)
         self._instances[candidate.id] = instance
+        self._plugins_changed()
         self._fail(instance, reason)
 
     def _on_breaker_change(self, plugin_id: str, isolated: bool) -> None:
         instance = self._instances.get(plugin_id)
         if instance is not None and instance.is_enabled:
             instance.state = PluginState.ISOLATED if isolated else PluginState.ENABLED
+            self._plugins_changed()
             self.registry.set_state(plugin_id, instance.state)
 
 

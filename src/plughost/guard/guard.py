@@ -22,7 +22,6 @@ DEFAULT_TIMEOUT_S = 30.0
 # Enum members looked up once: attribute access on an Enum class is slow on the hot path.
 _CLOSED = BreakerState.CLOSED
 _perf_counter = time.perf_counter
-_EXECUTE = EventType.EXECUTE
 
 
 class EventSink(Protocol):
@@ -37,6 +36,29 @@ class EventSink(Protocol):
         error: str | None,
         metadata: Mapping[str, Any] | None,
     ) -> None: ...
+
+
+class ExecutionLog(Protocol):
+    """Where the execute event of every successful call is recorded (the manager's event bus)."""
+
+    executions_watched: bool
+
+    def record_execution(self, entry: tuple[str, str, float], /) -> None: ...
+
+    def notify_execution(self, plugin_id: str, handler: str, started: float) -> None: ...
+
+
+class _NoExecutionLog:
+    executions_watched = False
+
+    def record_execution(self, entry: tuple[str, str, float], /) -> None:
+        return None
+
+    def notify_execution(self, plugin_id: str, handler: str, started: float) -> None:
+        return None
+
+
+_UNRECORDED = _NoExecutionLog()
 
 
 class CallTarget(Protocol):
@@ -69,28 +91,34 @@ class Guard:
     ) -> None:
         self.policy = policy or GuardPolicy()
         self._emit: EventSink = emit if emit is not None else _ignore_event  # type: ignore[assignment]
-        self._executed: Callable[[str, str], None] = self._emit_executed
+        self._executions: ExecutionLog = _UNRECORDED
         self._clock = clock
         self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
         self._breakers: dict[str, CircuitBreaker] = {}
         self._metrics: dict[str, dict[str, HandlerMetrics]] = {}
 
+    @property
+    def policy(self) -> GuardPolicy:
+        return self._policy
+
+    @policy.setter
+    def policy(self, policy: GuardPolicy) -> None:
+        self._policy = policy
+        self._default_timeout = policy.default_timeout_s
+
     def set_event_sink(
         self,
         emit: EventSink,
         *,
-        executed: Callable[[str, str], None] | None = None,
+        executions: ExecutionLog | None = None,
         on_breaker_change: Callable[[str, bool], None] | None = None,
     ) -> None:
-        """Where events go (`executed(plugin_id, handler)`: a shortcut for the execute event of
-        every successful call), and who hears of isolation (True) and recovery (False)."""
+        """Where events go (`executions` records the execute event of every successful call,
+        the hot path's own shortcut), and who hears of isolation (True) and recovery (False)."""
         self._emit = emit
-        self._executed = executed or self._emit_executed
+        self._executions = executions or _UNRECORDED
         if on_breaker_change is not None:
             self._on_breaker_change = on_breaker_change
-
-    def _emit_executed(self, plugin_id: str, handler: str) -> None:
-        self._emit(plugin_id, _EXECUTE, True, handler, None, None)
 
     # state ------------------------------------------------------------------------------------
     def breaker(self, plugin_id: str) -> CircuitBreaker:
@@ -98,6 +126,9 @@ class Guard:
         if breaker is None:
             breaker = self._breakers[plugin_id] = CircuitBreaker(self.policy.breaker, self._clock)
         return breaker
+
+    def _new_metrics(self, plugin_id: str, handler: str) -> HandlerMetrics:
+        return self.metrics(plugin_id).setdefault(handler, HandlerMetrics())
 
     def metrics(self, plugin_id: str) -> dict[str, HandlerMetrics]:
         """Metrics of one plugin, by handler name."""
@@ -133,11 +164,12 @@ class Guard:
             left = breaker.seconds_left()
             message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
             return Outcome.failed(ISOLATED, message, retry_after_s=round(left, 3))
-        handlers = self._metrics.get(plugin_id) or self.metrics(plugin_id)
         name = call.handler
-        metrics = handlers.get(name) or handlers.setdefault(name, HandlerMetrics())
+        metrics = (self._metrics.get(plugin_id) or self.metrics(plugin_id)).get(name) or self._new_metrics(
+            plugin_id, name
+        )
         metrics.calls += 1
-        limit = timeout if timeout is not None else self.policy.default_timeout_s
+        limit = timeout if timeout is not None else self._default_timeout
         started = _perf_counter()
         try:
             coro = handle.call(call)
@@ -170,7 +202,10 @@ class Guard:
         if breaker.consecutive_failures and breaker.record_success():
             self._emit(plugin_id, EventType.RECOVER, True, "circuit closed after a successful call", None, None)
             self._on_breaker_change(plugin_id, False)
-        self._executed(plugin_id, name)
+        executions = self._executions
+        executions.record_execution((plugin_id, name, started))
+        if executions.executions_watched:
+            executions.notify_execution(plugin_id, name, started)
         return outcome
 
     async def invoke(

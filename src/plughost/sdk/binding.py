@@ -47,8 +47,11 @@ from plughost.sdk.signature import argument_model, json_schema
 HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion"]
 BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion"})
-SKIP: Any = object()
-"""What a resolver returns when the handler does not apply to this call (typed for another event)."""
+
+
+class NotForThisCall(Exception):
+    """Raised by a resolver when the handler does not apply to this call (typed for another event)."""
+
 
 Resolver = Callable[["CallScope"], Any]
 ParserLookup = Callable[[str], Callable[[str], Any] | None]
@@ -136,9 +139,10 @@ class Binding:
 
     def bind(self, scope: CallScope) -> tuple[list[Any], dict[str, Any]] | None:
         """The arguments for this call; None when the handler does not apply (another event class)."""
-        args = [resolve(scope) for resolve in self.positional]
-        kwargs = {name: resolve(scope) for name, resolve in self.keyword}
-        if any(a is SKIP for a in args) or any(v is SKIP for v in kwargs.values()):
+        try:
+            args = [resolve(scope) for resolve in self.positional]
+            kwargs = {name: resolve(scope) for name, resolve in self.keyword} if self.keyword else {}
+        except NotForThisCall:
             return None
         if self.variadic is not None:
             args.extend(self.variadic(scope))
@@ -162,7 +166,9 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
             f"{where}: cannot resolve its type hints ({type(exc).__name__}: {exc}); import the annotated types "
             "at module level, not under TYPE_CHECKING"
         ) from None
-    by_position = any(p.kind in (p.POSITIONAL_ONLY, p.VAR_POSITIONAL) for p in signature.parameters.values())
+    # methods take their arguments by keyword (the argument model's fields); every other kind is
+    # filled in signature order, positionally up to the keyword-only parameters
+    by_position = kind != "method" or any(p.kind is p.POSITIONAL_ONLY for p in signature.parameters.values())
     positional: list[Resolver] = []
     keyword: list[tuple[str, Resolver]] = []
     variadic: Resolver | None = None
@@ -332,7 +338,9 @@ def _event_of_type(event_type: type[Event], none_when_missing: bool) -> Resolver
         event = scope.event
         if isinstance(event, event_type):
             return event
-        return None if none_when_missing else SKIP
+        if none_when_missing:
+            return None
+        raise NotForThisCall
 
     return resolve
 
@@ -490,4 +498,4 @@ def jsonable(value: Any) -> Any:
     return to_jsonable_python(value, fallback=str)
 
 
-__all__ = ["ANSWERS", "SKIP", "Binding", "CallScope", "HandlerKind", "compile_binding", "jsonable"]
+__all__ = ["ANSWERS", "Binding", "CallScope", "HandlerKind", "NotForThisCall", "compile_binding", "jsonable"]
