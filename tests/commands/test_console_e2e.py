@@ -73,6 +73,31 @@ def test_piped_commands_get_replies_in_order_and_end_of_input_stops(ws: Path) ->
     )
 
 
+def test_a_command_calling_sys_exit_does_not_stop_the_console(ws: Path) -> None:
+    quitter = ws / "plugins" / "quitter"
+    quitter.mkdir()
+    (quitter / "plugin.toml").write_text('id = "quitter"\nversion = "1.0.0"\n')
+    (quitter / "plugin.py").write_text(
+        "import sys\n"
+        "from plughost.sdk import Plugin\n"
+        "plugin = Plugin()\n"
+        "@plugin.command('bye')\n"
+        "def bye() -> str:\n"
+        "    sys.exit(0)\n"
+        "@plugin.command('interrupt')\n"
+        "async def interrupt() -> str:\n"
+        "    raise KeyboardInterrupt\n"
+    )
+    done = plughost("run", "-w", str(ws), stdin="/bye\n/interrupt\n/greet bob\n")
+    assert done.returncode == 0, done.stderr
+    out = done.stdout
+    assert "command /bye failed: SystemExit: 0" in out
+    assert "command /interrupt failed: KeyboardInterrupt" in out
+    assert out.index("hello bob") > out.index("command /interrupt failed")  # the console went on
+    ran = plughost("exec", "-w", str(ws), "/bye")
+    assert ran.returncode == 1 and "command /bye failed: SystemExit: 0" in ran.stderr
+
+
 def test_stop_command_ends_a_piped_session_before_the_input_does(ws: Path) -> None:
     done = plughost("run", "-w", str(ws), stdin="/status\n/stop\n/greet never\n")
     assert done.returncode == 0, done.stderr

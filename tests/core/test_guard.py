@@ -137,9 +137,7 @@ async def test_argument_validation_errors(manager: PluginManager) -> None:
     extra = await manager.execute("steady", "typed", {"count": 1, "colour": "red"})
     assert not extra.success and "colour" in (extra.error or "")
     unknown = await manager.execute("steady", "nope")
-    assert unknown.metadata["code"] == "unknown_handler" and "has no handler 'nope'" in (
-        unknown.error or ""
-    )
+    assert unknown.metadata["code"] == "unknown_handler" and "has no handler 'nope'" in (unknown.error or "")
 
 
 async def test_metrics_count_calls_failures_and_latency(manager: PluginManager) -> None:
@@ -214,3 +212,59 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
 async def test_results_are_json_shaped_in_process_too(manager: PluginManager) -> None:
     """A set comes back as a list in-process, exactly as it does from a worker."""
     assert (await manager.execute("steady", "weird")).result == [1, 2]
+
+
+HOST_KILLERS = """
+import sys
+import time
+from plughost.sdk import Plugin
+plugin = Plugin()
+
+@plugin.method("exit_async")
+async def exit_async() -> None:
+    sys.exit(5)
+
+@plugin.method("exit_sync")
+def exit_sync() -> None:
+    raise SystemExit(0)
+
+@plugin.method("interrupt")
+async def interrupt() -> None:
+    raise KeyboardInterrupt
+
+@plugin.method("overrun")
+async def overrun(seconds: float) -> str:
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:  # never awaits: the guard cannot interrupt it
+        pass
+    return "finished late"
+
+@plugin.method("alive")
+async def alive() -> str:
+    return "still here"
+"""
+
+
+@pytest.mark.parametrize(
+    ("method", "kind"),
+    [("exit_async", "SystemExit"), ("exit_sync", "SystemExit"), ("interrupt", "KeyboardInterrupt")],
+)
+async def test_plugin_code_cannot_stop_the_host(workspace: Path, write_plugin, method: str, kind: str) -> None:
+    write_plugin("killer", HOST_KILLERS)
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        result = await manager.execute("killer", method)
+        assert not result.success and result.metadata["exception_type"] == kind
+        assert (await manager.execute("killer", "alive")).result == "still here"
+
+
+async def test_a_result_after_the_deadline_is_a_timeout(workspace: Path, write_plugin) -> None:
+    write_plugin("killer", HOST_KILLERS)
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        late = await manager.invoke("killer", "overrun", {"seconds": 0.3}, timeout=0.1)
+        assert not late.success and late.result is None
+        assert late.metadata["timed_out"] is True and "without yielding" in (late.error or "")
+        assert manager.guard.snapshot("killer")["handlers"]["overrun"]["timeouts"] == 1
+        on_time = await manager.invoke("killer", "overrun", {"seconds": 0.0}, timeout=5)
+        assert on_time.success and on_time.result == "finished late"

@@ -71,28 +71,31 @@ class ServedPlugin:
     def bind(self, handle: PluginHandle) -> None:
         self._handle = handle
 
-    async def call(self, name: str, kind: str, payload_json: bytes, bot: BotApi | None = None) -> Outcome:
+    async def call(self, name: str, kind: str, payload: Any, bot: BotApi | None = None) -> Outcome:
         """Run one call of the served plugin (gRPC's Invoke and the invoke lane share it)."""
         if kind not in CALL_KINDS:
             return Outcome.failed(
                 "invalid_request", f"unknown call kind {kind!r}; expected one of {', '.join(CALL_KINDS)}"
             )
+        return await self.handle.call(Call(name, payload, kind, bot=bot))
+
+    async def grpc_call(self, name: str, kind: str, payload_json: bytes) -> Outcome:
+        """gRPC's Invoke: the payload arrives as JSON bytes of its own."""
         try:
             payload = json.loads(payload_json) if payload_json else None
         except ValueError as exc:
             return Outcome.failed("protocol_error", f"the call's payload is not JSON: {exc}")
-        return await self.handle.call(Call(name, payload, kind, bot=bot))
+        return await self.call(name, kind, payload)
 
     async def lane_call(self, name: str, body: bytes, bot: BotApi) -> bytes:
-        """The invoke lane's CALL: `{"kind", "payload"}` in, the outcome's JSON out."""
+        """The invoke lane's CALL: `{"kind", "payload"}` in, the outcome's JSON out (decoded once)."""
         try:
             request = json.loads(body) if body else {}
         except ValueError as exc:
             return encode(Outcome.failed("protocol_error", f"the call is not JSON: {exc}").to_json())
         if not isinstance(request, Mapping):
             return encode(Outcome.failed("protocol_error", "the call must be a JSON object").to_json())
-        payload = encode(request.get("payload"))
-        outcome = await self.call(name, str(request.get("kind") or "method"), payload, bot)
+        outcome = await self.call(name, str(request.get("kind") or "method"), request.get("payload"), bot)
         return encode(outcome.to_json())
 
 
@@ -108,7 +111,7 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
         return v1.DescribeResponse(descriptor_json=descriptor, invoke_lane=self.invoke_lane)
 
     async def Invoke(self, request: Any, context: Any) -> Any:
-        outcome = await self.served.call(request.name, request.kind or "method", request.request_json)
+        outcome = await self.served.grpc_call(request.name, request.kind or "method", request.request_json)
         sends = encode([s.to_json() for s in outcome.sends]) if outcome.sends else b""
         error = outcome.error
         if error is not None:
