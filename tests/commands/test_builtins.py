@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -157,7 +159,7 @@ async def test_dynamic_errors_show_and_clear_breaker_state(host: Host) -> None:
     assert kind is ResultKind.EXECUTION_ERROR and "isolated by its circuit breaker" in text
     report = (await run(host, "/dynamic-errors"))[1]
     assert report.startswith("chat-tools: open, 3 consecutive failures")
-    assert "command:fail: chat-tools failed on purpose" in report
+    assert re.search(r"command:fail \[error [0-9a-f]{8}\]: chat-tools failed on purpose", report)
     status = (await run(host, "/status"))[1]
     assert "breakers: chat-tools open" in status
     assert await run(host, "/dynamic-errors clear chat-tools") == (
@@ -198,3 +200,17 @@ async def test_console_completion(host: Host) -> None:
     assert _complete(host, "/todo a") == ["add"]
     assert _complete(host, "/help gre") == ["greet"]
     assert _complete(host, "/nope ") == []
+
+
+async def test_a_users_bad_input_never_trips_the_breaker_and_chat_sees_no_internals(host: Host) -> None:
+    member = CommandSender.member(123, 456)
+    for _ in range(5):  # more than the breaker's threshold
+        kind, text = await run(host, "/roll 1", member)
+        assert kind is ResultKind.PARSE_ERROR and text.startswith("a die needs at least 2 sides\nusage:")
+    assert host.manager.guard.snapshot("chat-tools")["breaker"]["consecutive_failures"] == 0
+    assert (await run(host, "/roll 6", member))[0] is ResultKind.SUCCESS
+    kind, text = await run(host, "/fail", member)  # a real failure: chat sees an error id, not the exception
+    found = re.fullmatch(r"command /fail failed \(error ([0-9a-f]{8})\)", text)
+    assert kind is ResultKind.EXECUTION_ERROR and found, text
+    report = (await run(host, "/dynamic-errors"))[1]
+    assert f"[error {found.group(1)}]: chat-tools failed on purpose" in report  # the operator finds the detail

@@ -59,7 +59,7 @@ def test_piped_commands_get_replies_in_order_and_end_of_input_stops(ws: Path) ->
     out = done.stdout
     expected = [
         "hello bob hello bob",
-        "command /roll failed: ValueError: a die needs at least 2 sides",
+        "a die needs at least 2 sides",
         "added #1",
         "1. tea",
         "unknown command: nope, type /help",
@@ -143,15 +143,14 @@ def test_interactive_prompt_runs_commands(terminal: pexpect.spawn) -> None:
 
 
 def test_interactive_completion_of_commands_subcommands_and_plugin_ids(terminal: pexpect.spawn) -> None:
+    # keys are processed in order; the replies prove what each Tab completed (the screen may draw a
+    # completion in pieces, so the test reads results, not the redraw)
     terminal.send("/gre\t")
-    terminal.expect_exact("/greet")
     terminal.sendline(" zed")
     terminal.expect_exact("hello zed")
     terminal.expect_exact(PROMPT)
     terminal.send("/plugins disa\t")
-    terminal.expect_exact("disable")
     terminal.send(" fla\t")
-    terminal.expect_exact("flaky")
     terminal.sendline("")
     terminal.expect_exact("plugin 'flaky' disabled")
 

@@ -47,8 +47,11 @@ async def test_errors_from_a_worker(host: Host) -> None:
     run = host.commands.execute_command
     parse = await run(CONSOLE, "/greet bob many")
     assert parse.kind is ResultKind.PARSE_ERROR and parse.error == "cannot parse 'many' as an integer"
-    failed = await run(CONSOLE, "/roll 1")
-    assert failed.kind is ResultKind.EXECUTION_ERROR and "a die needs at least 2 sides" in failed.text
+    refused = await run(CONSOLE, "/roll 1")
+    assert refused.kind is ResultKind.PARSE_ERROR and refused.text.startswith("a die needs at least 2 sides\nusage:")
+    failed = await run(CONSOLE, "/fail")
+    assert failed.kind is ResultKind.EXECUTION_ERROR
+    assert failed.text == "command /fail failed: RuntimeError: chat-tools failed on purpose"
 
 
 REPLIER = """

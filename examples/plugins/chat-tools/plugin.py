@@ -7,7 +7,7 @@ import random
 from enum import Enum
 
 from plughost.sdk import Message, Plugin, Segment
-from plughost.sdk.commands import CommandContext
+from plughost.sdk.commands import CommandArgumentError, CommandContext
 
 plugin = Plugin()
 todos: dict[int, list[str]] = {}
@@ -27,7 +27,7 @@ async def greet(ctx: CommandContext, name: str, times: int = 1, mood: Mood = Moo
 @plugin.command("roll", description="roll a die", category="fun")
 def roll(sides: int = 6) -> str:
     if sides < 2:
-        raise ValueError("a die needs at least 2 sides")
+        raise CommandArgumentError("a die needs at least 2 sides")  # the user's mistake: a reply, not a failure
     return f"rolled {random.randint(1, sides)} (d{sides})"
 
 

@@ -7,9 +7,10 @@ propagates); `execution_result` turns an outcome into LurkBot's `PluginExecution
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
@@ -197,8 +198,9 @@ class Guard:
             outcome = Outcome.failed(TIMED_OUT, message, sends=outcome.sends, timeout_s=limit)
             error = outcome.error
         if error is not None and error.counts_as_failure:
+            error = replace(error, detail={**error.detail, "error_id": secrets.token_hex(4)})
             self._failed(plugin_id, name, breaker, metrics, error)
-            return outcome
+            return Outcome(None, outcome.sends, error)
         if breaker.consecutive_failures and breaker.record_success():
             self._emit(plugin_id, EventType.RECOVER, True, "circuit closed after a successful call", None, None)
             self._on_breaker_change(plugin_id, False)
@@ -220,7 +222,7 @@ class Guard:
         self, plugin_id: str, name: str, breaker: CircuitBreaker, metrics: HandlerMetrics, error: PluginError
     ) -> None:
         message = str(error)
-        metrics.record_error(name, error.message)
+        metrics.record_error(name, error.message, str(error.detail.get("error_id", "")))
         if error.code == TIMED_OUT:
             metrics.timeouts += 1
         isolated = breaker.record_failure()

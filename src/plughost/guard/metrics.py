@@ -16,6 +16,7 @@ class RecordedError:
     timestamp: float
     handler: str
     message: str
+    error_id: str = ""  # what a chat user was shown, to find the detail
 
 
 @dataclass
@@ -37,10 +38,10 @@ class HandlerMetrics:
         index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
         return ordered[index]
 
-    def record_error(self, handler: str, message: str) -> None:
+    def record_error(self, handler: str, message: str, error_id: str = "") -> None:
         self.failures += 1
         self.last_error = message
-        self.recent_errors.append(RecordedError(time.time(), handler, message))
+        self.recent_errors.append(RecordedError(time.time(), handler, message, error_id))
 
     def snapshot(self) -> dict[str, Any]:
         p50, p99 = self.percentile(50), self.percentile(99)

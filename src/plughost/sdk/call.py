@@ -31,6 +31,7 @@ BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 # error codes of `PluginError.code`
 PLUGIN_ERROR = "plugin_error"  # the handler raised
 BAD_ARGUMENT = "bad_argument"  # a user's argument was rejected (`CommandArgumentError`): not a plugin failure
+USER_ERROR = "user_error"  # the handler answered bad input with `UserError`: not a plugin failure
 INVALID_REQUEST = "invalid_request"  # the payload does not fit the handler's signature
 UNKNOWN_HANDLER = "unknown_handler"
 INVALID_ANSWER = "invalid_answer"  # the handler answered something its kind does not allow
@@ -39,7 +40,7 @@ CRASHED = "crashed"
 UNAVAILABLE = "unavailable"  # not loaded, disabled, stopping, restarting
 ISOLATED = "isolated"  # the circuit breaker is open
 PROTOCOL_ERROR = "protocol_error"
-NOT_FAILURES = frozenset({BAD_ARGUMENT, INVALID_REQUEST, UNKNOWN_HANDLER, UNAVAILABLE, ISOLATED})
+NOT_FAILURES = frozenset({BAD_ARGUMENT, USER_ERROR, INVALID_REQUEST, UNKNOWN_HANDLER, UNAVAILABLE, ISOLATED})
 """Codes that do not count against the plugin's circuit breaker: the caller's or the user's
 mistakes, and calls that never reached the plugin."""
 

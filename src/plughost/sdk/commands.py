@@ -49,11 +49,21 @@ ArgumentParser = Callable[[str], Any]
 COMMAND_HANDLER_PREFIX = "command:"
 
 
-class CommandArgumentError(PlugHostError, ValueError):
+class UserError(PlugHostError):
+    """Raise it from a command handler to tell the user what to do: the message is the reply.
+
+    It answers bad input, it is not a plugin failure: the circuit breaker does not count it and
+    the message is shown as it is (any other exception is shown to chat users only as a short
+    message with an error id).
+    """
+
+    code = "user_error"
+
+
+class CommandArgumentError(UserError, ValueError):
     """A user's argument was wrong: the message is shown to that user with the command's usage.
 
-    Raised by a handler or a parser, it is an answer to bad input, not a plugin failure (the
-    circuit breaker does not count it).
+    Raised by a handler or a parser; like `UserError`, it is not a plugin failure.
     """
 
     code = "bad_argument"

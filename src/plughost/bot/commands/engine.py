@@ -14,7 +14,7 @@ from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
 from plughost.core.commands_config import CommandsConfig
 from plughost.sdk.bot import BotApi
-from plughost.sdk.call import BAD_ARGUMENT, Action, Call, PluginError
+from plughost.sdk.call import BAD_ARGUMENT, USER_ERROR, Action, Call, PluginError
 from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value, to_message
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
@@ -188,20 +188,26 @@ class CommandEngine:
         call = Call(resolved.overload.handler, payload, "command", event, bot)
         outcome = await node.target.call(call)
         if outcome.error is not None:
-            return self._failed_call(node, outcome.error, list(outcome.sends))
+            return self._failed_call(sender, node, outcome.error, list(outcome.sends))
         value = outcome.value
         replies = [m for m in map(to_message, value if isinstance(value, list) else [value]) if m is not None]
         return CommandResult(ResultKind.SUCCESS, replies, command=node, sends=list(outcome.sends))
 
-    def _failed_call(self, node: CommandNode, error: PluginError, sends: list[Action]) -> CommandResult:
-        """A bad argument is the user's to fix (with the usage); anything else failed the command."""
+    def _failed_call(
+        self, sender: CommandSender, node: CommandNode, error: PluginError, sends: list[Action]
+    ) -> CommandResult:
+        """A bad argument or a `UserError` is the user's to fix: its message is the reply. Any other
+        failure shows the console the detail and a chat user a short message with the error id
+        (the detail is in the log and in /dynamic-errors)."""
         if error.code == BAD_ARGUMENT:
             result = self._fail(ResultKind.PARSE_ERROR, node, error.message, usage=True)
-        elif node.builtin:  # the host's own commands fail with messages written for the user
+        elif error.code == USER_ERROR or node.builtin:  # the host's own commands speak to the user too
             result = self._fail(ResultKind.EXECUTION_ERROR, node, error.message)
         else:
-            log.info("command /%s of %s failed: %s", node.full_name, node.plugin_id, error)
-            result = self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed: {error}")
+            error_id = error.detail.get("error_id", "")
+            log.warning("command /%s of %s failed (error %s): %s", node.full_name, node.plugin_id, error_id, error)
+            detail = f": {error}" if sender.is_console else f" (error {error_id})" if error_id else ""
+            result = self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed{detail}")
         result.sends = sends
         return result
 
