@@ -123,6 +123,47 @@ async def test_hang_mid_call_times_out(go_plugins: dict[str, Path], start_proces
     assert await call_value(handle, "sleep", {"ms": 1}) == {"slept_ms": 1.0}
 
 
+async def test_a_call_that_never_returns_gets_the_plugin_restarted(
+    go_plugins: dict[str, Path], start_process: Any, events: Any
+) -> None:
+    """A call past its deadline fails with the limit that applied; a plugin still running it a
+    grace period later is restarted, so no stuck call keeps running in it."""
+    from dataclasses import replace
+
+    from process_support import FAST
+
+    handle = await start_process(
+        go_plugins["jank-echo"], options=replace(FAST, stop_grace_s=0.5), limits={"timeout_s": 0.3}
+    )
+    pid = handle.info()["pid"]
+    stuck = await handle.call(Call("hang", {"ms": 600_000}))
+    assert stuck.error is not None and stuck.error.code == "timed_out"
+    assert "passed its deadline of 0.3 s" in stuck.error.message  # the plugin's own limit, not a default
+    crashed = await events.wait_for("crashed")
+    assert "did not return within 0.5 s after its 0.3 s deadline" in crashed.message and crashed.pid == pid
+    await events.wait_for("restarted")
+    assert handle.info()["pid"] != pid
+    assert await call_value(handle, "echo", {"after": "restart"}) == {"after": "restart"}
+
+
+async def test_a_late_answer_within_the_grace_keeps_the_plugin(
+    go_plugins: dict[str, Path], start_process: Any, events: Any
+) -> None:
+    from dataclasses import replace
+
+    from process_support import FAST
+
+    handle = await start_process(
+        go_plugins["jank-echo"], options=replace(FAST, stop_grace_s=5), limits={"timeout_s": 0.3}
+    )
+    pid = handle.info()["pid"]
+    late = await handle.call(Call("hang", {"ms": 600}))
+    assert late.error is not None and late.error.code == "timed_out"
+    returned = await events.wait_for("late_answer")
+    assert "'hang' returned within 5 s after its deadline" in returned.message
+    assert handle.info()["pid"] == pid and "crashed" not in events.kinds()
+
+
 async def test_unhealthy_plugin_is_restarted(go_plugins: dict[str, Path], start_process: Any, events: Any) -> None:
     from dataclasses import replace
 

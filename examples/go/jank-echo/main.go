@@ -1,6 +1,7 @@
 // jank-echo: a Jank-style plugin (hashicorp/go-plugin over gRPC, Jank's PluginService).
 //
-// Methods: echo (returns its arguments), add (a+b), fail (returns an error), sleep (ms),
+// Methods: echo (returns its arguments), add (a+b), fail (returns an error), sleep (ms, until
+// cancelled), hang (ms, ignoring cancellation),
 // crash (exits with code 3 mid-call), log (writes hclog lines at every level) and bad_any
 // (answers with an Any that is not a google.protobuf.Value, to show the host's error).
 package main
@@ -62,6 +63,11 @@ func (server) Execute(ctx context.Context, req *ExecuteRequest) (*ExecuteRespons
 		case <-ctx.Done():
 		}
 		return respond(map[string]interface{}{"slept_ms": ms})
+	case "hang":
+		// ignores its context on purpose: the host restarts a plugin whose call does not return
+		ms, _ := args["ms"].(float64)
+		time.Sleep(time.Duration(ms) * time.Millisecond)
+		return respond(map[string]interface{}{"hung_ms": ms})
 	case "crash":
 		logger.Error("crashing on purpose")
 		os.Exit(3)

@@ -28,7 +28,7 @@ from plughost.errors import PluginLoadError
 from plughost.runtime.base import Candidate, LoadRequest, started
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
-from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime
+from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
 from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 from plughost.sdk.handle import PluginHandle
@@ -129,13 +129,10 @@ class WorkerRuntime:
                 f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "
                 'yet; set isolation = "none"',
             )
-        options = self.options
-        if request.manifest.limits.timeout_s is not None:
-            options = replace(options, call_timeout_s=request.manifest.limits.timeout_s)
         handle = ProcessPluginHandle(
             request,
             self.launch_spec(request, request.config),
-            options,
+            options_for(self.options, request),
             self.on_event,
             spec_factory=lambda: self.launch_spec(request, handle.config),
         )

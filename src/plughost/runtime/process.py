@@ -157,7 +157,7 @@ class ProcessRuntime:
             except RuntimeError as exc:
                 raise PluginLoadError(request.plugin_id, str(exc)) from None
             spec = replace(spec, client_cert_pem=identity.cert_pem)
-        handle = ProcessPluginHandle(request, spec, self.options, self.on_event)
+        handle = ProcessPluginHandle(request, spec, options_for(self.options, request), self.on_event)
         handle.client_identity = identity
         return await started(handle)
 
@@ -195,6 +195,7 @@ class ProcessPluginHandle:
         self._budget = RestartBudget(options.restart)
         self._supervisor: asyncio.Task[None] | None = None
         self._monitor: asyncio.Task[None] | None = None
+        self._abandoned: set[asyncio.Task[Outcome]] = set()  # calls given up on, still given time to return
         self._enabled: bool | None = None
         self._last_exit: int | None = None
         self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
@@ -223,7 +224,7 @@ class ProcessPluginHandle:
         if self._stopping:
             return
         self._stopping = True
-        await cancel_and_wait((self._monitor, self._supervisor))
+        await cancel_and_wait((self._monitor, self._supervisor, *self._abandoned))
         instance, self._instance = self._instance, None
         if instance is not None:
             await self._stop_instance(instance)
@@ -478,13 +479,13 @@ class ProcessPluginHandle:
                 started = time.monotonic()
                 instance = await self._wait_until_running(timeout)
                 timeout = max(0.001, timeout - (time.monotonic() - started))
-            if self.protocol != "plughost.v1":
-                return await self._call_jank(instance, call, timeout)
             if instance.lane is not None and not instance.lane.closed:
                 return await self._call_lane(instance, instance.lane, call, timeout)
-            return await self._call_v1(instance, call, timeout)
+            if self.options.kill_on_timeout:  # a worker: a call past its deadline kills the process
+                return await self._call_grpc(instance, call, timeout)
+            return await self._call_watched(instance, call, timeout)
         except grpc.aio.AioRpcError as exc:
-            return _host_failure(await self._call_error(instance, call.handler, exc))  # type: ignore[arg-type]
+            return _host_failure(await self._call_error(instance, call.handler, exc, timeout))  # type: ignore[arg-type]
         except InvocationError as exc:
             return _host_failure(exc)
         except asyncio.CancelledError:
@@ -502,6 +503,50 @@ class ProcessPluginHandle:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
+
+    async def _call_grpc(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        if self.protocol != "plughost.v1":
+            return await self._call_jank(instance, call, timeout)
+        return await self._call_v1(instance, call, timeout)
+
+    async def _call_watched(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        """An executable's call: the caller gets its answer or a timeout at `timeout`; a call
+        abandoned that way keeps `stop_grace_s` more to return (its gRPC deadline, which the
+        plugin sees), and a plugin that does not return by then is restarted — a stuck call
+        never keeps running in it."""
+        rpc = asyncio.get_running_loop().create_task(
+            self._call_grpc(instance, call, timeout + self.options.stop_grace_s), name=f"{self.plugin_id}:call"
+        )
+        try:
+            async with asyncio.timeout(timeout):
+                return await asyncio.shield(rpc)
+        except TimeoutError:
+            self._abandon(rpc, instance, call.handler, timeout)
+            raise self._deadline_passed(call.handler, timeout) from None
+        except asyncio.CancelledError:
+            self._abandon(rpc, instance, call.handler, timeout)
+            raise
+
+    def _abandon(self, rpc: asyncio.Task[Outcome], instance: _Instance, name: str, limit: float) -> None:
+        if rpc.done():
+            return
+        self._abandoned.add(rpc)
+
+        def finished(task: asyncio.Task[Outcome]) -> None:
+            self._abandoned.discard(task)
+            if task.cancelled() or self._stopping or self._instance is not instance:
+                return
+            error = task.exception()
+            grace = self.options.stop_grace_s
+            if isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+                self.kill_current(
+                    f"was restarted: its call to '{name}' did not return within {grace:g} s after its "
+                    f"{limit:g} s deadline"
+                )
+            else:
+                self._emit("late_answer", f"the call to '{name}' returned within {grace:g} s after its deadline")
+
+        rpc.add_done_callback(finished)
 
     def _mark_dead(self, instance: _Instance) -> None:
         """A call saw `instance` die: later calls wait for the restart instead of reaching it."""
@@ -538,7 +583,7 @@ class ProcessPluginHandle:
         try:
             result = await lane.call(call.handler, body, timeout, actions=call.bot)
         except TimeoutError:
-            raise self._deadline_passed(call.handler) from None
+            raise self._deadline_passed(call.handler, timeout) from None
         except LaneClosed as exc:
             raise await self._connection_lost(instance, call.handler, str(exc)) from None
         except LaneCallFailed as failed:
@@ -558,10 +603,12 @@ class ProcessPluginHandle:
         except NotAValueError as exc:
             return Outcome.failed("protocol_error", str(exc))
 
-    async def _call_error(self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError) -> InvocationError:
+    async def _call_error(
+        self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError, limit: float
+    ) -> InvocationError:
         code = exc.code()
         if code == grpc.StatusCode.DEADLINE_EXCEEDED:
-            return self._deadline_passed(name)
+            return self._deadline_passed(name, limit)
         if code in (grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.CANCELLED, grpc.StatusCode.INTERNAL):
             return await self._connection_lost(instance, name, exc.details())
         if code == grpc.StatusCode.UNIMPLEMENTED:
@@ -571,10 +618,10 @@ class ProcessPluginHandle:
             )
         return InvocationError(exc.details() or code.name, code="plugin_error")
 
-    def _deadline_passed(self, name: str) -> CallTimedOut:
+    def _deadline_passed(self, name: str, limit: float) -> CallTimedOut:
         if self.options.kill_on_timeout:
-            self.kill_current(f"was killed because '{name}' passed its deadline")
-        return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline")
+            self.kill_current(f"was killed because '{name}' passed its deadline of {limit:g} s")
+        return CallTimedOut(f"call to '{name}' of plugin '{self.plugin_id}' passed its deadline of {limit:g} s")
 
     async def _connection_lost(self, instance: _Instance, name: str, details: str) -> InvocationError:
         """The error of a call whose connection broke: `crashed` when the process exited."""
@@ -664,7 +711,7 @@ class ProcessPluginHandle:
                 v1.ReconfigureRequest(config_json=payload), timeout=self.options.call_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
-            raise await self._call_error(instance, "reconfigure", exc) from None
+            raise await self._call_error(instance, "reconfigure", exc, self.options.call_timeout_s) from None
 
     async def set_enabled(self, enabled: bool) -> None:
         self._enabled = enabled
@@ -676,7 +723,13 @@ class ProcessPluginHandle:
                 v1.SetEnabledRequest(enabled=enabled), timeout=self.options.call_timeout_s
             )
         except grpc.aio.AioRpcError as exc:
-            raise await self._call_error(instance, "set_enabled", exc) from None
+            raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
+
+
+def options_for(options: ProcessOptions, request: LoadRequest) -> ProcessOptions:
+    """The options of one plugin: its manifest's `limits.timeout_s` is its call deadline."""
+    limit = request.manifest.limits.timeout_s
+    return options if limit is None else replace(options, call_timeout_s=limit)
 
 
 def needs_no_build(binary: Path, plugin_dir: Path) -> bool:

@@ -7,7 +7,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Literal
 
-ProcessEventKind = Literal["started", "crashed", "restarted", "restart_failed", "gave_up", "unhealthy", "stopped"]
+ProcessEventKind = Literal[
+    "started", "crashed", "restarted", "restart_failed", "gave_up", "unhealthy", "stopped", "late_answer"
+]
+"""`late_answer`: a call abandoned at its deadline returned within its grace (no restart needed)."""
 
 
 @dataclass(frozen=True)
