@@ -491,15 +491,8 @@ class ProcessPluginHandle:
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if instance is not None and task is not None and not task.cancelling():
-                # the channel closed under the call: the process crashed
-                exit_code = await _exit_code_soon(instance.process, 1.0)
-                self._mark_dead(instance)
-                return Outcome.failed(
-                    "crashed",
-                    f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to "
-                    f"'{call.handler}' (exit code {exit_code}); it is being restarted",
-                    exit_code=exit_code,
-                )
+                # the channel closed under the call: the process crashed (or is going away)
+                return _host_failure(await self._connection_lost(instance, call.handler, "the channel closed"))
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
@@ -628,6 +621,7 @@ class ProcessPluginHandle:
         exit_code = await _exit_code_soon(instance.process, 1.0)
         if exit_code is not None and not self._stopping:
             self._mark_dead(instance)
+            await wait_quietly(instance.launched.pumps, 1.0)  # its last words are still in the pipes
             tail = self._log.tail_text()
             return InvocationError(
                 f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
