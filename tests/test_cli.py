@@ -73,7 +73,12 @@ def test_execute_method_and_execute_handler(demo: Path) -> None:
 
 def test_notes_persist_in_the_data_dir(demo: Path) -> None:
     for text in ("first", "second"):
-        assert plughost("plugins", "execute", "notes", "add", "--args", json.dumps({"text": text}), "-w", str(demo)).returncode == 0
+        assert (
+            plughost(
+                "plugins", "execute", "notes", "add", "--args", json.dumps({"text": text}), "-w", str(demo)
+            ).returncode
+            == 0
+        )
     listed = json.loads(plughost("plugins", "execute", "notes", "list", "--json", "-w", str(demo)).stdout)
     assert listed["result"] == {"greeting": "welcome back", "notes": ["first", "second"]}
     assert json.loads((demo / "data" / "notes" / "notes.json").read_text()) == ["first", "second"]
@@ -136,7 +141,11 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
     assert (directory / "plugin.toml").exists() and (directory / "plugin.py").exists()
     test = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory / "tests")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+        check=False,
     )
     assert test.returncode == 0, test.stdout + test.stderr
     assert "1 passed" in test.stdout
@@ -149,7 +158,11 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
 def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     process = subprocess.Popen(
-        [*PLUGHOST, "run", "-w", str(demo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [*PLUGHOST, "run", "-w", str(demo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         stdin=subprocess.DEVNULL,
     )
     try:

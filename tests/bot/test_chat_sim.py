@@ -10,7 +10,7 @@ import pytest
 from plughost.adapters.console import Console
 from plughost.host import Host
 
-PLUGIN = '''
+PLUGIN = """
 from plughost.sdk import Plugin
 from plughost.sdk.bot import Approve, Reject, Reply, ReplyBuilder
 from plughost.sdk.commands import CommandContext
@@ -46,7 +46,7 @@ async def poked(ev: NoticeEvent) -> Reply:
 @plugin.route("request", "Friend", "GroupAdd")
 async def requests(ev: RequestEvent) -> Approve | Reject:
     return Approve("pal") if ev.comment == "please" else Reject("no")
-'''
+"""
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from plughost.host import Host
 
 from .onebot_impl import OneBotImpl, group_message, request
 
-PLUGIN = '''
+PLUGIN = """
 from plughost.sdk import Plugin
 from plughost.sdk.bot import Approve, Reply
 from plughost.sdk.events import MessageEvent, RequestEvent
@@ -28,7 +28,7 @@ async def hello(ev: MessageEvent) -> Reply | None:
 @plugin.route("request", "Friend")
 def friend(ev: RequestEvent) -> Approve:   # a sync handler works too
     return Approve("from host")
-'''
+"""
 
 
 def free_port() -> int:
@@ -106,7 +106,7 @@ async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
-ISOLATED = '''
+ISOLATED = """
 import os
 from plughost.sdk import Plugin
 from plughost.sdk.bot import BotApi, Reply
@@ -121,7 +121,7 @@ def not_from_bots(ev: MessageEvent) -> bool:
 async def poke(ev: NoticeEvent, bot: BotApi) -> Reply:
     await bot.send_private_msg(ev.user_id, f"pid {os.getpid()}")
     return Reply.of(f"worker poked by {ev.user_id}")
-'''
+"""
 
 
 async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_path: Path) -> None:
@@ -152,7 +152,7 @@ async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_pat
     assert blocked.status == "blocked" and blocked.answered_by == "isolated"
 
 
-SEND_THEN_FAIL = '''
+SEND_THEN_FAIL = """
 from plughost.sdk import Plugin
 from plughost.sdk.bot import BotApi
 from plughost.sdk.events import MessageEvent
@@ -162,7 +162,7 @@ plugin = Plugin()
 async def announce(ev: MessageEvent, bot: BotApi) -> None:
     await bot.send_private_msg(ev.user_id, "queued before the failure")
     raise RuntimeError("handler failed after sending")
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -193,7 +193,7 @@ async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolat
     assert params["message"] == [{"type": "text", "data": {"text": "queued before the failure"}}]
 
 
-BOT_COMMAND = '''
+BOT_COMMAND = """
 from plughost import Plugin
 from plughost.sdk.commands import CommandContext
 plugin = Plugin()
@@ -203,7 +203,7 @@ async def kick(ctx: CommandContext, user: int) -> str:
     assert ctx.bot is not None
     await ctx.bot.call_action("set_group_kick", {"group_id": ctx.sender.group_id, "user_id": user})
     return f"kicked {user}"
-'''
+"""
 
 
 async def test_chat_command_uses_the_bot_it_came_through(tmp_path: Path) -> None:
@@ -212,7 +212,7 @@ async def test_chat_command_uses_the_bot_it_came_through(tmp_path: Path) -> None
 
     from .test_protocol import RecordingBot
 
-    (tmp_path / "plughost.toml").write_text('[commands]\nowners = [456]\n')
+    (tmp_path / "plughost.toml").write_text("[commands]\nowners = [456]\n")
     plugin_dir = tmp_path / "plugins" / "moderator"
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "plugin.toml").write_text('id = "moderator"\nversion = "1.0.0"\n')

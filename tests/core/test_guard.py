@@ -137,9 +137,7 @@ async def test_argument_validation_errors(manager: PluginManager) -> None:
     extra = await manager.execute("steady", "typed", {"count": 1, "colour": "red"})
     assert not extra.success and "colour" in (extra.error or "")
     unknown = await manager.execute("steady", "nope")
-    assert unknown.metadata["code"] == "unknown_handler" and "has no handler 'nope'" in (
-        unknown.error or ""
-    )
+    assert unknown.metadata["code"] == "unknown_handler" and "has no handler 'nope'" in (unknown.error or "")
 
 
 async def test_metrics_count_calls_failures_and_latency(manager: PluginManager) -> None:
