@@ -11,15 +11,15 @@ import pytest
 from plughost.core.config import HostConfig
 from plughost.errors import ConfigError, PlugHostError
 from plughost.host import Host
-from plughost.sdk import Message, Plugin, Segment
+from plughost.sdk import Message, Plugin, ReplyBuilder, Segment
 from plughost.sdk.commands import (
     CommandContext,
     CommandDefinitionError,
     UserId,
     to_json_value,
-    to_message,
 )
 from plughost.sdk.descriptor import Descriptor, ParamSpec
+from plughost.sdk.message import to_message
 from plughost.sdk.permissions import PermissionId
 from plughost.sdk.senders import CommandSender
 
@@ -107,6 +107,9 @@ def test_return_values_become_messages() -> None:
     assert to_message(Segment.at(1)) == Message([Segment.at(1)])
     assert to_message(Builder()) == Message("built")
     assert to_message([{"type": "text", "data": {"text": "json"}}]) == Message("json")
+    assert to_message([Segment.at(1), Segment.text("hi")]) == Message([Segment.at(1), Segment.text("hi")])
+    assert to_message(ReplyBuilder().text("from ").at(2)) == Message([Segment.text("from "), Segment.at(2)])
+    assert to_message(42) == Message("42")
 
 
 def test_unknown_key_in_commands_section_is_a_config_error(tmp_path: Path) -> None:

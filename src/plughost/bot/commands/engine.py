@@ -15,10 +15,10 @@ from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, toke
 from plughost.core.commands_config import CommandsConfig
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import BAD_ARGUMENT, Action, Call, PluginError
-from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value, to_message
+from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
-from plughost.sdk.message import Message, Segment
+from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId
 from plughost.sdk.senders import CommandSender
 
