@@ -16,7 +16,7 @@ from plughost import PluginManager
 from plughost.sdk.call import Call
 
 TRIVIAL = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("noop")
@@ -26,7 +26,7 @@ async def noop() -> int:
 
 SLEEPER = """
 import asyncio
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.execute

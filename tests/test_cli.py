@@ -94,7 +94,7 @@ def test_failing_call_is_one_line_and_non_zero(demo: Path) -> None:
 
 def test_results_are_json_shaped_wherever_the_plugin_runs(demo: Path) -> None:
     (demo / "plugins" / "odd.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='odd', version='1.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='odd', version='1.0.0')\n"
         "@plugin.method('items')\ndef items() -> set:\n    return {1, 2}\n"
     )
     result = plughost("plugins", "execute", "odd", "items", "--json", "-w", str(demo))
@@ -187,7 +187,7 @@ MARKUP = "root:x:0:0 [bold]B[/bold] :thumbs_up:"
 def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
     """Results, errors and descriptions come from plugins: rich must not read them as markup or emoji codes."""
     (demo / "plugins" / "echo.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
         f"@plugin.method('say', description={MARKUP!r})\ndef say() -> str:\n    return {MARKUP!r}\n"
         f"@plugin.method('boom')\ndef boom() -> str:\n    raise ValueError({MARKUP!r})\n"
     )

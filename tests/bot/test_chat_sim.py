@@ -11,10 +11,9 @@ from plughost.adapters.console import Console
 from plughost.host import Host
 
 PLUGIN = """
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Approve, Reject, Reply, ReplyBuilder
-from plughost.sdk.commands import CommandContext
-from plughost.sdk.events import MessageEvent, NoticeEvent, RequestEvent
+from plughost.sdk import (
+    Approve, CommandContext, MessageEvent, NoticeEvent, Plugin, Reject, Reply, ReplyBuilder, RequestEvent,
+)
 
 plugin = Plugin()
 

@@ -15,9 +15,7 @@ from plughost.host import Host
 from .onebot_impl import OneBotImpl, group_message, request
 
 PLUGIN = """
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Approve, Reply
-from plughost.sdk.events import MessageEvent, RequestEvent
+from plughost.sdk import Approve, MessageEvent, Plugin, Reply, RequestEvent
 
 plugin = Plugin()
 
@@ -108,9 +106,7 @@ async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
 
 ISOLATED = """
 import os
-from plughost.sdk import Plugin
-from plughost.sdk.bot import BotApi, Reply
-from plughost.sdk.events import MessageEvent, NoticeEvent
+from plughost.sdk import BotApi, MessageEvent, NoticeEvent, Plugin, Reply
 plugin = Plugin()
 
 @plugin.pre_handle
@@ -153,9 +149,7 @@ async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_pat
 
 
 SEND_THEN_FAIL = """
-from plughost.sdk import Plugin
-from plughost.sdk.bot import BotApi
-from plughost.sdk.events import MessageEvent
+from plughost.sdk import BotApi, MessageEvent, Plugin
 plugin = Plugin()
 
 @plugin.route("message", "Private")
@@ -194,8 +188,7 @@ async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolat
 
 
 BOT_COMMAND = """
-from plughost import Plugin
-from plughost.sdk.commands import CommandContext
+from plughost.sdk import CommandContext, Plugin
 plugin = Plugin()
 
 @plugin.command("kick")

@@ -23,9 +23,9 @@ HEADER = """\
 import datetime as dt
 import enum
 from typing import Optional
-from plughost.sdk import Plugin, Message, Segment
-from plughost.sdk.commands import CommandContext, CommandArgumentError, UserId, GroupId
-from plughost.sdk.permissions import PermissionId, PermitteeId
+from plughost.sdk import (
+    CommandArgumentError, CommandContext, GroupId, Message, PermissionId, PermitteeId, Plugin, Segment, UserId,
+)
 """
 
 

@@ -10,7 +10,7 @@ from plughost import PluginManager, PluginState
 from plughost.sdk.models import DiscoveryStatus
 
 GOOD = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("ping")
@@ -75,7 +75,7 @@ async def test_missing_entry(workspace: Path, write_plugin) -> None:
         ("raise RuntimeError('exploded at import')\n", "exploded at import"),
         ("x = 1\n", "defines no Plugin object"),
         (
-            "from plughost import Plugin\nplugin = Plugin()\n@plugin.on_load\nasync def setup(ctx):\n"
+            "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.on_load\nasync def setup(ctx):\n"
             "    raise ValueError('bad credentials')\n",
             "load hook failed: ValueError",
         ),

@@ -9,7 +9,7 @@ from plughost import PluginManager, PluginState
 from plughost.sdk.models import EventType
 
 CONFIGURED = """
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 plugin = Plugin()
 seen = {}
 
@@ -56,7 +56,7 @@ async def test_config_dirs_and_reconfigure(workspace: Path, write_plugin) -> Non
 async def test_failing_reconfigure_hook_is_reported(workspace: Path, write_plugin) -> None:
     write_plugin(
         "strict",
-        "from plughost import Plugin\nplugin = Plugin()\n@plugin.on_reconfigure\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.on_reconfigure\n"
         "def check(ctx, config):\n    raise ValueError('port must be a number')\n",
     )
     async with PluginManager(workspace) as manager:
@@ -70,7 +70,7 @@ async def test_failing_reconfigure_hook_is_reported(workspace: Path, write_plugi
 
 
 ORDER = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 LOADED = []
 

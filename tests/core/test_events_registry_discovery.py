@@ -12,7 +12,7 @@ from plughost.core.registry import PluginRegistry
 from plughost.runtime import Candidate, LoadRequest, default_runtimes
 from plughost.sdk.models import DiscoveryStatus, EventType
 
-PING = "from plughost import Plugin\nplugin = Plugin()\n@plugin.method('ping')\ndef ping() -> str:\n    return 'pong'\n"
+PING = "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.method('ping')\ndef ping():\n    return 'pong'\n"
 
 
 async def test_sync_async_and_raising_event_handlers(workspace: Path, write_plugin, caplog) -> None:
@@ -102,7 +102,7 @@ def test_entry_point_plugins_are_discovered_and_loaded(tmp_path: Path, monkeypat
     package = site / "shiny_plugin"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='shiny', version='3.1.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='shiny', version='3.1.0')\n"
         "@plugin.method('hi')\ndef hi() -> str:\n    return 'from a package'\n"
     )
     dist = site / "shiny_plugin-3.1.0.dist-info"

@@ -13,7 +13,7 @@ from plughost.sdk.models import EventType
 
 FLAKY = """
 import asyncio
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 mode = {"fail": True}
 
@@ -162,7 +162,7 @@ async def test_recent_errors_are_bounded(manager: PluginManager) -> None:
 
 async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) -> None:
     code = """
-    from plughost import Plugin
+    from plughost.sdk import Plugin
     plugin = Plugin()
 
     import asyncio
@@ -183,12 +183,12 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
         write_plugin(f"p{i}", code)
     write_plugin(
         "broken",
-        "from plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.execute\n"
         "async def run(ctx):\n    raise RuntimeError('nope')\n",
     )
     write_plugin(
         "stuck",
-        "import asyncio\nfrom plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "import asyncio\nfrom plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.execute\n"
         "async def run(ctx):\n    await asyncio.Event().wait()\n",
         manifest_extra="[limits]\ntimeout_s = 0.2\n",
     )

@@ -14,7 +14,7 @@ from plughost.sdk.call import Call
 from plughost.sdk.models import EventType
 
 COUNTER = """
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 plugin = Plugin()
 calls = []
 
@@ -141,7 +141,7 @@ async def test_plugin_whose_enable_hook_fails_at_load_is_disabled_with_the_reaso
     write_plugin(
         "moody",
         """
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         ready = []
 
@@ -202,7 +202,7 @@ async def test_failing_load_hook_during_reload_keeps_old(workspace: Path, write_
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
         (directory / "plugin.py").write_text(
-            "from plughost import Plugin\nplugin = Plugin()\n"
+            "from plughost.sdk import Plugin\nplugin = Plugin()\n"
             "@plugin.on_load\ndef boom(ctx):\n    raise RuntimeError('no database')\n"
         )
         with pytest.raises(PluginLoadError, match="no database"):
@@ -215,7 +215,7 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
         "ticker",
         """
         import asyncio
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         state = {}
 
@@ -250,7 +250,7 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
 
 async def test_single_file_plugin(workspace: Path) -> None:
     (workspace / "plugins" / "solo.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='solo', version='2.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='solo', version='2.0.0')\n"
         "@plugin.execute\nasync def run(ctx):\n    return ctx.input_data * 2\n"
     )
     async with PluginManager(workspace) as manager:
@@ -261,7 +261,7 @@ async def test_single_file_plugin(workspace: Path) -> None:
 
 
 async def test_single_file_id_must_match_file_name(workspace: Path) -> None:
-    (workspace / "plugins" / "solo.py").write_text("from plughost import Plugin\nplugin = Plugin(id='other')\n")
+    (workspace / "plugins" / "solo.py").write_text("from plughost.sdk import Plugin\nplugin = Plugin(id='other')\n")
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("solo")
@@ -294,7 +294,7 @@ async def test_lurkbot_class_plugin(workspace: Path, write_plugin) -> None:
 async def test_package_plugin_with_relative_imports(workspace: Path, write_plugin) -> None:
     directory = write_plugin(
         "pkg",
-        "from .helpers import double\nfrom plughost import Plugin\nplugin = Plugin()\n"
+        "from .helpers import double\nfrom plughost.sdk import Plugin\nplugin = Plugin()\n"
         "@plugin.method('d')\ndef d(x: int) -> int:\n    return double(x)\n",
         filename="__init__.py",
     )
@@ -311,7 +311,7 @@ async def test_sync_handlers_do_not_block_the_loop(workspace: Path, write_plugin
         "blocking",
         """
         import threading
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         gate = threading.Event()
 

@@ -115,7 +115,7 @@ import sys
 import threading
 import time
 
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 state = {"config": None, "enabled": None, "loads": 0}

@@ -31,8 +31,10 @@ from plughost.sdk.permissions import PermissionId
 
 PLUGIN = """
 import sys
-from plughost.sdk import Bot, Message, MessageEvent, NoticeEvent, Plugin, PluginExecutionContext, Reply
-from plughost.sdk.commands import CommandArgumentError, CommandContext
+from plughost.sdk import (
+    Bot, CommandArgumentError, CommandContext, Message, MessageEvent, NoticeEvent, Plugin, PluginExecutionContext,
+    Reply,
+)
 
 plugin = Plugin()
 

@@ -187,7 +187,7 @@ async def test_build_timeout_kills_the_build(tmp_path: Path) -> None:
 
 
 EXECUTE_PLUGIN = """
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 

@@ -29,7 +29,7 @@ import subprocess
 import tempfile
 import threading
 
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 

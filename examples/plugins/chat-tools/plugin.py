@@ -6,8 +6,7 @@ import datetime as dt
 import random
 from enum import Enum
 
-from plughost.sdk import Message, Plugin, Segment
-from plughost.sdk.commands import CommandContext
+from plughost.sdk import CommandContext, Message, Plugin, Segment
 
 plugin = Plugin()
 todos: dict[int, list[str]] = {}
