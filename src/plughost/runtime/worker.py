@@ -30,7 +30,7 @@ from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
-from plughost.runtime.lane import LaneServer
+from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
@@ -203,7 +203,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         return 1
     served = ServedPlugin()
     server = GoPluginServer()
-    lane = LaneServer(served.lane_call, error_fields)
+    lane = InvokeLaneServer(served.lane_call, error_fields)
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)
