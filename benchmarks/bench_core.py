@@ -75,7 +75,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         instance = manager.get_plugin("trivial")
         assert instance is not None and instance.handle is not None
         func = instance.handle.plugin.handlers["noop"].func  # type: ignore[attr-defined]
-        call, invoke = manager.call, manager.invoke
+        call, execute = manager.call, manager.execute
         noop = Call("noop")  # calls are immutable values: build once, send many times
 
         async def direct() -> float:
@@ -93,7 +93,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         async def guarded_result() -> float:
             start = time.perf_counter()
             for _ in range(LOOPS):
-                await invoke("trivial", "noop", None)
+                await execute("trivial", "noop")
             return (time.perf_counter() - start) / LOOPS * 1e6
 
         figures: dict[str, list[float]] = {"direct": [], "guarded": [], "result": [], "pluggy": []}

@@ -72,5 +72,5 @@ async def test_flaky_shows_the_circuit_breaker(demo: Path) -> None:
         now[0] += 60
         assert (await manager.execute("flaky", "ok")).result == "ok"
         assert manager.get_plugin("flaky").state is PluginState.ENABLED  # type: ignore[union-attr]
-        timed = await manager.invoke("flaky", "hang", {}, timeout=0.05)  # … so force a short one
+        timed = await manager.execute("flaky", "hang", {}, timeout=0.05)  # … so force a short one
         assert timed.metadata["timed_out"] is True

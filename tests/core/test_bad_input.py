@@ -54,7 +54,7 @@ async def test_unknown_key_and_bad_id_are_listed(workspace: Path, write_plugin) 
     errors = {c.path.name: " ".join(map(str, c.errors)) for c in manager.last_discovery.invalid}
     assert "unknown key 'enteri'" in errors["typo"]
     assert "not a valid plugin id" in errors["badid"]
-    rows = {r["id"]: r for r in manager.list()}
+    rows = {r["id"]: r for r in manager.catalog()}
     assert rows["typo"]["status"] == "invalid" and rows["good"]["state"] == "enabled"
     await manager.shutdown()
 

@@ -52,6 +52,7 @@ async def test_event_history_is_bounded_and_filterable(workspace: Path, write_pl
         await manager.execute("b", "ping")
         assert len(manager.get_events()) == 20
         assert {e.plugin_name for e in manager.get_events("b")} == {"b"}
+        assert {e.plugin_id for e in manager.get_events("b")} == {"b"}  # the same value, named for what it is
         assert manager.get_events("b")[-1].event_type is EventType.EXECUTE
 
 

@@ -110,7 +110,7 @@ async def test_clear_resets_by_hand(manager: PluginManager) -> None:
 
 
 async def test_async_handler_timeout_is_cancelled(manager: PluginManager) -> None:
-    result = await manager.invoke("flaky", "hang", {}, timeout=0.05)
+    result = await manager.execute("flaky", "hang", {}, timeout=0.05)
     assert result.success is False and result.metadata["timed_out"] is True
     assert result.error == "timed out after 0.05 s"
     snapshot = manager.guard.snapshot("flaky")
@@ -119,7 +119,7 @@ async def test_async_handler_timeout_is_cancelled(manager: PluginManager) -> Non
 
 
 async def test_blocking_handler_timeout_reported(manager: PluginManager) -> None:
-    result = await manager.invoke("flaky", "spin", {}, timeout=0.05)
+    result = await manager.execute("flaky", "spin", {}, timeout=0.05)
     assert result.metadata["timed_out"] is True
 
 

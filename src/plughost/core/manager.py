@@ -126,8 +126,9 @@ class PluginManager:
                 loaded += 1
         return loaded
 
-    def list(self) -> builtins.list[dict[str, Any]]:
-        """Jank's `list`: loaded plugins and discovered-but-not-loaded ones with their status."""
+    def catalog(self) -> builtins.list[dict[str, Any]]:
+        """Every plugin as a row: loaded ones (with `status` "available") and discovered-but-not-loaded
+        ones with their discovery status (`available`, `source_only`, `invalid` with `errors`)."""
         rows = [dict(i.summary(), status=DiscoveryStatus.AVAILABLE.value) for i in self._sorted()]
         seen = {r["id"] for r in rows}
         for candidate in self.last_discovery.all():
@@ -144,6 +145,10 @@ class PluginManager:
                 }
             )
         return rows
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Jank's `list` verb: the same rows as `catalog()`."""
+        return self.catalog()
 
     # lifecycle -------------------------------------------------------------------------------
     async def load_plugin(self, plugin_dir: Path | str, manifest: PluginManifest | None = None) -> PluginInstance:
@@ -305,16 +310,13 @@ class PluginManager:
             return _ready(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
         return self.guard.call(name, instance.handle, call, timeout=instance.timeout_s if timeout is None else timeout)
 
-    async def invoke(
-        self, name: str, handler: str, request: Any = None, *, timeout: float | None = None
-    ) -> PluginExecutionResult:
-        """Guarded call of a method with a JSON request, answered as a `PluginExecutionResult` (never raises)."""
-        return await self._result(name, Call(handler, request), timeout)
-
     async def execute_plugin(
         self, name: str, context: PluginExecutionContext | Mapping[str, Any] | None = None
     ) -> PluginExecutionResult:
-        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard (never raises)."""
+        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard.
+
+        Never raises for a failure: the result's `success`, `error` and `metadata` say what went wrong.
+        """
         ctx = context if isinstance(context, PluginExecutionContext) else PluginExecutionContext(**(context or {}))
         return await self._result(name, Call(EXECUTE_HANDLER, ctx.model_dump(mode="json"), "execute"), None)
 
@@ -328,7 +330,10 @@ class PluginManager:
         context: PluginExecutionContext | Mapping[str, Any] | None = None,
         plugin_names: Iterable[str] | None = None,
     ) -> dict[str, PluginExecutionResult]:
-        """Execute several plugins concurrently; total time ≈ the slowest; failures stay separate."""
+        """Execute several plugins concurrently; total time ≈ the slowest; failures stay separate.
+
+        Never raises for a failure: each plugin's result says how its call went.
+        """
         names = (
             builtins.list(plugin_names)
             if plugin_names is not None
@@ -337,9 +342,15 @@ class PluginManager:
         results = await asyncio.gather(*(self.execute_plugin(n, context) for n in names))
         return dict(zip(names, results, strict=True))
 
-    async def execute(self, name: str, method: str, args: Mapping[str, Any] | None = None) -> PluginExecutionResult:
-        """Jank's Execute(method, args) (never raises)."""
-        return await self.invoke(name, method, dict(args or {}))
+    async def execute(
+        self, name: str, method: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> PluginExecutionResult:
+        """Jank's Execute(method, args): call one method of a plugin through the guard.
+
+        `timeout` overrides the plugin's (manifest `limits.timeout_s`, else `[guard] default_timeout_s`).
+        Never raises for a failure: the result's `success`, `error` and `metadata` say what went wrong.
+        """
+        return await self._result(name, Call(method, dict(args or {})), timeout)
 
     # queries ---------------------------------------------------------------------------------
     def get_plugin(self, name: str) -> PluginInstance | None:
