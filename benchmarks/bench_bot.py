@@ -134,7 +134,7 @@ async def _bench() -> dict[str, Any]:
         root = Path(tmp)
         port = _free_port()
         _workspace(root, port)
-        async with Host(root) as host, OneBotAdapter(host.config.bots, host.dispatcher):
+        async with Host(root) as host, OneBotAdapter(host.bot_settings.bots, host.dispatcher):
             figures: dict[str, Any] = {"plugins": len(host.manager.enabled_plugins())}
             # best of two runs each (the least disturbed by other work on a shared machine)
             runs = [await _drive(port, "max", 256, n * 500_000) for n in (1, 2)]

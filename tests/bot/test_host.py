@@ -46,8 +46,8 @@ async def test_host_runs_configured_bots_with_discovered_plugins(tmp_path: Path)
     (plugin_dir / "plugin.toml").write_text('id = "greeter"\nversion = "1.0.0"\n')
     (plugin_dir / "__init__.py").write_text(PLUGIN)
     impl = OneBotImpl()
-    async with Host(tmp_path) as host, OneBotAdapter(host.config.bots, host.dispatcher) as adapter:
-        assert host.config.bots[0].triggers.prefixes == ["/", "#"]
+    async with Host(tmp_path) as host, OneBotAdapter(host.bot_settings.bots, host.dispatcher) as adapter:
+        assert host.bot_settings.bots[0].triggers.prefixes == ["/", "#"]
         assert adapter.ports == {"qq": port}
         await impl.connect_reverse(f"ws://127.0.0.1:{port}/onebot/v11/ws", token="t")
         await impl.push(group_message("hi", message_id=1))
@@ -124,7 +124,7 @@ async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_pat
     """isolation = "process": the same routes and interceptors, answered over the worker protocol."""
     import os
 
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .onebot_impl import notice
@@ -166,7 +166,7 @@ async def announce(ev: MessageEvent, bot: BotApi) -> None:
 )
 async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolation: str, invoke_lane: bool) -> None:
     """In-process and in a worker alike: a send made before the handler raised is not lost."""
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .onebot_impl import private_message
@@ -200,7 +200,7 @@ async def kick(ctx: CommandContext, user: int) -> str:
 
 
 async def test_chat_command_uses_the_bot_it_came_through(tmp_path: Path) -> None:
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .test_protocol import RecordingBot

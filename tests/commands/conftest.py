@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from plughost.bot.commands import CommandEngine, CommandSource, PermissionService, PluginTarget
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.guard import Guard
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.python import PythonPluginHandle, PythonRuntime

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from plughost.bot.config import BotSettings
 from plughost.core.config import HostConfig
 from plughost.errors import ConfigError, PlugHostError
 from plughost.host import Host
@@ -114,7 +115,16 @@ def test_return_values_become_messages() -> None:
 
 def test_unknown_key_in_commands_section_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "plughost.toml").write_text("[commands]\nprefix = ['!']\n")
-    with pytest.raises(ConfigError, match=r"commands\.prefix: unknown key"):
+    config = HostConfig.load(tmp_path)  # the bot domain's tables are the bot layer's to validate
+    with pytest.raises(ConfigError, match=r"plughost.toml: commands\.prefix: unknown key"):
+        BotSettings.from_host_config(config)
+    with pytest.raises(ConfigError, match=r"plughost.toml: commands\.prefix: unknown key"):
+        Host(tmp_path)
+
+
+def test_unknown_section_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "plughost.toml").write_text("[command]\nprefixes = ['!']\n")
+    with pytest.raises(ConfigError, match=r"plughost.toml: command: unknown key"):
         HostConfig.load(tmp_path)
 
 

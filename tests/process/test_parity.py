@@ -20,8 +20,8 @@ from tests.bot.directory import GuardedPlugins
 from tests.bot.onebot_impl import group_message, notice, request
 
 from plughost.bot.commands import CommandEngine, CommandSender, CommandSource, PluginTarget, Triggered
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
-from plughost.core.botconfig import BotConfig
 from plughost.guard import Guard
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import Call

@@ -12,7 +12,7 @@ from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import BAD_ARGUMENT, Action, Call, PluginError
 from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value
