@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import plughost as plughost_package
 from tests.conftest import EXAMPLES
 
 PLUGHOST = [sys.executable, "-m", "plughost"]
@@ -139,11 +140,14 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     directory = tmp_path / "plugins" / "my-tool"
     assert (directory / "plugin.toml").exists() and (directory / "plugin.py").exists()
+    source_root = str(Path(plughost_package.__file__).resolve().parents[1])  # the plughost under test
+    python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
     test = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory / "tests")],
         capture_output=True,
         text=True,
         cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": python_path},
         timeout=120,
         check=False,
     )

@@ -8,7 +8,7 @@ import sys
 import plughost
 import plughost.sdk
 
-HOST_API = {"Guard", "Host", "HostConfig", "PlugHostError", "PluginManager"}
+HOST_API = {"Guard", "Host", "HostConfig", "PlugHostError", "PluginManager", "default_runtimes"}
 
 
 def test_plughost_offers_the_host_api_and_every_sdk_name() -> None:

@@ -1,9 +1,9 @@
 """plughost: a polyglot plugin host for Python bots and AI agents.
 
-`plughost` offers the host API (`Host`, `PluginManager`, `HostConfig`, `Guard` …) and, for
-convenience, every name of `plughost.sdk` (what plugin authors import; plugin code imports it
-from `plughost.sdk`). The names are imported on first use, so a plugin (or a worker process) that
-only needs the SDK does not pay for importing the whole host.
+`plughost` offers the host API (`Host`, `PluginManager`, `default_runtimes`, `HostConfig`,
+`Guard` …) and, for convenience, every name of `plughost.sdk` (what plugin authors import; plugin
+code imports it from `plughost.sdk`). The names are imported on first use, so a plugin (or a
+worker process) that only needs the SDK does not pay for importing the whole host.
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from plughost.errors import PlugHostError
     from plughost.guard import Guard
     from plughost.host import Host
+    from plughost.runtime import default_runtimes
     from plughost.sdk import (
         Action,
         Approve,
@@ -76,6 +77,7 @@ _HOST_HOMES = {
     "HostConfig": "plughost.core.config",
     "PlugHostError": "plughost.errors",
     "PluginManager": "plughost.core.manager",
+    "default_runtimes": "plughost.runtime",
 }
 
 # the host API above, and `plughost.sdk.__all__` (tests/test_public_api.py keeps them in step)
@@ -131,6 +133,7 @@ __all__ = [
     "Segment",
     "SendBuilder",
     "UserId",
+    "default_runtimes",
     "load_manifest",
 ]
 

@@ -15,7 +15,7 @@ from plughost.bot.config import BotSettings
 from plughost.bot.dispatch import CommandStage, Dispatcher
 from plughost.core.config import HostConfig
 from plughost.core.manager import PluginManager
-from plughost.runtime import Runtime
+from plughost.runtime import Runtime, default_runtimes
 
 
 class Host:
@@ -41,6 +41,8 @@ class Host:
                 update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
             )
         self.bot_settings = BotSettings.from_host_config(self.config)  # [commands], [permissions], [[bots]]
+        if runtimes is None:
+            runtimes = default_runtimes(self.config.process, workspace=self.workspace)
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()

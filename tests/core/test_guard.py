@@ -9,6 +9,7 @@ import pytest
 
 from plughost import Guard, PluginManager, PluginState
 from plughost.guard import BreakerPolicy, BreakerState, GuardPolicy
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import EventType
 
 FLAKY = """
@@ -64,7 +65,7 @@ async def manager(workspace: Path, write_plugin, clock: FakeClock):
     write_plugin("flaky", FLAKY)
     write_plugin("steady", FLAKY.replace('{"fail": True}', '{"fail": False}'))
     guard = Guard(GuardPolicy(BreakerPolicy(failure_threshold=3, cooldown_s=60)), clock=clock)
-    async with PluginManager(workspace, guard=guard) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes(), guard=guard) as manager:
         await manager.discover_and_load_all()
         yield manager
 
@@ -125,7 +126,7 @@ async def test_blocking_handler_timeout_reported(manager: PluginManager) -> None
 
 async def test_manifest_timeout_applies(workspace: Path, write_plugin) -> None:
     write_plugin("slow", FLAKY, manifest_extra="[limits]\ntimeout_s = 0.05\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert (await manager.execute("slow", "hang")).metadata["timed_out"] is True
 
@@ -192,7 +193,7 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
         "async def run(ctx):\n    await asyncio.Event().wait()\n",
         manifest_extra="[limits]\ntimeout_s = 0.2\n",
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         meeting = workspace / "meeting"
         meeting.mkdir()

@@ -10,13 +10,16 @@ import pytest
 
 from plughost.core.manager import PluginManager
 from plughost.guard import BreakerPolicy, Guard, GuardPolicy
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import PluginExecutionResult
 from tests.native.conftest import Builds
 
 
 def tolerant_manager(workspace: Path) -> PluginManager:
     """Crashes are counted by the breaker; these tests look at the worker, not the breaker."""
-    return PluginManager(workspace, guard=Guard(GuardPolicy(breaker=BreakerPolicy(failure_threshold=10))))
+    return PluginManager(
+        workspace, runtimes=default_runtimes(), guard=Guard(GuardPolicy(breaker=BreakerPolicy(failure_threshold=10)))
+    )
 
 
 async def after_restart(pm: PluginManager, method: str, args: dict) -> PluginExecutionResult:

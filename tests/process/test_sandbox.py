@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from process_support import WORKER_OPTIONS, call_value, request_for
 
+from plughost.runtime import default_runtimes
 from plughost.runtime.placement import WorkerRuntime
 from plughost.runtime.sandbox import landlock
 
@@ -282,7 +283,7 @@ async def test_manager_warns_when_permissions_cannot_apply(
     from plughost import PluginManager
 
     write_plugin("trusting", JAIL, manifest_extra="[permissions]\nnetwork = false\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         with caplog.at_level(logging.WARNING):
             assert await manager.discover_and_load_all() == 1
         assert "only enforced" in caplog.text and "'trusting'" in caplog.text

@@ -43,14 +43,14 @@ from pathlib import Path
 
 import pytest
 
-from plughost import PluginManager
+from plughost import PluginManager, default_runtimes
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.asyncio
 async def test_hello(tmp_path: Path) -> None:
-    async with PluginManager(tmp_path) as manager:
+    async with PluginManager(tmp_path, runtimes=default_runtimes()) as manager:
         await manager.load_plugin(PLUGIN_DIR)
         result = await manager.execute("{id}", "hello", {{"name": "Ada"}})
         assert result.success, result.error

@@ -15,8 +15,8 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from plughost.core.files import write_atomic
-from plughost.core.process_config import ProcessConfig
 from plughost.errors import ConfigError
+from plughost.runtime.config import ProcessConfig
 
 HOST_CONFIG_FILE = "plughost.toml"
 

@@ -2,8 +2,8 @@
 
 The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
 plugin's manifest and configuration in the environment. The worker loads the plugin in-process
-with the runtime its manifest names (`PythonRuntime`; native libraries once that runtime is
-installed), then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
+with the runtime its manifest names (`PythonRuntime` or `NativeRuntime`: `in_process_runtimes()`),
+then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
 go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
 
     python -m plughost.runtime.worker --plugin-id ID --path DIR --data-dir DIR
@@ -182,7 +182,7 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
 
 async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
-    from plughost.runtime import default_runtimes
+    from plughost.runtime.placement import in_process_runtimes
 
     version = negotiated_version()
     # inside the worker the plugin runs in-process, with the loader its manifest names
@@ -196,8 +196,8 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         config=config,
         logger=logging.getLogger(f"plugin.{plugin_id}"),
     )
-    runtimes = default_runtimes()
-    runtime = runtimes.get(manifest.runtime) if manifest.runtime != "process" else None
+    runtimes = in_process_runtimes()
+    runtime = runtimes.get(manifest.runtime)
     if runtime is None:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
