@@ -227,7 +227,8 @@ def _flat(text: str) -> str:
 
 
 def test_info_help_says_what_info_shows(demo: Path) -> None:
-    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no promise of them."""
+    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no
+    promise of them."""
     summary = "Show one plugin: manifest fields, state, error, methods, commands and capabilities."
     listing = _flat(plughost("plugins", "--help").stdout)
     assert summary in listing and "metrics" not in listing

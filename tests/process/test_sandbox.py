@@ -266,7 +266,8 @@ def test_unenforceable_permission_is_an_error_not_a_no_op(tmp_path: Path) -> Non
 
         landlock.abi_version = lambda: 0  # a kernel without Landlock
         try:
-            sandbox.confine(Permissions(filesystem=False), plugin_dir=Path({str(tmp_path)!r}), data_dir=Path({str(tmp_path)!r}))
+            here = Path({str(tmp_path)!r})
+            sandbox.confine(Permissions(filesystem=False), plugin_dir=here, data_dir=here)
         except sandbox.SandboxUnavailable as exc:
             print(exc)
         else:
