@@ -28,8 +28,7 @@ TOKEN = "bench-token"
 DURATION_S = float(os.environ.get("PLUGHOST_BENCH_BOT_SECONDS", "3"))
 
 INTERCEPTOR = """
-from plughost.sdk import Plugin
-from plughost.sdk.events import Event, MessageEvent
+from plughost.sdk import Event, MessageEvent, Plugin
 plugin = Plugin()
 
 @plugin.pre_handle
@@ -37,8 +36,7 @@ async def allow(ev: Event) -> bool:
     return not (isinstance(ev, MessageEvent) and "spam" in ev.plain_text())
 """
 AUDIT = """
-from plughost.sdk import Plugin
-from plughost.sdk.events import Event
+from plughost.sdk import Event, Plugin
 plugin = Plugin()
 seen = 0
 
@@ -48,8 +46,7 @@ async def audit(ev: Event) -> None:
     seen += 1
 """
 WATCHER = """
-from plughost.sdk import Plugin
-from plughost.sdk.events import MessageEvent, NoticeEvent
+from plughost.sdk import MessageEvent, NoticeEvent, Plugin
 plugin = Plugin()
 
 @plugin.route("message", "Private")
@@ -61,9 +58,7 @@ async def poked(ev: NoticeEvent) -> None:
     return None
 """
 RESPONDER = """
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Reply
-from plughost.sdk.events import MessageEvent, NoticeEvent
+from plughost.sdk import MessageEvent, NoticeEvent, Plugin, Reply
 plugin = Plugin()
 
 @plugin.route("message", "Private")
@@ -75,8 +70,7 @@ async def poked(ev: NoticeEvent) -> Reply:
     return Reply.of(f"ouch {ev.user_id}")
 """
 COMMANDS = """
-from plughost.sdk import Plugin
-from plughost.sdk.commands import CommandContext
+from plughost.sdk import CommandContext, Plugin
 plugin = Plugin()
 
 @plugin.command("{name}", aliases=["{name}-alias"], description="benchmark command")
@@ -142,7 +136,7 @@ async def _bench() -> dict[str, Any]:
         root = Path(tmp)
         port = _free_port()
         _workspace(root, port)
-        async with Host(root) as host, OneBotAdapter(host.config.bots, host.dispatcher):
+        async with Host(root) as host, OneBotAdapter(host.bot_settings.bots, host.dispatcher):
             figures: dict[str, Any] = {"plugins": len(host.manager.enabled_plugins())}
             # best of two runs each (the least disturbed by other work on a shared machine)
             runs = [await _drive(port, "max", 256, n * 500_000) for n in (1, 2)]

@@ -13,10 +13,11 @@ import pluggy
 from common import Row, median
 
 from plughost import PluginManager
+from plughost.runtime import default_runtimes
 from plughost.sdk.call import Call
 
 TRIVIAL = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("noop")
@@ -26,7 +27,7 @@ async def noop() -> int:
 
 SLEEPER = """
 import asyncio
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.execute
@@ -70,12 +71,12 @@ def _pluggy_us() -> float:
 
 async def _invoke_figures(root: Path) -> dict[str, float]:
     _write(root, "trivial", TRIVIAL)
-    async with PluginManager(root) as manager:
+    async with PluginManager(root, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("trivial")
         assert instance is not None and instance.handle is not None
         func = instance.handle.plugin.handlers["noop"].func  # type: ignore[attr-defined]
-        call, invoke = manager.call, manager.invoke
+        call, execute = manager.call, manager.execute
         noop = Call("noop")  # calls are immutable values: build once, send many times
 
         async def direct() -> float:
@@ -93,7 +94,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         async def guarded_result() -> float:
             start = time.perf_counter()
             for _ in range(LOOPS):
-                await invoke("trivial", "noop", None)
+                await execute("trivial", "noop")
             return (time.perf_counter() - start) / LOOPS * 1e6
 
         figures: dict[str, list[float]] = {"direct": [], "guarded": [], "result": [], "pluggy": []}
@@ -108,7 +109,7 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
 async def _fan_out(root: Path) -> float:
     for i in range(100):
         _write(root, f"sleeper{i:03d}", SLEEPER)
-    async with PluginManager(root) as manager:
+    async with PluginManager(root, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         runs = []
         for _ in range(5):
@@ -123,7 +124,7 @@ async def _load_many(root: Path) -> float:
     for i in range(500):
         _write(root, f"gen{i:03d}", TRIVIAL)
     start = time.perf_counter()
-    async with PluginManager(root) as manager:
+    async with PluginManager(root, runtimes=default_runtimes()) as manager:
         assert await manager.discover_and_load_all() == 500
         elapsed = time.perf_counter() - start
     return elapsed
@@ -136,7 +137,7 @@ async def _memory_per_plugin(root: Path) -> float:
     gc.collect()
     tracemalloc.start()
     try:
-        async with PluginManager(root) as manager:
+        async with PluginManager(root, runtimes=default_runtimes()) as manager:
             before, _ = tracemalloc.get_traced_memory()
             assert await manager.discover_and_load_all() == 200
             gc.collect()

@@ -55,7 +55,7 @@ CLIPROXY_PLUGIN_EXPORT int cliproxy_plugin_init(const cliproxy_host_api *h, clip
 }
 """
 TRIVIAL_PY = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("noop")

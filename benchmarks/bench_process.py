@@ -38,7 +38,7 @@ SCALE = 100
 
 
 ECHO_PLUGIN = """
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import plughost as plughost_package
 from tests.conftest import EXAMPLES
 
 PLUGHOST = [sys.executable, "-m", "plughost"]
@@ -73,7 +74,12 @@ def test_execute_method_and_execute_handler(demo: Path) -> None:
 
 def test_notes_persist_in_the_data_dir(demo: Path) -> None:
     for text in ("first", "second"):
-        assert plughost("plugins", "execute", "notes", "add", "--args", json.dumps({"text": text}), "-w", str(demo)).returncode == 0
+        assert (
+            plughost(
+                "plugins", "execute", "notes", "add", "--args", json.dumps({"text": text}), "-w", str(demo)
+            ).returncode
+            == 0
+        )
     listed = json.loads(plughost("plugins", "execute", "notes", "list", "--json", "-w", str(demo)).stdout)
     assert listed["result"] == {"greeting": "welcome back", "notes": ["first", "second"]}
     assert json.loads((demo / "data" / "notes" / "notes.json").read_text()) == ["first", "second"]
@@ -89,7 +95,7 @@ def test_failing_call_is_one_line_and_non_zero(demo: Path) -> None:
 
 def test_results_are_json_shaped_wherever_the_plugin_runs(demo: Path) -> None:
     (demo / "plugins" / "odd.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='odd', version='1.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='odd', version='1.0.0')\n"
         "@plugin.method('items')\ndef items() -> set:\n    return {1, 2}\n"
     )
     result = plughost("plugins", "execute", "odd", "items", "--json", "-w", str(demo))
@@ -134,9 +140,16 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     directory = tmp_path / "plugins" / "my-tool"
     assert (directory / "plugin.toml").exists() and (directory / "plugin.py").exists()
+    source_root = str(Path(plughost_package.__file__).resolve().parents[1])  # the plughost under test
+    python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
     test = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(directory / "tests")],
-        capture_output=True, text=True, cwd=tmp_path, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": python_path},
+        timeout=120,
+        check=False,
     )
     assert test.returncode == 0, test.stdout + test.stderr
     assert "1 passed" in test.stdout
@@ -149,7 +162,11 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
 def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:
     env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
     process = subprocess.Popen(
-        [*PLUGHOST, "run", "-w", str(demo)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        [*PLUGHOST, "run", "-w", str(demo)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
         stdin=subprocess.DEVNULL,
     )
     try:
@@ -174,7 +191,7 @@ MARKUP = "root:x:0:0 [bold]B[/bold] :thumbs_up:"
 def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
     """Results, errors and descriptions come from plugins: rich must not read them as markup or emoji codes."""
     (demo / "plugins" / "echo.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='echo', version='1.0.0')\n"
         f"@plugin.method('say', description={MARKUP!r})\ndef say() -> str:\n    return {MARKUP!r}\n"
         f"@plugin.method('boom')\ndef boom() -> str:\n    raise ValueError({MARKUP!r})\n"
     )
@@ -210,7 +227,8 @@ def _flat(text: str) -> str:
 
 
 def test_info_help_says_what_info_shows(demo: Path) -> None:
-    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no promise of them."""
+    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no
+    promise of them."""
     summary = "Show one plugin: manifest fields, state, error, methods, commands and capabilities."
     listing = _flat(plughost("plugins", "--help").stdout)
     assert summary in listing and "metrics" not in listing

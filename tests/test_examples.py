@@ -9,6 +9,7 @@ import pytest
 
 from plughost import Guard, PluginManager, PluginState
 from plughost.guard import BreakerPolicy, GuardPolicy
+from plughost.runtime import default_runtimes
 from tests.conftest import EXAMPLES
 
 
@@ -20,7 +21,7 @@ def demo(tmp_path: Path) -> Path:
 
 
 async def test_all_examples_load(demo: Path) -> None:
-    async with PluginManager(demo) as manager:
+    async with PluginManager(demo, runtimes=default_runtimes()) as manager:
         expected = {p.stem for p in (demo / "plugins").iterdir() if not p.name.startswith((".", "_"))}
         assert await manager.discover_and_load_all() == len(expected)
         assert not manager.last_discovery.invalid and not manager.last_discovery.conflicts
@@ -29,7 +30,7 @@ async def test_all_examples_load(demo: Path) -> None:
 
 
 async def test_calculator_schema_and_errors(demo: Path) -> None:
-    async with PluginManager(demo) as manager:
+    async with PluginManager(demo, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         descriptor = manager.get_plugin("calculator").descriptor  # type: ignore[union-attr]
         assert descriptor is not None
@@ -43,7 +44,7 @@ async def test_calculator_schema_and_errors(demo: Path) -> None:
 
 async def test_notes_limit_comes_from_config(demo: Path) -> None:
     (demo / "config" / "plugins" / "notes.toml").write_text('greeting = "hey"\nmax_notes = 2\n')
-    async with PluginManager(demo) as manager:
+    async with PluginManager(demo, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         for text in ("a", "b"):
             assert (await manager.execute("notes", "add", {"text": text})).success
@@ -53,7 +54,7 @@ async def test_notes_limit_comes_from_config(demo: Path) -> None:
         assert task is not None
         await task
         assert (await manager.execute("notes", "add", {"text": "c"})).result == {"count": 3}
-    async with PluginManager(demo) as manager:  # notes survive a restart
+    async with PluginManager(demo, runtimes=default_runtimes()) as manager:  # notes survive a restart
         await manager.discover_and_load_all()
         assert (await manager.execute("notes", "list")).result == {"greeting": "hey", "notes": ["a", "b", "c"]}
 
@@ -61,7 +62,7 @@ async def test_notes_limit_comes_from_config(demo: Path) -> None:
 async def test_flaky_shows_the_circuit_breaker(demo: Path) -> None:
     now = [0.0]
     guard = Guard(GuardPolicy(BreakerPolicy(3, 60)), clock=lambda: now[0])
-    async with PluginManager(demo, guard=guard) as manager:
+    async with PluginManager(demo, runtimes=default_runtimes(), guard=guard) as manager:
         await manager.discover_and_load_all()
         for _ in range(3):
             assert (await manager.execute("flaky", "fail")).error == "RuntimeError: this plugin fails on purpose"
@@ -72,5 +73,5 @@ async def test_flaky_shows_the_circuit_breaker(demo: Path) -> None:
         now[0] += 60
         assert (await manager.execute("flaky", "ok")).result == "ok"
         assert manager.get_plugin("flaky").state is PluginState.ENABLED  # type: ignore[union-attr]
-        timed = await manager.invoke("flaky", "hang", {}, timeout=0.05)  # … so force a short one
+        timed = await manager.execute("flaky", "hang", {}, timeout=0.05)  # … so force a short one
         assert timed.metadata["timed_out"] is True

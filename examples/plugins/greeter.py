@@ -1,6 +1,6 @@
 """A single-file plugin in LurkBot's style: `execute(context)` answers the input."""
 
-from plughost import Plugin, PluginExecutionContext
+from plughost.sdk import Plugin, PluginExecutionContext
 
 plugin = Plugin(id="greeter", version="1.0.0", description="Greets whoever calls it.")
 

@@ -10,7 +10,13 @@ include = Path(grpc_tools.__file__).parent / "_proto"
 protos = sorted(str(p.relative_to(HERE / "proto")) for p in (HERE / "proto").glob("*.proto"))
 raise SystemExit(
     protoc.main(
-        ["protoc", f"-I{HERE / 'proto'}", f"-I{include}", f"--python_out={HERE / 'generated'}",
-         f"--grpc_python_out={HERE / 'generated'}", *protos]
+        [
+            "protoc",
+            f"-I{HERE / 'proto'}",
+            f"-I{include}",
+            f"--python_out={HERE / 'generated'}",
+            f"--grpc_python_out={HERE / 'generated'}",
+            *protos,
+        ]
     )
 )

@@ -1,7 +1,9 @@
 """plughost: a polyglot plugin host for Python bots and AI agents.
 
-The public names below are imported on first use, so a plugin (or a worker process) that only
-needs the SDK does not pay for importing the whole host.
+`plughost` offers the host API (`Host`, `PluginManager`, `default_runtimes`, `HostConfig`,
+`Guard` …) and, for convenience, every name of `plughost.sdk` (what plugin authors import; plugin
+code imports it from `plughost.sdk`). The names are imported on first use, so a plugin (or a
+worker process) that only needs the SDK does not pay for importing the whole host.
 """
 
 from __future__ import annotations
@@ -11,46 +13,110 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from plughost.core.config import HostConfig
-    from plughost.core.manager import PluginManager
     from plughost.errors import PlugHostError
     from plughost.guard import Guard
-    from plughost.host import Host
+    from plughost.host import Host, PluginManager
+    from plughost.runtime import default_runtimes
     from plughost.sdk import (
+        Action,
+        Approve,
+        Block,
+        Bot,
+        BotApi,
+        Call,
+        CommandArgumentError,
+        CommandContext,
+        CommandOverload,
+        CommandSender,
+        CommandSpec,
         Descriptor,
+        DiscoveryStatus,
+        Event,
+        EventType,
+        GroupId,
         Health,
+        InterceptorSpec,
         Message,
+        MessageBuilder,
+        MessageEvent,
+        MessageSentEvent,
+        MetaEvent,
+        MethodSpec,
+        NoticeEvent,
+        Outcome,
+        ParamSpec,
+        PermissionId,
+        PermitteeId,
         Plugin,
         PluginContext,
+        PluginError,
         PluginEvent,
         PluginExecutionContext,
         PluginExecutionResult,
         PluginHandle,
         PluginManifest,
         PluginState,
+        Reject,
+        Reply,
+        ReplyBuilder,
+        RequestEvent,
+        RouteSpec,
         Segment,
+        SendBuilder,
+        UserId,
+        load_manifest,
     )
 
 __version__ = "0.1.0"
 
-# Where the host-side names live; every other exported name comes from `plughost.sdk`.
+# Where the host API lives; every other exported name comes from `plughost.sdk`.
 _HOST_HOMES = {
-    "HostConfig": "plughost.core.config",
-    "PluginManager": "plughost.core.manager",
-    "PlugHostError": "plughost.errors",
     "Guard": "plughost.guard",
     "Host": "plughost.host",
+    "HostConfig": "plughost.core.config",
+    "PlugHostError": "plughost.errors",
+    "PluginManager": "plughost.host",
+    "default_runtimes": "plughost.runtime",
 }
 
+# the host API above, and `plughost.sdk.__all__` (tests/test_public_api.py keeps them in step)
 __all__ = [
+    "Action",
+    "Approve",
+    "Block",
+    "Bot",
+    "BotApi",
+    "Call",
+    "CommandArgumentError",
+    "CommandContext",
+    "CommandOverload",
+    "CommandSender",
+    "CommandSpec",
     "Descriptor",
+    "DiscoveryStatus",
+    "Event",
+    "EventType",
+    "GroupId",
     "Guard",
     "Health",
     "Host",
     "HostConfig",
+    "InterceptorSpec",
     "Message",
+    "MessageBuilder",
+    "MessageEvent",
+    "MessageSentEvent",
+    "MetaEvent",
+    "MethodSpec",
+    "NoticeEvent",
+    "Outcome",
+    "ParamSpec",
+    "PermissionId",
+    "PermitteeId",
     "PlugHostError",
     "Plugin",
     "PluginContext",
+    "PluginError",
     "PluginEvent",
     "PluginExecutionContext",
     "PluginExecutionResult",
@@ -58,7 +124,16 @@ __all__ = [
     "PluginManager",
     "PluginManifest",
     "PluginState",
+    "Reject",
+    "Reply",
+    "ReplyBuilder",
+    "RequestEvent",
+    "RouteSpec",
     "Segment",
+    "SendBuilder",
+    "UserId",
+    "default_runtimes",
+    "load_manifest",
 ]
 
 

@@ -11,11 +11,34 @@ from typing import Any
 from plughost.bot.command_stage import EngineCommandStage
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.service import CommandService
+from plughost.bot.config import BotSettings
 from plughost.bot.dispatch import CommandStage, Dispatcher
-from plughost.core.botconfig import inherit_command_settings
+from plughost.core import manager as core_manager
 from plughost.core.config import HostConfig
-from plughost.core.manager import PluginManager
-from plughost.runtime import Runtime
+from plughost.guard import Guard
+from plughost.runtime import Runtime, default_runtimes
+
+
+class PluginManager(core_manager.PluginManager):
+    """`plughost.PluginManager`: the manager with this installation's runtimes unless given others.
+
+    `async with PluginManager("path/to/workspace") as manager:` is all LurkBot-style code needs;
+    the `[process]` settings of `plughost.toml` configure the worker and executable runtimes.
+    """
+
+    def __init__(
+        self,
+        workspace: Path | str | None = None,
+        *,
+        config: HostConfig | None = None,
+        runtimes: Mapping[str, Runtime] | None = None,
+        guard: Guard | None = None,
+    ) -> None:
+        root = Path(workspace or Path.cwd()).resolve()
+        config = config if config is not None else HostConfig.load(root)
+        if runtimes is None:
+            runtimes = default_runtimes(config.process, workspace=root)
+        super().__init__(root, config=config, runtimes=runtimes, guard=guard)
 
 
 class Host:
@@ -40,16 +63,16 @@ class Host:
             self.config = self.config.model_copy(
                 update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
             )
-        self.config = _bots_with_command_settings(self.config)
+        self.bot_settings = BotSettings.from_host_config(self.config)  # [commands], [permissions], [[bots]]
         self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
         self.commands = CommandService(
             self.manager,
-            config=self.config.commands,
+            config=self.bot_settings.commands,
             permissions=PermissionService(
-                self.workspace / self.config.permissions.file,
-                default_permittees=self.config.permissions.default_permittees,
+                self.workspace / self.bot_settings.permissions.file,
+                default_permittees=self.bot_settings.permissions.default_permittees,
             ),
             request_stop=self.request_stop,
             started_at=self.started_at,
@@ -89,18 +112,3 @@ class Host:
     @property
     def uptime_s(self) -> float:
         return time.time() - self.started_at
-
-
-def _bots_with_command_settings(config: HostConfig) -> HostConfig:
-    """Bots inherit `[commands]` trigger settings; bot owners/admins are owners/admins for commands."""
-    if not config.bots:
-        return config
-    commands = config.commands
-    owners = sorted({*commands.owners, *(o for bot in config.bots for o in bot.owners)})
-    admins = sorted({*commands.admins, *(a for bot in config.bots for a in bot.admins)})
-    return config.model_copy(
-        update={
-            "bots": [inherit_command_settings(bot, commands) for bot in config.bots],
-            "commands": commands.model_copy(update={"owners": owners, "admins": admins}),
-        }
-    )

@@ -16,9 +16,10 @@ from plughost.sdk.manifest import PluginManifest
 from .directory import GuardedPlugins
 
 HEADER = """\
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Approve, Block, BotApi, Reject, Reply, ReplyBuilder
-from plughost.sdk.events import Event, MessageEvent, MetaEvent, NoticeEvent, RequestEvent
+from plughost.sdk import (
+    Approve, Block, BotApi, Event, MessageEvent, MetaEvent, NoticeEvent, Plugin, Reject, Reply, ReplyBuilder,
+    RequestEvent,
+)
 plugin = Plugin()
 """
 

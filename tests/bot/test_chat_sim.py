@@ -10,11 +10,10 @@ import pytest
 from plughost.adapters.console import Console
 from plughost.host import Host
 
-PLUGIN = '''
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Approve, Reject, Reply, ReplyBuilder
-from plughost.sdk.commands import CommandContext
-from plughost.sdk.events import MessageEvent, NoticeEvent, RequestEvent
+PLUGIN = """
+from plughost.sdk import (
+    Approve, CommandContext, MessageEvent, NoticeEvent, Plugin, Reject, Reply, ReplyBuilder, RequestEvent,
+)
 
 plugin = Plugin()
 
@@ -46,7 +45,7 @@ async def poked(ev: NoticeEvent) -> Reply:
 @plugin.route("request", "Friend", "GroupAdd")
 async def requests(ev: RequestEvent) -> Approve | Reject:
     return Approve("pal") if ev.comment == "please" else Reject("no")
-'''
+"""
 
 
 @pytest.fixture

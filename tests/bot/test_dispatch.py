@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from plughost.adapters.onebot import OneBotAdapter
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.triggers import CommandInvocation
-from plughost.core.botconfig import BotConfig
 from plughost.sdk.bot import Answer, BotApi, Reply
 from plughost.sdk.call import Action
 from plughost.sdk.events import ROUTES_BY_KIND

@@ -14,10 +14,8 @@ from plughost.host import Host
 
 from .onebot_impl import OneBotImpl, group_message, request
 
-PLUGIN = '''
-from plughost.sdk import Plugin
-from plughost.sdk.bot import Approve, Reply
-from plughost.sdk.events import MessageEvent, RequestEvent
+PLUGIN = """
+from plughost.sdk import Approve, MessageEvent, Plugin, Reply, RequestEvent
 
 plugin = Plugin()
 
@@ -28,7 +26,7 @@ async def hello(ev: MessageEvent) -> Reply | None:
 @plugin.route("request", "Friend")
 def friend(ev: RequestEvent) -> Approve:   # a sync handler works too
     return Approve("from host")
-'''
+"""
 
 
 def free_port() -> int:
@@ -48,8 +46,8 @@ async def test_host_runs_configured_bots_with_discovered_plugins(tmp_path: Path)
     (plugin_dir / "plugin.toml").write_text('id = "greeter"\nversion = "1.0.0"\n')
     (plugin_dir / "__init__.py").write_text(PLUGIN)
     impl = OneBotImpl()
-    async with Host(tmp_path) as host, OneBotAdapter(host.config.bots, host.dispatcher) as adapter:
-        assert host.config.bots[0].triggers.prefixes == ["/", "#"]
+    async with Host(tmp_path) as host, OneBotAdapter(host.bot_settings.bots, host.dispatcher) as adapter:
+        assert host.bot_settings.bots[0].triggers.prefixes == ["/", "#"]
         assert adapter.ports == {"qq": port}
         await impl.connect_reverse(f"ws://127.0.0.1:{port}/onebot/v11/ws", token="t")
         await impl.push(group_message("hi", message_id=1))
@@ -106,11 +104,9 @@ async def test_plughost_run_serves_configured_bots(tmp_path: Path) -> None:
     assert process.returncode == 0
 
 
-ISOLATED = '''
+ISOLATED = """
 import os
-from plughost.sdk import Plugin
-from plughost.sdk.bot import BotApi, Reply
-from plughost.sdk.events import MessageEvent, NoticeEvent
+from plughost.sdk import BotApi, MessageEvent, NoticeEvent, Plugin, Reply
 plugin = Plugin()
 
 @plugin.pre_handle
@@ -121,14 +117,14 @@ def not_from_bots(ev: MessageEvent) -> bool:
 async def poke(ev: NoticeEvent, bot: BotApi) -> Reply:
     await bot.send_private_msg(ev.user_id, f"pid {os.getpid()}")
     return Reply.of(f"worker poked by {ev.user_id}")
-'''
+"""
 
 
 async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_path: Path) -> None:
     """isolation = "process": the same routes and interceptors, answered over the worker protocol."""
     import os
 
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .onebot_impl import notice
@@ -152,17 +148,15 @@ async def test_plugin_in_a_worker_process_answers_like_an_in_process_one(tmp_pat
     assert blocked.status == "blocked" and blocked.answered_by == "isolated"
 
 
-SEND_THEN_FAIL = '''
-from plughost.sdk import Plugin
-from plughost.sdk.bot import BotApi
-from plughost.sdk.events import MessageEvent
+SEND_THEN_FAIL = """
+from plughost.sdk import BotApi, MessageEvent, Plugin
 plugin = Plugin()
 
 @plugin.route("message", "Private")
 async def announce(ev: MessageEvent, bot: BotApi) -> None:
     await bot.send_private_msg(ev.user_id, "queued before the failure")
     raise RuntimeError("handler failed after sending")
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -172,7 +166,7 @@ async def announce(ev: MessageEvent, bot: BotApi) -> None:
 )
 async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolation: str, invoke_lane: bool) -> None:
     """In-process and in a worker alike: a send made before the handler raised is not lost."""
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .onebot_impl import private_message
@@ -193,9 +187,8 @@ async def test_sends_queued_before_a_failure_still_go_out(tmp_path: Path, isolat
     assert params["message"] == [{"type": "text", "data": {"text": "queued before the failure"}}]
 
 
-BOT_COMMAND = '''
-from plughost import Plugin
-from plughost.sdk.commands import CommandContext
+BOT_COMMAND = """
+from plughost.sdk import CommandContext, Plugin
 plugin = Plugin()
 
 @plugin.command("kick")
@@ -203,16 +196,16 @@ async def kick(ctx: CommandContext, user: int) -> str:
     assert ctx.bot is not None
     await ctx.bot.call_action("set_group_kick", {"group_id": ctx.sender.group_id, "user_id": user})
     return f"kicked {user}"
-'''
+"""
 
 
 async def test_chat_command_uses_the_bot_it_came_through(tmp_path: Path) -> None:
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
     from plughost.sdk.events import parse_event
 
     from .test_protocol import RecordingBot
 
-    (tmp_path / "plughost.toml").write_text('[commands]\nowners = [456]\n')
+    (tmp_path / "plughost.toml").write_text("[commands]\nowners = [456]\n")
     plugin_dir = tmp_path / "plugins" / "moderator"
     plugin_dir.mkdir(parents=True)
     (plugin_dir / "plugin.toml").write_text('id = "moderator"\nversion = "1.0.0"\n')

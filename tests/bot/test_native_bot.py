@@ -32,7 +32,7 @@ def example_c(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 async def test_native_plugin_answers_commands_routes_and_interceptors(example_c: Path, tmp_path: Path) -> None:
-    from plughost.core.botconfig import BotConfig
+    from plughost.bot.config import BotConfig
 
     plugin_dir = tmp_path / "plugins" / "example-c"
     plugin_dir.mkdir(parents=True)

@@ -8,9 +8,9 @@ from typing import Any
 
 import pytest
 
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.ratelimit import TokenBucket
-from plughost.core.botconfig import BotConfig
 from plughost.sdk.bot import (
     Approve,
     Block,

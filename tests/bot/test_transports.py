@@ -11,9 +11,9 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from plughost.adapters.onebot import OneBotAdapter, WsActionClient
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
-from plughost.core.botconfig import BotConfig
 from plughost.errors import ConfigError
 
 from .conftest import LoadPlugin

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from plughost.bot.commands import CommandEngine, CommandSource, PermissionService, PluginTarget
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.guard import Guard
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.python import PythonPluginHandle, PythonRuntime
@@ -23,9 +23,9 @@ HEADER = """\
 import datetime as dt
 import enum
 from typing import Optional
-from plughost.sdk import Plugin, Message, Segment
-from plughost.sdk.commands import CommandContext, CommandArgumentError, UserId, GroupId
-from plughost.sdk.permissions import PermissionId, PermitteeId
+from plughost.sdk import (
+    CommandArgumentError, CommandContext, GroupId, Message, PermissionId, PermitteeId, Plugin, Segment, UserId,
+)
 """
 
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 
 from plughost.bot.commands import CommandEngine, CommandSender, PermissionService, ResultKind
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.sdk.message import Message, Segment
 
 from .conftest import Lab

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from plughost.bot.commands import CommandEngine, CommandSender, PermissionService, ResultKind
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.errors import ConfigError
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
 

@@ -8,18 +8,19 @@ from pathlib import Path
 
 import pytest
 
+from plughost.bot.config import BotSettings
 from plughost.core.config import HostConfig
 from plughost.errors import ConfigError, PlugHostError
 from plughost.host import Host
-from plughost.sdk import Message, Plugin, Segment
+from plughost.sdk import Message, Plugin, ReplyBuilder, Segment
 from plughost.sdk.commands import (
     CommandContext,
     CommandDefinitionError,
     UserId,
     to_json_value,
-    to_message,
 )
 from plughost.sdk.descriptor import Descriptor, ParamSpec
+from plughost.sdk.message import to_message
 from plughost.sdk.permissions import PermissionId
 from plughost.sdk.senders import CommandSender
 
@@ -107,11 +108,23 @@ def test_return_values_become_messages() -> None:
     assert to_message(Segment.at(1)) == Message([Segment.at(1)])
     assert to_message(Builder()) == Message("built")
     assert to_message([{"type": "text", "data": {"text": "json"}}]) == Message("json")
+    assert to_message([Segment.at(1), Segment.text("hi")]) == Message([Segment.at(1), Segment.text("hi")])
+    assert to_message(ReplyBuilder().text("from ").at(2)) == Message([Segment.text("from "), Segment.at(2)])
+    assert to_message(42) == Message("42")
 
 
 def test_unknown_key_in_commands_section_is_a_config_error(tmp_path: Path) -> None:
     (tmp_path / "plughost.toml").write_text("[commands]\nprefix = ['!']\n")
-    with pytest.raises(ConfigError, match=r"commands\.prefix: unknown key"):
+    config = HostConfig.load(tmp_path)  # the bot domain's tables are the bot layer's to validate
+    with pytest.raises(ConfigError, match=r"plughost.toml: commands\.prefix: unknown key"):
+        BotSettings.from_host_config(config)
+    with pytest.raises(ConfigError, match=r"plughost.toml: commands\.prefix: unknown key"):
+        Host(tmp_path)
+
+
+def test_unknown_section_is_a_config_error(tmp_path: Path) -> None:
+    (tmp_path / "plughost.toml").write_text("[command]\nprefixes = ['!']\n")
+    with pytest.raises(ConfigError, match=r"plughost.toml: command: unknown key"):
         HostConfig.load(tmp_path)
 
 

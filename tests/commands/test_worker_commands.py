@@ -55,8 +55,7 @@ async def test_errors_from_a_worker(host: Host) -> None:
 
 
 REPLIER = """
-from plughost import Plugin
-from plughost.sdk.commands import CommandContext
+from plughost.sdk import CommandContext, Plugin
 
 plugin = Plugin()
 

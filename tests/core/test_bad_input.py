@@ -7,10 +7,11 @@ from pathlib import Path
 import pytest
 
 from plughost import PluginManager, PluginState
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import DiscoveryStatus
 
 GOOD = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("ping")
@@ -21,7 +22,7 @@ def ping() -> str:
 
 async def load_with_good_neighbour(workspace: Path, write_plugin) -> PluginManager:
     write_plugin("good", GOOD)
-    manager = PluginManager(workspace)
+    manager = PluginManager(workspace, runtimes=default_runtimes())
     await manager.discover_and_load_all()
     result = await manager.execute("good", "ping")
     assert result.success and result.result == "pong", "the healthy plugin must be unaffected"
@@ -54,7 +55,7 @@ async def test_unknown_key_and_bad_id_are_listed(workspace: Path, write_plugin) 
     errors = {c.path.name: " ".join(map(str, c.errors)) for c in manager.last_discovery.invalid}
     assert "unknown key 'enteri'" in errors["typo"]
     assert "not a valid plugin id" in errors["badid"]
-    rows = {r["id"]: r for r in manager.list()}
+    rows = {r["id"]: r for r in manager.catalog()}
     assert rows["typo"]["status"] == "invalid" and rows["good"]["state"] == "enabled"
     await manager.shutdown()
 
@@ -75,7 +76,7 @@ async def test_missing_entry(workspace: Path, write_plugin) -> None:
         ("raise RuntimeError('exploded at import')\n", "exploded at import"),
         ("x = 1\n", "defines no Plugin object"),
         (
-            "from plughost import Plugin\nplugin = Plugin()\n@plugin.on_load\nasync def setup(ctx):\n"
+            "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.on_load\nasync def setup(ctx):\n"
             "    raise ValueError('bad credentials')\n",
             "load hook failed: ValueError",
         ),
@@ -108,7 +109,7 @@ async def test_duplicate_ids_first_in_search_order_wins(tmp_path: Path, write_pl
     second = write_plugin("dup", GOOD.replace("pong", "other"), parent=tmp_path / "second")
     (tmp_path / "plughost.toml").write_text('[host]\nplugin_dirs = ["first", "second"]\n')
     for _ in range(2):  # deterministic
-        async with PluginManager(tmp_path) as manager:
+        async with PluginManager(tmp_path, runtimes=default_runtimes()) as manager:
             await manager.discover_and_load_all()
             (conflict,) = manager.last_discovery.conflicts
             assert conflict.winner == first.resolve() and conflict.losers == (second.resolve(),)
@@ -129,7 +130,7 @@ async def test_invalid_plugin_config_toml(workspace: Path, write_plugin) -> None
 
 async def test_corrupt_state_file_falls_back_to_backup(workspace: Path, write_plugin, caplog) -> None:
     write_plugin("good", GOOD)
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         await manager.disable_plugin("good")
         await manager.enable_plugin("good")
@@ -137,7 +138,7 @@ async def test_corrupt_state_file_falls_back_to_backup(workspace: Path, write_pl
     state = workspace / "plugin-state.toml"
     assert "good = true" in state.with_name("plugin-state.toml.bak").read_text()
     state.write_text("[modules\ngood = ")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert manager.state_file.warnings and "corrupt" in manager.state_file.warnings[0]
         assert manager.get_plugin("good").state is PluginState.ENABLED  # type: ignore[union-attr]
@@ -148,7 +149,7 @@ async def test_corrupt_state_and_backup_start_with_defaults(workspace: Path, wri
     write_plugin("good", GOOD)
     (workspace / "plugin-state.toml").write_text("garbage = [")
     (workspace / "plugin-state.toml.bak").write_text("[modules]\ngood = 5\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert len(manager.state_file.warnings) == 2
         assert manager.get_plugin("good").state is PluginState.ENABLED  # type: ignore[union-attr]
@@ -159,4 +160,4 @@ async def test_bad_host_config_is_a_clear_error(tmp_path: Path) -> None:
 
     (tmp_path / "plughost.toml").write_text("[guard]\nfailure_treshold = 2\n")
     with pytest.raises(ConfigError, match=r"plughost.toml: guard.failure_treshold: unknown key"):
-        PluginManager(tmp_path)
+        PluginManager(tmp_path, runtimes=default_runtimes())

@@ -6,10 +6,11 @@ import tomllib
 from pathlib import Path
 
 from plughost import PluginManager, PluginState
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import EventType
 
 CONFIGURED = """
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 plugin = Plugin()
 seen = {}
 
@@ -34,7 +35,7 @@ async def test_config_dirs_and_reconfigure(workspace: Path, write_plugin) -> Non
     directory = write_plugin("cfg", CONFIGURED)
     (workspace / "config" / "plugins").mkdir(parents=True)
     (workspace / "config" / "plugins" / "cfg.toml").write_text('greeting = "hi"\n[limits]\nmax = 3\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         seen = (await manager.execute("cfg", "seen")).result
         assert seen["config"] == {"greeting": "hi", "limits": {"max": 3}}
@@ -56,10 +57,10 @@ async def test_config_dirs_and_reconfigure(workspace: Path, write_plugin) -> Non
 async def test_failing_reconfigure_hook_is_reported(workspace: Path, write_plugin) -> None:
     write_plugin(
         "strict",
-        "from plughost import Plugin\nplugin = Plugin()\n@plugin.on_reconfigure\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.on_reconfigure\n"
         "def check(ctx, config):\n    raise ValueError('port must be a number')\n",
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         task = manager.update_config("strict", {"port": "x"})
         assert task is not None
@@ -70,7 +71,7 @@ async def test_failing_reconfigure_hook_is_reported(workspace: Path, write_plugi
 
 
 ORDER = """
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 LOADED = []
 
@@ -89,7 +90,7 @@ async def test_dependencies_load_in_topological_order(workspace: Path, write_plu
     write_plugin("db", ORDER, manifest_extra='[dependencies]\nplugins = ["cache"]\n', version="1.2.0")
     write_plugin("cache", ORDER)
     try:
-        async with PluginManager(workspace) as manager:
+        async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
             assert await manager.discover_and_load_all() == 3
         assert builtins.__dict__["_plughost_test_order"] == ["cache", "db", "app"]
     finally:
@@ -101,7 +102,7 @@ async def test_missing_dependency_and_version_mismatch_fail_only_that_plugin(wor
     write_plugin("needs-new-db", ORDER, manifest_extra='[dependencies]\nplugins = ["db>=2"]\n')
     write_plugin("db", ORDER, version="1.5.0")
     write_plugin("uses-needs-ghost", ORDER, manifest_extra='[dependencies]\nplugins = ["needs-ghost"]\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         assert await manager.discover_and_load_all() == 1
         errors = {i.id: i.error for i in manager.list_plugins(state=PluginState.ERROR)}
         assert errors["needs-ghost"] == "missing dependency 'ghost' (required as 'ghost')"
@@ -115,7 +116,7 @@ async def test_dependency_cycle_names_its_members(workspace: Path, write_plugin)
     write_plugin("b", ORDER, manifest_extra='[dependencies]\nplugins = ["c"]\n')
     write_plugin("c", ORDER, manifest_extra='[dependencies]\nplugins = ["a"]\n')
     write_plugin("free", ORDER)
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         assert await manager.discover_and_load_all() == 1
         for member in "abc":
             error = manager.get_plugin(member).error or ""  # type: ignore[union-attr]
@@ -125,7 +126,7 @@ async def test_dependency_cycle_names_its_members(workspace: Path, write_plugin)
 async def test_dependency_that_fails_at_load_fails_its_dependents(workspace: Path, write_plugin) -> None:
     write_plugin("base", "raise ImportError('native lib missing')\n")
     write_plugin("top", ORDER, manifest_extra='[dependencies]\nplugins = ["base"]\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert manager.get_plugin("top").error == "dependency 'base' failed to load"  # type: ignore[union-attr]
 
@@ -137,11 +138,11 @@ async def test_enabled_and_priority_keys_in_plugin_config(workspace: Path, write
     config.mkdir(parents=True)
     (config / "quiet.toml").write_text("enabled = false\npriority = 5\n")
     (config / "loud.toml").write_text("priority = 800\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert [i.id for i in manager.list_plugins()] == ["loud", "quiet"]
         assert manager.get_plugin("quiet").state is PluginState.DISABLED  # type: ignore[union-attr]
         await manager.enable_plugin("quiet")  # the state file wins over the config from now on
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert manager.get_plugin("quiet").state is PluginState.ENABLED  # type: ignore[union-attr]

@@ -12,7 +12,7 @@ from plughost.core.registry import PluginRegistry
 from plughost.runtime import Candidate, LoadRequest, default_runtimes
 from plughost.sdk.models import DiscoveryStatus, EventType
 
-PING = "from plughost import Plugin\nplugin = Plugin()\n@plugin.method('ping')\ndef ping() -> str:\n    return 'pong'\n"
+PING = "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.method('ping')\ndef ping():\n    return 'pong'\n"
 
 
 async def test_sync_async_and_raising_event_handlers(workspace: Path, write_plugin, caplog) -> None:
@@ -29,7 +29,7 @@ async def test_sync_async_and_raising_event_handlers(workspace: Path, write_plug
         if event.event_type is EventType.EXECUTE:
             delivered.set()
 
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         manager.add_event_handler(broken)
         manager.add_event_handler(seen_sync.append)
         manager.add_event_handler(async_handler)
@@ -45,13 +45,14 @@ async def test_event_history_is_bounded_and_filterable(workspace: Path, write_pl
     write_plugin("a", PING)
     write_plugin("b", PING)
     (workspace / "plughost.toml").write_text("[host]\nevent_history = 20\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         for _ in range(30):
             await manager.execute("a", "ping")
         await manager.execute("b", "ping")
         assert len(manager.get_events()) == 20
         assert {e.plugin_name for e in manager.get_events("b")} == {"b"}
+        assert {e.plugin_id for e in manager.get_events("b")} == {"b"}  # the same value, named for what it is
         assert manager.get_events("b")[-1].event_type is EventType.EXECUTE
 
 
@@ -62,7 +63,7 @@ async def test_registry_is_persisted_and_restored(workspace: Path, write_plugin)
         manifest_extra='description = "Forecasts"\ntype = "tool"\ntags = ["Sky"]\nkeywords = ["rain"]\n',
     )
     write_plugin("other", PING, manifest_extra='type = "hook"\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         await manager.disable_plugin("other")
     registry = PluginRegistry(workspace / ".plughost" / "registry.json")  # a fresh process would do this
@@ -87,7 +88,7 @@ async def test_corrupt_registry_is_ignored_with_warning(workspace: Path, caplog)
 async def test_list_plugins_filters(workspace: Path, write_plugin) -> None:
     write_plugin("a", PING, manifest_extra='type = "tool"\ntags = ["x"]\npriority = 10\n')
     write_plugin("b", PING, manifest_extra='type = "hook"\nkeywords = ["special"]\npriority = 500\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert [i.id for i in manager.list_plugins()] == ["b", "a"]  # priority high first
         assert [i.id for i in manager.list_plugins(type="tool")] == ["a"]
@@ -102,7 +103,7 @@ def test_entry_point_plugins_are_discovered_and_loaded(tmp_path: Path, monkeypat
     package = site / "shiny_plugin"
     package.mkdir(parents=True)
     (package / "__init__.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='shiny', version='3.1.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='shiny', version='3.1.0')\n"
         "@plugin.method('hi')\ndef hi() -> str:\n    return 'from a package'\n"
     )
     dist = site / "shiny_plugin-3.1.0.dist-info"
@@ -113,7 +114,7 @@ def test_entry_point_plugins_are_discovered_and_loaded(tmp_path: Path, monkeypat
     (tmp_path / "plugins").mkdir()
 
     async def scenario() -> None:
-        async with PluginManager(tmp_path) as manager:
+        async with PluginManager(tmp_path, runtimes=default_runtimes()) as manager:
             await manager.discover_and_load_all()
             instance = manager.get_plugin("shiny")
             assert instance is not None and instance.origin == "entry-point:shiny-plugin"
@@ -172,9 +173,15 @@ async def test_process_plugin_discovery_statuses(workspace: Path, write_plugin) 
 
 async def test_missing_runtime_is_a_clear_load_error(workspace: Path, write_plugin) -> None:
     write_plugin("isolated", PING, manifest_extra='isolation = "process"\n')
+    from plughost.runtime.placement import PlacedRuntime
     from plughost.runtime.python import PythonRuntime
 
-    async with PluginManager(workspace, runtimes={"python": PythonRuntime()}) as manager:
+    python_without_worker = PlacedRuntime("python", in_process=PythonRuntime())
+    async with PluginManager(workspace, runtimes={"python": python_without_worker}) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("isolated")
         assert instance is not None and instance.error == "isolation 'process' is not available in this installation"
+    async with PluginManager(workspace, runtimes={}) as manager:
+        await manager.discover_and_load_all()
+        instance = manager.get_plugin("isolated")
+        assert instance is not None and instance.error == "runtime 'python' is not available in this installation"

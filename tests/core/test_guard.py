@@ -9,11 +9,12 @@ import pytest
 
 from plughost import Guard, PluginManager, PluginState
 from plughost.guard import BreakerPolicy, BreakerState, GuardPolicy
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import EventType
 
 FLAKY = """
 import asyncio
-from plughost import Plugin
+from plughost.sdk import Plugin
 plugin = Plugin()
 mode = {"fail": True}
 
@@ -64,7 +65,7 @@ async def manager(workspace: Path, write_plugin, clock: FakeClock):
     write_plugin("flaky", FLAKY)
     write_plugin("steady", FLAKY.replace('{"fail": True}', '{"fail": False}'))
     guard = Guard(GuardPolicy(BreakerPolicy(failure_threshold=3, cooldown_s=60)), clock=clock)
-    async with PluginManager(workspace, guard=guard) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes(), guard=guard) as manager:
         await manager.discover_and_load_all()
         yield manager
 
@@ -110,7 +111,7 @@ async def test_clear_resets_by_hand(manager: PluginManager) -> None:
 
 
 async def test_async_handler_timeout_is_cancelled(manager: PluginManager) -> None:
-    result = await manager.invoke("flaky", "hang", {}, timeout=0.05)
+    result = await manager.execute("flaky", "hang", {}, timeout=0.05)
     assert result.success is False and result.metadata["timed_out"] is True
     assert result.error == "timed out after 0.05 s"
     snapshot = manager.guard.snapshot("flaky")
@@ -119,13 +120,13 @@ async def test_async_handler_timeout_is_cancelled(manager: PluginManager) -> Non
 
 
 async def test_blocking_handler_timeout_reported(manager: PluginManager) -> None:
-    result = await manager.invoke("flaky", "spin", {}, timeout=0.05)
+    result = await manager.execute("flaky", "spin", {}, timeout=0.05)
     assert result.metadata["timed_out"] is True
 
 
 async def test_manifest_timeout_applies(workspace: Path, write_plugin) -> None:
     write_plugin("slow", FLAKY, manifest_extra="[limits]\ntimeout_s = 0.05\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert (await manager.execute("slow", "hang")).metadata["timed_out"] is True
 
@@ -162,7 +163,7 @@ async def test_recent_errors_are_bounded(manager: PluginManager) -> None:
 
 async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) -> None:
     code = """
-    from plughost import Plugin
+    from plughost.sdk import Plugin
     plugin = Plugin()
 
     import asyncio
@@ -183,16 +184,16 @@ async def test_execute_plugins_runs_concurrently(workspace: Path, write_plugin) 
         write_plugin(f"p{i}", code)
     write_plugin(
         "broken",
-        "from plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.execute\n"
         "async def run(ctx):\n    raise RuntimeError('nope')\n",
     )
     write_plugin(
         "stuck",
-        "import asyncio\nfrom plughost import Plugin\nplugin = Plugin()\n@plugin.execute\n"
+        "import asyncio\nfrom plughost.sdk import Plugin\nplugin = Plugin()\n@plugin.execute\n"
         "async def run(ctx):\n    await asyncio.Event().wait()\n",
         manifest_extra="[limits]\ntimeout_s = 0.2\n",
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         meeting = workspace / "meeting"
         meeting.mkdir()
@@ -262,9 +263,9 @@ async def test_a_result_after_the_deadline_is_a_timeout(workspace: Path, write_p
     write_plugin("killer", HOST_KILLERS)
     async with PluginManager(workspace) as manager:
         await manager.discover_and_load_all()
-        late = await manager.invoke("killer", "overrun", {"seconds": 0.3}, timeout=0.1)
+        late = await manager.execute("killer", "overrun", {"seconds": 0.3}, timeout=0.1)
         assert not late.success and late.result is None
         assert late.metadata["timed_out"] is True and "without yielding" in (late.error or "")
         assert manager.guard.snapshot("killer")["handlers"]["overrun"]["timeouts"] == 1
-        on_time = await manager.invoke("killer", "overrun", {"seconds": 0.0}, timeout=5)
+        on_time = await manager.execute("killer", "overrun", {"seconds": 0.0}, timeout=5)
         assert on_time.success and on_time.result == "finished late"

@@ -10,11 +10,12 @@ import pytest
 
 from plughost import PluginManager, PluginState
 from plughost.errors import PluginLoadError, PluginNotFoundError, PluginStateError
+from plughost.runtime import default_runtimes
 from plughost.sdk.call import Call
 from plughost.sdk.models import EventType
 
 COUNTER = """
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 plugin = Plugin()
 calls = []
 
@@ -42,7 +43,7 @@ def get_calls() -> list:
 
 async def test_load_enable_disable_unload_cycle(workspace: Path, write_plugin) -> None:
     write_plugin("counter", COUNTER.format(value=1))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         assert await manager.discover_and_load_all() == 1
         instance = manager.get_plugin("counter")
         assert instance is not None and instance.state is PluginState.ENABLED
@@ -65,7 +66,7 @@ async def test_load_enable_disable_unload_cycle(workspace: Path, write_plugin) -
 
 
 async def test_unknown_plugin_errors(workspace: Path) -> None:
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         with pytest.raises(PluginNotFoundError, match="plugin 'ghost' was not found"):
             await manager.enable_plugin("ghost")
         result = await manager.execute("ghost", "x")
@@ -74,13 +75,13 @@ async def test_unknown_plugin_errors(workspace: Path) -> None:
 
 async def test_enabled_state_persists_across_restarts(workspace: Path, write_plugin) -> None:
     write_plugin("counter", COUNTER.format(value=1))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         await manager.disable_plugin("counter")
         manager.set_priority("counter", 900)
     text = (workspace / "plugin-state.toml").read_text()
     assert "[modules]" in text and "counter = false" in text and "counter = 900" in text
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("counter")
         assert instance is not None and instance.state is PluginState.DISABLED and instance.priority == 900
@@ -88,7 +89,7 @@ async def test_enabled_state_persists_across_restarts(workspace: Path, write_plu
 
 async def test_manifest_enabled_false_loads_disabled(workspace: Path, write_plugin) -> None:
     write_plugin("counter", COUNTER.format(value=1), manifest_extra="enabled = false\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert manager.get_plugin("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
 
@@ -102,7 +103,7 @@ async def test_plugin_disabled_in_state_file_is_disabled_and_can_be_enabled(work
     write_plugin("counter", COUNTER.format(value=1))
     state_file = workspace / "plugin-state.toml"
     state_file.write_text("[modules]\ncounter = false\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("counter")
         assert instance is not None and instance.is_loaded and not instance.is_enabled
@@ -129,7 +130,7 @@ async def test_plugin_disabled_in_state_file_is_disabled_and_can_be_enabled(work
         assert "counter = false" in state_file.read_text()
         assert await manager.disable_plugin("counter") is False
         assert (await manager.execute("counter", "value")).error == DISABLED_COUNTER
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert manager.get_plugin("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
         assert manager.registry.get("counter").state is PluginState.DISABLED  # type: ignore[union-attr]
@@ -141,7 +142,7 @@ async def test_plugin_whose_enable_hook_fails_at_load_is_disabled_with_the_reaso
     write_plugin(
         "moody",
         """
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         ready = []
 
@@ -156,7 +157,7 @@ async def test_plugin_whose_enable_hook_fails_at_load_is_disabled_with_the_reaso
             return "pong"
         """,
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("moody")
         assert instance is not None and instance.state is PluginState.DISABLED
@@ -173,7 +174,7 @@ async def test_plugin_whose_enable_hook_fails_at_load_is_disabled_with_the_reaso
 
 async def test_reload_runs_new_code_and_keeps_enabled_state(workspace: Path, write_plugin) -> None:
     directory = write_plugin("counter", COUNTER.format(value=1))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert (await manager.execute("counter", "value")).result == 1
         (directory / "plugin.py").write_text(COUNTER.format(value=2))
@@ -187,7 +188,7 @@ async def test_reload_runs_new_code_and_keeps_enabled_state(workspace: Path, wri
 
 async def test_failed_reload_keeps_old_version_serving(workspace: Path, write_plugin) -> None:
     directory = write_plugin("counter", COUNTER.format(value=1))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         (directory / "plugin.py").write_text("def broken(:\n")
         with pytest.raises(PluginLoadError, match="SyntaxError"):
@@ -199,10 +200,10 @@ async def test_failed_reload_keeps_old_version_serving(workspace: Path, write_pl
 
 async def test_failing_load_hook_during_reload_keeps_old(workspace: Path, write_plugin) -> None:
     directory = write_plugin("counter", COUNTER.format(value=1))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         (directory / "plugin.py").write_text(
-            "from plughost import Plugin\nplugin = Plugin()\n"
+            "from plughost.sdk import Plugin\nplugin = Plugin()\n"
             "@plugin.on_load\ndef boom(ctx):\n    raise RuntimeError('no database')\n"
         )
         with pytest.raises(PluginLoadError, match="no database"):
@@ -215,7 +216,7 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
         "ticker",
         """
         import asyncio
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         state = {}
 
@@ -236,7 +237,7 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
             return {k: v for k, v in state.items() if isinstance(v, str)}
         """,
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("ticker")
         module = next(m for n, m in sys.modules.items() if n.startswith("plughost_plugin__ticker") and "." in n)
@@ -250,10 +251,10 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
 
 async def test_single_file_plugin(workspace: Path) -> None:
     (workspace / "plugins" / "solo.py").write_text(
-        "from plughost import Plugin\nplugin = Plugin(id='solo', version='2.0.0')\n"
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='solo', version='2.0.0')\n"
         "@plugin.execute\nasync def run(ctx):\n    return ctx.input_data * 2\n"
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         result = await manager.execute_plugin("solo", {"input_data": 21})
         assert result.success and result.result == 42
@@ -261,8 +262,8 @@ async def test_single_file_plugin(workspace: Path) -> None:
 
 
 async def test_single_file_id_must_match_file_name(workspace: Path) -> None:
-    (workspace / "plugins" / "solo.py").write_text("from plughost import Plugin\nplugin = Plugin(id='other')\n")
-    async with PluginManager(workspace) as manager:
+    (workspace / "plugins" / "solo.py").write_text("from plughost.sdk import Plugin\nplugin = Plugin(id='other')\n")
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("solo")
         assert instance is not None and instance.state is PluginState.ERROR
@@ -284,7 +285,7 @@ async def test_lurkbot_class_plugin(workspace: Path, write_plugin) -> None:
         filename="main.py",
         manifest='name = "legacy"\nversion = "1.0.0"\nentry_point = "main.py"\nmain_class = "LegacyPlugin"\n',
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         result = await manager.execute_plugin("legacy", {"user_id": "u1"})
         assert result.success, result.error
@@ -294,12 +295,12 @@ async def test_lurkbot_class_plugin(workspace: Path, write_plugin) -> None:
 async def test_package_plugin_with_relative_imports(workspace: Path, write_plugin) -> None:
     directory = write_plugin(
         "pkg",
-        "from .helpers import double\nfrom plughost import Plugin\nplugin = Plugin()\n"
+        "from .helpers import double\nfrom plughost.sdk import Plugin\nplugin = Plugin()\n"
         "@plugin.method('d')\ndef d(x: int) -> int:\n    return double(x)\n",
         filename="__init__.py",
     )
     (directory / "helpers.py").write_text("def double(x):\n    return 2 * x\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert (await manager.execute("pkg", "d", {"x": 4})).result == 8
         await manager.unload_plugin("pkg")
@@ -311,7 +312,7 @@ async def test_sync_handlers_do_not_block_the_loop(workspace: Path, write_plugin
         "blocking",
         """
         import threading
-        from plughost import Plugin
+        from plughost.sdk import Plugin
         plugin = Plugin()
         gate = threading.Event()
 
@@ -325,7 +326,7 @@ async def test_sync_handlers_do_not_block_the_loop(workspace: Path, write_plugin
             gate.set()
         """,
     )
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         waiting = asyncio.create_task(manager.execute("blocking", "wait"))
         await asyncio.sleep(0)  # let the blocking call start in its thread
@@ -336,7 +337,7 @@ async def test_sync_handlers_do_not_block_the_loop(workspace: Path, write_plugin
 
 async def test_load_plugin_by_path_and_duplicate_load(tmp_path: Path, write_plugin) -> None:
     directory = write_plugin("counter", COUNTER.format(value=7), parent=tmp_path / "elsewhere")
-    async with PluginManager(tmp_path) as manager:
+    async with PluginManager(tmp_path, runtimes=default_runtimes()) as manager:
         instance = await manager.load_plugin(directory)
         assert instance.state is PluginState.ENABLED
         assert (await manager.execute("counter", "value")).result == 7
@@ -347,7 +348,7 @@ async def test_load_plugin_by_path_and_duplicate_load(tmp_path: Path, write_plug
 async def test_shutdown_unloads_everything(workspace: Path, write_plugin) -> None:
     write_plugin("a", COUNTER.format(value=1))
     write_plugin("b", COUNTER.format(value=2))
-    manager = PluginManager(workspace)
+    manager = PluginManager(workspace, runtimes=default_runtimes())
     await manager.discover_and_load_all()
     await manager.shutdown()
     assert all(i.state is PluginState.UNLOADED for i in manager.list_plugins())

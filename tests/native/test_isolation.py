@@ -10,20 +10,23 @@ import pytest
 
 from plughost.core.manager import PluginManager
 from plughost.guard import BreakerPolicy, Guard, GuardPolicy
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import PluginExecutionResult
 from tests.native.conftest import Builds
 
 
 def tolerant_manager(workspace: Path) -> PluginManager:
     """Crashes are counted by the breaker; these tests look at the worker, not the breaker."""
-    return PluginManager(workspace, guard=Guard(GuardPolicy(breaker=BreakerPolicy(failure_threshold=10))))
+    return PluginManager(
+        workspace, runtimes=default_runtimes(), guard=Guard(GuardPolicy(breaker=BreakerPolicy(failure_threshold=10)))
+    )
 
 
 async def after_restart(pm: PluginManager, method: str, args: dict) -> PluginExecutionResult:
     """Calls right after a crash or kill may still report it while the worker restarts; a few
     calls later one runs in the new worker."""
     for _ in range(5):
-        result = await pm.invoke("probe", method, args)
+        result = await pm.execute("probe", method, args)
         if result.success:
             return result
         assert "plugin 'probe'" in (result.error or ""), result.error
@@ -40,16 +43,16 @@ async def test_an_isolated_native_plugin_survives_its_own_segfault(tmp_path: Pat
         assert await pm.discover_and_load_all() == 2
         probe = pm.get_plugin("probe")
         assert probe is not None and probe.state == "enabled", probe and probe.error
-        assert (await pm.invoke("probe", "echo", {"a": 1})).result == {"a": 1}
-        worker_pid = (await pm.invoke("probe", "pid", {})).result
+        assert (await pm.execute("probe", "echo", {"a": 1})).result == {"a": 1}
+        worker_pid = (await pm.execute("probe", "pid", {})).result
         assert worker_pid != os.getpid()  # the library runs in another process
-        crashed = await pm.invoke("probe", "crash", {})
+        crashed = await pm.execute("probe", "crash", {})
         assert not crashed.success
-        assert (await pm.invoke("neighbour", "echo", {"b": 2})).result == {"b": 2}  # the host lives on
+        assert (await pm.execute("neighbour", "echo", {"b": 2})).result == {"b": 2}  # the host lives on
         again = await after_restart(pm, "echo", {"c": 3})  # the worker was restarted
         assert again.success, again.error
         assert again.result == {"c": 3}
-        assert (await pm.invoke("probe", "pid", {})).result != worker_pid
+        assert (await pm.execute("probe", "pid", {})).result != worker_pid
 
 
 async def test_a_hung_isolated_native_call_is_stopped_by_killing_the_worker(tmp_path: Path, c_builds: Builds, caplog):
@@ -61,13 +64,13 @@ async def test_a_hung_isolated_native_call_is_stopped_by_killing_the_worker(tmp_
     (plugins / "probe.plugin.toml").write_text('id = "probe"\nruntime = "native"\nisolation = "process"\n')
     async with tolerant_manager(tmp_path) as pm:
         await pm.discover_and_load_all()
-        first_pid = (await pm.invoke("probe", "pid", {})).result
-        hung = await pm.invoke("probe", "block", {}, timeout=1.0)
+        first_pid = (await pm.execute("probe", "pid", {})).result
+        hung = await pm.execute("probe", "block", {}, timeout=1.0)
         assert not hung.success and hung.metadata.get("timed_out") is True
         after = await after_restart(pm, "pid", {})
         assert after.success and after.result != first_pid  # the hung worker was killed and replaced
         with caplog.at_level(logging.DEBUG):
-            assert (await pm.invoke("probe", "host_log", {})).result == {"ok": True, "result": {}}
+            assert (await pm.execute("probe", "host_log", {})).result == {"ok": True, "result": {}}
         assert any("hello from C" in r.getMessage() for r in caplog.records), [r.getMessage() for r in caplog.records]
 
 
@@ -78,11 +81,11 @@ async def test_reloading_an_isolated_native_plugin_starts_a_fresh_worker(tmp_pat
     (plugins / "probe.plugin.toml").write_text('id = "probe"\nruntime = "native"\nisolation = "process"\n')
     async with tolerant_manager(tmp_path) as pm:
         await pm.discover_and_load_all()
-        old_pid = (await pm.invoke("probe", "pid", {})).result
+        old_pid = (await pm.execute("probe", "pid", {})).result
         shutil.copyfile(c_builds["probe"], plugins / "probe-v1.1.0.so")
         instance = await pm.reload_plugin("probe")
         assert instance.manifest.version == "1.1.0" and instance.manifest.isolation == "process"
-        new_pid = (await pm.invoke("probe", "pid", {})).result
+        new_pid = (await pm.execute("probe", "pid", {})).result
         assert new_pid not in (old_pid, os.getpid())
         with pytest.raises(ProcessLookupError):
             os.kill(old_pid, 0)  # the old worker is gone

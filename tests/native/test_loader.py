@@ -11,6 +11,7 @@ import yaml
 from plughost.runtime import default_runtimes
 from plughost.runtime.native import NativeRuntime
 from plughost.runtime.native.abi import Buffer, HostApi, PluginApi
+from plughost.runtime.placement import PlacedRuntime
 from tests.native.conftest import Builds, Loader
 
 
@@ -22,7 +23,8 @@ def test_abi_struct_layout_matches_the_c_header() -> None:
 
 
 def test_native_runtime_is_a_default_runtime() -> None:
-    assert isinstance(default_runtimes()["native"], NativeRuntime)
+    runtime = default_runtimes()["native"]
+    assert isinstance(runtime, PlacedRuntime) and isinstance(runtime.in_process, NativeRuntime)
 
 
 async def test_register_reads_metadata_and_capabilities_case_insensitively(c_builds: Builds, load_native: Loader):

@@ -46,15 +46,15 @@ async def test_a_hung_native_call_times_out_is_counted_and_the_host_keeps_servin
     ws = native_workspace(tmp_path, {"probe.so": c_builds["probe"]})
     async with manager(ws, grace=0.2) as pm:
         await pm.discover_and_load_all()
-        hung = await pm.invoke("probe", "block", {}, timeout=0.2)
+        hung = await pm.execute("probe", "block", {}, timeout=0.2)
         assert not hung.success and hung.metadata["timed_out"] is True
         assert pm.guard.snapshot("probe")["handlers"]["block"]["timeouts"] == 1
         handle = pm.get_plugin("probe").handle  # type: ignore[union-attr]
         assert isinstance(handle, NativePluginHandle)
         health = await handle.health()
         assert health.status == "degraded" and "still running" in health.detail
-        assert (await pm.invoke("probe", "echo", {"ok": 1})).result == {"ok": 1}  # other calls still served
-        await pm.invoke("probe", "release", {})
+        assert (await pm.execute("probe", "echo", {"ok": 1})).result == {"ok": 1}  # other calls still served
+        await pm.execute("probe", "release", {})
         await handle.wait_calls(lambda _, abandoned: abandoned == 0, 10)
         assert handle.stats()["abandoned_total"] == 1
         assert (await handle.health()).status == "ok"
@@ -74,7 +74,7 @@ async def test_reload_switches_to_a_new_version_and_retires_the_old_after_its_ca
         assert isinstance(new, NativePluginHandle) and new is not old
         assert new.library.path.name == "probe-v2.0.0.so"
         assert instance.manifest.version == "2.0.0"
-        assert (await pm.invoke("probe", "echo", [1])).result == [1]
+        assert (await pm.execute("probe", "echo", {"v": 1})).result == {"v": 1}
         # the old library is still running its call: not shut down, not unloaded
         assert not old.library.shut_down and not in_flight.done()
         await asyncio.to_thread(old.library.call, "release", b"")
@@ -88,12 +88,12 @@ async def test_failing_native_calls_open_the_circuit_breaker(tmp_path: Path, c_b
     async with manager(ws) as pm:
         await pm.discover_and_load_all()
         for _ in range(3):
-            failed = await pm.invoke("probe", "rc_raw", {})
+            failed = await pm.execute("probe", "rc_raw", {})
             assert not failed.success and "returned 9" in (failed.error or "")
-        isolated = await pm.invoke("probe", "echo", {})
+        isolated = await pm.execute("probe", "echo", {})
         assert not isolated.success and isolated.metadata.get("isolated") is True
         assert pm.guard.snapshot("probe")["breaker"]["isolations"] == 1
-        assert (await pm.invoke("healthy", "echo", {"x": 1})).result == {"x": 1}  # others unaffected
+        assert (await pm.execute("healthy", "echo", {"x": 1})).result == {"x": 1}  # others unaffected
         events = [e.event_type for e in pm.get_events("probe")]
         assert "isolate" in events
 

@@ -18,8 +18,9 @@ import pytest
 from process_support import EXAMPLES, FAST, WORKER_OPTIONS, request_for, require_tool
 
 from plughost.runtime.goplugin.supervisor import ProcessEvent
-from plughost.runtime.placement import PythonPlacement, WorkerRuntime
+from plughost.runtime.placement import PlacedRuntime, WorkerRuntime
 from plughost.runtime.process import ProcessOptions, ProcessPluginHandle, ProcessRuntime
+from plughost.runtime.python import PythonRuntime
 
 
 @pytest.fixture(scope="session")
@@ -115,7 +116,7 @@ import sys
 import threading
 import time
 
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 state = {"config": None, "enabled": None, "loads": 0}
@@ -227,7 +228,7 @@ async def load_python(events: Events) -> AsyncIterator[Callable[..., Any]]:
         isolation = "none" if placement == "in_process" else "process"
         if placement == "worker-grpc":  # a worker called over gRPC only, without its invoke lane
             options = replace(options, invoke_lane=False)
-        runtime = PythonPlacement(worker=WorkerRuntime(options, on_event=events))
+        runtime = PlacedRuntime("python", in_process=PythonRuntime(), worker=WorkerRuntime(options, on_event=events))
         handle = await runtime.load(request_for(plugin_dir, isolation=isolation, **changes))
         handles.append(handle)
         return handle

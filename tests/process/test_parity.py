@@ -20,8 +20,8 @@ from tests.bot.directory import GuardedPlugins
 from tests.bot.onebot_impl import group_message, notice, request
 
 from plughost.bot.commands import CommandEngine, CommandSender, CommandSource, PluginTarget, Triggered
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
-from plughost.core.botconfig import BotConfig
 from plughost.guard import Guard
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import Call
@@ -31,8 +31,10 @@ from plughost.sdk.permissions import PermissionId
 
 PLUGIN = """
 import sys
-from plughost.sdk import Bot, Message, MessageEvent, NoticeEvent, Plugin, PluginExecutionContext, Reply
-from plughost.sdk.commands import CommandArgumentError, CommandContext
+from plughost.sdk import (
+    Bot, CommandArgumentError, CommandContext, Message, MessageEvent, NoticeEvent, Plugin, PluginExecutionContext,
+    Reply,
+)
 
 plugin = Plugin()
 

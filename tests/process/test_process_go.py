@@ -15,7 +15,7 @@ from process_support import call_value
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.guard import Guard
-from plughost.sdk.call import Call
+from plughost.sdk.call import TIMED_OUT, Call
 
 
 async def test_jank_echo_execute_and_status(go_plugins: dict[str, Path], start_process: Any) -> None:
@@ -118,8 +118,8 @@ async def test_restarts_are_capped(go_plugins: dict[str, Path], start_process: A
 
 async def test_hang_mid_call_times_out(go_plugins: dict[str, Path], start_process: Any) -> None:
     handle = await start_process(go_plugins["jank-echo"])
-    result = await Guard().invoke(handle.plugin_id, handle, Call("sleep", {"ms": 60000}), timeout=0.2)
-    assert not result.success and result.metadata["timed_out"]
+    outcome = await Guard().call(handle.plugin_id, handle, Call("sleep", {"ms": 60000}), timeout=0.2)
+    assert outcome.error is not None and outcome.error.code == TIMED_OUT
     assert await call_value(handle, "sleep", {"ms": 1}) == {"slept_ms": 1.0}
 
 

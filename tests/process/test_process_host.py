@@ -14,6 +14,8 @@ import pytest
 from process_support import EXAMPLES, ROOT
 
 from plughost import PluginManager
+from plughost.core.config import HostConfig
+from plughost.runtime import default_runtimes
 from plughost.sdk.models import PluginState
 
 
@@ -28,7 +30,7 @@ async def test_manager_loads_jank_plugin_json_with_id_independent_of_dir(
 ) -> None:
     target = workspace / "plugins" / "some-dir-name"
     shutil.copytree(go_plugins["jank-echo"], target)
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("com.example.jank-echo")
         assert instance is not None and instance.state is PluginState.ENABLED, instance and instance.error
@@ -44,7 +46,7 @@ async def test_manager_loads_jank_plugin_json_with_id_independent_of_dir(
 async def test_source_only_plugin_is_built_on_demand(workspace: Path, go_plugins: dict[str, Path]) -> None:
     target = workspace / "plugins" / "kv"
     shutil.copytree(go_plugins["kv"], target, ignore=shutil.ignore_patterns("bin"))
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         report = manager.discover()
         assert report.candidates["kv"].status.value == "source_only"
         await manager.discover_and_load_all()
@@ -60,7 +62,7 @@ async def test_failing_build_reports_its_output(workspace: Path) -> None:
     (target / "scripts").mkdir(parents=True)
     (target / "plugin.json").write_text('{"id": "broken-build", "binary": "bin/broken"}')
     (target / "scripts" / "build.sh").write_text('echo "compiling…"\necho "main.go:3: undefined: Foo" >&2\nexit 2\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("broken-build")
         assert instance is not None and instance.state is PluginState.ERROR
@@ -72,7 +74,7 @@ async def test_manager_runs_isolated_python_plugin_in_a_worker(workspace: Path, 
     target = workspace / "plugins" / "behave"
     shutil.copytree(behave_dir, target)
     (target / "plugin.toml").write_text('id = "behave"\nversion = "1.2.3"\nisolation = "process"\n')
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         result = await manager.execute("behave", "state", {})
         assert result.success, result.error
@@ -89,7 +91,7 @@ async def test_standalone_python_grpc_plugin(workspace: Path, monkeypatch: pytes
     imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
     assert not any(name.startswith("plughost") for name in imported)  # go-plugin style, no plughost
     copy_example(EXAMPLES / "python-grpc", workspace / "plugins")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         plugin_id = "com.example.python-kv"
         instance = manager.get_plugin(plugin_id)
@@ -138,7 +140,7 @@ async def test_crash_is_reported_as_event_and_counted_by_the_breaker(
     import signal
 
     shutil.copytree(go_plugins["jank-echo"], workspace / "plugins" / "jank-echo")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         plugin_id = "com.example.jank-echo"
         instance = manager.get_plugin(plugin_id)
@@ -187,7 +189,7 @@ async def test_build_timeout_kills_the_build(tmp_path: Path) -> None:
 
 
 EXECUTE_PLUGIN = """
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 
@@ -204,7 +206,7 @@ async def test_lurkbot_execute_is_the_same_in_both_placements(workspace: Path, i
     target.mkdir()
     (target / "plugin.toml").write_text(f'id = "ctx"\nversion = "1.0.0"\nisolation = "{isolation}"\n')
     (target / "plugin.py").write_text(EXECUTE_PLUGIN)
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         result = await manager.execute_plugin("ctx", {"user_id": "u1", "input_data": {"q": 1}})
         assert result.success, result.error
@@ -218,7 +220,8 @@ async def test_process_section_of_host_config(workspace: Path, behave_dir: Path)
     shutil.copytree(behave_dir, target)
     (target / "plugin.toml").write_text('id = "behave"\nversion = "1.2.3"\nisolation = "process"\n')
     (workspace / "plughost.toml").write_text('[process]\ncall_timeout_s = 0.5\nsocket_dir = "run"\n')
-    async with PluginManager(workspace) as manager:
+    runtimes = default_runtimes(HostConfig.load(workspace).process, workspace=workspace)
+    async with PluginManager(workspace, runtimes=runtimes) as manager:
         await manager.discover_and_load_all()
         instance = manager.get_plugin("behave")
         assert instance is not None and instance.handle is not None, instance and instance.error

@@ -12,7 +12,7 @@ from process_support import call_value
 
 from plughost.errors import InvocationError
 from plughost.guard import Guard
-from plughost.sdk.call import Call, PluginError
+from plughost.sdk.call import TIMED_OUT, Call, PluginError
 
 PLACEMENTS = ["in_process", "worker", "worker-grpc"]
 WORKERS = ["worker", "worker-grpc"]  # Invoke over the invoke lane / over gRPC
@@ -89,9 +89,8 @@ async def test_worker_timeout_kills_blocking_handler(
     handle = await load_python(behave_dir, placement)
     guard = Guard()
     pid = (await call_value(handle, "state", None))["pid"]
-    result = await guard.invoke("behave", handle, Call("block", {"seconds": 60}), timeout=0.3)
-    assert not result.success
-    assert result.metadata["timed_out"] is True
+    outcome = await guard.call("behave", handle, Call("block", {"seconds": 60}), timeout=0.3)
+    assert outcome.error is not None and outcome.error.code == TIMED_OUT
     crash = await events.wait_for("crashed")
     assert "abandoned" in crash.message or "deadline" in crash.message
     state = await call_value(handle, "state", None)

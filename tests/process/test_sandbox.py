@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from process_support import WORKER_OPTIONS, call_value, request_for
 
+from plughost.runtime import default_runtimes
 from plughost.runtime.placement import WorkerRuntime
 from plughost.runtime.sandbox import landlock
 
@@ -29,7 +30,7 @@ import subprocess
 import tempfile
 import threading
 
-from plughost.sdk.plugin import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 
@@ -265,7 +266,8 @@ def test_unenforceable_permission_is_an_error_not_a_no_op(tmp_path: Path) -> Non
 
         landlock.abi_version = lambda: 0  # a kernel without Landlock
         try:
-            sandbox.confine(Permissions(filesystem=False), plugin_dir=Path({str(tmp_path)!r}), data_dir=Path({str(tmp_path)!r}))
+            here = Path({str(tmp_path)!r})
+            sandbox.confine(Permissions(filesystem=False), plugin_dir=here, data_dir=here)
         except sandbox.SandboxUnavailable as exc:
             print(exc)
         else:
@@ -282,7 +284,7 @@ async def test_manager_warns_when_permissions_cannot_apply(
     from plughost import PluginManager
 
     write_plugin("trusting", JAIL, manifest_extra="[permissions]\nnetwork = false\n")
-    async with PluginManager(workspace) as manager:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         with caplog.at_level(logging.WARNING):
             assert await manager.discover_and_load_all() == 1
         assert "only enforced" in caplog.text and "'trusting'" in caplog.text

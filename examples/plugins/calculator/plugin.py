@@ -2,7 +2,7 @@
 
 import statistics
 
-from plughost import Plugin
+from plughost.sdk import Plugin
 
 plugin = Plugin()
 

@@ -6,8 +6,7 @@ import datetime as dt
 import random
 from enum import Enum
 
-from plughost.sdk import Message, Plugin, Segment
-from plughost.sdk.commands import CommandArgumentError, CommandContext
+from plughost.sdk import CommandArgumentError, CommandContext, Message, Plugin, Segment
 
 plugin = Plugin()
 todos: dict[int, list[str]] = {}

@@ -7,7 +7,7 @@ until the cooldown has passed and one trial call succeeds.
 
 import asyncio
 
-from plughost import Plugin, PluginExecutionContext
+from plughost.sdk import Plugin, PluginExecutionContext
 
 plugin = Plugin()
 

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 
 plugin = Plugin()
 state: dict[str, Any] = {}

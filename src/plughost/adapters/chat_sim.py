@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from plughost.bot.config import BotConfig, inherit_command_settings
 from plughost.bot.lane import BotLane, EventResult
-from plughost.core.botconfig import BotConfig, inherit_command_settings
 from plughost.sdk.bot import BotApi
 from plughost.sdk.events import Event, parse_event
 from plughost.sdk.message import Message
@@ -110,7 +110,7 @@ class ChatSimulator:
         if self._lane is None:
             config = inherit_command_settings(
                 BotConfig(id=SIM_BOT_ID, transport="ws-reverse", bind="127.0.0.1:0", self_id=SIM_SELF_ID),
-                self.host.config.commands,
+                self.host.bot_settings.commands,
             )
             lanes = self.host.dispatcher.lanes
             self._lane = (

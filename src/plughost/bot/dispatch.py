@@ -24,9 +24,9 @@ from typing import Any, Protocol
 
 from plughost.bot.answers import quick_operation, reply_action, request_action
 from plughost.bot.channels import channel_allowed, channel_of
+from plughost.bot.config import BotConfig
 from plughost.bot.lane import BotLane, EventResult
 from plughost.bot.triggers import CommandInvocation, detect_command
-from plughost.core.botconfig import BotConfig
 from plughost.errors import PlugHostError
 from plughost.sdk.bot import Answer, Approve, BotAnswerError, BotApi, Reject, Reply, decode_allow, decode_answer
 from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome

@@ -9,8 +9,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
+from plughost.bot.config import BotConfig
 from plughost.bot.ratelimit import TokenBucket
-from plughost.core.botconfig import BotConfig
 from plughost.sdk.bot import Answer, BotApi
 from plughost.sdk.call import Action
 from plughost.sdk.events import Event

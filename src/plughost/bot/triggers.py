@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from plughost.core.botconfig import TriggerConfig
+from plughost.bot.config import TriggerConfig
 from plughost.sdk.events import MessageEvent
 from plughost.sdk.message import Message, Segment
 

@@ -51,7 +51,7 @@ def run(
     async def main() -> None:
         async with (
             Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host,
-            OneBotAdapter(host.config.bots, host.dispatcher),  # [[bots]] in plughost.toml
+            OneBotAdapter(host.bot_settings.bots, host.dispatcher),  # [[bots]] in plughost.toml
         ):
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):

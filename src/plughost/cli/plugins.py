@@ -27,7 +27,7 @@ def list_plugins(
 
     async def action(host: Host) -> Any:
         summaries = [i.summary() for i in host.manager.list_plugins()]
-        return summaries, host.manager.list(), host.manager.last_discovery
+        return summaries, host.manager.catalog(), host.manager.last_discovery
 
     summaries, rows, report = run_with_host(workspace, action, plugin_dir)
     if as_json:
@@ -154,7 +154,7 @@ def execute(
         if method is None:
             context = {"input_data": payload} if payload is not None else {}
             return await host.manager.execute_plugin(plugin_id, context)
-        return await host.manager.invoke(plugin_id, method, payload or {}, timeout=timeout)
+        return await host.manager.execute(plugin_id, method, payload, timeout=timeout)
 
     result = run_with_host(workspace, action, plugin_dir)
     if as_json:

@@ -20,7 +20,7 @@ tags = []
 PLUGIN = '''\
 """{id}: a plughost plugin."""
 
-from plughost import Plugin, PluginContext
+from plughost.sdk import Plugin, PluginContext
 
 plugin = Plugin()
 

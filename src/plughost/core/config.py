@@ -1,4 +1,9 @@
-"""Host configuration (`plughost.toml`) and per-plugin configuration (`config/plugins/<id>.toml`)."""
+"""Host configuration (`plughost.toml`) and per-plugin configuration (`config/plugins/<id>.toml`).
+
+`HostConfig` validates the sections of the host layer and the runtimes (`[host]`, `[guard]`,
+`[process]`). The bot domain's tables (`[commands]`, `[permissions]`, `[[bots]]`) are kept as read
+and validated by the bot layer (`plughost.bot.config.BotSettings`), which the core does not know.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import tomli_w
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from plughost.core.botconfig import BotConfig
-from plughost.core.commands_config import CommandsConfig, PermissionsConfig
 from plughost.core.files import write_atomic
-from plughost.core.process_config import ProcessConfig
 from plughost.errors import ConfigError
+from plughost.runtime.config import ProcessConfig
 
 HOST_CONFIG_FILE = "plughost.toml"
 
@@ -46,10 +49,17 @@ class HostConfig(_Section):
 
     host: HostSection = Field(default_factory=HostSection)
     guard: GuardSection = Field(default_factory=GuardSection)
-    commands: CommandsConfig = Field(default_factory=CommandsConfig)
-    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
-    bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
     process: ProcessConfig = Field(default_factory=ProcessConfig)
+    # the bot domain's tables, as read; plughost.bot.config.BotSettings validates them
+    commands: dict[str, Any] = Field(default_factory=dict)
+    permissions: dict[str, Any] = Field(default_factory=dict)
+    bots: list[dict[str, Any]] = Field(default_factory=list)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was read from (None when it was built in code)."""
+        return self._source
 
     @classmethod
     def load(cls, workspace: Path) -> HostConfig:
@@ -59,10 +69,16 @@ class HostConfig(_Section):
             return cls()
         data = read_toml(path)
         try:
-            return cls.model_validate(data)
+            config = cls.model_validate(data)
         except ValidationError as exc:
-            problems = "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
-            raise ConfigError(f"{path}: {problems}") from exc
+            raise ConfigError(f"{path}: {describe_validation_error(exc)}") from exc
+        config._source = path
+        return config
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """Every problem of a configuration as `section.key: message`, joined by "; "."""
+    return "; ".join(f"{'.'.join(str(p) for p in e['loc'])}: {_message(e)}" for e in exc.errors())
 
 
 def _message(err: Any) -> str:

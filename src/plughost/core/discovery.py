@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from plughost.errors import ManifestError, ValidationIssue
-from plughost.runtime.base import Candidate, Runtime
-from plughost.runtime.python import DEFAULT_ENTRIES as PYTHON_DEFAULT_ENTRIES
+from plughost.runtime.base import Candidate, Runtime, SupportsDiscover
 from plughost.sdk.manifest import (
+    PYTHON_DEFAULT_ENTRIES,
     PluginManifest,
     find_manifest_file,
     is_semver,
@@ -105,9 +105,8 @@ def _scan_directory(directory: Path, runtimes: Mapping[str, Runtime]) -> Iterabl
         elif entry.suffix == ".py":
             yield candidate_from_path(entry, origin)
     for runtime in runtimes.values():
-        scan = getattr(runtime, "discover", None)
-        if callable(scan):
-            yield from scan(directory)
+        if isinstance(runtime, SupportsDiscover):
+            yield from runtime.discover(directory)
 
 
 def _single_file(path: Path, origin: str) -> Candidate:

@@ -118,7 +118,7 @@ class EventBus:
         try:
             result = handler(event)
         except Exception:
-            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_name)
+            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_id)
             return
         if inspect.isawaitable(result):
             task = asyncio.ensure_future(self._await_handler(handler, result, event))
@@ -133,7 +133,7 @@ class EventBus:
         try:
             await result
         except Exception:
-            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_name)
+            log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_id)
 
 
 def _event(record: _Record) -> PluginEvent:

@@ -1,7 +1,9 @@
 """`PluginManager`: discovery, lifecycle, configuration, state and guarded execution.
 
-The manager only sees `PluginHandle`s and `Descriptor`s; which runtime made a handle is the
-runtime's business. LurkBot's API and Jank's verbs are both offered (see docs/python-api.md).
+The manager only sees `PluginHandle`s and `Descriptor`s; which runtime made a handle, and where
+the plugin runs, is the runtime's business: the runtimes are given to the manager (a `Host` builds
+them with `plughost.runtime.default_runtimes()`). LurkBot's API and Jank's verbs are both offered
+(see docs/python-api.md).
 """
 
 from __future__ import annotations
@@ -23,8 +25,15 @@ from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
 from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
 from plughost.guard import BreakerPolicy, Guard, GuardPolicy, execution_result
-from plughost.runtime import Candidate, LoadRequest, Runtime, default_runtimes
-from plughost.runtime.sandbox import restricts
+from plughost.runtime.base import (
+    Candidate,
+    LoadRequest,
+    Runtime,
+    RuntimeEvent,
+    SupportsBuild,
+    SupportsListeners,
+    SupportsRediscover,
+)
 from plughost.sdk.call import UNAVAILABLE, Call, Outcome
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
@@ -43,14 +52,18 @@ REGISTRY_FILE = Path(".plughost") / "registry.json"
 
 
 class PluginManager:
-    """Owns every plugin of a workspace. Use as `async with PluginManager(workspace) as manager:`."""
+    """Owns every plugin of a workspace.
+
+    `async with PluginManager(workspace, runtimes=default_runtimes()) as manager:` — `runtimes`
+    maps a manifest's `runtime` (python, native, process) to the runtime that loads it.
+    """
 
     def __init__(
         self,
         workspace: Path | str | None = None,
         *,
         config: HostConfig | None = None,
-        runtimes: Mapping[str, Runtime] | None = None,
+        runtimes: Mapping[str, Runtime],
         guard: Guard | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
@@ -63,9 +76,7 @@ class PluginManager:
         )
         self.guard = guard if guard is not None else Guard(policy)
         self.guard.set_event_sink(self.events.emit, executions=self.events, on_breaker_change=self._on_breaker_change)
-        self.runtimes: dict[str, Runtime] = (
-            dict(runtimes) if runtimes is not None else default_runtimes(self.config.process.options(self.workspace))
-        )
+        self.runtimes: dict[str, Runtime] = dict(runtimes)
         self.registry = PluginRegistry(self.workspace / REGISTRY_FILE)
         self.state_file = PluginStateFile.load(self.workspace / host.state_file)
         self.configs = PluginConfigStore(self.workspace / host.config_dir)
@@ -125,8 +136,9 @@ class PluginManager:
                 loaded += 1
         return loaded
 
-    def list(self) -> builtins.list[dict[str, Any]]:
-        """Jank's `list`: loaded plugins and discovered-but-not-loaded ones with their status."""
+    def catalog(self) -> builtins.list[dict[str, Any]]:
+        """Every plugin as a row: loaded ones (with `status` "available") and discovered-but-not-loaded
+        ones with their discovery status (`available`, `source_only`, `invalid` with `errors`)."""
         rows = [dict(i.summary(), status=DiscoveryStatus.AVAILABLE.value) for i in self._sorted()]
         seen = {r["id"] for r in rows}
         for candidate in self.last_discovery.all():
@@ -143,6 +155,10 @@ class PluginManager:
                 }
             )
         return rows
+
+    def list(self) -> builtins.list[dict[str, Any]]:
+        """Jank's `list` verb: the same rows as `catalog()`."""
+        return self.catalog()
 
     # lifecycle -------------------------------------------------------------------------------
     async def load_plugin(self, plugin_dir: Path | str, manifest: PluginManifest | None = None) -> PluginInstance:
@@ -209,9 +225,9 @@ class PluginManager:
         instance = self._require(name)
         async with self._lock(name):
             candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
-            rediscover = getattr(self.runtimes.get(instance.manifest.runtime), "rediscover", None)
-            if callable(rediscover) and not instance.path.is_dir():  # native libraries: a new file may take over
-                candidate = rediscover(instance.path, instance.id) or candidate
+            runtime = self.runtimes.get(instance.manifest.runtime)
+            if isinstance(runtime, SupportsRediscover) and not instance.path.is_dir():  # a new library may take over
+                candidate = runtime.rediscover(instance.path, instance.id) or candidate
             if candidate is None:
                 candidate = Candidate(
                     instance.id,
@@ -306,16 +322,13 @@ class PluginManager:
             return _ready(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
         return self.guard.call(name, instance.handle, call, timeout=instance.timeout_s if timeout is None else timeout)
 
-    async def invoke(
-        self, name: str, handler: str, request: Any = None, *, timeout: float | None = None
-    ) -> PluginExecutionResult:
-        """Guarded call of a method with a JSON request, answered as a `PluginExecutionResult` (never raises)."""
-        return await self._result(name, Call(handler, request), timeout)
-
     async def execute_plugin(
         self, name: str, context: PluginExecutionContext | Mapping[str, Any] | None = None
     ) -> PluginExecutionResult:
-        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard (never raises)."""
+        """LurkBot's execute: call the plugin's `execute(context)` handler through the guard.
+
+        Never raises for a failure: the result's `success`, `error` and `metadata` say what went wrong.
+        """
         ctx = context if isinstance(context, PluginExecutionContext) else PluginExecutionContext(**(context or {}))
         return await self._result(name, Call(EXECUTE_HANDLER, ctx.model_dump(mode="json"), "execute"), None)
 
@@ -329,7 +342,10 @@ class PluginManager:
         context: PluginExecutionContext | Mapping[str, Any] | None = None,
         plugin_names: Iterable[str] | None = None,
     ) -> dict[str, PluginExecutionResult]:
-        """Execute several plugins concurrently; total time ≈ the slowest; failures stay separate."""
+        """Execute several plugins concurrently; total time ≈ the slowest; failures stay separate.
+
+        Never raises for a failure: each plugin's result says how its call went.
+        """
         names = (
             builtins.list(plugin_names)
             if plugin_names is not None
@@ -338,9 +354,15 @@ class PluginManager:
         results = await asyncio.gather(*(self.execute_plugin(n, context) for n in names))
         return dict(zip(names, results, strict=True))
 
-    async def execute(self, name: str, method: str, args: Mapping[str, Any] | None = None) -> PluginExecutionResult:
-        """Jank's Execute(method, args) (never raises)."""
-        return await self.invoke(name, method, dict(args or {}))
+    async def execute(
+        self, name: str, method: str, args: Mapping[str, Any] | None = None, *, timeout: float | None = None
+    ) -> PluginExecutionResult:
+        """Jank's Execute(method, args): call one method of a plugin through the guard.
+
+        `timeout` overrides the plugin's (manifest `limits.timeout_s`, else `[guard] default_timeout_s`).
+        Never raises for a failure: the result's `success`, `error` and `metadata` say what went wrong.
+        """
+        return await self._result(name, Call(method, dict(args or {})), timeout)
 
     # queries ---------------------------------------------------------------------------------
     def get_plugin(self, name: str) -> PluginInstance | None:
@@ -522,19 +544,16 @@ class PluginManager:
     async def _start_handle(
         self, candidate: Candidate, priority: int, enabled: bool, config: Mapping[str, Any]
     ) -> PluginHandle:
-        """Pick the runtime and load: the only place that knows about runtimes."""
+        """Load with the runtime the manifest names (it decides where the plugin runs)."""
         manifest = candidate.manifest
         assert manifest is not None
-        runtime_name = manifest.runtime if manifest.isolation == "none" else "worker"
-        runtime = self.runtimes.get(runtime_name)
+        runtime = self.runtimes.get(manifest.runtime)
         if runtime is None:
-            what = f"isolation '{manifest.isolation}'" if runtime_name == "worker" else f"runtime '{runtime_name}'"
-            raise PluginLoadError(candidate.id, f"{what} is not available in this installation")
+            raise PluginLoadError(candidate.id, f"runtime '{manifest.runtime}' is not available in this installation")
         if candidate.status is DiscoveryStatus.SOURCE_ONLY:
-            build = getattr(runtime, "build", None)
-            if not callable(build):
+            if not isinstance(runtime, SupportsBuild):
                 raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
-            await build(candidate)
+            await runtime.build(candidate)
         data_dir = self.data_root / candidate.id
         data_dir.mkdir(parents=True, exist_ok=True)
         request = LoadRequest(
@@ -548,28 +567,21 @@ class PluginManager:
             enabled=enabled,
             entry_point=candidate.entry_point,
         )
-        if restricts(manifest.permissions) and (manifest.isolation == "none" or manifest.runtime == "process"):
-            request.logger.warning(
-                "plugin '%s' switches permissions off, but they are only enforced for Python and native plugins "
-                'with isolation = "process" or "sandbox"; it runs unconfined',
-                candidate.id,
-            )
         try:
             return self._watch_process(candidate.id, await runtime.load(request))
         except PlugHostError:
             raise
         except Exception as exc:  # a runtime bug must not take the host down
-            log.exception("runtime '%s' failed loading '%s'", runtime_name, candidate.id)
+            log.exception("runtime '%s' failed loading '%s'", runtime.name, candidate.id)
             raise PluginLoadError(candidate.id, f"{type(exc).__name__}: {exc}") from exc
 
     def _watch_process(self, plugin_id: str, handle: PluginHandle) -> PluginHandle:
-        """Process plugins report crashes and restarts (`ProcessEvent`): as events; crashes count in the breaker."""
-        add_listener = getattr(handle, "add_listener", None)
-        if callable(add_listener):
-            add_listener(lambda event: self._on_process_event(plugin_id, event))
+        """Process plugins report crashes and restarts (`RuntimeEvent`): as events; crashes count in the breaker."""
+        if isinstance(handle, SupportsListeners):
+            handle.add_listener(lambda event: self._on_process_event(plugin_id, event))
         return handle
 
-    def _on_process_event(self, plugin_id: str, event: Any) -> None:
+    def _on_process_event(self, plugin_id: str, event: RuntimeEvent) -> None:
         failed = event.kind in ("crashed", "unhealthy", "restart_failed", "gave_up")
         if not failed and event.kind != "restarted":
             return

@@ -210,14 +210,6 @@ class Guard:
             executions.notify_execution(plugin_id, name, started)
         return outcome
 
-    async def invoke(
-        self, plugin_id: str, handle: CallTarget, call: Call, *, timeout: float | None = None
-    ) -> PluginExecutionResult:
-        """Guarded call answering LurkBot's `PluginExecutionResult` (never raises)."""
-        started = time.perf_counter()
-        outcome = await self.call(plugin_id, handle, call, timeout=timeout)
-        return execution_result(outcome, time.perf_counter() - started, call.handler)
-
     def _failed(
         self, plugin_id: str, name: str, breaker: CircuitBreaker, metrics: HandlerMetrics, error: PluginError
     ) -> None:

@@ -1,32 +1,45 @@
-"""Runtimes: turn plugins (Python, native libraries, executables) into `PluginHandle`s."""
+"""Runtimes: turn plugins (Python, native libraries, executables) into `PluginHandle`s.
+
+`default_runtimes()` builds the runtimes of this installation for a `PluginManager`; it and
+`in_process_runtimes()` are imported on first use, so importing the contract (`Runtime`,
+`LoadRequest` …) does not import every runtime.
+"""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from plughost.runtime.base import Candidate, LoadRequest, Runtime
+from plughost.runtime.base import (
+    Candidate,
+    LoadRequest,
+    Runtime,
+    RuntimeEvent,
+    SupportsBuild,
+    SupportsDiscover,
+    SupportsListeners,
+    SupportsRediscover,
+)
 
 if TYPE_CHECKING:
-    from plughost.runtime.process import ProcessOptions
+    from plughost.runtime.placement import default_runtimes, in_process_runtimes
 
-__all__ = ["Candidate", "LoadRequest", "Runtime", "default_runtimes"]
+__all__ = [
+    "Candidate",
+    "LoadRequest",
+    "Runtime",
+    "RuntimeEvent",
+    "SupportsBuild",
+    "SupportsDiscover",
+    "SupportsListeners",
+    "SupportsRediscover",
+    "default_runtimes",
+    "in_process_runtimes",
+]
 
 
-def default_runtimes(process_options: ProcessOptions | None = None) -> dict[str, Runtime]:
-    """One instance of every runtime available in this installation, keyed by name.
+def __getattr__(name: str) -> Any:
+    if name in ("default_runtimes", "in_process_runtimes"):
+        from plughost.runtime import placement
 
-    `process_options` configure process plugins and workers (`[process]` in plughost.toml).
-    """
-    from plughost.runtime.native import NativeRuntime
-    from plughost.runtime.placement import ProcessRuntime, PythonPlacement, WorkerRuntime
-
-    # isolation != "none" runs in a worker; see plughost.runtime.placement.placement_for
-    process = ProcessRuntime(process_options)
-    worker = WorkerRuntime(WorkerRuntime.worker_options(process_options), executables=process)
-    runtimes: dict[str, Runtime] = {
-        "python": PythonPlacement(worker=worker),
-        "native": NativeRuntime(),
-        "process": process,
-        "worker": worker,
-    }
-    return runtimes
+        return getattr(placement, name)
+    raise AttributeError(f"module 'plughost.runtime' has no attribute '{name}'")

@@ -1,12 +1,18 @@
-"""The contract between the host and a runtime: a `LoadRequest` in, a `PluginHandle` out."""
+"""The contract between the host and a runtime: a `LoadRequest` in, a `PluginHandle` out.
+
+`Runtime` is what every runtime offers. Optional features are protocols of their own, which
+callers check with `isinstance`: `SupportsDiscover` and `SupportsRediscover` (plugins that carry
+no manifest, like native libraries), `SupportsBuild` (plugins shipped as source), and, for
+handles, `SupportsListeners` (runtime events such as a crash or a restart of a plugin process).
+"""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from plughost.errors import ValidationIssue
 from plughost.sdk.handle import PluginHandle
@@ -58,8 +64,13 @@ class LoadRequest:
         return self.path if self.path.is_dir() else self.path.parent
 
 
+@runtime_checkable
 class Runtime(Protocol):
-    """Turns a plugin on disk into a running `PluginHandle`."""
+    """Turns a plugin on disk into a running `PluginHandle`.
+
+    The manager looks a runtime up by the manifest's `runtime` (python, native, process); that
+    runtime decides where the plugin runs (`plughost.runtime.placement.placement_for`).
+    """
 
     name: str
 
@@ -67,11 +78,64 @@ class Runtime(Protocol):
         """Load and start the plugin; raise `PluginLoadError` with the reason on failure."""
         ...
 
-    # A runtime may also offer `discover(directory: Path) -> list[Candidate]` to find plugins that
-    # carry no manifest (native libraries); the core calls it when present.
-
     async def aclose(self) -> None:
         """Release what the runtime itself holds (pools, servers)."""
+        ...
+
+
+@runtime_checkable
+class SupportsDiscover(Runtime, Protocol):
+    """A runtime that finds plugins which carry no manifest (native libraries)."""
+
+    def discover(self, directory: Path) -> list[Candidate]:
+        """The plugins of this runtime directly in `directory` (invalid ones with their errors)."""
+        ...
+
+
+@runtime_checkable
+class SupportsRediscover(Runtime, Protocol):
+    """A runtime whose plugins may move to another file on reload (`alpha-v2.so` beside `alpha.so`)."""
+
+    def rediscover(self, path: Path, plugin_id: str) -> Candidate | None:
+        """The current candidate for `plugin_id` near `path`, or None to keep the loaded one's."""
+        ...
+
+
+@runtime_checkable
+class SupportsBuild(Runtime, Protocol):
+    """A runtime that can build a plugin discovered as source only (`scripts/build.sh`)."""
+
+    async def build(self, candidate: Candidate) -> None:
+        """Build the plugin's binary; raise `PluginLoadError` with the reason on failure."""
+        ...
+
+
+class RuntimeEvent(Protocol):
+    """Something that happened to a plugin's process: `kind` is crashed, restarted, unhealthy,
+    restart_failed, gave_up, stopped …"""
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def message(self) -> str: ...
+
+    @property
+    def exit_code(self) -> int | None: ...
+
+    @property
+    def pid(self) -> int | None: ...
+
+    @property
+    def stderr_tail(self) -> str: ...
+
+
+@runtime_checkable
+class SupportsListeners(PluginHandle, Protocol):
+    """A handle that reports runtime events (process plugins and workers: crashes, restarts …)."""
+
+    def add_listener(self, hook: Callable[[Any], None]) -> None:
+        """Call `hook(event)` with every `RuntimeEvent` of this plugin."""
         ...
 
 

@@ -1,17 +1,19 @@
 """Where a plugin runs: in the host's process, in a `plughost worker`, or as its own executable.
 
-`placement_for(manifest)` is the rule:
+`placement_for(manifest)` is the rule, written once:
 
 | manifest                               | placement    | runtime used              |
 |----------------------------------------|--------------|---------------------------|
 | `runtime = "process"`                  | `executable` | `ProcessRuntime`          |
 | `runtime = "python"`, isolation none   | `in_process` | `PythonRuntime`           |
+| `runtime = "native"`, isolation none   | `in_process` | `NativeRuntime`           |
 | `runtime = "python"`, isolation ≠ none | `worker`     | `WorkerRuntime`           |
 | `runtime = "native"`, isolation ≠ none | `worker`     | `WorkerRuntime` (the worker loads the library) |
 
-The manager loads plugins with isolation ≠ none through `default_runtimes()["worker"]` (a
-`WorkerRuntime`, which hands executables on to the process runtime); `default_runtimes()["python"]`
-is a `PythonPlacement`, which applies the same rule for callers that pick by `manifest.runtime`.
+`default_runtimes()` builds the runtimes a host injects into its `PluginManager`, one
+`PlacedRuntime` per manifest `runtime`, each applying the rule. Permissions that switch something
+off are only enforced in a worker; a plugin placed anywhere else that asks for them runs
+unconfined, with a warning.
 """
 
 from __future__ import annotations
@@ -25,11 +27,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from plughost.errors import PluginLoadError
-from plughost.runtime.base import Candidate, LoadRequest, started
+from plughost.runtime.base import Candidate, LoadRequest, Runtime, SupportsDiscover, SupportsRediscover, started
+from plughost.runtime.config import ProcessConfig
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
+from plughost.runtime.sandbox import restricts
 from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
@@ -142,23 +146,125 @@ class WorkerRuntime:
         return None
 
 
-class PythonPlacement:
-    """The "python" runtime: in-process, or in a worker when the manifest asks for isolation."""
+class PlacedRuntime:
+    """The runtime of one manifest `runtime` name: loads each plugin where `placement_for` says.
 
-    name = "python"
+    `in_process` loads plugins into this process, `worker` (a `WorkerRuntime`, shared by the
+    runtimes that isolate) runs them in a worker, `executables` (a `ProcessRuntime`) starts
+    executables. A placement without a runtime is a clear load error. Discovery and builds go to
+    the runtime that has them.
+    """
 
-    def __init__(self, in_process: PythonRuntime | None = None, worker: WorkerRuntime | None = None) -> None:
-        self.in_process = in_process or PythonRuntime()
-        self.worker = worker or WorkerRuntime()
+    def __init__(
+        self,
+        name: str,
+        *,
+        in_process: Runtime | None = None,
+        worker: WorkerRuntime | None = None,
+        executables: ProcessRuntime | None = None,
+    ) -> None:
+        self.name = name
+        self.in_process = in_process
+        self.worker = worker
+        self.executables = executables
 
     async def load(self, request: LoadRequest) -> PluginHandle:
-        if placement_for(request.manifest) == "worker":
-            return await self.worker.load(request)
-        return await self.in_process.load(request)
+        manifest = request.manifest
+        placement = placement_for(manifest)
+        runtime: Runtime | None = {
+            "in_process": self.in_process,
+            "worker": self.worker,
+            "executable": self.executables,
+        }[placement]
+        if runtime is None:
+            what = f"isolation '{manifest.isolation}'" if placement == "worker" else f"runtime '{manifest.runtime}'"
+            raise PluginLoadError(request.plugin_id, f"{what} is not available in this installation")
+        if placement != "worker" and restricts(manifest.permissions):
+            request.logger.warning(
+                "plugin '%s' switches permissions off, but they are only enforced for Python and native plugins "
+                'with isolation = "process" or "sandbox"; it runs unconfined',
+                request.plugin_id,
+            )
+        return await runtime.load(request)
+
+    def discover(self, directory: Path) -> list[Candidate]:
+        """Plugins without a manifest that the in-process runtime finds (native libraries)."""
+        return self.in_process.discover(directory) if isinstance(self.in_process, SupportsDiscover) else []
+
+    def rediscover(self, path: Path, plugin_id: str) -> Candidate | None:
+        if isinstance(self.in_process, SupportsRediscover):
+            return self.in_process.rediscover(path, plugin_id)
+        return None
+
+    async def build(self, candidate: Candidate) -> None:
+        """Executables shipped as source are built by the process runtime."""
+        if self.executables is None:
+            raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
+        await self.executables.build(candidate)
 
     async def aclose(self) -> None:
-        await self.in_process.aclose()
-        await self.worker.aclose()
+        for runtime in dict.fromkeys(r for r in (self.in_process, self.worker, self.executables) if r is not None):
+            await runtime.aclose()
 
 
-__all__ = ["Placement", "ProcessRuntime", "PythonPlacement", "WorkerRuntime", "placement_for"]
+def process_options(config: ProcessConfig, workspace: Path | None = None) -> ProcessOptions:
+    """The process runtime's options from `[process]` (`socket_dir` is relative to `workspace`)."""
+    socket_dir = None
+    if config.socket_dir:
+        socket_dir = (workspace or Path.cwd()) / config.socket_dir
+        socket_dir.mkdir(parents=True, exist_ok=True)
+    return ProcessOptions(
+        start_timeout_s=config.start_timeout_s,
+        call_timeout_s=config.call_timeout_s,
+        stop_grace_s=config.stop_grace_s,
+        health_interval_s=config.health_interval_s,
+        health_timeout_s=config.health_timeout_s,
+        health_failures=config.health_failures,
+        build_timeout_s=config.build_timeout_s,
+        restart=RestartPolicy(
+            initial_delay_s=config.restart_initial_delay_s,
+            max_delay_s=config.restart_max_delay_s,
+            max_restarts=config.max_restarts,
+            window_s=config.restart_window_s,
+        ),
+        socket_dir=socket_dir,
+        invoke_lane=config.invoke_lane,
+    )
+
+
+def in_process_runtimes() -> dict[str, Runtime]:
+    """The runtimes that load plugins into this process, keyed by manifest `runtime` (what a
+    worker uses for the plugin it serves)."""
+    from plughost.runtime.native import NativeRuntime
+
+    return {"python": PythonRuntime(), "native": NativeRuntime()}
+
+
+def default_runtimes(process: ProcessConfig | None = None, *, workspace: Path | None = None) -> dict[str, Runtime]:
+    """One runtime per manifest `runtime` (python, native, process), each placing plugins by
+    `placement_for`; what a `PluginManager` needs: `PluginManager(workspace, runtimes=default_runtimes())`.
+
+    `process` is `[process]` of plughost.toml (timeouts, health, restarts of process plugins and
+    workers; a relative `socket_dir` is taken from `workspace`).
+    """
+    options = process_options(process, workspace) if process is not None else None
+    executables = ProcessRuntime(options)
+    worker = WorkerRuntime(WorkerRuntime.worker_options(options), executables=executables)
+    in_process = in_process_runtimes()
+    return {
+        "python": PlacedRuntime("python", in_process=in_process["python"], worker=worker),
+        "native": PlacedRuntime("native", in_process=in_process["native"], worker=worker),
+        "process": PlacedRuntime("process", executables=executables),
+    }
+
+
+__all__ = [
+    "PlacedRuntime",
+    "Placement",
+    "ProcessRuntime",
+    "WorkerRuntime",
+    "default_runtimes",
+    "in_process_runtimes",
+    "placement_for",
+    "process_options",
+]

@@ -40,7 +40,7 @@ from plughost.runtime.goplugin.launch import (
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget, RestartPolicy
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
-from plughost.runtime.lane import LaneCallFailed, LaneClient, LaneClosed
+from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient, InvokeLaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.runtime.tasks import cancel_and_wait, wait_quietly
@@ -87,7 +87,7 @@ class _Instance:
     started_mono: float
     closers: list[Callable[[], Any]] = field(default_factory=list)
     exit_reason: str = ""
-    lane: LaneClient | None = None
+    lane: InvokeLaneClient | None = None
     lane_path: str = ""  # the worker's lane socket, removed with the instance
 
     @property
@@ -319,13 +319,13 @@ class ProcessPluginHandle:
             instance.lane_path = response.invoke_lane
             instance.lane = await self._connect_lane(instance, response.invoke_lane)
 
-    async def _connect_lane(self, instance: _Instance, path: str) -> LaneClient | None:
+    async def _connect_lane(self, instance: _Instance, path: str) -> InvokeLaneClient | None:
         """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS)."""
         handshake = instance.launched.handshake
         if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
             return None
         try:
-            return await LaneClient.connect(path, self.plugin_id)
+            return await InvokeLaneClient.connect(path, self.plugin_id)
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
             return None
@@ -571,15 +571,15 @@ class ProcessPluginHandle:
             return Outcome(None, sends, PluginError.from_json(fields))
         return Outcome(value, sends)
 
-    async def _call_lane(self, instance: _Instance, lane: LaneClient, call: Call, timeout: float) -> Outcome:
+    async def _call_lane(self, instance: _Instance, lane: InvokeLaneClient, call: Call, timeout: float) -> Outcome:
         body = json.dumps({"kind": call.kind, "payload": call.payload}, default=json_default).encode()
         try:
             result = await lane.call(call.handler, body, timeout, actions=call.bot)
         except TimeoutError:
             raise self._deadline_passed(call.handler, timeout) from None
-        except LaneClosed as exc:
+        except InvokeLaneClosed as exc:
             raise await self._connection_lost(instance, call.handler, str(exc)) from None
-        except LaneCallFailed as failed:
+        except InvokeLaneCallFailed as failed:
             return Outcome(None, (), PluginError.from_json(failed.error))
         try:
             return Outcome.from_json(json.loads(result))

@@ -24,13 +24,13 @@ from plughost.runtime.base import LoadRequest, started
 from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
+from plughost.sdk.manifest import PYTHON_DEFAULT_ENTRIES
 from plughost.sdk.plugin import HookName, Plugin, PluginContext
 from plughost.sdk.runner import describe_error, run_handler, run_trivial, unknown_handler
 
 MODULE_PREFIX = "plughost_plugin__"
 HOOK_TIMEOUT_S = 10.0
 SYNC_WORKERS = 4
-DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
 
 
 class HookFailed(PlugHostError):
@@ -207,7 +207,7 @@ def _entry_module(request: LoadRequest, module_part: str) -> str | None:
         ):
             raise PluginLoadError(request.plugin_id, f"entry '{module_part}' not found in {request.plugin_dir}")
         return rel
-    for name in DEFAULT_ENTRIES:
+    for name in PYTHON_DEFAULT_ENTRIES:
         if (request.plugin_dir / name).is_file():
             return None if name == "__init__.py" else name.removesuffix(".py")
     raise PluginLoadError(

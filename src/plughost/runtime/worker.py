@@ -2,8 +2,8 @@
 
 The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
 plugin's manifest and configuration in the environment. The worker loads the plugin in-process
-with the runtime its manifest names (`PythonRuntime`; native libraries once that runtime is
-installed), then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
+with the runtime its manifest names (`PythonRuntime` or `NativeRuntime`: `in_process_runtimes()`),
+then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
 go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
 
     python -m plughost.runtime.worker --plugin-id ID --path DIR --data-dir DIR
@@ -30,7 +30,7 @@ from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
-from plughost.runtime.lane import LaneServer
+from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
@@ -185,7 +185,7 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
 
 async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
-    from plughost.runtime import default_runtimes
+    from plughost.runtime.placement import in_process_runtimes
 
     version = negotiated_version()
     # inside the worker the plugin runs in-process, with the loader its manifest names
@@ -199,14 +199,14 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         config=config,
         logger=logging.getLogger(f"plugin.{plugin_id}"),
     )
-    runtimes = default_runtimes()
-    runtime = runtimes.get(manifest.runtime) if manifest.runtime != "process" else None
+    runtimes = in_process_runtimes()
+    runtime = runtimes.get(manifest.runtime)
     if runtime is None:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
     served = ServedPlugin()
     server = GoPluginServer()
-    lane = LaneServer(served.lane_call, error_fields)
+    lane = InvokeLaneServer(served.lane_call, error_fields)
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)

@@ -1,6 +1,14 @@
-"""What plugin authors import."""
+"""What plugin authors import: `from plughost.sdk import Plugin, CommandContext, Reply, …`.
+
+Everything a plugin needs is here — the `Plugin` and its decorators, the context objects handlers
+receive, commands (context, argument types, the user-facing error), bot answers, the action
+client and message builders, events, messages, the call contract (`Call` → `Outcome`) and the
+data models. The submodules are the SDK's internals; their names may move.
+"""
 
 from plughost.sdk.bot import Approve, Block, Bot, BotApi, Reject, Reply, ReplyBuilder, SendBuilder
+from plughost.sdk.call import Action, Call, Outcome, PluginError
+from plughost.sdk.commands import CommandArgumentError, CommandContext, GroupId, UserId
 from plughost.sdk.descriptor import (
     CommandOverload,
     CommandSpec,
@@ -10,10 +18,10 @@ from plughost.sdk.descriptor import (
     ParamSpec,
     RouteSpec,
 )
-from plughost.sdk.events import MessageEvent, MessageSentEvent, MetaEvent, NoticeEvent, RequestEvent
+from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, MetaEvent, NoticeEvent, RequestEvent
 from plughost.sdk.handle import Health, PluginHandle
 from plughost.sdk.manifest import PluginManifest, load_manifest
-from plughost.sdk.message import Message, Segment
+from plughost.sdk.message import Message, MessageBuilder, Segment
 from plughost.sdk.models import (
     DiscoveryStatus,
     EventType,
@@ -22,29 +30,43 @@ from plughost.sdk.models import (
     PluginExecutionResult,
     PluginState,
 )
+from plughost.sdk.permissions import PermissionId, PermitteeId
 from plughost.sdk.plugin import Plugin, PluginContext
+from plughost.sdk.senders import CommandSender
 
 __all__ = [
+    "Action",
     "Approve",
     "Block",
     "Bot",
     "BotApi",
+    "Call",
+    "CommandArgumentError",
+    "CommandContext",
     "CommandOverload",
+    "CommandSender",
     "CommandSpec",
     "Descriptor",
     "DiscoveryStatus",
+    "Event",
     "EventType",
+    "GroupId",
     "Health",
     "InterceptorSpec",
     "Message",
+    "MessageBuilder",
     "MessageEvent",
     "MessageSentEvent",
     "MetaEvent",
     "MethodSpec",
     "NoticeEvent",
+    "Outcome",
     "ParamSpec",
+    "PermissionId",
+    "PermitteeId",
     "Plugin",
     "PluginContext",
+    "PluginError",
     "PluginEvent",
     "PluginExecutionContext",
     "PluginExecutionResult",
@@ -58,5 +80,6 @@ __all__ = [
     "RouteSpec",
     "Segment",
     "SendBuilder",
+    "UserId",
     "load_manifest",
 ]

@@ -36,11 +36,10 @@ from plughost.sdk.commands import (
     CommandDefinitionError,
     coerce,
     is_optional,
-    to_message,
 )
 from plughost.sdk.context import PluginContext
 from plughost.sdk.events import Event, parse_event
-from plughost.sdk.message import Message
+from plughost.sdk.message import Message, to_message
 from plughost.sdk.models import PluginExecutionContext
 from plughost.sdk.signature import argument_model, json_schema
 

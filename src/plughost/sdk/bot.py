@@ -19,7 +19,7 @@ from typing import Any
 
 from plughost.errors import PlugHostError
 from plughost.sdk.call import Action
-from plughost.sdk.message import Message, MessageBuilder, Segment
+from plughost.sdk.message import Message, MessageBuilder, Segment, to_message
 
 MessageLike = Message | str | Segment | Iterable[Segment]
 
@@ -38,7 +38,7 @@ class Reply:
 
     @classmethod
     def of(cls, message: MessageLike, *, stop: bool = True, at_sender: bool = False) -> Reply:
-        return cls(to_message(message), stop, at_sender)
+        return cls(_message(message), stop, at_sender)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,15 +69,9 @@ class BotAnswerError(PlugHostError, ValueError):
     code = "invalid_answer"
 
 
-def to_message(value: MessageLike) -> Message:
-    """A `Message` from a message, a segment, segments or plain text (text is never CQ-parsed)."""
-    if isinstance(value, Message):
-        return value
-    if isinstance(value, str):
-        return Message(value)
-    if isinstance(value, Segment):
-        return Message(value)
-    return Message(value)
+def _message(value: MessageLike) -> Message:
+    """`to_message`, with an empty message for nothing (what a send or a reply carries)."""
+    return to_message(value) or Message()
 
 
 class ReplyBuilder(MessageBuilder):
@@ -136,13 +130,13 @@ class BotApi(ABC):
     async def send_private_msg(self, user_id: int, message: MessageLike, *, auto_escape: bool = False) -> Any:
         return await self.call_action(
             "send_private_msg",
-            {"user_id": int(user_id), "message": to_message(message).to_json(), "auto_escape": auto_escape},
+            {"user_id": int(user_id), "message": _message(message).to_json(), "auto_escape": auto_escape},
         )
 
     async def send_group_msg(self, group_id: int, message: MessageLike, *, auto_escape: bool = False) -> Any:
         return await self.call_action(
             "send_group_msg",
-            {"group_id": int(group_id), "message": to_message(message).to_json(), "auto_escape": auto_escape},
+            {"group_id": int(group_id), "message": _message(message).to_json(), "auto_escape": auto_escape},
         )
 
     async def send_msg(
@@ -153,7 +147,7 @@ class BotApi(ABC):
         user_id: int | None = None,
         group_id: int | None = None,
     ) -> Any:
-        params: dict[str, Any] = {"message": to_message(message).to_json()}
+        params: dict[str, Any] = {"message": _message(message).to_json()}
         for key, value in (("message_type", message_type), ("user_id", user_id), ("group_id", group_id)):
             if value is not None:
                 params[key] = value
@@ -297,7 +291,7 @@ def encode_answer(answer: Any) -> dict[str, Any]:
     elif isinstance(answer, Block):
         out = {"action": "block"}
     elif isinstance(answer, str | Message | Segment):
-        out = {"action": "reply", "segments": to_message(answer).to_json(), "stop": True}
+        out = {"action": "reply", "segments": _message(answer).to_json(), "stop": True}
     else:
         raise BotAnswerError(
             f"a bot handler returned {type(answer).__name__}; expected Reply, Approve, Reject, Block or None"

@@ -40,7 +40,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 from plughost.errors import PlugHostError
 from plughost.sdk.bot import BotApi
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec, Role, Scope
-from plughost.sdk.message import Message, Segment
+from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId, PermitteeId
 from plughost.sdk.senders import CommandSender
 
@@ -133,25 +133,6 @@ def to_json_value(value: Any) -> Any:
     if isinstance(value, enum.Enum):
         return value.name
     return value
-
-
-def to_message(content: Any) -> Message | None:
-    """Normalise a handler's return value into a `Message` (None = no reply)."""
-    if content is None:
-        return None
-    if isinstance(content, Message):
-        return content
-    if isinstance(content, str):
-        return Message(content) if content else None
-    if isinstance(content, Segment):
-        return Message(content)
-    for attr in ("to_message", "build"):
-        method = getattr(content, attr, None)
-        if callable(method):
-            return to_message(method())
-    if isinstance(content, list | tuple) and all(isinstance(s, Mapping) for s in content):
-        return Message.from_json(content)
-    return Message(str(content))
 
 
 # --------------------------------------------------------------------------------------------

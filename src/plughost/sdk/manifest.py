@@ -25,6 +25,8 @@ _SEMVER_RE = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 MANIFEST_FILES = ("plugin.toml", "plugin.json")
+# the module a Python plugin directory is loaded from when the manifest names no `entry`, in this order
+PYTHON_DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
 
 PluginType = Literal[
     "tool",

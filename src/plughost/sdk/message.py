@@ -4,6 +4,7 @@ Every segment type of OneBot v11 has a constructor on `Segment`; unknown types a
 are. `Message.from_cq` / `Message.to_cq` convert to and from CQ-code strings
 (`[CQ:type,k=v,…]`) with exact escaping; the round trip is lossless for string-valued data.
 `MessageBuilder` is the fluent chain (`text`, `at`, `at_all`, `face`, `image_url`, …).
+`to_message` turns whatever a handler answers or sends into a `Message` (or None for nothing).
 """
 
 from __future__ import annotations
@@ -320,6 +321,34 @@ class MessageBuilder:
 
     def build_message(self) -> Message:
         return Message(self.message)
+
+
+def to_message(value: Any) -> Message | None:
+    """The `Message` for what a handler answers or sends; None for nothing (None or "").
+
+    Accepts a `Message`, plain text (never CQ-parsed), a `Segment`, segments (objects or their
+    OneBot JSON), a `MessageBuilder`, or any builder with a `to_message()` or `build()` method.
+    Anything else becomes its text.
+    """
+    if value is None:
+        return None
+    if isinstance(value, Message):
+        return value
+    if isinstance(value, str):
+        return Message(value) if value else None
+    if isinstance(value, Segment):
+        return Message(value)
+    if isinstance(value, MessageBuilder):
+        return value.build_message()
+    for attr in ("to_message", "build"):
+        method = getattr(value, attr, None)
+        if callable(method):
+            return to_message(method())
+    if isinstance(value, Iterable) and not isinstance(value, bytes | Mapping):
+        items = list(value)
+        if all(isinstance(s, Segment | Mapping) for s in items):
+            return Message(s if isinstance(s, Segment) else Segment.from_json(s) for s in items)
+    return Message(str(value))
 
 
 # CQ-code escaping ----------------------------------------------------------------------------------

@@ -67,7 +67,10 @@ class PluginExecutionResult(BaseModel):
 
 
 class PluginEvent(BaseModel):
-    """One lifecycle transition or execution, as recorded in the event history."""
+    """One lifecycle transition or execution, as recorded in the event history.
+
+    `plugin_name` is LurkBot's field name; it holds the plugin's id (also offered as `plugin_id`).
+    """
 
     plugin_name: str
     event_type: EventType
@@ -76,3 +79,8 @@ class PluginEvent(BaseModel):
     message: str = ""
     error: str | None = None
     metadata: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def plugin_id(self) -> str:
+        """The id of the plugin the event is about: the same value as `plugin_name`."""
+        return self.plugin_name

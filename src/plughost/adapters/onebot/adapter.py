@@ -9,8 +9,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from plughost.adapters.onebot.transports import ForwardWsBot, HttpEventServer, ReverseWsServer, bind_socket
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
-from plughost.core.botconfig import BotConfig
 from plughost.errors import ConfigError
 
 log = logging.getLogger("plughost.adapters.onebot")

@@ -29,9 +29,9 @@ from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
+from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.lane import BotLane
-from plughost.core.botconfig import BotConfig
 from plughost.sdk.events import EventParseError, parse_event
 
 log = logging.getLogger("plughost.adapters.onebot")

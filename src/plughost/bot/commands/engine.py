@@ -12,13 +12,13 @@ from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandNode, CommandRegistry, CommandSource, OverloadPlan, usage_line
 from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import BAD_ARGUMENT, USER_ERROR, Action, Call, PluginError
-from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value, to_message
+from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
-from plughost.sdk.message import Message, Segment
+from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId
 from plughost.sdk.senders import CommandSender
 

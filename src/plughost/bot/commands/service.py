@@ -13,7 +13,7 @@ from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandSource
 from plughost.bot.commands.results import CommandResult
 from plughost.bot.commands.targets import PluginTarget, SdkTarget
-from plughost.core.commands_config import CommandsConfig
+from plughost.bot.config import CommandsConfig
 from plughost.sdk.message import Message
 from plughost.sdk.models import EventType, PluginEvent
 from plughost.sdk.senders import CommandSender

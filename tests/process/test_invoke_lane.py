@@ -11,13 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from plughost.runtime.lane import (
+from plughost.runtime.invoke_lane import (
     HEADER,
+    InvokeLaneCallFailed,
+    InvokeLaneClient,
+    InvokeLaneClosed,
+    InvokeLaneServer,
     Kind,
-    LaneCallFailed,
-    LaneClient,
-    LaneClosed,
-    LaneServer,
     call_body,
     frame,
 )
@@ -60,21 +60,21 @@ def handlers() -> Handlers:
 
 
 @pytest.fixture
-async def server(tmp_path: Path, handlers: Handlers) -> AsyncIterator[LaneServer]:
-    lane = LaneServer(handlers, error_fields)
+async def server(tmp_path: Path, handlers: Handlers) -> AsyncIterator[InvokeLaneServer]:
+    lane = InvokeLaneServer(handlers, error_fields)
     await lane.start(tmp_path / "lane")
     yield lane
     await lane.close()
 
 
 @pytest.fixture
-async def client(server: LaneServer) -> AsyncIterator[LaneClient]:
-    lane = await LaneClient.connect(str(server.path), "test")
+async def client(server: InvokeLaneServer) -> AsyncIterator[InvokeLaneClient]:
+    lane = await InvokeLaneClient.connect(str(server.path), "test")
     yield lane
     await lane.close()
 
 
-async def test_calls_are_multiplexed(client: LaneClient, handlers: Handlers) -> None:
+async def test_calls_are_multiplexed(client: InvokeLaneClient, handlers: Handlers) -> None:
     slow = asyncio.create_task(client.call("wait", b'{"n": 1}', timeout=5))
     await asyncio.wait_for(handlers.started.wait(), 5)
     assert await client.call("echo", b'{"n": 2}', timeout=5) == b'{"n": 2}'  # overtakes the waiting call
@@ -85,21 +85,21 @@ async def test_calls_are_multiplexed(client: LaneClient, handlers: Handlers) -> 
     assert results == [str(i).encode() for i in range(200)]
 
 
-async def test_handler_error_arrives_as_error_object(client: LaneClient) -> None:
-    with pytest.raises(LaneCallFailed) as failed:
+async def test_handler_error_arrives_as_error_object(client: InvokeLaneClient) -> None:
+    with pytest.raises(InvokeLaneCallFailed) as failed:
         await client.call("fail", b"{}", timeout=5)
     assert failed.value.error == {"code": "plugin_error", "message": "'missing'", "type": "KeyError"}
     assert await client.call("echo", b"[1]", timeout=5) == b"[1]"
 
 
-async def test_timeout_cancels_the_handler_in_the_worker(client: LaneClient, handlers: Handlers) -> None:
+async def test_timeout_cancels_the_handler_in_the_worker(client: InvokeLaneClient, handlers: Handlers) -> None:
     with pytest.raises(TimeoutError):
         await client.call("wait", b"{}", timeout=0.2)
     await asyncio.wait_for(handlers.cancelled.wait(), 5)
     assert await client.call("echo", b'"after"', timeout=5) == b'"after"'
 
 
-async def test_caller_cancellation_cancels_the_handler(client: LaneClient, handlers: Handlers) -> None:
+async def test_caller_cancellation_cancels_the_handler(client: InvokeLaneClient, handlers: Handlers) -> None:
     call = asyncio.create_task(client.call("wait", b"{}", timeout=30))
     await asyncio.wait_for(handlers.started.wait(), 5)
     call.cancel()
@@ -122,7 +122,7 @@ class HostBot(BotApi):
         return {"group_name": "plughost fans"}
 
 
-async def test_bot_actions_travel_back_to_the_host_during_a_call(client: LaneClient) -> None:
+async def test_bot_actions_travel_back_to_the_host_during_a_call(client: InvokeLaneClient) -> None:
     bot = HostBot()
     results = await asyncio.gather(
         *(client.call("act", json.dumps({"group_id": i}).encode(), timeout=5, actions=bot) for i in (1, 2, 0))
@@ -137,22 +137,22 @@ async def test_bot_actions_travel_back_to_the_host_during_a_call(client: LaneCli
     assert "needs a bot connection" in json.loads(without)["failed"]
 
 
-async def test_socket_is_private(server: LaneServer) -> None:
+async def test_socket_is_private(server: InvokeLaneServer) -> None:
     assert stat.S_IMODE(server.path.stat().st_mode) == 0o600
 
 
 async def test_closing_the_server_fails_pending_calls_and_removes_the_socket(
-    server: LaneServer, client: LaneClient, handlers: Handlers
+    server: InvokeLaneServer, client: InvokeLaneClient, handlers: Handlers
 ) -> None:
     call = asyncio.create_task(client.call("wait", b"{}", timeout=30))
     await asyncio.wait_for(handlers.started.wait(), 5)
     await server.close()
-    with pytest.raises(LaneClosed):
+    with pytest.raises(InvokeLaneClosed):
         await asyncio.wait_for(call, 5)
     assert handlers.cancelled.is_set()
     assert not server.path.exists()
     assert client.closed
-    with pytest.raises(LaneClosed):
+    with pytest.raises(InvokeLaneClosed):
         await client.call("echo", b"{}", timeout=5)
 
 
@@ -171,12 +171,12 @@ BAD_FRAMES = {
 
 @pytest.mark.parametrize("bad", BAD_FRAMES.values(), ids=BAD_FRAMES.keys())
 async def test_malformed_frame_closes_only_its_connection(
-    server: LaneServer, client: LaneClient, handlers: Handlers, bad: bytes, caplog: pytest.LogCaptureFixture
+    server: InvokeLaneServer, client: InvokeLaneClient, handlers: Handlers, bad: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader, writer = await asyncio.open_unix_connection(str(server.path))
     writer.write(frame(Kind.CALL, 7, call_body("wait", b"{}")))
     await asyncio.wait_for(handlers.started.wait(), 5)
-    with caplog.at_level(logging.WARNING, logger="plughost.runtime.lane"):
+    with caplog.at_level(logging.WARNING, logger="plughost.runtime.invoke_lane"):
         writer.write(bad)
         assert await asyncio.wait_for(reader.read(), 5) == b""  # the worker hung up
     writer.close()
@@ -194,12 +194,14 @@ async def test_client_closes_on_a_malformed_reply(tmp_path: Path, caplog: pytest
     path = tmp_path / "bad-lane"
     fake = await asyncio.start_unix_server(misbehave, str(path))
     try:
-        client = await LaneClient.connect(str(path), "test")
-        with caplog.at_level(logging.WARNING, logger="plughost.runtime.lane"):
-            with pytest.raises(LaneClosed, match="malformed frame"):
-                await client.call("echo", json.dumps({"a": 1}).encode(), timeout=5)
+        client = await InvokeLaneClient.connect(str(path), "test")
+        with (
+            caplog.at_level(logging.WARNING, logger="plughost.runtime.invoke_lane"),
+            pytest.raises(InvokeLaneClosed, match="malformed frame"),
+        ):
+            await client.call("echo", json.dumps({"a": 1}).encode(), timeout=5)
         assert client.closed
-        with pytest.raises(LaneClosed):
+        with pytest.raises(InvokeLaneClosed):
             await client.call("echo", b"{}", timeout=5)
         await client.close()
     finally:

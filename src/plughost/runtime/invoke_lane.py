@@ -19,7 +19,7 @@ Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the b
 
 Calls are multiplexed by id; ACTION frames carry the id of the call they belong to, and the host
 runs them on that call's bot. A frame the reader does not understand closes the connection
-(pending calls then fail with `LaneClosed`, and the host falls back to gRPC).
+(pending calls then fail with `InvokeLaneClosed`, and the host falls back to gRPC).
 """
 
 from __future__ import annotations
@@ -54,15 +54,15 @@ class Kind(IntEnum):
     ACTION_RESULT = 6
 
 
-class LaneClosed(ConnectionError):
+class InvokeLaneClosed(ConnectionError):
     """The lane's connection ended (the worker exited, or a peer sent a malformed frame)."""
 
 
-class LaneProtocolError(ValueError):
+class InvokeLaneProtocolError(ValueError):
     """A frame that breaks the lane's format."""
 
 
-class LaneCallFailed(Exception):
+class InvokeLaneCallFailed(Exception):
     """The handler failed in the worker; `error` is the worker's error object."""
 
     def __init__(self, error: dict[str, Any]) -> None:
@@ -70,7 +70,7 @@ class LaneCallFailed(Exception):
         self.error = error
 
 
-class ActionFailed(Exception):
+class InvokeLaneActionFailed(Exception):
     """A bot action the worker asked the host to run failed there (the message says why)."""
 
 
@@ -98,63 +98,63 @@ class RemoteBot(BotApi):
         finally:
             self._waiting.pop(key, None)
         if "error" in answer:
-            raise ActionFailed(str(answer["error"]))
+            raise InvokeLaneActionFailed(str(answer["error"]))
         return answer.get("data")
 
 
-Handler = Callable[[str, bytes, BotApi], Awaitable[bytes]]
+InvokeHandler = Callable[[str, bytes, BotApi], Awaitable[bytes]]
 ErrorEncoder = Callable[[BaseException], dict[str, Any]]
 
 
 def frame(kind: Kind, call_id: int, body: bytes = b"") -> bytes:
     """One encoded frame."""
     if len(body) > MAX_BODY:
-        raise LaneProtocolError(f"frame body of {len(body)} bytes exceeds the lane's limit of {MAX_BODY}")
+        raise InvokeLaneProtocolError(f"frame body of {len(body)} bytes exceeds the lane's limit of {MAX_BODY}")
     return HEADER.pack(len(body), call_id, kind) + body
 
 
 def call_body(name: str, request_json: bytes) -> bytes:
     encoded = name.encode()
     if len(encoded) > 0xFFFF:
-        raise LaneProtocolError("handler name longer than 65535 bytes")
+        raise InvokeLaneProtocolError("handler name longer than 65535 bytes")
     return NAME_LENGTH.pack(len(encoded)) + encoded + request_json
 
 
 def parse_call(body: bytes) -> tuple[str, bytes]:
     """(name, request JSON) of a CALL body."""
     if len(body) < NAME_LENGTH.size:
-        raise LaneProtocolError("CALL frame too short for its name length")
+        raise InvokeLaneProtocolError("CALL frame too short for its name length")
     (length,) = NAME_LENGTH.unpack_from(body)
     end = NAME_LENGTH.size + length
     if len(body) < end:
-        raise LaneProtocolError("CALL frame shorter than its name")
+        raise InvokeLaneProtocolError("CALL frame shorter than its name")
     try:
         name = body[NAME_LENGTH.size : end].decode()
     except UnicodeDecodeError as exc:
-        raise LaneProtocolError(f"CALL frame name is not UTF-8: {exc}") from None
+        raise InvokeLaneProtocolError(f"CALL frame name is not UTF-8: {exc}") from None
     return name, body[end:]
 
 
 async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, int, bytes]:
-    """The next frame; `LaneClosed` at the end of the stream, `LaneProtocolError` for a bad one."""
+    """The next frame; `InvokeLaneClosed` at the end of the stream, `InvokeLaneProtocolError` for a bad one."""
     try:
         header = await reader.readexactly(HEADER.size)
         length, call_id, kind = HEADER.unpack(header)
         if length > MAX_BODY:
-            raise LaneProtocolError(f"frame announces {length} bytes, over the lane's limit of {MAX_BODY}")
+            raise InvokeLaneProtocolError(f"frame announces {length} bytes, over the lane's limit of {MAX_BODY}")
         body = await reader.readexactly(length) if length else b""
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise LaneClosed("invoke lane closed") from exc
+        raise InvokeLaneClosed("invoke lane closed") from exc
     try:
         return Kind(kind), call_id, body
     except ValueError:
-        raise LaneProtocolError(f"unknown frame kind {kind}") from None
+        raise InvokeLaneProtocolError(f"unknown frame kind {kind}") from None
 
 
-class LaneServer:
+class InvokeLaneServer:
     """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`."""
 
-    def __init__(self, handler: Handler, encode_error: ErrorEncoder) -> None:
+    def __init__(self, handler: InvokeHandler, encode_error: ErrorEncoder) -> None:
         self._handler = handler
         self._encode_error = encode_error
         self._server: asyncio.Server | None = None
@@ -190,10 +190,10 @@ class LaneServer:
                     if future is not None and not future.done():
                         future.set_result(answer)
                 else:
-                    raise LaneProtocolError(f"a worker does not accept {kind.name} frames")
-        except LaneClosed:
+                    raise InvokeLaneProtocolError(f"a worker does not accept {kind.name} frames")
+        except InvokeLaneClosed:
             pass
-        except LaneProtocolError as exc:
+        except InvokeLaneProtocolError as exc:
             log.warning("invoke lane: closing a connection that sent a malformed frame: %s", exc)
         finally:
             await cancel_and_wait(list(calls.values()))
@@ -225,7 +225,7 @@ class LaneServer:
             self.path.unlink()
 
 
-class LaneClient:
+class InvokeLaneClient:
     """The host's half: one connection, any number of concurrent calls."""
 
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
@@ -235,11 +235,11 @@ class LaneClient:
         self._bots: dict[int, BotApi | None] = {}
         self._actions: set[asyncio.Task[None]] = set()
         self._next_id = 0
-        self._closed: LaneClosed | None = None
+        self._closed: InvokeLaneClosed | None = None
         self._reading = asyncio.create_task(self._read(), name=f"{name}:lane")
 
     @classmethod
-    async def connect(cls, path: str, name: str, timeout: float = 5.0) -> LaneClient:
+    async def connect(cls, path: str, name: str, timeout: float = 5.0) -> InvokeLaneClient:
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
         return cls(reader, writer, name)
 
@@ -248,10 +248,10 @@ class LaneClient:
         return self._closed is not None
 
     async def call(self, name: str, request_json: bytes, timeout: float, *, actions: BotApi | None = None) -> bytes:
-        """The result JSON of handler `name`; `LaneCallFailed` when the worker failed outside it.
+        """The result JSON of handler `name`; `InvokeLaneCallFailed` when the worker failed outside it.
 
         Bot actions the handler makes run on `actions`. `TimeoutError` after `timeout` seconds
-        and on the caller's cancellation the worker is told to cancel the handler; `LaneClosed`
+        and on the caller's cancellation the worker is told to cancel the handler; `InvokeLaneClosed`
         when the connection ends first.
         """
         if self._closed is not None:
@@ -271,7 +271,7 @@ class LaneClient:
             raise
         except ConnectionError as exc:
             self._pending.pop(call_id, None)
-            raise self._closed or LaneClosed(f"invoke lane closed: {exc}") from None
+            raise self._closed or InvokeLaneClosed(f"invoke lane closed: {exc}") from None
         finally:
             self._bots.pop(call_id, None)
         if kind == Kind.ERROR:
@@ -279,7 +279,7 @@ class LaneClient:
                 error = json.loads(body)
             except ValueError:
                 error = {"code": "protocol_error", "message": "malformed error frame from the worker"}
-            raise LaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
+            raise InvokeLaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
         return body
 
     async def _read(self) -> None:
@@ -291,17 +291,17 @@ class LaneClient:
                     self._run_action(call_id, _json_object(body, "ACTION"))
                     continue
                 if kind not in (Kind.RESULT, Kind.ERROR):
-                    raise LaneProtocolError(f"a host does not accept {kind.name} frames")
+                    raise InvokeLaneProtocolError(f"a host does not accept {kind.name} frames")
                 future = self._pending.pop(call_id, None)
                 if future is not None and not future.done():
                     future.set_result((kind, body))
-        except LaneClosed:
+        except InvokeLaneClosed:
             pass
-        except LaneProtocolError as exc:
+        except InvokeLaneProtocolError as exc:
             reason = f"invoke lane closed after a malformed frame from the worker: {exc}"
             log.warning("%s", reason)
         finally:
-            self._fail_pending(LaneClosed(reason))
+            self._fail_pending(InvokeLaneClosed(reason))
             self._writer.close()
 
     def _run_action(self, call_id: int, request: dict[str, Any]) -> None:
@@ -309,7 +309,7 @@ class LaneClient:
         action_id = _action_id(request)
         action, params = request.get("action"), request.get("params") or {}
         if not isinstance(action, str) or not isinstance(params, Mapping):
-            raise LaneProtocolError("ACTION needs a string 'action' and an object 'params'")
+            raise InvokeLaneProtocolError("ACTION needs a string 'action' and an object 'params'")
         task = asyncio.get_running_loop().create_task(self._action(call_id, action_id, action, params))
         self._actions.add(task)
         task.add_done_callback(self._actions.discard)
@@ -330,7 +330,7 @@ class LaneClient:
             body = json.dumps(answer, default=str).encode()
             self._writer.write(frame(Kind.ACTION_RESULT, call_id, body))
 
-    def _fail_pending(self, error: LaneClosed) -> None:
+    def _fail_pending(self, error: InvokeLaneClosed) -> None:
         self._closed = self._closed or error
         pending, self._pending = self._pending, {}
         for future in pending.values():
@@ -338,8 +338,8 @@ class LaneClient:
                 future.set_exception(error)
 
     async def close(self) -> None:
-        """Close the connection; calls still waiting fail with `LaneClosed`."""
-        self._fail_pending(LaneClosed("invoke lane closed by the host"))
+        """Close the connection; calls still waiting fail with `InvokeLaneClosed`."""
+        self._fail_pending(InvokeLaneClosed("invoke lane closed by the host"))
         await cancel_and_wait([self._reading, *self._actions])
         self._writer.close()
         with contextlib.suppress(Exception):
@@ -350,14 +350,14 @@ def _json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(body)
     except ValueError as exc:
-        raise LaneProtocolError(f"{what} body is not JSON: {exc}") from None
+        raise InvokeLaneProtocolError(f"{what} body is not JSON: {exc}") from None
     if not isinstance(value, dict):
-        raise LaneProtocolError(f"{what} body must be a JSON object")
+        raise InvokeLaneProtocolError(f"{what} body must be a JSON object")
     return value
 
 
 def _action_id(body: Mapping[str, Any]) -> int:
     action_id = body.get("id")
     if not isinstance(action_id, int) or isinstance(action_id, bool):
-        raise LaneProtocolError("an action frame needs an integer 'id'")
+        raise InvokeLaneProtocolError("an action frame needs an integer 'id'")
     return action_id

@@ -1,14 +1,13 @@
-"""The `[process]` section of `plughost.toml`: timeouts, health and restarts of process plugins."""
+"""The runtimes' section of `plughost.toml`: `[process]`, timeouts, health and restarts of process
+plugins and workers.
+
+Plain data, so that the host configuration can validate it without importing a runtime;
+`plughost.runtime.placement.process_options` turns it into the process runtime's options.
+"""
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 from pydantic import BaseModel, ConfigDict, Field
-
-if TYPE_CHECKING:
-    from plughost.runtime.process import ProcessOptions
 
 
 class ProcessConfig(BaseModel):
@@ -42,30 +41,3 @@ class ProcessConfig(BaseModel):
     restart_max_delay_s: float = Field(default=10.0, ge=0)
     socket_dir: str | None = None
     invoke_lane: bool = True
-
-    def options(self, workspace: Path) -> ProcessOptions:
-        """The runtime's `ProcessOptions` for a workspace."""
-        from plughost.runtime.goplugin.supervisor import RestartPolicy
-        from plughost.runtime.process import ProcessOptions
-
-        socket_dir = None
-        if self.socket_dir:
-            socket_dir = workspace / self.socket_dir
-            socket_dir.mkdir(parents=True, exist_ok=True)
-        return ProcessOptions(
-            start_timeout_s=self.start_timeout_s,
-            call_timeout_s=self.call_timeout_s,
-            stop_grace_s=self.stop_grace_s,
-            health_interval_s=self.health_interval_s,
-            health_timeout_s=self.health_timeout_s,
-            health_failures=self.health_failures,
-            build_timeout_s=self.build_timeout_s,
-            restart=RestartPolicy(
-                initial_delay_s=self.restart_initial_delay_s,
-                max_delay_s=self.restart_max_delay_s,
-                max_restarts=self.max_restarts,
-                window_s=self.restart_window_s,
-            ),
-            socket_dir=socket_dir,
-            invoke_lane=self.invoke_lane,
-        )

@@ -1,4 +1,10 @@
-"""`[[bots]]` in `plughost.toml`: one entry per OneBot v11 connection.
+"""The bot domain's tables of `plughost.toml`: `[commands]`, `[permissions]` and `[[bots]]`.
+
+The host configuration (`plughost.core.config.HostConfig`) keeps these tables as it read them;
+`BotSettings.from_host_config` validates them here. Unknown keys are errors naming the file and
+the key, as everywhere in `plughost.toml`.
+
+`[[bots]]` has one entry per OneBot v11 connection:
 
 ```toml
 [[bots]]
@@ -17,9 +23,15 @@ bare_group = false
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from plughost.core.config import HOST_CONFIG_FILE, describe_validation_error
+from plughost.errors import ConfigError
+
+if TYPE_CHECKING:
+    from plughost.core.config import HostConfig
 
 Transport = Literal["ws-forward", "ws-reverse", "http"]
 DEFAULT_PATHS: dict[str, str] = {"ws-reverse": "/onebot/v11/ws", "http": "/onebot/v11/http", "ws-forward": "/"}
@@ -92,7 +104,41 @@ class BotConfig(_Strict):
         return host, int(port)
 
 
-def inherit_command_settings(bot: BotConfig, commands: Any) -> BotConfig:
+class CommandsConfig(_Strict):
+    """`[commands]`: how messages become commands and who counts as owner/admin.
+
+    ```toml
+    [commands]
+    prefixes = ["/", "!"]        # longest matching prefix wins; "/" alone is not a command
+    owners = [10001]
+    admins = [10002]
+    ```
+    """
+
+    prefixes: list[str] = Field(default_factory=lambda: ["/"])
+    mention_trigger: bool = True
+    reply_trigger: bool = True
+    bare_group: bool = False
+    bare_private: bool = False
+    unknown_reply_in_chat: bool = False
+    owners: list[int] = Field(default_factory=list)
+    admins: list[int] = Field(default_factory=list)
+    help_page_size: int = Field(default=10, ge=1)
+
+
+class PermissionsConfig(_Strict):
+    """`[permissions]`: where grants live and who gets a new plugin command's permission when it first appears.
+
+    `default_permittees` are granted `<plugin>:command.<name>` the first time that command is
+    registered (`["*"]` = anyone in chat, Mirai-strict = `[]`). A later `/permission cancel`
+    sticks: the permission is remembered as known and not granted again.
+    """
+
+    file: str = "permissions.toml"
+    default_permittees: list[str] = Field(default_factory=lambda: ["*"])
+
+
+def inherit_command_settings(bot: BotConfig, commands: CommandsConfig) -> BotConfig:
     """Trigger settings a bot does not set itself come from `[commands]` (prefixes, mention, reply, bare)."""
     explicit = bot.triggers.model_fields_set
     inherited = {
@@ -105,3 +151,38 @@ def inherit_command_settings(bot: BotConfig, commands: Any) -> BotConfig:
     }
     update = {k: v for k, v in inherited.items() if k not in explicit}
     return bot.model_copy(update={"triggers": bot.triggers.model_copy(update=update)})
+
+
+class BotSettings(_Strict):
+    """The bot domain's part of `plughost.toml`, validated and with the bots' inherited settings."""
+
+    commands: CommandsConfig = Field(default_factory=CommandsConfig)
+    permissions: PermissionsConfig = Field(default_factory=PermissionsConfig)
+    bots: list[BotConfig] = Field(default_factory=list)  # [[bots]]: OneBot v11 connections
+
+    @classmethod
+    def from_host_config(cls, config: HostConfig) -> BotSettings:
+        """Validate the bot tables the host configuration read; errors name the file and the key.
+
+        Bots inherit `[commands]` trigger settings they do not set; bot owners/admins are owners/admins
+        for commands.
+        """
+        tables = {"commands": config.commands, "permissions": config.permissions, "bots": config.bots}
+        try:
+            settings = cls.model_validate(tables)
+        except ValidationError as exc:
+            raise ConfigError(f"{config.source or HOST_CONFIG_FILE}: {describe_validation_error(exc)}") from exc
+        return settings.with_inherited_settings()
+
+    def with_inherited_settings(self) -> BotSettings:
+        if not self.bots:
+            return self
+        commands = self.commands
+        owners = sorted({*commands.owners, *(o for bot in self.bots for o in bot.owners)})
+        admins = sorted({*commands.admins, *(a for bot in self.bots for a in bot.admins)})
+        return self.model_copy(
+            update={
+                "bots": [inherit_command_settings(bot, commands) for bot in self.bots],
+                "commands": commands.model_copy(update={"owners": owners, "admins": admins}),
+            }
+        )
