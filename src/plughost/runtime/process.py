@@ -43,10 +43,10 @@ from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_
 from plughost.runtime.lane import LaneCallFailed, LaneClient, LaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
-from plughost.runtime.tasks import cancel_and_wait, wait_quietly
 from plughost.sdk.call import Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
+from plughost.sdk.tasks import TaskOwner
 
 ProcessStatus = Literal["starting", "running", "restarting", "stopped", "error"]
 EventHook = Callable[[ProcessEvent], None]
@@ -79,7 +79,11 @@ class ProcessOptions:
 
 @dataclass
 class _Instance:
-    """One running process of a plugin and its connection."""
+    """One running process of a plugin and its connection.
+
+    Its tasks (output pumps, gRPC streams, the invoke lane's reader, the TLS bridge) belong to
+    `launched.tasks`, which `_stop_instance` closes.
+    """
 
     launched: Launched
     connection: Connection
@@ -93,6 +97,10 @@ class _Instance:
     @property
     def process(self) -> asyncio.subprocess.Process:
         return self.launched.process
+
+    @property
+    def tasks(self) -> TaskOwner:
+        return self.launched.tasks
 
 
 class ProcessRuntime:
@@ -193,8 +201,9 @@ class ProcessPluginHandle:
         self._ready = asyncio.Event()
         self._stopping = False
         self._budget = RestartBudget(options.restart)
-        self._supervisor: asyncio.Task[None] | None = None
-        self._monitor: asyncio.Task[None] | None = None
+        # the handle's tasks: supervision (watch, restart, health) and, as children, each process's
+        self.tasks = request.tasks if request.tasks is not None else TaskOwner(f"plugin:{request.plugin_id}")
+        self._supervision = self.tasks.child(f"{request.plugin_id}:supervision")
         self._enabled: bool | None = None
         self._last_exit: int | None = None
         self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
@@ -214,26 +223,37 @@ class ProcessPluginHandle:
             self.last_error = str(exc)
             raise PluginLoadError(self.plugin_id, str(exc)) from None
         self._became_ready("started", f"plugin '{self.plugin_id}' started")
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.plugin_id}:supervisor")
+        self._supervision.spawn(self._supervise(), name=f"{self.plugin_id}:supervisor")
         if self.options.health_interval_s > 0:
-            self._monitor = asyncio.create_task(self._monitor_health(), name=f"{self.plugin_id}:health")
+            self._supervision.spawn(self._monitor_health(), name=f"{self.plugin_id}:health")
 
     async def stop(self) -> None:
-        """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove a stale socket."""
+        """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove stale sockets.
+
+        Supervision stops first (no restart races the stop); then every task of the handle is awaited.
+        """
         if self._stopping:
             return
         self._stopping = True
-        await cancel_and_wait((self._monitor, self._supervisor))
-        instance, self._instance = self._instance, None
-        if instance is not None:
-            await self._stop_instance(instance)
-            self._emit("stopped", f"plugin '{self.plugin_id}' stopped", pid=instance.process.pid)
-        self.status = "stopped"
-        self._ready.set()  # wake waiting callers; they see the stopped state
+        try:
+            await self._supervision.aclose()
+            instance, self._instance = self._instance, None
+            if instance is not None:
+                await self._stop_instance(instance)
+                self._emit("stopped", f"plugin '{self.plugin_id}' stopped", pid=instance.process.pid)
+        finally:
+            await self.tasks.aclose()
+            self.status = "stopped"
+            self._ready.set()  # wake waiting callers; they see the stopped state
 
     async def _start_instance(self) -> _Instance:
         spec = self._spec_factory() if self._spec_factory else self._spec
-        launched = await launch(spec, self._log)
+        tasks = self.tasks.child(f"{self.plugin_id}:process")
+        try:
+            launched = await launch(spec, self._log, tasks)
+        except BaseException:
+            await tasks.aclose()
+            raise
         started = time.monotonic()
         closers: list[Callable[[], Any]] = []
         try:
@@ -242,10 +262,9 @@ class ProcessPluginHandle:
                 target, authority = await self._secure_target(launched, closers)
         except BaseException:
             kill_group(launched.process)
-            for pump in launched.pumps:
-                pump.cancel()
+            await tasks.aclose()
             raise
-        connection = Connection(target, self._log, authority=authority)
+        connection = Connection(target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"))
         instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
@@ -263,26 +282,28 @@ class ProcessPluginHandle:
 
     async def _wait_ready_or_exit(self, instance: _Instance, timeout: float) -> None:
         """The first health check, failing at once (with the stderr tail) if the process exits meanwhile."""
-        ready = asyncio.ensure_future(instance.connection.wait_ready(timeout=timeout))
-        exited = asyncio.ensure_future(instance.process.wait())
-        try:
+
+        async def check() -> Exception | None:
+            try:
+                await instance.connection.wait_ready(timeout=timeout)
+            except Exception as exc:  # the answer of the race, not a failure of the task
+                return exc
+            return None
+
+        async with TaskOwner(f"{self.plugin_id}:starting", logger=self.request.logger) as race:
+            ready = race.spawn(check(), name=f"{self.plugin_id}:ready")
+            exited = race.spawn(instance.process.wait(), name=f"{self.plugin_id}:exited")
             await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in (ready, exited):
-                if not future.done():
-                    future.cancel()
         if not ready.done() or ready.cancelled():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
             tail = self._log.tail_text()
             raise LaunchError(
                 f"plugin exited (exit code {instance.process.returncode}) before passing its health check"
                 + (f"; stderr tail:\n{tail}" if tail else "")
             )
-        try:
-            ready.result()
-        except (grpc.aio.AioRpcError, ConnectionError) as exc:
-            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
+        failure = ready.result()
+        if failure is not None:
+            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(failure)}") from None
 
     async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
         """Connect through the TLS bridge to a plugin that answered with a server certificate."""
@@ -292,7 +313,7 @@ class ProcessPluginHandle:
             )
         from plughost.runtime.goplugin.mtls import start_bridge
 
-        bridge = await start_bridge(launched.handshake, self.client_identity)
+        bridge = await start_bridge(launched.handshake, self.client_identity, tasks=launched.tasks.child("mtls"))
         closers.append(bridge.close)
         return bridge.target, "localhost"
 
@@ -324,7 +345,7 @@ class ProcessPluginHandle:
         if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
             return None
         try:
-            return await LaneClient.connect(path, self.plugin_id)
+            return await LaneClient.connect(path, self.plugin_id, tasks=instance.tasks.child(f"{self.plugin_id}:lane"))
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
             return None
@@ -345,12 +366,12 @@ class ProcessPluginHandle:
         kill_group(process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 5.0)
-        await wait_quietly(instance.launched.pumps, 1.0)
         for close in instance.closers:
             with contextlib.suppress(Exception):
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+        await instance.tasks.aclose(grace=1.0)  # the pumps read the process's last output first
         handshake = instance.launched.handshake
         for stale in (handshake.address if handshake.network == "unix" else "", instance.lane_path):
             if stale:
@@ -376,8 +397,7 @@ class ProcessPluginHandle:
             self._last_exit = code
             self._instance = None
             self.status = "restarting"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
             reason = instance.exit_reason or "exited unexpectedly"
             tail = self._log.tail_text()
             self.last_error = f"plugin '{self.plugin_id}' {reason} (exit code {code})"
@@ -711,7 +731,7 @@ async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -
     if process.returncode is not None:
         return process.returncode
     try:
-        return await asyncio.wait_for(asyncio.shield(process.wait()), timeout)
+        return await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
         return None
 
