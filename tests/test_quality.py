@@ -29,3 +29,20 @@ def run_tool(*args: str) -> subprocess.CompletedProcess[str]:
 def test_tool_is_clean(command: tuple[str, ...]) -> None:
     result = run_tool(str(BIN / command[0]), *command[1:])
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+
+
+def test_every_task_has_an_owner() -> None:
+    """Structured concurrency: tasks start through `TaskOwner.spawn` (or inside a lexical TaskGroup),
+    never with a bare `create_task` / `ensure_future`."""
+    import re
+
+    bare = re.compile(r"(asyncio|loop|get_running_loop\(\)|get_event_loop\(\))\.create_task\(|ensure_future\(")
+    owner = ROOT / "src" / "plughost" / "sdk" / "tasks.py"
+    offenders = [
+        f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+        for path in sorted((ROOT / "src" / "plughost").rglob("*.py"))
+        if path != owner and "proto" not in path.parts
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1)
+        if bare.search(line)
+    ]
+    assert offenders == [], "\n".join(offenders)

@@ -1,12 +1,14 @@
-"""`Host`: owns the plugin manager and, as later layers attach, the bot domain and surfaces."""
+"""`Host`: owns the plugin manager, the bot dispatcher and the surfaces (adapters) it starts."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from plughost.bot.command_stage import EngineCommandStage
 from plughost.bot.commands.permissions import PermissionService
@@ -15,8 +17,27 @@ from plughost.bot.config import BotSettings
 from plughost.bot.dispatch import CommandStage, Dispatcher
 from plughost.core import manager as core_manager
 from plughost.core.config import HostConfig
+from plughost.errors import PlugHostError
 from plughost.guard import Guard
 from plughost.runtime import Runtime, default_runtimes
+from plughost.sdk.tasks import TaskOwner
+
+log = logging.getLogger("plughost.host")
+
+
+class Adapter(Protocol):
+    """A surface the host starts after its plugins and dispatcher and stops before them."""
+
+    async def start(self, tasks: TaskOwner) -> None:
+        """Start serving; background work runs as tasks of `tasks` (closed after `aclose`)."""
+        ...
+
+    async def aclose(self) -> None:
+        """Stop serving and release what `start` acquired (sockets, bots attached to the dispatcher)."""
+        ...
+
+
+AdapterT = TypeVar("AdapterT", bound=Adapter)
 
 
 class PluginManager(core_manager.PluginManager):
@@ -33,19 +54,22 @@ class PluginManager(core_manager.PluginManager):
         config: HostConfig | None = None,
         runtimes: Mapping[str, Runtime] | None = None,
         guard: Guard | None = None,
+        tasks: TaskOwner | None = None,
     ) -> None:
         root = Path(workspace or Path.cwd()).resolve()
         config = config if config is not None else HostConfig.load(root)
         if runtimes is None:
             runtimes = default_runtimes(config.process, workspace=root)
-        super().__init__(root, config=config, runtimes=runtimes, guard=guard)
+        super().__init__(root, config=config, runtimes=runtimes, guard=guard, tasks=tasks)
 
 
 class Host:
     """One running plugin host. `async with Host(workspace) as host:` loads the workspace.
 
-    Everything that runs in the background belongs to the host (or to one of its plugins) and is
-    stopped by `stop()`.
+    Construction does no network I/O and needs no event loop. The host owns one task group: its
+    owner `tasks` starts every background task (the manager's, each plugin's, the dispatcher's
+    lane workers, the adapters') in an `asyncio.TaskGroup` held from `start()` to `stop()`.
+    When start-up fails half way, whatever had started is stopped before the error propagates.
     """
 
     def __init__(
@@ -64,7 +88,10 @@ class Host:
                 update={"host": self.config.host.model_copy(update={"plugin_dirs": dirs})}
             )
         self.bot_settings = BotSettings.from_host_config(self.config)  # [commands], [permissions], [[bots]]
-        self.manager = PluginManager(self.workspace, config=self.config, runtimes=runtimes)
+        self.tasks = TaskOwner("host")
+        self.manager = PluginManager(
+            self.workspace, config=self.config, runtimes=runtimes, tasks=self.tasks.child("plugin manager")
+        )
         self.started_at = time.time()
         self.stop_requested = asyncio.Event()
         self.commands = CommandService(
@@ -77,8 +104,13 @@ class Host:
             request_stop=self.request_stop,
             started_at=self.started_at,
         )
-        self.dispatcher = Dispatcher(self.manager, commands=EngineCommandStage(self.commands))
+        self.dispatcher = Dispatcher(
+            self.manager, commands=EngineCommandStage(self.commands), tasks=self.tasks.child("dispatcher")
+        )
         self.commands.environment.status_sections.append(self.dispatcher.status_lines)
+        self.adapters: list[Adapter] = []
+        self._running: list[Adapter] = []
+        self._stack: contextlib.AsyncExitStack | None = None
 
     async def __aenter__(self) -> Host:
         await self.start()
@@ -87,11 +119,34 @@ class Host:
     async def __aexit__(self, *exc: Any) -> None:
         await self.stop()
 
+    def add_adapter(self, adapter: AdapterT) -> AdapterT:
+        """Have the host start `adapter` (after loading the plugins) and stop it (first)."""
+        if self._stack is not None:
+            raise PlugHostError("add adapters before the host starts")
+        self.adapters.append(adapter)
+        return adapter
+
     async def start(self) -> int:
-        """Load the workspace; returns how many plugins loaded."""
-        self.started_at = self.commands.environment.started_at = time.time()
-        loaded = await self.manager.discover_and_load_all()
-        await self.dispatcher.__aenter__()  # surfaces (OneBot adapter, console) feed it once started
+        """Load the workspace, start the dispatcher, then the adapters; returns how many plugins loaded.
+
+        If any step fails (or is cancelled), everything started so far is stopped and the error propagates.
+        """
+        if self._stack is not None:
+            raise PlugHostError("this host is already running")
+        if self.tasks.closed:
+            raise PlugHostError("this host has stopped; make a new Host to start again")
+        self._stack = contextlib.AsyncExitStack()
+        try:
+            self.tasks.use_group(await self._stack.enter_async_context(asyncio.TaskGroup()))
+            self.started_at = self.commands.environment.started_at = time.time()
+            loaded = await self.manager.discover_and_load_all()
+            await self.dispatcher.start()  # surfaces (adapters, the console) feed it from now on
+            for adapter in self.adapters:
+                self._running.append(adapter)
+                await adapter.start(self.tasks.child(f"adapter:{type(adapter).__name__}"))
+        except BaseException:
+            await self.stop()
+            raise
         return loaded
 
     def set_command_stage(self, commands: CommandStage | None) -> None:
@@ -106,8 +161,22 @@ class Host:
         await self.stop_requested.wait()
 
     async def stop(self) -> None:
-        await self.dispatcher.__aexit__(None, None, None)
-        await self.manager.shutdown()
+        """Stop the adapters (newest first), the dispatcher, then every plugin; when it returns,
+        every task the host started has ended."""
+        try:
+            while self._running:
+                adapter = self._running.pop()
+                try:
+                    await adapter.aclose()
+                except Exception:
+                    log.exception("stopping adapter %r failed", adapter)
+            await self.dispatcher.aclose()
+            await self.manager.shutdown()
+        finally:
+            await self.tasks.aclose()
+            stack, self._stack = self._stack, None
+            if stack is not None:
+                await stack.aclose()
 
     @property
     def uptime_s(self) -> float:

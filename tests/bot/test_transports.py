@@ -153,6 +153,54 @@ async def test_reverse_ws_split_api_and_event_roles(impl: OneBotImpl, reverse: t
     assert adapter.reverse[0].connected("rv") == {"API", "Event"}
 
 
+async def test_reverse_ws_bot_leaves_the_dispatcher_when_its_connection_ends(
+    impl: OneBotImpl, reverse: tuple[OneBotAdapter, str]
+) -> None:
+    adapter, url = reverse
+    dispatcher = adapter.dispatcher
+    ws = await impl.connect_reverse(url, token="s3cret")
+    async with asyncio.timeout(5):
+        lane = await dispatcher.wait_for_bot("rv")
+        await lane.wait_finished(1)  # the lifecycle event
+    await ws.send(json.dumps(group_message("ping", message_id=1)))
+    async with asyncio.timeout(5):
+        await lane.wait_finished(2)
+    workers = [t for t in asyncio.all_tasks() if t.get_name().startswith("bot:rv:worker")]
+    assert workers
+    await ws.close()
+    _, running = await asyncio.wait(workers, timeout=5)  # the lane's workers end with its connection
+    assert not running
+    assert "rv" not in dispatcher.lanes and adapter.reverse[0].accounts == {}
+    (row,) = dispatcher.status()  # its counters stay visible in /status
+    assert (row["bot"], row["attached"], row["processed"], row["answered"]) == ("rv", False, 2, 1)
+    assert any(line.startswith("bot rv (disconnected): 2 events") for line in dispatcher.status_lines())
+
+    await impl.connect_reverse(url, token="s3cret")  # the bot comes back: a new lane, the same counters
+    async with asyncio.timeout(5):
+        again = await dispatcher.wait_for_bot("rv")
+        await again.wait_finished(3)
+    assert again is not lane
+    assert [(r["bot"], r["attached"], r["processed"]) for r in dispatcher.status()] == [("rv", True, 3)]
+
+
+async def test_bots_leave_the_dispatcher_when_the_adapter_stops(
+    impl: OneBotImpl, plugins: tuple[GuardedPlugins, LoadPlugin]
+) -> None:
+    port = await impl.serve_forward()
+    configs = [
+        BotConfig(id="fw", transport="ws-forward", endpoint=f"ws://127.0.0.1:{port}/", access_token="s3cret"),
+        BotConfig(id="web", transport="http", bind="127.0.0.1:0", endpoint="http://127.0.0.1:9"),
+    ]
+    async with Dispatcher(plugins[0]) as dispatcher:
+        async with OneBotAdapter(configs, dispatcher) as adapter:
+            async with asyncio.timeout(5):
+                await adapter.forward["fw"].connected.wait()
+            assert set(dispatcher.lanes) == {"fw", "web"}
+        assert dispatcher.lanes == {}
+        assert {(row["bot"], row["attached"]) for row in dispatcher.status()} == {("fw", False), ("web", False)}
+        assert not [t for t in asyncio.all_tasks() if t.get_name().startswith(("bot:", "onebot:"))]
+
+
 async def test_hundred_concurrent_actions_match_their_echo(
     impl: OneBotImpl, reverse: tuple[OneBotAdapter, str]
 ) -> None:

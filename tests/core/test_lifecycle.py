@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,8 +13,10 @@ import pytest
 from plughost import PluginManager, PluginState
 from plughost.errors import PluginLoadError, PluginNotFoundError, PluginStateError
 from plughost.runtime import default_runtimes
+from plughost.runtime.python import PythonRuntime
 from plughost.sdk.call import Call
 from plughost.sdk.models import EventType
+from plughost.sdk.tasks import TaskOwner
 
 COUNTER = """
 from plughost.sdk import Plugin, PluginContext
@@ -211,7 +215,9 @@ async def test_failing_load_hook_during_reload_keeps_old(workspace: Path, write_
         assert (await manager.execute("counter", "value")).result == 1
 
 
-async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> None:
+async def test_unload_cancels_and_awaits_spawned_tasks(workspace: Path, write_plugin) -> None:
+    """Tasks started with `ctx.spawn` are the plugin's: unload cancels them and waits for their cleanup.
+    A plain `create_task` in plugin code is not tracked (docs/python-api.md)."""
     write_plugin(
         "ticker",
         """
@@ -224,29 +230,96 @@ async def test_unload_cancels_plugin_tasks(workspace: Path, write_plugin) -> Non
             try:
                 await asyncio.Event().wait()
             finally:
+                await asyncio.sleep(0)  # cleanup that itself awaits: unload waits for it
                 state[name] = "cancelled"
 
         @plugin.on_load
         async def setup(ctx):
-            ctx.spawn(forever("spawned"))
-            state["task"] = asyncio.get_running_loop().create_task(forever("untracked"))
+            state["spawned"] = ctx.spawn(forever("spawned"), name="ticker:forever")
+            state["untracked"] = asyncio.get_running_loop().create_task(forever("untracked"))
             state["ctx"] = ctx
-
-        @plugin.method("state")
-        def get_state() -> dict:
-            return {k: v for k, v in state.items() if isinstance(v, str)}
         """,
     )
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
-        instance = manager.get_plugin("ticker")
         module = next(m for n, m in sys.modules.items() if n.startswith("plughost_plugin__ticker") and "." in n)
-        untracked = module.state["task"]
-        spawned = next(iter(module.state["ctx"].tasks))
+        spawned, untracked, ctx = module.state["spawned"], module.state["untracked"], module.state["ctx"]
+        assert list(ctx.tasks) == [spawned]
         await manager.unload_plugin("ticker")
-        assert untracked.cancelled() and spawned.cancelled()
-        assert module.state["spawned"] == "cancelled" and module.state["untracked"] == "cancelled"
-        assert instance is not None and instance.handle is None
+        assert spawned.cancelled() and module.state.get("spawned") == "cancelled"  # awaited, not just cancelled
+        assert list(ctx.tasks) == [] and ctx.tasks.closed
+        with pytest.raises(RuntimeError, match="closed"):
+            ctx.spawn(asyncio.sleep(0))  # an unloaded plugin starts nothing more
+        assert not untracked.done()  # not the plugin's as far as the host can tell
+        untracked.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await untracked
+
+
+async def test_failing_spawned_task_is_logged_to_the_plugin_logger(
+    workspace: Path, write_plugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_plugin(
+        "crashy",
+        """
+        from plughost import Plugin
+        plugin = Plugin()
+
+        async def boom():
+            raise SystemExit("a background task of a plugin never stops the host")
+
+        @plugin.method("start")
+        async def start(ctx):
+            return await ctx.spawn(boom(), name="crashy:boom")
+        """,
+    )
+    async with PluginManager(workspace) as manager:
+        await manager.discover_and_load_all()
+        result = await manager.execute("crashy", "start")
+        assert result.success and result.result is None
+        record = next(r for r in caplog.records if "crashy:boom failed" in r.getMessage())
+        assert record.name == "plughost.plugin.crashy" and record.exc_info is not None
+
+
+async def test_unload_waits_for_a_blocked_sync_handler_until_its_deadline(
+    workspace: Path, write_plugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A thread cannot be stopped: unload waits `stop_timeout_s` for running sync handlers, then
+    abandons their threads with a warning instead of hanging."""
+    write_plugin(
+        "blocker",
+        """
+        import threading, time
+        from plughost import Plugin
+        plugin = Plugin()
+        started, release = threading.Event(), threading.Event()
+
+        @plugin.method("block")
+        def block() -> str:
+            started.set()
+            while not release.is_set():
+                time.sleep(0.01)
+            return "released"
+        """,
+    )
+    async with PluginManager(workspace, runtimes={"python": PythonRuntime(stop_timeout_s=0.2)}) as manager:
+        await manager.discover_and_load_all()
+        module = next(m for n, m in sys.modules.items() if n.startswith("plughost_plugin__blocker") and "." in n)
+        async with TaskOwner("test") as tasks:
+            call = tasks.spawn(manager.execute("blocker", "block"))
+            try:
+                assert await asyncio.to_thread(module.started.wait, 10)
+                async with asyncio.timeout(30):  # without the deadline this would wait for `release` forever
+                    await manager.unload_plugin("blocker")
+                assert "plugin 'blocker': 1 sync handler(s) still running" in caplog.text
+                threads = [t for t in threading.enumerate() if t.name.startswith("plugin-blocker")]
+                assert threads  # abandoned, not killed
+            finally:
+                module.release.set()
+            await call
+        for thread in threads:  # with its handler returned, the abandoned thread ends
+            await asyncio.to_thread(thread.join, 10)
+            assert not thread.is_alive()
 
 
 async def test_single_file_plugin(workspace: Path) -> None:

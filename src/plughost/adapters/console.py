@@ -11,14 +11,13 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
 import sys
 from collections.abc import Awaitable, Callable, Iterable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal, TextIO, TypeVar
+from typing import TYPE_CHECKING, Literal, TextIO
 
 from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
@@ -28,6 +27,7 @@ from prompt_toolkit.patch_stdout import patch_stdout
 
 from plughost.adapters.chat_sim import ChatSimulator
 from plughost.bot.commands import CommandResult, CommandSender
+from plughost.sdk.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from plughost.host import Host
@@ -37,7 +37,6 @@ ConsoleMode = Literal["interactive", "piped", "none"]
 HISTORY_FILE = Path(".plughost") / "console_history"
 PROMPT = "plughost> "
 PLUGIN_ID_SUBCOMMANDS = frozenset({"enable", "disable", "reload"})
-T = TypeVar("T")
 
 
 def detect_mode(stdin: TextIO | None = None, stdout: TextIO | None = None) -> ConsoleMode:
@@ -103,8 +102,8 @@ class Console:
         )
         # the prompt is awaited in this task (a KeyboardInterrupt inside a separate task would
         # escape the event loop); a watcher ends it when the host is asked to stop
-        watcher = asyncio.create_task(self._exit_prompt_on_stop(session), name="console-stop-watcher")
-        try:
+        async with TaskOwner("console", logger=log) as tasks:
+            tasks.spawn(self._exit_prompt_on_stop(session), name="console-stop-watcher")
             with patch_stdout(raw=True):
                 while not self.host.stop_requested.is_set():
                     try:
@@ -115,10 +114,6 @@ class Console:
                         self.host.request_stop()
                         break
                     await self.execute(line)
-        finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
 
     async def _exit_prompt_on_stop(self, session: PromptSession[str]) -> None:
         await self.host.stop_requested.wait()
@@ -127,34 +122,24 @@ class Console:
 
     # piped ------------------------------------------------------------------------------------
     async def _piped(self) -> None:
-        lines = await _stdin_lines()
-        while not self.host.stop_requested.is_set():
-            line = await self._until_stopped(lines())
-            if line is None:
-                break
-            if line == "":  # end of input
-                self.host.request_stop()
-                break
-            await self.execute(line.rstrip("\r\n"))
+        lines, end = await _stdin_lines()
+        async with TaskOwner("console", logger=log) as tasks:
+            tasks.spawn(self._end_input_on_stop(end), name="console-stop-watcher")
+            while not self.host.stop_requested.is_set():
+                line = await lines()
+                if line == "":  # end of input (or the host is stopping)
+                    self.host.request_stop()
+                    break
+                await self.execute(line.rstrip("\r\n"))
 
-    async def _until_stopped(self, awaitable: Awaitable[T]) -> T | None:
-        """Await `awaitable` unless the host is asked to stop first (then None)."""
-        task = asyncio.ensure_future(awaitable)
-        stop = asyncio.ensure_future(self.host.stop_requested.wait())
-        try:
-            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stop.cancel()
-        if task.done():
-            return task.result()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        return None
+    async def _end_input_on_stop(self, end: Callable[[], None]) -> None:
+        await self.host.stop_requested.wait()
+        end()
 
 
-async def _stdin_lines() -> Callable[[], Awaitable[str]]:
-    """A `readline` for stdin: a non-blocking pipe reader, or the whole file read up front."""
+async def _stdin_lines() -> tuple[Callable[[], Awaitable[str]], Callable[[], None]]:
+    """A `readline` for stdin (a non-blocking pipe reader, or the whole file read up front) and a
+    function that ends the input early (`readline` then returns "")."""
     loop = asyncio.get_running_loop()
     reader = asyncio.StreamReader()
     try:
@@ -165,12 +150,12 @@ async def _stdin_lines() -> Callable[[], Awaitable[str]]:
         async def from_file() -> str:
             return pending.pop(0) if pending else ""
 
-        return from_file
+        return from_file, pending.clear
 
     async def from_pipe() -> str:
         return (await reader.readline()).decode("utf-8", errors="replace")
 
-    return from_pipe
+    return from_pipe, reader.feed_eof
 
 
 class CommandCompleter(Completer):

@@ -33,6 +33,7 @@ from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.events import Event, MessageEvent, RequestEvent
 from plughost.sdk.message import Message
+from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger("plughost.bot.dispatch")
 _DESCRIPTOR = operator.attrgetter("descriptor")
@@ -103,42 +104,63 @@ class _Index:
 
 
 class Dispatcher:
-    """Routes bot events to plugins. Use as an async context manager: it owns the lanes' workers."""
+    """Routes bot events to plugins.
 
-    def __init__(self, plugins: PluginDirectory, *, commands: CommandStage | None = None) -> None:
+    Each lane's workers are tasks of a child of `tasks` (a child of the host's owner in a `Host`).
+    `start()` starts them (and those of lanes attached later), `aclose()` stops them all; on its
+    own the dispatcher is an async context manager doing both.
+    """
+
+    def __init__(
+        self, plugins: PluginDirectory, *, commands: CommandStage | None = None, tasks: TaskOwner | None = None
+    ) -> None:
         self.plugins = plugins
         self.commands = commands
         self.lanes: dict[str, BotLane] = {}
+        self.tasks = tasks if tasks is not None else TaskOwner("dispatcher")
         self._index: _Index | None = None
-        self._group: asyncio.TaskGroup | None = None
+        self._running = False
+        self._detached: dict[str, BotLane] = {}  # their counters stay in status()
         self._loggers: dict[str, logging.Logger] = {}
         self._attached = asyncio.Event()
 
     async def __aenter__(self) -> Dispatcher:
-        self._group = asyncio.TaskGroup()
-        await self._group.__aenter__()
-        for lane in self.lanes.values():
-            lane.start(self._group)
+        await self.start()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Start the workers of every attached lane; lanes attached from now on start at once."""
+        self._running = True
         for lane in self.lanes.values():
-            lane.stop()
-        group, self._group = self._group, None
-        if group is not None:
-            await group.__aexit__(None, None, None)
+            self._start_lane(lane)
+
+    async def aclose(self) -> None:
+        """Stop every lane's workers (cancelled and awaited)."""
+        self._running = False
+        await self.tasks.aclose()
 
     # bots ---------------------------------------------------------------------------------------
     def attach(self, key: str, config: BotConfig, bot: BotApi) -> BotLane:
-        """Register a connected bot; its workers start now (or when the dispatcher starts)."""
+        """Register a connected bot; its workers start now (or when the dispatcher starts).
+
+        A bot attached again under a key it had before continues its counters.
+        """
         if key in self.lanes:
             raise PlugHostError(f"bot '{key}' is already attached to the dispatcher")
-        lane = BotLane(key, config, bot, self)
+        before = self._detached.pop(key, None)
+        lane = BotLane(key, config, bot, self, stats=before.stats if before is not None else None)
         self.lanes[key] = lane
-        if self._group is not None:
-            lane.start(self._group)
+        if self._running:
+            self._start_lane(lane)
         self._attached.set()
         return lane
+
+    def _start_lane(self, lane: BotLane) -> None:
+        if not lane.started:
+            lane.start(self.tasks.child(f"bot:{lane.key}"))
 
     async def wait_for_bot(self, key: str) -> BotLane:
         """Wait until a bot with this key is attached (a reverse-WS account connects) and return its lane."""
@@ -147,21 +169,26 @@ class Dispatcher:
             await self._attached.wait()
         return self.lanes[key]
 
-    def detach(self, key: str) -> None:
+    async def detach(self, key: str) -> None:
+        """Remove a bot (its connection ended): its workers are cancelled and awaited, events still
+        queued are dropped; its counters stay in `status()` (as not attached)."""
         lane = self.lanes.pop(key, None)
-        if lane is not None:
-            lane.stop()
+        if lane is None:
+            return
+        self._detached[key] = lane
+        await lane.stop()
 
     def status(self) -> list[dict[str, Any]]:
-        """Counters of every bot (shown by `/status`)."""
-        return [lane.status() for lane in self.lanes.values()]
+        """Counters of every bot, attached or not (shown by `/status`)."""
+        return [lane.status() for lane in (*self.lanes.values(), *self._detached.values())]
 
     def status_lines(self) -> list[str]:
         """One `/status` line per bot: traffic, shed events, failures."""
         lines = []
         for row in self.status():
+            gone = "" if row["attached"] else " (disconnected)"
             lines.append(
-                f"bot {row['bot']}: {row['processed']} events, {row['answered']} answered, {row['shed']} shed, "
+                f"bot {row['bot']}{gone}: {row['processed']} events, {row['answered']} answered, {row['shed']} shed, "
                 f"{row['duplicates']} duplicates, {row['blocked']} blocked, {row['queued']} queued, "
                 f"{row['in_flight']} in flight, failures: {row['plugin_failures']} plugin / {row['send_failures']} send"
             )

@@ -14,6 +14,7 @@ from plughost.bot.ratelimit import TokenBucket
 from plughost.sdk.bot import Answer, BotApi
 from plughost.sdk.call import Action
 from plughost.sdk.events import Event
+from plughost.sdk.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from plughost.bot.dispatch import Dispatcher
@@ -56,19 +57,22 @@ class LaneStats:
 class BotLane:
     """One bot's queue, workers, limits and counters."""
 
-    def __init__(self, key: str, config: BotConfig, bot: BotApi, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, key: str, config: BotConfig, bot: BotApi, dispatcher: Dispatcher, *, stats: LaneStats | None = None
+    ) -> None:
         self.key = key
         self.config = config
         self.bot = bot
         self.dispatcher = dispatcher
         self.queue: asyncio.Queue[Event] = asyncio.Queue(config.queue_size)
         self.limiter = TokenBucket(config.rate_limit.sends_per_s, config.rate_limit.burst)
-        self.stats = LaneStats()
+        self.stats = stats if stats is not None else LaneStats()
+        self.attached = True
         self.in_flight = 0
         self.idle = asyncio.Event()
         self.idle.set()
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
-        self._workers: list[asyncio.Task[None]] = []
+        self._workers: TaskOwner | None = None
         self._last_shed_log = 0.0
         self._last_send_log = 0.0
         self._unreported_send_failures = 0
@@ -77,14 +81,27 @@ class BotLane:
         self._progress = asyncio.Event()
         self._watchers = 0
 
-    def start(self, group: asyncio.TaskGroup) -> None:
-        for n in range(self.config.max_in_flight):
-            self._workers.append(group.create_task(self._work(), name=f"bot:{self.key}:worker{n}"))
+    @property
+    def started(self) -> bool:
+        return self._workers is not None
 
-    def stop(self) -> None:
-        for task in self._workers:
-            task.cancel()
-        self._workers.clear()
+    def start(self, workers: TaskOwner) -> None:
+        """Start `max_in_flight` workers as tasks of `workers` (the lane's own owner)."""
+        self._workers = workers
+        for n in range(self.config.max_in_flight):
+            workers.spawn(self._work(), name=f"bot:{self.key}:worker{n}")
+
+    async def stop(self) -> None:
+        """Cancel and await the workers; events still queued are dropped (the bot is gone)."""
+        self.attached = False
+        if self._workers is not None:
+            await self._workers.aclose()
+        dropped = 0
+        while not self.queue.empty():
+            self.queue.get_nowait()
+            dropped += 1
+        if dropped:
+            log.warning("bot %r detached with %d event(s) still queued; they were dropped", self.key, dropped)
 
     def submit(self, event: Event) -> bool:
         """Queue an event; when the queue is full the event is shed (counted, logged) and False returned."""
@@ -219,4 +236,5 @@ class BotLane:
             "plugin_failures": s.plugin_failures,
             "queued": self.queue.qsize(),
             "in_flight": self.in_flight,
+            "attached": self.attached,
         }

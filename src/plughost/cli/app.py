@@ -49,10 +49,9 @@ def run(
     """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM."""
 
     async def main() -> None:
-        async with (
-            Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host,
-            OneBotAdapter(host.bot_settings.bots, host.dispatcher),  # [[bots]] in plughost.toml
-        ):
+        host = Host(workspace, extra_plugin_dirs=plugin_dir or ())
+        host.add_adapter(OneBotAdapter(host.bot_settings.bots, host.dispatcher))  # [[bots]] in plughost.toml
+        async with host:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, host.request_stop)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import heapq
 import inspect
 import logging
@@ -14,6 +13,7 @@ from time import time as wall_clock
 from typing import Any
 
 from plughost.sdk.models import EventType, PluginEvent
+from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 EventHandler = Callable[[PluginEvent], Awaitable[None] | None]
@@ -26,14 +26,14 @@ class EventBus:
     """Records every `PluginEvent` and hands it to subscribers.
 
     A handler that raises is logged and never breaks the operation that emitted the event.
-    Async handlers run as tasks owned by the bus and are cancelled by `aclose`. Events are kept
+    Async handlers run as tasks of the bus's owner and are cancelled by `aclose`. Events are kept
     as plain records and become `PluginEvent` models only when someone looks at them. The
     execute event of every successful call is recorded apart, as `(plugin_id, handler,
     perf_counter)` through `record_execution` (a C-level append the guard calls directly), and
     merged into the history by time when it is read.
     """
 
-    def __init__(self, history: int = 1000) -> None:
+    def __init__(self, history: int = 1000, *, tasks: TaskOwner | None = None) -> None:
         self._limit = history
         self._history: deque[_Record] = deque(maxlen=history)
         self._executions: deque[tuple[str, str, float]] = deque(maxlen=history)
@@ -45,7 +45,7 @@ class EventBus:
         self._handlers: list[EventHandler] = []
         self._filters: list[frozenset[EventType] | None] = []
         self._by_type: dict[EventType, list[EventHandler]] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = tasks if tasks is not None else TaskOwner("plugin events")
 
     def add_handler(self, handler: EventHandler, event_types: Iterable[EventType] | None = None) -> None:
         """Subscribe `handler` to every event, or only to `event_types` (then other events stay cheap)."""
@@ -107,12 +107,7 @@ class EventBus:
 
     async def aclose(self, grace_s: float = 2.0) -> None:
         """Let pending async handlers finish for up to `grace_s`, then cancel the rest."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=grace_s)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=grace_s)
+        await self._tasks.aclose(grace=grace_s, timeout=grace_s)
 
     def _deliver(self, handler: EventHandler, event: PluginEvent) -> None:
         try:
@@ -121,9 +116,12 @@ class EventBus:
             log.exception("event handler %r failed on %s of %s", handler, event.event_type, event.plugin_id)
             return
         if inspect.isawaitable(result):
-            task = asyncio.ensure_future(self._await_handler(handler, result, event))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            try:
+                task = self._tasks.spawn(self._await_handler(handler, result, event), name="event-handler")
+            except RuntimeError:  # the bus is closed: the host is shutting down
+                if inspect.iscoroutine(result):
+                    result.close()
+                return
             if inspect.iscoroutine(result):  # cancelled before it started: close it quietly
                 coro = result
                 task.add_done_callback(lambda t: coro.close() if t.cancelled() else None)

@@ -46,6 +46,7 @@ from plughost.sdk.models import (
     PluginState,
 )
 from plughost.sdk.plugin import EXECUTE_HANDLER
+from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 REGISTRY_FILE = Path(".plughost") / "registry.json"
@@ -55,7 +56,10 @@ class PluginManager:
     """Owns every plugin of a workspace.
 
     `async with PluginManager(workspace, runtimes=default_runtimes()) as manager:` — `runtimes`
-    maps a manifest's `runtime` (python, native, process) to the runtime that loads it.
+    maps a manifest's `runtime` (python, native, process) to the runtime that loads it
+    (`plughost.PluginManager` fills them in). Its background tasks belong to `tasks` (a child of
+    the host's when a `Host` made it); each loaded plugin gets a child of it, which unloading the
+    plugin closes.
     """
 
     def __init__(
@@ -65,11 +69,13 @@ class PluginManager:
         config: HostConfig | None = None,
         runtimes: Mapping[str, Runtime],
         guard: Guard | None = None,
+        tasks: TaskOwner | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
         self.config = config if config is not None else HostConfig.load(self.workspace)
         host = self.config.host
-        self.events = EventBus(host.event_history)
+        self.tasks = tasks if tasks is not None else TaskOwner("plugin manager")
+        self.events = EventBus(host.event_history, tasks=self.tasks.child("plugin events"))
         policy = GuardPolicy(
             BreakerPolicy(self.config.guard.failure_threshold, self.config.guard.cooldown_s),
             self.config.guard.default_timeout_s,
@@ -85,7 +91,8 @@ class PluginManager:
         self._instances: dict[str, PluginInstance] = {}
         self._enabled: tuple[PluginInstance, ...] | None = None
         self._locks: dict[str, asyncio.Lock] = {}
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._reconfiguring = self.tasks.child("reconfigure")
+        self._plugin_tasks: dict[int, TaskOwner] = {}  # id(handle) → the owner handed to its runtime
         self._closed = False
 
     async def __aenter__(self) -> PluginManager:
@@ -289,14 +296,12 @@ class PluginManager:
         return count
 
     async def shutdown(self) -> None:
-        """Unload every plugin (reverse priority order), cancel owned tasks, close runtimes."""
+        """Cancel pending reconfigurations, unload every plugin (reverse priority order), close
+        runtimes; then every task of the manager has ended."""
         if self._closed:
             return
         self._closed = True
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=5)
+        await self._reconfiguring.aclose(timeout=5)
         for instance in reversed(self._sorted()):
             if instance.is_loaded:
                 try:
@@ -309,6 +314,7 @@ class PluginManager:
             except Exception:
                 log.exception("closing runtime '%s' failed", runtime.name)
         await self.events.aclose()
+        await self.tasks.aclose()
 
     # execution -------------------------------------------------------------------------------
     def call(self, name: str, call: Call, *, timeout: float | None = None) -> Awaitable[Outcome]:
@@ -415,15 +421,12 @@ class PluginManager:
 
     def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[None] | None:
         """Persist new configuration; a loaded plugin's reconfigure hook runs in a task owned by
-        the manager (returned, so callers may await it)."""
+        the manager (returned, so callers may await it; shutdown cancels it)."""
         self.configs.save(name, dict(config))
         instance = self._instances.get(name)
-        if instance is None or instance.handle is None:
+        if instance is None or instance.handle is None or self._closed:
             return None
-        task = asyncio.get_running_loop().create_task(self._reconfigure(instance, dict(config)))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
+        return self._reconfiguring.spawn(self._reconfigure(instance, dict(config)), name=f"{name}:reconfigure")
 
     def set_priority(self, name: str, priority: int) -> None:
         """Persist a priority override (0..1000) in plugin-state.toml."""
@@ -556,24 +559,30 @@ class PluginManager:
             await runtime.build(candidate)
         data_dir = self.data_root / candidate.id
         data_dir.mkdir(parents=True, exist_ok=True)
+        logger = logging.getLogger(f"plughost.plugin.{candidate.id}")
+        tasks = self.tasks.child(f"plugin:{candidate.id}", logger=logger)
         request = LoadRequest(
             plugin_id=candidate.id,
             path=candidate.path,
             manifest=manifest,
             data_dir=data_dir,
             config=config,
-            logger=logging.getLogger(f"plughost.plugin.{candidate.id}"),
+            logger=logger,
             priority=priority,
             enabled=enabled,
             entry_point=candidate.entry_point,
+            tasks=tasks,
         )
         try:
-            return self._watch_process(candidate.id, await runtime.load(request))
-        except PlugHostError:
-            raise
-        except Exception as exc:  # a runtime bug must not take the host down
-            log.exception("runtime '%s' failed loading '%s'", runtime.name, candidate.id)
+            handle = await runtime.load(request)
+        except BaseException as exc:
+            await tasks.aclose()
+            if isinstance(exc, PlugHostError) or not isinstance(exc, Exception):
+                raise
+            log.exception("runtime '%s' failed loading '%s'", runtime.name, candidate.id)  # a runtime bug
             raise PluginLoadError(candidate.id, f"{type(exc).__name__}: {exc}") from exc
+        self._plugin_tasks[id(handle)] = tasks
+        return self._watch_process(candidate.id, handle)
 
     def _watch_process(self, plugin_id: str, handle: PluginHandle) -> PluginHandle:
         """Process plugins report crashes and restarts (`RuntimeEvent`): as events; crashes count in the breaker."""
@@ -598,6 +607,10 @@ class PluginManager:
         except Exception as exc:
             log.exception("stopping '%s' failed", plugin_id)
             self.events.emit(plugin_id, EventType.ERROR, False, "stop failed", str(exc))
+        finally:  # whatever the runtime left running in the plugin's owner ends here
+            tasks = self._plugin_tasks.pop(id(handle), None)
+            if tasks is not None:
+                await tasks.aclose()
 
     async def _tell_enabled(self, instance: PluginInstance, handle: PluginHandle, enabled: bool) -> None:
         try:

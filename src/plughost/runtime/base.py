@@ -18,6 +18,7 @@ from plughost.errors import ValidationIssue
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import DiscoveryStatus
+from plughost.sdk.tasks import TaskOwner
 
 
 @dataclass
@@ -36,6 +37,7 @@ class Candidate:
     origin: str
     errors: list[ValidationIssue] = field(default_factory=list)
     entry_point: str | None = None
+    tasks: TaskOwner | None = None
 
     @property
     def runtime(self) -> str:
@@ -47,6 +49,8 @@ class LoadRequest:
     """Everything a runtime needs to load one plugin.
 
     `path` is the plugin directory, or the file itself for single-file/library plugins.
+    `tasks` owns the handle's background tasks (the manager passes a child of its own); a handle
+    makes its own owner when it is None, and its `stop` closes it.
     """
 
     plugin_id: str
@@ -58,6 +62,7 @@ class LoadRequest:
     priority: int = 0
     enabled: bool = True
     entry_point: str | None = None
+    tasks: TaskOwner | None = None
 
     @property
     def plugin_dir(self) -> Path:

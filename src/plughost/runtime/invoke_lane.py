@@ -36,8 +36,8 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
-from plughost.runtime.tasks import cancel_and_wait
 from plughost.sdk.bot import BotApi
+from plughost.sdk.tasks import TaskOwner
 
 HEADER = struct.Struct("!IIB")
 NAME_LENGTH = struct.Struct("!H")
@@ -152,26 +152,33 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, int, bytes]:
 
 
 class InvokeLaneServer:
-    """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`."""
+    """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`.
 
-    def __init__(self, handler: InvokeHandler, encode_error: ErrorEncoder) -> None:
+    Each connection, and each call on it, is a task of the server's owner; `close` ends them.
+    """
+
+    def __init__(self, handler: InvokeHandler, encode_error: ErrorEncoder, *, tasks: TaskOwner | None = None) -> None:
         self._handler = handler
         self._encode_error = encode_error
         self._server: asyncio.Server | None = None
-        self._connections: set[asyncio.Task[None]] = set()
+        self._tasks = tasks if tasks is not None else TaskOwner("invoke lane server")
         self.path = Path("")
 
     async def start(self, path: Path) -> None:
         """Listen on the unix socket `path` (mode 0600)."""
         self.path = path
-        self._server = await asyncio.start_unix_server(self._serve, str(path))
+        self._server = await asyncio.start_unix_server(self._accept, str(path))
         os.chmod(path, 0o600)
 
+    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            self._tasks.spawn(self._serve(reader, writer), name="lane-connection")
+        except RuntimeError:  # closing: no new connections
+            writer.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._connections.add(task)
-        calls: dict[int, asyncio.Task[None]] = {}
+        calls = TaskOwner("invoke lane calls")  # ended with the connection, which the server's owner ends
+        running: dict[int, asyncio.Task[None]] = {}
         waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
         try:
             while True:
@@ -179,9 +186,9 @@ class InvokeLaneServer:
                 if kind == Kind.CALL:
                     name, request = parse_call(body)
                     bot = RemoteBot(writer, call_id, waiting)
-                    calls[call_id] = asyncio.create_task(self._call(writer, calls, call_id, name, request, bot))
+                    running[call_id] = calls.spawn(self._call(writer, running, call_id, name, request, bot))
                 elif kind == Kind.CANCEL:
-                    pending = calls.get(call_id)
+                    pending = running.get(call_id)
                     if pending is not None:
                         pending.cancel()
                 elif kind == Kind.ACTION_RESULT:
@@ -196,9 +203,8 @@ class InvokeLaneServer:
         except InvokeLaneProtocolError as exc:
             log.warning("invoke lane: closing a connection that sent a malformed frame: %s", exc)
         finally:
-            await cancel_and_wait(list(calls.values()))
+            await calls.aclose()
             writer.close()
-            self._connections.discard(task)
 
     async def _call(
         self, writer: asyncio.StreamWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
@@ -218,7 +224,8 @@ class InvokeLaneServer:
         """Stop listening, end every connection (cancelling its calls) and remove the socket."""
         if self._server is not None:
             self._server.close()
-            await cancel_and_wait(list(self._connections), 5.0)
+        await self._tasks.aclose(timeout=5.0)
+        if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         with contextlib.suppress(OSError):
@@ -226,22 +233,40 @@ class InvokeLaneServer:
 
 
 class InvokeLaneClient:
-    """The host's half: one connection, any number of concurrent calls."""
+    """The host's half: one connection, any number of concurrent calls.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, name: str) -> None:
-        self._reader = reader
-        self._writer = writer
+    Construction does no I/O; `start()` (or `InvokeLaneClient.connect`) connects and starts the reader,
+    which, like the bot actions the worker asks for, is a task of the client's owner.
+    """
+
+    def __init__(self, path: str, name: str, *, tasks: TaskOwner | None = None) -> None:
+        self.path = path
+        self.name = name
+        self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
         self._bots: dict[int, BotApi | None] = {}
-        self._actions: set[asyncio.Task[None]] = set()
+        self._tasks = tasks if tasks is not None else TaskOwner(f"{name}:lane")
         self._next_id = 0
-        self._closed: InvokeLaneClosed | None = None
-        self._reading = asyncio.create_task(self._read(), name=f"{name}:lane")
+        self._closed: InvokeLaneClosed | None = InvokeLaneClosed("invoke lane not connected")
 
     @classmethod
-    async def connect(cls, path: str, name: str, timeout: float = 5.0) -> InvokeLaneClient:
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(path), timeout)
-        return cls(reader, writer, name)
+    async def connect(
+        cls, path: str, name: str, timeout: float = 5.0, *, tasks: TaskOwner | None = None
+    ) -> InvokeLaneClient:
+        """A started client connected to the lane socket at `path`."""
+        client = cls(path, name, tasks=tasks)
+        await client.start(timeout)
+        return client
+
+    async def start(self, timeout: float = 5.0) -> None:
+        """Connect and start reading answers."""
+        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
+        try:
+            self._tasks.spawn(self._read(reader, writer), name=f"{self.name}:lane")
+        except RuntimeError:
+            writer.close()
+            raise
+        self._writer, self._closed = writer, None
 
     @property
     def closed(self) -> bool:
@@ -254,20 +279,21 @@ class InvokeLaneClient:
         and on the caller's cancellation the worker is told to cancel the handler; `InvokeLaneClosed`
         when the connection ends first.
         """
-        if self._closed is not None:
-            raise self._closed
+        writer = self._writer
+        if self._closed is not None or writer is None:
+            raise self._closed or InvokeLaneClosed("invoke lane not connected")
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
         future: asyncio.Future[tuple[Kind, bytes]] = asyncio.get_running_loop().create_future()
         self._pending[call_id] = future
         self._bots[call_id] = actions
         try:
-            self._writer.write(frame(Kind.CALL, call_id, call_body(name, request_json)))
+            writer.write(frame(Kind.CALL, call_id, call_body(name, request_json)))
             async with asyncio.timeout(timeout):
-                await self._writer.drain()
+                await writer.drain()
                 kind, body = await future
         except (TimeoutError, asyncio.CancelledError):
             if self._pending.pop(call_id, None) is not None and self._closed is None:
-                self._writer.write(frame(Kind.CANCEL, call_id))
+                writer.write(frame(Kind.CANCEL, call_id))
             raise
         except ConnectionError as exc:
             self._pending.pop(call_id, None)
@@ -282,13 +308,13 @@ class InvokeLaneClient:
             raise InvokeLaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
         return body
 
-    async def _read(self) -> None:
+    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         reason = "invoke lane closed"
         try:
             while True:
-                kind, call_id, body = await read_frame(self._reader)
+                kind, call_id, body = await read_frame(reader)
                 if kind == Kind.ACTION:
-                    self._run_action(call_id, _json_object(body, "ACTION"))
+                    self._run_action(writer, call_id, _json_object(body, "ACTION"))
                     continue
                 if kind not in (Kind.RESULT, Kind.ERROR):
                     raise InvokeLaneProtocolError(f"a host does not accept {kind.name} frames")
@@ -302,19 +328,19 @@ class InvokeLaneClient:
             log.warning("%s", reason)
         finally:
             self._fail_pending(InvokeLaneClosed(reason))
-            self._writer.close()
+            writer.close()
 
-    def _run_action(self, call_id: int, request: dict[str, Any]) -> None:
+    def _run_action(self, writer: asyncio.StreamWriter, call_id: int, request: dict[str, Any]) -> None:
         """Run a bot action of call `call_id` on that call's bot; the answer goes back as ACTION_RESULT."""
         action_id = _action_id(request)
         action, params = request.get("action"), request.get("params") or {}
         if not isinstance(action, str) or not isinstance(params, Mapping):
             raise InvokeLaneProtocolError("ACTION needs a string 'action' and an object 'params'")
-        task = asyncio.get_running_loop().create_task(self._action(call_id, action_id, action, params))
-        self._actions.add(task)
-        task.add_done_callback(self._actions.discard)
+        self._tasks.spawn(self._action(writer, call_id, action_id, action, params), name=f"{self.name}:action")
 
-    async def _action(self, call_id: int, action_id: int, action: str, params: Mapping[str, Any]) -> None:
+    async def _action(
+        self, writer: asyncio.StreamWriter, call_id: int, action_id: int, action: str, params: Mapping[str, Any]
+    ) -> None:
         bot = self._bots.get(call_id)
         answer: dict[str, Any] = {"id": action_id}
         if bot is None:
@@ -328,7 +354,7 @@ class InvokeLaneClient:
                 answer["error"] = str(exc) or type(exc).__name__
         if self._closed is None:
             body = json.dumps(answer, default=str).encode()
-            self._writer.write(frame(Kind.ACTION_RESULT, call_id, body))
+            writer.write(frame(Kind.ACTION_RESULT, call_id, body))
 
     def _fail_pending(self, error: InvokeLaneClosed) -> None:
         self._closed = self._closed or error
@@ -340,10 +366,12 @@ class InvokeLaneClient:
     async def close(self) -> None:
         """Close the connection; calls still waiting fail with `InvokeLaneClosed`."""
         self._fail_pending(InvokeLaneClosed("invoke lane closed by the host"))
-        await cancel_and_wait([self._reading, *self._actions])
-        self._writer.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(self._writer.wait_closed(), 1.0)
+        await self._tasks.aclose()
+        writer, self._writer = self._writer, None
+        if writer is not None:
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,10 +43,10 @@ from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_
 from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient, InvokeLaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
-from plughost.runtime.tasks import cancel_and_wait, wait_quietly
 from plughost.sdk.call import Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
+from plughost.sdk.tasks import TaskOwner
 
 ProcessStatus = Literal["starting", "running", "restarting", "stopped", "error"]
 EventHook = Callable[[ProcessEvent], None]
@@ -79,7 +79,11 @@ class ProcessOptions:
 
 @dataclass
 class _Instance:
-    """One running process of a plugin and its connection."""
+    """One running process of a plugin and its connection.
+
+    Its tasks (output pumps, gRPC streams, the invoke lane's reader, the TLS bridge) belong to
+    `launched.tasks`, which `_stop_instance` closes.
+    """
 
     launched: Launched
     connection: Connection
@@ -93,6 +97,10 @@ class _Instance:
     @property
     def process(self) -> asyncio.subprocess.Process:
         return self.launched.process
+
+    @property
+    def tasks(self) -> TaskOwner:
+        return self.launched.tasks
 
 
 class ProcessRuntime:
@@ -193,9 +201,10 @@ class ProcessPluginHandle:
         self._ready = asyncio.Event()
         self._stopping = False
         self._budget = RestartBudget(options.restart)
-        self._supervisor: asyncio.Task[None] | None = None
-        self._monitor: asyncio.Task[None] | None = None
-        self._abandoned: set[asyncio.Task[Outcome]] = set()  # calls given up on, still given time to return
+        # the handle's tasks: supervision (watch, restart, health) and, as children, each process's
+        self.tasks = request.tasks if request.tasks is not None else TaskOwner(f"plugin:{request.plugin_id}")
+        self._supervision = self.tasks.child(f"{request.plugin_id}:supervision")
+        self._calls = self.tasks.child(f"{request.plugin_id}:calls")  # executables' calls, given time when abandoned
         self._enabled: bool | None = None
         self._last_exit: int | None = None
         self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
@@ -215,26 +224,37 @@ class ProcessPluginHandle:
             self.last_error = str(exc)
             raise PluginLoadError(self.plugin_id, str(exc)) from None
         self._became_ready("started", f"plugin '{self.plugin_id}' started")
-        self._supervisor = asyncio.create_task(self._supervise(), name=f"{self.plugin_id}:supervisor")
+        self._supervision.spawn(self._supervise(), name=f"{self.plugin_id}:supervisor")
         if self.options.health_interval_s > 0:
-            self._monitor = asyncio.create_task(self._monitor_health(), name=f"{self.plugin_id}:health")
+            self._supervision.spawn(self._monitor_health(), name=f"{self.plugin_id}:health")
 
     async def stop(self) -> None:
-        """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove a stale socket."""
+        """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove stale sockets.
+
+        Supervision stops first (no restart races the stop); then every task of the handle is awaited.
+        """
         if self._stopping:
             return
         self._stopping = True
-        await cancel_and_wait((self._monitor, self._supervisor, *self._abandoned))
-        instance, self._instance = self._instance, None
-        if instance is not None:
-            await self._stop_instance(instance)
-            self._emit("stopped", f"plugin '{self.plugin_id}' stopped", pid=instance.process.pid)
-        self.status = "stopped"
-        self._ready.set()  # wake waiting callers; they see the stopped state
+        try:
+            await self._supervision.aclose()
+            instance, self._instance = self._instance, None
+            if instance is not None:
+                await self._stop_instance(instance)
+                self._emit("stopped", f"plugin '{self.plugin_id}' stopped", pid=instance.process.pid)
+        finally:
+            await self.tasks.aclose()
+            self.status = "stopped"
+            self._ready.set()  # wake waiting callers; they see the stopped state
 
     async def _start_instance(self) -> _Instance:
         spec = self._spec_factory() if self._spec_factory else self._spec
-        launched = await launch(spec, self._log)
+        tasks = self.tasks.child(f"{self.plugin_id}:process")
+        try:
+            launched = await launch(spec, self._log, tasks)
+        except BaseException:
+            await tasks.aclose()
+            raise
         started = time.monotonic()
         closers: list[Callable[[], Any]] = []
         try:
@@ -243,10 +263,9 @@ class ProcessPluginHandle:
                 target, authority = await self._secure_target(launched, closers)
         except BaseException:
             kill_group(launched.process)
-            for pump in launched.pumps:
-                pump.cancel()
+            await tasks.aclose()
             raise
-        connection = Connection(target, self._log, authority=authority)
+        connection = Connection(target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"))
         instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
@@ -264,26 +283,28 @@ class ProcessPluginHandle:
 
     async def _wait_ready_or_exit(self, instance: _Instance, timeout: float) -> None:
         """The first health check, failing at once (with the stderr tail) if the process exits meanwhile."""
-        ready = asyncio.ensure_future(instance.connection.wait_ready(timeout=timeout))
-        exited = asyncio.ensure_future(instance.process.wait())
-        try:
+
+        async def check() -> Exception | None:
+            try:
+                await instance.connection.wait_ready(timeout=timeout)
+            except Exception as exc:  # the answer of the race, not a failure of the task
+                return exc
+            return None
+
+        async with TaskOwner(f"{self.plugin_id}:starting", logger=self.request.logger) as race:
+            ready = race.spawn(check(), name=f"{self.plugin_id}:ready")
+            exited = race.spawn(instance.process.wait(), name=f"{self.plugin_id}:exited")
             await asyncio.wait({ready, exited}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for future in (ready, exited):
-                if not future.done():
-                    future.cancel()
         if not ready.done() or ready.cancelled():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
             tail = self._log.tail_text()
             raise LaunchError(
                 f"plugin exited (exit code {instance.process.returncode}) before passing its health check"
                 + (f"; stderr tail:\n{tail}" if tail else "")
             )
-        try:
-            ready.result()
-        except (grpc.aio.AioRpcError, ConnectionError) as exc:
-            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(exc)}") from None
+        failure = ready.result()
+        if failure is not None:
+            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(failure)}") from None
 
     async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
         """Connect through the TLS bridge to a plugin that answered with a server certificate."""
@@ -293,7 +314,7 @@ class ProcessPluginHandle:
             )
         from plughost.runtime.goplugin.mtls import start_bridge
 
-        bridge = await start_bridge(launched.handshake, self.client_identity)
+        bridge = await start_bridge(launched.handshake, self.client_identity, tasks=launched.tasks.child("mtls"))
         closers.append(bridge.close)
         return bridge.target, "localhost"
 
@@ -325,7 +346,9 @@ class ProcessPluginHandle:
         if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
             return None
         try:
-            return await InvokeLaneClient.connect(path, self.plugin_id)
+            return await InvokeLaneClient.connect(
+                path, self.plugin_id, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
+            )
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
             return None
@@ -346,12 +369,12 @@ class ProcessPluginHandle:
         kill_group(process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 5.0)
-        await wait_quietly(instance.launched.pumps, 1.0)
         for close in instance.closers:
             with contextlib.suppress(Exception):
                 result = close()
                 if asyncio.iscoroutine(result):
                     await result
+        await instance.tasks.aclose(grace=1.0)  # the pumps read the process's last output first
         handshake = instance.launched.handshake
         for stale in (handshake.address if handshake.network == "unix" else "", instance.lane_path):
             if stale:
@@ -377,8 +400,7 @@ class ProcessPluginHandle:
             self._last_exit = code
             self._instance = None
             self.status = "restarting"
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(asyncio.gather(*instance.launched.pumps, return_exceptions=True), 1.0)
+            await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
             reason = instance.exit_reason or "exited unexpectedly"
             tail = self._log.tail_text()
             self.last_error = f"plugin '{self.plugin_id}' {reason} (exit code {code})"
@@ -507,29 +529,30 @@ class ProcessPluginHandle:
         abandoned that way keeps `stop_grace_s` more to return (its gRPC deadline, which the
         plugin sees), and a plugin that does not return by then is restarted — a stuck call
         never keeps running in it."""
-        rpc = asyncio.get_running_loop().create_task(
-            self._call_grpc(instance, call, timeout + self.options.stop_grace_s), name=f"{self.plugin_id}:call"
+        rpc = self._calls.spawn(
+            _settled(self._call_grpc(instance, call, timeout + self.options.stop_grace_s)), name=f"{call.handler}"
         )
         try:
             async with asyncio.timeout(timeout):
-                return await asyncio.shield(rpc)
+                result = await asyncio.shield(rpc)
         except TimeoutError:
             self._abandon(rpc, instance, call.handler, timeout)
             raise self._deadline_passed(call.handler, timeout) from None
         except asyncio.CancelledError:
             self._abandon(rpc, instance, call.handler, timeout)
             raise
+        if isinstance(result, BaseException):
+            raise result
+        assert result is not None
+        return result
 
-    def _abandon(self, rpc: asyncio.Task[Outcome], instance: _Instance, name: str, limit: float) -> None:
-        if rpc.done():
-            return
-        self._abandoned.add(rpc)
-
-        def finished(task: asyncio.Task[Outcome]) -> None:
-            self._abandoned.discard(task)
+    def _abandon(
+        self, rpc: asyncio.Task[Outcome | BaseException | None], instance: _Instance, name: str, limit: float
+    ) -> None:
+        def finished(task: asyncio.Task[Outcome | BaseException | None]) -> None:
             if task.cancelled() or self._stopping or self._instance is not instance:
                 return
-            error = task.exception()
+            error = task.result()
             grace = self.options.stop_grace_s
             if isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
                 self.kill_current(
@@ -539,7 +562,8 @@ class ProcessPluginHandle:
             else:
                 self._emit("late_answer", f"the call to '{name}' returned within {grace:g} s after its deadline")
 
-        rpc.add_done_callback(finished)
+        if not rpc.done():
+            rpc.add_done_callback(finished)
 
     def _mark_dead(self, instance: _Instance) -> None:
         """A call saw `instance` die: later calls wait for the restart instead of reaching it."""
@@ -621,7 +645,7 @@ class ProcessPluginHandle:
         exit_code = await _exit_code_soon(instance.process, 1.0)
         if exit_code is not None and not self._stopping:
             self._mark_dead(instance)
-            await wait_quietly(instance.launched.pumps, 1.0)  # its last words are still in the pipes
+            await asyncio.wait(instance.launched.pumps, timeout=1.0)  # its last words are still in the pipes
             tail = self._log.tail_text()
             return InvocationError(
                 f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
@@ -720,6 +744,16 @@ class ProcessPluginHandle:
             raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
 
 
+async def _settled(work: Awaitable[Outcome]) -> Outcome | BaseException:
+    """The outcome of `work`, or the exception it raised (cancellation still propagates)."""
+    try:
+        return await work
+    except asyncio.CancelledError:
+        raise
+    except BaseException as exc:  # handed to the caller, who raises it
+        return exc
+
+
 def options_for(options: ProcessOptions, request: LoadRequest) -> ProcessOptions:
     """The options of one plugin: its manifest's `limits.timeout_s` is its call deadline."""
     limit = request.manifest.limits.timeout_s
@@ -758,7 +792,7 @@ async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -
     if process.returncode is not None:
         return process.returncode
     try:
-        return await asyncio.wait_for(asyncio.shield(process.wait()), timeout)
+        return await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
         return None
 

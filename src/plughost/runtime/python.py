@@ -3,6 +3,10 @@
 Each load imports the plugin directory as a fresh package (`plughost_plugin__<id>__g<N>`), so a
 new version can load beside the old one on reload; unload removes every module of that package
 from `sys.modules`. Sync handlers run in the plugin's own thread pool and never block the loop.
+
+Unloading runs the unload hooks, then cancels and awaits the tasks the plugin started with
+`ctx.spawn` and waits for sync handlers still running; after `stop_timeout_s` their threads are
+abandoned with a warning (a thread cannot be stopped from outside).
 """
 
 from __future__ import annotations
@@ -14,10 +18,10 @@ import re
 import sys
 import traceback
 import types
-from collections.abc import Coroutine, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Coroutine, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
@@ -27,9 +31,11 @@ from plughost.sdk.handle import Health
 from plughost.sdk.manifest import PYTHON_DEFAULT_ENTRIES
 from plughost.sdk.plugin import HookName, Plugin, PluginContext
 from plughost.sdk.runner import describe_error, run_handler, run_trivial, unknown_handler
+from plughost.sdk.tasks import TaskOwner
 
 MODULE_PREFIX = "plughost_plugin__"
 HOOK_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0  # how long unload waits for the plugin's tasks and running sync handlers
 SYNC_WORKERS = 4
 
 
@@ -42,8 +48,9 @@ class PythonRuntime:
 
     name = "python"
 
-    def __init__(self) -> None:
+    def __init__(self, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
         self._generation = itertools.count(1)
+        self.stop_timeout_s = stop_timeout_s
 
     async def load(self, request: LoadRequest) -> PythonPluginHandle:
         if request.entry_point:  # an installed package: import it under its own name
@@ -60,7 +67,7 @@ class PythonRuntime:
         except BaseException as exc:
             _drop_modules(package)
             raise PluginLoadError(request.plugin_id, _describe_exception(exc, request.plugin_dir)) from exc
-        handle = PythonPluginHandle(plugin, request, package)
+        handle = PythonPluginHandle(plugin, request, package, stop_timeout_s=self.stop_timeout_s)
         return await started(handle)
 
     async def aclose(self) -> None:
@@ -70,20 +77,29 @@ class PythonRuntime:
 class PythonPluginHandle:
     """A loaded Python plugin."""
 
-    def __init__(self, plugin: Plugin, request: LoadRequest, package: str) -> None:
+    def __init__(
+        self, plugin: Plugin, request: LoadRequest, package: str, *, stop_timeout_s: float = STOP_TIMEOUT_S
+    ) -> None:
         self.plugin = plugin
         self.package = package
         self.plugin_dir = request.plugin_dir
         self.descriptor: Descriptor = _with_priority(plugin.describe(), request.priority)
+        self.stop_timeout_s = stop_timeout_s
+        self.tasks = (
+            request.tasks
+            if request.tasks is not None
+            else TaskOwner(f"plugin:{request.plugin_id}", logger=request.logger)
+        )
         self.context = PluginContext(
             plugin_id=request.plugin_id,
             config=dict(request.config),
             plugin_dir=request.plugin_dir,
             data_dir=request.data_dir,
             logger=request.logger,
+            tasks=self.tasks,
         )
         self._handlers = plugin.handlers
-        self._executor = ThreadPoolExecutor(SYNC_WORKERS, thread_name_prefix=f"plugin-{request.plugin_id}")
+        self._executor = PluginThreads(SYNC_WORKERS, thread_name_prefix=f"plugin-{request.plugin_id}")
         self._stopped = False
 
     async def start(self) -> None:
@@ -117,7 +133,7 @@ class PythonPluginHandle:
         await self._run_hooks("enable" if enabled else "disable")
 
     async def stop(self) -> None:
-        """Run unload hooks, cancel the plugin's tasks, release its threads and modules."""
+        """Run unload hooks, cancel and await the plugin's tasks, release its threads and modules."""
         if self._stopped:
             return
         self._stopped = True
@@ -126,9 +142,11 @@ class PythonPluginHandle:
         except Exception:
             self.context.logger.exception("unload hook of '%s' failed", self.context.plugin_id)
         finally:
-            await self._cancel_tasks()
-            self._executor.shutdown(wait=False, cancel_futures=True)
-            _drop_modules(self.package)
+            try:
+                await self.tasks.aclose(timeout=self.stop_timeout_s)
+                await self._stop_threads()
+            finally:
+                _drop_modules(self.package)
 
     async def _run_hooks(self, name: HookName, config: Any = None) -> None:
         """Run the plugin's hooks of one kind in order; the first failure is raised."""
@@ -138,21 +156,47 @@ class PythonPluginHandle:
             if outcome.error is not None:
                 raise HookFailed(describe_error(outcome.error))
 
-    async def _cancel_tasks(self) -> None:
-        current = asyncio.current_task()
-        tasks = set(self.context.tasks)
-        tasks.update(t for t in asyncio.all_tasks() if t is not current and self._owns(t))
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=HOOK_TIMEOUT_S)
+    async def _stop_threads(self) -> None:
+        """Cancel queued sync calls, wait (up to `stop_timeout_s`) for running ones, end the threads."""
+        executor = self._executor
+        executor.shutdown(wait=False, cancel_futures=True)
+        running = [asyncio.wrap_future(f) for f in executor.unfinished()]
+        if running:
+            done, stuck = await asyncio.wait(running, timeout=self.stop_timeout_s)
+            for waiter in done:
+                if not waiter.cancelled():
+                    waiter.exception()  # its caller has had the outcome; nothing to report twice
+            for waiter in stuck:
+                waiter.cancel()
+            if stuck:
+                self.context.logger.warning(
+                    "plugin '%s': %d sync handler(s) still running after waiting %g s at unload; "
+                    "their threads are abandoned and end when the handlers return",
+                    self.context.plugin_id, len(stuck), self.stop_timeout_s,
+                )  # fmt: skip
+                return
+        executor.shutdown(wait=True)  # every thread is idle and told to exit: this returns at once
 
-    def _owns(self, task: asyncio.Task[Any]) -> bool:
-        """True for tasks whose coroutine is code from this plugin's modules."""
-        coro = task.get_coro()
-        frame = getattr(coro, "cr_frame", None)
-        module = frame.f_globals.get("__name__", "") if frame is not None else ""
-        return isinstance(module, str) and (module == self.package or module.startswith(self.package + "."))
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class PluginThreads(ThreadPoolExecutor):
+    """A plugin's threads for sync handlers; remembers unfinished work so that unload can wait for it."""
+
+    def __init__(self, max_workers: int, thread_name_prefix: str) -> None:
+        super().__init__(max_workers, thread_name_prefix=thread_name_prefix)
+        self._work: set[Future[Any]] = set()
+
+    def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
+        future = super().submit(fn, *args, **kwargs)
+        self._work.add(future)
+        future.add_done_callback(self._work.discard)  # from the worker thread: a set operation is atomic
+        return future
+
+    def unfinished(self) -> list[Future[Any]]:
+        return [f for f in list(self._work) if not f.done()]
 
 
 async def _ready(outcome: Outcome) -> Outcome:

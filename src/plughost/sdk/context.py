@@ -9,22 +9,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plughost.sdk.tasks import TaskOwner
+
 
 @dataclass
 class PluginContext:
     """Handed to lifecycle hooks (and to any handler that asks for it): configuration,
-    directories, logger, and the plugin's background tasks."""
+    directories, logger, and the plugin's background tasks (`tasks`, iterable)."""
 
     plugin_id: str
     config: dict[str, Any]
     plugin_dir: Path
     data_dir: Path
     logger: logging.Logger
-    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    tasks: TaskOwner = field(default_factory=lambda: TaskOwner("plugin"))
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
-        """Start a background task owned by this plugin; it is cancelled when the plugin stops."""
-        task = asyncio.get_running_loop().create_task(coro, name=name or f"{self.plugin_id}:task")
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
-        return task
+        """Start a background task owned by this plugin: unloading the plugin cancels and awaits it.
+
+        Only tasks started here are the plugin's; a failure is logged to the plugin's logger.
+        """
+        return self.tasks.spawn(coro, name=name or f"{self.plugin_id}:task")

@@ -1,4 +1,4 @@
-"""`OneBotAdapter`: starts every configured bot (several at once) and owns their tasks and sockets."""
+"""`OneBotAdapter`: starts every configured bot (several at once); their tasks, sockets and lanes end with it."""
 
 from __future__ import annotations
 
@@ -12,12 +12,19 @@ from plughost.adapters.onebot.transports import ForwardWsBot, HttpEventServer, R
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.errors import ConfigError
+from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger("plughost.adapters.onebot")
 
 
 class OneBotAdapter:
-    """Connects the configured OneBot v11 bots to a dispatcher. Use as an async context manager."""
+    """Connects the configured OneBot v11 bots to a dispatcher.
+
+    Construction does no I/O. `start(tasks)` binds the sockets and runs each transport as a task
+    of `tasks` (a `Host` passes a child of its owner; the adapter's own owner when None); `aclose`
+    stops them, closes the sockets and detaches the bots from the dispatcher. On its own the
+    adapter is an async context manager doing both.
+    """
 
     def __init__(self, configs: Sequence[BotConfig], dispatcher: Dispatcher) -> None:
         self.configs = [c for c in configs if c.enabled]
@@ -26,26 +33,33 @@ class OneBotAdapter:
         self.reverse: list[ReverseWsServer] = []
         self.http: list[HttpEventServer] = []
         self.ports: dict[str, int] = {}
-        self._tasks: list[asyncio.Task[Any]] = []
+        self._tasks = TaskOwner("onebot")
+        self._http_tasks: list[asyncio.Task[Any]] = []
         _check_unique(self.configs)
 
     async def __aenter__(self) -> OneBotAdapter:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def start(self, tasks: TaskOwner | None = None) -> None:
+        """Bind every bot's socket and start its transport; on failure whatever started is stopped."""
+        if tasks is not None:
+            self._tasks = tasks
         try:
             self._start()
         except BaseException:
             await self.aclose()
             raise
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
 
     def _start(self) -> None:
         by_bind: dict[tuple[str, str], list[BotConfig]] = defaultdict(list)
         for config in self.configs:
             if config.transport == "ws-forward":
                 bot = self.forward[config.id] = ForwardWsBot(config, self.dispatcher)
-                self._spawn(bot.run(), f"onebot:{config.id}:forward")
+                self._tasks.spawn(bot.run(), name=f"onebot:{config.id}:forward")
             else:
                 by_bind[(config.transport, config.bind or "")].append(config)
         for (transport, _), configs in by_bind.items():
@@ -54,41 +68,33 @@ class OneBotAdapter:
             except OSError as exc:
                 names = ", ".join(c.id for c in configs)
                 raise ConfigError(f"bot(s) {names}: cannot listen on {configs[0].bind}: {exc}") from exc
+            name = f"onebot:{configs[0].bind}:{transport}"
             if transport == "ws-reverse":
                 reverse = ReverseWsServer(configs, self.dispatcher, sock)
                 self.reverse.append(reverse)
-                port, run = reverse.port, reverse.run()
+                port = reverse.port
+                self._tasks.spawn(reverse.run(), name=name)
             else:
                 http = HttpEventServer(configs, self.dispatcher, sock)
                 self.http.append(http)
-                port, run = http.port, http.run()
+                port = http.port
+                self._http_tasks.append(self._tasks.spawn(http.run(), name=name))
             for config in configs:
                 self.ports[config.id] = port
-            self._spawn(run, f"onebot:{configs[0].bind}:{transport}")
-
-    def _spawn(self, coro: Any, name: str) -> None:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        task.add_done_callback(self._report)
-        self._tasks.append(task)
-
-    @staticmethod
-    def _report(task: asyncio.Task[Any]) -> None:
-        if not task.cancelled() and task.exception() is not None:
-            log.error("OneBot transport %s stopped: %s", task.get_name(), task.exception())
 
     async def aclose(self) -> None:
-        """Stop every transport and close every socket."""
+        """Stop every transport, close every socket and detach every bot from the dispatcher."""
         for server in self.http:
             server.stop()
-        if self.http:
-            await asyncio.wait([t for t in self._tasks if "http" in t.get_name()], timeout=5)
-        for task in self._tasks:
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
-        self._tasks.clear()
+        if self._http_tasks:  # uvicorn finishes the requests in flight
+            await asyncio.wait(self._http_tasks, timeout=5)
+        await self._tasks.aclose()
         for sock in [*(s.sock for s in self.reverse), *(s.sock for s in self.http)]:
             sock.close()
+        for reverse in self.reverse:
+            await reverse.aclose()
+        for key in [*self.forward, *(k for http in self.http for k in http.lanes)]:
+            await self.dispatcher.detach(key)
 
     def status(self) -> list[dict[str, Any]]:
         """Connection state of every bot."""

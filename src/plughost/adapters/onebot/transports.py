@@ -325,6 +325,18 @@ class ReverseWsServer:
             await session.run(conn, events=role != "API", api=role != "Event")
         finally:
             account.roles.discard(role)
+            if not account.roles:  # its last connection ended: the bot leaves the dispatcher
+                await self._retire((config.id, self_id), account)
+
+    async def _retire(self, key: tuple[str, int], account: _Account) -> None:
+        if self.accounts.get(key) is account:
+            del self.accounts[key]
+            await self.dispatcher.detach(account.lane.key)
+
+    async def aclose(self) -> None:
+        """Detach every bot still connected (their connections were closed with the server)."""
+        for key, account in list(self.accounts.items()):
+            await self._retire(key, account)
 
     def _account(self, config: BotConfig, self_id: int) -> _Account:
         account = self.accounts.get((config.id, self_id))

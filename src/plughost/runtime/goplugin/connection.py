@@ -22,7 +22,7 @@ from plughost.runtime.proto.plugin import (
     grpc_stdio_pb2_grpc,
     jank_pb2_grpc,
 )
-from plughost.runtime.tasks import cancel_and_wait
+from plughost.sdk.tasks import TaskOwner
 
 MAX_MESSAGE = 2**31 - 1
 CHANNEL_OPTIONS = [
@@ -39,7 +39,9 @@ log = logging.getLogger(__name__)
 class Connection:
     """A connected plugin: stubs plus the stdio and broker streams it keeps open."""
 
-    def __init__(self, target: str, plugin_log: PluginLog, *, authority: str | None = None) -> None:
+    def __init__(
+        self, target: str, plugin_log: PluginLog, *, authority: str | None = None, tasks: TaskOwner | None = None
+    ) -> None:
         options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
         if authority:
             options.append(("grpc.default_authority", authority))
@@ -51,7 +53,7 @@ class Connection:
         self.v1 = v1_grpc.PluginStub(self.channel)
         self._stdio = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel)
         self._broker = grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel)
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks = tasks if tasks is not None else TaskOwner(f"{plugin_log.plugin_id}:connection")
         self._broker_closed = asyncio.Event()
 
     async def check_health(self, timeout: float) -> bool:
@@ -70,8 +72,8 @@ class Connection:
 
     def start_streams(self, name: str) -> None:
         """Drain StreamStdio and hold the broker stream open, both owned by this connection."""
-        self._tasks.append(asyncio.create_task(self._drain_stdio(), name=f"{name}:stdio"))
-        self._tasks.append(asyncio.create_task(self._hold_broker(), name=f"{name}:broker"))
+        self._tasks.spawn(self._drain_stdio(), name=f"{name}:stdio")
+        self._tasks.spawn(self._hold_broker(), name=f"{name}:broker")
 
     async def _drain_stdio(self) -> None:
         splitters = {1: LineSplitter(), 2: LineSplitter()}
@@ -112,7 +114,6 @@ class Connection:
     async def close(self) -> None:
         """Cancel the streams and close the channel."""
         self._broker_closed.set()
-        await cancel_and_wait(self._tasks)
-        self._tasks.clear()
+        await self._tasks.aclose()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.channel.close(grace=None), CLOSE_TIMEOUT_S)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeError, HandshakeInfo, parse_handshake
 from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
-from plughost.runtime.tasks import cancel_and_wait
+from plughost.sdk.tasks import TaskOwner
 
 PR_SET_PDEATHSIG = 1
 DEFAULT_MIN_PORT = 10000
@@ -124,15 +124,24 @@ def spawn_plan(
 
 @dataclass
 class Launched:
-    """A started plugin process that completed its handshake."""
+    """A started plugin process that completed its handshake.
+
+    `pumps` read its stdout and stderr until they close; they are tasks of `tasks`.
+    """
 
     process: asyncio.subprocess.Process
     handshake: HandshakeInfo
     pumps: list[asyncio.Task[None]]
+    tasks: TaskOwner
 
 
-async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
-    """Start the process and wait for a valid handshake; on any failure the process is killed."""
+async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = None) -> Launched:
+    """Start the process and wait for a valid handshake.
+
+    Its output pumps run in `tasks` (an owner of its own when None), which belongs to this process:
+    on any failure the process is killed and `tasks` closed.
+    """
+    tasks = tasks if tasks is not None else TaskOwner(f"{log.plugin_id}:process")
     argv = list(spec.argv)
     exe = Path(argv[0])
     check_executable(exe)
@@ -149,13 +158,12 @@ async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
             preexec_fn=preexec,
         )
     except OSError as exc:
+        await tasks.aclose()
         raise LaunchError(f"cannot start {exe}: {exc}") from exc
     assert process.stdout is not None and process.stderr is not None
     stderr_done = asyncio.Event()
-    stderr_pump = asyncio.create_task(
-        _pump(process.stderr, log.stderr_line, stderr_done), name=f"{log.plugin_id}:stderr"
-    )
     try:
+        stderr_pump = tasks.spawn(_pump(process.stderr, log.stderr_line, stderr_done), name=f"{log.plugin_id}:stderr")
         try:
             line, rest = await _read_handshake(process, spec.start_timeout_s)
         except TimeoutError:
@@ -172,18 +180,18 @@ async def launch(spec: LaunchSpec, log: PluginLog) -> Launched:
             info = parse_handshake(line, spec.protocol_versions)
         except HandshakeError as exc:
             raise LaunchError(str(exc) + _tail(log, "stderr")) from None
+        splitter = LineSplitter()
+        for extra in splitter.feed(rest):
+            log.stdout_line(extra)
+        stdout_pump = tasks.spawn(
+            _pump(process.stdout, log.stdout_line, asyncio.Event(), splitter), name=f"{log.plugin_id}:stdout"
+        )
     except BaseException:
         kill_group(process)
         await _reap(process, 2.0)
-        await cancel_and_wait([stderr_pump])
+        await tasks.aclose()
         raise
-    splitter = LineSplitter()
-    for extra in splitter.feed(rest):
-        log.stdout_line(extra)
-    stdout_pump = asyncio.create_task(
-        _pump(process.stdout, log.stdout_line, asyncio.Event(), splitter), name=f"{log.plugin_id}:stdout"
-    )
-    return Launched(process, info, [stderr_pump, stdout_pump])
+    return Launched(process, info, [stderr_pump, stdout_pump], tasks)
 
 
 def check_executable(exe: Path) -> None:

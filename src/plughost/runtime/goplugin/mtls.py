@@ -17,11 +17,11 @@ import datetime as dt
 import os
 import ssl
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeInfo
-from plughost.runtime.tasks import cancel_and_wait
+from plughost.sdk.tasks import TaskOwner
 
 PUMP_CHUNK = 65536
 
@@ -112,24 +112,29 @@ class TlsBridge:
     target: str
     server: asyncio.Server
     directory: tempfile.TemporaryDirectory[str]
-    connections: set[asyncio.Task[None]] = field(default_factory=set)
+    connections: TaskOwner
 
     async def close(self) -> None:
         self.server.close()
-        await cancel_and_wait(list(self.connections))
+        await self.connections.aclose()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.server.wait_closed(), 1.0)
         self.directory.cleanup()
 
 
-async def start_bridge(handshake: HandshakeInfo, identity: ClientIdentity) -> TlsBridge:
-    """Listen on a private unix socket and carry each connection over TLS to the plugin."""
+async def start_bridge(
+    handshake: HandshakeInfo, identity: ClientIdentity, *, tasks: TaskOwner | None = None
+) -> TlsBridge:
+    """Listen on a private unix socket and carry each connection over TLS to the plugin.
+
+    Each carried connection is a task of `tasks` (the bridge's own owner when None), ended by `close`.
+    """
     if handshake.server_cert_der is None:
         raise ValueError("the plugin sent no server certificate")
     context = client_context(identity, handshake.server_cert_der)
     directory = tempfile.TemporaryDirectory(prefix="plughost-bridge-")
     path = Path(directory.name) / "grpc.sock"
-    bridge: TlsBridge | None = None
+    connections = tasks if tasks is not None else TaskOwner("mtls bridge")
 
     async def open_upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if handshake.network == "unix":
@@ -154,15 +159,14 @@ async def start_bridge(handshake: HandshakeInfo, identity: ClientIdentity) -> Tl
                 w.close()
 
     def on_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        assert bridge is not None
-        task = asyncio.create_task(carry(reader, writer), name="mtls-bridge")
-        bridge.connections.add(task)
-        task.add_done_callback(bridge.connections.discard)
+        try:
+            connections.spawn(carry(reader, writer), name="mtls-bridge")
+        except RuntimeError:  # the bridge is closing
+            writer.close()
 
     server = await asyncio.start_unix_server(on_connection, path=str(path))
     os.chmod(path, 0o600)
-    bridge = TlsBridge(f"unix:{path}", server, directory)
-    return bridge
+    return TlsBridge(f"unix:{path}", server, directory, connections)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
