@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from plughost.core.botconfig import BotConfig
 from plughost.core.commands_config import CommandsConfig, PermissionsConfig
-from plughost.core.files import write_atomic
+from plughost.core.files import remove_leftovers, write_atomic
 from plughost.core.process_config import ProcessConfig
 from plughost.errors import ConfigError
 
@@ -94,6 +94,7 @@ class PluginConfigStore:
     def load(self, plugin_id: str) -> dict[str, Any]:
         """The plugin's config table ({} when it has no file); invalid TOML raises ConfigError."""
         path = self.path(plugin_id)
+        remove_leftovers(path)
         return read_toml(path) if path.exists() else {}
 
     def save(self, plugin_id: str, config: dict[str, Any]) -> None:
