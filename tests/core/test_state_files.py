@@ -8,21 +8,28 @@ does not happen.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import tomllib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from plughost.bot.commands import PermissionService
+from plughost.bot.commands import CommandSender, PermissionService, ResultKind
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
+from plughost.errors import StateFileError
+from plughost.host import Host
+from plughost.sdk.models import PluginState
 from plughost.sdk.permissions import PermissionId, PermitteeId
-from tests.conftest import ROOT
+from tests.conftest import ROOT, require_tool
+
+EXAMPLES = ROOT / "examples" / "plugins"
+CONSOLE = CommandSender.console()
 
 
 def who(text: str) -> PermitteeId:
@@ -230,3 +237,103 @@ def test_only_our_own_leftovers_of_that_file_are_removed(tmp_path: Path) -> None
     PluginStateFile.load(path)
     assert not ours_dead.exists() and not ours_legacy.exists()
     assert ours_live.exists() and all(p.exists() for p in others)
+
+
+# unwritable workspace ------------------------------------------------------------------------
+Freeze = Callable[[Path, bool], None]
+
+
+@pytest.fixture
+def freeze() -> Iterator[Freeze]:
+    """`freeze(directory, True)` makes it immutable (`chattr +i`): nothing can be created, renamed or
+    removed in it, even by root; `freeze(directory, False)` undoes it (and so does the fixture's end)."""
+    chattr = require_tool("chattr", "makes a directory unwritable for root")
+    frozen: set[Path] = set()
+
+    def apply(directory: Path, on: bool) -> None:
+        subprocess.run([chattr, "+i" if on else "-i", str(directory)], check=True, capture_output=True)
+        (frozen.add if on else frozen.discard)(directory)
+
+    try:
+        yield apply
+    finally:
+        for directory in frozen:
+            subprocess.run([chattr, "-i", str(directory)], check=False)
+
+
+@pytest.fixture
+async def host(tmp_path: Path) -> AsyncIterator[Host]:
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for name in ("chat-tools", "flaky"):
+        shutil.copytree(EXAMPLES / name, plugins / name)
+    async with Host(tmp_path) as running:
+        yield running
+
+
+async def run(host: Host, text: str) -> tuple[ResultKind, str]:
+    result = await host.commands.execute_command(CONSOLE, text)
+    return result.kind, result.text
+
+
+def snapshot(directory: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
+
+
+async def test_a_change_that_cannot_be_written_does_not_happen(host: Host, freeze: Freeze) -> None:
+    workspace, manager = host.workspace, host.manager
+    assert (await run(host, "/plugins disable flaky"))[0] is ResultKind.SUCCESS
+    assert (await run(host, "/permission permit g1 chat-tools:*"))[0] is ResultKind.SUCCESS
+    await manager.enable_plugin("flaky")
+    await manager.disable_plugin("flaky")  # plugin-state.toml and its .bak exist
+    before = snapshot(workspace)
+    freeze(workspace, True)
+
+    state_error = (
+        f"cannot write {workspace / 'plugin-state.toml'}: Operation not permitted (writing plugin-state.toml.bak)"
+    )
+    for _ in range(2):  # a retry fails the same way: nothing half-happened
+        assert await run(host, "/plugins disable chat-tools") == (ResultKind.EXECUTION_ERROR, state_error)
+        assert await run(host, "/plugins enable flaky") == (ResultKind.EXECUTION_ERROR, state_error)
+    assert manager.get_plugin("chat-tools").state is PluginState.ENABLED  # type: ignore[union-attr]
+    assert manager.get_plugin("flaky").state is PluginState.DISABLED  # type: ignore[union-attr]
+    assert (await run(host, "/greet bob"))[1] == "hello bob"  # still enabled in the dispatcher too
+    assert manager.state_file.modules == {"flaky": False}
+    with pytest.raises(StateFileError, match=r"plugin-state\.toml: Operation not permitted"):
+        manager.set_priority("chat-tools", 7)
+    assert manager.get_plugin("chat-tools").priority != 7  # type: ignore[union-attr]
+    assert manager.state_file.priorities == {}
+
+    grants_error = (
+        f"cannot write {workspace / 'permissions.toml'}: Operation not permitted (writing permissions.toml.bak)"
+    )
+    assert await run(host, "/permission permit g2 chat-tools:*") == (ResultKind.EXECUTION_ERROR, grants_error)
+    assert await run(host, "/permission cancel g1 chat-tools:*") == (ResultKind.EXECUTION_ERROR, grants_error)
+    assert await run(host, "/permission granted g2") == (ResultKind.SUCCESS, "g2 holds no direct grants")
+    assert await run(host, "/permission granted g1") == (ResultKind.SUCCESS, "g1: chat-tools:*")
+
+    assert snapshot(workspace) == before  # nothing on disk changed, no temporary files left
+    freeze(workspace, False)
+    assert await run(host, "/plugins disable chat-tools") == (ResultKind.SUCCESS, "plugin 'chat-tools' disabled")
+    assert tomllib.loads((workspace / "plugin-state.toml").read_text())["modules"]["chat-tools"] is False
+
+
+async def test_failing_enable_hook_rolls_the_persisted_flag_back(workspace: Path, write_plugin) -> None:
+    write_plugin(
+        "moody",
+        """
+        from plughost import Plugin
+        plugin = Plugin()
+
+        @plugin.on_enable
+        def on_enable() -> None:
+            raise RuntimeError("not today")
+        """,
+        manifest_extra="enabled = false\n",
+    )
+    async with Host(workspace) as host:
+        with pytest.raises(Exception, match="not today"):
+            await host.manager.enable_plugin("moody")
+        assert host.manager.get_plugin("moody").state is PluginState.DISABLED  # type: ignore[union-attr]
+        assert host.manager.state_file.modules == {}
+    assert PluginStateFile.load(workspace / "plugin-state.toml").modules == {}
