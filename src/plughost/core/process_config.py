@@ -22,7 +22,7 @@ class ProcessConfig(BaseModel):
     health_failures = 2         # failed checks in a row before the plugin is killed and restarted
     max_restarts = 5            # per restart_window_s; then the plugin stays in `error`
     restart_window_s = 60
-    socket_dir = "run"          # PLUGIN_UNIX_SOCKET_DIR, relative to the workspace (optional)
+    socket_dir = "run"          # sockets go to <workspace>/run/<host pid>/ (default: .plughost/run)
     invoke_lane = true          # call workers over their invoke lane (false: gRPC only)
     ```
     """
@@ -47,11 +47,10 @@ class ProcessConfig(BaseModel):
         """The runtime's `ProcessOptions` for a workspace."""
         from plughost.runtime.goplugin.supervisor import RestartPolicy
         from plughost.runtime.process import ProcessOptions
+        from plughost.runtime.rundir import host_socket_dir
 
-        socket_dir = None
-        if self.socket_dir:
-            socket_dir = workspace / self.socket_dir
-            socket_dir.mkdir(parents=True, exist_ok=True)
+        configured = workspace / self.socket_dir if self.socket_dir else None
+        socket_dir = host_socket_dir(workspace, configured)
         return ProcessOptions(
             start_timeout_s=self.start_timeout_s,
             call_timeout_s=self.call_timeout_s,

@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeInfo
+from plughost.runtime.rundir import host_socket_dir
 from plughost.runtime.tasks import cancel_and_wait
 
 PUMP_CHUNK = 65536
@@ -111,7 +113,7 @@ class TlsBridge:
 
     target: str
     server: asyncio.Server
-    directory: tempfile.TemporaryDirectory[str]
+    path: Path
     connections: set[asyncio.Task[None]] = field(default_factory=set)
 
     async def close(self) -> None:
@@ -119,16 +121,17 @@ class TlsBridge:
         await cancel_and_wait(list(self.connections))
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.server.wait_closed(), 1.0)
-        self.directory.cleanup()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
-async def start_bridge(handshake: HandshakeInfo, identity: ClientIdentity) -> TlsBridge:
-    """Listen on a private unix socket and carry each connection over TLS to the plugin."""
+async def start_bridge(handshake: HandshakeInfo, identity: ClientIdentity, socket_dir: Path | None = None) -> TlsBridge:
+    """Listen on a private unix socket (in the host's 0700 socket directory) and carry each
+    connection over TLS to the plugin."""
     if handshake.server_cert_der is None:
         raise ValueError("the plugin sent no server certificate")
     context = client_context(identity, handshake.server_cert_der)
-    directory = tempfile.TemporaryDirectory(prefix="plughost-bridge-")
-    path = Path(directory.name) / "grpc.sock"
+    path = (socket_dir or host_socket_dir(None)) / f"bridge{secrets.token_hex(6)}"
     bridge: TlsBridge | None = None
 
     async def open_upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -161,7 +164,7 @@ async def start_bridge(handshake: HandshakeInfo, identity: ClientIdentity) -> Tl
 
     server = await asyncio.start_unix_server(on_connection, path=str(path))
     os.chmod(path, 0o600)
-    bridge = TlsBridge(f"unix:{path}", server, directory)
+    bridge = TlsBridge(f"unix:{path}", server, path)
     return bridge
 
 
