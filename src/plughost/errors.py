@@ -37,6 +37,11 @@ class ConfigError(PlugHostError):
     """A configuration file (host or plugin) could not be read or is invalid."""
 
 
+class StateFileError(PlugHostError):
+    """A file plughost keeps (plugin state, permission grants, the registry, plugin configuration)
+    cannot be read or written; the message names the file, why, and what to do."""
+
+
 class PluginNotFoundError(PlugHostError, LookupError):
     """No plugin with that id is known."""
 

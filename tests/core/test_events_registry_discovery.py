@@ -82,7 +82,7 @@ async def test_corrupt_registry_is_ignored_with_warning(workspace: Path, caplog)
     path.write_text("{not json")
     with caplog.at_level(logging.WARNING):
         registry = PluginRegistry(path)
-    assert registry.list_all() == [] and "unreadable" in caplog.text
+    assert registry.list_all() == [] and "registry.json is corrupt (Invalid JSON" in caplog.text
 
 
 async def test_list_plugins_filters(workspace: Path, write_plugin) -> None:

@@ -225,7 +225,7 @@ async def test_process_section_of_host_config(workspace: Path, behave_dir: Path)
         await manager.discover_and_load_all()
         instance = manager.get_plugin("behave")
         assert instance is not None and instance.handle is not None, instance and instance.error
-        assert Path(instance.handle.info()["address"]).parent == workspace / "run"
+        assert Path(instance.handle.info()["address"]).parent.parent == workspace / "run"  # run/<host pid>/
         restarted = asyncio.Event()
         instance.handle.add_listener(lambda event: restarted.set() if event.kind == "restarted" else None)
         result = await manager.execute("behave", "block", {"seconds": 30})

@@ -14,7 +14,7 @@ from typing import Any
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
-from plughost.core.files import write_atomic
+from plughost.core.files import remove_leftovers, write_atomic
 from plughost.errors import ConfigError
 from plughost.runtime.config import ProcessConfig
 
@@ -110,6 +110,7 @@ class PluginConfigStore:
     def load(self, plugin_id: str) -> dict[str, Any]:
         """The plugin's config table ({} when it has no file); invalid TOML raises ConfigError."""
         path = self.path(plugin_id)
+        remove_leftovers(path)
         return read_toml(path) if path.exists() else {}
 
     def save(self, plugin_id: str, config: dict[str, Any]) -> None:

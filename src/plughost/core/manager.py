@@ -23,7 +23,14 @@ from plughost.core.events import EventBus, EventHandler
 from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
-from plughost.errors import ConfigError, PlugHostError, PluginLoadError, PluginNotFoundError, PluginStateError
+from plughost.errors import (
+    ConfigError,
+    PlugHostError,
+    PluginLoadError,
+    PluginNotFoundError,
+    PluginStateError,
+    StateFileError,
+)
 from plughost.guard import BreakerPolicy, Guard, GuardPolicy, execution_result
 from plughost.runtime.base import (
     Candidate,
@@ -210,19 +217,32 @@ class PluginManager:
         return await self._switch(name, False, persist)
 
     async def _switch(self, name: str, enabled: bool, persist: bool) -> bool:
+        """Persist first: a change that cannot be written (`StateFileError`) does not happen."""
         instance = self._require_loaded(name)
         async with self._lock(name):
             if instance.is_enabled == enabled:
                 return False
             assert instance.handle is not None
-            await self._tell_enabled(instance, instance.handle, enabled)
+            persisted = self.state_file.modules.get(instance.id)
+            if persist:
+                self.state_file.set_enabled(instance.id, enabled)
+            try:
+                await self._tell_enabled(instance, instance.handle, enabled)
+            except BaseException:
+                if persist:
+                    self._restore_persisted(instance.id, persisted)
+                raise
             if enabled:
                 self._transition(instance, PluginState.ENABLED, EventType.ENABLE, "enabled")
             else:
                 self._transition(instance, PluginState.DISABLED, EventType.DISABLE, "disabled")
-            if persist:
-                self.state_file.set_enabled(instance.id, enabled)
             return True
+
+    def _restore_persisted(self, plugin_id: str, enabled: bool | None) -> None:
+        try:
+            self.state_file.set_enabled(plugin_id, enabled)
+        except StateFileError as exc:
+            log.error("'%s' did not change, but %s", plugin_id, exc)
 
     async def reload_plugin(self, name: str) -> PluginInstance:
         """Load the new version beside the old one and switch when it is ready.
@@ -641,20 +661,22 @@ class PluginManager:
     def _register(self, instance: PluginInstance) -> None:
         self._plugins_changed()
         manifest = instance.manifest
-        self.registry.register(
-            RegistryEntry(
-                id=instance.id,
-                name=manifest.name,
-                version=manifest.version,
-                type=manifest.type,
-                runtime=manifest.runtime,
-                description=manifest.description,
-                tags=builtins.list(manifest.tags),
-                keywords=builtins.list(manifest.keywords),
-                path=str(instance.path),
-                state=instance.state,
-            )
+        entry = RegistryEntry(
+            id=instance.id,
+            name=manifest.name,
+            version=manifest.version,
+            type=manifest.type,
+            runtime=manifest.runtime,
+            description=manifest.description,
+            tags=builtins.list(manifest.tags),
+            keywords=builtins.list(manifest.keywords),
+            path=str(instance.path),
+            state=instance.state,
         )
+        try:
+            self.registry.register(entry)
+        except StateFileError as exc:  # the registry records what happened; it cannot undo it
+            log.warning("plugin '%s' is %s, but the registry was not updated: %s", instance.id, instance.state, exc)
 
     def _fail(self, instance: PluginInstance, reason: str) -> None:
         instance.state, instance.error = PluginState.ERROR, reason
@@ -674,7 +696,10 @@ class PluginManager:
         if instance is not None and instance.is_enabled:
             instance.state = PluginState.ISOLATED if isolated else PluginState.ENABLED
             self._plugins_changed()
-            self.registry.set_state(plugin_id, instance.state)
+            try:
+                self.registry.set_state(plugin_id, instance.state)
+            except StateFileError as exc:
+                log.warning("plugin '%s' is %s, but the registry was not updated: %s", plugin_id, instance.state, exc)
 
 
 async def _ready(outcome: Outcome) -> Outcome:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
 
-from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, Field, TypeAdapter
 
-from plughost.core.files import write_atomic
+from plughost.core.files import PersistedFile
 from plughost.sdk.models import PluginState
 
 log = logging.getLogger(__name__)
@@ -36,10 +35,15 @@ _ENTRIES = TypeAdapter(list[RegistryEntry])
 
 
 class PluginRegistry:
-    """LurkBot's registry queries over entries persisted as JSON (atomic write, `.bak`)."""
+    """LurkBot's registry queries over entries persisted as JSON (see `plughost.core.files`).
+
+    A corrupt file is kept and its `.bak` used, then an empty registry; a path that cannot be
+    read (a directory) is a `StateFileError`. Changes are made in memory once they are written.
+    """
 
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._file = PersistedFile(path, _ENTRIES.validate_json, what="the plugin registry")
         self._entries: dict[str, RegistryEntry] = {}
         self._restore()
 
@@ -47,21 +51,19 @@ class PluginRegistry:
         previous = self._entries.get(entry.id)
         if previous is not None:
             entry.registered_at = previous.registered_at
-        self._entries[entry.id] = entry
-        self._save()
+        self._commit({**self._entries, entry.id: entry})
 
     def unregister(self, plugin_id: str) -> bool:
-        removed = self._entries.pop(plugin_id, None) is not None
-        if removed:
-            self._save()
-        return removed
+        if plugin_id not in self._entries:
+            return False
+        self._commit({k: v for k, v in self._entries.items() if k != plugin_id})
+        return True
 
     def set_state(self, plugin_id: str, state: PluginState) -> None:
         entry = self._entries.get(plugin_id)
         if entry is not None and entry.state != state:
-            entry.state = state
-            entry.updated_at = time.time()
-            self._save()
+            changed = entry.model_copy(update={"state": state, "updated_at": time.time()})
+            self._commit({**self._entries, plugin_id: changed})
 
     def get(self, plugin_id: str) -> RegistryEntry | None:
         return self._entries.get(plugin_id)
@@ -92,17 +94,14 @@ class PluginRegistry:
         ]
 
     def _restore(self) -> None:
-        for candidate in (self.path, self.path.with_name(self.path.name + ".bak")):
-            if not candidate.exists():
-                continue
-            try:
-                entries = _ENTRIES.validate_json(candidate.read_bytes())
-            except (ValidationError, OSError, json.JSONDecodeError) as exc:
-                log.warning("plugin registry %s is unreadable (%s); ignoring it", candidate, exc)
-                continue
-            self._entries = {e.id: e for e in entries}
-            return
+        loaded = self._file.load(fallback="starting with an empty registry")
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        if loaded.value is not None:
+            self._entries = {e.id: e for e in loaded.value}
 
-    def _save(self) -> None:
-        data = _ENTRIES.dump_json(self.list_all(), indent=2).decode()
-        write_atomic(self.path, data + "\n")
+    def _commit(self, entries: dict[str, RegistryEntry]) -> None:
+        """Write `entries`, then make them the registry's (a failed write changes nothing)."""
+        data = _ENTRIES.dump_json(sorted(entries.values(), key=lambda e: e.id), indent=2).decode()
+        self._file.save(data + "\n")
+        self._entries = entries

@@ -6,7 +6,9 @@ echo = true
 [priorities]
 echo = 500
 ```
-Written atomically with a `.bak`; a corrupt file falls back to the `.bak` with a warning.
+Written atomically with a `.bak` (see `plughost.core.files`); an empty or corrupt file is kept
+and the `.bak` is used with a warning, then defaults. A change is made in memory only once it
+is written: when writing fails, `StateFileError` says which file and why, and nothing changed.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 import tomli_w
 
-from plughost.core.files import write_atomic
+from plughost.core.files import PersistedFile
 
 log = logging.getLogger(__name__)
 PRIORITY_RANGE = (0, 1000)
@@ -37,46 +39,53 @@ class PluginStateFile:
     def load(cls, path: Path) -> PluginStateFile:
         """Read the state; fall back to `.bak`, then to empty — never raise on bad content."""
         state = cls(path)
-        for candidate in (path, path.with_name(path.name + ".bak")):
-            if not candidate.exists():
-                continue
-            try:
-                data = tomllib.loads(candidate.read_text(encoding="utf-8"))
-                state.modules, state.priorities = _parse(data, candidate)
-            except (tomllib.TOMLDecodeError, UnicodeDecodeError, ValueError, OSError) as exc:
-                message = f"{candidate} is corrupt ({exc}); "
-                message += "trying the backup" if candidate == path else "starting with defaults"
-                log.warning(message)
-                state.warnings.append(message)
-                continue
-            if candidate != path:
-                log.warning("restored plugin state from %s", candidate)
-            return state
+        loaded = _file(path).load(fallback="starting with defaults")
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        state.warnings = loaded.warnings
+        if loaded.value is not None:
+            state.modules, state.priorities = loaded.value
         return state
 
-    def set_enabled(self, plugin_id: str, enabled: bool) -> None:
-        self.modules[plugin_id] = enabled
-        self.save()
+    def set_enabled(self, plugin_id: str, enabled: bool | None) -> None:
+        """Persist the enabled flag of `plugin_id` (None: forget it, the manifest decides)."""
+        modules = dict(self.modules)
+        if enabled is None:
+            modules.pop(plugin_id, None)
+        else:
+            modules[plugin_id] = enabled
+        self._write(modules, self.priorities)
+        self.modules = modules
 
     def set_priority(self, plugin_id: str, priority: int) -> None:
         low, high = PRIORITY_RANGE
         if not low <= priority <= high:
             raise ValueError(f"priority must be between {low} and {high}, got {priority}")
-        self.priorities[plugin_id] = priority
-        self.save()
+        priorities = {**self.priorities, plugin_id: priority}
+        self._write(self.modules, priorities)
+        self.priorities = priorities
 
     def save(self) -> None:
-        data = {"modules": dict(sorted(self.modules.items())), "priorities": dict(sorted(self.priorities.items()))}
-        write_atomic(self.path, tomli_w.dumps(data))
+        self._write(self.modules, self.priorities)
+
+    def _write(self, modules: dict[str, bool], priorities: dict[str, int]) -> None:
+        data = {"modules": dict(sorted(modules.items())), "priorities": dict(sorted(priorities.items()))}
+        _file(self.path).save(tomli_w.dumps(data))
 
 
-def _parse(data: dict[str, object], source: Path) -> tuple[dict[str, bool], dict[str, int]]:
+def _file(path: Path) -> PersistedFile[tuple[dict[str, bool], dict[str, int]]]:
+    return PersistedFile(path, _parse, what="plugin state")
+
+
+def _parse(raw: bytes) -> tuple[dict[str, bool], dict[str, int]]:
+    data = tomllib.loads(raw.decode("utf-8"))
     modules = data.get("modules", {})
     priorities = data.get("priorities", {})
     if not isinstance(modules, dict) or not isinstance(priorities, dict):
         raise ValueError("[modules] and [priorities] must be tables")
+    low, high = PRIORITY_RANGE
     bad = [k for k, v in modules.items() if not isinstance(v, bool)]
-    bad += [k for k, v in priorities.items() if not isinstance(v, int) or not 0 <= v <= 1000]
+    bad += [k for k, v in priorities.items() if not isinstance(v, int) or not low <= v <= high]
     if bad:
-        raise ValueError(f"invalid values for {', '.join(sorted(bad))} in {source}")
+        raise ValueError(f"invalid values for {', '.join(sorted(bad))}")
     return dict(modules), dict(priorities)

@@ -21,7 +21,7 @@ class ProcessConfig(BaseModel):
     health_failures = 2         # failed checks in a row before the plugin is killed and restarted
     max_restarts = 5            # per restart_window_s; then the plugin stays in `error`
     restart_window_s = 60
-    socket_dir = "run"          # PLUGIN_UNIX_SOCKET_DIR, relative to the workspace (optional)
+    socket_dir = "run"          # sockets go to <workspace>/run/<host pid>/ (default: .plughost/run)
     invoke_lane = true          # call workers over their invoke lane (false: gRPC only)
     ```
     """

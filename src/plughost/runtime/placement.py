@@ -33,6 +33,7 @@ from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
+from plughost.runtime.rundir import host_socket_dir
 from plughost.runtime.sandbox import restricts
 from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 from plughost.sdk.handle import PluginHandle
@@ -209,10 +210,8 @@ class PlacedRuntime:
 
 def process_options(config: ProcessConfig, workspace: Path | None = None) -> ProcessOptions:
     """The process runtime's options from `[process]` (`socket_dir` is relative to `workspace`)."""
-    socket_dir = None
-    if config.socket_dir:
-        socket_dir = (workspace or Path.cwd()) / config.socket_dir
-        socket_dir.mkdir(parents=True, exist_ok=True)
+    configured = (workspace or Path.cwd()) / config.socket_dir if config.socket_dir else None
+    socket_dir = host_socket_dir(workspace, configured)
     return ProcessOptions(
         start_timeout_s=config.start_timeout_s,
         call_timeout_s=config.call_timeout_s,

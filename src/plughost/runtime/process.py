@@ -73,7 +73,7 @@ class ProcessOptions:
     build_timeout_s: float = 300.0
     kill_on_timeout: bool = False
     restart: RestartPolicy = field(default_factory=RestartPolicy)
-    socket_dir: Path | None = None
+    socket_dir: Path | None = None  # plugins' unix sockets; None: this process's own (`plughost.runtime.rundir`)
     invoke_lane: bool = True  # call Invoke over a worker's invoke lane when it offers one
 
 
@@ -314,7 +314,9 @@ class ProcessPluginHandle:
             )
         from plughost.runtime.goplugin.mtls import start_bridge
 
-        bridge = await start_bridge(launched.handshake, self.client_identity, tasks=launched.tasks.child("mtls"))
+        bridge = await start_bridge(
+            launched.handshake, self.client_identity, self.options.socket_dir, tasks=launched.tasks.child("mtls")
+        )
         closers.append(bridge.close)
         return bridge.target, "localhost"
 

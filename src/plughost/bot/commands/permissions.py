@@ -2,8 +2,10 @@
 
 A check passes when a grant to the permittee or any of its ancestors covers the permission or
 any of its ancestors (`ns:name` ⊂ `ns:*` ⊂ `*:*`). The console holds the root permission.
-Grants are stored as TOML (`permissions.toml` in the workspace), written atomically (temp file,
-fsync, rename; the previous version kept as `.bak`).
+Grants are stored as TOML (`permissions.toml` in the workspace), written atomically with a
+`.bak` (see `plughost.core.files`). An empty or corrupt file is kept and the `.bak` is used with
+a warning; with no usable version plughost refuses to start (defaults could re-grant what was
+revoked). A grant or revocation takes effect only once it is written.
 """
 
 from __future__ import annotations
@@ -15,12 +17,13 @@ from pathlib import Path
 
 import tomli_w
 
-from plughost.core.files import write_atomic
-from plughost.errors import ConfigError
+from plughost.core.files import PersistedFile
+from plughost.errors import ConfigError, StateFileError
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
 
 log = logging.getLogger("plughost.permissions")
 CONSOLE = PermitteeId.parse("console")
+Grants = dict[PermissionId, set[PermitteeId]]
 
 
 class PermissionService:
@@ -36,7 +39,7 @@ class PermissionService:
         self._grants: dict[PermissionId, set[PermitteeId]] = {}
         self._known: set[PermissionId] = set()
         self._unsaved = False
-        if path is not None and path.exists():
+        if path is not None:
             self._load(path)
 
     # registration ----------------------------------------------------------------------------
@@ -52,9 +55,17 @@ class PermissionService:
         self._unsaved = True
 
     def flush(self) -> None:
-        """Persist registrations made since the last write (grants and revocations save at once)."""
-        if self._unsaved:
+        """Persist registrations made since the last write (grants and revocations save at once).
+
+        When the file cannot be written they stay in effect (they are made again at every start)
+        and are written with the next change.
+        """
+        if not self._unsaved:
+            return
+        try:
             self._save()
+        except StateFileError as exc:
+            log.warning("%s; new permissions are not saved yet", exc)
 
     def registered(self) -> dict[PermissionId, str]:
         return dict(sorted(self._registered.items()))
@@ -77,17 +88,18 @@ class PermissionService:
     # grants ----------------------------------------------------------------------------------
     def permit(self, permittee: PermitteeId, permission: PermissionId) -> bool:
         """Grant; False when it was already granted directly."""
-        holders = self._grants.setdefault(permission, set())
-        if permittee in holders:
+        if permittee in self._grants.get(permission, ()):
             return False
-        holders.add(permittee)
+        before = self._snapshot()
+        self._grants.setdefault(permission, set()).add(permittee)
         self._known.add(permission)
-        self._save()
+        self._save_or_restore(before)
         return True
 
     def cancel(self, permittee: PermitteeId, permission: PermissionId, *, recursive: bool = False) -> int:
         """Revoke a direct grant; `recursive` also revokes grants of every permission under it."""
         removed = 0
+        before = self._snapshot()
         for perm in list(self._grants):
             if perm == permission or (recursive and permission in perm.lineage()):
                 holders = self._grants[perm]
@@ -97,7 +109,7 @@ class PermissionService:
                 if not holders:
                     del self._grants[perm]
         if removed:
-            self._save()
+            self._save_or_restore(before)
         return removed
 
     def granted(self, permittee: PermitteeId) -> list[PermissionId]:
@@ -113,28 +125,47 @@ class PermissionService:
 
     # persistence -----------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
+        loaded = PersistedFile(path, _parse, what="permission grants").load()
+        if loaded.value is None:
+            if loaded.problems:
+                why = "; ".join(f"{file.name}: {problem}" for file, problem in loaded.problems.items())
+                raise ConfigError(
+                    f"{path}: cannot read permission grants ({why}). Fix the file or restore a good copy; "
+                    "plughost did not change it"
+                )
+            return
+        for warning in loaded.warnings:
+            log.warning("%s", warning)
+        self._grants, self._known = loaded.value
+
+    def _snapshot(self) -> tuple[Grants, set[PermissionId]]:
+        return {perm: set(holders) for perm, holders in self._grants.items()}, set(self._known)
+
+    def _save_or_restore(self, before: tuple[Grants, set[PermissionId]]) -> None:
+        """Write the grants; when that fails, the change is undone and `StateFileError` raised."""
         try:
-            data = tomllib.loads(path.read_text(encoding="utf-8"))
-            grants: dict[PermissionId, set[PermitteeId]] = {}
-            for holder, perms in dict(data.get("grants", {})).items():
-                permittee = PermitteeId.parse(holder)
-                for perm in perms:
-                    grants.setdefault(PermissionId.parse(perm), set()).add(permittee)
-            known = {PermissionId.parse(p) for p in data.get("known", [])}
-        except (tomllib.TOMLDecodeError, PermissionSyntaxError, TypeError, AttributeError, UnicodeDecodeError) as exc:
-            raise ConfigError(
-                f"{path}: cannot read permission grants: {exc}. Fix the file or restore {path.name}.bak; "
-                "plughost did not change it"
-            ) from exc
-        self._grants = grants
-        self._known = known | set(grants)
+            self._save()
+        except StateFileError:
+            self._grants, self._known = before
+            raise
 
     def _save(self) -> None:
+        if self.path is not None:
+            data = {
+                "known": sorted(str(p) for p in self._known),
+                "grants": {str(holder): [str(p) for p in perms] for holder, perms in self.grants().items()},
+            }
+            PersistedFile(self.path, _parse, what="permission grants").save(tomli_w.dumps(data))
         self._unsaved = False
-        if self.path is None:
-            return
-        data = {
-            "known": sorted(str(p) for p in self._known),
-            "grants": {str(holder): [str(p) for p in perms] for holder, perms in self.grants().items()},
-        }
-        write_atomic(self.path, tomli_w.dumps(data))
+
+
+def _parse(raw: bytes) -> tuple[Grants, set[PermissionId]]:
+    """Grants and known permissions of a `permissions.toml`; raises on anything malformed."""
+    data = tomllib.loads(raw.decode("utf-8"))
+    grants: Grants = {}
+    for holder, perms in dict(data.get("grants", {})).items():
+        permittee = PermitteeId.parse(holder)
+        for perm in perms:
+            grants.setdefault(PermissionId.parse(perm), set()).add(permittee)
+    known = {PermissionId.parse(p) for p in data.get("known", [])}
+    return grants, known | set(grants)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeError, HandshakeInfo, parse_handshake
 from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
+from plughost.runtime.rundir import host_socket_dir
 from plughost.sdk.tasks import TaskOwner
 
 PR_SET_PDEATHSIG = 1
@@ -47,7 +48,7 @@ class LaunchSpec:
     protocol_versions: tuple[int, ...] = (1,)
     min_port: int = DEFAULT_MIN_PORT
     max_port: int = DEFAULT_MAX_PORT
-    socket_dir: Path | None = None
+    socket_dir: Path | None = None  # sockets and TMPDIR; None: this process's directory (`plughost.runtime.rundir`)
     client_cert_pem: str | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
@@ -61,8 +62,8 @@ class LaunchSpec:
         env["PLUGIN_PROTOCOL_VERSIONS"] = ",".join(str(v) for v in self.protocol_versions)
         env["PLUGIN_MIN_PORT"] = str(self.min_port)
         env["PLUGIN_MAX_PORT"] = str(self.max_port)
-        if self.socket_dir is not None:
-            env["PLUGIN_UNIX_SOCKET_DIR"] = str(self.socket_dir)
+        # go-plugin before 1.5 ignores PLUGIN_UNIX_SOCKET_DIR and binds in the temp directory
+        env["PLUGIN_UNIX_SOCKET_DIR"] = env["TMPDIR"] = str(self.socket_dir or host_socket_dir(None))
         if self.client_cert_pem:
             env["PLUGIN_CLIENT_CERT"] = self.client_cert_pem
         else:

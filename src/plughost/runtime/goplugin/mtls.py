@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import datetime as dt
 import os
+import secrets
 import ssl
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from plughost.runtime.goplugin.handshake import HandshakeInfo
+from plughost.runtime.rundir import host_socket_dir
 from plughost.sdk.tasks import TaskOwner
 
 PUMP_CHUNK = 65536
@@ -111,7 +113,7 @@ class TlsBridge:
 
     target: str
     server: asyncio.Server
-    directory: tempfile.TemporaryDirectory[str]
+    path: Path
     connections: TaskOwner
 
     async def close(self) -> None:
@@ -119,21 +121,24 @@ class TlsBridge:
         await self.connections.aclose()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self.server.wait_closed(), 1.0)
-        self.directory.cleanup()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
 
 
 async def start_bridge(
-    handshake: HandshakeInfo, identity: ClientIdentity, *, tasks: TaskOwner | None = None
+    handshake: HandshakeInfo,
+    identity: ClientIdentity,
+    socket_dir: Path | None = None,
+    *,
+    tasks: TaskOwner | None = None,
 ) -> TlsBridge:
-    """Listen on a private unix socket and carry each connection over TLS to the plugin.
-
-    Each carried connection is a task of `tasks` (the bridge's own owner when None), ended by `close`.
-    """
+    """Listen on a private unix socket (in the host's 0700 socket directory) and carry each
+    connection over TLS to the plugin; each carried connection is a task of `tasks` (the bridge's
+    own owner when None), ended by `close`."""
     if handshake.server_cert_der is None:
         raise ValueError("the plugin sent no server certificate")
     context = client_context(identity, handshake.server_cert_der)
-    directory = tempfile.TemporaryDirectory(prefix="plughost-bridge-")
-    path = Path(directory.name) / "grpc.sock"
+    path = (socket_dir or host_socket_dir(None)) / f"bridge{secrets.token_hex(6)}"
     connections = tasks if tasks is not None else TaskOwner("mtls bridge")
 
     async def open_upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -166,7 +171,7 @@ async def start_bridge(
 
     server = await asyncio.start_unix_server(on_connection, path=str(path))
     os.chmod(path, 0o600)
-    return TlsBridge(f"unix:{path}", server, directory, connections)
+    return TlsBridge(f"unix:{path}", server, path, connections)
 
 
 async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
