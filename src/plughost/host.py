@@ -107,6 +107,7 @@ class Host:
         self.dispatcher = Dispatcher(
             self.manager, commands=EngineCommandStage(self.commands), tasks=self.tasks.child("dispatcher")
         )
+        self.manager.outside_calls = self.dispatcher.send_outside_calls
         self.commands.environment.status_sections.append(self.dispatcher.status_lines)
         self.adapters: list[Adapter] = []
         self._running: list[Adapter] = []

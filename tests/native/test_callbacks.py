@@ -105,6 +105,76 @@ async def test_host_http_do_reports_connection_errors(c_builds: Builds, load_nat
     assert bad["ok"] is False and "must be http:// or https://" in bad["error"]["message"]
 
 
+class CountingBot:
+    """A bot connection that records sends and says when `expected` have arrived."""
+
+    def __init__(self, expected: int) -> None:
+        import asyncio
+
+        from plughost.sdk import BotApi
+
+        class _Bot(BotApi):
+            bot_id, self_id = "main", 10001
+
+            async def call_action(inner, action: str, params: Any = None, *, timeout: float | None = None) -> Any:
+                self.actions.append((action, dict(params or {})))
+                if len(self.actions) >= expected:
+                    self.arrived.set()
+                return {"message_id": len(self.actions)}
+
+        self.actions: list[tuple[str, dict[str, Any]]] = []
+        self.arrived = asyncio.Event()
+        self.bot = _Bot()
+
+
+async def test_bot_sends_from_plugin_threads_reach_the_connected_bot_in_order(c_builds: Builds, tmp_path: Any):
+    """`host.bot.send` from the plugin's own thread, outside any call: the host sends it, in order."""
+    import asyncio
+    import shutil
+
+    from plughost.bot.config import BotConfig
+    from plughost.host import Host
+
+    (tmp_path / "plugins").mkdir()
+    shutil.copy(c_builds["probe"], tmp_path / "plugins" / "probe.so")
+    (tmp_path / "config" / "plugins").mkdir(parents=True)
+    (tmp_path / "config" / "plugins" / "probe.toml").write_text("enabled = true\n")
+    counting = CountingBot(expected=5)
+    read_fd, write_fd = os.pipe()
+    try:
+        async with Host(tmp_path) as host:
+            host.dispatcher.attach(
+                "main", BotConfig(id="main", transport="ws-reverse", bind="127.0.0.1:0"), counting.bot
+            )
+            started = await host.manager.execute("probe", "send_from_thread", {"fd": write_fd, "sends": 5})
+            assert started.success, started.error
+            await asyncio.wait_for(counting.arrived.wait(), 10)
+            handle = host.manager.get_plugin("probe").handle  # type: ignore[union-attr]
+            assert handle.take_pending_sends() == []  # nothing waits on the handle any more
+    finally:
+        os.close(read_fd)
+    assert counting.actions == [
+        ("send_group_msg", {"group_id": 5, "message": [{"type": "text", "data": {"text": f"thread {i}"}}]})
+        for i in range(5)
+    ]
+
+
+async def test_bot_sends_nobody_delivers_wait_bounded(c_builds: Builds, load_native: Loader, caplog: Any):
+    """Without a host to deliver them, sends from plugin threads wait on the handle, at most 256."""
+    handle = await load_native(c_builds["probe"], "sender")
+    read_fd, write_fd = os.pipe()
+    try:
+        with caplog.at_level(logging.WARNING):
+            await handle.call_abi("send_from_thread", {"fd": write_fd, "sends": 300})
+            ready, _, _ = select.select([read_fd], [], [], 10)
+            assert ready and os.read(read_fd, 16) == b"done"
+    finally:
+        os.close(read_fd)
+    sends = handle.take_pending_sends()
+    assert len(sends) == 256 and sends[-1]["message"][0]["data"]["text"] == "thread 299"  # the newest kept
+    assert handle.callbacks.dropped_sends == 44 and "were dropped" in caplog.text
+
+
 async def test_bot_sends_from_plugin_threads_wait_on_the_handle_in_order(c_builds: Builds, load_native: Loader):
     handle = await load_native(c_builds["probe"], "sender")
     read_fd, write_fd = os.pipe()

@@ -333,6 +333,23 @@ class Dispatcher:
             return
         outcome.sent.append(action)
 
+    # sends outside any event --------------------------------------------------------------------------
+    def send_outside_calls(self, plugin_id: str, actions: Sequence[Action]) -> None:
+        """Send bot actions a plugin made outside any event (a native plugin's `host.bot.send` from its
+        own thread), in order, through the first connected bot. With no bot connected they are
+        dropped with a warning (there is no chat to send them to)."""
+        lane = next((self.lanes[key] for key in sorted(self.lanes)), None)
+        if lane is None:
+            log.warning("plugin '%s' sent %d message(s) while no bot is connected; dropped", plugin_id, len(actions))
+            return
+        self.tasks.spawn(self._send_outside(lane, plugin_id, list(actions)), name=f"sends of {plugin_id}")
+
+    async def _send_outside(self, lane: BotLane, plugin_id: str, actions: list[Action]) -> None:
+        result = EventResult("outside")
+        await self._flush(lane, actions, result)
+        for error in result.errors:
+            log.warning("bot '%s': a send of plugin '%s' failed: %s", lane.key, plugin_id, error)
+
     # plugin index --------------------------------------------------------------------------------
     def _current_index(self) -> _Index:
         plugins = self.plugins.enabled_plugins()

@@ -24,7 +24,7 @@ DEDUP_WINDOW = 4096
 SHED_LOG_INTERVAL_S = 5.0
 
 
-Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed"]
+Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed", "outside"]
 
 
 @dataclass

@@ -41,7 +41,7 @@ from plughost.runtime.base import (
     SupportsListeners,
     SupportsRediscover,
 )
-from plughost.sdk.call import UNAVAILABLE, Call, Outcome
+from plughost.sdk.call import UNAVAILABLE, ActionSink, Call, Outcome
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import (
@@ -97,6 +97,8 @@ class PluginManager:
         self.last_discovery = DiscoveryReport()
         self._instances: dict[str, PluginInstance] = {}
         self._enabled: tuple[PluginInstance, ...] | None = None
+        self.outside_calls: ActionSink | None = None
+        """Where plugins' bot actions made outside any call go (a `Host` points it at its dispatcher)."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._reconfiguring = self.tasks.child("reconfigure")
         self._plugin_tasks: dict[int, TaskOwner] = {}  # id(handle) → the owner handed to its runtime
@@ -592,6 +594,7 @@ class PluginManager:
             enabled=enabled,
             entry_point=candidate.entry_point,
             tasks=tasks,
+            outside_calls=self.outside_calls,
         )
         try:
             handle = await runtime.load(request)

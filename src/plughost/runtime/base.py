@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from plughost.errors import ValidationIssue
+from plughost.sdk.call import ActionSink
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import DiscoveryStatus
@@ -38,6 +39,7 @@ class Candidate:
     errors: list[ValidationIssue] = field(default_factory=list)
     entry_point: str | None = None
     tasks: TaskOwner | None = None
+    outside_calls: ActionSink | None = None
 
     @property
     def runtime(self) -> str:
@@ -50,7 +52,9 @@ class LoadRequest:
 
     `path` is the plugin directory, or the file itself for single-file/library plugins.
     `tasks` owns the handle's background tasks (the manager passes a child of its own); a handle
-    makes its own owner when it is None, and its `stop` closes it.
+    makes its own owner when it is None, and its `stop` closes it. `outside_calls` receives the
+    bot actions the plugin makes outside any call (a native plugin's `host.bot.send` from its
+    own thread); without it they wait, bounded, on the handle.
     """
 
     plugin_id: str
@@ -63,6 +67,7 @@ class LoadRequest:
     enabled: bool = True
     entry_point: str | None = None
     tasks: TaskOwner | None = None
+    outside_calls: ActionSink | None = None
 
     @property
     def plugin_dir(self) -> Path:

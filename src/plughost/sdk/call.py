@@ -14,7 +14,7 @@ In-process and out-of-process plugins receive the same payload and answer the sa
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -54,6 +54,11 @@ class Action:
 
     def to_json(self) -> dict[str, Any]:
         return {"action": self.action, "params": dict(self.params)}
+
+
+ActionSink = Callable[[str, Sequence[Action]], None]
+"""Where bot actions a plugin makes outside any call go: `sink(plugin_id, actions)`, called on the
+host's event loop (the host sends them through a connected bot, in order)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,6 +13,7 @@ import ctypes
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,6 +37,9 @@ LOG_LEVELS = {
 
 class CallbackError(Exception):
     """A host callback refused or failed; becomes a `host_call_failed` envelope."""
+
+
+PENDING_SENDS_LIMIT = 256  # sends made outside any call that wait when nothing delivers them
 
 
 @dataclass
@@ -76,7 +80,10 @@ class HostCallbacks:
         self._lock = threading.Lock()
         self._local = threading.local()
         self._by_callback_id: dict[str, SendQueue] = {}
-        self._pending_sends: list[dict[str, Any]] = []
+        self._pending_sends: deque[dict[str, Any]] = deque(maxlen=PENDING_SENDS_LIMIT)
+        self.dropped_sends = 0
+        self.outside_calls: Callable[[dict[str, Any]], None] | None = None
+        """Takes a `host.bot.send` made outside any call (from any thread); else it waits, bounded."""
         self._http: httpx.Client | None = None
         self._handlers: dict[str, Callable[[Any], Any]] = {
             "host.log": self._log,
@@ -110,9 +117,10 @@ class HostCallbacks:
             self._by_callback_id.pop(callback_id, None)
 
     def take_pending_sends(self) -> list[dict[str, Any]]:
-        """Sends made outside any call (from plugin threads), oldest first; clears them."""
+        """Sends made outside any call while nothing took them, oldest first; clears them."""
         with self._lock:
-            sends, self._pending_sends = self._pending_sends, []
+            sends = list(self._pending_sends)
+            self._pending_sends.clear()
         return sends
 
     def close(self) -> None:
@@ -231,7 +239,16 @@ class HostCallbacks:
         if queue is not None:
             queue.sends.append(send)
             return {"queued": len(queue.sends)}
+        if self.outside_calls is not None:  # the host sends it through a connected bot
+            self.outside_calls(send)
+            return {"queued": 1}
         with self._lock:
+            if len(self._pending_sends) == self._pending_sends.maxlen:
+                self.dropped_sends += 1
+                self.logger.warning(
+                    "plugin '%s': %d send(s) made outside any call were dropped (nothing delivers them and "
+                    "%d wait already)", self.plugin_id, self.dropped_sends, PENDING_SENDS_LIMIT,
+                )  # fmt: skip
             self._pending_sends.append(send)
             return {"queued": len(self._pending_sends)}
 

@@ -34,7 +34,7 @@ from plughost.runtime.native.registration import (
     lifecycle_request,
     parse_registration,
 )
-from plughost.sdk.call import BOT_KINDS, Call, Outcome, PluginError, actions_from_json
+from plughost.sdk.call import BOT_KINDS, ActionSink, Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 
@@ -102,6 +102,18 @@ class NativePluginHandle:
     async def start(self) -> None:
         """`plugin.register`, then `bot.describe` and `management.register` when declared."""
         await self._register("plugin.register")
+
+    def deliver_outside_calls(self, sink: ActionSink) -> None:
+        """Hand `host.bot.send` calls made outside any call (from the plugin's own threads) to
+        `sink`, on this event loop, in order."""
+        loop = asyncio.get_running_loop()
+
+        def deliver(send: dict[str, Any]) -> None:
+            actions = actions_from_json([send])
+            with contextlib.suppress(RuntimeError):  # the loop closed: the host is gone
+                loop.call_soon_threadsafe(sink, self.plugin_id, actions)
+
+        self.callbacks.outside_calls = deliver
 
     async def reconfigure(self, config: Mapping[str, Any]) -> None:
         self.config = dict(config)

@@ -118,6 +118,8 @@ class NativeRuntime:
             version=parsed[1] if parsed and parsed[1] else "",
             settings=self.settings,
         )
+        if request.outside_calls is not None:
+            handle.deliver_outside_calls(request.outside_calls)
         try:
             await handle.start()
         except InvocationError as exc:
