@@ -117,18 +117,30 @@ async def _drive(port: int, mode: str, param: float, start: int) -> dict[str, fl
 
 
 def _task_per_event(host: Host) -> None:
-    """Drive the lane the common way: one unbounded task per event, no queue limit."""
-    lane = host.dispatcher.lanes["bench"]
+    """Drive the bot the common way: one unbounded task per event, no queue limit (the lane is
+    attached anew when the load generator connects, so every attached lane is changed)."""
+    dispatcher = host.dispatcher
     tasks: set[asyncio.Task[Any]] = set()
+    attach = dispatcher.attach
 
-    def submit(event: Any) -> bool:
-        lane.stats.received += 1
-        task = asyncio.get_running_loop().create_task(host.dispatcher.process(lane, event))
-        tasks.add(task)
-        task.add_done_callback(tasks.discard)
-        return True
+    def attach_naive(key: str, config: Any, bot: Any) -> Any:
+        lane = attach(key, config, bot)
 
-    lane.submit = submit  # type: ignore[method-assign]
+        def submit(event: Any) -> bool:
+            lane.stats.received += 1
+            task = asyncio.get_running_loop().create_task(dispatcher.process(lane, event))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+            return True
+
+        lane.submit = submit  # type: ignore[method-assign]
+        return lane
+
+    dispatcher.attach = attach_naive  # type: ignore[method-assign]
+
+
+def _shed(host: Host) -> int:
+    return sum(int(row["shed"]) for row in host.dispatcher.status() if row["bot"] == "bench")
 
 
 async def _bench() -> dict[str, Any]:
@@ -147,7 +159,7 @@ async def _bench() -> dict[str, Any]:
             figures["overload_rate"] = overload
             loaded = [await _drive(port, "rate", overload, n * 500_000) for n in (5, 6)]
             figures["overload"] = max(loaded, key=lambda r: r["replies_per_s"])
-            figures["shed"] = host.dispatcher.lanes["bench"].stats.shed
+            figures["shed"] = _shed(host)
             _task_per_event(host)
             figures["naive"] = await _drive(port, "rate", overload, 7 * 500_000)  # one run: it only gets worse
             return figures
@@ -165,7 +177,7 @@ async def _bench_workers(affinity: set[int] | None) -> float:
         _workspace(root, port, isolation="process")
         if affinity:
             os.sched_setaffinity(0, affinity)
-        async with Host(root) as host, OneBotAdapter(host.config.bots, host.dispatcher):
+        async with Host(root) as host, OneBotAdapter(host.bot_settings.bots, host.dispatcher):
             if affinity and len(affinity) > 1:
                 os.sched_setaffinity(0, {min(affinity)})
             if len(host.manager.enabled_plugins()) != 20:

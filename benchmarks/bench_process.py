@@ -205,7 +205,7 @@ async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime,
     try:
         healthy = sum([(await h.health()).ok for h in handles])
         answers = await asyncio.gather(*(h.call(Call("echo", {"text": "x"})) for h in handles))
-        answered = sum(1 for a in answers if a == {"text": "x"})
+        answered = sum(1 for a in answers if a.value == {"text": "x"})
         go_mem = [_memory_kib(h.info()["pid"]) for h in handles[py_count:]]
         py_mem = [_memory_kib(h.info()["pid"]) for h in handles[:py_count]]
     finally:

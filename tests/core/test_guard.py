@@ -155,7 +155,7 @@ async def test_metrics_count_calls_failures_and_latency(manager: PluginManager) 
 
 async def test_recent_errors_are_bounded(manager: PluginManager) -> None:
     manager.guard.policy = GuardPolicy(BreakerPolicy(failure_threshold=1000))
-    manager.guard._breakers.clear()
+    manager.guard.forget("flaky")
     for _ in range(15):
         await manager.execute("flaky", "work")
     assert len(manager.guard.snapshot("flaky")["handlers"]["work"]["recent_errors"]) == 10

@@ -57,6 +57,7 @@ from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
 REGISTRY_FILE = Path(".plughost") / "registry.json"
+REGISTRY_WRITE_DELAY_S = 1.0  # one registry write for a burst of lifecycle changes (and one at shutdown)
 
 
 class PluginManager:
@@ -90,7 +91,7 @@ class PluginManager:
         self.guard = guard if guard is not None else Guard(policy)
         self.guard.set_event_sink(self.events.emit, executions=self.events, on_breaker_change=self._on_breaker_change)
         self.runtimes: dict[str, Runtime] = dict(runtimes)
-        self.registry = PluginRegistry(self.workspace / REGISTRY_FILE)
+        self.registry = PluginRegistry(self.workspace / REGISTRY_FILE, write_delay_s=REGISTRY_WRITE_DELAY_S)
         self.state_file = PluginStateFile.load(self.workspace / host.state_file)
         self.configs = PluginConfigStore(self.workspace / host.config_dir)
         self.data_root = self.workspace / host.data_dir
@@ -150,6 +151,7 @@ class PluginManager:
                 failed.add(plugin_id)
             else:
                 loaded += 1
+        self.registry.flush()
         return loaded
 
     def catalog(self) -> builtins.list[dict[str, Any]]:
@@ -337,6 +339,7 @@ class PluginManager:
                 log.exception("closing runtime '%s' failed", runtime.name)
         await self.events.aclose()
         await self.tasks.aclose()
+        self.registry.flush()
 
     # execution -------------------------------------------------------------------------------
     def call(self, name: str, call: Call, *, timeout: float | None = None) -> Awaitable[Outcome]:
@@ -348,7 +351,7 @@ class PluginManager:
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or instance.state not in ACTIVE_STATES:
             return _ready(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
-        return self.guard.call(name, instance.handle, call, timeout=instance.timeout_s if timeout is None else timeout)
+        return self.guard.call(name, instance.handle, call, instance.timeout_s if timeout is None else timeout)
 
     async def execute_plugin(
         self, name: str, context: PluginExecutionContext | Mapping[str, Any] | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from pathlib import Path
@@ -38,13 +39,18 @@ class PluginRegistry:
     """LurkBot's registry queries over entries persisted as JSON (see `plughost.core.files`).
 
     A corrupt file is kept and its `.bak` used, then an empty registry; a path that cannot be
-    read (a directory) is a `StateFileError`. Changes are made in memory once they are written.
+    read (a directory) is a `StateFileError`. Changes are made in memory once they are written —
+    or, with `write_delay_s`, at once in memory and written within that delay (one write for a
+    burst of changes; `flush()` writes now). The registry is derived data: the manager rebuilds
+    it from what it loads, so it batches its writes.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, write_delay_s: float | None = None) -> None:
         self.path = path
+        self.write_delay_s = write_delay_s
         self._file = PersistedFile(path, _ENTRIES.validate_json, what="the plugin registry")
         self._entries: dict[str, RegistryEntry] = {}
+        self._pending: asyncio.TimerHandle | None = None
         self._restore()
 
     def register(self, entry: RegistryEntry) -> None:
@@ -101,7 +107,31 @@ class PluginRegistry:
             self._entries = {e.id: e for e in loaded.value}
 
     def _commit(self, entries: dict[str, RegistryEntry]) -> None:
-        """Write `entries`, then make them the registry's (a failed write changes nothing)."""
+        """Write `entries`, then make them the registry's (a failed write changes nothing); with a
+        write delay, make them the registry's and write them soon."""
+        if self.write_delay_s is None:
+            self._write(entries)
+            self._entries = entries
+            return
+        self._entries = entries
+        if self._pending is None:
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no event loop to wait on: write now
+                self.flush()
+                return
+            self._pending = loop.call_later(self.write_delay_s, self.flush)
+
+    def flush(self) -> None:
+        """Write changes not written yet (a failure is logged: the next change writes again)."""
+        if self._pending is not None:
+            self._pending.cancel()
+            self._pending = None
+        try:
+            self._write(self._entries)
+        except OSError as exc:
+            log.warning("could not write %s: %s", self.path, exc)
+
+    def _write(self, entries: dict[str, RegistryEntry]) -> None:
         data = _ENTRIES.dump_json(sorted(entries.values(), key=lambda e: e.id), indent=2).decode()
         self._file.save(data + "\n")
-        self._entries = entries

@@ -62,6 +62,16 @@ class _NoExecutionLog:
 _UNRECORDED = _NoExecutionLog()
 
 
+class _Guarded:
+    """The guard's state of one plugin: its breaker and its metrics by handler."""
+
+    __slots__ = ("breaker", "handlers")
+
+    def __init__(self, breaker: CircuitBreaker, handlers: dict[str, HandlerMetrics]) -> None:
+        self.breaker = breaker
+        self.handlers = handlers
+
+
 class CallTarget(Protocol):
     def call(self, call: Call) -> Coroutine[Any, Any, Outcome]: ...
 
@@ -95,8 +105,7 @@ class Guard:
         self._executions: ExecutionLog = _UNRECORDED
         self._clock = clock
         self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
-        self._breakers: dict[str, CircuitBreaker] = {}
-        self._metrics: dict[str, dict[str, HandlerMetrics]] = {}
+        self._plugins: dict[str, _Guarded] = {}
 
     @property
     def policy(self) -> GuardPolicy:
@@ -122,23 +131,22 @@ class Guard:
             self._on_breaker_change = on_breaker_change
 
     # state ------------------------------------------------------------------------------------
-    def breaker(self, plugin_id: str) -> CircuitBreaker:
-        breaker = self._breakers.get(plugin_id)
-        if breaker is None:
-            breaker = self._breakers[plugin_id] = CircuitBreaker(self.policy.breaker, self._clock)
-        return breaker
+    def _guarded(self, plugin_id: str) -> _Guarded:
+        guarded = self._plugins.get(plugin_id)
+        if guarded is None:
+            guarded = self._plugins[plugin_id] = _Guarded(CircuitBreaker(self.policy.breaker, self._clock), {})
+        return guarded
 
-    def _new_metrics(self, plugin_id: str, handler: str) -> HandlerMetrics:
-        return self.metrics(plugin_id).setdefault(handler, HandlerMetrics())
+    def breaker(self, plugin_id: str) -> CircuitBreaker:
+        return self._guarded(plugin_id).breaker
 
     def metrics(self, plugin_id: str) -> dict[str, HandlerMetrics]:
         """Metrics of one plugin, by handler name."""
-        return self._metrics.setdefault(plugin_id, {})
+        return self._guarded(plugin_id).handlers
 
     def forget(self, plugin_id: str) -> None:
         """Drop a plugin's breaker and metrics (after unload)."""
-        self._breakers.pop(plugin_id, None)
-        self._metrics.pop(plugin_id, None)
+        self._plugins.pop(plugin_id, None)
 
     def snapshot(self, plugin_id: str) -> dict[str, Any]:
         breaker = self.breaker(plugin_id)
@@ -153,22 +161,21 @@ class Guard:
         }
 
     # calls ------------------------------------------------------------------------------------
-    async def call(self, plugin_id: str, handle: CallTarget, call: Call, *, timeout: float | None = None) -> Outcome:
+    async def call(self, plugin_id: str, handle: CallTarget, call: Call, timeout: float | None = None) -> Outcome:
         """Guarded call; failures are in the outcome, never raised.
 
         This is the hot path of every plugin call: the handler's first step runs eagerly and a
         timeout is armed only if it suspends. A step that overran the limit without suspending
         is a timeout too: a late result is never a success.
         """
-        breaker = self._breakers.get(plugin_id) or self.breaker(plugin_id)
+        guarded = self._plugins.get(plugin_id) or self._guarded(plugin_id)
+        breaker = guarded.breaker
         if breaker.state is not _CLOSED and not breaker.allow():
             left = breaker.seconds_left()
             message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
             return Outcome.failed(ISOLATED, message, retry_after_s=round(left, 3))
         name = call.handler
-        metrics = (self._metrics.get(plugin_id) or self.metrics(plugin_id)).get(name) or self._new_metrics(
-            plugin_id, name
-        )
+        metrics = guarded.handlers.get(name) or guarded.handlers.setdefault(name, HandlerMetrics())
         metrics.calls += 1
         limit = timeout if timeout is not None else self._default_timeout
         started = _perf_counter()
