@@ -269,3 +269,46 @@ async def test_a_result_after_the_deadline_is_a_timeout(workspace: Path, write_p
         assert manager.guard.snapshot("killer")["handlers"]["overrun"]["timeouts"] == 1
         on_time = await manager.execute("killer", "overrun", {"seconds": 0.0}, timeout=5)
         assert on_time.success and on_time.result == "finished late"
+
+
+SPINNER = """
+import asyncio
+from plughost.sdk import Plugin
+plugin = Plugin()
+
+@plugin.method("forever")
+async def forever() -> None:
+    n = 0
+    while True:  # never awaits
+        n += 1
+
+@plugin.method("polite")
+async def polite() -> str:
+    await asyncio.sleep(0)
+    return "still answering"
+"""
+
+
+async def test_a_handler_that_never_yields_cannot_freeze_the_host(
+    workspace: Path, write_plugin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """`while True: pass` in an async handler: the watchdog interrupts the plugin's frame after its
+    deadline; the call is timed_out, counted on the breaker, logged with the line; the host goes on."""
+    write_plugin("spinner", SPINNER)
+    write_plugin("killer", HOST_KILLERS)
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        with caplog.at_level("WARNING", logger="plughost.guard.watchdog"):
+            stuck, other = await asyncio.wait_for(
+                asyncio.gather(
+                    manager.execute("spinner", "forever", timeout=0.3),
+                    manager.execute("killer", "alive"),  # waits behind the frozen loop, then runs
+                ),
+                timeout=30,
+            )
+        assert not stuck.success and stuck.metadata["timed_out"] is True
+        assert stuck.metadata["exception_type"] == "PluginOvertime"
+        assert other.success and other.result == "still here"
+        assert "plugin 'spinner' handler 'forever' ran" in caplog.text and "plugin.py:" in caplog.text
+        assert manager.guard.snapshot("spinner")["breaker"]["consecutive_failures"] == 1
+        assert (await manager.execute("spinner", "polite")).result == "still answering"

@@ -339,6 +339,7 @@ class PluginManager:
                 log.exception("closing runtime '%s' failed", runtime.name)
         await self.events.aclose()
         await self.tasks.aclose()
+        self.guard.watchdog.stop()
         self.registry.flush()
 
     # execution -------------------------------------------------------------------------------
@@ -582,6 +583,7 @@ class PluginManager:
             if not isinstance(runtime, SupportsBuild):
                 raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
             await runtime.build(candidate)
+        self.guard.watchdog.start()  # from the first plugin on, none can freeze the loop
         data_dir = self.data_root / candidate.id
         data_dir.mkdir(parents=True, exist_ok=True)
         logger = logging.getLogger(f"plughost.plugin.{candidate.id}")

@@ -3,6 +3,7 @@
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from plughost.guard.guard import Guard, GuardPolicy, error_metadata, execution_result
 from plughost.guard.metrics import HandlerMetrics
+from plughost.guard.watchdog import LoopWatchdog, PluginOvertime
 
 __all__ = [
     "BreakerPolicy",
@@ -11,6 +12,8 @@ __all__ = [
     "Guard",
     "GuardPolicy",
     "HandlerMetrics",
+    "LoopWatchdog",
+    "PluginOvertime",
     "error_metadata",
     "execution_result",
 ]

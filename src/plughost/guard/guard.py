@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from plughost.guard.metrics import HandlerMetrics
 from plughost.guard.stepping import Resume
+from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
 from plughost.sdk.models import EventType, PluginExecutionResult
 
@@ -106,6 +107,8 @@ class Guard:
         self._clock = clock
         self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
         self._plugins: dict[str, _Guarded] = {}
+        self.watchdog = LoopWatchdog(Guard.call.__code__)
+        """Interrupts in-process plugin code that holds the event loop past its call's deadline."""
 
     @property
     def policy(self) -> GuardPolicy:
