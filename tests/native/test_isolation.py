@@ -89,3 +89,45 @@ async def test_reloading_an_isolated_native_plugin_starts_a_fresh_worker(tmp_pat
         assert new_pid not in (old_pid, os.getpid())
         with pytest.raises(ProcessLookupError):
             os.kill(old_pid, 0)  # the old worker is gone
+
+
+async def test_the_c_example_answers_the_same_in_process_and_in_a_worker(tmp_path: Path, c_builds: Builds):
+    """Placement parity for a native plugin: the same calls (a command with its words, a route, an
+    interceptor, a host.bot.send) give the same outcomes in-process and in a worker."""
+    from plughost.sdk.call import Call
+
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for plugin_id, isolation in (("local", "none"), ("isolated", "process")):
+        shutil.copyfile(c_builds["example_c"], plugins / f"{plugin_id}.so")
+        (plugins / f"{plugin_id}.plugin.toml").write_text(
+            f'id = "{plugin_id}"\nruntime = "native"\nisolation = "{isolation}"\n'
+        )
+        (tmp_path / "config" / "plugins").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "config" / "plugins" / f"{plugin_id}.toml").write_text('enabled = true\ngreeting = "Moin"\n')
+    poke = {"post_type": "notice", "notice_type": "notify", "sub_type": "poke", "group_id": 3, "user_id": 4}
+    command = {"context": {"sender": {"kind": "member", "user_id": 4, "group_id": 3}, "command": "echo"},
+               "args": {}, "varargs": ["hi", "there"], "words": ["hi", "there"], "event": None}  # fmt: skip
+    calls = [
+        Call("echo", command, "command"),
+        Call("on_poke", {"kind": "notice", "route": "GroupPoke", "group_id": "3", "event": poke}, "route"),
+        Call("guard", {"event": {"raw_message": "buy spam"}}, "pre_handle"),
+        Call("guard", {"event": {"raw_message": "hello"}}, "pre_handle"),
+        Call("no.such.method", {}),
+    ]
+    async with PluginManager(tmp_path, runtimes=default_runtimes()) as pm:
+        assert await pm.discover_and_load_all() == 2
+        worker = pm.get_plugin("isolated").handle  # type: ignore[union-attr]
+        assert worker.info()["pid"] != os.getpid()  # really in a worker process  # type: ignore[union-attr]
+        outcomes = {}
+        for plugin_id in ("local", "isolated"):
+            outcomes[plugin_id] = [await pm.call(plugin_id, call) for call in calls]
+    local, isolated = outcomes["local"], outcomes["isolated"]
+    assert local[0].value == [[{"type": "text", "data": {"text": "Moin, hi there"}}]]
+    assert [a.action for a in local[0].sends] == ["send_group_msg"]  # host.bot.send during the call
+    assert local[1].value == {"action": "reply", "text": "ouch"}
+    assert local[2].value["action"] == "block" and local[3].value == {"action": "allow"}
+    assert local[4].error is not None and "unknown method no.such.method" in local[4].error.message
+    for mine, theirs in zip(local, isolated, strict=True):
+        assert (mine.value, mine.sends) == (theirs.value, theirs.sends)
+        assert (mine.error and mine.error.code) == (theirs.error and theirs.error.code)
