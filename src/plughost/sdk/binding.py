@@ -36,6 +36,7 @@ from plughost.sdk.commands import (
     CommandDefinitionError,
     coerce,
     is_optional,
+    parse_text,
 )
 from plughost.sdk.context import PluginContext
 from plughost.sdk.events import Event, parse_event
@@ -384,7 +385,7 @@ def _converter(hint: Any, parsers: ParserLookup | None) -> Callable[[Any], Any]:
     def convert(value: Any) -> Any:
         parser = parsers(type_name) if parsers is not None and type_name else None
         if parser is not None and isinstance(value, str):
-            return _parse_custom(parser, value, type_name)
+            return parse_text(parser, value, type_name)
         try:
             return coerce(hint, value)
         except CommandArgumentError:
@@ -394,16 +395,6 @@ def _converter(hint: Any, parsers: ParserLookup | None) -> Callable[[Any], Any]:
                                   code=INVALID_REQUEST) from None  # fmt: skip
 
     return convert
-
-
-def _parse_custom(parser: Callable[[str], Any], text: str, type_name: str) -> Any:
-    try:
-        return parser(text)
-    except CommandArgumentError:
-        raise
-    except (ValueError, TypeError) as exc:
-        detail = f": {exc}" if str(exc) else ""
-        raise CommandArgumentError(f"cannot parse '{text}' as {type_name}{detail}") from None
 
 
 def _validated(model: type[BaseModel], payload: Any) -> dict[str, Any]:

@@ -165,6 +165,17 @@ def _unwrap_optional(hint: Any) -> tuple[Any, bool]:
     return hint, False
 
 
+def parse_text(parser: Callable[[str], Any], text: str, type_name: str) -> Any:
+    """`parser(text)`; a `ValueError`/`TypeError` becomes a `CommandArgumentError` for the user."""
+    try:
+        return parser(text)
+    except CommandArgumentError:
+        raise
+    except (ValueError, TypeError) as exc:
+        detail = f": {exc}" if str(exc) else ""
+        raise CommandArgumentError(f"cannot parse '{text}' as {type_name}{detail}") from None
+
+
 def is_optional(hint: Any) -> bool:
     """True for `T | None` / `Optional[T]`."""
     return _unwrap_optional(hint)[1]

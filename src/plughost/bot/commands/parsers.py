@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from plughost.bot.commands.tokenizer import Argument
-from plughost.sdk.commands import CommandArgumentError
+from plughost.sdk.commands import CommandArgumentError, parse_text
 from plughost.sdk.descriptor import ParamSpec
 from plughost.sdk.message import Message, Segment
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
@@ -191,13 +191,6 @@ def text_parser(func: Callable[[str], Any]) -> ArgumentParser:
     """Wrap a `text -> value` function as an argument parser; `ValueError` becomes a user message."""
 
     def parser(arg: Argument, spec: ParamSpec) -> Any:
-        text = _text(arg, spec.type)
-        try:
-            return func(text)
-        except CommandArgumentError:
-            raise
-        except (ValueError, TypeError) as exc:
-            detail = f": {exc}" if str(exc) else ""
-            raise CommandArgumentError(f"cannot parse '{text}' as {spec.type}{detail}") from None
+        return parse_text(func, _text(arg, spec.type), spec.type)
 
     return parser
