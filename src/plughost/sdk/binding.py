@@ -21,7 +21,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Literal, get_type_hints
 
 from pydantic import BaseModel, ValidationError
@@ -131,6 +131,8 @@ class Binding:
     schema: Mapping[str, Any] | None = None
     argument_names: tuple[str, ...] = ()
     """The parameters filled from the call's arguments (the rest are filled by the host)."""
+    event_only: type[Event] | None = None
+    """Set for route-like handlers that take just the event (of this class): no scope needed."""
     takes_nothing: bool = field(init=False)
 
     def __post_init__(self) -> None:
@@ -202,7 +204,9 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
     if kind == "method":
         model = argument_model(func, only=argument_names) if argument_names else None
     schema = json_schema(model) if kind == "method" else None
-    return Binding(tuple(positional), tuple(keyword), variadic, model, schema, tuple(argument_names))
+    binding = Binding(tuple(positional), tuple(keyword), variadic, model, schema, tuple(argument_names))
+    event_only = _only_the_event(kind, binding)
+    return replace(binding, event_only=event_only) if event_only is not None else binding
 
 
 def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
@@ -333,16 +337,39 @@ def _execution_context(scope: CallScope) -> PluginExecutionContext:
         raise InvocationError(f"invalid execution context: {exc}", code=INVALID_REQUEST) from None
 
 
-def _event_of_type(event_type: type[Event], none_when_missing: bool) -> Resolver:
-    def resolve(scope: CallScope) -> Any:
+class _EventOfType:
+    """Resolves the call's event when it is an `event_type` (else None, or not for this call)."""
+
+    __slots__ = ("event_type", "none_when_missing")
+
+    def __init__(self, event_type: type[Event], none_when_missing: bool) -> None:
+        self.event_type = event_type
+        self.none_when_missing = none_when_missing
+
+    def __call__(self, scope: CallScope) -> Any:
         event = scope.event
-        if isinstance(event, event_type):
+        if isinstance(event, self.event_type):
             return event
-        if none_when_missing:
+        if self.none_when_missing:
             return None
         raise NotForThisCall
 
-    return resolve
+
+def _event_of_type(event_type: type[Event], none_when_missing: bool) -> Resolver:
+    return _EventOfType(event_type, none_when_missing)
+
+
+def _only_the_event(kind: HandlerKind, binding: Binding) -> type[Event] | None:
+    """The event class, for route-like handlers whose one parameter is the event (the hot path of
+    the bot pipeline: such a handler needs no binding scope)."""
+    if kind not in ROUTE_LIKE or binding.keyword or binding.variadic or len(binding.positional) != 1:
+        return None
+    resolve = binding.positional[0]
+    if resolve is _any_event:
+        return Event
+    if isinstance(resolve, _EventOfType) and not resolve.none_when_missing:
+        return resolve.event_type
+    return None
 
 
 def _raw_message(scope: CallScope) -> Message:

@@ -20,7 +20,7 @@ from plughost.sdk.call import UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
 from plughost.sdk.plugin import Handler
 
-NOT_FOR_THIS_EVENT = Outcome()
+NOTHING = NOT_FOR_THIS_EVENT = Outcome()  # shared: outcomes are values
 
 
 async def run_handler(handler: Handler, call: Call, context: PluginContext, executor: Executor | None) -> Outcome:
@@ -31,6 +31,17 @@ async def run_handler(handler: Handler, call: Call, context: PluginContext, exec
     """
     if handler.trivial:
         return await run_trivial(handler.func, context.plugin_dir)
+    event_type, event = handler.binding.event_only, call.event
+    if event_type is not None and event is not None and handler.is_async:  # the bot pipeline's hot path
+        if not isinstance(event, event_type):
+            return NOTHING
+        try:
+            value = handler.answer(await handler.func(event), None)
+        except (asyncio.CancelledError, GeneratorExit):
+            raise
+        except BaseException as exc:  # as below
+            return Outcome(None, (), located_error(exc, context.plugin_dir))
+        return NOTHING if value is None else Outcome(value)
     scope = None
     try:
         if handler.binding.takes_nothing:
