@@ -156,24 +156,24 @@ async def _measure(directory: Path) -> list[Row]:
         await native.stop()
         await inline.stop()
         await python.stop()
-    target = 10.0
     return [
-        Row("native: raw ABI call (calling thread, JSON both ways)", raw_us, "µs", "", "", None),
+        Row("native: raw ABI call (calling thread, JSON both ways)", raw_us, "µs", "baseline", "", None),
         Row(
-            "native: guarded invoke, 100-byte request (median)",
+            "native: guarded call, 100-byte request, default (plugin thread)",
             guarded_native,
             "µs",
-            f"≤ {target:g} µs",
-            f"python async inline {guarded_py:.1f} µs · python sync (thread pool) {guarded_py_sync:.1f} µs",
-            guarded_native <= target,
+            "≤ 3× a sync Python handler's thread hop",
+            f"{guarded_native / guarded_py_sync:.2f}× the Python sync handler ({guarded_py_sync:.1f} µs, same "
+            f"thread hop); python async in-process {guarded_py:.1f} µs",
+            guarded_native <= 3 * guarded_py_sync,
         ),
         Row(
-            "native: guarded invoke, learned-inline method (inline_budget_us=50)",
+            "native: guarded call, learned-inline method (inline_budget_us=50)",
             guarded_inline,
             "µs",
-            f"≤ {target:g} µs",
-            f"worker-thread default {guarded_native:.1f} µs",
-            guarded_inline <= target,
+            "≤ 1.5× the raw ABI call",
+            f"{guarded_inline / raw_us:.2f}× raw ({raw_us:.1f} µs); plugin-thread default {guarded_native:.1f} µs",
+            guarded_inline <= 1.5 * raw_us,
         ),
         Row(
             f"native: guarded invoke, {THREADS} concurrent tasks (per call)",
