@@ -227,22 +227,30 @@ class NativePluginHandle:
     # calls -----------------------------------------------------------------------------------
     async def call(self, call: Call) -> Outcome:
         """A bot call goes to `bot.<kind>` with QimenBot's fields; any other handler name is an ABI method."""
+        method = call.handler
         try:
             if call.kind in BOT_KINDS:
                 return await self._bot_call(call)
-            return Outcome(await self.call_abi(call.handler, call.payload))
+            payload = self._request(method, call.payload)
+            if self.inline.allows(method):  # learned-inline methods: no extra step on the hot path
+                return Outcome(self._reply(method, *self._timed_call(method, payload)))
+            return Outcome(self._reply(method, *await self._offload(self._timed_call, method, payload)))
         except InvocationError as exc:
             return Outcome(None, (), PluginError(exc.code, str(exc), retryable=exc.retryable))
 
     async def call_abi(self, method: str, request: Any) -> Any:
         """One host → plugin call of an ABI method with a JSON request (None = empty, bytes = verbatim);
-        raises `InvocationError` when it fails."""
-        self._check_open(method)
-        payload = _encode(request)
+        raises `NativeCallError` (an `InvocationError`) when it fails."""
+        payload = self._request(method, request)
         if self.inline.allows(method):
-            rc, data, elapsed, callbacks = self._timed_call(method, payload)
-        else:
-            rc, data, elapsed, callbacks = await self._offload(self._timed_call, method, payload)
+            return self._reply(method, *self._timed_call(method, payload))
+        return self._reply(method, *await self._offload(self._timed_call, method, payload))
+
+    def _request(self, method: str, request: Any) -> bytes:
+        self._check_open(method)
+        return _encode(request)
+
+    def _reply(self, method: str, rc: int, data: bytes, elapsed: float, callbacks: int) -> Any:
         self.inline.observe(method, elapsed, callbacks)
         return decode_reply(self.plugin_id, method, rc, data)
 
