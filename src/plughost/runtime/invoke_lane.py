@@ -283,14 +283,15 @@ class InvokeLaneClient:
         if self._closed is not None or writer is None:
             raise self._closed or InvokeLaneClosed("invoke lane not connected")
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
-        future: asyncio.Future[tuple[Kind, bytes]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Kind, bytes]] = loop.create_future()
+        deadline = loop.call_later(timeout, _expire, future)  # cheaper than asyncio.timeout per call
         self._pending[call_id] = future
         self._bots[call_id] = actions
         try:
             writer.write(frame(Kind.CALL, call_id, call_body(name, request_json)))
-            async with asyncio.timeout(timeout):
-                await writer.drain()
-                kind, body = await future
+            await writer.drain()
+            kind, body = await future
         except (TimeoutError, asyncio.CancelledError):
             if self._pending.pop(call_id, None) is not None and self._closed is None:
                 writer.write(frame(Kind.CANCEL, call_id))
@@ -299,6 +300,7 @@ class InvokeLaneClient:
             self._pending.pop(call_id, None)
             raise self._closed or InvokeLaneClosed(f"invoke lane closed: {exc}") from None
         finally:
+            deadline.cancel()
             self._bots.pop(call_id, None)
         if kind == Kind.ERROR:
             try:
@@ -372,6 +374,11 @@ class InvokeLaneClient:
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
