@@ -29,7 +29,7 @@ from plughost.bot.lane import BotLane, EventResult
 from plughost.bot.triggers import CommandInvocation, detect_command
 from plughost.errors import PlugHostError
 from plughost.sdk.bot import Answer, Approve, BotAnswerError, BotApi, Reject, Reply, decode_allow, decode_answer
-from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome
+from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome, SharedPayload
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.events import Event, MessageEvent, RequestEvent
 from plughost.sdk.message import Message
@@ -400,7 +400,7 @@ class _EventCalls:
 
     __slots__ = ("event", "lane", "outbox", "payload")
 
-    def __init__(self, lane: BotLane, event: Event, payload: dict[str, Any]) -> None:
+    def __init__(self, lane: BotLane, event: Event, payload: SharedPayload) -> None:
         self.lane = lane
         self.event = event
         self.payload = payload
@@ -410,19 +410,21 @@ class _EventCalls:
         return Call(entry.handler, self.payload, entry.kind, self.event, self.lane.bot)
 
 
-def _request_fields(lane: BotLane, event: Event) -> dict[str, Any]:
+def _request_fields(lane: BotLane, event: Event) -> SharedPayload:
     sender = getattr(event, "sender", None)
     message = getattr(event, "message", None)
-    return {
-        "kind": event.route_kind,
-        "route": event.route,
-        "bot_id": lane.key,
-        "self_id": event.self_id or lane.bot.self_id,
-        "sender_id": str(getattr(event, "user_id", "") or ""),
-        "group_id": str(getattr(event, "group_id", "") or ""),
-        "message_text": message.plain_text() if isinstance(message, Message) else "",
-        "sender_nickname": getattr(sender, "nickname", "") if sender is not None else "",
-        "message_id": str(getattr(event, "message_id", "") or ""),
-        "timestamp": event.time,
-        "event": event.raw,
-    }
+    return SharedPayload(
+        {
+            "kind": event.route_kind,
+            "route": event.route,
+            "bot_id": lane.key,
+            "self_id": event.self_id or lane.bot.self_id,
+            "sender_id": str(getattr(event, "user_id", "") or ""),
+            "group_id": str(getattr(event, "group_id", "") or ""),
+            "message_text": message.plain_text() if isinstance(message, Message) else "",
+            "sender_nickname": getattr(sender, "nickname", "") if sender is not None else "",
+            "message_id": str(getattr(event, "message_id", "") or ""),
+            "timestamp": event.time,
+            "event": event.raw,
+        }
+    )

@@ -43,7 +43,7 @@ from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_
 from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient, InvokeLaneClosed
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
-from plughost.sdk.call import Call, Outcome, PluginError, actions_from_json
+from plughost.sdk.call import Call, Outcome, PluginError, SharedPayload, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.tasks import TaskOwner
@@ -583,8 +583,7 @@ class ProcessPluginHandle:
             ) from None
 
     async def _call_v1(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
-        payload = json.dumps(call.payload, default=json_default).encode()
-        message = v1.InvokeRequest(name=call.handler, request_json=payload, kind=call.kind)
+        message = v1.InvokeRequest(name=call.handler, request_json=_encoded(call.payload), kind=call.kind)
         response = await instance.connection.v1.Invoke(message, timeout=timeout)
         try:
             sends = actions_from_json(json.loads(response.sends_json)) if response.sends_json else ()
@@ -598,7 +597,7 @@ class ProcessPluginHandle:
         return Outcome(value, sends)
 
     async def _call_lane(self, instance: _Instance, lane: InvokeLaneClient, call: Call, timeout: float) -> Outcome:
-        body = json.dumps({"kind": call.kind, "payload": call.payload}, default=json_default).encode()
+        body = b'{"kind":"%s","payload":%s}' % (call.kind.encode(), _encoded(call.payload))
         try:
             result = await lane.call(call.handler, body, timeout, actions=call.bot)
         except TimeoutError:
@@ -754,6 +753,15 @@ async def _settled(work: Awaitable[Outcome]) -> Outcome | BaseException:
         raise
     except BaseException as exc:  # handed to the caller, who raises it
         return exc
+
+
+def _json_bytes(value: Any) -> bytes:
+    return json.dumps(value, default=json_default).encode()
+
+
+def _encoded(payload: Any) -> bytes:
+    """A call's payload as JSON (a payload many calls share is encoded once)."""
+    return payload.encoded(_json_bytes) if isinstance(payload, SharedPayload) else _json_bytes(payload)
 
 
 def options_for(options: ProcessOptions, request: LoadRequest) -> ProcessOptions:

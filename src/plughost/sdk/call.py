@@ -119,6 +119,21 @@ class PluginError:
         return InvocationError(str(self), code=self.code, retryable=self.retryable)
 
 
+class SharedPayload(dict[str, Any]):
+    """A payload many calls share — one event's, sent to every plugin that handles it. It is an
+    ordinary JSON object; runtimes that send it over a wire encode it once (`encoded`)."""
+
+    __slots__ = ("_encoded",)
+
+    def encoded(self, encode: Callable[[Any], bytes]) -> bytes:
+        """Its JSON, encoded with `encode` the first time and reused after (do not change it then)."""
+        try:
+            return self._encoded
+        except AttributeError:
+            self._encoded: bytes = encode(self)
+            return self._encoded
+
+
 @dataclass(slots=True)
 class Call:
     """One call into a plugin (a value: build it, send it, do not change it — it is not frozen
