@@ -4,6 +4,7 @@ module's documented error with a message — never anything else.
 | decoder | documented error |
 |---|---|
 | `sdk.events.parse_event` | `EventParseError` |
+| `adapters.onebot.wire.load_json` + `read_event` (frames and bodies) | `MalformedInput` |
 | `PluginManifest.model_validate` / `load_manifest` | pydantic `ValidationError` / `ManifestError` |
 | `runtime.native.envelope.decode_reply` | `NativeCallError` |
 | `sdk.bot.decode_answer` / `decode_allow` | `BotAnswerError` |
@@ -24,6 +25,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from plughost.adapters.onebot.wire import MalformedInput, load_json, read_event
 from plughost.errors import ManifestError
 from plughost.runtime import invoke_lane
 from plughost.runtime.invoke_lane import HEADER, InvokeLaneClosed, InvokeLaneProtocolError, Kind
@@ -108,6 +110,22 @@ def test_parse_event(value: Any) -> None:
         event.to_wire()
         if isinstance(event, MessageEvent):
             event.message.plain_text()
+
+
+@FUZZ
+@given(st.binary(max_size=120) | (JSON | EVENTS).map(lambda v: json.dumps(v).encode()))
+@example(DEEP.encode())
+@example(('{"post_type": "message", "message": ' + NEAR_THE_LIMIT + "}").encode())
+@example(f'{{"post_type": "message", "user_id": {HUGE_INT}}}'.encode())
+@example(b'{"post_type": "message", "message": "\xff"}')
+def test_onebot_frames(frame: bytes) -> None:
+    """What the OneBot transports do with a frame or request body: an event, or `MalformedInput`."""
+    try:
+        event = read_event(frame, load_json(frame), max_nesting=64)
+    except MalformedInput as exc:
+        rejected(exc)
+    else:
+        assert isinstance(event, Event)
 
 
 # manifests ------------------------------------------------------------------------------------

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import socket
 import weakref
@@ -29,10 +28,10 @@ from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
+from plughost.adapters.onebot.wire import MalformedInput, load_json, read_event, self_id_problem
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.lane import BotLane
-from plughost.sdk.events import EventParseError, parse_event
 
 log = logging.getLogger("plughost.adapters.onebot")
 ROLES = ("Universal", "API", "Event")
@@ -123,12 +122,19 @@ def bearer_token(headers: Any, query: str = "") -> str | None:
 
 
 class WsSession:
-    """Reads frames from one WebSocket: events go to the lane, responses to the action client."""
+    """Reads frames from one WebSocket: events go to the lane, responses to the action client.
 
-    def __init__(self, client: WsActionClient, lane: Callable[[], BotLane | None], stats: FrameStats) -> None:
+    A frame that cannot be read (not JSON, not an object, not a valid event, nested deeper than
+    the bot's `max_nesting`) is dropped and counted on the bot's lane; the link stays open.
+    """
+
+    def __init__(
+        self, client: WsActionClient, lane: Callable[[], BotLane | None], stats: FrameStats, *, max_nesting: int = 64
+    ) -> None:
         self.client = client
         self.lane = lane
         self.stats = stats
+        self.max_nesting = max_nesting
 
     async def run(self, ws: ClientConnection | ServerConnection, *, events: bool = True, api: bool = True) -> None:
         if api:
@@ -148,29 +154,34 @@ class WsSession:
             lane.shed_unparsed()  # overloaded: shed before paying for parsing and validation
             return
         try:
-            data = json.loads(frame)
-        except ValueError:
-            self.stats.bad_frames += 1
-            log.warning("bot '%s': ignored a frame that is not JSON: %r", self.client.bot_id, frame[:80])
-            return
-        if not isinstance(data, dict):
-            self.stats.bad_frames += 1
-            return
-        if "post_type" in data:
+            data = load_json(frame)
+            if not isinstance(data, dict):
+                raise MalformedInput("a frame must be a JSON object (an event or an action response)")
+            if "post_type" not in data:
+                if not self.client.feed_response(data):
+                    self.stats.unmatched_responses += 1
+                return
             if not events:
                 return
-            try:
-                event = parse_event(data)
-            except EventParseError as exc:
-                self.stats.bad_frames += 1
-                log.warning("bot '%s': ignored an invalid event: %s", self.client.bot_id, exc)
-                return
-            if event.self_id and not self.client.self_id:
-                self.client.self_id = event.self_id
-            if lane is not None:
-                lane.submit(event)
-        elif not self.client.feed_response(data):
-            self.stats.unmatched_responses += 1
+            event = read_event(frame, data, self.max_nesting)
+        except MalformedInput as exc:
+            self._malformed(lane, str(exc))
+            return
+        except Exception as exc:  # a bug in reading; the link must survive it
+            log.exception("bot '%s': reading a frame failed", self.client.bot_id)
+            self._malformed(lane, f"{type(exc).__name__} while reading the frame")
+            return
+        if event.self_id and not self.client.self_id:
+            self.client.self_id = event.self_id
+        if lane is not None:
+            lane.submit(event)
+
+    def _malformed(self, lane: BotLane | None, reason: str) -> None:
+        self.stats.bad_frames += 1
+        if lane is not None:
+            lane.count_malformed(reason)
+        else:
+            log.warning("bot '%s': dropped a malformed frame: %s", self.client.bot_id, reason)
 
 
 def _is_event_frame(frame: str | bytes) -> bool:
@@ -218,7 +229,10 @@ class ForwardWsBot:
                     self.connected.set()
                     log.info("bot '%s': connected to %s", self.config.id, self.config.endpoint)
                     try:
-                        await WsSession(self.client, lambda: self.lane, self.stats).run(ws)
+                        session = WsSession(
+                            self.client, lambda: self.lane, self.stats, max_nesting=self.config.max_nesting
+                        )
+                        await session.run(ws)
                     finally:
                         self.connected.clear()
                         self.disconnected.set()
@@ -290,8 +304,9 @@ class ReverseWsServer:
         if config.access_token and bearer_token(request.headers, url.query) != config.access_token:
             return self._reject(conn, HTTPStatus.UNAUTHORIZED, f"bot '{config.id}': wrong or missing access token")
         raw_self_id = request.headers.get("X-Self-ID", "")
-        if not raw_self_id.isdigit():
-            return self._reject(conn, HTTPStatus.BAD_REQUEST, "X-Self-ID header missing or not a number")
+        problem = self_id_problem(raw_self_id)
+        if problem is not None:
+            return self._reject(conn, HTTPStatus.BAD_REQUEST, problem)
         role = request.headers.get("X-Client-Role", "Universal")
         if role not in ROLES:
             return self._reject(conn, HTTPStatus.BAD_REQUEST, f"X-Client-Role must be one of {', '.join(ROLES)}")
@@ -321,7 +336,7 @@ class ReverseWsServer:
         account = self._account(config, self_id)
         account.roles.add(role)
         try:
-            session = WsSession(account.client, lambda: account.lane, self.stats)
+            session = WsSession(account.client, lambda: account.lane, self.stats, max_nesting=config.max_nesting)
             await session.run(conn, events=role != "API", api=role != "Event")
         finally:
             account.roles.discard(role)
@@ -371,7 +386,8 @@ class HttpEventServer:
     """The implementation POSTs events to plughost; actions go out over the HTTP API.
 
     `X-Signature: sha1=<HMAC-SHA1(secret, body)>` is verified when a secret is set (missing → 401,
-    wrong → 403). A final answer is returned as a quick operation in the response body.
+    wrong → 403). A body that is not a valid event is 400 (counted as malformed). A final answer is
+    returned as a quick operation in the response body.
     """
 
     def __init__(self, configs: list[BotConfig], dispatcher: Dispatcher, sock: socket.socket) -> None:
@@ -414,6 +430,7 @@ class HttpEventServer:
 
     def _endpoint(self, config: BotConfig) -> Callable[[Request], Any]:
         async def receive(request: Request) -> Response:
+            lane = self.lanes[config.id]
             body = await request.body()
             if config.secret:
                 signature = request.headers.get("X-Signature")
@@ -423,13 +440,14 @@ class HttpEventServer:
                 if not hmac.compare_digest(signature, expected):
                     return self._refuse(403, f"bot '{config.id}': X-Signature does not match the body")
             try:
-                event = parse_event(json.loads(body))
-            except (ValueError, EventParseError) as exc:
+                event = read_event(body, load_json(body), config.max_nesting)
+            except MalformedInput as exc:
+                lane.count_malformed(f"HTTP body refused (400): {exc}")
                 return self._refuse(400, f"not a OneBot v11 event: {exc}")
             client = self.clients[config.id]
             if event.self_id and not client.self_id:
                 client.self_id = event.self_id
-            outcome = await self.lanes[config.id].run_now(event, quick=True)
+            outcome = await lane.run_now(event, quick=True)
             if outcome is None:
                 return self._refuse(503, f"bot '{config.id}' is overloaded; the event was shed")
             if outcome.quick_operation is None:
