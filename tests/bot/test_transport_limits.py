@@ -7,7 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
@@ -173,6 +173,7 @@ async def test_reverse_ws_rejects_a_bad_self_id_with_400(
 
 # HTTP POST ------------------------------------------------------------------------------------------
 SECRET = "hmac-key"
+LIMIT = 256 * 1024
 
 
 def sign(body: bytes) -> str:
@@ -186,7 +187,7 @@ async def http_url(impl: OneBotImpl, plugins: tuple[GuardedPlugins, LoadPlugin])
     api_port = await impl.serve_http_api()
     config = BotConfig(
         id="web", transport="http", bind="127.0.0.1:0", endpoint=f"http://127.0.0.1:{api_port}",
-        access_token="s3cret", secret=SECRET,
+        access_token="s3cret", secret=SECRET, max_body_bytes=LIMIT,
     )  # fmt: skip
     async with Dispatcher(directory) as dispatcher, OneBotAdapter([config], dispatcher) as adapter:
         yield f"http://127.0.0.1:{adapter.ports['web']}/onebot/v11/http", dispatcher.lanes["web"]
@@ -200,6 +201,7 @@ async def post(url: str, body: bytes, **headers: str) -> httpx.Response:
 async def test_http_malformed_events_are_400_and_counted(http_url: tuple[str, Any]) -> None:
     url, lane = http_url
     frames = bad_frames()
+    assert all(len(frame) <= LIMIT for frame in frames)
     for n, frame in enumerate(frames):
         body = frame.encode()
         refused = await post(url, body, **{"X-Signature": sign(body)})
@@ -211,3 +213,87 @@ async def test_http_malformed_events_are_400_and_counted(http_url: tuple[str, An
         assert answered.json()["reply"] == [{"type": "text", "data": {"text": f"pong {n + 1}"}}]
     assert lane.status()["malformed"] == len(frames)
     assert lane.stats.processed == len(frames)
+
+
+class Streamed:
+    """A large request body sent in chunks; counts how much of it the server made the client send."""
+
+    def __init__(self, total: int, chunk: int = 64 * 1024) -> None:
+        self.total = total
+        self.chunk = b"x" * chunk
+        self.sent = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        while self.sent < self.total:
+            self.sent += len(self.chunk)
+            yield self.chunk
+
+
+async def stream(url: str, body: Streamed, **headers: str) -> httpx.Response:
+    """POST a streamed body with httpx's blocking client (in a thread, the server runs on this loop).
+
+    A server that answers before reading the body closes the connection, so the client's upload
+    fails; clients that read the answer anyway (curl, Go's net/http, Node, blocking httpx) get it.
+    httpx's asyncio transport closes the socket on the failed write, discarding the answer.
+    """
+
+    def post() -> httpx.Response:
+        with httpx.Client(trust_env=False) as http:
+            return http.post(url, content=body, headers=headers, timeout=30)
+
+    return await asyncio.to_thread(post)
+
+
+HUNDRED_MB = 100 * 2**20
+
+
+async def test_http_unsigned_huge_body_is_refused_before_it_is_read(http_url: tuple[str, Any]) -> None:
+    url, lane = http_url
+    body = Streamed(HUNDRED_MB)
+    refused = await stream(url, body, **{"Content-Length": str(HUNDRED_MB)})
+    assert refused.status_code == 401 and "X-Signature" in refused.json()["error"]
+    assert body.sent < HUNDRED_MB // 2  # the server answered without reading the body
+    chunked = Streamed(HUNDRED_MB)  # no Content-Length: chunked transfer encoding
+    assert (await stream(url, chunked)).status_code == 401
+    assert chunked.sent < HUNDRED_MB // 2
+    malformed_signature = Streamed(HUNDRED_MB)
+    assert (await stream(url, malformed_signature, **{"X-Signature": "md5=abc"})).status_code == 403
+    assert malformed_signature.sent < HUNDRED_MB // 2
+    assert lane.stats.received == 0
+
+
+async def test_http_body_over_max_body_bytes_is_413(http_url: tuple[str, Any]) -> None:
+    url, lane = http_url
+    signature = {"X-Signature": "sha1=" + "0" * 40}  # well-formed: only the body could tell it is wrong
+    declared = Streamed(HUNDRED_MB)
+    refused = await stream(url, declared, **signature, **{"Content-Length": str(HUNDRED_MB)})
+    assert refused.status_code == 413 and "max_body_bytes" in refused.json()["error"]
+    assert declared.sent < HUNDRED_MB // 2
+    chunked = Streamed(HUNDRED_MB)  # the size is only known while reading: reading stops at the limit
+    refused = await stream(url, chunked, **signature)
+    assert refused.status_code == 413 and f"{LIMIT} bytes" in refused.json()["error"]
+    assert chunked.sent < HUNDRED_MB // 2
+    # a body just under the limit is read and verified as usual
+    ping = json.dumps(group_message("ping", message_id=1)).encode()
+    padded = ping[:-1] + b', "padding": "' + b"p" * (LIMIT - len(ping) - 20) + b'"}'
+    assert len(padded) <= LIMIT
+    answered = await post(url, padded, **{"X-Signature": sign(padded)})
+    assert answered.status_code == 200 and answered.json()["reply"][0]["data"]["text"] == "pong 1"
+    assert lane.status()["malformed"] == 2
+
+
+async def test_http_without_secret_still_limits_the_body(
+    impl: OneBotImpl, plugins: tuple[GuardedPlugins, LoadPlugin]
+) -> None:
+    directory, load = plugins
+    await load("pp", PING_PONG)
+    config = BotConfig(id="open", transport="http", bind="127.0.0.1:0", endpoint="http://127.0.0.1:9")
+    assert config.max_body_bytes == 2**20  # the default
+    async with Dispatcher(directory) as dispatcher, OneBotAdapter([config], dispatcher) as adapter:
+        url = f"http://127.0.0.1:{adapter.ports['open']}/onebot/v11/http"
+        body = Streamed(HUNDRED_MB)
+        refused = await stream(url, body)
+        assert refused.status_code == 413 and "1048576 bytes" in refused.json()["error"]
+        assert body.sent < HUNDRED_MB // 2
+        answered = await post(url, json.dumps(group_message("ping", message_id=1)).encode())
+        assert answered.status_code == 200 and answered.json()["reply"][0]["data"]["text"] == "pong 1"

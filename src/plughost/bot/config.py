@@ -78,6 +78,7 @@ class BotConfig(_Strict):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     max_in_flight: int = Field(default=64, ge=1)
     queue_size: int = Field(default=256, ge=1)
+    max_body_bytes: int = Field(default=2**20, ge=1)  # http: larger event bodies are refused (413) unread
     max_nesting: int = Field(default=64, ge=2)  # events nested deeper (JSON objects/arrays) are dropped
     action_timeout_s: float = Field(default=30.0, gt=0)
     reconnect_initial_s: float = Field(default=0.5, gt=0)

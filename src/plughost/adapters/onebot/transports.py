@@ -7,6 +7,7 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import re
 import socket
 import weakref
 from collections.abc import Callable, Generator
@@ -28,6 +29,7 @@ from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
+from plughost.adapters.onebot.lingering import LingeringH11Protocol
 from plughost.adapters.onebot.wire import MalformedInput, load_json, read_event, self_id_problem
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
@@ -386,8 +388,11 @@ class HttpEventServer:
     """The implementation POSTs events to plughost; actions go out over the HTTP API.
 
     `X-Signature: sha1=<HMAC-SHA1(secret, body)>` is verified when a secret is set (missing → 401,
-    wrong → 403). A body that is not a valid event is 400 (counted as malformed). A final answer is
-    returned as a quick operation in the response body.
+    malformed or wrong → 403); a missing or malformed signature is refused before the body is read.
+    Bodies over `max_body_bytes` are refused with 413 — at once when Content-Length says so, else as
+    soon as reading passes the limit — and the connection is closed instead of reading the rest.
+    A body that is not a valid event is 400 (counted as malformed). A final answer is returned as a
+    quick operation in the response body.
     """
 
     def __init__(self, configs: list[BotConfig], dispatcher: Dispatcher, sock: socket.socket) -> None:
@@ -407,7 +412,7 @@ class HttpEventServer:
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
         self._server = _EmbeddedServer(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=LingeringH11Protocol)
         )
 
     @property
@@ -424,20 +429,38 @@ class HttpEventServer:
     def stop(self) -> None:
         self._server.should_exit = True
 
-    def _refuse(self, status: int, message: str) -> Response:
+    def _refuse(self, status: int, message: str, *, unread: bool = False) -> Response:
+        """An error answer; `unread`: the body was not (fully) read, so the connection is closed
+        after the answer instead of reading the rest of the body to reuse it."""
         self.rejected[status] = self.rejected.get(status, 0) + 1
-        return JSONResponse({"error": message}, status_code=status)
+        headers = {"Connection": "close"} if unread else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     def _endpoint(self, config: BotConfig) -> Callable[[Request], Any]:
+        limit = config.max_body_bytes
+
         async def receive(request: Request) -> Response:
             lane = self.lanes[config.id]
-            body = await request.body()
-            if config.secret:
-                signature = request.headers.get("X-Signature")
+            signature = request.headers.get("X-Signature")
+            if config.secret:  # what the headers alone tell is checked before a byte of the body is read
                 if not signature:
-                    return self._refuse(401, f"bot '{config.id}': X-Signature header missing")
+                    return self._refuse(401, f"bot '{config.id}': X-Signature header missing", unread=True)
+                if not _SIGNATURE.fullmatch(signature):
+                    return self._refuse(
+                        403, f"bot '{config.id}': X-Signature must be sha1=<40 hex digits>", unread=True
+                    )
+            too_large = f"bot '{config.id}': the body is larger than {limit} bytes (max_body_bytes)"
+            declared = request.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                lane.count_malformed(f"HTTP body of {declared} bytes refused (413)")
+                return self._refuse(413, too_large, unread=True)
+            body = await _read_body(request, limit)
+            if body is None:
+                lane.count_malformed(f"HTTP body over {limit} bytes refused (413)")
+                return self._refuse(413, too_large, unread=True)
+            if config.secret and signature is not None:
                 expected = "sha1=" + hmac.new(config.secret.encode(), body, hashlib.sha1).hexdigest()
-                if not hmac.compare_digest(signature, expected):
+                if not hmac.compare_digest(signature.lower(), expected):
                     return self._refuse(403, f"bot '{config.id}': X-Signature does not match the body")
             try:
                 event = read_event(body, load_json(body), config.max_nesting)
@@ -455,3 +478,18 @@ class HttpEventServer:
             return JSONResponse(outcome.quick_operation)
 
         return receive
+
+
+_SIGNATURE = re.compile(r"sha1=[0-9a-fA-F]{40}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it exceeds `limit` bytes (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
