@@ -114,6 +114,8 @@ class CommandsConfig(_Strict):
     prefixes = ["/", "!"]        # longest matching prefix wins; "/" alone is not a command
     owners = [10001]
     admins = [10002]
+    max_length = 4000            # longer commands are refused before they are tokenized
+    max_arguments = 100
     ```
     """
 
@@ -126,6 +128,8 @@ class CommandsConfig(_Strict):
     owners: list[int] = Field(default_factory=list)
     admins: list[int] = Field(default_factory=list)
     help_page_size: int = Field(default=10, ge=1)
+    max_length: int = Field(default=4000, ge=1)  # characters of text in one command (after the trigger)
+    max_arguments: int = Field(default=100, ge=1)  # arguments after the command name
 
 
 class PermissionsConfig(_Strict):
