@@ -407,3 +407,27 @@ def pong() -> str:
     engine = lab.engine(CommandsConfig(bare_private=True), permissions=perms)
     assert await run(engine, "pong", friend) == (ResultKind.SUCCESS, "ping")
     assert (await run(engine, "pong", CommandSender.member(1, 3)))[0] is ResultKind.NOT_A_COMMAND
+
+
+async def test_size_limits_refuse_before_parsing(lab: Lab) -> None:
+    await lab.load("demo", DEMO)
+    engine = lab.engine(CommandsConfig(max_length=20, max_arguments=3))
+    assert await run(engine, "/sum n 1 2") == (ResultKind.SUCCESS, "n=3 n=2")
+    long = "/greet " + "x" * 30
+    refused = await engine.execute_command(CONSOLE, long)
+    assert (refused.kind, refused.text) == (ResultKind.TOO_LONG, "the command is too long: 36 characters, at most 20")
+    assert refused.command is not None and refused.command.name == "greet"
+    assert await run(engine, "/sum n 1 2 3") == (
+        ResultKind.TOO_LONG,
+        "the command has too many arguments: 4, at most 3",
+    )
+    assert (await run(engine, "/greet" + "x" * 30))[0] is ResultKind.TOO_LONG  # an argument glued to the name
+    # non-text segments are arguments, not characters
+    pictures = Message([Segment.text("/sum n"), *[Segment.image("a.png")] * 3])
+    assert (await engine.execute_command(CONSOLE, pictures)).text == (
+        "the command has too many arguments: 4, at most 3"
+    )
+    # what names no command stays what it was: unknown on the console, silent in chat
+    assert (await run(engine, "/nope " + "x" * 30))[0] is ResultKind.UNKNOWN_COMMAND
+    assert await run(engine, "/nope " + "x" * 30, CommandSender.friend(1)) == (ResultKind.UNKNOWN_COMMAND, "")
+    assert (await run(engine, "greet " + "x" * 30, CommandSender.friend(1)))[0] is ResultKind.NOT_A_COMMAND

@@ -78,6 +78,8 @@ class BotConfig(_Strict):
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
     max_in_flight: int = Field(default=64, ge=1)
     queue_size: int = Field(default=256, ge=1)
+    max_body_bytes: int = Field(default=2**20, ge=1)  # http: larger event bodies are refused (413) unread
+    max_nesting: int = Field(default=64, ge=2)  # events nested deeper (JSON objects/arrays) are dropped
     action_timeout_s: float = Field(default=30.0, gt=0)
     reconnect_initial_s: float = Field(default=0.5, gt=0)
     reconnect_max_s: float = Field(default=30.0, gt=0)
@@ -112,6 +114,8 @@ class CommandsConfig(_Strict):
     prefixes = ["/", "!"]        # longest matching prefix wins; "/" alone is not a command
     owners = [10001]
     admins = [10002]
+    max_length = 4000            # longer commands are refused before they are tokenized
+    max_arguments = 100
     ```
     """
 
@@ -124,6 +128,8 @@ class CommandsConfig(_Strict):
     owners: list[int] = Field(default_factory=list)
     admins: list[int] = Field(default_factory=list)
     help_page_size: int = Field(default=10, ge=1)
+    max_length: int = Field(default=4000, ge=1)  # characters of text in one command (after the trigger)
+    max_arguments: int = Field(default=100, ge=1)  # arguments after the command name
 
 
 class PermissionsConfig(_Strict):

@@ -183,14 +183,15 @@ class Dispatcher:
         return [lane.status() for lane in (*self.lanes.values(), *self._detached.values())]
 
     def status_lines(self) -> list[str]:
-        """One `/status` line per bot: traffic, shed events, failures."""
+        """One `/status` line per bot: traffic, shed and malformed events, failures."""
         lines = []
         for row in self.status():
             gone = "" if row["attached"] else " (disconnected)"
             lines.append(
                 f"bot {row['bot']}{gone}: {row['processed']} events, {row['answered']} answered, {row['shed']} shed, "
-                f"{row['duplicates']} duplicates, {row['blocked']} blocked, {row['queued']} queued, "
-                f"{row['in_flight']} in flight, failures: {row['plugin_failures']} plugin / {row['send_failures']} send"
+                f"{row['duplicates']} duplicates, {row['malformed']} malformed, {row['blocked']} blocked, "
+                f"{row['queued']} queued, {row['in_flight']} in flight, "
+                f"failures: {row['plugin_failures']} plugin / {row['send_failures']} send"
             )
         return lines
 

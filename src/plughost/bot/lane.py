@@ -47,6 +47,7 @@ class LaneStats:
     processed: int = 0
     duplicates: int = 0
     shed: int = 0
+    malformed: int = 0  # input the transport could not read (dropped before the queue, never received)
     blocked: int = 0
     answered: int = 0
     send_failures: int = 0
@@ -76,6 +77,8 @@ class BotLane:
         self._last_shed_log = 0.0
         self._last_send_log = 0.0
         self._unreported_send_failures = 0
+        self._last_malformed_log = 0.0
+        self._unreported_malformed = 0
         self._slots = asyncio.Semaphore(config.max_in_flight)
         self._waiting = 0
         self._progress = asyncio.Event()
@@ -181,6 +184,23 @@ class BotLane:
             )  # fmt: skip
             self._unreported_send_failures = 0
 
+    def count_malformed(self, reason: str) -> None:
+        """Count input the transport dropped because it could not be read (not JSON, not an event,
+        nested too deep, too large); warn at most every few seconds, with what was wrong."""
+        self.stats.malformed += 1
+        self._unreported_malformed += 1
+        now = time.monotonic()
+        if now - self._last_malformed_log < SHED_LOG_INTERVAL_S:
+            log.debug("bot %r: dropped malformed input: %s", self.key, reason)
+            return
+        self._last_malformed_log = now
+        more = self._unreported_malformed - 1
+        self._unreported_malformed = 0
+        log.warning(
+            "bot %r: dropped malformed input from the implementation: %s%s",
+            self.key, reason, f" (and {more} more since the last report)" if more else "",
+        )  # fmt: skip
+
     def _shed(self) -> None:
         self.stats.shed += 1
         self._finish()
@@ -230,6 +250,7 @@ class BotLane:
             "processed": s.processed,
             "duplicates": s.duplicates,
             "shed": s.shed,
+            "malformed": s.malformed,
             "blocked": s.blocked,
             "answered": s.answered,
             "send_failures": s.send_failures,

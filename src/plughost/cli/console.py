@@ -22,7 +22,12 @@ ConsoleOption = Annotated[
         help="Read commands from stdin (a prompt on a terminal; one per line from a pipe).",
     ),
 ]
-EXIT_CODES = {ResultKind.SUCCESS: 0, ResultKind.UNKNOWN_COMMAND: 2, ResultKind.SIGNATURE_MISMATCH: 2}
+EXIT_CODES = {
+    ResultKind.SUCCESS: 0,
+    ResultKind.UNKNOWN_COMMAND: 2,
+    ResultKind.TOO_LONG: 2,
+    ResultKind.SIGNATURE_MISMATCH: 2,
+}
 
 
 def exec_command(

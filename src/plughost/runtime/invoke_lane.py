@@ -305,7 +305,7 @@ class InvokeLaneClient:
         if kind == Kind.ERROR:
             try:
                 error = json.loads(body)
-            except ValueError:
+            except (ValueError, RecursionError):
                 error = {"code": "protocol_error", "message": "malformed error frame from the worker"}
             raise InvokeLaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
         return body
@@ -384,6 +384,8 @@ def _expire(future: asyncio.Future[Any]) -> None:
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         value = json.loads(body)
+    except RecursionError:
+        raise InvokeLaneProtocolError(f"{what} body is nested too deeply to read") from None
     except ValueError as exc:
         raise InvokeLaneProtocolError(f"{what} body is not JSON: {exc}") from None
     if not isinstance(value, dict):

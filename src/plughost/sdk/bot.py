@@ -307,7 +307,7 @@ def decode_answer(value: Any) -> Answer | None:
     if isinstance(value, str):
         return Reply(Message(value)) if value else None
     if isinstance(value, list):
-        return Reply(Message.parse(value)) if value else None
+        return Reply(_parse_segments(value)) if value else None
     if not isinstance(value, Mapping):
         raise BotAnswerError(f"bot answer must be an object or None, got {type(value).__name__}")
     action = value.get("action", value.get("action_kind", "ignore"))
@@ -323,14 +323,13 @@ def decode_answer(value: Any) -> Answer | None:
             if isinstance(segments, str) and segments.lstrip().startswith("["):
                 try:
                     segments = json.loads(segments)
+                except RecursionError:
+                    raise BotAnswerError("reply segments are nested too deeply to read") from None
                 except ValueError as exc:
                     raise BotAnswerError(f"reply segments are not valid JSON: {exc}") from None
             elif isinstance(segments, str):  # a text reply under `reply`
                 message_text, segments = message_text or segments, None
-            try:
-                message = Message.parse(segments) if segments else Message(message_text)
-            except (TypeError, ValueError, KeyError) as exc:
-                raise BotAnswerError(f"reply segments are malformed: {exc}") from None
+            message = _parse_segments(segments) if segments else Message(message_text)
             return Reply(message, bool(value.get("stop", True)), bool(value.get("at_sender", False)))
         case "approve":
             return Approve(str(value.get("remark", message_text) or ""))
@@ -339,6 +338,13 @@ def decode_answer(value: Any) -> Answer | None:
         case "block":
             return Block()
     raise BotAnswerError(f"unknown bot answer action {action!r}; expected ignore, reply, approve, reject or block")
+
+
+def _parse_segments(value: Any) -> Message:
+    try:
+        return Message.parse(value)
+    except ValueError as exc:  # MessageFormatError, CQCodeError
+        raise BotAnswerError(f"reply segments are malformed: {exc}") from None
 
 
 def decode_allow(value: Any) -> bool:

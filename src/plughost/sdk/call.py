@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from plughost.errors import InvocationError
+from plughost.errors import InvocationError, PlugHostError
 
 if TYPE_CHECKING:
     from plughost.sdk.bot import BotApi
@@ -106,9 +106,10 @@ class PluginError:
         if not isinstance(data, Mapping):
             return cls(PROTOCOL_ERROR, f"malformed error object from the plugin: {data!r:.200}")
         detail = data.get("detail")
+        code = str(data.get("code") or PLUGIN_ERROR)
         return cls(
-            str(data.get("code") or PLUGIN_ERROR),
-            str(data.get("message") or ""),
+            code,
+            str(data.get("message") or "") or f"the plugin reported {code!r} without a message",
             str(data.get("type") or ""),
             bool(data.get("retryable")),
             dict(detail) if isinstance(detail, Mapping) else {},
@@ -201,30 +202,44 @@ class Outcome:
             return cls.failed(PROTOCOL_ERROR, f"malformed outcome from the plugin: {data!r:.200}")
         try:
             sends = actions_from_json(data.get("sends"))
-        except (TypeError, ValueError, KeyError) as exc:
+        except ActionFormatError as exc:
             return cls.failed(PROTOCOL_ERROR, f"malformed sends from the plugin: {exc}")
         error = data.get("error")
         return cls(data.get("value"), sends, PluginError.from_json(error) if error is not None else None)
 
 
+class ActionFormatError(PlugHostError, ValueError):
+    """Queued sends in a plugin's answer are not in either JSON form of `actions_from_json`."""
+
+
 def actions_from_json(items: Any) -> tuple[Action, ...]:
     """Queued actions in either JSON form: `{"action", "params"}`, or `host.bot.send`'s
-    `{"target": "group"|"private", "group_id" | "user_id", "message"}`."""
+    `{"target": "group"|"private", "group_id" | "user_id", "message"}`.
+
+    Raises `ActionFormatError` (a `ValueError`) naming what is wrong with the first bad item.
+    """
     if not items:
         return ()
     if not isinstance(items, list | tuple):
-        raise TypeError(f"sends must be a list, got {type(items).__name__}")
+        raise ActionFormatError(f"sends must be a list, got {type(items).__name__}")
     out: list[Action] = []
-    for item in items:
+    for n, item in enumerate(items):
         if not isinstance(item, Mapping):
-            raise TypeError(f"a send must be an object, got {type(item).__name__}")
+            raise ActionFormatError(f"send #{n} must be an object, got {type(item).__name__}")
         if "action" in item:
-            params = item.get("params") or {}
+            action, params = item["action"], item.get("params") or {}
+            if not isinstance(action, str) or not action:
+                raise ActionFormatError(f"send #{n}: 'action' must be a non-empty string")
             if not isinstance(params, Mapping):
-                raise TypeError("a send's params must be an object")
-            out.append(Action(str(item["action"]), dict(params)))
-        elif item.get("target") == "group" or (item.get("group_id") and item.get("target") != "private"):
-            out.append(Action("send_group_msg", {"group_id": item["group_id"], "message": item["message"]}))
-        else:
-            out.append(Action("send_private_msg", {"user_id": item["user_id"], "message": item["message"]}))
+                raise ActionFormatError(f"send #{n} ({action}): 'params' must be an object")
+            out.append(Action(action, dict(params)))
+            continue
+        group = item.get("target") == "group" or (item.get("group_id") and item.get("target") != "private")
+        target = "group_id" if group else "user_id"
+        missing = [key for key in (target, "message") if key not in item]
+        if missing:
+            kind = "group" if group else "private"
+            raise ActionFormatError(f"send #{n} (a {kind} message) needs {' and '.join(map(repr, missing))}")
+        action = "send_group_msg" if group else "send_private_msg"
+        out.append(Action(action, {target: item[target], "message": item["message"]}))
     return tuple(out)

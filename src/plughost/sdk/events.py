@@ -246,12 +246,16 @@ def parse_event(data: Mapping[str, Any]) -> Event:
     """Validate one wire event; raises `EventParseError` with the offending fields."""
     if not isinstance(data, Mapping):
         raise EventParseError(f"an event must be a JSON object, got {type(data).__name__}")
-    model = _MODELS.get(str(data.get("post_type", "")), UnknownEvent)
+    post_type = data.get("post_type", "")
+    model = _MODELS.get(post_type, UnknownEvent) if isinstance(post_type, str) else UnknownEvent
     try:
         event = model.model_validate(data)
     except ValidationError as exc:
-        fields = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
-        raise EventParseError(f"invalid {data.get('post_type')!r} event: {fields}") from exc
+        fields = "; ".join(
+            f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()
+        )
+        what = f"{post_type[:40]!r} event" if isinstance(post_type, str) else "event"
+        raise EventParseError(f"invalid {what}: {fields}") from exc
     event.route = route_of(data)[1]
     event._raw = dict(data)
     return event

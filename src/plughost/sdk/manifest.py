@@ -201,6 +201,10 @@ def read_manifest_data(path: Path) -> dict[str, Any]:
         ) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ManifestError([ValidationIssue(str(path), "", f"invalid TOML: {exc}")]) from exc
+    except RecursionError:
+        raise ManifestError([ValidationIssue(str(path), "", "arrays or tables nested too deeply to read")]) from None
+    except ValueError as exc:  # e.g. an integer with more digits than int() accepts
+        raise ManifestError([ValidationIssue(str(path), "", f"cannot read: {exc}")]) from None
     if not isinstance(data, dict):
         raise ManifestError([ValidationIssue(str(path), "", "the manifest must be a table/object")])
     return data

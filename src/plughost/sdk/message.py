@@ -34,6 +34,11 @@ class CQCodeError(PlugHostError, ValueError):
         super().__init__(f"malformed CQ code at position {position} ({reason}) near {excerpt!r}")
 
 
+class MessageFormatError(PlugHostError, ValueError):
+    """A value is not a message: not a segment array, a segment object or a CQ-code string, or a
+    segment without a string `type` or with `data` that is not an object."""
+
+
 @dataclass(frozen=True, slots=True)
 class Segment:
     """One message segment. Unknown types are kept as they are."""
@@ -164,7 +169,20 @@ class Segment:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> Segment:
-        return cls(str(data["type"]), dict(data.get("data") or {}))
+        """A segment from its OneBot JSON (`{"type": str, "data": object}`); `MessageFormatError` otherwise."""
+        if not isinstance(data, Mapping):
+            raise MessageFormatError(f"a segment must be an object with 'type' and 'data', got {_kind(data)}")
+        if "type" not in data:
+            raise MessageFormatError("a segment needs a 'type' (and 'data')")
+        kind = data["type"]
+        if not isinstance(kind, str) or not kind:
+            raise MessageFormatError(f"a segment's 'type' must be a non-empty string, got {_kind(kind)}")
+        payload = data.get("data")
+        if payload is None:
+            return cls(kind, {})
+        if not isinstance(payload, Mapping):
+            raise MessageFormatError(f"the 'data' of a {kind!r} segment must be an object, got {_kind(payload)}")
+        return cls(kind, dict(payload))
 
     def to_cq(self) -> str:
         """This segment as CQ code (a text segment becomes escaped plain text)."""
@@ -227,7 +245,10 @@ class Message(list[Segment]):
 
     @classmethod
     def parse(cls, value: Any) -> Message:
-        """Accept a `Message`, a segment array (OneBot JSON), one segment object or a CQ string."""
+        """Accept a `Message`, a segment array (OneBot JSON), one segment object or a CQ string.
+
+        Anything else (a number, a bool, an array of non-segments …) raises `MessageFormatError`.
+        """
         if isinstance(value, Message):
             return value
         if isinstance(value, str):
@@ -238,6 +259,8 @@ class Message(list[Segment]):
             return cls([Segment.from_json(value)])
         if value is None:
             return cls()
+        if not isinstance(value, list | tuple):
+            raise MessageFormatError(f"a message must be a segment array, a segment or a CQ string, got {_kind(value)}")
         return cls(s if isinstance(s, Segment) else Segment.from_json(s) for s in value)
 
     def to_cq(self) -> str:
@@ -370,6 +393,23 @@ def unescape(text: str) -> str:
     if "&" not in text:
         return text
     return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(0)], text)
+
+
+def _kind(value: Any) -> str:
+    """What a malformed value is, for error messages (JSON's names; never the whole value)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, Mapping):
+        return "an object"
+    if isinstance(value, list | tuple):
+        return "an array"
+    return type(value).__name__
 
 
 def _cq_value(value: Any) -> str:

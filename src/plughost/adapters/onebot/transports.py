@@ -6,8 +6,8 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
+import re
 import socket
 import weakref
 from collections.abc import Callable, Generator
@@ -29,10 +29,11 @@ from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
+from plughost.adapters.onebot.lingering import LingeringH11Protocol
+from plughost.adapters.onebot.wire import MalformedInput, load_json, read_event, self_id_problem
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.lane import BotLane
-from plughost.sdk.events import EventParseError, parse_event
 
 log = logging.getLogger("plughost.adapters.onebot")
 ROLES = ("Universal", "API", "Event")
@@ -123,12 +124,19 @@ def bearer_token(headers: Any, query: str = "") -> str | None:
 
 
 class WsSession:
-    """Reads frames from one WebSocket: events go to the lane, responses to the action client."""
+    """Reads frames from one WebSocket: events go to the lane, responses to the action client.
 
-    def __init__(self, client: WsActionClient, lane: Callable[[], BotLane | None], stats: FrameStats) -> None:
+    A frame that cannot be read (not JSON, not an object, not a valid event, nested deeper than
+    the bot's `max_nesting`) is dropped and counted on the bot's lane; the link stays open.
+    """
+
+    def __init__(
+        self, client: WsActionClient, lane: Callable[[], BotLane | None], stats: FrameStats, *, max_nesting: int = 64
+    ) -> None:
         self.client = client
         self.lane = lane
         self.stats = stats
+        self.max_nesting = max_nesting
 
     async def run(self, ws: ClientConnection | ServerConnection, *, events: bool = True, api: bool = True) -> None:
         if api:
@@ -148,29 +156,34 @@ class WsSession:
             lane.shed_unparsed()  # overloaded: shed before paying for parsing and validation
             return
         try:
-            data = json.loads(frame)
-        except ValueError:
-            self.stats.bad_frames += 1
-            log.warning("bot '%s': ignored a frame that is not JSON: %r", self.client.bot_id, frame[:80])
-            return
-        if not isinstance(data, dict):
-            self.stats.bad_frames += 1
-            return
-        if "post_type" in data:
+            data = load_json(frame)
+            if not isinstance(data, dict):
+                raise MalformedInput("a frame must be a JSON object (an event or an action response)")
+            if "post_type" not in data:
+                if not self.client.feed_response(data):
+                    self.stats.unmatched_responses += 1
+                return
             if not events:
                 return
-            try:
-                event = parse_event(data)
-            except EventParseError as exc:
-                self.stats.bad_frames += 1
-                log.warning("bot '%s': ignored an invalid event: %s", self.client.bot_id, exc)
-                return
-            if event.self_id and not self.client.self_id:
-                self.client.self_id = event.self_id
-            if lane is not None:
-                lane.submit(event)
-        elif not self.client.feed_response(data):
-            self.stats.unmatched_responses += 1
+            event = read_event(frame, data, self.max_nesting)
+        except MalformedInput as exc:
+            self._malformed(lane, str(exc))
+            return
+        except Exception as exc:  # a bug in reading; the link must survive it
+            log.exception("bot '%s': reading a frame failed", self.client.bot_id)
+            self._malformed(lane, f"{type(exc).__name__} while reading the frame")
+            return
+        if event.self_id and not self.client.self_id:
+            self.client.self_id = event.self_id
+        if lane is not None:
+            lane.submit(event)
+
+    def _malformed(self, lane: BotLane | None, reason: str) -> None:
+        self.stats.bad_frames += 1
+        if lane is not None:
+            lane.count_malformed(reason)
+        else:
+            log.warning("bot '%s': dropped a malformed frame: %s", self.client.bot_id, reason)
 
 
 def _is_event_frame(frame: str | bytes) -> bool:
@@ -218,7 +231,10 @@ class ForwardWsBot:
                     self.connected.set()
                     log.info("bot '%s': connected to %s", self.config.id, self.config.endpoint)
                     try:
-                        await WsSession(self.client, lambda: self.lane, self.stats).run(ws)
+                        session = WsSession(
+                            self.client, lambda: self.lane, self.stats, max_nesting=self.config.max_nesting
+                        )
+                        await session.run(ws)
                     finally:
                         self.connected.clear()
                         self.disconnected.set()
@@ -290,8 +306,9 @@ class ReverseWsServer:
         if config.access_token and bearer_token(request.headers, url.query) != config.access_token:
             return self._reject(conn, HTTPStatus.UNAUTHORIZED, f"bot '{config.id}': wrong or missing access token")
         raw_self_id = request.headers.get("X-Self-ID", "")
-        if not raw_self_id.isdigit():
-            return self._reject(conn, HTTPStatus.BAD_REQUEST, "X-Self-ID header missing or not a number")
+        problem = self_id_problem(raw_self_id)
+        if problem is not None:
+            return self._reject(conn, HTTPStatus.BAD_REQUEST, problem)
         role = request.headers.get("X-Client-Role", "Universal")
         if role not in ROLES:
             return self._reject(conn, HTTPStatus.BAD_REQUEST, f"X-Client-Role must be one of {', '.join(ROLES)}")
@@ -321,7 +338,7 @@ class ReverseWsServer:
         account = self._account(config, self_id)
         account.roles.add(role)
         try:
-            session = WsSession(account.client, lambda: account.lane, self.stats)
+            session = WsSession(account.client, lambda: account.lane, self.stats, max_nesting=config.max_nesting)
             await session.run(conn, events=role != "API", api=role != "Event")
         finally:
             account.roles.discard(role)
@@ -371,7 +388,11 @@ class HttpEventServer:
     """The implementation POSTs events to plughost; actions go out over the HTTP API.
 
     `X-Signature: sha1=<HMAC-SHA1(secret, body)>` is verified when a secret is set (missing → 401,
-    wrong → 403). A final answer is returned as a quick operation in the response body.
+    malformed or wrong → 403); a missing or malformed signature is refused before the body is read.
+    Bodies over `max_body_bytes` are refused with 413 — at once when Content-Length says so, else as
+    soon as reading passes the limit — and the connection is closed instead of reading the rest.
+    A body that is not a valid event is 400 (counted as malformed). A final answer is returned as a
+    quick operation in the response body.
     """
 
     def __init__(self, configs: list[BotConfig], dispatcher: Dispatcher, sock: socket.socket) -> None:
@@ -391,7 +412,7 @@ class HttpEventServer:
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
         self._server = _EmbeddedServer(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none")
+            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=LingeringH11Protocol)
         )
 
     @property
@@ -408,28 +429,48 @@ class HttpEventServer:
     def stop(self) -> None:
         self._server.should_exit = True
 
-    def _refuse(self, status: int, message: str) -> Response:
+    def _refuse(self, status: int, message: str, *, unread: bool = False) -> Response:
+        """An error answer; `unread`: the body was not (fully) read, so the connection is closed
+        after the answer instead of reading the rest of the body to reuse it."""
         self.rejected[status] = self.rejected.get(status, 0) + 1
-        return JSONResponse({"error": message}, status_code=status)
+        headers = {"Connection": "close"} if unread else None
+        return JSONResponse({"error": message}, status_code=status, headers=headers)
 
     def _endpoint(self, config: BotConfig) -> Callable[[Request], Any]:
+        limit = config.max_body_bytes
+
         async def receive(request: Request) -> Response:
-            body = await request.body()
-            if config.secret:
-                signature = request.headers.get("X-Signature")
+            lane = self.lanes[config.id]
+            signature = request.headers.get("X-Signature")
+            if config.secret:  # what the headers alone tell is checked before a byte of the body is read
                 if not signature:
-                    return self._refuse(401, f"bot '{config.id}': X-Signature header missing")
+                    return self._refuse(401, f"bot '{config.id}': X-Signature header missing", unread=True)
+                if not _SIGNATURE.fullmatch(signature):
+                    return self._refuse(
+                        403, f"bot '{config.id}': X-Signature must be sha1=<40 hex digits>", unread=True
+                    )
+            too_large = f"bot '{config.id}': the body is larger than {limit} bytes (max_body_bytes)"
+            declared = request.headers.get("Content-Length", "")
+            if declared.isdigit() and int(declared) > limit:
+                lane.count_malformed(f"HTTP body of {declared} bytes refused (413)")
+                return self._refuse(413, too_large, unread=True)
+            body = await _read_body(request, limit)
+            if body is None:
+                lane.count_malformed(f"HTTP body over {limit} bytes refused (413)")
+                return self._refuse(413, too_large, unread=True)
+            if config.secret and signature is not None:
                 expected = "sha1=" + hmac.new(config.secret.encode(), body, hashlib.sha1).hexdigest()
-                if not hmac.compare_digest(signature, expected):
+                if not hmac.compare_digest(signature.lower(), expected):
                     return self._refuse(403, f"bot '{config.id}': X-Signature does not match the body")
             try:
-                event = parse_event(json.loads(body))
-            except (ValueError, EventParseError) as exc:
+                event = read_event(body, load_json(body), config.max_nesting)
+            except MalformedInput as exc:
+                lane.count_malformed(f"HTTP body refused (400): {exc}")
                 return self._refuse(400, f"not a OneBot v11 event: {exc}")
             client = self.clients[config.id]
             if event.self_id and not client.self_id:
                 client.self_id = event.self_id
-            outcome = await self.lanes[config.id].run_now(event, quick=True)
+            outcome = await lane.run_now(event, quick=True)
             if outcome is None:
                 return self._refuse(503, f"bot '{config.id}' is overloaded; the event was shed")
             if outcome.quick_operation is None:
@@ -437,3 +478,18 @@ class HttpEventServer:
             return JSONResponse(outcome.quick_operation)
 
         return receive
+
+
+_SIGNATURE = re.compile(r"sha1=[0-9a-fA-F]{40}")
+
+
+async def _read_body(request: Request, limit: int) -> bytes | None:
+    """The request body, or None as soon as it exceeds `limit` bytes (the rest is never read)."""
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)

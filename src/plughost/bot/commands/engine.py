@@ -149,7 +149,11 @@ class CommandEngine:
         """Run a message whose trigger was already removed; `bot` (chat) runs the handler's bot
         actions and `event` is the chat event it came with."""
         message = triggered.message
-        args: list[Argument] = list(tokenize_text(message)) if isinstance(message, str) else tokenize(message)
+        length = _text_length(message)
+        too_long = length > self.config.max_length
+        # an over-long command is never tokenized whole: its head is enough to name the command
+        head = _head(message, self.config.max_length, self.config.max_arguments + 1) if too_long else message
+        args: list[Argument] = list(tokenize_text(head)) if isinstance(head, str) else tokenize(head)
         if not args or not isinstance(args[0], str):
             return CommandResult(ResultKind.NOT_A_COMMAND if triggered.bare else ResultKind.UNKNOWN_COMMAND)
         token = args[0]
@@ -160,6 +164,17 @@ class CommandEngine:
                 return CommandResult(ResultKind.NOT_A_COMMAND)
             return self._unknown(sender, token)
         node, glued = found
+        if too_long:
+            limit = self.config.max_length
+            return self._fail(
+                ResultKind.TOO_LONG, node, f"the command is too long: {length} characters, at most {limit}"
+            )
+        if len(args) - 1 > self.config.max_arguments:
+            return self._fail(
+                ResultKind.TOO_LONG,
+                node,
+                f"the command has too many arguments: {len(args) - 1}, at most {self.config.max_arguments}",
+            )
         rest: list[Argument] = args[1:]
         if glued:
             rest.insert(0, glued)
@@ -311,6 +326,34 @@ class CommandEngine:
         lines = node.usage_lines(self.prefix) if usage else []
         text = message + ("\nusage:\n" + "\n".join(f"  {line}" for line in lines) if lines else "")
         return CommandResult(kind, [Message(text)], error=message, command=node, usage=lines)
+
+
+def _text_length(message: Message | str) -> int:
+    """Characters of text in a command (non-text segments count as arguments, not characters)."""
+    if isinstance(message, str):
+        return len(message)
+    return sum(len(str(s.data.get("text", ""))) for s in message if s.type == "text")
+
+
+def _head(message: Message | str, limit: int, segments: int) -> Message | str:
+    """The start of an over-long command: its first `limit` characters of text and at most
+    `segments` segments (enough to name the command without reading the rest)."""
+    if isinstance(message, str):
+        return message[:limit]
+    head = Message()
+    for segment in message:
+        if len(head) >= segments:
+            break
+        if segment.type != "text":
+            head.append(segment)
+            continue
+        text = str(segment.data.get("text", ""))
+        if len(text) >= limit:
+            head.append(Segment.text(text[:limit]))
+            break
+        head.append(segment)
+        limit -= len(text)
+    return head
 
 
 def _role_of(node: CommandNode) -> Role:

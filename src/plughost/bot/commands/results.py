@@ -19,6 +19,8 @@ class ResultKind(StrEnum):
     NOT_A_COMMAND = "not_a_command"
     """No trigger (prefix, mention, reply) and no bare command: the message is for routes."""
     UNKNOWN_COMMAND = "unknown_command"
+    TOO_LONG = "too_long"
+    """Over `[commands] max_length` characters or `max_arguments` arguments: refused before parsing."""
     SIGNATURE_MISMATCH = "signature_mismatch"
     PERMISSION_DENIED = "permission_denied"
     WRONG_SCOPE = "wrong_scope"
