@@ -207,3 +207,4 @@ async def test_client_closes_on_a_malformed_reply(tmp_path: Path, caplog: pytest
     finally:
         fake.close()
         await fake.wait_closed()
+

@@ -588,7 +588,7 @@ class ProcessPluginHandle:
         try:
             sends = actions_from_json(json.loads(response.sends_json)) if response.sends_json else ()
             value = json.loads(response.result_json) if response.result_json else None
-        except (TypeError, ValueError, KeyError) as exc:
+        except (TypeError, ValueError, KeyError, RecursionError) as exc:
             return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed result: {exc}")
         if response.HasField("error"):
             error = response.error
@@ -608,7 +608,7 @@ class ProcessPluginHandle:
             return Outcome(None, (), PluginError.from_json(failed.error))
         try:
             return Outcome.from_json(json.loads(result))
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
 
     async def _call_jank(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
