@@ -7,6 +7,7 @@ runtimes inside the commands that need them; `tests/test_cli_imports.py` keeps i
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 from typing import Annotated
 
@@ -96,4 +97,10 @@ def new(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    finally:
+        # the process is exiting: spare the interpreter's last full collection a walk over every
+        # object the imports made (a fifth of `plughost plugins list`); the memory goes back to
+        # the system with the process (Python never promised finalizers at exit)
+        gc.freeze()
