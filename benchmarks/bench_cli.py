@@ -28,6 +28,39 @@ RUNS = 5
 HELP_TARGET = 2.0  # × the baseline
 LIST_TARGET = 3.0
 READY_LINE = "running;"  # what `plughost run` prints once the workspace is loaded and the console reads
+# The least a typer command like `plugins list` pays before doing anything: typer parses (and
+# coerces, with pydantic) the same options, then the command imports asyncio and prints a rich table.
+EMPTY_LIST_COMMAND = """
+from pathlib import Path
+from typing import Annotated
+import typer
+
+app = typer.Typer(rich_markup_mode=None)
+plugins = typer.Typer(rich_markup_mode=None)
+app.add_typer(plugins, name="plugins")
+
+
+@app.callback()
+def configure(log_level: Annotated[str, typer.Option("--log-level", "-l")] = "warning") -> None:
+    pass
+
+
+@plugins.command("list")
+def list_plugins(
+    workspace: Annotated[Path, typer.Option("--workspace", "-w", file_okay=False, resolve_path=True)] = Path("."),
+    plugin_dir: Annotated[list[Path] | None, typer.Option("--plugin-dir", "-p", resolve_path=True)] = None,
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    import asyncio
+    from rich.console import Console
+    from rich.table import Table
+
+    asyncio.run(asyncio.sleep(0))
+    Console().print(Table("id", "version", "runtime", "state"))
+
+
+app()
+"""
 
 
 def _environment(scratch: Path) -> dict[str, str]:
@@ -90,6 +123,7 @@ def run() -> list[Row]:
             "baseline": lambda: _timed([*python, "-c", "import typer"], env),
             "help": lambda: _timed([*python, "-m", "plughost", "--help"], env),
             "list": lambda: _timed([*python, "-m", "plughost", "plugins", "list", "-w", str(workspace)], env),
+            "empty": lambda: _timed([*python, "-c", EMPTY_LIST_COMMAND, "plugins", "list", "-w", str(workspace)], env),
             "run": lambda: _to_ready(workspace, env),
         }
         for measure in commands.values():  # warm-up: byte code into the scratch cache
@@ -122,6 +156,13 @@ def run() -> list[Row]:
             f"≤ {LIST_TARGET:g}× baseline",
             ratio("list"),
             figures["list"] <= LIST_TARGET * base,
+        ),
+        Row(
+            "for scale: an empty typer command with plugins list's options, printing a table (median of 5)",
+            figures["empty"],
+            "ms",
+            "—",
+            ratio("empty"),
         ),
         Row("plughost run -w examples: spawn to ready (median of 5)", figures["run"], "ms", "—", ratio("run")),
     ]
