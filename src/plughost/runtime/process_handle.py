@@ -12,9 +12,10 @@ import json
 import logging
 import os
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any, Literal
 
 import grpc
@@ -415,50 +416,82 @@ class ProcessPluginHandle:
             raise
 
     async def _call_grpc(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        rpc, answer = self._start_rpc(instance, call, timeout)
+        return answer(await rpc)
+
+    def _start_rpc(self, instance: _Instance, call: Call, deadline: float) -> tuple[Any, Callable[[Any], Outcome]]:
+        """The call's RPC, started (plughost.v1 `Invoke` or Jank's `Execute`, with `deadline` in
+        seconds), and what turns its response into the outcome."""
         if self.protocol != "plughost.v1":
-            return await self._call_jank(instance, call, timeout)
-        return await self._call_v1(instance, call, timeout)
+            args = _as_args(call.payload, self.plugin_id, call.handler)
+            request = jank_pb2.ExecuteRequest(method=call.handler, args=args)
+            return instance.connection.jank.Execute(request, timeout=deadline), partial(self._jank_outcome, call)
+        payload = json.dumps(call.payload, default=json_default).encode()
+        message = v1.InvokeRequest(name=call.handler, request_json=payload, kind=call.kind)
+        return instance.connection.v1.Invoke(message, timeout=deadline), self._v1_outcome
 
     async def _call_watched(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
         """An executable's call: the caller gets its answer or a timeout at `timeout`; a call
         abandoned that way keeps `stop_grace_s` more to return (its gRPC deadline, which the
         plugin sees), and a plugin that does not return by then is restarted — a stuck call
-        never keeps running in it."""
-        rpc = self._calls.spawn(
-            _settled(self._call_grpc(instance, call, timeout + self.options.stop_grace_s)), name=f"{call.handler}"
-        )
+        never keeps running in it.
+
+        The caller waits for the RPC's completion, not for the RPC itself: giving up at
+        `timeout` (or being cancelled) leaves the RPC running, and no task is started for a call
+        that answers in time."""
+        rpc, answer = self._start_rpc(instance, call, timeout + self.options.stop_grace_s)
+        loop = asyncio.get_running_loop()
+        ended: asyncio.Future[bool] = loop.create_future()  # True: answered in time, False: timed out
+
+        def end(answered: bool) -> None:
+            if not ended.done():
+                ended.set_result(answered)
+
+        rpc.add_done_callback(lambda _: end(True))
+        timer = loop.call_later(timeout, end, False)
         try:
-            async with asyncio.timeout(timeout):
-                result = await asyncio.shield(rpc)
-        except TimeoutError:
-            self._abandon(rpc, instance, call.handler, timeout)
-            raise self._deadline_passed(call.handler, timeout) from None
+            answered = await ended
         except asyncio.CancelledError:
             self._abandon(rpc, instance, call.handler, timeout)
             raise
-        if isinstance(result, BaseException):
-            raise result
-        assert result is not None
-        return result
+        finally:
+            timer.cancel()
+        if not answered:
+            self._abandon(rpc, instance, call.handler, timeout)
+            raise self._deadline_passed(call.handler, timeout)
+        return answer(await rpc)
 
-    def _abandon(
-        self, rpc: asyncio.Task[Outcome | BaseException | None], instance: _Instance, name: str, limit: float
-    ) -> None:
-        def finished(task: asyncio.Task[Outcome | BaseException | None]) -> None:
-            if task.cancelled() or self._stopping or self._instance is not instance:
-                return
-            error = task.result()
-            grace = self.options.stop_grace_s
-            if isinstance(error, grpc.aio.AioRpcError) and error.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
-                self.kill_current(
-                    f"was restarted: its call to '{name}' did not return within {grace:g} s after its "
-                    f"{limit:g} s deadline"
-                )
-            else:
-                self._emit("late_answer", f"the call to '{name}' returned within {grace:g} s after its deadline")
+    def _abandon(self, rpc: Any, instance: _Instance, name: str, limit: float) -> None:
+        """Give a call its caller no longer waits for `stop_grace_s` more (see `_call_watched`)."""
+        if rpc.done():
+            return
+        if self._calls.closed:  # the handle is stopping: the call ends with it
+            rpc.cancel()
+            return
+        self._calls.spawn(self._outlive(rpc, instance, name, limit), name=f"{name}:abandoned")
 
-        if not rpc.done():
-            rpc.add_done_callback(finished)
+    async def _outlive(self, rpc: Any, instance: _Instance, name: str, limit: float) -> None:
+        """Wait for an abandoned call: its end within the grace is a `late_answer`; its gRPC
+        deadline passing means the plugin is still running it, and it is restarted."""
+        try:
+            await rpc
+            failure: BaseException | None = None
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise  # the handle stops (and the RPC with it)
+            return  # the channel closed under the call: the process is going away
+        except Exception as exc:  # the end of a call nobody waits for any more
+            failure = exc
+        if self._stopping or self._instance is not instance:
+            return
+        grace = self.options.stop_grace_s
+        if isinstance(failure, grpc.aio.AioRpcError) and failure.code() == grpc.StatusCode.DEADLINE_EXCEEDED:
+            self.kill_current(
+                f"was restarted: its call to '{name}' did not return within {grace:g} s after its {limit:g} s deadline"
+            )
+        else:
+            self._emit("late_answer", f"the call to '{name}' returned within {grace:g} s after its deadline")
 
     def _mark_dead(self, instance: _Instance) -> None:
         """A call saw `instance` die: later calls wait for the restart instead of reaching it."""
@@ -475,10 +508,7 @@ class ProcessPluginHandle:
                 f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})"
             ) from None
 
-    async def _call_v1(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
-        payload = json.dumps(call.payload, default=json_default).encode()
-        message = v1.InvokeRequest(name=call.handler, request_json=payload, kind=call.kind)
-        response = await instance.connection.v1.Invoke(message, timeout=timeout)
+    def _v1_outcome(self, response: Any) -> Outcome:
         try:
             sends = actions_from_json(json.loads(response.sends_json)) if response.sends_json else ()
             value = json.loads(response.result_json) if response.result_json else None
@@ -505,11 +535,7 @@ class ProcessPluginHandle:
         except ValueError as exc:
             return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
 
-    async def _call_jank(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
-        args = _as_args(call.payload, self.plugin_id, call.handler)
-        response = await instance.connection.jank.Execute(
-            jank_pb2.ExecuteRequest(method=call.handler, args=args), timeout=timeout
-        )
+    def _jank_outcome(self, call: Call, response: Any) -> Outcome:
         try:
             return Outcome(unpack_map(response.data, where=f"plugin '{self.plugin_id}' {call.handler}() result"))
         except NotAValueError as exc:
@@ -637,16 +663,6 @@ class ProcessPluginHandle:
             )
         except grpc.aio.AioRpcError as exc:
             raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
-
-
-async def _settled(work: Awaitable[Outcome]) -> Outcome | BaseException:
-    """The outcome of `work`, or the exception it raised (cancellation still propagates)."""
-    try:
-        return await work
-    except asyncio.CancelledError:
-        raise
-    except BaseException as exc:  # handed to the caller, who raises it
-        return exc
 
 
 def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
