@@ -185,7 +185,7 @@ def _complete(host: Host, text: str) -> list[str]:
     from prompt_toolkit.completion import CompleteEvent
     from prompt_toolkit.document import Document
 
-    from plughost.adapters.console import CommandCompleter
+    from plughost.adapters.prompt import CommandCompleter
 
     return [c.text for c in CommandCompleter(host).get_completions(Document(text), CompleteEvent())]
 

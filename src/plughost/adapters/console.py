@@ -2,7 +2,8 @@
 
 - interactive (stdin and stdout are terminals): a prompt_toolkit prompt with history, completion
   of commands, subcommands and plugin ids; log lines are printed above the prompt
-  (`patch_stdout`); Ctrl-C cancels the line; Ctrl-D or `/stop` shuts down;
+  (`patch_stdout`); Ctrl-C cancels the line; Ctrl-D or `/stop` shuts down (`plughost.adapters.prompt`,
+  imported only then);
 - piped (stdin is a pipe or a file): one command per line, replies on stdout; the end of input
   shuts down, like Ctrl-D;
 - none (stdin is /dev/null or `--no-console`): run until `/stop`, SIGINT or SIGTERM.
@@ -15,15 +16,9 @@ import logging
 import os
 import stat
 import sys
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
-
-from prompt_toolkit import PromptSession
-from prompt_toolkit.completion import CompleteEvent, Completer, Completion
-from prompt_toolkit.document import Document
-from prompt_toolkit.history import FileHistory
-from prompt_toolkit.patch_stdout import patch_stdout
 
 from plughost.adapters.chat_sim import ChatSimulator
 from plughost.bot.commands import CommandResult, CommandSender
@@ -36,7 +31,6 @@ log = logging.getLogger("plughost.console")
 ConsoleMode = Literal["interactive", "piped", "none"]
 HISTORY_FILE = Path(".plughost") / "console_history"
 PROMPT = "plughost> "
-PLUGIN_ID_SUBCOMMANDS = frozenset({"enable", "disable", "reload"})
 
 
 def detect_mode(stdin: TextIO | None = None, stdout: TextIO | None = None) -> ConsoleMode:
@@ -93,32 +87,9 @@ class Console:
 
     # interactive ------------------------------------------------------------------------------
     async def _interactive(self) -> None:
-        history_path = self.host.workspace / HISTORY_FILE
-        history_path.parent.mkdir(parents=True, exist_ok=True)
-        session: PromptSession[str] = PromptSession(
-            history=FileHistory(str(history_path)),
-            completer=CommandCompleter(self.host),
-            complete_while_typing=False,
-        )
-        # the prompt is awaited in this task (a KeyboardInterrupt inside a separate task would
-        # escape the event loop); a watcher ends it when the host is asked to stop
-        async with TaskOwner("console", logger=log) as tasks:
-            tasks.spawn(self._exit_prompt_on_stop(session), name="console-stop-watcher")
-            with patch_stdout(raw=True):
-                while not self.host.stop_requested.is_set():
-                    try:
-                        line = await session.prompt_async(self.chat.prompt or PROMPT)
-                    except KeyboardInterrupt:  # Ctrl-C: drop the line, keep going
-                        continue
-                    except EOFError:  # Ctrl-D, or the host is stopping
-                        self.host.request_stop()
-                        break
-                    await self.execute(line)
+        from plughost.adapters.prompt import serve_prompt  # prompt_toolkit: only on a terminal
 
-    async def _exit_prompt_on_stop(self, session: PromptSession[str]) -> None:
-        await self.host.stop_requested.wait()
-        if session.app.is_running:
-            session.app.exit(exception=EOFError())
+        await serve_prompt(self)
 
     # piped ------------------------------------------------------------------------------------
     async def _piped(self) -> None:
@@ -156,49 +127,6 @@ async def _stdin_lines() -> tuple[Callable[[], Awaitable[str]], Callable[[], Non
         return (await reader.readline()).decode("utf-8", errors="replace")
 
     return from_pipe, reader.feed_eof
-
-
-class CommandCompleter(Completer):
-    """Completes command names, subcommand names and plugin ids (`/plugins enable <id>`)."""
-
-    def __init__(self, host: Host) -> None:
-        self.host = host
-
-    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterable[Completion]:
-        text = document.text_before_cursor
-        words = text.split()
-        current = words.pop() if words and not text[-1].isspace() else ""
-        engine = self.host.commands.refresh()
-        prefix = engine.prefix
-        if not words:
-            bare = current.removeprefix(prefix)
-            names = sorted({n for node in engine.all_commands() for n in node.spec.names})
-            for name in names:
-                if name.lower().startswith(bare.lower()):
-                    node = engine.registry.table.get(name.lower())
-                    meta = node.spec.description if node is not None else ""
-                    yield Completion(prefix + name, start_position=-len(current), display_meta=meta)
-            return
-        found = engine.registry.lookup(words[0].removeprefix(prefix))
-        if found is None or found[1]:
-            return
-        node = found[0]
-        for word in words[1:]:
-            child = node.children.get(word.lower())
-            if child is None:
-                break
-            node = child
-        else:
-            candidates: list[str] = []
-            for child in node.unique_children():
-                candidates.extend(child.spec.names)
-            if node.path[0] == "plugins" and node.name in PLUGIN_ID_SUBCOMMANDS:
-                candidates = [i.id for i in self.host.manager.list_plugins()]
-            if node.path[0] == "help":
-                candidates = sorted({n.name for n in engine.all_commands()})
-            for candidate in candidates:
-                if candidate.lower().startswith(current.lower()):
-                    yield Completion(candidate, start_position=-len(current))
 
 
 def _print(text: str) -> None:

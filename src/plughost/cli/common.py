@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from plughost.cli.output import fail
 from plughost.errors import PlugHostError
-from plughost.host import Host
+
+if TYPE_CHECKING:
+    from plughost.host import Host
 
 T = TypeVar("T")
 
@@ -35,6 +36,9 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable
 
 def run_with_host(workspace: Path, action: Callable[[Host], Awaitable[T]], plugin_dirs: list[Path] | None = None) -> T:
     """Load the workspace, run `action`, shut down; plughost errors become one line + exit 1."""
+    import asyncio
+
+    from plughost.host import Host
 
     async def main() -> T:
         async with Host(workspace, extra_plugin_dirs=plugin_dirs or ()) as host:

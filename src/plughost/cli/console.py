@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from plughost.bot.commands import CommandResult, CommandSender, ResultKind
 from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.output import fail
 from plughost.errors import PlugHostError
-from plughost.host import Host
+
+if TYPE_CHECKING:
+    from plughost.bot.commands import CommandResult
 
 ConsoleOption = Annotated[
     bool,
@@ -22,12 +22,6 @@ ConsoleOption = Annotated[
         help="Read commands from stdin (a prompt on a terminal; one per line from a pipe).",
     ),
 ]
-EXIT_CODES = {
-    ResultKind.SUCCESS: 0,
-    ResultKind.UNKNOWN_COMMAND: 2,
-    ResultKind.TOO_LONG: 2,
-    ResultKind.SIGNATURE_MISMATCH: 2,
-}
 
 
 def exec_command(
@@ -39,6 +33,17 @@ def exec_command(
 
     Exit code: 0 success, 2 unknown command or wrong arguments, 1 any other failure.
     """
+    import asyncio
+
+    from plughost.bot.commands import CommandSender, ResultKind
+    from plughost.host import Host
+
+    exit_codes = {
+        ResultKind.SUCCESS: 0,
+        ResultKind.UNKNOWN_COMMAND: 2,
+        ResultKind.TOO_LONG: 2,
+        ResultKind.SIGNATURE_MISMATCH: 2,
+    }
 
     async def main() -> CommandResult:
         async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
@@ -53,4 +58,4 @@ def exec_command(
         stream = sys.stdout if result.ok else sys.stderr
         stream.write(text + "\n")
         stream.flush()
-    raise typer.Exit(EXIT_CODES.get(result.kind, 1))
+    raise typer.Exit(exit_codes.get(result.kind, 1))

@@ -6,13 +6,13 @@ import json
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.logging import RichHandler
-from rich.table import Table
-from rich.text import Text
+
+if TYPE_CHECKING:  # rich is imported when something is printed (`plughost --help` prints without it)
+    from rich.console import Console
+    from rich.table import Table
 
 STATE_STYLE = {
     "enabled": "green",
@@ -25,21 +25,43 @@ STATE_STYLE = {
 
 
 def stdout() -> Console:
+    from rich.console import Console
+
     return Console(soft_wrap=True)
 
 
 def stderr() -> Console:
+    from rich.console import Console
+
     return Console(stderr=True, soft_wrap=True)
+
+
+class _RichLogHandler(logging.Handler):
+    """rich's log handler, made (and `rich.logging` imported) at the first record that reaches it:
+    most commands log nothing, and they need not pay for importing it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            self._rich = RichHandler(console=stderr(), show_path=False, rich_tracebacks=False, markup=False)
+            self._rich.setFormatter(self.formatter)
+        self._rich.emit(record)
 
 
 def setup_logging(level: str) -> None:
     """Install a rich handler on the root logger (the library itself never does this)."""
-    handler = RichHandler(console=stderr(), show_path=False, rich_tracebacks=False, markup=False)
-    logging.basicConfig(level=level.upper(), handlers=[handler], format="%(name)s: %(message)s", force=True)
+    logging.basicConfig(level=level.upper(), handlers=[_RichLogHandler()], format="%(name)s: %(message)s", force=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line and exit non-zero (`message` is printed as it is, never read as markup)."""
+    from rich.text import Text
+
     stderr().print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
 
@@ -65,6 +87,9 @@ def render_value(value: Any) -> str:
 
 def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Table:
     """A table of `PluginInstance.summary()` rows; cells are plain `Text`, so plugin errors are never markup."""
+    from rich.table import Table
+    from rich.text import Text
+
     table = Table(title=title, title_justify="left")
     for column in ("id", "version", "runtime", "state", "priority", "offers", "error"):
         table.add_column(column, overflow="fold")

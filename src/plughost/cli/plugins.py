@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.text import Text
 
 from plughost.cli.common import JsonOption, PluginDirOption, WorkspaceOption, parse_json_option, run_with_host
 from plughost.cli.output import fail, plugin_table, print_json, render_value, stdout
 from plughost.errors import PluginNotFoundError
-from plughost.host import Host
 
-app = typer.Typer(help="Inspect and manage the plugins of a workspace.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from plughost.host import Host
+
+app = typer.Typer(help="Inspect and manage the plugins of a workspace.", no_args_is_help=True, rich_markup_mode=None)
 PluginId = Annotated[str, typer.Argument(help="Plugin id.", show_default=False)]
 
 
@@ -24,6 +25,7 @@ def list_plugins(
     as_json: JsonOption = False,
 ) -> None:
     """List plugins with their state; invalid and not-loaded ones with their discovery status."""
+    from rich.text import Text
 
     async def action(host: Host) -> Any:
         summaries = [i.summary() for i in host.manager.list_plugins()]
@@ -57,6 +59,7 @@ def info(
 
     In a running host (plughost run), /dynamic-errors shows circuit breakers and recent errors.
     """
+    from rich.text import Text
 
     async def action(host: Host) -> dict[str, Any]:
         instance = host.manager.get_plugin(plugin_id)
@@ -144,6 +147,8 @@ def execute(
     as_json: JsonOption = False,
 ) -> None:
     """Call a plugin method (or its execute handler) and print the result."""
+    from rich.text import Text
+
     payload = parse_json_option(args, "--args")
     if payload is not None and method is not None and not isinstance(payload, dict):
         fail('--args must be a JSON object of named arguments, e.g. \'{"name": "Ada"}\'')

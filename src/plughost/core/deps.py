@@ -5,11 +5,12 @@ from __future__ import annotations
 import graphlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-
-from packaging.requirements import InvalidRequirement, Requirement
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING
 
 from plughost.sdk.manifest import PluginManifest
+
+if TYPE_CHECKING:  # packaging's parsers are imported by the first plugin that has dependencies
+    from packaging.requirements import Requirement
 
 
 @dataclass
@@ -62,6 +63,8 @@ def plan_loading(manifests: Mapping[str, PluginManifest]) -> LoadPlan:
 
 def _check(spec: str, manifests: Mapping[str, PluginManifest]) -> Requirement | str:
     """The parsed requirement, or why it is not met."""
+    from packaging.requirements import InvalidRequirement, Requirement
+
     try:
         requirement = Requirement(spec)
     except InvalidRequirement as exc:
@@ -75,6 +78,8 @@ def _check(spec: str, manifests: Mapping[str, PluginManifest]) -> Requirement | 
 
 
 def _satisfies(requirement: Requirement, version: str) -> bool:
+    from packaging.version import InvalidVersion, Version
+
     try:
         return requirement.specifier.contains(Version(version.split("+", 1)[0]), prereleases=True)
     except InvalidVersion:
@@ -83,7 +88,11 @@ def _satisfies(requirement: Requirement, version: str) -> bool:
 
 def dependency_names(manifest: PluginManifest) -> set[str]:
     """Ids of the plugins `manifest` depends on (unparseable entries are skipped)."""
-    names = set()
+    names: set[str] = set()
+    if not manifest.dependencies.plugins:
+        return names
+    from packaging.requirements import InvalidRequirement, Requirement
+
     for spec in manifest.dependencies.plugins:
         try:
             names.add(Requirement(spec).name)

@@ -24,20 +24,21 @@ import sys
 from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from plughost.errors import PluginLoadError
 from plughost.runtime.base import Candidate, LoadRequest, Runtime, SupportsDiscover, SupportsRediscover, started
 from plughost.runtime.config import ProcessConfig
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
-from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime, options_for
+from plughost.runtime.process import EventHook, ProcessOptions, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
 from plughost.runtime.rundir import host_socket_dir
-from plughost.runtime.sandbox import restricts
-from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
+
+if TYPE_CHECKING:
+    from plughost.runtime.process_handle import ProcessPluginHandle
 
 Placement = Literal["in_process", "worker", "executable"]
 WORKER_START_TIMEOUT_S = 30.0
@@ -84,6 +85,8 @@ class WorkerRuntime:
         return replace(base, kill_on_timeout=True)
 
     def launch_spec(self, request: LoadRequest, config: Mapping[str, Any]) -> LaunchSpec:
+        from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+
         manifest = request.manifest
         source_root = str(Path(__file__).resolve().parents[2])
         python_path = os.pathsep.join(p for p in (source_root, os.environ.get("PYTHONPATH", "")) if p)
@@ -134,6 +137,8 @@ class WorkerRuntime:
                 f"isolation '{request.manifest.isolation}' is not available for {request.manifest.runtime} plugins "
                 'yet; set isolation = "none"',
             )
+        from plughost.runtime.process_handle import ProcessPluginHandle
+
         handle = ProcessPluginHandle(
             request,
             self.launch_spec(request, request.config),
@@ -180,6 +185,8 @@ class PlacedRuntime:
         if runtime is None:
             what = f"isolation '{manifest.isolation}'" if placement == "worker" else f"runtime '{manifest.runtime}'"
             raise PluginLoadError(request.plugin_id, f"{what} is not available in this installation")
+        from plughost.runtime.sandbox import restricts
+
         if placement != "worker" and restricts(manifest.permissions):
             request.logger.warning(
                 "plugin '%s' switches permissions off, but they are only enforced for Python and native plugins "

@@ -58,12 +58,10 @@ def from_value(value: struct_pb2.Value) -> Any:
 
 def pack_map(data: Mapping[str, Any]) -> dict[str, any_pb2.Any]:
     """`{key: Any(Value)}` for Execute's args / data."""
-    packed: dict[str, any_pb2.Any] = {}
-    for key, item in data.items():
-        holder = any_pb2.Any()
-        holder.Pack(to_value(item))
-        packed[str(key)] = holder
-    return packed
+    return {
+        str(key): any_pb2.Any(type_url=VALUE_TYPE_URL, value=to_value(item).SerializeToString())
+        for key, item in data.items()
+    }
 
 
 def unpack_map(data: Mapping[str, any_pb2.Any], *, where: str = "response") -> dict[str, Any]:

@@ -9,7 +9,9 @@ permissions, limits and isolation.
 
 from __future__ import annotations
 
+import platform
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -17,13 +19,40 @@ from typing import Literal
 from packaging.version import InvalidVersion, Version
 
 from plughost.errors import ManifestError
-from plughost.runtime.native.library import host_arch, host_os
 from plughost.sdk.manifest import PluginManifest, is_semver, is_valid_plugin_id, load_manifest
 
 LIBRARY_SUFFIXES = (".so", ".dylib", ".dll")
 _VERSION_SUFFIX = re.compile(r"^(?P<id>.+?)-v(?P<version>[0-9][0-9A-Za-z.+-]*)$")
 
 Origin = Literal["arch", "root"]
+
+GOARCH = {
+    "x86_64": "amd64",
+    "amd64": "amd64",
+    "aarch64": "arm64",
+    "arm64": "arm64",
+    "i386": "386",
+    "i686": "386",
+    "armv7l": "arm",
+    "riscv64": "riscv64",
+    "ppc64le": "ppc64le",
+    "s390x": "s390x",
+}
+
+
+def host_os() -> str:
+    """The OS name as Go spells it (linux, darwin, windows, freebsd)."""
+    name: str = sys.platform
+    for prefix in ("linux", "freebsd"):
+        if name.startswith(prefix):
+            return prefix
+    return {"win32": "windows", "cygwin": "windows"}.get(name, name)
+
+
+def host_arch() -> str:
+    """The CPU architecture as Go spells it (amd64, arm64, …)."""
+    machine = platform.machine().lower()
+    return GOARCH.get(machine, machine)
 
 
 @dataclass(frozen=True)

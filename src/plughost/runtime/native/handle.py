@@ -9,7 +9,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,23 +34,13 @@ from plughost.runtime.native.registration import (
     lifecycle_request,
     parse_registration,
 )
+from plughost.runtime.native.settings import NativeSettings
 from plughost.sdk.call import BOT_KINDS, ActionSink, Call, Outcome, PluginError, actions_from_json
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 
 T = TypeVar("T")
-MAX_CALL_THREADS = 64
-STOP_GRACE_S = 10.0
 POOL_JOIN_S = 2.0
-
-
-@dataclass(frozen=True)
-class NativeSettings:
-    """Per-plugin settings of the native runtime."""
-
-    max_call_threads: int = MAX_CALL_THREADS
-    stop_grace_s: float = STOP_GRACE_S
-    inline_budget_us: float = 0.0  # > 0 enables `InlinePolicy` (see inline.py); off by default
 
 
 class NativePluginHandle:

@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import struct
-import sys
 from pathlib import Path
 
 from plughost.errors import PluginLoadError
@@ -28,36 +26,10 @@ from plughost.runtime.native.abi import (
     pin_forever,
 )
 from plughost.runtime.native.callbacks import HostCallbacks
+from plughost.runtime.native.discovery import host_arch, host_os
 
 # ELF e_machine values → Go's GOARCH names
 ELF_MACHINES = {3: "386", 40: "arm", 62: "amd64", 183: "arm64", 243: "riscv64", 8: "mips", 21: "ppc64", 22: "s390x"}
-GOARCH = {
-    "x86_64": "amd64",
-    "amd64": "amd64",
-    "aarch64": "arm64",
-    "arm64": "arm64",
-    "i386": "386",
-    "i686": "386",
-    "armv7l": "arm",
-    "riscv64": "riscv64",
-    "ppc64le": "ppc64le",
-    "s390x": "s390x",
-}
-
-
-def host_os() -> str:
-    """The OS name as Go spells it (linux, darwin, windows, freebsd)."""
-    name: str = sys.platform
-    for prefix in ("linux", "freebsd"):
-        if name.startswith(prefix):
-            return prefix
-    return {"win32": "windows", "cygwin": "windows"}.get(name, name)
-
-
-def host_arch() -> str:
-    """The CPU architecture as Go spells it (amd64, arm64, …)."""
-    machine = platform.machine().lower()
-    return GOARCH.get(machine, machine)
 
 
 def check_binary_format(path: Path) -> str | None:

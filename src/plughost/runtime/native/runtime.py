@@ -10,18 +10,25 @@ import tempfile
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from plughost.errors import InvocationError, PluginLoadError, PluginNotFoundError, ValidationIssue
 from plughost.runtime.base import Candidate, LoadRequest
-from plughost.runtime.native.abi import CAllocator
-from plughost.runtime.native.callbacks import DEFAULT_HTTP_TIMEOUT_S, HostCallbacks
-from plughost.runtime.native.discovery import NativeDiscovery, discover_libraries, split_library_name
-from plughost.runtime.native.handle import NativePluginHandle, NativeSettings
-from plughost.runtime.native.library import NativeLibrary, host_arch, host_os
-from plughost.runtime.native.management import ManagementResponse, ManagementRoute
+from plughost.runtime.native.discovery import (
+    NativeDiscovery,
+    discover_libraries,
+    host_arch,
+    host_os,
+    split_library_name,
+)
+from plughost.runtime.native.settings import NativeSettings
 from plughost.sdk.manifest import is_valid_plugin_id
 from plughost.sdk.models import DiscoveryStatus
+
+if TYPE_CHECKING:  # ctypes and the ABI are imported by the first load: discovery needs neither
+    from plughost.runtime.native.abi import CAllocator
+    from plughost.runtime.native.handle import NativePluginHandle
+    from plughost.runtime.native.management import ManagementResponse, ManagementRoute
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -87,6 +94,10 @@ class NativeRuntime:
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:
+        from plughost.runtime.native.callbacks import DEFAULT_HTTP_TIMEOUT_S, HostCallbacks
+        from plughost.runtime.native.handle import NativePluginHandle
+        from plughost.runtime.native.library import NativeLibrary
+
         path = _library_path(request)
         manifest = request.manifest
         callbacks = HostCallbacks(
@@ -172,6 +183,8 @@ class NativeRuntime:
         body: bytes | None = None,
     ) -> ManagementResponse:
         """Serve a management request of plugin `plugin_id` (404 if another plugin owns the route)."""
+        from plughost.runtime.native.management import ManagementResponse
+
         handle = self.handle(plugin_id)
         owner = next(
             (r for r in self.management_routes() if r.path == path and r.method == method.upper()),
@@ -197,6 +210,8 @@ class NativeRuntime:
     # helpers ---------------------------------------------------------------------------------
     def _alloc(self) -> CAllocator:
         if self._allocator is None:
+            from plughost.runtime.native.abi import CAllocator
+
             self._allocator = CAllocator()
         return self._allocator
 

@@ -1,0 +1,61 @@
+"""Start-up stays lean: commands import only what they use (see `benchmarks/bench_cli.py` for the timings).
+
+Each check runs the real command in a fresh interpreter and records `sys.modules` as it exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import EXAMPLES
+
+# runs the CLI with the given arguments; at exit, writes the top-level names of every imported module
+WRAPPER = """
+import atexit, json, sys
+out = sys.argv[1]
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted({m.split(".")[0] for m in sys.modules}))))
+sys.argv = ["plughost", *sys.argv[2:]]
+from plughost.cli.app import main
+main()
+"""
+# what only `plughost run` (bots, the interactive console) or a process plugin needs
+NOT_FOR_LISTING = {"grpc", "google", "websockets", "uvicorn", "starlette", "prompt_toolkit"}
+
+
+def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    record = tmp_path / "modules.json"
+    result = subprocess.run(
+        [sys.executable, "-c", WRAPPER, str(record), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return set(json.loads(record.read_text()))
+
+
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    target = tmp_path / "demo"
+    shutil.copytree(EXAMPLES, target, ignore=shutil.ignore_patterns("data", ".plughost", "plugin-state.toml*"))
+    return target
+
+
+def test_plugins_list_imports_no_transport_grpc_or_prompt(tmp_path: Path, demo: Path) -> None:
+    modules = imported_by(tmp_path, "plugins", "list", "-w", str(demo))
+    assert "plughost" in modules
+    assert modules & NOT_FOR_LISTING == set()
+
+
+def test_help_imports_no_host(tmp_path: Path) -> None:
+    modules = imported_by(tmp_path, "--help")
+    assert modules & {"pydantic", "asyncio", "rich", *NOT_FOR_LISTING} == set()
