@@ -42,6 +42,24 @@ from plughost.sdk.manifest import PluginManifest
 Placement = Literal["in_process", "worker", "executable"]
 WORKER_START_TIMEOUT_S = 30.0
 WORKER_CALL_TIMEOUT_S = 30.0
+# What a worker takes from the host's environment: what a program needs to run and format text
+# (the interpreter's own PYTHONHOME and LD_LIBRARY_PATH included, so that it starts as the host's
+# did). Nothing else — tokens, keys and passwords in the host's environment stay there; a plugin
+# names the variables it reads in `dependencies.env`.
+WORKER_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "LD_LIBRARY_PATH")
+WORKER_ENV_PREFIXES = ("LC_",)
+
+
+def worker_environment(manifest: PluginManifest, host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables a worker starts with: `WORKER_ENV`, `LC_*` and the manifest's `dependencies.env`
+    (those set in the host's environment). The worker's own variables are added by `launch_spec`."""
+    host = os.environ if host is None else host
+    declared = set(manifest.dependencies.env)
+    return {
+        name: value
+        for name, value in host.items()
+        if name in WORKER_ENV or name.startswith(WORKER_ENV_PREFIXES) or name in declared
+    }
 
 
 def placement_for(manifest: PluginManifest) -> Placement:
@@ -58,7 +76,8 @@ class WorkerRuntime:
 
     Limits apply to the worker only: `limits.memory_mb` → RLIMIT_AS, `limits.cpu_seconds` →
     RLIMIT_CPU. A call that passes its timeout kills the worker (the result is a timeout) and the
-    worker is restarted for the next call.
+    worker is restarted for the next call. The worker starts from a minimal environment
+    (`worker_environment`), never the host's whole one.
     """
 
     name = "worker"
@@ -105,6 +124,7 @@ class WorkerRuntime:
             cookie_value=WORKER_COOKIE_VALUE,
             protocol_versions=(1,),
             socket_dir=self.options.socket_dir,
+            base_env=worker_environment(manifest),
             extra_env={
                 MANIFEST_ENV: manifest.model_dump_json(),
                 CONFIG_ENV: json.dumps(dict(config), default=str),
@@ -266,4 +286,5 @@ __all__ = [
     "in_process_runtimes",
     "placement_for",
     "process_options",
+    "worker_environment",
 ]

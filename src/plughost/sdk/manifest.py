@@ -24,6 +24,7 @@ _SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MANIFEST_FILES = ("plugin.toml", "plugin.json")
 # the module a Python plugin directory is loaded from when the manifest names no `entry`, in this order
 PYTHON_DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
@@ -83,7 +84,17 @@ class Dependencies(_Strict):
     python: list[str] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)
     system: list[str] = Field(default_factory=list)
+    # environment variables the plugin reads: a worker gets them from the host's environment
+    # (and nothing else of it but PATH, HOME, locale and time zone)
     env: list[str] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME_RE.match(name):
+                raise ValueError(f"'{name}' is not an environment variable name (letters, digits and '_')")
+        return names
 
 
 class Handshake(_Strict):

@@ -50,13 +50,15 @@ class LaunchSpec:
     max_port: int = DEFAULT_MAX_PORT
     socket_dir: Path | None = None  # sockets and TMPDIR; None: this process's directory (`plughost.runtime.rundir`)
     client_cert_pem: str | None = None
+    # the environment the plugin starts from; None: the host's own (go-plugin's behaviour)
+    base_env: Mapping[str, str] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
     start_timeout_s: float = 60.0
     memory_mb: int | None = None
     cpu_seconds: int | None = None
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.update(self.extra_env)
         env[self.cookie_key] = self.cookie_value
         env["PLUGIN_PROTOCOL_VERSIONS"] = ",".join(str(v) for v in self.protocol_versions)
