@@ -183,6 +183,7 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         cwd=behave_dir,
         cookie_key=WORKER_COOKIE_KEY,
         cookie_value=WORKER_COOKIE_VALUE,
+        secret="a-secret",
         start_timeout_s=20,
     )
     import logging
@@ -198,3 +199,23 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         for pump in launched.pumps:
             await pump
         Path(launched.handshake.address).unlink(missing_ok=True)
+
+
+async def test_worker_started_without_its_secret_refuses_to_serve(behave_dir: Path) -> None:
+    import logging
+    import sys
+
+    from plughost.runtime.goplugin.launch import LaunchError, LaunchSpec, launch
+    from plughost.runtime.goplugin.logs import PluginLog
+    from plughost.runtime.worker import WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+
+    worker = [sys.executable, "-m", "plughost.runtime.worker", "--plugin-id", "behave"]
+    spec = LaunchSpec(
+        argv=[*worker, "--path", str(behave_dir), "--data-dir", str(behave_dir)],
+        cwd=behave_dir,
+        cookie_key=WORKER_COOKIE_KEY,
+        cookie_value=WORKER_COOKIE_VALUE,
+        start_timeout_s=20,
+    )
+    with pytest.raises(LaunchError, match="without its secret"):
+        await launch(spec, PluginLog(logging.getLogger("test.no-secret"), "behave"))

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -134,6 +135,7 @@ class WorkerRuntime:
                 # would use up the limit and make gRPC's thread creation fail
                 **({"MALLOC_ARENA_MAX": "2"} if manifest.limits.memory_mb is not None else {}),
             },
+            secret=secrets.token_hex(32),  # a new one for every start: the worker's links require it
             start_timeout_s=start_timeout,
             memory_mb=manifest.limits.memory_mb,
             cpu_seconds=manifest.limits.cpu_seconds,

@@ -87,6 +87,7 @@ class _Instance:
 
     launched: Launched
     connection: Connection
+    spec: LaunchSpec
     started_at: datetime
     started_mono: float
     closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -265,8 +266,10 @@ class ProcessPluginHandle:
             kill_group(launched.process)
             await tasks.aclose()
             raise
-        connection = Connection(target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"))
-        instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
+        connection = Connection(
+            target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"), secret=spec.secret
+        )
+        instance = _Instance(launched, connection, spec, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
             await self._wait_ready_or_exit(instance, remaining)
@@ -343,13 +346,17 @@ class ProcessPluginHandle:
             instance.lane = await self._connect_lane(instance, response.invoke_lane)
 
     async def _connect_lane(self, instance: _Instance, path: str) -> InvokeLaneClient | None:
-        """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS)."""
+        """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS,
+        authenticated with the secret the worker was started with)."""
         handshake = instance.launched.handshake
+        secret = instance.spec.secret
         if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
+            return None
+        if secret is None:
             return None
         try:
             return await InvokeLaneClient.connect(
-                path, self.plugin_id, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
+                path, self.plugin_id, secret=secret, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
             )
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)

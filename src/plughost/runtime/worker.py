@@ -1,7 +1,8 @@
 """`plughost worker`: a go-plugin server hosting one plugin out of the host's process.
 
 The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
-plugin's manifest and configuration in the environment. The worker loads the plugin in-process
+plugin's manifest and configuration in the environment, and a secret on an inherited pipe that
+every call over its gRPC socket and its invoke lane must carry. The worker loads the plugin in-process
 with the runtime its manifest names (`PythonRuntime` or `NativeRuntime`: `in_process_runtimes()`),
 then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
 go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
@@ -28,6 +29,7 @@ import grpc
 
 from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
+from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
 from plughost.runtime.invoke_lane import InvokeLaneServer
@@ -183,8 +185,11 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
     return load_manifest(found, default_id=directory.name)
 
 
-async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
-    """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
+async def serve(plugin_id: str, path: Path, data_dir: Path, secret: str) -> int:
+    """Load the plugin, print the handshake, serve until Shutdown; the exit code.
+
+    Only callers that know `secret` (the host) are served, over gRPC and over the invoke lane.
+    """
     from plughost.runtime.placement import in_process_runtimes
 
     version = negotiated_version()
@@ -205,8 +210,8 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
     served = ServedPlugin()
-    server = GoPluginServer()
-    lane = InvokeLaneServer(served.lane_call, error_fields)
+    server = GoPluginServer(secret)
+    lane = InvokeLaneServer(served.lane_call, error_fields, secret=secret)
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)
@@ -255,7 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     if not cookie_ok(WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE):
         return 1
     install_hclog_handler()
-    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir))
+    secret = read_secret()
+    if secret is None:
+        log.error("the worker was started without its secret (%s): only plughost starts workers", SECRET_FD_ENV)
+        return 1
+    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret))
 
 
 if __name__ == "__main__":

@@ -28,6 +28,11 @@ from plughost.runtime.rundir import host_socket_dir
 from plughost.sdk.tasks import TaskOwner
 
 PR_SET_PDEATHSIG = 1
+# A process started with a secret reads it from this inherited descriptor (a pipe), never from its
+# command line or environment, where other processes of the same user could read it.
+SECRET_FD_ENV = "PLUGHOST_SECRET_FD"
+# ... and its gRPC server requires it in this metadata key of every call.
+SECRET_METADATA = "plughost-secret"
 DEFAULT_MIN_PORT = 10000
 DEFAULT_MAX_PORT = 25000
 READ_CHUNK = 65536
@@ -53,6 +58,7 @@ class LaunchSpec:
     # the environment the plugin starts from; None: the host's own (go-plugin's behaviour)
     base_env: Mapping[str, str] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    secret: str | None = None  # handed over on an inherited pipe (`SECRET_FD_ENV`); a worker's links require it
     start_timeout_s: float = 60.0
     memory_mb: int | None = None
     cpu_seconds: int | None = None
@@ -149,20 +155,28 @@ async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = Non
     exe = Path(argv[0])
     check_executable(exe)
     command, preexec = spawn_plan(argv, spec.memory_mb, spec.cpu_seconds)
+    env = spec.environment()
+    secret_fd = _secret_pipe(spec.secret) if spec.secret is not None else None
+    if secret_fd is not None:
+        env[SECRET_FD_ENV] = str(secret_fd)
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
             cwd=str(spec.cwd),
-            env=spec.environment(),
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             process_group=0 if preexec is None else None,
             preexec_fn=preexec,
+            pass_fds=() if secret_fd is None else (secret_fd,),
         )
     except OSError as exc:
         await tasks.aclose()
         raise LaunchError(f"cannot start {exe}: {exc}") from exc
+    finally:
+        if secret_fd is not None:
+            os.close(secret_fd)
     assert process.stdout is not None and process.stderr is not None
     stderr_done = asyncio.Event()
     try:
@@ -195,6 +209,25 @@ async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = Non
         await tasks.aclose()
         raise
     return Launched(process, info, [stderr_pump, stdout_pump], tasks)
+
+
+def _secret_pipe(secret: str) -> int:
+    """The read end of a pipe that holds `secret` and then ends (the child inherits it)."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, secret.encode())  # far below a pipe's buffer: never blocks
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def read_secret() -> str | None:
+    """In the started process: the secret its host handed over (`SECRET_FD_ENV`), read once."""
+    raw = os.environ.pop(SECRET_FD_ENV, None)
+    if raw is None or not raw.isdigit():
+        return None
+    with os.fdopen(int(raw), "rb") as pipe:
+        return pipe.read().decode() or None
 
 
 def check_executable(exe: Path) -> None:
