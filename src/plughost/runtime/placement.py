@@ -35,7 +35,7 @@ from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHandle, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
 from plughost.runtime.rundir import host_socket_dir
-from plughost.runtime.sandbox import restricts
+from plughost.runtime.sandbox import FALLBACKS_ENV, restricts
 from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
@@ -45,9 +45,9 @@ WORKER_START_TIMEOUT_S = 30.0
 WORKER_CALL_TIMEOUT_S = 30.0
 # What a worker takes from the host's environment: what a program needs to run and format text
 # (the interpreter's own PYTHONHOME and LD_LIBRARY_PATH included, so that it starts as the host's
-# did). Nothing else — tokens, keys and passwords in the host's environment stay there; a plugin
-# names the variables it reads in `dependencies.env`.
-WORKER_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "LD_LIBRARY_PATH")
+# did) and the sandbox's switch to its fallbacks. Nothing else — tokens, keys and passwords in the
+# host's environment stay there; a plugin names the variables it reads in `dependencies.env`.
+WORKER_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "LD_LIBRARY_PATH", FALLBACKS_ENV)
 WORKER_ENV_PREFIXES = ("LC_",)
 
 

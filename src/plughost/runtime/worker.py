@@ -36,7 +36,7 @@ from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
-from plughost.runtime.sandbox import SandboxUnavailable, confine, restricts
+from plughost.runtime.sandbox import Preparation, SandboxUnavailable, confine, fallbacks_forced, prepare
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import CALL_KINDS, Call, Outcome, PluginError
 from plughost.sdk.handle import PluginHandle
@@ -185,16 +185,19 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
     return load_manifest(found, default_id=directory.name)
 
 
-async def serve(plugin_id: str, path: Path, data_dir: Path, secret: str) -> int:
+async def serve(
+    plugin_id: str, path: Path, data_dir: Path, secret: str, manifest: PluginManifest, prepared: Preparation
+) -> int:
     """Load the plugin, print the handshake, serve until Shutdown; the exit code.
 
     Only callers that know `secret` (the host) are served, over gRPC and over the invoke lane.
+    `prepared` is what the sandbox did before the worker started any thread.
     """
     from plughost.runtime.placement import in_process_runtimes
 
     version = negotiated_version()
     # inside the worker the plugin runs in-process, with the loader its manifest names
-    manifest = _manifest(path, plugin_id).model_copy(update={"isolation": "none"})
+    manifest = manifest.model_copy(update={"isolation": "none"})
     config = json.loads(os.environ.get(CONFIG_ENV) or "{}")
     request = LoadRequest(
         plugin_id=plugin_id,
@@ -226,9 +229,15 @@ async def serve(plugin_id: str, path: Path, data_dir: Path, secret: str) -> int:
         await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
         plughost.invoke_lane = str(lane.path)
         data_dir.mkdir(parents=True, exist_ok=True)
-        if restricts(manifest.permissions):  # before any code of the plugin runs
-            for applied in confine(manifest.permissions, plugin_dir=request.plugin_dir, data_dir=data_dir):
-                log.info("sandbox: %s", applied)
+        confined = confine(  # before any code of the plugin runs
+            manifest.permissions,
+            plugin_dir=request.plugin_dir,
+            data_dir=data_dir,
+            prepared=prepared,
+            fallbacks=fallbacks_forced(),
+        )
+        for applied in confined:
+            log.info("sandbox: %s", applied)
         handle = await runtime.load(request)
         served.bind(handle)
         real_stdout.write(line + "\n")
@@ -264,7 +273,13 @@ def main(argv: list[str] | None = None) -> int:
     if secret is None:
         log.error("the worker was started without its secret (%s): only plughost starts workers", SECRET_FD_ENV)
         return 1
-    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret))
+    try:
+        manifest = _manifest(args.path, args.plugin_id)
+    except (PlugHostError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    prepared = prepare(manifest.permissions, fallbacks=fallbacks_forced())  # while this is the only thread
+    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret, manifest, prepared))
 
 
 if __name__ == "__main__":
