@@ -198,13 +198,12 @@ def _landlock_present() -> None:
         (pytest.fail if os.environ.get("CI", "").lower() == "true" else pytest.skip)(message)
 
 
-def _plugin(root: Path, name: str, permissions: dict[str, bool]) -> Path:
+def _plugin(root: Path, name: str, permissions: dict[str, bool], isolation: str = "process") -> Path:
     directory = root / name
     directory.mkdir()
     lines = "\n".join(f"{key} = {str(value).lower()}" for key, value in permissions.items())
-    (directory / "plugin.toml").write_text(
-        f'id = "{name}"\nversion = "1.0.0"\nisolation = "process"\n\n[permissions]\n{lines}\n'
-    )
+    table = f"\n[permissions]\n{lines}\n" if permissions else ""
+    (directory / "plugin.toml").write_text(f'id = "{name}"\nversion = "1.0.0"\nisolation = "{isolation}"\n{table}')
     (directory / "plugin.py").write_text(JAIL)
     return directory
 
@@ -663,3 +662,51 @@ def test_seccomp_filter_decisions(arch_name: str) -> None:
         assert got == expected, (arch_name, name, args, hex(got))
     assert _run_bpf(loose, 1, (), 0x40000003) == seccomp.RET_KILL_PROCESS  # another architecture's call
     assert answer(loose, "socket", 1, 1, 0) == allow
+
+
+async def test_sandbox_isolation_denies_what_it_does_not_grant(tmp_path: Path, start_worker: Any, secret: Path) -> None:
+    """`isolation = "sandbox"` with no [permissions]: no files outside, no network, no programs;
+    granted explicitly, each works; `process` without [permissions] allows all of it."""
+    connections: list[Any] = []
+
+    async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connections.append(writer.get_extra_info("peername"))
+        writer.close()
+
+    server = await asyncio.start_server(accept, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    marker = tmp_path / "ran"
+    argv = [sys.executable, "-c", f"open({str(marker)!r}, 'w').close()"]
+
+    async def attempts(handle: Any) -> dict[str, Any]:
+        return {
+            "read": await call_value(handle, "read", {"path": str(secret)}),
+            "connect": await call_value(handle, "connect", {"port": port}),
+            "run": await call_value(handle, "run", {"argv": argv}),
+        }
+
+    try:
+        sandboxed = await start_worker(_plugin(tmp_path, "default-deny", {}, isolation="sandbox"))
+        denied = await attempts(sandboxed)
+        assert {what: result.get("errno") for what, result in denied.items()} == {
+            "read": DENIED,
+            "connect": NOT_PERMITTED,
+            "run": NOT_PERMITTED,
+        }, denied
+        assert connections == [] and not marker.exists()
+        own = await call_value(sandboxed, "write", {"path": str(sandboxed.request.data_dir / "x"), "text": "ok"})
+        assert own["ok"]  # its data directory is its own
+
+        everything = {"filesystem": True, "network": True, "exec": True}
+        for handle in (
+            await start_worker(_plugin(tmp_path, "granted", everything, isolation="sandbox")),
+            await start_worker(_plugin(tmp_path, "process-default", {}, isolation="process")),
+        ):
+            marker.unlink(missing_ok=True)
+            allowed = await attempts(handle)
+            assert all(result["ok"] for result in allowed.values()), (handle.plugin_id, allowed)
+            assert marker.exists()
+        assert len(connections) == 2
+    finally:
+        server.close()
+        await server.wait_closed()

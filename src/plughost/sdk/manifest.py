@@ -66,12 +66,19 @@ class Author(_Strict):
 
 
 class Permissions(_Strict):
-    """What the plugin may do; enforced for isolation ≠ none."""
+    """What the plugin may do; enforced for isolation ≠ none.
+
+    What a manifest does not state depends on its isolation: allowed for `none` and `process`,
+    denied for `sandbox` (see `PluginManifest`).
+    """
 
     filesystem: bool = True
     network: bool = True
     exec: bool = True
     channels: list[str] = Field(default_factory=list)
+
+
+SANDBOX_DENIES = ("filesystem", "network", "exec")  # what isolation = "sandbox" denies unless granted
 
 
 class Limits(_Strict):
@@ -106,7 +113,12 @@ class Handshake(_Strict):
 
 
 class PluginManifest(_Strict):
-    """A plugin's manifest. `id` is the plugin id; `name` is a display name (defaults to id)."""
+    """A plugin's manifest. `id` is the plugin id; `name` is a display name (defaults to id).
+
+    `isolation = "sandbox"` is deny-by-default: of `permissions.filesystem`, `network` and `exec`
+    only those the manifest sets to true are granted. `process` (and `none`) grant what the
+    manifest does not switch off.
+    """
 
     id: str
     name: str = ""
@@ -177,6 +189,11 @@ class PluginManifest(_Strict):
     def _defaults(self) -> PluginManifest:
         if not self.name:
             self.name = self.id
+        if self.isolation == "sandbox":
+            stated = self.permissions.model_fields_set
+            denied = {name: False for name in SANDBOX_DENIES if name not in stated}
+            if denied:
+                self.permissions = self.permissions.model_copy(update=denied)
         if self.runtime == "process" and self.handshake is None:
             self.handshake = Handshake()
         return self
