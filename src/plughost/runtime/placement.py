@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -36,7 +37,15 @@ from plughost.runtime.process import EventHook, ProcessOptions, ProcessPluginHan
 from plughost.runtime.python import PythonRuntime
 from plughost.runtime.rundir import host_socket_dir
 from plughost.runtime.sandbox import FALLBACKS_ENV, restricts
-from plughost.runtime.worker import CONFIG_ENV, MANIFEST_ENV, WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+from plughost.runtime.worker import (
+    CONFIG_ENV,
+    CPU_BACKSTOP_FACTOR,
+    CPU_LIMIT_EXIT_CODE,
+    CPU_START_ALLOWANCE_S,
+    MANIFEST_ENV,
+    WORKER_COOKIE_KEY,
+    WORKER_COOKIE_VALUE,
+)
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 
@@ -75,10 +84,11 @@ def placement_for(manifest: PluginManifest) -> Placement:
 class WorkerRuntime:
     """Runs a Python plugin in a supervised `plughost worker` process.
 
-    Limits apply to the worker only: `limits.memory_mb` → RLIMIT_AS, `limits.cpu_seconds` →
-    RLIMIT_CPU. A call that passes its timeout kills the worker (the result is a timeout) and the
-    worker is restarted for the next call. The worker starts from a minimal environment
-    (`worker_environment`), never the host's whole one.
+    Limits apply to the worker only: `limits.memory_mb` → RLIMIT_AS; `limits.cpu_seconds` → the
+    CPU time of each call, which the worker measures (`plughost.runtime.cpu`), with RLIMIT_CPU as
+    the kernel's backstop. A call that passes its timeout or its CPU limit stops the worker (the
+    result is a timeout) and the worker is restarted for the next call. The worker starts from a
+    minimal environment (`worker_environment`), never the host's whole one.
     """
 
     name = "worker"
@@ -138,7 +148,7 @@ class WorkerRuntime:
             secret=secrets.token_hex(32),  # a new one for every start: the worker's links require it
             start_timeout_s=start_timeout,
             memory_mb=manifest.limits.memory_mb,
-            cpu_seconds=manifest.limits.cpu_seconds,
+            **cpu_limits(manifest.limits.cpu_seconds),
         )
 
     async def build(self, candidate: Candidate) -> None:
@@ -167,6 +177,25 @@ class WorkerRuntime:
 
     async def aclose(self) -> None:
         return None
+
+
+def cpu_limits(cpu_seconds: int | None) -> dict[str, Any]:
+    """`LaunchSpec` fields for a worker with `limits.cpu_seconds`: the kernel's backstop (start-up
+    allowance plus `CPU_BACKSTOP_FACTOR` times the limit; the worker's watchdog keeps moving it
+    forward) and what the worker's exit codes mean."""
+    if cpu_seconds is None:
+        return {}
+    backstop = CPU_BACKSTOP_FACTOR * cpu_seconds
+    return {
+        "cpu_seconds": CPU_START_ALLOWANCE_S + backstop,
+        "limit_exits": {
+            CPU_LIMIT_EXIT_CODE: f"was stopped: a call used more than its CPU time limit "
+            f"(limits.cpu_seconds = {cpu_seconds} s)",
+            -signal.SIGXCPU: f"was stopped by the kernel: it ran {backstop} s of CPU time (limits.cpu_seconds = "
+            f"{cpu_seconds} s, times {CPU_BACKSTOP_FACTOR}) without its CPU watchdog getting a turn, as native "
+            "code that holds the GIL does",
+        },
+    }
 
 
 class PlacedRuntime:

@@ -410,7 +410,7 @@ class ProcessPluginHandle:
             self._instance = None
             self.status = "restarting"
             await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
-            reason = instance.exit_reason or "exited unexpectedly"
+            reason = instance.exit_reason or instance.spec.limit_exits.get(code) or "exited unexpectedly"
             tail = self._log.tail_text()
             self.last_error = f"plugin '{self.plugin_id}' {reason} (exit code {code})"
             self.request.logger.error("%s; stderr tail:\n%s", self.last_error, tail or "(empty)")
@@ -656,6 +656,12 @@ class ProcessPluginHandle:
             self._mark_dead(instance)
             await asyncio.wait(instance.launched.pumps, timeout=1.0)  # its last words are still in the pipes
             tail = self._log.tail_text()
+            limit = instance.spec.limit_exits.get(exit_code)
+            if limit is not None and not instance.exit_reason:
+                return CallTimedOut(
+                    f"plugin '{self.plugin_id}' {limit} during the call to '{name}' (exit code {exit_code}); "
+                    "it is being restarted" + (f"; stderr tail:\n{tail}" if tail else "")
+                )
             return InvocationError(
                 f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
                 f"(exit code {exit_code}); it is being restarted" + (f"; stderr tail:\n{tail}" if tail else ""),

@@ -21,6 +21,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ import grpc
 
 from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
+from plughost.runtime.cpu import CallCpu, CpuWatchdog, metered
 from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
@@ -42,6 +44,14 @@ from plughost.sdk.call import CALL_KINDS, Call, Outcome, PluginError
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 
+# A worker whose call passes `limits.cpu_seconds` of CPU time exits with this code (the shell's
+# code for "killed by SIGXCPU"); the host reports the call as timed out and restarts the worker.
+CPU_LIMIT_EXIT_CODE = 152
+# The kernel's RLIMIT_CPU stops a worker whose watchdog cannot run (a call in C code that holds the
+# GIL) once it has used this many times `limits.cpu_seconds` since the watchdog last ran …
+CPU_BACKSTOP_FACTOR = 3
+# … and allows this much CPU time for starting (interpreter, imports, the plugin's load hooks).
+CPU_START_ALLOWANCE_S = 30
 WORKER_COOKIE_KEY = "PLUGHOST_WORKER_PLUGIN"
 WORKER_COOKIE_VALUE = "plughost-worker-5c1e0a7b"
 MANIFEST_ENV = "PLUGHOST_WORKER_MANIFEST"
@@ -58,11 +68,15 @@ class ServedPlugin:
     """The plugin the worker's services answer for, bound once it has loaded.
 
     The services and their sockets exist before the plugin is loaded, so that the sandbox can be
-    put in place between the two.
+    put in place between the two. With `cpu_limit_s` (`limits.cpu_seconds`) each call is metered
+    (`plughost.runtime.cpu`); one that passes the limit stops the worker (`CPU_LIMIT_EXIT_CODE`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_limit_s: float | None = None) -> None:
         self._handle: PluginHandle | None = None
+        self.watchdog: CpuWatchdog | None = None
+        if cpu_limit_s is not None:
+            self.watchdog = CpuWatchdog(cpu_limit_s, _cpu_limit_passed, backstop_s=CPU_BACKSTOP_FACTOR * cpu_limit_s)
 
     @property
     def handle(self) -> PluginHandle:
@@ -71,7 +85,14 @@ class ServedPlugin:
         return self._handle
 
     def bind(self, handle: PluginHandle) -> None:
+        """Serve `handle` from now on (and start metering its calls)."""
         self._handle = handle
+        if self.watchdog is not None:
+            self.watchdog.start()
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     async def call(self, name: str, kind: str, payload: Any, bot: BotApi | None = None) -> Outcome:
         """Run one call of the served plugin (gRPC's Invoke and the invoke lane share it)."""
@@ -79,7 +100,15 @@ class ServedPlugin:
             return Outcome.failed(
                 "invalid_request", f"unknown call kind {kind!r}; expected one of {', '.join(CALL_KINDS)}"
             )
-        return await self.handle.call(Call(name, payload, kind, bot=bot))
+        call = self.handle.call(Call(name, payload, kind, bot=bot))
+        if self.watchdog is None:
+            return await call
+        meter = CallCpu(name)
+        self.watchdog.track(meter)
+        try:
+            return await metered(call, meter)
+        finally:
+            self.watchdog.untrack(meter)
 
     async def grpc_call(self, name: str, kind: str, payload_json: bytes) -> Outcome:
         """gRPC's Invoke: the payload arrives as JSON bytes of its own."""
@@ -154,7 +183,7 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
         except NotAValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            result = (await self.served.handle.call(Call(request.method, args))).unwrap()
+            result = (await self.served.call(request.method, "method", args)).unwrap()
             data = result if isinstance(result, Mapping) else {"result": result}
             try:
                 packed = pack_map(data)
@@ -167,6 +196,19 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
     async def HealthCheck(self, request: Any, context: Any) -> Any:
         health = await self.served.handle.health()
         return jank_pb2.HealthCheckResponse(status="healthy" if health.ok else "unhealthy")
+
+
+def _cpu_limit_passed(meter: CallCpu, used: float) -> None:
+    """The watchdog's verdict (on its own thread): say which call it was, then stop the worker.
+
+    The call's code may be running on any thread and cannot be stopped; the process can.
+    """
+    message = f"the call to '{meter.name}' used {used:.2f} s of CPU time, more than limits.cpu_seconds; stopping"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+    line = json.dumps({"@level": "error", "@message": message, "@module": log.name, "@timestamp": stamp})
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode() + b"\n")  # no logging locks: another thread may hold them
+    os._exit(CPU_LIMIT_EXIT_CODE)
 
 
 def encode(value: Any) -> bytes:
@@ -212,7 +254,7 @@ async def serve(
     if runtime is None:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
-    served = ServedPlugin()
+    served = ServedPlugin(manifest.limits.cpu_seconds)
     server = GoPluginServer(secret)
     lane = InvokeLaneServer(served.lane_call, error_fields, secret=secret)
     plughost = PlughostService(served)
@@ -229,15 +271,7 @@ async def serve(
         await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
         plughost.invoke_lane = str(lane.path)
         data_dir.mkdir(parents=True, exist_ok=True)
-        confined = confine(  # before any code of the plugin runs
-            manifest.permissions,
-            plugin_dir=request.plugin_dir,
-            data_dir=data_dir,
-            prepared=prepared,
-            fallbacks=fallbacks_forced(),
-        )
-        for applied in confined:
-            log.info("sandbox: %s", applied)
+        _confine(request, prepared)  # before any code of the plugin runs
         handle = await runtime.load(request)
         served.bind(handle)
         real_stdout.write(line + "\n")
@@ -248,6 +282,7 @@ async def serve(
         log.error("%s", exc)
         return 1
     finally:
+        served.close()
         logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
         await lane.close()
         if handle is not None:
@@ -258,6 +293,19 @@ async def serve(
             await each.aclose()
         sys.stdout = real_stdout
     return 0
+
+
+def _confine(request: LoadRequest, prepared: Preparation) -> None:
+    """Put the sandbox of the plugin's permissions in place (see `plughost.runtime.sandbox`)."""
+    confined = confine(
+        request.manifest.permissions,
+        plugin_dir=request.plugin_dir,
+        data_dir=request.data_dir,
+        prepared=prepared,
+        fallbacks=fallbacks_forced(),
+    )
+    for applied in confined:
+        log.info("sandbox: %s", applied)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -61,7 +61,11 @@ class LaunchSpec:
     secret: str | None = None  # handed over on an inherited pipe (`SECRET_FD_ENV`); a worker's links require it
     start_timeout_s: float = 60.0
     memory_mb: int | None = None
+    # RLIMIT_CPU's soft limit (SIGXCPU); the hard limit stays as it is, so that the process can move
+    # its soft limit forward (a worker's CPU watchdog does: `plughost.runtime.cpu`)
     cpu_seconds: int | None = None
+    # exit codes that mean a limit stopped the process, each with the reason (calls it ends time out)
+    limit_exits: Mapping[int, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ if self.base_env is None else self.base_env)
@@ -106,7 +110,7 @@ def child_setup(memory_mb: int | None, cpu_seconds: int | None) -> Callable[[], 
             limit = memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if cpu_seconds is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
     return setup
 
@@ -126,7 +130,7 @@ def spawn_plan(
         if memory_mb is not None:
             limits.append(f"--as={memory_mb * 1024 * 1024}")
         if cpu_seconds is not None:
-            limits.append(f"--cpu={cpu_seconds}:{cpu_seconds + 1}")
+            limits.append(f"--cpu={cpu_seconds}:")  # the soft limit only
         command = [prlimit, *limits, "--", *command]
     return [setpriv, "--pdeathsig", "KILL", "--", *command], None
 
