@@ -130,6 +130,31 @@ def metadata(path: str) -> dict:
     }
 
 
+@plugin.method("undo")
+def undo() -> dict:
+    # try to get out of the read-only mounts: a new mount namespace, or clearing read-only
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def checked(result):
+        if result != 0:
+            raise OSError(ctypes.get_errno(), os.strerror(ctypes.get_errno()))
+
+    class MountAttr(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_uint64) for name in ("attr_set", "attr_clr", "propagation", "userns_fd")]
+
+    def writable_again():
+        attr = MountAttr(0, 1, 0, 0)  # clear MOUNT_ATTR_RDONLY, recursively from /
+        checked(libc.syscall(442, -100, b"/", 0x8000, ctypes.byref(attr), ctypes.sizeof(attr)))
+
+    return {
+        "unshare": attempt(lambda: checked(libc.unshare(0x00020000))),
+        "mount_setattr": attempt(writable_again),
+        "remount": attempt(lambda: checked(libc.mount(None, b"/", None, 0x20 | 0x1000, None))),
+    }
+
+
 @plugin.method("unix")
 def unix(path: str, abstract: str) -> dict:
     def connect(address):
@@ -416,6 +441,10 @@ async def test_file_metadata_outside_the_plugin_dirs_cannot_change(
         before.st_mtime_ns,
     )
     assert os.listxattr(secret) == []
+    if sandbox_mode == "kernel":  # and it cannot leave or change the read-only mounts
+        undone = await call_value(jailed, "undo", {})
+        assert {what: result.get("errno") for what, result in undone.items()} == dict.fromkeys(undone, NOT_PERMITTED)
+        assert (await call_value(jailed, "metadata", {"path": str(secret)}))["chmod"]["errno"] == READ_ONLY_FS
     own = await call_value(jailed, "metadata", {"path": str(own_file)})
     if sandbox_mode == "kernel":  # read-only mounts know paths: its own files are the plugin's to change
         assert all(result["ok"] for result in own.values()), own
