@@ -93,7 +93,7 @@ def test_main_objects_construct_without_an_event_loop(workspace: Path) -> None:
         manager = PluginManager(workspace)
         dispatcher = Dispatcher(manager)
         adapter = OneBotAdapter([BotConfig(id="qq", transport="ws-reverse", bind="127.0.0.1:0")], dispatcher)
-        lane = InvokeLaneClient(str(workspace / "lane.sock"), "plugin")
+        lane = InvokeLaneClient(str(workspace / "lane.sock"), "plugin", secret="s")
         return [host, manager, dispatcher, adapter, lane, TaskOwner("tasks")]
 
     with ThreadPoolExecutor(1) as pool:

@@ -51,6 +51,24 @@ def test_toml_manifest_with_every_section(tmp_path: Path) -> None:
     assert manifest.priority == 700
 
 
+def test_sandbox_isolation_denies_what_the_manifest_does_not_grant() -> None:
+    from plughost.sdk.manifest import PluginManifest
+
+    def permissions(**data: object) -> tuple[bool, bool, bool]:
+        granted = PluginManifest.model_validate({"id": "p", **data}).permissions
+        return granted.filesystem, granted.network, granted.exec
+
+    assert permissions(isolation="sandbox") == (False, False, False)
+    assert permissions(isolation="sandbox", permissions={"network": True}) == (False, True, False)
+    assert permissions(isolation="sandbox", permissions={"filesystem": True, "exec": False}) == (True, False, False)
+    assert permissions(isolation="process") == (True, True, True)  # process and none: allowed unless denied
+    assert permissions(isolation="process", permissions={"exec": False}) == (True, True, False)
+    assert permissions() == (True, True, True)
+    sandboxed = PluginManifest.model_validate({"id": "p", "isolation": "sandbox", "permissions": {"network": True}})
+    again = PluginManifest.model_validate_json(sandboxed.model_dump_json())  # what a worker receives
+    assert again.permissions == sandboxed.permissions
+
+
 def test_jank_plugin_json_spelling(tmp_path: Path) -> None:
     data = {
         "id": "com.example.echo",

@@ -131,3 +131,20 @@ async def test_the_c_example_answers_the_same_in_process_and_in_a_worker(tmp_pat
     for mine, theirs in zip(local, isolated, strict=True):
         assert (mine.value, mine.sends) == (theirs.value, theirs.sends)
         assert (mine.error and mine.error.code) == (theirs.error and theirs.error.code)
+
+
+async def test_a_sandboxed_native_plugin_loads_and_answers_confined(tmp_path: Path, c_builds: Builds):
+    """isolation = "sandbox" for a library: the worker confines itself before loading it (the
+    library's private copy goes to the data directory's TMPDIR) and the plugin still works."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    shutil.copyfile(c_builds["probe"], plugins / "probe.so")
+    (plugins / "probe.plugin.toml").write_text('id = "probe"\nruntime = "native"\nisolation = "sandbox"\n')
+    async with tolerant_manager(tmp_path) as pm:
+        assert await pm.discover_and_load_all() == 1
+        probe = pm.get_plugin("probe")
+        assert probe is not None and probe.state == "enabled", probe and probe.error
+        assert (await pm.execute("probe", "echo", {"a": 1})).result == {"a": 1}
+        assert (await pm.execute("probe", "pid", {})).result != os.getpid()
+        refused = await pm.execute("probe", "host_raw", {"method": "host.http.do", "request": "{}"})
+        assert refused.success and "network permission" in str(refused.result), refused

@@ -179,6 +179,20 @@ def spin(seconds: float) -> int:
     return n
 
 
+@plugin.method("spin_async")
+async def spin_async(seconds: float) -> int:
+    end = time.process_time() + seconds
+    n = 0
+    while time.process_time() < end:  # never awaits: the event loop is blocked meanwhile
+        n += 1
+    return n
+
+
+@plugin.method("hog")
+def hog() -> int:
+    return sum(range(10**12))  # C code that never lets go of the GIL
+
+
 @plugin.method("crash")
 def crash(code: int = 7) -> None:
     sys.stderr.write("about to crash\\n")

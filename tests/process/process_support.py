@@ -44,8 +44,8 @@ def request_for(plugin_dir: Path, *, logger: logging.Logger | None = None, **man
     manifest_file = find_manifest_file(plugin_dir)
     assert manifest_file is not None
     manifest = load_manifest(manifest_file, default_id=plugin_dir.name)
-    if manifest_changes:
-        manifest = type(manifest).model_validate({**manifest.model_dump(), **manifest_changes})
+    if manifest_changes:  # as if the manifest said so: what it does not state keeps its default
+        manifest = type(manifest).model_validate({**manifest.model_dump(exclude_unset=True), **manifest_changes})
     return LoadRequest(
         plugin_id=manifest.id,
         path=plugin_dir,

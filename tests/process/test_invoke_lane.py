@@ -54,6 +54,9 @@ class Handlers:
         return request
 
 
+SECRET = "0123456789abcdef" * 4
+
+
 @pytest.fixture
 def handlers() -> Handlers:
     return Handlers()
@@ -61,7 +64,7 @@ def handlers() -> Handlers:
 
 @pytest.fixture
 async def server(tmp_path: Path, handlers: Handlers) -> AsyncIterator[InvokeLaneServer]:
-    lane = InvokeLaneServer(handlers, error_fields)
+    lane = InvokeLaneServer(handlers, error_fields, secret=SECRET)
     await lane.start(tmp_path / "lane")
     yield lane
     await lane.close()
@@ -69,7 +72,7 @@ async def server(tmp_path: Path, handlers: Handlers) -> AsyncIterator[InvokeLane
 
 @pytest.fixture
 async def client(server: InvokeLaneServer) -> AsyncIterator[InvokeLaneClient]:
-    lane = await InvokeLaneClient.connect(str(server.path), "test")
+    lane = await InvokeLaneClient.connect(str(server.path), "test", secret=SECRET)
     yield lane
     await lane.close()
 
@@ -156,6 +159,33 @@ async def test_closing_the_server_fails_pending_calls_and_removes_the_socket(
         await client.call("echo", b"{}", timeout=5)
 
 
+UNAUTHENTICATED = {
+    "no AUTH frame": frame(Kind.CALL, 1, call_body("echo", b'"reached"')),
+    "wrong secret": frame(Kind.AUTH, 0, b"guess") + frame(Kind.CALL, 1, call_body("echo", b'"reached"')),
+    "secret as a prefix": frame(Kind.AUTH, 0, SECRET[:10].encode()) + frame(Kind.CALL, 1, call_body("echo", b"1")),
+    "AUTH too long to read": HEADER.pack(2**20, 0, Kind.AUTH) + b"x" * 64,
+}
+
+
+@pytest.mark.parametrize("opening", UNAUTHENTICATED.values(), ids=UNAUTHENTICATED.keys())
+async def test_connection_without_the_secret_is_closed_unserved(
+    server: InvokeLaneServer, handlers: Handlers, opening: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    with caplog.at_level(logging.WARNING, logger="plughost.runtime.invoke_lane"):
+        writer.write(opening)
+        assert await asyncio.wait_for(reader.read(), 5) == b""  # closed, no RESULT
+    writer.close()
+    assert handlers.calls == []
+    assert "did not authenticate" in caplog.text
+    authenticated = await InvokeLaneClient.connect(str(server.path), "test", secret=SECRET)
+    try:
+        assert await authenticated.call("echo", b'"reached"', timeout=5) == b'"reached"'  # the host gets through
+    finally:
+        await authenticated.close()
+    assert handlers.calls == ["echo"]
+
+
 BAD_FRAMES = {
     "unknown kind": HEADER.pack(0, 1, 99),
     "result sent to a worker": frame(Kind.RESULT, 1, b"{}"),
@@ -174,7 +204,7 @@ async def test_malformed_frame_closes_only_its_connection(
     server: InvokeLaneServer, client: InvokeLaneClient, handlers: Handlers, bad: bytes, caplog: pytest.LogCaptureFixture
 ) -> None:
     reader, writer = await asyncio.open_unix_connection(str(server.path))
-    writer.write(frame(Kind.CALL, 7, call_body("wait", b"{}")))
+    writer.write(frame(Kind.AUTH, 0, SECRET.encode()) + frame(Kind.CALL, 7, call_body("wait", b"{}")))
     await asyncio.wait_for(handlers.started.wait(), 5)
     with caplog.at_level(logging.WARNING, logger="plughost.runtime.invoke_lane"):
         writer.write(bad)
@@ -194,7 +224,7 @@ async def test_client_closes_on_a_malformed_reply(tmp_path: Path, caplog: pytest
     path = tmp_path / "bad-lane"
     fake = await asyncio.start_unix_server(misbehave, str(path))
     try:
-        client = await InvokeLaneClient.connect(str(path), "test")
+        client = await InvokeLaneClient.connect(str(path), "test", secret=SECRET)
         with (
             caplog.at_level(logging.WARNING, logger="plughost.runtime.invoke_lane"),
             pytest.raises(InvokeLaneClosed, match="malformed frame"),
@@ -207,4 +237,3 @@ async def test_client_closes_on_a_malformed_reply(tmp_path: Path, caplog: pytest
     finally:
         fake.close()
         await fake.wait_closed()
-

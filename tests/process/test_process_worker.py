@@ -124,13 +124,60 @@ async def test_worker_memory_limit(load_python: Any, behave_dir: Path) -> None:
     assert await call_value(handle, "echo", {"text": "alive"}) == {"text": "alive"}
 
 
-async def test_worker_cpu_limit_kills_worker(load_python: Any, behave_dir: Path, events: Any) -> None:
+async def test_worker_cpu_limit_is_per_call(load_python: Any, behave_dir: Path, events: Any) -> None:
+    """Start-up and earlier calls do not count: twenty calls of 0.15 s (3 s in all) under a 1 s limit."""
     handle = await load_python(behave_dir, "worker", limits={"cpu_seconds": 1})
-    with pytest.raises(InvocationError) as crashed:
-        await call_value(handle, "spin", {"seconds": 5})
-    assert crashed.value.code == "crashed"
+    pid = (await call_value(handle, "state", None))["pid"]
+    for _ in range(20):
+        assert await call_value(handle, "spin", {"seconds": 0.15}) > 0
+    # a call is charged with its own CPU time, not its neighbours': one that waits 2 s while others
+    # compute for well over a second is fine
+    waiting = asyncio.create_task(call_value(handle, "block", {"seconds": 2}))
+    for _ in range(10):
+        assert await call_value(handle, "spin", {"seconds": 0.15}) > 0
+    assert await waiting == "done"
+    assert (await call_value(handle, "state", None))["pid"] == pid
+    assert "crashed" not in events.kinds()
+
+
+@pytest.mark.parametrize("placement", WORKERS)
+@pytest.mark.parametrize("method", ["spin", "spin_async"])  # on a thread of the plugin's, on the event loop
+async def test_worker_cpu_limit_stops_the_call_that_passes_it(
+    load_python: Any, behave_dir: Path, events: Any, placement: str, method: str
+) -> None:
+    handle = await load_python(behave_dir, placement, limits={"cpu_seconds": 1})
+    assert await call_value(handle, method, {"seconds": 0.5}) > 0
+    with pytest.raises(InvocationError) as stopped:
+        await call_value(handle, method, {"seconds": 3})
+    assert stopped.value.code == "timed_out"
+    assert "CPU time limit (limits.cpu_seconds = 1 s)" in str(stopped.value)
+    assert f"the call to '{method}' used" in str(stopped.value)  # the worker's last words name the call
     crash = await events.wait_for("crashed")
-    assert crash.exit_code is not None and crash.exit_code < 0  # killed by SIGXCPU / SIGKILL
+    assert crash.exit_code == 152
+    await events.wait_for("restarted")
+    assert await call_value(handle, "echo", {"text": "back"}) == {"text": "back"}
+
+
+async def test_worker_cpu_backstop_stops_code_that_holds_the_gil(
+    load_python: Any, behave_dir: Path, events: Any
+) -> None:
+    """A call in C code that never releases the GIL starves the worker's watchdog: the kernel's
+    RLIMIT_CPU, kept 3 × limits.cpu_seconds ahead, stops it."""
+    import signal
+    from dataclasses import replace
+
+    from process_support import WORKER_OPTIONS
+
+    handle = await load_python(
+        behave_dir, "worker", options=replace(WORKER_OPTIONS, call_timeout_s=120), limits={"cpu_seconds": 1}
+    )
+    await call_value(handle, "echo", {"text": "warm"})
+    with pytest.raises(InvocationError) as stopped:
+        await call_value(handle, "hog", {})
+    assert stopped.value.code == "timed_out"
+    assert "without its CPU watchdog getting a turn" in str(stopped.value)
+    crash = await events.wait_for("crashed")
+    assert crash.exit_code == -signal.SIGXCPU
     assert await call_value(handle, "echo", {"text": "back"}) == {"text": "back"}
 
 
@@ -183,6 +230,7 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         cwd=behave_dir,
         cookie_key=WORKER_COOKIE_KEY,
         cookie_value=WORKER_COOKIE_VALUE,
+        secret="a-secret",
         start_timeout_s=20,
     )
     import logging
@@ -198,3 +246,23 @@ async def test_cli_worker_prints_a_valid_handshake(behave_dir: Path) -> None:
         for pump in launched.pumps:
             await pump
         Path(launched.handshake.address).unlink(missing_ok=True)
+
+
+async def test_worker_started_without_its_secret_refuses_to_serve(behave_dir: Path) -> None:
+    import logging
+    import sys
+
+    from plughost.runtime.goplugin.launch import LaunchError, LaunchSpec, launch
+    from plughost.runtime.goplugin.logs import PluginLog
+    from plughost.runtime.worker import WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE
+
+    worker = [sys.executable, "-m", "plughost.runtime.worker", "--plugin-id", "behave"]
+    spec = LaunchSpec(
+        argv=[*worker, "--path", str(behave_dir), "--data-dir", str(behave_dir)],
+        cwd=behave_dir,
+        cookie_key=WORKER_COOKIE_KEY,
+        cookie_value=WORKER_COOKIE_VALUE,
+        start_timeout_s=20,
+    )
+    with pytest.raises(LaunchError, match="without its secret"):
+        await launch(spec, PluginLog(logging.getLogger("test.no-secret"), "behave"))

@@ -10,6 +10,7 @@ Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the b
 
 | kind          | direction     | body                                                          |
 |---------------|---------------|---------------------------------------------------------------|
+| AUTH          | host → worker | the worker's secret; the first frame of every connection      |
 | CALL          | host → worker | `!H` name length, UTF-8 name, JSON `{"kind", "payload"}`      |
 | RESULT        | worker → host | the call's outcome JSON `{"value", "sends"?, "error"?}`       |
 | ERROR         | worker → host | JSON `{"code", "message", "type"}`: the worker failed, not the handler |
@@ -20,12 +21,17 @@ Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the b
 Calls are multiplexed by id; ACTION frames carry the id of the call they belong to, and the host
 runs them on that call's bot. A frame the reader does not understand closes the connection
 (pending calls then fail with `InvokeLaneClosed`, and the host falls back to gRPC).
+
+Any process of the same user can connect to the socket. Only the host knows the worker's secret
+(handed to the worker on an inherited pipe), so a connection whose first frame is not AUTH with
+that secret is closed before anything else is read from it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import itertools
 import json
 import logging
@@ -42,6 +48,8 @@ from plughost.sdk.tasks import TaskOwner
 HEADER = struct.Struct("!IIB")
 NAME_LENGTH = struct.Struct("!H")
 MAX_BODY = 2**31 - 1
+MAX_AUTH_BODY = 1024
+AUTH_TIMEOUT_S = 5.0
 log = logging.getLogger(__name__)
 
 
@@ -52,6 +60,7 @@ class Kind(IntEnum):
     CANCEL = 4
     ACTION = 5
     ACTION_RESULT = 6
+    AUTH = 7
 
 
 class InvokeLaneClosed(ConnectionError):
@@ -135,13 +144,13 @@ def parse_call(body: bytes) -> tuple[str, bytes]:
     return name, body[end:]
 
 
-async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, int, bytes]:
+async def read_frame(reader: asyncio.StreamReader, max_body: int = MAX_BODY) -> tuple[Kind, int, bytes]:
     """The next frame; `InvokeLaneClosed` at the end of the stream, `InvokeLaneProtocolError` for a bad one."""
     try:
         header = await reader.readexactly(HEADER.size)
         length, call_id, kind = HEADER.unpack(header)
-        if length > MAX_BODY:
-            raise InvokeLaneProtocolError(f"frame announces {length} bytes, over the lane's limit of {MAX_BODY}")
+        if length > max_body:
+            raise InvokeLaneProtocolError(f"frame announces {length} bytes, over the limit of {max_body}")
         body = await reader.readexactly(length) if length else b""
     except (asyncio.IncompleteReadError, ConnectionError) as exc:
         raise InvokeLaneClosed("invoke lane closed") from exc
@@ -154,12 +163,18 @@ async def read_frame(reader: asyncio.StreamReader) -> tuple[Kind, int, bytes]:
 class InvokeLaneServer:
     """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`.
 
-    Each connection, and each call on it, is a task of the server's owner; `close` ends them.
+    Only connections that open with AUTH and `secret` are served. Each connection, and each call
+    on it, is a task of the server's owner; `close` ends them.
     """
 
-    def __init__(self, handler: InvokeHandler, encode_error: ErrorEncoder, *, tasks: TaskOwner | None = None) -> None:
+    def __init__(
+        self, handler: InvokeHandler, encode_error: ErrorEncoder, *, secret: str, tasks: TaskOwner | None = None
+    ) -> None:
+        if not secret:
+            raise ValueError("an invoke lane needs a secret")
         self._handler = handler
         self._encode_error = encode_error
+        self._secret = secret.encode()
         self._server: asyncio.Server | None = None
         self._tasks = tasks if tasks is not None else TaskOwner("invoke lane server")
         self.path = Path("")
@@ -176,7 +191,20 @@ class InvokeLaneServer:
         except RuntimeError:  # closing: no new connections
             writer.close()
 
+    async def _authenticated(self, reader: asyncio.StreamReader) -> bool:
+        """True when the connection opens with AUTH and the secret (within `AUTH_TIMEOUT_S`)."""
+        try:
+            async with asyncio.timeout(AUTH_TIMEOUT_S):
+                kind, _, body = await read_frame(reader, MAX_AUTH_BODY)
+        except (TimeoutError, InvokeLaneClosed, InvokeLaneProtocolError):
+            return False
+        return kind == Kind.AUTH and hmac.compare_digest(body, self._secret)
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not await self._authenticated(reader):
+            log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
+            writer.close()
+            return
         calls = TaskOwner("invoke lane calls")  # ended with the connection, which the server's owner ends
         running: dict[int, asyncio.Task[None]] = {}
         waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
@@ -235,13 +263,15 @@ class InvokeLaneServer:
 class InvokeLaneClient:
     """The host's half: one connection, any number of concurrent calls.
 
-    Construction does no I/O; `start()` (or `InvokeLaneClient.connect`) connects and starts the reader,
-    which, like the bot actions the worker asks for, is a task of the client's owner.
+    Construction does no I/O; `start()` (or `InvokeLaneClient.connect`) connects, authenticates with
+    the worker's `secret` and starts the reader, which, like the bot actions the worker asks for,
+    is a task of the client's owner.
     """
 
-    def __init__(self, path: str, name: str, *, tasks: TaskOwner | None = None) -> None:
+    def __init__(self, path: str, name: str, *, secret: str, tasks: TaskOwner | None = None) -> None:
         self.path = path
         self.name = name
+        self._secret = secret.encode()
         self._writer: asyncio.StreamWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
         self._bots: dict[int, BotApi | None] = {}
@@ -251,16 +281,17 @@ class InvokeLaneClient:
 
     @classmethod
     async def connect(
-        cls, path: str, name: str, timeout: float = 5.0, *, tasks: TaskOwner | None = None
+        cls, path: str, name: str, timeout: float = 5.0, *, secret: str, tasks: TaskOwner | None = None
     ) -> InvokeLaneClient:
         """A started client connected to the lane socket at `path`."""
-        client = cls(path, name, tasks=tasks)
+        client = cls(path, name, secret=secret, tasks=tasks)
         await client.start(timeout)
         return client
 
     async def start(self, timeout: float = 5.0) -> None:
-        """Connect and start reading answers."""
+        """Connect, authenticate and start reading answers."""
         reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
+        writer.write(frame(Kind.AUTH, 0, self._secret))
         try:
             self._tasks.spawn(self._read(reader, writer), name=f"{self.name}:lane")
         except RuntimeError:

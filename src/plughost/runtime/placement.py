@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import signal
 import sys
 from collections.abc import Mapping
 from dataclasses import replace
@@ -34,6 +36,7 @@ from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime
 from plughost.runtime.rundir import host_socket_dir
+from plughost.runtime.sandbox import FALLBACKS_ENV, restricts
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 
@@ -43,6 +46,24 @@ if TYPE_CHECKING:
 Placement = Literal["in_process", "worker", "executable"]
 WORKER_START_TIMEOUT_S = 30.0
 WORKER_CALL_TIMEOUT_S = 30.0
+# What a worker takes from the host's environment: what a program needs to run and format text
+# (the interpreter's own PYTHONHOME and LD_LIBRARY_PATH included, so that it starts as the host's
+# did) and the sandbox's switch to its fallbacks. Nothing else — tokens, keys and passwords in the
+# host's environment stay there; a plugin names the variables it reads in `dependencies.env`.
+WORKER_ENV = ("PATH", "HOME", "LANG", "LANGUAGE", "TZ", "PYTHONHOME", "LD_LIBRARY_PATH", FALLBACKS_ENV)
+WORKER_ENV_PREFIXES = ("LC_",)
+
+
+def worker_environment(manifest: PluginManifest, host: Mapping[str, str] | None = None) -> dict[str, str]:
+    """The variables a worker starts with: `WORKER_ENV`, `LC_*` and the manifest's `dependencies.env`
+    (those set in the host's environment). The worker's own variables are added by `launch_spec`."""
+    host = os.environ if host is None else host
+    declared = set(manifest.dependencies.env)
+    return {
+        name: value
+        for name, value in host.items()
+        if name in WORKER_ENV or name.startswith(WORKER_ENV_PREFIXES) or name in declared
+    }
 
 
 def placement_for(manifest: PluginManifest) -> Placement:
@@ -57,9 +78,11 @@ def placement_for(manifest: PluginManifest) -> Placement:
 class WorkerRuntime:
     """Runs a Python plugin in a supervised `plughost worker` process.
 
-    Limits apply to the worker only: `limits.memory_mb` → RLIMIT_AS, `limits.cpu_seconds` →
-    RLIMIT_CPU. A call that passes its timeout kills the worker (the result is a timeout) and the
-    worker is restarted for the next call.
+    Limits apply to the worker only: `limits.memory_mb` → RLIMIT_AS; `limits.cpu_seconds` → the
+    CPU time of each call, which the worker measures (`plughost.runtime.cpu`), with RLIMIT_CPU as
+    the kernel's backstop. A call that passes its timeout or its CPU limit stops the worker (the
+    result is a timeout) and the worker is restarted for the next call. The worker starts from a
+    minimal environment (`worker_environment`), never the host's whole one.
     """
 
     name = "worker"
@@ -108,6 +131,7 @@ class WorkerRuntime:
             cookie_value=WORKER_COOKIE_VALUE,
             protocol_versions=(1,),
             socket_dir=self.options.socket_dir,
+            base_env=worker_environment(manifest),
             extra_env={
                 MANIFEST_ENV: manifest.model_dump_json(),
                 CONFIG_ENV: json.dumps(dict(config), default=str),
@@ -117,9 +141,10 @@ class WorkerRuntime:
                 # would use up the limit and make gRPC's thread creation fail
                 **({"MALLOC_ARENA_MAX": "2"} if manifest.limits.memory_mb is not None else {}),
             },
+            secret=secrets.token_hex(32),  # a new one for every start: the worker's links require it
             start_timeout_s=start_timeout,
             memory_mb=manifest.limits.memory_mb,
-            cpu_seconds=manifest.limits.cpu_seconds,
+            **cpu_limits(manifest.limits.cpu_seconds),
         )
 
     async def build(self, candidate: Candidate) -> None:
@@ -150,6 +175,27 @@ class WorkerRuntime:
 
     async def aclose(self) -> None:
         return None
+
+
+def cpu_limits(cpu_seconds: int | None) -> dict[str, Any]:
+    """`LaunchSpec` fields for a worker with `limits.cpu_seconds`: the kernel's backstop (start-up
+    allowance plus `CPU_BACKSTOP_FACTOR` times the limit; the worker's watchdog keeps moving it
+    forward) and what the worker's exit codes mean."""
+    if cpu_seconds is None:
+        return {}
+    from plughost.runtime.worker import CPU_BACKSTOP_FACTOR, CPU_LIMIT_EXIT_CODE, CPU_START_ALLOWANCE_S
+
+    backstop = CPU_BACKSTOP_FACTOR * cpu_seconds
+    return {
+        "cpu_seconds": CPU_START_ALLOWANCE_S + backstop,
+        "limit_exits": {
+            CPU_LIMIT_EXIT_CODE: f"was stopped: a call used more than its CPU time limit "
+            f"(limits.cpu_seconds = {cpu_seconds} s)",
+            -signal.SIGXCPU: f"was stopped by the kernel: it ran {backstop} s of CPU time (limits.cpu_seconds = "
+            f"{cpu_seconds} s, times {CPU_BACKSTOP_FACTOR}) without its CPU watchdog getting a turn, as native "
+            "code that holds the GIL does",
+        },
+    }
 
 
 class PlacedRuntime:
@@ -185,7 +231,6 @@ class PlacedRuntime:
         if runtime is None:
             what = f"isolation '{manifest.isolation}'" if placement == "worker" else f"runtime '{manifest.runtime}'"
             raise PluginLoadError(request.plugin_id, f"{what} is not available in this installation")
-        from plughost.runtime.sandbox import restricts
 
         if placement != "worker" and restricts(manifest.permissions):
             request.logger.warning(
@@ -273,4 +318,5 @@ __all__ = [
     "in_process_runtimes",
     "placement_for",
     "process_options",
+    "worker_environment",
 ]

@@ -51,6 +51,7 @@ class _Instance:
 
     launched: Launched
     connection: Connection
+    spec: LaunchSpec
     started_at: datetime
     started_mono: float
     closers: list[Callable[[], Any]] = field(default_factory=list)
@@ -159,8 +160,10 @@ class ProcessPluginHandle:
             kill_group(launched.process)
             await tasks.aclose()
             raise
-        connection = Connection(target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"))
-        instance = _Instance(launched, connection, datetime.now(UTC), started, closers)
+        connection = Connection(
+            target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"), secret=spec.secret
+        )
+        instance = _Instance(launched, connection, spec, datetime.now(UTC), started, closers)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
             await self._wait_ready_or_exit(instance, remaining)
@@ -237,13 +240,17 @@ class ProcessPluginHandle:
             instance.lane = await self._connect_lane(instance, response.invoke_lane)
 
     async def _connect_lane(self, instance: _Instance, path: str) -> InvokeLaneClient | None:
-        """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS)."""
+        """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS,
+        authenticated with the secret the worker was started with)."""
         handshake = instance.launched.handshake
+        secret = instance.spec.secret
         if not self.options.invoke_lane or handshake.network != "unix" or handshake.server_cert_der is not None:
+            return None
+        if secret is None:
             return None
         try:
             return await InvokeLaneClient.connect(
-                path, self.plugin_id, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
+                path, self.plugin_id, secret=secret, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
             )
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
@@ -297,7 +304,7 @@ class ProcessPluginHandle:
             self._instance = None
             self.status = "restarting"
             await asyncio.wait(instance.launched.pumps, timeout=1.0)  # the last of its stderr
-            reason = instance.exit_reason or "exited unexpectedly"
+            reason = instance.exit_reason or instance.spec.limit_exits.get(code) or "exited unexpectedly"
             tail = self._log.tail_text()
             self.last_error = f"plugin '{self.plugin_id}' {reason} (exit code {code})"
             self.request.logger.error("%s; stderr tail:\n%s", self.last_error, tail or "(empty)")
@@ -567,6 +574,12 @@ class ProcessPluginHandle:
             self._mark_dead(instance)
             await asyncio.wait(instance.launched.pumps, timeout=1.0)  # its last words are still in the pipes
             tail = self._log.tail_text()
+            limit = instance.spec.limit_exits.get(exit_code)
+            if limit is not None and not instance.exit_reason:
+                return CallTimedOut(
+                    f"plugin '{self.plugin_id}' {limit} during the call to '{name}' (exit code {exit_code}); "
+                    "it is being restarted" + (f"; stderr tail:\n{tail}" if tail else "")
+                )
             return InvocationError(
                 f"plugin '{self.plugin_id}' {instance.exit_reason or 'crashed'} during the call to '{name}' "
                 f"(exit code {exit_code}); it is being restarted" + (f"; stderr tail:\n{tail}" if tail else ""),

@@ -25,6 +25,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
+from plughost.runtime.cpu import charged
 from plughost.sdk.call import Call, Outcome
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
@@ -190,7 +191,7 @@ class PluginThreads(ThreadPoolExecutor):
         self._work: set[Future[Any]] = set()
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
-        future = super().submit(fn, *args, **kwargs)
+        future = super().submit(charged(fn), *args, **kwargs)  # a metered call is charged with the thread's CPU
         self._work.add(future)
         future.add_done_callback(self._work.discard)  # from the worker thread: a set operation is atomic
         return future

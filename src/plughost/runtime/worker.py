@@ -1,7 +1,8 @@
 """`plughost worker`: a go-plugin server hosting one plugin out of the host's process.
 
 The host starts it (see `plughost.runtime.placement.WorkerRuntime`) with the worker cookie, the
-plugin's manifest and configuration in the environment. The worker loads the plugin in-process
+plugin's manifest and configuration in the environment, and a secret on an inherited pipe that
+every call over its gRPC socket and its invoke lane must carry. The worker loads the plugin in-process
 with the runtime its manifest names (`PythonRuntime` or `NativeRuntime`: `in_process_runtimes()`),
 then serves plughost.v1 `Plugin` and Jank's `PluginService` beside
 go-plugin's health, controller, stdio and broker services. Logs go to stderr as hclog JSON.
@@ -20,6 +21,7 @@ import os
 import secrets
 import signal
 import sys
+import time
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -28,18 +30,28 @@ import grpc
 
 from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
+from plughost.runtime.cpu import CallCpu, CpuWatchdog, metered
+from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
 from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
-from plughost.runtime.sandbox import SandboxUnavailable, confine, restricts
+from plughost.runtime.sandbox import Preparation, SandboxUnavailable, confine, fallbacks_forced, prepare
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import CALL_KINDS, Call, Outcome, PluginError
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 
+# A worker whose call passes `limits.cpu_seconds` of CPU time exits with this code (the shell's
+# code for "killed by SIGXCPU"); the host reports the call as timed out and restarts the worker.
+CPU_LIMIT_EXIT_CODE = 152
+# The kernel's RLIMIT_CPU stops a worker whose watchdog cannot run (a call in C code that holds the
+# GIL) once it has used this many times `limits.cpu_seconds` since the watchdog last ran …
+CPU_BACKSTOP_FACTOR = 3
+# … and allows this much CPU time for starting (interpreter, imports, the plugin's load hooks).
+CPU_START_ALLOWANCE_S = 30
 WORKER_COOKIE_KEY = "PLUGHOST_WORKER_PLUGIN"
 WORKER_COOKIE_VALUE = "plughost-worker-5c1e0a7b"
 MANIFEST_ENV = "PLUGHOST_WORKER_MANIFEST"
@@ -56,11 +68,15 @@ class ServedPlugin:
     """The plugin the worker's services answer for, bound once it has loaded.
 
     The services and their sockets exist before the plugin is loaded, so that the sandbox can be
-    put in place between the two.
+    put in place between the two. With `cpu_limit_s` (`limits.cpu_seconds`) each call is metered
+    (`plughost.runtime.cpu`); one that passes the limit stops the worker (`CPU_LIMIT_EXIT_CODE`).
     """
 
-    def __init__(self) -> None:
+    def __init__(self, cpu_limit_s: float | None = None) -> None:
         self._handle: PluginHandle | None = None
+        self.watchdog: CpuWatchdog | None = None
+        if cpu_limit_s is not None:
+            self.watchdog = CpuWatchdog(cpu_limit_s, _cpu_limit_passed, backstop_s=CPU_BACKSTOP_FACTOR * cpu_limit_s)
 
     @property
     def handle(self) -> PluginHandle:
@@ -69,7 +85,14 @@ class ServedPlugin:
         return self._handle
 
     def bind(self, handle: PluginHandle) -> None:
+        """Serve `handle` from now on (and start metering its calls)."""
         self._handle = handle
+        if self.watchdog is not None:
+            self.watchdog.start()
+
+    def close(self) -> None:
+        if self.watchdog is not None:
+            self.watchdog.stop()
 
     async def call(self, name: str, kind: str, payload: Any, bot: BotApi | None = None) -> Outcome:
         """Run one call of the served plugin (gRPC's Invoke and the invoke lane share it)."""
@@ -77,7 +100,15 @@ class ServedPlugin:
             return Outcome.failed(
                 "invalid_request", f"unknown call kind {kind!r}; expected one of {', '.join(CALL_KINDS)}"
             )
-        return await self.handle.call(Call(name, payload, kind, bot=bot))
+        call = self.handle.call(Call(name, payload, kind, bot=bot))
+        if self.watchdog is None:
+            return await call
+        meter = CallCpu(name)
+        self.watchdog.track(meter)
+        try:
+            return await metered(call, meter)
+        finally:
+            self.watchdog.untrack(meter)
 
     async def grpc_call(self, name: str, kind: str, payload_json: bytes) -> Outcome:
         """gRPC's Invoke: the payload arrives as JSON bytes of its own."""
@@ -152,7 +183,7 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
         except NotAValueError as exc:
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
         try:
-            result = (await self.served.handle.call(Call(request.method, args))).unwrap()
+            result = (await self.served.call(request.method, "method", args)).unwrap()
             data = result if isinstance(result, Mapping) else {"result": result}
             try:
                 packed = pack_map(data)
@@ -165,6 +196,19 @@ class JankService(jank_pb2_grpc.PluginServiceServicer):  # type: ignore[misc]
     async def HealthCheck(self, request: Any, context: Any) -> Any:
         health = await self.served.handle.health()
         return jank_pb2.HealthCheckResponse(status="healthy" if health.ok else "unhealthy")
+
+
+def _cpu_limit_passed(meter: CallCpu, used: float) -> None:
+    """The watchdog's verdict (on its own thread): say which call it was, then stop the worker.
+
+    The call's code may be running on any thread and cannot be stopped; the process can.
+    """
+    message = f"the call to '{meter.name}' used {used:.2f} s of CPU time, more than limits.cpu_seconds; stopping"
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + "Z"
+    line = json.dumps({"@level": "error", "@message": message, "@module": log.name, "@timestamp": stamp})
+    with contextlib.suppress(OSError):
+        os.write(2, line.encode() + b"\n")  # no logging locks: another thread may hold them
+    os._exit(CPU_LIMIT_EXIT_CODE)
 
 
 def encode(value: Any) -> bytes:
@@ -183,13 +227,19 @@ def _manifest(path: Path, plugin_id: str) -> PluginManifest:
     return load_manifest(found, default_id=directory.name)
 
 
-async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
-    """Load the plugin, print the handshake, serve until Shutdown; the exit code."""
+async def serve(
+    plugin_id: str, path: Path, data_dir: Path, secret: str, manifest: PluginManifest, prepared: Preparation
+) -> int:
+    """Load the plugin, print the handshake, serve until Shutdown; the exit code.
+
+    Only callers that know `secret` (the host) are served, over gRPC and over the invoke lane.
+    `prepared` is what the sandbox did before the worker started any thread.
+    """
     from plughost.runtime.placement import in_process_runtimes
 
     version = negotiated_version()
     # inside the worker the plugin runs in-process, with the loader its manifest names
-    manifest = _manifest(path, plugin_id).model_copy(update={"isolation": "none"})
+    manifest = manifest.model_copy(update={"isolation": "none"})
     config = json.loads(os.environ.get(CONFIG_ENV) or "{}")
     request = LoadRequest(
         plugin_id=plugin_id,
@@ -204,9 +254,9 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     if runtime is None:
         log.error("plugin '%s': runtime '%s' cannot run in a worker in this installation", plugin_id, manifest.runtime)
         return 1
-    served = ServedPlugin()
-    server = GoPluginServer()
-    lane = InvokeLaneServer(served.lane_call, error_fields)
+    served = ServedPlugin(manifest.limits.cpu_seconds)
+    server = GoPluginServer(secret)
+    lane = InvokeLaneServer(served.lane_call, error_fields, secret=secret)
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)
@@ -221,9 +271,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         await lane.start(server.socket_dir / f"lane{secrets.token_hex(6)}")
         plughost.invoke_lane = str(lane.path)
         data_dir.mkdir(parents=True, exist_ok=True)
-        if restricts(manifest.permissions):  # before any code of the plugin runs
-            for applied in confine(manifest.permissions, plugin_dir=request.plugin_dir, data_dir=data_dir):
-                log.info("sandbox: %s", applied)
+        _confine(request, prepared)  # before any code of the plugin runs
         handle = await runtime.load(request)
         served.bind(handle)
         real_stdout.write(line + "\n")
@@ -234,6 +282,7 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
         log.error("%s", exc)
         return 1
     finally:
+        served.close()
         logging.getLogger("grpc._cython.cygrpc").setLevel(logging.CRITICAL)  # cancelled streams at stop
         await lane.close()
         if handle is not None:
@@ -246,6 +295,19 @@ async def serve(plugin_id: str, path: Path, data_dir: Path) -> int:
     return 0
 
 
+def _confine(request: LoadRequest, prepared: Preparation) -> None:
+    """Put the sandbox of the plugin's permissions in place (see `plughost.runtime.sandbox`)."""
+    confined = confine(
+        request.manifest.permissions,
+        plugin_dir=request.plugin_dir,
+        data_dir=request.data_dir,
+        prepared=prepared,
+        fallbacks=fallbacks_forced(),
+    )
+    for applied in confined:
+        log.info("sandbox: %s", applied)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="plughost worker", description="Serve one Python plugin over go-plugin.")
     parser.add_argument("--plugin-id", required=True)
@@ -255,7 +317,17 @@ def main(argv: list[str] | None = None) -> int:
     if not cookie_ok(WORKER_COOKIE_KEY, WORKER_COOKIE_VALUE):
         return 1
     install_hclog_handler()
-    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir))
+    secret = read_secret()
+    if secret is None:
+        log.error("the worker was started without its secret (%s): only plughost starts workers", SECRET_FD_ENV)
+        return 1
+    try:
+        manifest = _manifest(args.path, args.plugin_id)
+    except (PlugHostError, ValueError) as exc:
+        log.error("%s", exc)
+        return 1
+    prepared = prepare(manifest.permissions, fallbacks=fallbacks_forced())  # while this is the only thread
+    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret, manifest, prepared))
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ _SEMVER_RE = re.compile(
     r"(?:-((?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*)(?:\.(?:0|[1-9]\d*|\d*[a-zA-Z-][0-9a-zA-Z-]*))*))?"
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MANIFEST_FILES = ("plugin.toml", "plugin.json")
 # the module a Python plugin directory is loaded from when the manifest names no `entry`, in this order
 PYTHON_DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
@@ -65,12 +66,19 @@ class Author(_Strict):
 
 
 class Permissions(_Strict):
-    """What the plugin may do; enforced for isolation ≠ none."""
+    """What the plugin may do; enforced for isolation ≠ none.
+
+    What a manifest does not state depends on its isolation: allowed for `none` and `process`,
+    denied for `sandbox` (see `PluginManifest`).
+    """
 
     filesystem: bool = True
     network: bool = True
     exec: bool = True
     channels: list[str] = Field(default_factory=list)
+
+
+SANDBOX_DENIES = ("filesystem", "network", "exec")  # what isolation = "sandbox" denies unless granted
 
 
 class Limits(_Strict):
@@ -83,7 +91,17 @@ class Dependencies(_Strict):
     python: list[str] = Field(default_factory=list)
     plugins: list[str] = Field(default_factory=list)
     system: list[str] = Field(default_factory=list)
+    # environment variables the plugin reads: a worker gets them from the host's environment
+    # (and nothing else of it but PATH, HOME, locale and time zone)
     env: list[str] = Field(default_factory=list)
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, names: list[str]) -> list[str]:
+        for name in names:
+            if not _ENV_NAME_RE.match(name):
+                raise ValueError(f"'{name}' is not an environment variable name (letters, digits and '_')")
+        return names
 
 
 class Handshake(_Strict):
@@ -95,7 +113,12 @@ class Handshake(_Strict):
 
 
 class PluginManifest(_Strict):
-    """A plugin's manifest. `id` is the plugin id; `name` is a display name (defaults to id)."""
+    """A plugin's manifest. `id` is the plugin id; `name` is a display name (defaults to id).
+
+    `isolation = "sandbox"` is deny-by-default: of `permissions.filesystem`, `network` and `exec`
+    only those the manifest sets to true are granted. `process` (and `none`) grant what the
+    manifest does not switch off.
+    """
 
     id: str
     name: str = ""
@@ -166,6 +189,11 @@ class PluginManifest(_Strict):
     def _defaults(self) -> PluginManifest:
         if not self.name:
             self.name = self.id
+        if self.isolation == "sandbox":
+            stated = self.permissions.model_fields_set
+            denied = {name: False for name in SANDBOX_DENIES if name not in stated}
+            if denied:
+                self.permissions = self.permissions.model_copy(update=denied)
         if self.runtime == "process" and self.handshake is None:
             self.handshake = Handshake()
         return self

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,6 +13,7 @@ import grpc
 from google.protobuf import empty_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plughost.runtime.goplugin.launch import SECRET_METADATA
 from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import (
@@ -36,23 +38,45 @@ QUIET_STREAM_ENDS = (grpc.StatusCode.UNIMPLEMENTED, grpc.StatusCode.UNAVAILABLE,
 log = logging.getLogger(__name__)
 
 
+def _with_metadata(stub: Any, metadata: tuple[tuple[str, str], ...]) -> Any:
+    """`stub` with every method sending `metadata` (cheaper than a client interceptor per call)."""
+    for name, method in list(vars(stub).items()):
+        if callable(method):
+            setattr(stub, name, functools.partial(method, metadata=metadata))
+    return stub
+
+
 class Connection:
-    """A connected plugin: stubs plus the stdio and broker streams it keeps open."""
+    """A connected plugin: stubs plus the stdio and broker streams it keeps open.
+
+    With a `secret` (a worker's), every call carries it.
+    """
 
     def __init__(
-        self, target: str, plugin_log: PluginLog, *, authority: str | None = None, tasks: TaskOwner | None = None
+        self,
+        target: str,
+        plugin_log: PluginLog,
+        *,
+        authority: str | None = None,
+        tasks: TaskOwner | None = None,
+        secret: str | None = None,
     ) -> None:
         options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
         if authority:
             options.append(("grpc.default_authority", authority))
         self.channel = grpc.aio.insecure_channel(target, options=options)
         self.plugin_log = plugin_log
-        self.health = health_pb2_grpc.HealthStub(self.channel)
-        self.controller = grpc_controller_pb2_grpc.GRPCControllerStub(self.channel)
-        self.jank = jank_pb2_grpc.PluginServiceStub(self.channel)
-        self.v1 = v1_grpc.PluginStub(self.channel)
-        self._stdio = grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel)
-        self._broker = grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel)
+        stubs = [
+            health_pb2_grpc.HealthStub(self.channel),
+            grpc_controller_pb2_grpc.GRPCControllerStub(self.channel),
+            jank_pb2_grpc.PluginServiceStub(self.channel),
+            v1_grpc.PluginStub(self.channel),
+            grpc_stdio_pb2_grpc.GRPCStdioStub(self.channel),
+            grpc_broker_pb2_grpc.GRPCBrokerStub(self.channel),
+        ]
+        if secret:
+            stubs = [_with_metadata(stub, ((SECRET_METADATA, secret),)) for stub in stubs]
+        self.health, self.controller, self.jank, self.v1, self._stdio, self._broker = stubs
         self._tasks = tasks if tasks is not None else TaskOwner(f"{plugin_log.plugin_id}:connection")
         self._broker_closed = asyncio.Event()
 

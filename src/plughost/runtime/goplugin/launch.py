@@ -28,6 +28,11 @@ from plughost.runtime.rundir import host_socket_dir
 from plughost.sdk.tasks import TaskOwner
 
 PR_SET_PDEATHSIG = 1
+# A process started with a secret reads it from this inherited descriptor (a pipe), never from its
+# command line or environment, where other processes of the same user could read it.
+SECRET_FD_ENV = "PLUGHOST_SECRET_FD"
+# ... and its gRPC server requires it in this metadata key of every call.
+SECRET_METADATA = "plughost-secret"
 DEFAULT_MIN_PORT = 10000
 DEFAULT_MAX_PORT = 25000
 READ_CHUNK = 65536
@@ -50,13 +55,20 @@ class LaunchSpec:
     max_port: int = DEFAULT_MAX_PORT
     socket_dir: Path | None = None  # sockets and TMPDIR; None: this process's directory (`plughost.runtime.rundir`)
     client_cert_pem: str | None = None
+    # the environment the plugin starts from; None: the host's own (go-plugin's behaviour)
+    base_env: Mapping[str, str] | None = None
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    secret: str | None = None  # handed over on an inherited pipe (`SECRET_FD_ENV`); a worker's links require it
     start_timeout_s: float = 60.0
     memory_mb: int | None = None
+    # RLIMIT_CPU's soft limit (SIGXCPU); the hard limit stays as it is, so that the process can move
+    # its soft limit forward (a worker's CPU watchdog does: `plughost.runtime.cpu`)
     cpu_seconds: int | None = None
+    # exit codes that mean a limit stopped the process, each with the reason (calls it ends time out)
+    limit_exits: Mapping[int, str] = field(default_factory=dict)
 
     def environment(self) -> dict[str, str]:
-        env = dict(os.environ)
+        env = dict(os.environ if self.base_env is None else self.base_env)
         env.update(self.extra_env)
         env[self.cookie_key] = self.cookie_value
         env["PLUGIN_PROTOCOL_VERSIONS"] = ",".join(str(v) for v in self.protocol_versions)
@@ -98,7 +110,7 @@ def child_setup(memory_mb: int | None, cpu_seconds: int | None) -> Callable[[], 
             limit = memory_mb * 1024 * 1024
             resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
         if cpu_seconds is not None:
-            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+            resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, resource.getrlimit(resource.RLIMIT_CPU)[1]))
 
     return setup
 
@@ -118,7 +130,7 @@ def spawn_plan(
         if memory_mb is not None:
             limits.append(f"--as={memory_mb * 1024 * 1024}")
         if cpu_seconds is not None:
-            limits.append(f"--cpu={cpu_seconds}:{cpu_seconds + 1}")
+            limits.append(f"--cpu={cpu_seconds}:")  # the soft limit only
         command = [prlimit, *limits, "--", *command]
     return [setpriv, "--pdeathsig", "KILL", "--", *command], None
 
@@ -147,20 +159,28 @@ async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = Non
     exe = Path(argv[0])
     check_executable(exe)
     command, preexec = spawn_plan(argv, spec.memory_mb, spec.cpu_seconds)
+    env = spec.environment()
+    secret_fd = _secret_pipe(spec.secret) if spec.secret is not None else None
+    if secret_fd is not None:
+        env[SECRET_FD_ENV] = str(secret_fd)
     try:
         process = await asyncio.create_subprocess_exec(
             *command,
             cwd=str(spec.cwd),
-            env=spec.environment(),
+            env=env,
             stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE,
             process_group=0 if preexec is None else None,
             preexec_fn=preexec,
+            pass_fds=() if secret_fd is None else (secret_fd,),
         )
     except OSError as exc:
         await tasks.aclose()
         raise LaunchError(f"cannot start {exe}: {exc}") from exc
+    finally:
+        if secret_fd is not None:
+            os.close(secret_fd)
     assert process.stdout is not None and process.stderr is not None
     stderr_done = asyncio.Event()
     try:
@@ -193,6 +213,25 @@ async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = Non
         await tasks.aclose()
         raise
     return Launched(process, info, [stderr_pump, stdout_pump], tasks)
+
+
+def _secret_pipe(secret: str) -> int:
+    """The read end of a pipe that holds `secret` and then ends (the child inherits it)."""
+    read_end, write_end = os.pipe()
+    try:
+        os.write(write_end, secret.encode())  # far below a pipe's buffer: never blocks
+    finally:
+        os.close(write_end)
+    return read_end
+
+
+def read_secret() -> str | None:
+    """In the started process: the secret its host handed over (`SECRET_FD_ENV`), read once."""
+    raw = os.environ.pop(SECRET_FD_ENV, None)
+    if raw is None or not raw.isdigit():
+        return None
+    with os.fdopen(int(raw), "rb") as pipe:
+        return pipe.read().decode() or None
 
 
 def check_executable(exe: Path) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hmac
 import io
 import json
 import logging
@@ -17,7 +18,7 @@ import sys
 import tempfile
 import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -25,6 +26,7 @@ import grpc
 from grpc_health.v1 import _async as health_async
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from plughost.runtime.goplugin.launch import SECRET_METADATA
 from plughost.runtime.proto.plugin import (
     grpc_broker_pb2_grpc,
     grpc_controller_pb2,
@@ -123,13 +125,60 @@ class _Broker(grpc_broker_pb2_grpc.GRPCBrokerServicer):  # type: ignore[misc]
             yield item
 
 
-class GoPluginServer:
-    """A go-plugin gRPC server on a unix socket: add application services, then `start()`."""
+class RequireSecret(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Every call must carry the secret in its `SECRET_METADATA`; others fail UNAUTHENTICATED.
 
-    def __init__(self) -> None:
+    Any process of the same user can connect to the server's unix socket; the secret, which only
+    the host and this process know, tells the host from the rest.
+    """
+
+    def __init__(self, secret: str) -> None:
+        self._secret = secret.encode()
+
+    async def intercept_service(
+        self, continuation: Callable[[Any], Awaitable[Any]], details: grpc.HandlerCallDetails
+    ) -> Any:
+        handler = await continuation(details)
+        if handler is None or self._carries_secret(details):
+            return handler
+        return _refusal(handler)
+
+    def _carries_secret(self, details: grpc.HandlerCallDetails) -> bool:
+        for key, value in details.invocation_metadata or ():
+            if key == SECRET_METADATA:
+                given = value if isinstance(value, bytes) else str(value).encode()
+                return hmac.compare_digest(given, self._secret)
+        return False
+
+
+def _refusal(handler: Any) -> Any:
+    """A handler of the same shape as `handler` that refuses the call."""
+
+    async def refuse(request: Any, context: Any) -> None:
+        await context.abort(grpc.StatusCode.UNAUTHENTICATED, "this plugin answers only the host that started it")
+
+    shape = {
+        (False, False): grpc.unary_unary_rpc_method_handler,
+        (False, True): grpc.unary_stream_rpc_method_handler,
+        (True, False): grpc.stream_unary_rpc_method_handler,
+        (True, True): grpc.stream_stream_rpc_method_handler,
+    }[(bool(handler.request_streaming), bool(handler.response_streaming))]
+    return shape(
+        refuse, request_deserializer=handler.request_deserializer, response_serializer=handler.response_serializer
+    )
+
+
+class GoPluginServer:
+    """A go-plugin gRPC server on a unix socket: add application services, then `start()`.
+
+    With a `secret`, every call must carry it (`RequireSecret`).
+    """
+
+    def __init__(self, secret: str | None = None) -> None:
         self.loop = asyncio.get_running_loop()
         self.server = grpc.aio.server(
-            options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)]
+            options=[("grpc.max_send_message_length", MAX_MESSAGE), ("grpc.max_receive_message_length", MAX_MESSAGE)],
+            interceptors=[RequireSecret(secret)] if secret else None,
         )
         self.shutdown = asyncio.Event()
         self.stdio = StdioForwarder(self.loop)

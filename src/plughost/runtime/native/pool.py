@@ -13,6 +13,8 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from plughost.runtime.cpu import charged
+
 T = TypeVar("T")
 _Item = tuple[Future[Any], Callable[..., Any], tuple[Any, ...]] | None
 
@@ -44,7 +46,7 @@ class DaemonPool:
                 worker = threading.Thread(target=self._work, name=f"{self.name}-{self._threads}", daemon=True)
                 self._workers.append(worker)
                 worker.start()
-        self._queue.put((future, fn, args))
+        self._queue.put((future, charged(fn), args))  # a metered call is charged with the thread's CPU
         return future
 
     @property

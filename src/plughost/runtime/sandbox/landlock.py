@@ -1,9 +1,12 @@
-"""Landlock: confine a process's filesystem access to a list of directory trees.
+"""Landlock: confine a process's filesystem access to a list of directory trees, and scope it.
 
 `restrict(read_only=…, read_write=…)` handles every filesystem right the kernel's Landlock ABI
 knows; afterwards the calling thread and every thread or process it creates can only reach the
-listed paths (read-only: read, list, execute; read-write: everything). It cannot be undone.
-Threads that already exist are not covered, so call it before the code to confine creates any.
+listed paths (read-only: read, list, execute; read-write: everything). `scopes` (ABI ≥ 6) also
+keep it from signalling processes and connecting to abstract unix sockets outside its own
+domain. Whatever the rules, a process in a Landlock domain cannot ptrace (or read the memory of)
+a process outside it. It cannot be undone. Threads that already exist are not covered, so call it
+before the code to confine creates any.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ READ_DIR = 1 << 3
 REFER = 1 << 13
 TRUNCATE = 1 << 14
 IOCTL_DEV = 1 << 15
+SCOPE_ABSTRACT_UNIX_SOCKET = 1 << 0  # ABI 6
+SCOPE_SIGNAL = 1 << 1  # ABI 6
 FILE_RIGHTS = EXECUTE | WRITE_FILE | READ_FILE | TRUNCATE | IOCTL_DEV  # the rights a file (not a directory) takes
 READ_ONLY = EXECUTE | READ_FILE | READ_DIR
 
@@ -37,7 +42,12 @@ class LandlockUnavailable(RuntimeError):
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = (("handled_access_fs", ctypes.c_uint64),)
+    # older kernels take the larger struct as long as the fields they do not know are zero
+    _fields_ = (
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    )
 
 
 class _PathBeneathAttr(ctypes.Structure):
@@ -67,23 +77,36 @@ def handled_rights(abi: int) -> int:
     return rights
 
 
-def restrict(*, read_only: Iterable[Path], read_write: Iterable[Path]) -> int:
-    """Confine this process to the paths (missing ones are skipped); the ABI version used."""
+def supported_scopes(abi: int) -> int:
+    """The scopes of Landlock ABI `abi` (none before ABI 6)."""
+    return SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL if abi >= 6 else 0
+
+
+def restrict(*, read_only: Iterable[Path] = (), read_write: Iterable[Path] | None = None, scopes: int = 0) -> int:
+    """Confine this process; the ABI version used.
+
+    With `read_write` (even empty) the filesystem is confined to the listed paths (missing ones
+    are skipped); without, only `scopes` apply, which the kernel must support.
+    """
     abi = abi_version()
     if abi < 1:
         raise LandlockUnavailable("Landlock is not available on this kernel (Linux ≥ 5.13 with Landlock enabled)")
+    missing = scopes & ~supported_scopes(abi)
+    if missing:
+        raise LandlockUnavailable(f"Landlock ABI {abi} cannot scope {missing:#x} (needs ABI 6, Linux ≥ 6.12)")
     libc = _libc()
-    handled = handled_rights(abi)
-    attr = _RulesetAttr(handled)
+    handled = handled_rights(abi) if read_write is not None else 0
+    attr = _RulesetAttr(handled, 0, scopes)
     ruleset = libc.syscall(
         ctypes.c_long(SYS_CREATE_RULESET), ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0)
     )
     if ruleset < 0:
         raise LandlockUnavailable(f"landlock_create_ruleset failed: {os.strerror(ctypes.get_errno())}")
     try:
-        for paths, rights in ((read_only, READ_ONLY & handled), (read_write, handled)):
-            for path in paths:
-                _allow(libc, ruleset, path, rights)
+        if read_write is not None:
+            for paths, rights in ((read_only, READ_ONLY & handled), (read_write, handled)):
+                for path in paths:
+                    _allow(libc, ruleset, path, rights)
         if libc.prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
             raise LandlockUnavailable(f"prctl(PR_SET_NO_NEW_PRIVS) failed: {os.strerror(ctypes.get_errno())}")
         if libc.syscall(ctypes.c_long(SYS_RESTRICT_SELF), ctypes.c_int(ruleset), ctypes.c_uint32(0)) != 0:
