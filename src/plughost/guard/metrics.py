@@ -19,7 +19,7 @@ class RecordedError:
     error_id: str = ""  # what a chat user was shown, to find the detail
 
 
-@dataclass
+@dataclass(slots=True)
 class HandlerMetrics:
     """Counters for one handler of one plugin; latencies kept over a sliding window."""
 
