@@ -71,7 +71,8 @@ def run(
             hint = "press Ctrl-C to stop" if mode == "none" else "type /help for commands, /stop or Ctrl-D to quit"
             stdout().print(f"running; {hint}", style="dim")
             await serve_console(host, mode)
-            stdout().print("stopping…", style="dim")
+            if not host.stop_requested.is_set():  # /stop has already said so
+                stdout().print("stopping…", style="dim")
 
     try:
         asyncio.run(main())
