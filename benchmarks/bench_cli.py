@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from common import Row, median  # benchmarks/common.py
+from common import Row, median, print_rows  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 5
@@ -168,18 +168,5 @@ def run() -> list[Row]:
     ]
 
 
-def main() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="CLI start-up")
-    for column in ("benchmark", "measured", "target", "compared with (same run)", "ok"):
-        table.add_column(column)
-    for row in run():
-        verdict = "" if row.ok is None else ("yes" if row.ok else "no")
-        table.add_row(row.name, row.formatted(), row.target, row.comparison, verdict)
-    Console().print(table)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    print_rows("CLI start-up", run())

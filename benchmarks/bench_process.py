@@ -16,14 +16,13 @@ import os
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from common import Row  # benchmarks/common.py
+from common import Row, print_rows  # benchmarks/common.py
 
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.values import pack_map
@@ -287,18 +286,5 @@ def run() -> list[Row]:
         return asyncio.run(_bench(Path(tmp)))
 
 
-def main() -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="process plugins")
-    for column in ("benchmark", "measured", "target", "compared with (same run)", "ok"):
-        table.add_column(column)
-    for row in run():
-        verdict = "" if row.ok is None else ("yes" if row.ok else "no")
-        table.add_row(row.name, row.formatted(), row.target, row.comparison, verdict)
-    Console().print(table)
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    print_rows("process plugins", run())

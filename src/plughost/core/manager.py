@@ -41,7 +41,7 @@ from plughost.runtime.base import (
     SupportsListeners,
     SupportsRediscover,
 )
-from plughost.sdk.call import UNAVAILABLE, ActionSink, Call, Outcome
+from plughost.sdk.call import UNAVAILABLE, ActionSink, Call, Outcome, settled
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import (
@@ -351,7 +351,7 @@ class PluginManager:
         """
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or instance.state not in ACTIVE_STATES:
-            return _ready(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
+            return settled(Outcome.failed(UNAVAILABLE, self._unavailable(name, instance)))
         return self.guard.call(name, instance.handle, call, instance.timeout_s if timeout is None else timeout)
 
     async def execute_plugin(
@@ -708,7 +708,3 @@ class PluginManager:
                 self.registry.set_state(plugin_id, instance.state)
             except StateFileError as exc:
                 log.warning("plugin '%s' is %s, but the registry was not updated: %s", plugin_id, instance.state, exc)
-
-
-async def _ready(outcome: Outcome) -> Outcome:
-    return outcome

@@ -27,7 +27,7 @@ from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.launch import Launched, LaunchError, LaunchSpec, kill_group, launch
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget
-from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
+from plughost.runtime.goplugin.values import NotAValueError, json_bytes, pack_map, unpack_map
 from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient, InvokeLaneClosed
 from plughost.runtime.process import CallTimedOut, EventHook, ProcessOptions
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
@@ -656,7 +656,7 @@ class ProcessPluginHandle:
         if self.protocol != "plughost.v1":
             self.request.logger.debug("plugin '%s' speaks Jank's protocol: no reconfigure call", self.plugin_id)
             return
-        payload = json.dumps(dict(config), default=json_default).encode()
+        payload = json_bytes(dict(config))
         try:
             await instance.connection.v1.Reconfigure(
                 v1.ReconfigureRequest(config_json=payload), timeout=self.options.call_timeout_s
@@ -677,13 +677,9 @@ class ProcessPluginHandle:
             raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
 
 
-def _json_bytes(value: Any) -> bytes:
-    return json.dumps(value, default=json_default).encode()
-
-
 def _encoded(payload: Any) -> bytes:
     """A call's payload as JSON (a payload many calls share is encoded once)."""
-    return payload.encoded(_json_bytes) if isinstance(payload, SharedPayload) else _json_bytes(payload)
+    return payload.encoded(json_bytes) if isinstance(payload, SharedPayload) else json_bytes(payload)
 
 
 def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:

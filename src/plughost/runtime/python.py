@@ -26,7 +26,7 @@ from typing import Any, ParamSpec, TypeVar
 from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
 from plughost.runtime.cpu import charged
-from plughost.sdk.call import Call, Outcome
+from plughost.sdk.call import Call, Outcome, settled
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.manifest import PYTHON_DEFAULT_ENTRIES
@@ -118,7 +118,7 @@ class PythonPluginHandle:
         """Run one handler (see `plughost.sdk.runner`); sync handlers use the plugin's own threads."""
         handler = self._handlers.get(call.handler)
         if handler is None:
-            return _ready(unknown_handler(self.context.plugin_id, call.handler, self._handlers))
+            return settled(unknown_handler(self.context.plugin_id, call.handler, self._handlers))
         if handler.trivial:
             return run_trivial(handler.func, self.plugin_dir)
         return run_handler(handler, call, self.context, self._executor)
@@ -198,10 +198,6 @@ class PluginThreads(ThreadPoolExecutor):
 
     def unfinished(self) -> list[Future[Any]]:
         return [f for f in list(self._work) if not f.done()]
-
-
-async def _ready(outcome: Outcome) -> Outcome:
-    return outcome
 
 
 def _with_priority(descriptor: Descriptor, priority: int) -> Descriptor:

@@ -33,7 +33,7 @@ from plughost.runtime.base import LoadRequest
 from plughost.runtime.cpu import CallCpu, CpuWatchdog, metered
 from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
-from plughost.runtime.goplugin.values import NotAValueError, json_default, pack_map, unpack_map
+from plughost.runtime.goplugin.values import NotAValueError, json_bytes, json_default, pack_map, unpack_map
 from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
@@ -123,11 +123,11 @@ class ServedPlugin:
         try:
             request = json.loads(body) if body else {}
         except ValueError as exc:
-            return encode(Outcome.failed("protocol_error", f"the call is not JSON: {exc}").to_json())
+            return json_bytes(Outcome.failed("protocol_error", f"the call is not JSON: {exc}").to_json())
         if not isinstance(request, Mapping):
-            return encode(Outcome.failed("protocol_error", "the call must be a JSON object").to_json())
+            return json_bytes(Outcome.failed("protocol_error", "the call must be a JSON object").to_json())
         outcome = await self.call(name, str(request.get("kind") or "method"), request.get("payload"), bot)
-        return encode(outcome.to_json())
+        return json_bytes(outcome.to_json())
 
 
 class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
@@ -138,21 +138,21 @@ class PlughostService(v1_grpc.PluginServicer):  # type: ignore[misc]
         self.invoke_lane = invoke_lane
 
     async def Describe(self, request: Any, context: Any) -> Any:
-        descriptor = json.dumps(self.served.handle.descriptor.to_json()).encode()
+        descriptor = json_bytes(self.served.handle.descriptor.to_json())
         return v1.DescribeResponse(descriptor_json=descriptor, invoke_lane=self.invoke_lane)
 
     async def Invoke(self, request: Any, context: Any) -> Any:
         outcome = await self.served.grpc_call(request.name, request.kind or "method", request.request_json)
-        sends = encode([s.to_json() for s in outcome.sends]) if outcome.sends else b""
+        sends = json_bytes([s.to_json() for s in outcome.sends]) if outcome.sends else b""
         error = outcome.error
         if error is not None:
             wire_error = v1.Error(code=error.code, message=error.message, type=error.type, retryable=error.retryable)
             return v1.InvokeResponse(error=wire_error, sends_json=sends)
-        return v1.InvokeResponse(result_json=encode(outcome.value), sends_json=sends)
+        return v1.InvokeResponse(result_json=json_bytes(outcome.value), sends_json=sends)
 
     async def Health(self, request: Any, context: Any) -> Any:
         health = await self.served.handle.health()
-        info = json.dumps(dict(health.info), default=json_default).encode()
+        info = json_bytes(dict(health.info))
         return v1.HealthResponse(status=health.status, detail=health.detail, info_json=info)
 
     async def Reconfigure(self, request: Any, context: Any) -> Any:
@@ -209,11 +209,6 @@ def _cpu_limit_passed(meter: CallCpu, used: float) -> None:
     with contextlib.suppress(OSError):
         os.write(2, line.encode() + b"\n")  # no logging locks: another thread may hold them
     os._exit(CPU_LIMIT_EXIT_CODE)
-
-
-def encode(value: Any) -> bytes:
-    """JSON bytes of a value crossing to the host."""
-    return json.dumps(value, default=json_default).encode()
 
 
 def _manifest(path: Path, plugin_id: str) -> PluginManifest:

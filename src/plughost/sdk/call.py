@@ -212,6 +212,11 @@ class ActionFormatError(PlugHostError, ValueError):
     """Queued sends in a plugin's answer are not in either JSON form of `actions_from_json`."""
 
 
+async def settled(outcome: Outcome) -> Outcome:
+    """An awaitable that answers `outcome` (for calls decided before reaching a plugin)."""
+    return outcome
+
+
 def actions_from_json(items: Any) -> tuple[Action, ...]:
     """Queued actions in either JSON form: `{"action", "params"}`, or `host.bot.send`'s
     `{"target": "group"|"private", "group_id" | "user_id", "message"}`.

@@ -171,17 +171,17 @@ class Segment:
     def from_json(cls, data: Mapping[str, Any]) -> Segment:
         """A segment from its OneBot JSON (`{"type": str, "data": object}`); `MessageFormatError` otherwise."""
         if not isinstance(data, Mapping):
-            raise MessageFormatError(f"a segment must be an object with 'type' and 'data', got {_kind(data)}")
+            raise MessageFormatError(f"a segment must be an object with 'type' and 'data', got {json_kind(data)}")
         if "type" not in data:
             raise MessageFormatError("a segment needs a 'type' (and 'data')")
         kind = data["type"]
         if not isinstance(kind, str) or not kind:
-            raise MessageFormatError(f"a segment's 'type' must be a non-empty string, got {_kind(kind)}")
+            raise MessageFormatError(f"a segment's 'type' must be a non-empty string, got {json_kind(kind)}")
         payload = data.get("data")
         if payload is None:
             return cls(kind, {})
         if not isinstance(payload, Mapping):
-            raise MessageFormatError(f"the 'data' of a {kind!r} segment must be an object, got {_kind(payload)}")
+            raise MessageFormatError(f"the 'data' of a {kind!r} segment must be an object, got {json_kind(payload)}")
         return cls(kind, dict(payload))
 
     def to_cq(self) -> str:
@@ -260,7 +260,9 @@ class Message(list[Segment]):
         if value is None:
             return cls()
         if not isinstance(value, list | tuple):
-            raise MessageFormatError(f"a message must be a segment array, a segment or a CQ string, got {_kind(value)}")
+            raise MessageFormatError(
+                f"a message must be a segment array, a segment or a CQ string, got {json_kind(value)}"
+            )
         return cls(s if isinstance(s, Segment) else Segment.from_json(s) for s in value)
 
     def to_cq(self) -> str:
@@ -395,7 +397,7 @@ def unescape(text: str) -> str:
     return _UNESCAPE.sub(lambda m: _UNESCAPES[m.group(0)], text)
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """What a malformed value is, for error messages (JSON's names; never the whole value)."""
     if value is None:
         return "null"

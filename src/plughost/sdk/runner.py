@@ -20,7 +20,7 @@ from plughost.sdk.call import UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
 from plughost.sdk.plugin import Handler
 
-NOTHING = NOT_FOR_THIS_EVENT = Outcome()  # shared: outcomes are values
+NOTHING = Outcome()  # no answer (or not for this event); shared: outcomes are values
 
 
 async def run_handler(handler: Handler, call: Call, context: PluginContext, executor: Executor | None) -> Outcome:
@@ -51,7 +51,7 @@ async def run_handler(handler: Handler, call: Call, context: PluginContext, exec
             scope = CallScope(call, context)
             bound = handler.binding.bind(scope)
             if bound is None:
-                return NOT_FOR_THIS_EVENT
+                return NOTHING
             args, kwargs = bound
         if handler.is_async:
             result = await handler.func(*args, **kwargs)

@@ -17,6 +17,7 @@ import json
 from typing import Any
 
 from plughost.sdk.events import Event, EventParseError, parse_event
+from plughost.sdk.message import json_kind
 
 MAX_SELF_ID_DIGITS = 20
 _PREVIEW = 24
@@ -55,7 +56,7 @@ def check_nesting(data: str | bytes, value: Any, limit: int) -> None:
 def read_event(data: str | bytes, value: Any, max_nesting: int) -> Event:
     """The event a parsed frame or body carries; `MalformedInput` for anything that is not a valid event."""
     if not isinstance(value, dict):
-        raise MalformedInput(f"an event must be a JSON object, got {_json_type(value)}")
+        raise MalformedInput(f"an event must be a JSON object, got {json_kind(value)}")
     check_nesting(data, value, max_nesting)
     try:
         return parse_event(value)
@@ -73,15 +74,3 @@ def self_id_problem(raw: str) -> str | None:
     if len(raw) > MAX_SELF_ID_DIGITS:
         return f"X-Self-ID has {len(raw)} digits; an account id has at most {MAX_SELF_ID_DIGITS}"
     return None
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else type(value).__name__

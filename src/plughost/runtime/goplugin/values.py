@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -80,6 +81,11 @@ def unpack_map(data: Mapping[str, any_pb2.Any], *, where: str = "response") -> d
             raise NotAValueError(f"{where} key '{key}' does not decode as google.protobuf.Value: {exc}") from None
         result[key] = from_value(value)
     return result
+
+
+def json_bytes(value: Any) -> bytes:
+    """`value` as JSON bytes for the wire (models, descriptors, sets and tuples through `json_default`)."""
+    return json.dumps(value, default=json_default).encode()
 
 
 def json_default(obj: Any) -> Any:

@@ -15,7 +15,6 @@ from typing import Any
 from plughost.sdk.bot import Reply, decode_answer
 
 BOT_CAPABILITY = "bot"
-BOT_METHODS = ("bot.command", "bot.route", "bot.pre_handle", "bot.after_completion")
 ACTIONS = ("ignore", "continue", "reply", "approve", "reject", "allow", "block")
 
 
