@@ -48,7 +48,6 @@ class LoopWatchdog:
     def __init__(self, call_code: CodeType, *, interval: float = 0.1) -> None:
         self.call_code = call_code
         self.interval = interval
-        self.interruptions = 0
         self._beat = 0.0
         self._heart: asyncio.TimerHandle | None = None
         self._thread: threading.Thread | None = None
@@ -112,7 +111,6 @@ class LoopWatchdog:
             "plugin '%s' handler '%s' ran %.1f s past its deadline without yielding, at %s: interrupting it",
             plugin_id, handler, overrun, where,
         )  # fmt: skip
-        self.interruptions += 1
         ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(self._loop_thread), ctypes.py_object(PluginOvertime))
 
     def _overdue(self, top: FrameType) -> tuple[FrameType, str, str, float] | None:
