@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import gc
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -19,6 +19,10 @@ from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.console import ConsoleOption
 from plughost.cli.output import fail, plugin_table, setup_logging, stdout
 from plughost.errors import PlugHostError
+
+if TYPE_CHECKING:
+    from plughost.host import Host
+    from plughost.manage.server import ManageServer
 
 app = typer.Typer(
     name="plughost",
@@ -46,8 +50,24 @@ def run(
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
     console: ConsoleOption = True,
+    manage_bind: Annotated[
+        str | None,
+        typer.Option(
+            "--manage-bind",
+            help="host:port of the management API and web console (default [manage] bind, 127.0.0.1:3210).",
+            show_default=False,
+        ),
+    ] = None,
+    manage: Annotated[
+        bool, typer.Option("--manage/--no-manage", help="Serve the management API and web console.")
+    ] = True,
 ) -> None:
-    """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM."""
+    """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM.
+
+    The management API (and the web console) listens on 127.0.0.1:3210 unless told otherwise; its
+    key is printed at start. `plughost plugins …`, `plughost exec` and `plughost status` run
+    beside it talk to this host.
+    """
     import asyncio
     import signal
 
@@ -60,6 +80,7 @@ def run(
             from plughost.adapters.onebot import OneBotAdapter
 
             host.add_adapter(OneBotAdapter(host.bot_settings.bots, host.dispatcher))
+        server = _management_server(host, manage, manage_bind)
         async with host:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,6 +88,11 @@ def run(
             stdout().print(
                 plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
             )
+            if server is not None:
+                assert server.key is not None
+                stdout().print(
+                    f"management API on {server.url} ({server.key.describe()})", style="dim", highlight=False
+                )
             mode = detect_mode() if console else "none"
             hint = "press Ctrl-C to stop" if mode == "none" else "type /help for commands, /stop or Ctrl-D to quit"
             stdout().print(f"running; {hint}", style="dim")
@@ -78,6 +104,31 @@ def run(
         asyncio.run(main())
     except PlugHostError as exc:
         fail(str(exc))
+
+
+def _management_server(host: Host, enabled: bool, bind: str | None) -> ManageServer | None:
+    """The management server `plughost run` adds to `host` (None when switched off or not installed)."""
+    if not enabled:
+        return None
+    try:
+        from plughost.manage.server import ManageServer
+        from plughost.manage.settings import ManageSettings
+    except ImportError as exc:
+        stdout().print(
+            f"the management API is off: {exc.name} is not installed (pip install 'plughost[manage]')",
+            style="yellow",
+            highlight=False,
+        )
+        return None
+    settings = ManageSettings.from_host_config(host.config)
+    if not settings.enabled:
+        return None
+    if bind is not None:
+        try:
+            settings = ManageSettings.model_validate(settings.model_dump() | {"bind": bind})
+        except ValueError as exc:
+            fail(f"--manage-bind: {exc}")
+    return host.add_adapter(ManageServer(host, settings))
 
 
 @app.command()

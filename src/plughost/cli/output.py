@@ -55,7 +55,9 @@ class _RichLogHandler(logging.Handler):
 
 def setup_logging(level: str) -> None:
     """Install a rich handler on the root logger (the library itself never does this)."""
-    logging.basicConfig(level=level.upper(), handlers=[_RichLogHandler()], format="%(name)s: %(message)s", force=True)
+    handler = _RichLogHandler()
+    handler.setLevel(level.upper())  # the terminal's level; other handlers (the management log ring) choose theirs
+    logging.basicConfig(level=level.upper(), handlers=[handler], format="%(name)s: %(message)s", force=True)
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -54,6 +54,8 @@ class HostConfig(_Section):
     commands: dict[str, Any] = Field(default_factory=dict)
     permissions: dict[str, Any] = Field(default_factory=dict)
     bots: list[dict[str, Any]] = Field(default_factory=list)
+    # the management server's table, as read; plughost.manage.settings.ManageSettings validates it
+    manage: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
 
     @property

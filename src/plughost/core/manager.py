@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from plughost.core.config import HostConfig, PluginConfigStore
+from plughost.core.config_schema import check_config
 from plughost.core.deps import dependency_names, plan_loading
 from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover
 from plughost.core.events import EventBus, EventHandler
@@ -446,8 +447,12 @@ class PluginManager:
         return self.configs.load(name)
 
     def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[None] | None:
-        """Persist new configuration; a loaded plugin's reconfigure hook runs in a task owned by
-        the manager (returned, so callers may await it; shutdown cancels it)."""
+        """Check `config` against the plugin's `config_schema`, persist it, and run a loaded plugin's
+        reconfigure hook in a task owned by the manager (returned, so callers may await it;
+        shutdown cancels it). A violation raises ConfigValidationError and nothing is saved."""
+        known = self._instances.get(name)
+        if known is not None:
+            check_config(name, known.manifest.config_schema, config)
         self.configs.save(name, dict(config))
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or self._closed:
@@ -658,6 +663,8 @@ class PluginManager:
         except Exception as exc:
             log.error("reconfiguring '%s' failed: %s", instance.id, exc)
             self.events.emit(instance.id, EventType.ERROR, False, "reconfigure failed", str(exc))
+        else:
+            self.events.emit(instance.id, EventType.RECONFIGURE, True, "configuration applied")
 
     def _transition(self, instance: PluginInstance, state: PluginState, event: EventType, message: str) -> None:
         instance.state = state

@@ -7,6 +7,7 @@ propagates); `execution_result` turns an outcome into LurkBot's `PluginExecution
 from __future__ import annotations
 
 import asyncio
+import bisect
 import secrets
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
-from plughost.guard.metrics import HandlerMetrics
+from plughost.guard.metrics import LATENCY_BUCKETS_S, HandlerMetrics
 from plughost.guard.stepping import Resume
 from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
@@ -24,6 +25,8 @@ DEFAULT_TIMEOUT_S = 30.0
 # Enum members looked up once: attribute access on an Enum class is slow on the hot path.
 _CLOSED = BreakerState.CLOSED
 _perf_counter = time.perf_counter
+_bucket = bisect.bisect_left
+_BUCKETS = LATENCY_BUCKETS_S
 
 
 class EventSink(Protocol):
@@ -202,6 +205,8 @@ class Guard:
             outcome = Outcome(None, (), PluginError.from_exception(exc))
         elapsed = _perf_counter() - started
         metrics.latencies.append(elapsed)
+        metrics.buckets[_bucket(_BUCKETS, elapsed)] += 1
+        metrics.latency_sum_s += elapsed
         error = outcome.error
         if error is None and elapsed > limit:
             message = f"timed out after {limit:g} s (the handler ran {elapsed:.2f} s without yielding)"

@@ -9,6 +9,10 @@ from typing import Any
 
 RECENT_ERRORS = 10
 LATENCY_WINDOW = 2048
+LATENCY_BUCKETS_S = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
+)  # fmt: skip
+"""Upper bounds of the latency histogram (seconds); the last bucket counts everything slower."""
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,9 @@ class HandlerMetrics:
     last_error: str | None = None
     recent_errors: deque[RecordedError] = field(default_factory=lambda: deque(maxlen=RECENT_ERRORS))
     latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    """Calls per latency bucket (not cumulative), over the whole lifetime."""
+    latency_sum_s: float = 0.0
 
     def percentile(self, q: float) -> float | None:
         """Latency percentile in seconds over the window (q in 0..100)."""

@@ -39,6 +39,7 @@ class EventType(StrEnum):
     ERROR = "error"
     ISOLATE = "isolate"
     RECOVER = "recover"
+    RECONFIGURE = "reconfigure"
 
 
 class PluginExecutionContext(BaseModel):

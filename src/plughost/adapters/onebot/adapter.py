@@ -8,7 +8,8 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
 
-from plughost.adapters.onebot.transports import ForwardWsBot, HttpEventServer, ReverseWsServer, bind_socket
+from plughost.adapters.listening import bind_socket
+from plughost.adapters.onebot.transports import ForwardWsBot, HttpEventServer, ReverseWsServer
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.errors import ConfigError

@@ -10,7 +10,7 @@ import logging
 import re
 import socket
 import weakref
-from collections.abc import Callable, Generator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from typing import Any
@@ -28,8 +28,9 @@ from websockets.http11 import Request as WsRequest
 from websockets.http11 import Response as WsResponse
 from websockets.protocol import State
 
+from plughost.adapters.lingering import LingeringH11Protocol
+from plughost.adapters.listening import EmbeddedServer
 from plughost.adapters.onebot.client import HttpActionClient, WsActionClient
-from plughost.adapters.onebot.lingering import LingeringH11Protocol
 from plughost.adapters.onebot.wire import MalformedInput, load_json, read_event, self_id_problem
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
@@ -95,22 +96,6 @@ class CoalescedServerConnection(_CoalescedWrites, ServerConnection):
 
 class CoalescedClientConnection(_CoalescedWrites, ClientConnection):
     """A client-side WebSocket connection with coalesced writes."""
-
-
-def bind_socket(address: tuple[str, int]) -> socket.socket:
-    """A listening TCP socket (port 0 picks a free port)."""
-    host, port = address
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError:
-        sock.close()
-        raise
-    sock.listen(512)
-    sock.setblocking(False)
-    return sock
 
 
 def bearer_token(headers: Any, query: str = "") -> str | None:
@@ -376,14 +361,6 @@ def _conflicts(role: str, taken: set[str]) -> bool:
     return role == "Universal" or "Universal" in taken or role in taken
 
 
-class _EmbeddedServer(uvicorn.Server):
-    """uvicorn inside plughost: the host, not uvicorn, handles SIGINT/SIGTERM."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Generator[None, None, None]:
-        yield
-
-
 class HttpEventServer:
     """The implementation POSTs events to plughost; actions go out over the HTTP API.
 
@@ -411,7 +388,7 @@ class HttpEventServer:
             self.lanes[config.id] = dispatcher.attach(config.id, config, client)
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
-        self._server = _EmbeddedServer(
+        self._server = EmbeddedServer(
             uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=LingeringH11Protocol)
         )
 

@@ -1,0 +1,62 @@
+"""Checking a plugin's configuration against the JSON Schema in its manifest (`config_schema`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from plughost.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One violation: the field's dotted path (`""` for the whole object) and what is wrong."""
+
+    field: str
+    message: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        return f"{self.field or '(config)'}: {self.message}"
+
+
+class ConfigValidationError(ConfigError):
+    """A plugin configuration violates the plugin's `config_schema`; `problems` names each field."""
+
+    def __init__(self, plugin_id: str, problems: list[FieldProblem]) -> None:
+        self.plugin_id = plugin_id
+        self.problems = problems
+        super().__init__(f"configuration of plugin '{plugin_id}' is invalid: " + "; ".join(map(str, problems)))
+
+
+def config_problems(schema: Mapping[str, Any] | None, config: Mapping[str, Any]) -> list[FieldProblem]:
+    """Every way `config` violates `schema` (none without a schema), in field order.
+
+    A schema that is itself invalid is reported as a problem of the whole configuration rather
+    than letting anything through unchecked.
+    """
+    if not schema:
+        return []
+    from jsonschema import Draft202012Validator, SchemaError, validators
+
+    validator_class = validators.validator_for(schema, default=Draft202012Validator)
+    try:
+        validator_class.check_schema(dict(schema))
+    except SchemaError as exc:
+        return [FieldProblem("", f"the plugin's config_schema is not a valid JSON Schema: {exc.message}")]
+    validator = validator_class(schema)
+    problems = [
+        FieldProblem(".".join(str(p) for p in error.absolute_path), error.message)
+        for error in validator.iter_errors(dict(config))
+    ]
+    return sorted(problems, key=lambda p: p.field)
+
+
+def check_config(plugin_id: str, schema: Mapping[str, Any] | None, config: Mapping[str, Any]) -> None:
+    """Raise ConfigValidationError when `config` violates `schema`."""
+    problems = config_problems(schema, config)
+    if problems:
+        raise ConfigValidationError(plugin_id, problems)

@@ -1,0 +1,201 @@
+"""The management API's request and response models (they are its OpenAPI documentation)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class PluginSummary(BaseModel):
+    """A plugin as the list shows it: loaded ones with their state, others with their discovery status."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    state: str | None = Field(description="Lifecycle state; null for plugins discovered but not loaded.")
+    status: str = Field(description="Discovery status: available, source_only or invalid.")
+    runtime: str | None = None
+    path: str
+    name: str | None = None
+    version: str | None = None
+    isolation: str | None = None
+    priority: int | None = None
+    error: str | None = None
+    errors: list[str] = Field(default_factory=list, description="Why an invalid plugin cannot load.")
+    breaker: str | None = Field(default=None, description="closed, open or half_open.")
+    calls: int = 0
+    failures: int = 0
+    p99_ms: float | None = None
+
+
+class PluginList(BaseModel):
+    plugins: list[PluginSummary]
+    total: int
+
+
+class PluginDetail(BaseModel):
+    """One plugin: its summary, manifest, descriptor, configuration and guard metrics."""
+
+    model_config = ConfigDict(extra="allow")
+
+    id: str
+    state: str
+    summary: dict[str, Any]
+    manifest: dict[str, Any]
+    descriptor: dict[str, Any] | None
+    config: dict[str, Any]
+    config_schema: dict[str, Any] | None
+    guard: dict[str, Any]
+
+
+class ActionResult(BaseModel):
+    """The answer of a lifecycle action."""
+
+    id: str
+    action: str
+    changed: bool = Field(description="False when the plugin already was in the asked state.")
+    state: str
+    version: str | None = None
+
+
+class LoadRequest(BaseModel):
+    path: str = Field(description="Plugin directory or file to load (absolute, or relative to the workspace).")
+
+
+class ExecuteRequest(BaseModel):
+    method: str | None = Field(default=None, description="Method to call; null runs the plugin's execute().")
+    args: Any = Field(default=None, description="A JSON object of named arguments (or execute()'s input).")
+    timeout_s: float | None = Field(default=None, gt=0, le=3600)
+
+
+class ExecuteResult(BaseModel):
+    """LurkBot's PluginExecutionResult."""
+
+    model_config = ConfigDict(extra="allow")
+
+    success: bool
+    result: Any = None
+    error: str | None = None
+    execution_time: float
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class ConfigResult(BaseModel):
+    id: str
+    config: dict[str, Any]
+    applied: bool = Field(description="True when a loaded plugin's reconfigure hook ran.")
+
+
+class EventRecord(BaseModel):
+    id: int
+    plugin_id: str
+    type: str
+    timestamp: float
+    success: bool
+    message: str
+    error: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class EventPage(BaseModel):
+    events: list[EventRecord]
+    last_id: int
+    missed: int = Field(0, description="Events that aged out of the history before this request.")
+
+
+class LogRecordModel(BaseModel):
+    id: int
+    timestamp: float
+    level: str
+    logger: str
+    plugin_id: str | None
+    message: str
+    exception: str | None = None
+
+
+class LogPage(BaseModel):
+    records: list[LogRecordModel]
+    last_id: int
+
+
+class BreakerInfo(BaseModel):
+    plugin_id: str
+    state: str
+    consecutive_failures: int
+    isolated_for_s: float
+    isolations: int
+    recent_errors: list[dict[str, Any]]
+
+
+class BreakerList(BaseModel):
+    breakers: list[BreakerInfo]
+
+
+class ClearResult(BaseModel):
+    cleared: list[str]
+
+
+class CommandInfo(BaseModel):
+    name: str
+    names: list[str]
+    plugin_id: str
+    priority: int
+    description: str
+    usage: list[str]
+
+
+class CommandRegistryModel(BaseModel):
+    commands: list[CommandInfo]
+    conflicts: list[dict[str, str]]
+    problems: list[str]
+
+
+class Grant(BaseModel):
+    permittee: str = Field(description="e.g. m123.456 (member 456 of group 123), u456, console, *")
+    permission: str = Field(description="e.g. plughost:*, dice:roll")
+
+
+class PermissionList(BaseModel):
+    permissions: dict[str, str] = Field(description="Registered permission ids and their descriptions.")
+    grants: dict[str, list[str]]
+
+
+class GrantResult(BaseModel):
+    changed: int
+
+
+class BotStatus(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    bot: str
+    attached: bool
+
+
+class BotList(BaseModel):
+    bots: list[BotStatus]
+
+
+class HostStatus(BaseModel):
+    version: str
+    workspace: str
+    pid: int
+    uptime_s: float
+    memory_rss_bytes: int | None
+    plugins: dict[str, int] = Field(description="Plugin counts by state.")
+    runtimes: dict[str, int] = Field(description="Loaded plugin counts by runtime.")
+    open_breakers: list[str]
+    bots: int
+    events_last_id: int
+
+
+class ConsoleRequest(BaseModel):
+    command: str = Field(min_length=1, max_length=4000, description='A console command line, e.g. "/plugins".')
+
+
+class ConsoleResult(BaseModel):
+    ok: bool
+    kind: str
+    text: str
+    error: str
+    usage: list[str]

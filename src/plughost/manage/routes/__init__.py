@@ -1,0 +1,1 @@
+"""The management API's routers, one module per area."""

@@ -1,0 +1,123 @@
+"""`/api/v1/events` and `/api/v1/logs`: bounded histories and live Server-Sent Events tails.
+
+A tail resumes after `Last-Event-ID` (or `?after=`); events that aged out meanwhile are announced
+by a `missed` event with their count, so a client knows it has a gap.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from sse_starlette import EventSourceResponse, ServerSentEvent
+
+from plughost.manage.context import ManageContext, context
+from plughost.manage.errors import ERROR_RESPONSES, ApiError
+from plughost.manage.feeds import LEVELS, Feed
+from plughost.manage.models import EventPage, LogPage
+
+router = APIRouter(prefix="/api/v1", tags=["events and logs"], responses=ERROR_RESPONSES)
+Ctx = Annotated[ManageContext, Depends(context)]
+KEEPALIVE_S = 15.0
+BATCH = 500
+Filter = Callable[[dict[str, Any]], bool]
+
+
+def event_filter(plugin_id: str | None, types: str | None) -> Filter:
+    wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    return lambda item: (
+        (plugin_id is None or item["plugin_id"] == plugin_id) and (wanted is None or item["type"] in wanted)
+    )
+
+
+def log_filter(plugin_id: str | None, level: str | None) -> Filter:
+    minimum = 0
+    if level is not None:
+        if level.lower() not in LEVELS:
+            raise ApiError(400, "bad_parameter", f"level must be one of {', '.join(LEVELS)}", {"field": "level"})
+        minimum = LEVELS[level.lower()]
+    return lambda item: (
+        (plugin_id is None or item["plugin_id"] == plugin_id) and LEVELS.get(item["level"], 0) >= minimum
+    )
+
+
+def resume_point(last_event_id: str | None, after: int | None) -> int:
+    if after is not None:
+        return after
+    if last_event_id and last_event_id.strip().isdigit():
+        return int(last_event_id.strip())
+    return -1  # only what arrives from now on
+
+
+async def tail(feed: Feed, request: Request, start: int, keep: Filter) -> AsyncIterator[ServerSentEvent]:
+    """Items after `start` (from now when -1), then every new one, until the client goes away."""
+    last = feed.last_id if start < 0 else start
+    while True:
+        backlog = feed.after(last, BATCH)
+        if backlog.missed:
+            yield ServerSentEvent(json.dumps({"missed": backlog.missed}), event="missed")
+        for item_id, item in backlog.items:
+            last = item_id
+            if keep(item):
+                yield ServerSentEvent(json.dumps(item | {"id": item_id}, default=str), id=str(item_id))
+        if backlog.items:
+            continue
+        if await request.is_disconnected():
+            return
+        if not await feed.wait(last, KEEPALIVE_S):
+            yield ServerSentEvent(comment="keep-alive")
+
+
+@router.get("/events", response_model=EventPage, summary="Recent plugin events")
+def events(
+    ctx: Ctx,
+    plugin_id: str | None = None,
+    types: Annotated[str | None, Query(description="Comma-separated event types (load, enable, error…).")] = None,
+    after: Annotated[int, Query(ge=0, description="Only events with a larger id.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> EventPage:
+    keep = event_filter(plugin_id, types)
+    backlog = ctx.events.after(after)
+    chosen = [item | {"id": i} for i, item in backlog.items if keep(item)][-limit:]
+    return EventPage.model_validate({"events": chosen, "last_id": ctx.events.last_id, "missed": backlog.missed})
+
+
+@router.get("/events/stream", summary="Live plugin events (Server-Sent Events)", response_class=EventSourceResponse)
+def event_stream(
+    ctx: Ctx,
+    request: Request,
+    plugin_id: str | None = None,
+    types: str | None = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    """Each event's SSE id is its event id: reconnecting with `Last-Event-ID` resumes without loss."""
+    keep = event_filter(plugin_id, types)
+    return EventSourceResponse(tail(ctx.events, request, resume_point(last_event_id, after), keep), ping=None)
+
+
+@router.get("/logs", response_model=LogPage, summary="Recent log records")
+def logs(
+    ctx: Ctx,
+    plugin_id: str | None = None,
+    level: Annotated[str | None, Query(description="Minimum level: debug, info, warning, error.")] = None,
+    limit: Annotated[int, Query(ge=1, le=5000)] = 200,
+) -> LogPage:
+    keep = log_filter(plugin_id, level)
+    records = [item | {"id": i} for i, item in ctx.logs.recent(limit, keep)]
+    return LogPage.model_validate({"records": records, "last_id": ctx.logs.last_id})
+
+
+@router.get("/logs/stream", summary="Live log records (Server-Sent Events)", response_class=EventSourceResponse)
+def log_stream(
+    ctx: Ctx,
+    request: Request,
+    plugin_id: str | None = None,
+    level: str | None = None,
+    after: Annotated[int | None, Query(ge=0)] = None,
+    last_event_id: Annotated[str | None, Header()] = None,
+) -> EventSourceResponse:
+    keep = log_filter(plugin_id, level)
+    return EventSourceResponse(tail(ctx.logs, request, resume_point(last_event_id, after), keep), ping=None)
