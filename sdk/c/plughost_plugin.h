@@ -52,8 +52,11 @@
  *                          "ResourceBasePath":"/v0/resource/plugins/<id>"}
  *     → {"routes":[{"Method":"GET","Path":"status","Menu":"","Description":""}],
  *        "resources":[{"Path":"index.html","Menu":"","Description":""}]}
- *     Relative paths are prefixed with the base; no whitespace, ':', '*' or '..'; routes stay
- *     under /v0/management (authenticated); resources are GET-only and unauthenticated.
+ *     CLIProxyAPI's rules: relative paths are made absolute and put under the base (a base
+ *     prefix is dropped first), trailing '/' trimmed; no whitespace, ':', '*' or '..'; routes
+ *     are under /v0/management (authenticated); resources are GET-only and unauthenticated under
+ *     /v0/resource/plugins/<id> ("/status" → /v0/resource/plugins/<id>/status); a GET route
+ *     with a Menu is a resource.
  *   "management.handle" {"Method","Path","Headers":{k:[v]},"Query":{k:[v]},"Body":b64|null}
  *     → {"StatusCode":0 (=200),"Headers":{k:[v]},"Body":"<base64>"}; a failed call → 502.
  *

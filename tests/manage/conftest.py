@@ -1,18 +1,14 @@
-"""A real host with its management server on a free loopback port, and an httpx client for it."""
+"""Fixtures: a workspace with two Python plugins, served by a real host with its management server."""
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
-from plughost.host import Host
-from plughost.manage.server import ManageServer
-from plughost.manage.settings import ManageSettings
 from tests.conftest import PluginWriter
+from tests.manage.support import Running, serve
 
 SETTINGS_PLUGIN = """
 import logging
@@ -69,18 +65,6 @@ maximum = 10
 """
 
 
-@dataclass
-class Running:
-    host: Host
-    server: ManageServer
-    client: httpx.AsyncClient
-    key: str
-
-    @property
-    def workspace(self) -> Path:
-        return self.host.workspace
-
-
 @pytest.fixture
 def manage_workspace(workspace: Path, write_plugin: PluginWriter) -> Path:
     write_plugin("settings", SETTINGS_PLUGIN, manifest_extra=SETTINGS_SCHEMA)
@@ -90,10 +74,5 @@ def manage_workspace(workspace: Path, write_plugin: PluginWriter) -> Path:
 
 @pytest.fixture
 async def running(manage_workspace: Path) -> AsyncIterator[Running]:
-    host = Host(manage_workspace)
-    server = host.add_adapter(ManageServer(host, ManageSettings(bind="127.0.0.1:0", failed_auth_limit=5)))
-    async with host:
-        assert server.key is not None
-        headers = {"Authorization": f"Bearer {server.key.value}"}
-        async with httpx.AsyncClient(base_url=server.url, headers=headers, timeout=30) as client:
-            yield Running(host, server, client, server.key.value)
+    async with serve(manage_workspace) as served:
+        yield served

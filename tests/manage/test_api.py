@@ -16,7 +16,7 @@ from plughost.core.config import HostConfig
 from plughost.errors import ConfigError
 from plughost.manage.auth import resolve_key
 from plughost.manage.settings import ManageSettings
-from tests.manage.conftest import Running
+from tests.manage.support import Running
 
 
 def assert_error(response: httpx.Response, status: int, code: str) -> dict[str, object]:

@@ -21,6 +21,7 @@ from tests.conftest import require_tool
 ROOT = Path(__file__).resolve().parents[2]
 SDK = ROOT / "sdk" / "c"
 PROBE = Path(__file__).parent / "plugins" / "probe.c"
+CLIPROXY_MANAGEMENT_API = Path(__file__).parent / "plugins" / "cliproxy_management_api.c"  # CLIProxyAPI's own example
 PROBE_VARIANTS = {
     "probe": [],
     "no_init": ["-DPROBE_NO_INIT"],
@@ -52,7 +53,8 @@ def _run(cmd: list[str], cwd: Path | None = None, env: dict[str, str] | None = N
 
 @pytest.fixture(scope="session")
 def c_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
-    """Every probe variant and the C example, compiled with gcc (in parallel)."""
+    """Every probe variant, CLIProxyAPI's management-api example and the C example, compiled with
+    gcc (in parallel)."""
     gcc = require_tool("gcc", "the native plugin tests compile real C libraries")
     out = tmp_path_factory.mktemp("native-c")
     make = require_tool("make", "the C example is built with its Makefile")
@@ -61,6 +63,9 @@ def c_builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
         target = out / f"{name}.so"
         commands[name] = [gcc, "-std=gnu11", "-O2", "-Wall", "-shared", "-fPIC", f"-I{SDK}", *flags]
         commands[name] += ["-o", str(target), str(PROBE), "-lpthread"]
+    cliproxy = out / "cliproxy_management_api.so"
+    commands["cliproxy_management_api"] = [gcc, "-std=gnu11", "-O2", "-Wall", "-Wno-unused-function", "-shared"]
+    commands["cliproxy_management_api"] += ["-fPIC", "-o", str(cliproxy), str(CLIPROXY_MANAGEMENT_API)]
     example = ROOT / "examples" / "native" / "c"
     commands["example_c"] = [make, "-s", "-C", str(example), f"OUT={out / 'example_c.so'}", f"SDK={SDK}"]
     procs = [

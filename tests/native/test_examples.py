@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from plughost.runtime.native import NativePluginHandle, NativeRuntime
+from plughost.runtime.native import NativePluginHandle
 from plughost.sdk.call import Action, Call
+from plughost.sdk.http import HttpRequest, HttpResponse
 from tests.native.conftest import Builds, Loader
 from tests.native.test_callbacks import http_server  # noqa: F401  (fixture)
 
@@ -20,6 +22,11 @@ def command_payload(*words: str, group_id: int | None = None) -> dict[str, objec
     """The command payload the engine sends (see plughost.sdk.commands)."""
     sender = {"kind": "member" if group_id else "console", "user_id": 10001, "group_id": group_id}
     return {"context": {"sender": sender, "command": "echo"}, "args": {}, "varargs": list(words), "words": list(words)}
+
+
+def http_call(method: str, path: str, **fields: Any) -> Call:
+    """The call the management server makes for a native plugin's route."""
+    return Call("management.handle", HttpRequest(method, path, **fields).to_payload(), "http")
 
 
 @pytest.fixture(params=["c", "rust"])
@@ -79,38 +86,28 @@ async def test_bot_fetch_uses_host_http_do(plugin: NativePluginHandle, http_serv
     assert seen[0]["path"] == "/ping"
 
 
-async def test_management_routes_are_normalised_and_served(plugin: NativePluginHandle, example: tuple[str, Path]):
+async def test_management_routes_are_normalised_and_served_as_http_calls(
+    plugin: NativePluginHandle, example: tuple[str, Path]
+):
     plugin_id = EXAMPLE_IDS[example[0]]
-    table = plugin.routes
-    assert [(r.kind, r.method, r.path) for r in table.routes] == [
-        ("route", "GET", f"/v0/management/{plugin_id}/status"),
-        ("resource", "GET", f"/v0/resource/plugins/{plugin_id}/index.html"),
+    resources = f"/v0/resource/plugins/{plugin_id}"
+    assert [(s.kind, s.method, s.path, s.handler) for s in plugin.descriptor.http] == [
+        ("route", "GET", f"/v0/management/{plugin_id}/status", "management.handle"),
+        ("resource", "GET", f"{resources}/index.html", "management.handle"),
+        ("resource", "GET", f"{resources}/status", "management.handle"),  # registered as "/status"
     ]
-    page = await plugin.handle_management("GET", f"/v0/resource/plugins/{plugin_id}/index.html")
-    assert (
-        page.status == 200
-        and page.body.decode() == f"<h1>Hi from {example[0].upper() if example[0] == 'c' else 'Rust'}</h1>"
-    )
-    assert page.headers["Content-Type"] == ["text/html; charset=utf-8"]
+    assert plugin.descriptor.metadata["management"] == {"rejected": []}
+    page = await plugin.call(http_call("GET", f"{resources}/index.html"))
+    who = "C" if example[0] == "c" else "Rust"
+    assert HttpResponse.from_value(page.value) == HttpResponse.html(f"<h1>Hi from {who}</h1>")
     await plugin.call(Call("echo", command_payload("x"), "command"))
-    status = await plugin.handle_management("GET", f"/v0/management/{plugin_id}/status", {"X": ["1"]}, {"q": "1"})
-    assert status.status == 200 and json.loads(status.body) == {"calls": 1, "greeting": "Hi"}
-    missing = await plugin.handle_management("POST", f"/v0/management/{plugin_id}/status")
-    assert missing.status == 404
+    for path in (f"/v0/management/{plugin_id}/status", f"{resources}/status"):
+        status = HttpResponse.from_value((await plugin.call(http_call("GET", path, query={"q": ["1"]}))).value)
+        assert status.status == 200 and json.loads(status.body) == {"calls": 1, "greeting": "Hi"}
+        assert status.headers == {"Content-Type": ["application/json"]}
 
 
 async def test_reconfigure_changes_the_greeting(plugin: NativePluginHandle):
     await plugin.reconfigure({"greeting": "Ahoy"})
     outcome = await plugin.call(Call("echo", command_payload("there"), "command"))
     assert outcome.value == [[{"type": "text", "data": {"text": "Ahoy, there"}}]]
-
-
-async def test_runtime_serves_management_by_plugin_id(
-    example: tuple[str, Path], native_runtime: NativeRuntime, load_native: Loader
-):
-    lang, path = example
-    await load_native(path, EXAMPLE_IDS[lang], config={"greeting": "Yo"})
-    response = await native_runtime.handle_management(
-        EXAMPLE_IDS[lang], "GET", f"/v0/management/{EXAMPLE_IDS[lang]}/status"
-    )
-    assert response.status == 200 and json.loads(response.body)["greeting"] == "Yo"

@@ -8,7 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plughost.runtime.native.envelope import NativeCallError, decode_reply
-from plughost.runtime.native.management import MANAGEMENT_BASE, build_route_table, resource_base
+from plughost.runtime.native.management import route_table
+from plughost.sdk.http import MANAGEMENT_BASE, resource_base
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(max_size=8),
@@ -32,13 +33,14 @@ path_parts = st.lists(st.sampled_from(["a", "..", ".", "", "x y", "b:c", "*", "v
 
 
 @settings(max_examples=300, deadline=None)
-@given(path_parts, st.booleans(), st.sampled_from(["get", "POST", "brew", ""]))
-def test_normalised_routes_stay_under_their_base(parts: list[str], absolute: bool, method: str) -> None:
+@given(path_parts, st.booleans(), st.sampled_from(["get", "POST", "brew", ""]), st.sampled_from(["", "Menu"]))
+def test_normalised_routes_stay_under_their_base(parts: list[str], absolute: bool, method: str, menu: str) -> None:
     path = ("/" if absolute else "") + "/".join(parts)
-    table = build_route_table("alpha", {"routes": [{"Method": method, "Path": path}], "resources": [{"Path": path}]})
-    for route in table.routes:
-        base = MANAGEMENT_BASE if route.kind == "route" else resource_base("alpha")
-        assert route.path == base or route.path.startswith(base + "/")
-        assert ".." not in route.path.split("/") and " " not in route.path and ":" not in route.path
-        assert route.method == route.method.upper()
-    assert len(table.routes) + len(table.rejected) == 2
+    route = {"Method": method, "Path": path, "Menu": menu}
+    table = route_table("alpha", {"routes": [route], "resources": [{"Path": path}]})
+    for spec in table.specs:
+        base = MANAGEMENT_BASE if spec.kind == "route" else resource_base("alpha")
+        assert spec.path.startswith(base + "/") and not spec.path.endswith("/")
+        assert ".." not in spec.path.split("/") and " " not in spec.path and ":" not in spec.path
+        assert spec.method == spec.method.upper() and (spec.kind == "route" or spec.method == "GET")
+    assert len(table.specs) + len(table.rejected) == 2

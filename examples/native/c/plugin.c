@@ -1,7 +1,8 @@
 /* Example plughost / CLIProxyAPI native plugin in plain C.
  *
  * - plugin.register / plugin.reconfigure: reads `greeting` from the config YAML
- * - management API: route GET /v0/management/example-c/status, resource index.html
+ * - management API: route GET /v0/management/example-c/status, resources index.html and /status
+ *   (served at /v0/resource/plugins/<id>/index.html and /v0/resource/plugins/<id>/status)
  * - bot: command `echo` (alias `say`), command `fetch <url>`, route notice/GroupPoke,
  *   pre_handle interceptor that blocks messages containing "spam"
  * - host callbacks: host.log, host.http.do, host.bot.send
@@ -156,9 +157,9 @@ static int do_register(const char *req, size_t len, cliproxy_buffer *resp) {
 static int do_management_register(cliproxy_buffer *resp) {
     return reply(resp,
                  "{\"ok\":true,\"result\":{"
-                 "\"Routes\":[{\"Method\":\"get\",\"Path\":\"example-c/status\",\"Menu\":\"Example C\","
-                 "\"Description\":\"call counter\"}],"
-                 "\"Resources\":[{\"Path\":\"index.html\",\"Menu\":\"Example C\",\"Description\":\"a page\"}]}}");
+                 "\"Routes\":[{\"Method\":\"get\",\"Path\":\"example-c/status\",\"Description\":\"call counter\"}],"
+                 "\"Resources\":[{\"Path\":\"index.html\",\"Menu\":\"Example C\",\"Description\":\"a page\"},"
+                 "{\"Path\":\"/status\",\"Menu\":\"Example C status\",\"Description\":\"call counter\"}]}}");
 }
 
 static int do_management_handle(const char *req, size_t len, cliproxy_buffer *resp) {

@@ -213,6 +213,15 @@ class PluginManager:
             self.guard.forget(instance.id)
             return True
 
+    def forget_plugin(self, name: str) -> None:
+        """Drop an unloaded plugin whose files are gone: the manager and plugin-state.toml forget it."""
+        instance = self._require(name)
+        if instance.is_loaded:
+            raise PluginStateError(f"plugin '{name}' is loaded; unload it first")
+        self.state_file.forget(name)
+        del self._instances[name]
+        self._plugins_changed()
+
     async def enable_plugin(self, name: str, *, persist: bool = True) -> bool:
         """Enable a loaded plugin. False if it already was enabled."""
         return await self._switch(name, True, persist)
@@ -446,13 +455,17 @@ class PluginManager:
         """The plugin's configuration as stored in `config/plugins/<id>.toml`."""
         return self.configs.load(name)
 
+    def check_config(self, name: str, config: Mapping[str, Any]) -> None:
+        """Raise ConfigValidationError (naming each field) when `config` violates the plugin's `config_schema`."""
+        instance = self._instances.get(name)
+        if instance is not None:
+            check_config(name, instance.manifest.config_schema, config)
+
     def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[None] | None:
         """Check `config` against the plugin's `config_schema`, persist it, and run a loaded plugin's
         reconfigure hook in a task owned by the manager (returned, so callers may await it;
         shutdown cancels it). A violation raises ConfigValidationError and nothing is saved."""
-        known = self._instances.get(name)
-        if known is not None:
-            check_config(name, known.manifest.config_schema, config)
+        self.check_config(name, config)
         self.configs.save(name, dict(config))
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or self._closed:

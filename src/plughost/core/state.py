@@ -65,6 +65,15 @@ class PluginStateFile:
         self._write(self.modules, priorities)
         self.priorities = priorities
 
+    def forget(self, plugin_id: str) -> None:
+        """Drop every override of `plugin_id` (its files were deleted)."""
+        if plugin_id not in self.modules and plugin_id not in self.priorities:
+            return
+        modules = {k: v for k, v in self.modules.items() if k != plugin_id}
+        priorities = {k: v for k, v in self.priorities.items() if k != plugin_id}
+        self._write(modules, priorities)
+        self.modules, self.priorities = modules, priorities
+
     def save(self) -> None:
         self._write(self.modules, self.priorities)
 

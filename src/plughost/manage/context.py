@@ -9,6 +9,7 @@ from fastapi import Request
 from plughost.host import Host
 from plughost.manage.auth import KeyCheck
 from plughost.manage.feeds import Feed
+from plughost.manage.plugin_routes import RouteIndex
 from plughost.manage.settings import ManageSettings
 
 
@@ -21,7 +22,7 @@ class ManageContext:
     keys: KeyCheck
     events: Feed
     logs: Feed
-    watchers: dict[str, int] = field(default_factory=dict)
+    plugin_routes: RouteIndex = field(default_factory=RouteIndex)
 
 
 def context(request: Request) -> ManageContext:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -77,8 +78,12 @@ def from_plughost_error(exc: PlugHostError) -> ApiError:
     return ApiError(400, "rejected", str(exc))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Make every failure answer the one error shape."""
+InvalidRequestAnswer = Callable[[Request, RequestValidationError], JSONResponse | None]
+
+
+def install_error_handlers(app: FastAPI, *, invalid_request_styles: Sequence[InvalidRequestAnswer] = ()) -> None:
+    """Make every failure answer the one error shape (compatible APIs answer invalid requests
+    in their own: the first of `invalid_request_styles` that answers wins)."""
 
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
@@ -90,7 +95,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [_field_error(e) for e in exc.errors()]
+        for style in invalid_request_styles:
+            answer = style(request, exc)
+            if answer is not None:
+                return answer
+        errors = field_errors(exc)
         if any(e["type"] == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON", errors)
         fields = ", ".join(e["field"] or "body" for e in errors)
@@ -111,6 +120,11 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, invalid_request)
     app.add_exception_handler(StarletteHTTPException, http_error)
     app.add_exception_handler(Exception, unexpected)
+
+
+def field_errors(exc: RequestValidationError) -> list[dict[str, Any]]:
+    """Each problem of an invalid request: the field's dotted path, the message and pydantic's type."""
+    return [_field_error(e) for e in exc.errors()]
 
 
 def _field_error(error: Any) -> dict[str, Any]:

@@ -61,7 +61,7 @@ class ManageServer:
     async def start(self, tasks: TaskOwner) -> None:
         self.key = resolve_key(self.host.workspace, self.settings)
         try:
-            self._sock = bind_socket((self.settings.host, self.settings.port))
+            self._sock = self._bind()
         except OSError as exc:
             raise ConfigError(
                 f"the management server cannot listen on {self.settings.bind}: {exc.strerror or exc} "
@@ -92,6 +92,22 @@ class ManageServer:
         self._server = EmbeddedServer(config)
         self._served = tasks.spawn(self._server.serve(sockets=[self._sock]), name="manage-server")
         self._write_server_file()
+
+    def _bind(self) -> socket.socket:
+        """The configured address; when only the default port is taken (another host runs), a free one."""
+        address = (self.settings.host, self.settings.port)
+        try:
+            return bind_socket(address)
+        except OSError:
+            if "bind" in self.settings.model_fields_set or self.settings.port == 0:
+                raise
+        sock = bind_socket((self.settings.host, 0))
+        log.warning(
+            "port %d is in use (another plughost?); the management API listens on port %d instead",
+            self.settings.port,
+            sock.getsockname()[1],
+        )
+        return sock
 
     def _on_event(self, event: PluginEvent) -> None:
         if self.context is not None:

@@ -233,7 +233,10 @@ class ProcessPluginHandle:
             data = json.loads(response.descriptor_json or b"{}")
         except ValueError as exc:
             raise LaunchError(f"Describe returned invalid JSON: {exc}") from None
-        described = Descriptor.from_json(data, id=self.plugin_id)
+        try:
+            described = Descriptor.from_json(data, id=self.plugin_id)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise LaunchError(f"Describe returned an invalid descriptor: {type(exc).__name__}: {exc}") from None
         self.descriptor = replace(described, priority=self.request.priority)
         if response.invoke_lane:
             instance.lane_path = response.invoke_lane

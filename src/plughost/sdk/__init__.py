@@ -2,8 +2,9 @@
 
 Everything a plugin needs is here — the `Plugin` and its decorators, the context objects handlers
 receive, commands (context, argument types, the user-facing error), bot answers, the action
-client and message builders, events, messages, the call contract (`Call` → `Outcome`) and the
-data models. The submodules are the SDK's internals; their names may move.
+client and message builders, events, messages, the call contract (`Call` → `Outcome`), HTTP
+requests and responses of `@plugin.http_route`, and the data models. The submodules are the
+SDK's internals; their names may move.
 """
 
 from plughost.sdk.bot import Approve, Block, Bot, BotApi, Reject, Reply, ReplyBuilder, SendBuilder
@@ -20,6 +21,7 @@ from plughost.sdk.descriptor import (
 )
 from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, MetaEvent, NoticeEvent, RequestEvent
 from plughost.sdk.handle import Health, PluginHandle
+from plughost.sdk.http import HttpRequest, HttpResponse, HttpRouteSpec
 from plughost.sdk.manifest import PluginManifest, load_manifest
 from plughost.sdk.message import Message, MessageBuilder, Segment
 from plughost.sdk.models import (
@@ -52,6 +54,9 @@ __all__ = [
     "EventType",
     "GroupId",
     "Health",
+    "HttpRequest",
+    "HttpResponse",
+    "HttpRouteSpec",
     "InterceptorSpec",
     "Message",
     "MessageBuilder",

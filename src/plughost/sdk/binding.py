@@ -6,9 +6,10 @@ in-process and in a worker:
 1. **by type** — `PluginContext`, `logging.Logger`, `BotApi` (bot handlers), an `Event` class
    (bot handlers; a route or interceptor typed for another event class is skipped for this
    event), `CommandContext` (commands), `PluginExecutionContext` (execute, methods); routes and
-   interceptors also get `Message` (the event's message) and `dict` (the raw wire event);
+   interceptors also get `Message` (the event's message) and `dict` (the raw wire event); `http`
+   handlers get `HttpRequest`;
 2. **by conventional name**, for parameters without a type hint — `ctx`/`context` (the kind's
-   context), `event`/`ev`/`e`, `bot`, `logger`/`log`;
+   context), `event`/`ev`/`e`, `bot`, `logger`/`log`, `request`/`req` (`http` handlers);
 3. **as an argument** — a method's JSON arguments (validated from the type hints), a command's
    parsed arguments, the execution context of `execute`, a hook's context then its new config.
 
@@ -40,11 +41,12 @@ from plughost.sdk.commands import (
 )
 from plughost.sdk.context import PluginContext
 from plughost.sdk.events import Event, parse_event
+from plughost.sdk.http import HttpRequest, HttpResponse
 from plughost.sdk.message import Message, to_message
 from plughost.sdk.models import PluginExecutionContext
 from plughost.sdk.signature import argument_model, json_schema
 
-HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion"]
+HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion", "http"]
 BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion"})
 
@@ -59,6 +61,7 @@ ParserLookup = Callable[[str], Callable[[str], Any] | None]
 _EVENT_NAMES = frozenset({"event", "ev", "e"})
 _LOGGER_NAMES = frozenset({"logger", "log"})
 _CONTEXT_NAMES = frozenset({"ctx", "context"})
+_REQUEST_NAMES = frozenset({"request", "req"})
 PLAIN = frozenset({int, str, float, bool, type(None)})
 """Types that are their own JSON form."""
 
@@ -219,6 +222,8 @@ def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
             return _logger
         if issubclass(inner, PluginExecutionContext) and kind in ("execute", "method"):
             return _execution_context
+        if issubclass(inner, HttpRequest) and kind == "http":
+            return _http_request
         if kind in BOT_HANDLER_KINDS:
             if issubclass(inner, BotApi):
                 return _bot
@@ -237,6 +242,8 @@ def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
         return _logger
     if name in _CONTEXT_NAMES:
         return _CONTEXT_OF_KIND.get(kind)
+    if kind == "http" and name in _REQUEST_NAMES:
+        return _http_request
     if kind in BOT_HANDLER_KINDS:
         if name in _EVENT_NAMES:
             return _any_event
@@ -286,6 +293,7 @@ class _FreeArguments:
         what = {
             "hook": "lifecycle hooks get (ctx: PluginContext, config: dict)",
             "execute": "execute handlers get one PluginExecutionContext",
+            "http": "http handlers get (request: HttpRequest), PluginContext and logging.Logger",
         }.get(
             kind, "annotate it (an Event class, Bot, logging.Logger, Message, dict, PluginContext) or give it a default"
         )
@@ -325,6 +333,13 @@ def _event_message(scope: CallScope) -> Message:
 def _raw_event(scope: CallScope) -> dict[str, Any]:
     event = scope.event
     return event.raw if event is not None else {}
+
+
+def _http_request(scope: CallScope) -> HttpRequest:
+    try:
+        return HttpRequest.from_payload(scope.payload)
+    except ValueError as exc:
+        raise InvocationError(f"invalid http request: {exc}", code=INVALID_REQUEST) from None
 
 
 def _execution_context(scope: CallScope) -> PluginExecutionContext:
@@ -445,6 +460,7 @@ _CONTEXT_OF_KIND: dict[str, Resolver] = {
     "route": _plugin_context,
     "pre_handle": _plugin_context,
     "after_completion": _plugin_context,
+    "http": _plugin_context,
 }
 
 
@@ -496,6 +512,10 @@ def _json_answer(result: Any, scope: CallScope | None) -> Any:
     return jsonable(result)
 
 
+def _http_answer(result: Any, scope: CallScope | None) -> Any:
+    return HttpResponse.of(result).to_value()
+
+
 ANSWERS: dict[str, Answer] = {
     "route": _route_answer,
     "pre_handle": _allow_answer,
@@ -504,6 +524,7 @@ ANSWERS: dict[str, Answer] = {
     "method": _json_answer,
     "execute": _json_answer,
     "hook": _no_answer,
+    "http": _http_answer,
 }
 """The JSON answer of each handler kind (see docs/architecture.md)."""
 

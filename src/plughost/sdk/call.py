@@ -8,7 +8,8 @@ outcome.error    # a `PluginError` value, or None
 ```
 
 The payload is JSON-shaped whatever the runtime: method arguments, LurkBot's execution context,
-a command's arguments or a bot event request (see docs/architecture.md for each kind's shape).
+a command's arguments, a bot event request or an HTTP request (see docs/architecture.md for each
+kind's shape).
 In-process and out-of-process plugins receive the same payload and answer the same outcome.
 """
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from plughost.sdk.bot import BotApi
     from plughost.sdk.events import Event
 
-CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion"]
-CALL_KINDS: tuple[CallKind, ...] = ("method", "execute", "command", "route", "pre_handle", "after_completion")
+CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion", "http"]
+CALL_KINDS: tuple[CallKind, ...] = ("method", "execute", "command", "route", "pre_handle", "after_completion", "http")
 BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 
 # error codes of `PluginError.code`

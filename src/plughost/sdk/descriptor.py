@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
+from plughost.sdk.http import HttpRouteSpec, checked_spec
+
 Role = Literal["anyone", "admin", "owner"]
 Scope = Literal["all", "group", "private"]
 RouteKind = Literal["message", "message_sent", "notice", "request", "meta"]
@@ -107,6 +109,8 @@ class Descriptor:
     capabilities: frozenset[str] = frozenset()
     priority: int = 0
     metadata: Mapping[str, Any] = field(default_factory=dict)
+    http: tuple[HttpRouteSpec, ...] = ()
+    """HTTP routes and resources served by the management server (see `plughost.sdk.http`)."""
 
     def method(self, name: str) -> MethodSpec | None:
         """The method called `name`, if declared."""
@@ -121,9 +125,14 @@ class Descriptor:
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any], *, id: str | None = None) -> Descriptor:
-        """Build a descriptor from its JSON shape; missing parts default to empty."""
+        """Build a descriptor from its JSON shape; missing parts default to empty.
+
+        HTTP routes must already be normalised (a resource under this plugin's own base): one
+        that is not raises ValueError.
+        """
+        plugin_id = str(id or data.get("id", ""))
         return cls(
-            id=str(id or data.get("id", "")),
+            id=plugin_id,
             version=str(data.get("version", "0.0.0")),
             commands=tuple(_command(c) for c in data.get("commands", ()) or ()),
             routes=tuple(
@@ -144,6 +153,7 @@ class Descriptor:
             capabilities=frozenset(data.get("capabilities", ()) or ()),
             priority=int(data.get("priority", 0) or 0),
             metadata=dict(data.get("metadata", {}) or {}),
+            http=tuple(checked_spec(plugin_id, HttpRouteSpec.from_json(h)) for h in data.get("http", ()) or ()),
         )
 
 

@@ -25,6 +25,7 @@ from plughost.sdk.binding import ANSWERS, Answer, Binding, HandlerKind, compile_
 from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.context import PluginContext
 from plughost.sdk.descriptor import Descriptor, MethodSpec
+from plughost.sdk.http_routes import HttpDecoratorsMixin
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 from plughost.sdk.routing import BotDecoratorsMixin
 
@@ -55,7 +56,7 @@ def make_handler(func: Callable[..., Any], kind: HandlerKind, **options: Any) ->
     return Handler(func, kind, binding, is_async, ANSWERS[kind], trivial)
 
 
-class Plugin(CommandsMixin, BotDecoratorsMixin):
+class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:

@@ -188,6 +188,12 @@ static int probe_call(const char *method, const uint8_t *req, size_t len, clipro
         return reply(resp, "{\"ok\":true,\"result\":{\"allocs\":%ld,\"frees\":%ld,\"bad_frees\":%ld,\"null_requests\":%ld,\"max_active\":%d}}",
                      a, f, b, n, m);
     }
+    if (!strcmp(method, "management.handle")) { /* a failure or a malformed answer, chosen by the path */
+        if (body && memmem(body, len, "/bad_status", 11)) return reply(resp, "{\"ok\":true,\"result\":{\"StatusCode\":1000}}");
+        if (body && memmem(body, len, "/bad_body", 9)) return reply(resp, "{\"ok\":true,\"result\":{\"Body\":\"not base64!\"}}");
+        if (body && memmem(body, len, "/not_object", 11)) return reply(resp, "{\"ok\":true,\"result\":[1]}");
+        return reply(resp, "{\"ok\":false,\"error\":{\"code\":\"plugin_error\",\"message\":\"management failed\"}}");
+    }
     if (!strcmp(method, "invalid_json")) return reply(resp, "{\"ok\":tru");
     if (!strcmp(method, "not_object")) return reply(resp, "[1,2]");
     if (!strcmp(method, "rc_envelope")) return reply(resp, "{\"ok\":false,\"error\":{\"code\":\"quota\",\"message\":\"quota exceeded\",\"retryable\":true,\"http_status\":429}}"), 7;

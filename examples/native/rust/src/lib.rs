@@ -1,7 +1,7 @@
 //! Example plughost / CLIProxyAPI native plugin in Rust (cdylib, no external crates).
 //!
 //! Same behaviour as the C example: register (reads `greeting`), a management route and
-//! resource, bot command `echo` (alias `say`) and `fetch <url>`, a GroupPoke route and a
+//! resources, bot command `echo` (alias `say`) and `fetch <url>`, a GroupPoke route and a
 //! `pre_handle` interceptor; calls `host.log`, `host.http.do` and `host.bot.send`.
 
 mod json;
@@ -219,11 +219,16 @@ fn dispatch(method: &str, request: &Json) -> (c_int, Json) {
                 Json::Arr(vec![Json::obj(vec![
                     ("Method", Json::s("get")),
                     ("Path", Json::s("example-rust/status")),
-                    ("Menu", Json::s("Example Rust")),
                     ("Description", Json::s("call counter")),
                 ])]),
             ),
-            ("Resources", Json::Arr(vec![Json::obj(vec![("Path", Json::s("index.html")), ("Menu", Json::s("Example Rust"))])])),
+            (
+                "Resources",
+                Json::Arr(vec![
+                    Json::obj(vec![("Path", Json::s("index.html")), ("Menu", Json::s("Example Rust"))]),
+                    Json::obj(vec![("Path", Json::s("/status")), ("Menu", Json::s("Example Rust status"))]),
+                ]),
+            ),
         ])),
         "management.handle" => management_handle(request),
         "bot.describe" => describe(),

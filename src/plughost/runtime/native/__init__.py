@@ -13,13 +13,10 @@ if TYPE_CHECKING:
     from plughost.runtime.native.discovery import NativeDiscovery, NativeLibraryFile, discover_libraries
     from plughost.runtime.native.envelope import NativeCallError
     from plughost.runtime.native.handle import NativePluginHandle
-    from plughost.runtime.native.management import ManagementResponse, ManagementRoute
     from plughost.runtime.native.runtime import NativeRuntime
     from plughost.runtime.native.settings import NativeSettings
 
 _HOMES = {
-    "ManagementResponse": "management",
-    "ManagementRoute": "management",
     "NativeCallError": "envelope",
     "NativeDiscovery": "discovery",
     "NativeLibraryFile": "discovery",
@@ -30,8 +27,6 @@ _HOMES = {
 }
 
 __all__ = [
-    "ManagementResponse",
-    "ManagementRoute",
     "NativeCallError",
     "NativeDiscovery",
     "NativeLibraryFile",

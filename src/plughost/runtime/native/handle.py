@@ -20,12 +20,11 @@ from plughost.runtime.native.envelope import NativeCallError, decode_reply
 from plughost.runtime.native.inline import InlinePolicy
 from plughost.runtime.native.library import NativeLibrary
 from plughost.runtime.native.management import (
-    ManagementResponse,
-    RouteTable,
-    build_route_table,
+    MANAGEMENT_HANDLE,
     handle_request,
-    parse_response,
     register_request,
+    response_value,
+    route_table,
 )
 from plughost.runtime.native.pool import DaemonPool
 from plughost.runtime.native.registration import (
@@ -35,9 +34,20 @@ from plughost.runtime.native.registration import (
     parse_registration,
 )
 from plughost.runtime.native.settings import NativeSettings
-from plughost.sdk.call import BOT_KINDS, ActionSink, Call, Outcome, PluginError, actions_from_json
+from plughost.sdk.call import (
+    BOT_KINDS,
+    INVALID_ANSWER,
+    INVALID_REQUEST,
+    UNKNOWN_HANDLER,
+    ActionSink,
+    Call,
+    Outcome,
+    PluginError,
+    actions_from_json,
+)
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
+from plughost.sdk.http import HttpRoutes
 
 T = TypeVar("T")
 POOL_JOIN_S = 2.0
@@ -72,7 +82,6 @@ class NativePluginHandle:
         self.file_version = version
         self.settings = settings or NativeSettings()
         self.registration: Registration | None = None
-        self.routes = RouteTable()
         self.descriptor = Descriptor(id=plugin_id, version=version or "0.0.0", priority=priority)
         self.inline = InlinePolicy(self.settings.inline_budget_us)
         self._watchers = 0
@@ -216,11 +225,14 @@ class NativePluginHandle:
 
     # calls -----------------------------------------------------------------------------------
     async def call(self, call: Call) -> Outcome:
-        """A bot call goes to `bot.<kind>` with QimenBot's fields; any other handler name is an ABI method."""
+        """A bot call goes to `bot.<kind>` with QimenBot's fields, an `http` call to
+        `management.handle`; any other handler name is an ABI method."""
         method = call.handler
         try:
             if call.kind in BOT_KINDS:
                 return await self._bot_call(call)
+            if call.kind == "http":
+                return await self._http_call(call)
             payload = self._request(method, call.payload)
             if self.inline.allows(method):  # learned-inline methods: no extra step on the hot path
                 return Outcome(self._reply(method, *self._timed_call(method, payload)))
@@ -260,26 +272,20 @@ class NativePluginHandle:
         """`host.bot.send` calls made outside any bot call (from plugin threads), oldest first."""
         return self.callbacks.take_pending_sends()
 
-    async def handle_management(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: bytes | None = None,
-    ) -> ManagementResponse:
-        """Serve one management route/resource through `management.handle`.
-
-        Unknown routes → 404; plugin failure or a malformed answer → 502.
-        """
-        route = self.routes.find(method, path)
-        if route is None:
-            return ManagementResponse(404, {"Content-Type": ["text/plain"]}, f"no route {method} {path}".encode())
+    async def _http_call(self, call: Call) -> Outcome:
+        """`management.handle` with the request in its ABI shape; the answer as an `HttpResponse` value."""
+        where = f"plugin '{self.plugin_id}' {MANAGEMENT_HANDLE}"
+        if call.handler != MANAGEMENT_HANDLE:
+            return Outcome.failed(UNKNOWN_HANDLER, f"{where}: an http call must name it, not {call.handler!r}")
         try:
-            result = await self.call_abi("management.handle", handle_request(method, path, headers, query, body))
-            return parse_response(result)
-        except (InvocationError, ValueError) as exc:
-            return ManagementResponse(502, {"Content-Type": ["text/plain; charset=utf-8"]}, str(exc).encode())
+            request = handle_request(call.payload)
+        except ValueError as exc:
+            return Outcome.failed(INVALID_REQUEST, f"{where}: invalid http request: {exc}")
+        result = await self.call_abi(MANAGEMENT_HANDLE, request)  # a NativeCallError: `call` makes it the error
+        try:
+            return Outcome(response_value(result))
+        except ValueError as exc:
+            return Outcome.failed(INVALID_ANSWER, f"{where} answered a malformed response: {exc}")
 
     async def _bot_call(self, call: Call) -> Outcome:
         method = f"bot.{call.kind}"
@@ -380,7 +386,7 @@ class NativePluginHandle:
             raise NativeCallError(f"plugin '{self.plugin_id}' {method}: {exc}", code="unsupported_schema") from None
         self.registration = registration
         commands: Descriptor | None = None
-        routes = RouteTable()
+        routes = HttpRoutes()
         reason = registration.inactive_reason
         if registration.active and BOT_CAPABILITY in registration.capabilities:
             try:
@@ -395,14 +401,13 @@ class NativePluginHandle:
                 result = await self.call_abi(
                     "management.register", register_request(self.plugin_id, registration.metadata)
                 )
-                routes = build_route_table(self.plugin_id, result)
+                routes = route_table(self.plugin_id, result)
             except InvocationError as exc:
                 routes.rejected.append(f"management.register failed: {exc}")
-        self.routes = routes
         self.descriptor = self._describe(registration, commands, routes, reason)
 
     def _describe(
-        self, registration: Registration, bot: Descriptor | None, routes: RouteTable, reason: str | None
+        self, registration: Registration, bot: Descriptor | None, routes: HttpRoutes, reason: str | None
     ) -> Descriptor:
         meta = registration.metadata
         metadata: dict[str, Any] = {
@@ -415,7 +420,7 @@ class NativePluginHandle:
             "capability_values": registration.capability_values,
             "active": reason is None,
             "inactive_reason": reason,
-            "management": routes.to_json(),
+            "management": {"rejected": list(routes.rejected)},
         }
         descriptor = Descriptor(
             id=self.plugin_id,
@@ -423,6 +428,7 @@ class NativePluginHandle:
             capabilities=registration.capabilities if reason is None else frozenset(),
             priority=self.priority,
             metadata=metadata,
+            http=tuple(routes.specs) if reason is None else (),
         )
         if bot is not None and reason is None:
             descriptor = replace(

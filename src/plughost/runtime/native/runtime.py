@@ -8,7 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,7 +28,6 @@ from plughost.sdk.models import DiscoveryStatus
 if TYPE_CHECKING:  # ctypes and the ABI are imported by the first load: discovery needs neither
     from plughost.runtime.native.abi import CAllocator
     from plughost.runtime.native.handle import NativePluginHandle
-    from plughost.runtime.native.management import ManagementResponse, ManagementRoute
 
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
@@ -157,42 +156,6 @@ class NativeRuntime:
             handles = [h for h in self._handles.values() if not h.stopping]
         chosen = [h for h in handles if capability in h.descriptor.capabilities]
         return sorted(chosen, key=lambda h: (-h.priority, h.plugin_id))
-
-    # management ------------------------------------------------------------------------------
-    def management_routes(self) -> list[ManagementRoute]:
-        """Every plugin's routes and resources; higher priority (then lower id) wins a collision."""
-        with self._lock:
-            handles = [h for h in self._handles.values() if not h.stopping]
-        handles.sort(key=lambda h: (-h.priority, h.plugin_id))
-        taken: set[tuple[str, str]] = set()
-        routes: list[ManagementRoute] = []
-        for handle in handles:
-            for route in handle.routes.routes:
-                if (route.method, route.path) not in taken:
-                    taken.add((route.method, route.path))
-                    routes.append(route)
-        return routes
-
-    async def handle_management(
-        self,
-        plugin_id: str,
-        method: str,
-        path: str,
-        headers: Mapping[str, Any] | None = None,
-        query: Mapping[str, Any] | None = None,
-        body: bytes | None = None,
-    ) -> ManagementResponse:
-        """Serve a management request of plugin `plugin_id` (404 if another plugin owns the route)."""
-        from plughost.runtime.native.management import ManagementResponse
-
-        handle = self.handle(plugin_id)
-        owner = next(
-            (r for r in self.management_routes() if r.path == path and r.method == method.upper()),
-            None,
-        )
-        if owner is not None and owner.plugin_id != plugin_id:
-            return ManagementResponse(404, {}, f"{method} {path} is served by plugin '{owner.plugin_id}'".encode())
-        return await handle.handle_management(method, path, headers, query, body)
 
     async def aclose(self) -> None:
         """Forget handles (the manager stops them) and remove scratch files."""
