@@ -25,7 +25,7 @@ class ManageContext:
     plugin_routes: RouteIndex = field(default_factory=RouteIndex)
 
 
-def context(request: Request) -> ManageContext:
+async def context(request: Request) -> ManageContext:
     """FastAPI dependency: the server's context."""
     ctx: ManageContext = request.app.state.manage
     return ctx

@@ -8,6 +8,7 @@ When a follower asks for ids the history no longer holds, `after` says how many 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections import deque
 from collections.abc import Callable, Mapping
@@ -19,11 +20,33 @@ from plughost.sdk.models import EventType, PluginEvent
 PLUGIN_LOGGER_PREFIX = "plughost.plugin."
 
 
+class Entry:
+    """One item of a feed with its id; its Server-Sent Events form is encoded once, when first sent."""
+
+    __slots__ = ("_wire", "id", "item")
+
+    def __init__(self, item_id: int, item: dict[str, Any]) -> None:
+        self.id = item_id
+        self.item = item
+        self._wire: bytes | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return self.item | {"id": self.id}
+
+    @property
+    def wire(self) -> bytes:
+        """`id: …` and `data: …` lines of this item as one SSE event."""
+        if self._wire is None:
+            data = json.dumps(self.as_json(), default=str, ensure_ascii=False, separators=(",", ":"))
+            self._wire = f"id: {self.id}\ndata: {data}\n\n".encode()
+        return self._wire
+
+
 @dataclass(frozen=True, slots=True)
 class Backlog:
     """What a follower gets: items after its last id, and how many it missed (aged out)."""
 
-    items: list[tuple[int, dict[str, Any]]]
+    items: list[Entry]
     missed: int = 0
 
 
@@ -31,7 +54,7 @@ class Feed:
     """A bounded history of JSON-shaped items with increasing ids, and waiters for new ones."""
 
     def __init__(self, limit: int) -> None:
-        self._items: deque[tuple[int, dict[str, Any]]] = deque(maxlen=limit)
+        self._items: deque[Entry] = deque(maxlen=limit)
         self._next_id = 1
         self._arrived: asyncio.Event | None = None
 
@@ -43,7 +66,7 @@ class Feed:
         """Record `item`; wakes every waiter. Call on the event loop's thread."""
         item_id = self._next_id
         self._next_id += 1
-        self._items.append((item_id, item))
+        self._items.append(Entry(item_id, item))
         arrived, self._arrived = self._arrived, None
         if arrived is not None:
             arrived.set()
@@ -53,19 +76,17 @@ class Feed:
         """Items with ids above `last_id`, oldest first (at most `limit`)."""
         if not self._items or last_id >= self.last_id:
             return Backlog([])
-        first = self._items[0][0]
+        first = self._items[0].id
         missed = max(0, first - last_id - 1)
         start = max(0, last_id + 1 - first)
         stop = len(self._items) if limit is None else min(len(self._items), start + limit)
         return Backlog([self._items[i] for i in range(start, stop)], missed)
 
-    def recent(
-        self, limit: int, keep: Callable[[dict[str, Any]], bool] | None = None
-    ) -> list[tuple[int, dict[str, Any]]]:
+    def recent(self, limit: int, keep: Callable[[dict[str, Any]], bool] | None = None) -> list[Entry]:
         """The newest `limit` items that `keep` accepts, oldest first."""
-        chosen: list[tuple[int, dict[str, Any]]] = []
+        chosen: list[Entry] = []
         for entry in reversed(self._items):
-            if keep is None or keep(entry[1]):
+            if keep is None or keep(entry.item):
                 chosen.append(entry)
                 if len(chosen) >= limit:
                     break

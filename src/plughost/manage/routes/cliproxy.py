@@ -9,6 +9,7 @@ checked against its `config_schema` (422 naming each field — plughost's additi
 
 from __future__ import annotations
 
+import asyncio
 import re
 import shutil
 from pathlib import Path
@@ -44,7 +45,7 @@ def _instance(ctx: ManageContext, plugin_id: str) -> PluginInstance | JSONRespon
 
 
 @router.get("", summary="CLIProxyAPI: discovered, configured and registered plugins")
-def list_plugins(ctx: Ctx) -> JSONResponse:
+async def list_plugins(ctx: Ctx) -> JSONResponse:
     manager = ctx.host.manager
     menus: dict[str, list[dict[str, str]]] = {}
     for served in ctx.plugin_routes.menus(manager.enabled_plugins()):
@@ -114,7 +115,7 @@ def _config_fields(native: dict[str, Any], schema: dict[str, Any] | None) -> lis
 
 
 @router.get("/{plugin_id}/config", summary="CLIProxyAPI: the plugin's config object")
-def get_config(ctx: Ctx, plugin_id: str) -> JSONResponse:
+async def get_config(ctx: Ctx, plugin_id: str) -> JSONResponse:
     found = _instance(ctx, plugin_id)
     if isinstance(found, JSONResponse):
         return found
@@ -207,7 +208,7 @@ async def delete_plugin(ctx: Ctx, plugin_id: str) -> JSONResponse:
         return cliproxy_error(
             409, "plugin_delete_requires_restart", f"the plugin could not be unloaded: {exc}", restart_required=True
         )
-    file_deleted = _remove(path)
+    file_deleted = await asyncio.to_thread(_remove, path)
     config_file = manager.configs.path(found.id)
     configured = config_file.exists()
     config_file.unlink(missing_ok=True)

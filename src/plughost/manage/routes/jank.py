@@ -153,7 +153,7 @@ async def execute(ctx: Ctx, request: ExecuteRequest) -> JSONResponse:
 
 
 @router.get("/get", summary="Jank: one plugin's information")
-def get(ctx: Ctx, id: Annotated[str, Query(min_length=1, description="Plugin id.")]) -> JSONResponse:
+async def get(ctx: Ctx, id: Annotated[str, Query(min_length=1, description="Plugin id.")]) -> JSONResponse:
     instance = ctx.host.manager.get_plugin(id)
     if instance is None:
         return _failure(PluginNotFoundError(id), NOT_FOUND)
@@ -161,7 +161,7 @@ def get(ctx: Ctx, id: Annotated[str, Query(min_length=1, description="Plugin id.
 
 
 @router.get("/list", summary="Jank: every plugin, registered or not, a page at a time")
-def list_plugins(
+async def list_plugins(
     ctx: Ctx,
     page_no: Annotated[int, Query(ge=1)],
     page_size: Annotated[int, Query(ge=1, le=100)],

@@ -83,5 +83,5 @@ def metrics_registry(ctx: ManageContext) -> CollectorRegistry:
 
 
 @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-def metrics(ctx: Annotated[ManageContext, Depends(context)]) -> Response:
+async def metrics(ctx: Annotated[ManageContext, Depends(context)]) -> Response:
     return Response(generate_latest(metrics_registry(ctx)), media_type=CONTENT_TYPE_LATEST)

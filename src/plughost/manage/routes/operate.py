@@ -35,7 +35,7 @@ Ctx = Annotated[ManageContext, Depends(context)]
 
 
 @router.get("/status", response_model=HostStatus, summary="Uptime, memory and counts")
-def status(ctx: Ctx) -> HostStatus:
+async def status(ctx: Ctx) -> HostStatus:
     from plughost import __version__
 
     host = ctx.host
@@ -65,12 +65,12 @@ def rss_bytes() -> int | None:
 
 
 @router.get("/bots", response_model=BotList, summary="Bot connections, lanes and shed counts")
-def bots(ctx: Ctx) -> BotList:
+async def bots(ctx: Ctx) -> BotList:
     return BotList.model_validate({"bots": ctx.host.dispatcher.status()})
 
 
 @router.get("/dynamic-errors", response_model=BreakerList, summary="Circuit breakers and recent errors")
-def dynamic_errors(ctx: Ctx) -> BreakerList:
+async def dynamic_errors(ctx: Ctx) -> BreakerList:
     manager = ctx.host.manager
     breakers = []
     for instance in manager.list_plugins():
@@ -83,7 +83,7 @@ def dynamic_errors(ctx: Ctx) -> BreakerList:
 
 
 @router.post("/dynamic-errors/clear", response_model=ClearResult, summary="Close every circuit breaker")
-def clear_all(ctx: Ctx) -> ClearResult:
+async def clear_all(ctx: Ctx) -> ClearResult:
     ids = [i.id for i in ctx.host.manager.list_plugins()]
     for plugin_id in ids:
         ctx.host.manager.guard.breaker(plugin_id).clear()
@@ -91,14 +91,14 @@ def clear_all(ctx: Ctx) -> ClearResult:
 
 
 @router.post("/dynamic-errors/{plugin_id}/clear", response_model=ClearResult, summary="Close one circuit breaker")
-def clear_one(ctx: Ctx, plugin_id: str) -> ClearResult:
+async def clear_one(ctx: Ctx, plugin_id: str) -> ClearResult:
     require(ctx, plugin_id)
     ctx.host.manager.guard.breaker(plugin_id).clear()
     return ClearResult(cleared=[plugin_id])
 
 
 @router.get("/commands", response_model=CommandRegistryModel, summary="The effective command registry")
-def commands(ctx: Ctx) -> CommandRegistryModel:
+async def commands(ctx: Ctx) -> CommandRegistryModel:
     engine = ctx.host.commands.refresh()
     registry = engine.registry
     return CommandRegistryModel(
@@ -125,7 +125,7 @@ def _permissions(ctx: ManageContext) -> PermissionService:
 
 
 @router.get("/permissions", response_model=PermissionList, summary="Registered permissions and grants")
-def permissions(ctx: Ctx) -> PermissionList:
+async def permissions(ctx: Ctx) -> PermissionList:
     service = _permissions(ctx)
     return PermissionList(
         permissions={str(p): d for p, d in service.registered().items()},
@@ -141,13 +141,13 @@ def _parse_grant(grant: Grant) -> tuple[PermitteeId, PermissionId]:
 
 
 @router.post("/permissions/permit", response_model=GrantResult, summary="Grant a permission (saved)")
-def permit(ctx: Ctx, grant: Grant) -> GrantResult:
+async def permit(ctx: Ctx, grant: Grant) -> GrantResult:
     who, what = _parse_grant(grant)
     return GrantResult(changed=int(_permissions(ctx).permit(who, what)))
 
 
 @router.post("/permissions/cancel", response_model=GrantResult, summary="Revoke a permission (saved)")
-def cancel(ctx: Ctx, grant: Grant, recursive: bool = False) -> GrantResult:
+async def cancel(ctx: Ctx, grant: Grant, recursive: bool = False) -> GrantResult:
     who, what = _parse_grant(grant)
     return GrantResult(changed=_permissions(ctx).cancel(who, what, recursive=recursive))
 

@@ -28,7 +28,7 @@ ConfigBody = Annotated[dict[str, Any], Body(description="The plugin's configurat
 
 
 @router.get("", response_model=PluginList, summary="List plugins")
-def list_plugins(
+async def list_plugins(
     ctx: Ctx,
     state: Annotated[str | None, Query(description="Only plugins in this state (enabled, disabled, error…).")] = None,
     runtime: Annotated[str | None, Query(description="Only plugins of this runtime (python, native, process).")] = None,
@@ -91,7 +91,7 @@ def require(ctx: ManageContext, plugin_id: str) -> PluginInstance:
 
 
 @router.get("/{plugin_id}", response_model=PluginDetail, summary="One plugin in detail")
-def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
+async def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
     instance = require(ctx, plugin_id)
     manager = ctx.host.manager
     descriptor = instance.descriptor
@@ -153,7 +153,7 @@ async def load(ctx: Ctx, request: LoadRequest) -> ActionResult:
 
 
 @router.get("/{plugin_id}/config", response_model=ConfigResult, summary="The plugin's configuration")
-def get_config(ctx: Ctx, plugin_id: str) -> ConfigResult:
+async def get_config(ctx: Ctx, plugin_id: str) -> ConfigResult:
     require(ctx, plugin_id)
     return ConfigResult(id=plugin_id, config=ctx.host.manager.get_config(plugin_id), applied=False)
 
