@@ -122,7 +122,8 @@ async def register(ctx: Ctx, request: RegisterRequest) -> JSONResponse:
                     raise PluginNotFoundError(request.id)
                 message = f"plugin {request.id} is invalid: {errors}"
                 return envelope(errors, error=(REGISTER_FAILED, message), status=409)
-            await manager.register(candidate.path)
+            loaded = await manager.load_plugin(candidate.path)
+            await manager.enable_plugin(loaded.id)  # saved: it stays enabled after a restart
     except PlugHostError as exc:
         return _failure(exc, REGISTER_FAILED)
     return envelope({"message": "Plugin registered successfully"})
