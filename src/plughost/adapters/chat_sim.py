@@ -44,8 +44,8 @@ USAGE = (
 class ConsoleBot(BotApi):
     """The simulated bot: prints what it is asked to do and answers like an implementation."""
 
-    def __init__(self, output: Callable[[str], None]) -> None:
-        self.bot_id = SIM_BOT_ID
+    def __init__(self, output: Callable[[str], None], bot_id: str = SIM_BOT_ID) -> None:
+        self.bot_id = bot_id
         self.self_id = SIM_SELF_ID
         self.output = output
         self._message_ids = itertools.count(1)
@@ -108,14 +108,7 @@ class ChatSimulator:
 
     def lane(self) -> BotLane:
         if self._lane is None:
-            config = inherit_command_settings(
-                BotConfig(id=SIM_BOT_ID, transport="ws-reverse", bind="127.0.0.1:0", self_id=SIM_SELF_ID),
-                self.host.bot_settings.commands,
-            )
-            lanes = self.host.dispatcher.lanes
-            self._lane = (
-                lanes[SIM_BOT_ID] if SIM_BOT_ID in lanes else self.host.dispatcher.attach(SIM_BOT_ID, config, self.bot)
-            )
+            self._lane = simulated_lane(self.host, self.bot)
         return self._lane
 
     async def handle(self, line: str) -> bool:
@@ -166,31 +159,13 @@ class ChatSimulator:
         if chat is None:
             return
         target = int(args[0]) if args and args[0].isdigit() else SIM_SELF_ID
-        await self._dispatch(
-            {
-                "post_type": "notice",
-                "notice_type": "notify",
-                "sub_type": "poke",
-                "group_id": chat.group_id or 0,
-                "user_id": chat.user_id,
-                "target_id": target,
-            }
-        )
+        await self._dispatch(poke_event(chat, target))
 
     async def _friend(self, args: list[str]) -> None:
         chat = self._require_chat()
         if chat is None:
             return
-        flag = f"sim-friend-{next(self._ids)}"
-        await self._dispatch(
-            {
-                "post_type": "request",
-                "request_type": "friend",
-                "user_id": chat.user_id,
-                "comment": " ".join(args),
-                "flag": flag,
-            }
-        )
+        await self._dispatch(friend_request_event(chat, " ".join(args), f"sim-friend-{next(self._ids)}"))
 
     async def _group(self, args: list[str]) -> None:
         chat = self._require_chat()
@@ -201,38 +176,11 @@ class ChatSimulator:
             return
         sub_type = args[0] if args and args[0] in ("add", "invite") else "add"
         comment = " ".join(args[1:] if args and args[0] in ("add", "invite") else args)
-        await self._dispatch(
-            {
-                "post_type": "request",
-                "request_type": "group",
-                "sub_type": sub_type,
-                "group_id": chat.group_id,
-                "user_id": chat.user_id,
-                "comment": comment,
-                "flag": f"sim-group-{next(self._ids)}",
-            }
-        )
+        await self._dispatch(group_request_event(chat, sub_type, comment, f"sim-group-{next(self._ids)}"))
 
     async def _message(self, text: str) -> None:
-        chat = self.chat
-        assert chat is not None
-        message_id = next(self._ids)
-        sender: dict[str, Any] = {"user_id": chat.user_id, "nickname": f"user{chat.user_id}"}
-        event: dict[str, Any] = {
-            "post_type": "message",
-            "message_id": message_id,
-            "user_id": chat.user_id,
-            "message": text,
-            "raw_message": text,
-            "font": 0,
-            "sender": sender,
-        }
-        if chat.kind == "group":
-            sender["role"] = chat.role
-            event.update(message_type="group", sub_type="normal", group_id=chat.group_id)
-        else:
-            event.update(message_type="private", sub_type="friend")
-        await self._dispatch(event)
+        assert self.chat is not None
+        await self._dispatch(message_event(self.chat, text, next(self._ids)))
 
     def _require_chat(self) -> Chat | None:
         if self.chat is None:
@@ -240,8 +188,7 @@ class ChatSimulator:
         return self.chat
 
     async def _dispatch(self, wire: dict[str, Any]) -> EventResult:
-        event: Event = parse_event({"time": int(time.time()), "self_id": SIM_SELF_ID, **wire})
-        outcome = await self.host.dispatcher.process(self.lane(), event)
+        event, outcome = await dispatch_simulated(self.host, self.lane(), wire)
         if outcome.status == "blocked":
             self.output(f"(blocked by {outcome.answered_by})")
         elif outcome.status == "unhandled" and not outcome.sent:
@@ -249,3 +196,69 @@ class ChatSimulator:
         for error in outcome.errors:
             self.output(f"(error: {error})")
         return outcome
+
+
+# simulated events, shared with the web console's chat sandbox --------------------------------------
+def simulated_lane(host: Host, bot: ConsoleBot) -> BotLane:
+    """The dispatcher lane of a simulated bot (attached on first use; commands configured as `[commands]`)."""
+    lanes = host.dispatcher.lanes
+    if bot.bot_id in lanes:
+        return lanes[bot.bot_id]
+    config = inherit_command_settings(
+        BotConfig(id=bot.bot_id, transport="ws-reverse", bind="127.0.0.1:0", self_id=SIM_SELF_ID),
+        host.bot_settings.commands,
+    )
+    return host.dispatcher.attach(bot.bot_id, config, bot)
+
+
+async def dispatch_simulated(host: Host, lane: BotLane, wire: dict[str, Any]) -> tuple[Event, EventResult]:
+    """Run one simulated OneBot event through the real dispatcher."""
+    event: Event = parse_event({"time": int(time.time()), "self_id": SIM_SELF_ID, **wire})
+    return event, await host.dispatcher.process(lane, event)
+
+
+def message_event(chat: Chat, text: str, message_id: int) -> dict[str, Any]:
+    """A message from the chat's user (CQ codes in `text` allowed)."""
+    sender: dict[str, Any] = {"user_id": chat.user_id, "nickname": f"user{chat.user_id}"}
+    event: dict[str, Any] = {
+        "post_type": "message",
+        "message_id": message_id,
+        "user_id": chat.user_id,
+        "message": text,
+        "raw_message": text,
+        "font": 0,
+        "sender": sender,
+    }
+    if chat.kind == "group":
+        sender["role"] = chat.role
+        event.update(message_type="group", sub_type="normal", group_id=chat.group_id)
+    else:
+        event.update(message_type="private", sub_type="friend")
+    return event
+
+
+def poke_event(chat: Chat, target: int = SIM_SELF_ID) -> dict[str, Any]:
+    return {
+        "post_type": "notice",
+        "notice_type": "notify",
+        "sub_type": "poke",
+        "group_id": chat.group_id or 0,
+        "user_id": chat.user_id,
+        "target_id": target,
+    }
+
+
+def friend_request_event(chat: Chat, comment: str, flag: str) -> dict[str, Any]:
+    return {"post_type": "request", "request_type": "friend", "user_id": chat.user_id, "comment": comment, "flag": flag}
+
+
+def group_request_event(chat: Chat, sub_type: str, comment: str, flag: str) -> dict[str, Any]:
+    return {
+        "post_type": "request",
+        "request_type": "group",
+        "sub_type": sub_type,
+        "group_id": chat.group_id,
+        "user_id": chat.user_id,
+        "comment": comment,
+        "flag": flag,
+    }

@@ -7,7 +7,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from plughost.manage.context import ManageContext
 from plughost.manage.errors import install_error_handlers
-from plughost.manage.routes import cliproxy, jank, metrics, operate, plugin_http, plugins, streams
+from plughost.manage.routes import cliproxy, jank, metrics, operate, plugin_http, plugins, sandbox, streams
 from plughost.manage.security import BodyLimit, require_key
 
 DESCRIPTION = """Operate a running plughost: plugins, configuration, calls, events, logs, metrics.
@@ -27,7 +27,15 @@ def build_app(ctx: ManageContext) -> FastAPI:
     app.state.manage = ctx
     install_error_handlers(app, invalid_request_styles=[jank.invalid_request])
     authenticated = [Depends(require_key)]
-    for router in (plugins.router, streams.router, operate.router, metrics.router, jank.router, cliproxy.router):
+    for router in (
+        plugins.router,
+        streams.router,
+        operate.router,
+        sandbox.router,
+        metrics.router,
+        jank.router,
+        cliproxy.router,
+    ):
         app.include_router(router, dependencies=authenticated)
     app.include_router(plugin_http.management)  # after the built-in routes: they win
     app.include_router(plugin_http.resources)
