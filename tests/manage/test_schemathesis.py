@@ -3,62 +3,14 @@ whatever a client sends, the server answers without a 5xx, in the documented sha
 
 from __future__ import annotations
 
-import asyncio
-import threading
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
 
 from tests.manage.conftest import PLAIN_PLUGIN, SETTINGS_PLUGIN, SETTINGS_SCHEMA
-from tests.manage.support import serve
-
-STARTUP_TIMEOUT_S = 60
-
-
-class LiveServer:
-    """A host with its management server on its own thread and event loop (schemathesis calls are blocking)."""
-
-    def __init__(self, workspace: Path) -> None:
-        self.workspace = workspace
-        self.url = ""
-        self.key = ""
-        self._ready = threading.Event()
-        self._error: BaseException | None = None
-        self._loop = asyncio.new_event_loop()
-        self._stop: asyncio.Event | None = None
-        self._thread = threading.Thread(target=self._run, name="manage-live-server", daemon=True)
-
-    def __enter__(self) -> LiveServer:
-        self._thread.start()
-        if not self._ready.wait(STARTUP_TIMEOUT_S):
-            raise TimeoutError("the management server did not start")
-        if self._error is not None:
-            raise self._error
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._stop is not None:
-            self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(STARTUP_TIMEOUT_S)
-
-    def _run(self) -> None:
-        try:
-            self._loop.run_until_complete(self._serve())
-        except BaseException as error:
-            self._error = error
-            self._ready.set()
-        finally:
-            self._loop.close()
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        async with serve(self.workspace) as running:
-            self.url, self.key = running.server.url, running.key
-            self._ready.set()
-            await self._stop.wait()
+from tests.manage.support import LiveServer
 
 
 @pytest.fixture(scope="module")

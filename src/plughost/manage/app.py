@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
+from plughost.manage.console import mount_console
 from plughost.manage.context import ManageContext
 from plughost.manage.errors import install_error_handlers
 from plughost.manage.routes import cliproxy, jank, metrics, operate, plugin_http, plugins, sandbox, streams
@@ -39,6 +40,7 @@ def build_app(ctx: ManageContext) -> FastAPI:
         app.include_router(router, dependencies=authenticated)
     app.include_router(plugin_http.management)  # after the built-in routes: they win
     app.include_router(plugin_http.resources)
+    mount_console(app)
     if ctx.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

@@ -57,6 +57,14 @@ class Feed:
         self._items: deque[Entry] = deque(maxlen=limit)
         self._next_id = 1
         self._arrived: asyncio.Event | None = None
+        self.closed = False
+
+    def close(self) -> None:
+        """Wake every waiter for good: followers end (the server is stopping)."""
+        self.closed = True
+        arrived, self._arrived = self._arrived, None
+        if arrived is not None:
+            arrived.set()
 
     @property
     def last_id(self) -> int:
@@ -95,15 +103,15 @@ class Feed:
 
     async def wait(self, last_id: int, timeout: float) -> bool:
         """Wait up to `timeout` s for an item with an id above `last_id`; True when one is there."""
-        if self.last_id > last_id:
-            return True
+        if self.last_id > last_id or self.closed:
+            return self.last_id > last_id
         if self._arrived is None:
             self._arrived = asyncio.Event()
         try:
             await asyncio.wait_for(self._arrived.wait(), timeout)
         except TimeoutError:
             return False
-        return True
+        return self.last_id > last_id
 
 
 def event_item(event: PluginEvent) -> dict[str, Any]:

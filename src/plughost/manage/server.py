@@ -137,6 +137,9 @@ class ManageServer:
             log.warning("cannot write %s (the CLI will not find this host): %s", path, exc)
 
     async def aclose(self) -> None:
+        if self.context is not None:  # live streams end now instead of holding the shutdown up
+            self.context.events.close()
+            self.context.logs.close()
         if self._server is not None:
             self._server.should_exit = True
         if self._served is not None:

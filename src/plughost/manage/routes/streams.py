@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request
-from sse_starlette import EventSourceResponse
+from fastapi.responses import StreamingResponse
 
 from plughost.manage.context import ManageContext, context
 from plughost.manage.errors import ERROR_RESPONSES, ApiError
@@ -60,6 +60,8 @@ async def tail(feed: Feed, request: Request, start: int, keep: Filter) -> AsyncI
     `COALESCE_S` for more: at high event rates each client costs one send per batch, not per event.
     """
     last = feed.last_id if start < 0 else start
+    if last > feed.last_id:  # the client saw ids this server never gave: the host restarted; replay
+        last = 0
     while True:
         backlog = feed.after(last, BATCH)
         chunk = [missed_event(backlog.missed)] if backlog.missed else []
@@ -70,12 +72,18 @@ async def tail(feed: Feed, request: Request, start: int, keep: Filter) -> AsyncI
             yield b"".join(chunk)
         if len(backlog.items) == BATCH:
             continue
-        if await request.is_disconnected():
+        if feed.closed or await request.is_disconnected():
             return
         if await feed.wait(last, KEEPALIVE_S):
             await asyncio.sleep(COALESCE_S)
         else:
             yield b": keep-alive\n\n"
+
+
+def event_stream_response(events: AsyncIterator[bytes]) -> StreamingResponse:
+    """`text/event-stream`, never cached or buffered by a proxy."""
+    headers = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+    return StreamingResponse(events, media_type="text/event-stream", headers=headers)
 
 
 def missed_event(count: int) -> bytes:
@@ -96,7 +104,7 @@ async def events(
     return EventPage.model_validate({"events": chosen, "last_id": ctx.events.last_id, "missed": backlog.missed})
 
 
-@router.get("/events/stream", summary="Live plugin events (Server-Sent Events)", response_class=EventSourceResponse)
+@router.get("/events/stream", summary="Live plugin events (Server-Sent Events)", response_class=StreamingResponse)
 async def event_stream(
     ctx: Ctx,
     request: Request,
@@ -104,10 +112,10 @@ async def event_stream(
     types: str | None = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> EventSourceResponse:
+) -> StreamingResponse:
     """Each event's SSE id is its event id: reconnecting with `Last-Event-ID` resumes without loss."""
     keep = event_filter(plugin_id, types)
-    return EventSourceResponse(tail(ctx.events, request, resume_point(last_event_id, after), keep), ping=None)
+    return event_stream_response(tail(ctx.events, request, resume_point(last_event_id, after), keep))
 
 
 @router.get("/logs", response_model=LogPage, summary="Recent log records")
@@ -122,7 +130,7 @@ async def logs(
     return LogPage.model_validate({"records": records, "last_id": ctx.logs.last_id})
 
 
-@router.get("/logs/stream", summary="Live log records (Server-Sent Events)", response_class=EventSourceResponse)
+@router.get("/logs/stream", summary="Live log records (Server-Sent Events)", response_class=StreamingResponse)
 async def log_stream(
     ctx: Ctx,
     request: Request,
@@ -130,6 +138,6 @@ async def log_stream(
     level: str | None = None,
     after: Annotated[int | None, Query(ge=0)] = None,
     last_event_id: Annotated[str | None, Header()] = None,
-) -> EventSourceResponse:
+) -> StreamingResponse:
     keep = log_filter(plugin_id, level)
-    return EventSourceResponse(tail(ctx.logs, request, resume_point(last_event_id, after), keep), ping=None)
+    return event_stream_response(tail(ctx.logs, request, resume_point(last_event_id, after), keep))
