@@ -18,7 +18,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from common import Row
+from common import LOADGEN_CPU_ENV, Row
 
 from plughost.adapters.onebot import OneBotAdapter
 from plughost.host import Host
@@ -216,13 +216,15 @@ async def _bench_floor() -> float:
 
 def run() -> list[Row]:
     affinity = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
-    if affinity and len(affinity) > 1:
+    if affinity and len(affinity) > 1:  # the host on one core, the load generator on another
         os.sched_setaffinity(0, {min(affinity)})
+        os.environ[LOADGEN_CPU_ENV] = str(max(affinity))
     try:
         f = asyncio.run(_bench())
         floor = asyncio.run(_bench_floor())
         in_workers = asyncio.run(_bench_workers(affinity))
     finally:
+        os.environ.pop(LOADGEN_CPU_ENV, None)
         if affinity:
             os.sched_setaffinity(0, affinity)
     top = f["max"]["replies_per_s"]

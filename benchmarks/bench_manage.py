@@ -39,7 +39,12 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import Row, print_rows  # benchmarks/common.py (this directory is on sys.path)
+from common import (  # benchmarks/common.py (this directory is on sys.path)
+    LOADGEN_CPU_ENV,
+    Row,
+    pin_load_generator,
+    print_rows,
+)
 
 SELF = Path(__file__).resolve()  # run again as the load generator
 DURATION_S = float(os.environ.get("PLUGHOST_BENCH_MANAGE_SECONDS", "3"))
@@ -49,7 +54,6 @@ SSE_CLIENTS = 50
 SSE_RATE = 1000  # events/s
 PLUGINS = 20
 TICK_S = 0.002
-LOADGEN_CPU_ENV = "PLUGHOST_BENCH_LOADGEN_CPU"
 
 PLUGIN = """
 from plughost import Plugin
@@ -72,14 +76,6 @@ def percentile(values: list[float], q: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
-def _pin_load_generator() -> None:
-    """Move to the core the host left free. A child inherits the affinity of the host that spawned
-    it (already pinned to one core), so the core to use comes from the host in LOADGEN_CPU_ENV."""
-    cpu = os.environ.get(LOADGEN_CPU_ENV)
-    if cpu and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {int(cpu)})
 
 
 def _cpu_s() -> float:
@@ -237,7 +233,7 @@ async def load_sse(port: int, key: str, clients: int, after: int) -> dict[str, A
 
 
 def _loadgen_main(argv: list[str]) -> None:
-    _pin_load_generator()
+    pin_load_generator()
     if argv[0] == "--load-http":
         port, request, expect, clients, duration = argv[1:6]
         result = asyncio.run(

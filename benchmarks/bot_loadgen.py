@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import sys
 import time
 
+from common import pin_load_generator  # benchmarks/common.py (this directory is on sys.path)
 from websockets.asyncio.client import ClientConnection, connect
 
 from plughost.adapters.onebot.transports import CoalescedClientConnection  # one write per loop iteration
@@ -120,8 +120,7 @@ class Load:
 
 
 async def main(url: str, token: str, mode: str, duration: float, param: float, start: int) -> dict[str, float]:
-    if hasattr(os, "sched_setaffinity") and len(os.sched_getaffinity(0)) > 1:
-        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
+    pin_load_generator()
     headers = {"X-Self-ID": str(SELF_ID), "X-Client-Role": "Universal", "Authorization": f"Bearer {token}"}
     async with connect(
         url, additional_headers=headers, proxy=None, compression=None, max_queue=None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -54,3 +55,15 @@ def print_rows(title: str, rows: list[Row]) -> None:
         verdict = "" if row.ok is None else ("yes" if row.ok else "no")
         table.add_row(row.name, row.formatted(), row.target, row.comparison, verdict)
     Console().print(table)
+
+
+LOADGEN_CPU_ENV = "PLUGHOST_BENCH_LOADGEN_CPU"
+"""The core a load generator subprocess moves to: a child inherits the affinity of the host that
+spawned it (already pinned to one core), so the host names the free core in the environment."""
+
+
+def pin_load_generator() -> None:
+    """In a load generator subprocess: move to the core the host left free (see LOADGEN_CPU_ENV)."""
+    cpu = os.environ.get(LOADGEN_CPU_ENV)
+    if cpu and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, {int(cpu)})
