@@ -1,4 +1,6 @@
-"""CLI start-up: `plughost --help`, `plughost plugins list` and `plughost run` to ready, as subprocesses.
+"""CLI start-up: `plughost --help`, `plughost plugins list` and `plughost run` to ready, as subprocesses;
+and `plughost plugins list` beside a running host (through its management API) against loading a
+workspace of 50 native libraries.
 
     python benchmarks/bench_cli.py                # prints a table
     python benchmarks/run.py cli                  # through the runner
@@ -8,12 +10,19 @@ PYTHONPATH), in the same interpreter as the baseline, `python -c "import typer"`
 typer program pays. Each figure is the median of `RUNS` runs, the commands taking turns so that
 load on the machine falls on all of them alike. Byte code is cached (in a scratch
 PYTHONPYCACHEPREFIX, filled by one discarded warm-up run), as it is for an installed package.
+
+The remote comparison runs `plughost run --no-console` on a workspace of `NATIVE_LIBRARIES` copies
+of bench_native's trivial C plugin (compiled with gcc), then times `plughost plugins list` (which
+finds the host in `.plughost/manage.json` and asks it) against `plughost plugins list --local`
+(which loads all 50 libraries, as every CLI call did before), taking turns.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -21,12 +30,15 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from bench_native import TRIVIAL_C  # benchmarks/bench_native.py
 from common import Row, median, print_rows  # benchmarks/common.py
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = 5
 HELP_TARGET = 2.0  # × the baseline
 LIST_TARGET = 3.0
+REMOTE_TARGET = 10.0  # × faster than loading the workspace
+NATIVE_LIBRARIES = 50
 READY_LINE = "running;"  # what `plughost run` prints once the workspace is loaded and the console reads
 # The least a typer command like `plugins list` pays before doing anything: typer parses (and
 # coerces, with pydantic) the same options, then the command imports asyncio and prints a rich table.
@@ -111,6 +123,100 @@ def _to_ready(workspace: Path, env: dict[str, str]) -> float:
             process.wait()
 
 
+def _native_workspace(scratch: Path) -> Path:
+    """A workspace of `NATIVE_LIBRARIES` native plugins: one trivial C library, copied under 50 ids."""
+    gcc = shutil.which("gcc")
+    if gcc is None:
+        raise RuntimeError("gcc is not installed; the remote CLI benchmark compiles a trivial native plugin")
+    source = scratch / "bench.c"
+    source.write_text(TRIVIAL_C)
+    library = scratch / "bench.so"
+    command = [gcc, "-O2", "-shared", "-fPIC", f"-I{ROOT / 'sdk' / 'c'}", "-o", str(library), str(source)]
+    subprocess.run(command, check=True)
+    plugins = scratch / "natives" / "plugins"
+    plugins.mkdir(parents=True)
+    for index in range(NATIVE_LIBRARIES):
+        shutil.copy(library, plugins / f"native{index:02d}-v1.0.0.so")
+    return plugins.parent
+
+
+def _start_host(workspace: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str]:
+    """`plughost run --no-console` on a free port; returns it once its management API is up, with the URL."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "plughost", "run", "--no-console", "--manage-bind", "127.0.0.1:0", "-w", str(workspace)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    for line in process.stdout:
+        found = re.search(r"management API on (http://\S+)", line)
+        if found:
+            return process, found.group(1)
+    raise RuntimeError(f"plughost run exited {process.wait()} before serving its management API")
+
+
+def _stop_host(process: subprocess.Popen[str]) -> None:
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=60)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def _remote_rows(scratch: Path, env: dict[str, str], floor: float) -> list[Row]:
+    """`plugins list` through a running host vs loading a workspace of 50 native libraries, taking turns;
+    `floor` (ms) is what an empty typer command with the same options paid in this run."""
+    workspace = _native_workspace(scratch)
+    listing = [sys.executable, "-m", "plughost", "plugins", "list", "-w", str(workspace)]
+    process, url = _start_host(workspace, env)
+    try:
+        commands: dict[str, Callable[[], float]] = {
+            "remote": lambda: _timed(listing, env),
+            "local": lambda: _timed([*listing, "--local"], env),
+        }
+        samples = _take_turns(commands)
+        remote_rows = subprocess.run(listing, env=env, capture_output=True, text=True, timeout=60, check=True)
+    finally:
+        _stop_host(process)
+    if f"via the running host at {url}" not in remote_rows.stderr:
+        raise RuntimeError(f"plugins list did not go through the running host: {remote_rows.stderr}")
+    remote, local = (median(samples[name]) * 1e3 for name in ("remote", "local"))
+    speedup = local / remote
+    return [
+        Row(
+            f"plughost plugins list, {NATIVE_LIBRARIES} native libraries: --local, loads the workspace (median of 5)",
+            local,
+            "ms",
+            "—",
+            "what every CLI call paid before",
+        ),
+        Row(
+            f"plughost plugins list, {NATIVE_LIBRARIES} native libraries: through the running host (median of 5)",
+            remote,
+            "ms",
+            f"≥ {REMOTE_TARGET:g}× faster than --local",
+            f"--local: {local:.0f} ms; {speedup:.1f}× faster (an empty typer command: {floor:.0f} ms)",
+            speedup >= REMOTE_TARGET,
+        ),
+    ]
+
+
+def _take_turns(commands: dict[str, Callable[[], float]]) -> dict[str, list[float]]:
+    """One discarded warm-up each, then `RUNS` rounds in which every command runs once."""
+    for measure in commands.values():  # warm-up: byte code into the scratch cache
+        measure()
+    samples: dict[str, list[float]] = {name: [] for name in commands}
+    for _ in range(RUNS):
+        for name, measure in commands.items():
+            samples[name].append(measure())
+    return samples
+
+
 def run() -> list[Row]:
     """Measure everything; each row is (name, value, unit, target, comparison)."""
     with tempfile.TemporaryDirectory(prefix="plughost-bench-cli-") as tmp:
@@ -126,13 +232,9 @@ def run() -> list[Row]:
             "empty": lambda: _timed([*python, "-c", EMPTY_LIST_COMMAND, "plugins", "list", "-w", str(workspace)], env),
             "run": lambda: _to_ready(workspace, env),
         }
-        for measure in commands.values():  # warm-up: byte code into the scratch cache
-            measure()
-        samples: dict[str, list[float]] = {name: [] for name in commands}
-        for _ in range(RUNS):
-            for name, measure in commands.items():
-                samples[name].append(measure())
+        samples = _take_turns(commands)
         figures = {name: median(values) * 1e3 for name, values in samples.items()}
+        remote_rows = _remote_rows(scratch, env, figures["empty"])
     base = figures["baseline"]
     compared = f'python -c "import typer": {base:.0f} ms'
 
@@ -165,6 +267,7 @@ def run() -> list[Row]:
             ratio("empty"),
         ),
         Row("plughost run -w examples: spawn to ready (median of 5)", figures["run"], "ms", "—", ratio("run")),
+        *remote_rows,
     ]
 
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import re
 import shutil
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -18,11 +22,92 @@ from tests.conftest import EXAMPLES
 PLUGHOST = [sys.executable, "-m", "plughost"]
 
 
-def plughost(*args: str, cwd: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "200", "NO_COLOR": "1"}
+def cli_env(**extra: str) -> dict[str, str]:
+    """The environment CLI subprocesses run in: wide, no colour, no management key unless given."""
+    env = {k: v for k, v in os.environ.items() if k != "PLUGHOST_MANAGE_KEY"}
+    return {**env, "COLUMNS": "200", "NO_COLOR": "1", **extra}
+
+
+def plughost(
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*PLUGHOST, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env, check=False
+        [*PLUGHOST, *args], capture_output=True, text=True, cwd=cwd, timeout=timeout, env=env or cli_env(), check=False
     )
+
+
+NO_HOST = "no running host: loaded the workspace\n"
+
+
+def errors(result: subprocess.CompletedProcess[str]) -> str:
+    """stderr after the line saying the workspace was loaded (no host runs beside these commands)."""
+    return result.stderr.removeprefix(NO_HOST)
+
+
+class HostProcess:
+    """`plughost run --no-console` on a free port, as a subprocess; ready once it printed its API's URL."""
+
+    def __init__(self, workspace: Path, timeout: float = 60) -> None:
+        self.workspace = workspace
+        self._log = f"{workspace.name}-host.log"
+        self._stderr = (workspace.parent / self._log).open("w")
+        self.process = subprocess.Popen(
+            [*PLUGHOST, "run", "--no-console", "--manage-bind", "127.0.0.1:0", "-w", str(workspace)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=self._stderr,
+            text=True,
+            env=cli_env(),
+        )
+        self.url = self._read_url(timeout)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def _read_url(self, timeout: float) -> str:
+        lines: queue.Queue[str | None] = queue.Queue()
+        stdout = self.process.stdout
+        assert stdout is not None
+
+        def pump() -> None:  # keeps reading, so the host never blocks on a full pipe
+            for line in stdout:
+                lines.put(line)
+            lines.put(None)
+
+        threading.Thread(target=pump, daemon=True).start()
+        deadline = time.monotonic() + timeout
+        try:
+            while (line := lines.get(timeout=max(0.0, deadline - time.monotonic()))) is not None:
+                found = re.search(r"management API on (http://\S+)", line)
+                if found:
+                    return found.group(1)
+            problem = "exited before serving its management API"
+        except queue.Empty:
+            problem = f"did not serve its management API within {timeout:g} s"
+        self.stop()
+        raise AssertionError(f"plughost run {problem}: {(self.workspace.parent / self._log).read_text()}")
+
+    def key(self) -> str:
+        return (self.workspace / ".plughost" / "manage.key").read_text().strip()
+
+    def stop(self) -> int:
+        """SIGTERM, then its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        try:
+            return self.process.wait(timeout=30)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.wait()
+            self._stderr.close()
+
+    def __enter__(self) -> HostProcess:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 @pytest.fixture
@@ -46,6 +131,7 @@ def test_help_lists_commands() -> None:
 def test_list_json(demo: Path) -> None:
     result = plughost("plugins", "list", "--json", "-w", str(demo))
     assert result.returncode == 0, result.stderr
+    assert result.stderr == NO_HOST  # stdout is only the JSON
     rows = {r["id"]: r for r in json.loads(result.stdout)}
     assert set(rows) >= {"calculator", "notes", "flaky", "greeter"}
     assert rows["calculator"]["state"] == "enabled" and rows["calculator"]["methods"] == ["add", "divide", "stats"]
@@ -88,7 +174,7 @@ def test_notes_persist_in_the_data_dir(demo: Path) -> None:
 def test_failing_call_is_one_line_and_non_zero(demo: Path) -> None:
     result = plughost("plugins", "execute", "calculator", "divide", "--args", '{"a": 1, "b": 0}', "-w", str(demo))
     assert result.returncode == 1
-    assert result.stderr.strip() == "error: ValueError: cannot divide by zero"
+    assert result.stderr == NO_HOST + "error: ValueError: cannot divide by zero\n"
     failed_json = plughost("plugins", "execute", "flaky", "fail", "--json", "-w", str(demo))
     assert failed_json.returncode == 1 and json.loads(failed_json.stdout)["success"] is False
 
@@ -116,7 +202,7 @@ def test_results_are_json_shaped_wherever_the_plugin_runs(demo: Path) -> None:
 def test_usage_errors(demo: Path, args: tuple[str, ...], message: str) -> None:
     result = plughost(*args, "-w", str(demo))
     assert result.returncode != 0
-    assert result.stderr.startswith(message) and "Traceback" not in result.stderr
+    assert errors(result).startswith(message) and "Traceback" not in result.stderr
 
 
 def test_enable_disable_persist(demo: Path) -> None:
@@ -201,7 +287,7 @@ def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
 
     failed = plughost("plugins", "execute", "echo", "boom", "-w", str(demo))
     assert failed.returncode == 1
-    assert failed.stderr.strip() == f"error: ValueError: {MARKUP}"
+    assert errors(failed).strip() == f"error: ValueError: {MARKUP}"
 
     info = plughost("plugins", "info", "echo", "-w", str(demo))
     assert info.returncode == 0, info.stderr
@@ -227,20 +313,22 @@ def _flat(text: str) -> str:
 
 
 def test_info_help_says_what_info_shows(demo: Path) -> None:
-    """`plugins info` loads the workspace afresh, so its guard has counted no calls: no metrics, and no
-    promise of them."""
+    """Without a running host `plugins info` loads the workspace afresh, whose guard has counted no calls:
+    no metrics then, and the help says so (through a running host they are shown: test_cli_remote)."""
     summary = "Show one plugin: manifest fields, state, error, methods, commands and capabilities."
     listing = _flat(plughost("plugins", "--help").stdout)
     assert summary in listing and "metrics" not in listing
     help_text = _flat(plughost("plugins", "info", "--help").stdout)
     assert summary in help_text
     assert "--json adds the full manifest, descriptor and configuration" in help_text
-    assert "Call metrics (calls, failures, timeouts, latency) are not shown" in help_text
+    assert "Through a running host, call metrics (calls, failures, timeouts, latency)" in help_text
+    assert "Call metrics are not shown when the workspace is loaded for the command" in help_text
 
     shown = plughost("plugins", "info", "chat-tools", "-w", str(demo))
     assert shown.returncode == 0, shown.stderr
     for line in ("id: chat-tools", "version: 1.0.0", "state: enabled", "error: None", "command echo", "capabilities:"):
         assert line in shown.stdout
+    assert "metrics" not in shown.stdout
     assert "method add" in plughost("plugins", "info", "calculator", "-w", str(demo)).stdout
     data = json.loads(plughost("plugins", "info", "chat-tools", "--json", "-w", str(demo)).stdout)
     assert {"manifest", "descriptor", "config"} <= set(data) and "metrics" not in data

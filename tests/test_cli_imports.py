@@ -6,7 +6,6 @@ Each check runs the real command in a fresh interpreter and records `sys.modules
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -15,28 +14,44 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
+from tests.test_cli import HostProcess, cli_env
 
-# runs the CLI with the given arguments; at exit, writes the top-level names of every imported module
+# runs the CLI with the given arguments; at exit, writes the name of every imported module
 WRAPPER = """
 import atexit, json, sys
 out = sys.argv[1]
-atexit.register(lambda: open(out, "w").write(json.dumps(sorted({m.split(".")[0] for m in sys.modules}))))
+atexit.register(lambda: open(out, "w").write(json.dumps(sorted(sys.modules))))
 sys.argv = ["plughost", *sys.argv[2:]]
 from plughost.cli.app import main
 main()
 """
 # what only `plughost run` (bots, the interactive console) or a process plugin needs
 NOT_FOR_LISTING = {"grpc", "google", "websockets", "uvicorn", "starlette", "prompt_toolkit"}
+# what a command sent to a running host does without: it only speaks HTTP (http.client) and JSON
+NOT_FOR_REMOTE = {*NOT_FOR_LISTING, "fastapi", "httpx", "asyncio", "jsonschema", "tomli_w", "yaml", "packaging"}
+HOST_SIDE = (
+    "plughost.host",
+    "plughost.core",
+    "plughost.runtime",
+    "plughost.manage",
+    "plughost.adapters",
+    "plughost.bot",
+)
 
 
 def imported_by(tmp_path: Path, *args: str) -> set[str]:
+    """Top-level names of the modules `plughost *args` imported."""
+    return {m.split(".")[0] for m in modules_of(tmp_path, *args)}
+
+
+def modules_of(tmp_path: Path, *args: str) -> set[str]:
     record = tmp_path / "modules.json"
     result = subprocess.run(
         [sys.executable, "-c", WRAPPER, str(record), *args],
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},
+        env=cli_env(),
         check=False,
     )
     assert result.returncode == 0, result.stderr
@@ -59,3 +74,12 @@ def test_plugins_list_imports_no_transport_grpc_or_prompt(tmp_path: Path, demo: 
 def test_help_imports_no_host(tmp_path: Path) -> None:
     modules = imported_by(tmp_path, "--help")
     assert modules & {"pydantic", "asyncio", "rich", *NOT_FOR_LISTING} == set()
+
+
+def test_commands_sent_to_a_running_host_import_no_host(tmp_path: Path, demo: Path) -> None:
+    with HostProcess(demo):
+        for args in (("plugins", "list", "--json"), ("status",), ("exec", "/plugins")):
+            modules = modules_of(tmp_path, *args, "-w", str(demo))
+            assert "http.client" in modules
+            assert {m.split(".")[0] for m in modules} & NOT_FOR_REMOTE == set()
+            assert [m for m in modules if m.startswith(HOST_SIDE)] == []

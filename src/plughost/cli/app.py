@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from plughost.cli import console as console_cli
-from plughost.cli import plugins, worker
+from plughost.cli import plugins, status, worker
 from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.console import ConsoleOption
 from plughost.cli.output import fail, plugin_table, setup_logging, stdout
@@ -26,7 +26,10 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="plughost",
-    help="A polyglot plugin host for Python bots and AI agents.",
+    help="A polyglot plugin host for Python bots and AI agents.\n\n"
+    "`plugins …`, `exec` and `status` talk to the host serving the workspace (`plughost run`) through its "
+    "management API when one runs, and otherwise load the workspace themselves (a dim line on stderr says "
+    "which). --remote URL names a host, --key its key; --local always loads the workspace.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
@@ -34,6 +37,7 @@ app = typer.Typer(
 )
 app.add_typer(plugins.app, name="plugins")
 app.command("exec")(console_cli.exec_command)
+app.command("status")(status.status)
 app.command("worker")(worker.worker)
 
 

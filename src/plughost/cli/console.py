@@ -4,16 +4,23 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.cli.common import PluginDirOption, WorkspaceOption
-from plughost.cli.output import fail
-from plughost.errors import PlugHostError
+from plughost.cli.common import (
+    KeyOption,
+    LocalOption,
+    PluginDirOption,
+    RemoteOption,
+    Where,
+    WorkspaceOption,
+    through_host,
+)
 
 if TYPE_CHECKING:
-    from plughost.bot.commands import CommandResult
+    from plughost.cli.remote import RemoteHost
+    from plughost.host import Host
 
 ConsoleOption = Annotated[
     bool,
@@ -24,38 +31,40 @@ ConsoleOption = Annotated[
 ]
 
 
+# exit codes by result kind (`plughost.bot.commands.ResultKind` values); any other kind exits 1
+EXIT_CODES = {"success": 0, "unknown_command": 2, "too_long": 2, "signature_mismatch": 2}
+
+
 def exec_command(
     command: Annotated[str, typer.Argument(help='The command line, e.g. "/plugins enable notes".', show_default=False)],
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Load the workspace, run one command as the console, print its replies, and exit.
+    """Run one command as the console, print its replies, and exit.
+
+    Beside a running host the command runs in it (through its management API); otherwise the
+    workspace is loaded for it. --local always loads the workspace, and is refused while a host
+    runs (a command may change state the host would write back over).
 
     Exit code: 0 success, 2 unknown command or wrong arguments, 1 any other failure.
     """
-    import asyncio
 
-    from plughost.bot.commands import CommandSender, ResultKind
-    from plughost.host import Host
+    async def here(host: Host) -> dict[str, Any]:
+        from plughost.bot.commands import CommandSender
 
-    exit_codes = {
-        ResultKind.SUCCESS: 0,
-        ResultKind.UNKNOWN_COMMAND: 2,
-        ResultKind.TOO_LONG: 2,
-        ResultKind.SIGNATURE_MISMATCH: 2,
-    }
+        result = await host.commands.execute_command(CommandSender.console(), command)
+        return {"ok": result.ok, "kind": str(result.kind.value), "text": result.text, "error": result.error}
 
-    async def main() -> CommandResult:
-        async with Host(workspace, extra_plugin_dirs=plugin_dir or ()) as host:
-            return await host.commands.execute_command(CommandSender.console(), command)
+    def there(host: RemoteHost) -> dict[str, Any]:
+        return host.console(command)
 
-    try:
-        result = asyncio.run(main())
-    except PlugHostError as exc:
-        fail(str(exc))
-    text = result.text or result.error
+    result = through_host(Where(workspace, plugin_dir, remote, key, local), there, here, changes_state=True)
+    text = result.get("text") or result.get("error")
     if text:
-        stream = sys.stdout if result.ok else sys.stderr
+        stream = sys.stdout if result["ok"] else sys.stderr
         stream.write(text + "\n")
         stream.flush()
-    raise typer.Exit(exit_codes.get(result.kind, 1))
+    raise typer.Exit(EXIT_CODES.get(str(result["kind"]), 1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -66,6 +67,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
     stderr().print(Text.assemble(("error:", "bold red"), " ", message))
     raise typer.Exit(code)
+
+
+def note(message: str) -> None:
+    """One dim line on stderr (where a command's answer came from…); stdout stays clean for --json.
+
+    Written without rich: `plugins list --json` through a running host does not import it.
+    """
+    dim = sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
+    sys.stderr.write(f"\x1b[2m{message}\x1b[0m\n" if dim else f"{message}\n")
+    sys.stderr.flush()
 
 
 def print_json(data: Any) -> None:

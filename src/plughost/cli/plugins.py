@@ -1,4 +1,8 @@
-"""`plughost plugins …`: list, info, enable, disable, reload, execute."""
+"""`plughost plugins …`: list, info, enable, disable, reload, execute.
+
+Each command talks to the host serving the workspace when one runs (or to --remote), else loads
+the workspace in this process (see `common.through_host`); the output is the same either way.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +11,30 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.cli.common import JsonOption, PluginDirOption, WorkspaceOption, parse_json_option, run_with_host
+from plughost.cli.common import (
+    JsonOption,
+    KeyOption,
+    LocalOption,
+    PluginDirOption,
+    RemoteOption,
+    Where,
+    WorkspaceOption,
+    parse_json_option,
+    through_host,
+)
 from plughost.cli.output import fail, plugin_table, print_json, render_value, stdout
 from plughost.errors import PluginNotFoundError
 
 if TYPE_CHECKING:
+    from plughost.cli.remote import RemoteHost
     from plughost.host import Host
 
-app = typer.Typer(help="Inspect and manage the plugins of a workspace.", no_args_is_help=True, rich_markup_mode=None)
+HELP = """Inspect and manage the plugins of a workspace.
+
+Beside a running host (`plughost run`), every command goes through its management API: changes
+take effect in the host and are saved by it. Without one, the workspace is loaded for the command.
+"""
+app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 PluginId = Annotated[str, typer.Argument(help="Plugin id.", show_default=False)]
 
 
@@ -22,25 +42,30 @@ PluginId = Annotated[str, typer.Argument(help="Plugin id.", show_default=False)]
 def list_plugins(
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """List plugins with their state; invalid and not-loaded ones with their discovery status."""
     from rich.text import Text
 
-    async def action(host: Host) -> Any:
-        summaries = [i.summary() for i in host.manager.list_plugins()]
-        return summaries, host.manager.catalog(), host.manager.last_discovery
+    async def here(host: Host) -> tuple[list[dict[str, Any]], list[str]]:
+        return host.manager.catalog(), [str(c) for c in host.manager.last_discovery.conflicts]
 
-    summaries, rows, report = run_with_host(workspace, action, plugin_dir)
+    def there(host: RemoteHost) -> tuple[list[dict[str, Any]], list[str]]:
+        return host.plugins(), []
+
+    rows, conflicts = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
     if as_json:
         print_json(rows)
         return
     out = stdout()
-    out.print(plugin_table(summaries))
-    for candidate in report.invalid:
-        errors = "; ".join(str(e) for e in candidate.errors)
-        out.print(Text.assemble(("invalid", "red"), f" {candidate.path}: {errors}"))
-    for conflict in report.conflicts:
+    out.print(plugin_table(r for r in rows if r.get("state") is not None))
+    for row in rows:
+        if row.get("status") == "invalid":
+            out.print(Text.assemble(("invalid", "red"), f" {row['path']}: {'; '.join(row.get('errors') or [])}"))
+    for conflict in conflicts:
         out.print(Text.assemble(("conflict", "yellow"), f" {conflict}"))
 
 
@@ -49,19 +74,21 @@ def info(
     plugin_id: PluginId,
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Show one plugin: manifest fields, state, error, methods, commands and capabilities.
 
     --json adds the full manifest, descriptor and configuration.
 
-    Call metrics (calls, failures, timeouts, latency) are not shown: they are always zero in this fresh host.
-
-    In a running host (plughost run), /dynamic-errors shows circuit breakers and recent errors.
+    Through a running host, call metrics (calls, failures, timeouts, latency) and the circuit breaker
+    are shown too (--json: config_schema and guard). Call metrics are not shown when the workspace is
+    loaded for the command: they are always zero in that fresh host.
     """
-    from rich.text import Text
 
-    async def action(host: Host) -> dict[str, Any]:
+    async def here(host: Host) -> dict[str, Any]:
         instance = host.manager.get_plugin(plugin_id)
         if instance is None:
             raise PluginNotFoundError(plugin_id)
@@ -71,13 +98,27 @@ def info(
         data["config"] = host.manager.get_config(plugin_id)
         return data
 
-    data = run_with_host(workspace, action, plugin_dir)
+    def there(host: RemoteHost) -> dict[str, Any]:
+        detail = host.plugin(plugin_id)
+        extra = ("manifest", "descriptor", "config", "config_schema", "guard")
+        return dict(detail["summary"]) | {k: detail.get(k) for k in extra}
+
+    data = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
     if as_json:
         print_json(data)
         return
-    out = stdout()  # everything below comes from the plugin: printed as Text, never read as markup or emoji
+    _print_info(data)
+
+
+def _print_info(data: dict[str, Any]) -> None:
+    """Everything below comes from the plugin: printed as Text, never read as markup or emoji."""
+    from rich.text import Text
+
+    out = stdout()
     for key in ("id", "name", "version", "type", "runtime", "isolation", "state", "priority", "path", "error"):
-        out.print(Text.assemble((key, "bold"), f": {data[key]}"))
+        out.print(Text.assemble((key, "bold"), f": {data.get(key)}"))
+    if data.get("guard"):
+        out.print(Text.assemble(("metrics", "bold"), f": {_metrics(data['guard'])}"))
     descriptor = data["descriptor"] or {}
     for method in descriptor.get("methods", []):
         out.print(Text.assemble("  method ", (method["name"], "cyan"), f" {method.get('description', '')}"))
@@ -90,12 +131,27 @@ def info(
         out.print(Text.assemble("  ", ("inactive", "yellow"), f": {inactive_reason}"))
 
 
-def _toggle(plugin_id: str, workspace: Any, plugin_dir: Any, enable: bool) -> None:
-    async def action(host: Host) -> bool:
+def _metrics(guard: dict[str, Any]) -> str:
+    """`12 calls, 1 failures, 0 timeouts, p99 3.2 ms; breaker closed` from a guard snapshot."""
+    handlers = list((guard.get("handlers") or {}).values())
+    totals = {k: sum(int(h.get(k) or 0) for h in handlers) for k in ("calls", "failures", "timeouts")}
+    p99 = max((h["p99_ms"] for h in handlers if h.get("p99_ms") is not None), default=None)
+    latency = f", p99 {p99:g} ms" if p99 is not None else ""
+    breaker = (guard.get("breaker") or {}).get("state", "?")
+    return f"{totals['calls']} calls, {totals['failures']} failures, {totals['timeouts']} timeouts{latency}; " + (
+        f"breaker {breaker}"
+    )
+
+
+def _toggle(where: Where, plugin_id: str, enable: bool) -> None:
+    async def here(host: Host) -> bool:
         manager = host.manager
         return await (manager.enable_plugin(plugin_id) if enable else manager.disable_plugin(plugin_id))
 
-    changed = run_with_host(workspace, action, plugin_dir)
+    def there(host: RemoteHost) -> bool:
+        return bool(host.action(plugin_id, "enable" if enable else "disable")["changed"])
+
+    changed = through_host(where, there, here, changes_state=True)
     word = "enabled" if enable else "disabled"
     stdout().print(f"plugin '{plugin_id}' {'is now' if changed else 'is already'} {word}", highlight=False)
 
@@ -105,9 +161,12 @@ def enable(
     plugin_id: PluginId,
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Enable a plugin (saved in plugin-state.toml)."""
-    _toggle(plugin_id, workspace, plugin_dir, True)
+    """Enable a plugin (saved in plugin-state.toml; in the running host when one runs)."""
+    _toggle(Where(workspace, plugin_dir, remote, key, local), plugin_id, True)
 
 
 @app.command()
@@ -115,9 +174,12 @@ def disable(
     plugin_id: PluginId,
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Disable a plugin (saved in plugin-state.toml)."""
-    _toggle(plugin_id, workspace, plugin_dir, False)
+    """Disable a plugin (saved in plugin-state.toml; in the running host when one runs)."""
+    _toggle(Where(workspace, plugin_dir, remote, key, local), plugin_id, False)
 
 
 @app.command()
@@ -125,14 +187,23 @@ def reload(
     plugin_id: PluginId,
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
 ) -> None:
-    """Load the plugin's current code beside the old one and switch (checks that it loads)."""
+    """Load the plugin's current code beside the old one and switch (checks that it loads).
 
-    async def action(host: Host) -> str:
+    In a running host the new code serves from then on; with --local (or no host) it only checks.
+    """
+
+    async def here(host: Host) -> str:
         instance = await host.manager.reload_plugin(plugin_id)
         return instance.manifest.version
 
-    version = run_with_host(workspace, action, plugin_dir)
+    def there(host: RemoteHost) -> str:
+        return str(host.action(plugin_id, "reload")["version"])
+
+    version = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
     stdout().print(f"plugin '{plugin_id}' reloaded (version {version})", highlight=False)
 
 
@@ -144,29 +215,42 @@ def execute(
     timeout: Annotated[float | None, typer.Option(help="Seconds before the call is abandoned.")] = None,
     workspace: WorkspaceOption = Path("."),
     plugin_dir: PluginDirOption = None,
+    remote: RemoteOption = None,
+    key: KeyOption = None,
+    local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """Call a plugin method (or its execute handler) and print the result."""
-    from rich.text import Text
-
     payload = parse_json_option(args, "--args")
     if payload is not None and method is not None and not isinstance(payload, dict):
         fail('--args must be a JSON object of named arguments, e.g. \'{"name": "Ada"}\'')
 
-    async def action(host: Host) -> Any:
+    async def here(host: Host) -> dict[str, Any]:
         if host.manager.get_plugin(plugin_id) is None:
             raise PluginNotFoundError(plugin_id)
         if method is None:
             context = {"input_data": payload} if payload is not None else {}
-            return await host.manager.execute_plugin(plugin_id, context)
-        return await host.manager.execute(plugin_id, method, payload, timeout=timeout)
+            result = await host.manager.execute_plugin(plugin_id, context)
+        else:
+            result = await host.manager.execute(plugin_id, method, payload, timeout=timeout)
+        return result.model_dump(mode="python")
 
-    result = run_with_host(workspace, action, plugin_dir)
+    def there(host: RemoteHost) -> dict[str, Any]:
+        return host.execute(plugin_id, method, payload, timeout)
+
+    result = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
+    _print_result(result, as_json)
+
+
+def _print_result(result: dict[str, Any], as_json: bool) -> None:
+    """A PluginExecutionResult: the value (or JSON), or one error line; a failed call exits 1."""
+    from rich.text import Text
+
     if as_json:
-        print_json(result.model_dump(mode="python"))
-    elif result.success:
-        stdout().print(Text(render_value(result.result)))  # the plugin's text, not markup
-    if not result.success:
+        print_json(result)
+    elif result["success"]:
+        stdout().print(Text(render_value(result.get("result"))))  # the plugin's text, not markup
+    if not result["success"]:
         if not as_json:
-            fail(result.error or "the call failed")
+            fail(result.get("error") or "the call failed")
         raise typer.Exit(1)
