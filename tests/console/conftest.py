@@ -20,11 +20,13 @@ from tests.manage.conftest import PLAIN_PLUGIN, SETTINGS_PLUGIN, SETTINGS_SCHEMA
 from tests.manage.support import Running, serve
 
 TIMEOUT_MS = 15_000
+PIXEL = "data:image/gif;base64,R0lGODlhAQABAIAAAP///wAAACH5BAEAAAAALAAAAAABAAEAAAICRAEAOw=="
+"""A 1×1 GIF: the image the chat plugin's `/pic` answers."""
 CHAT_PLUGIN = """
 from plughost.sdk import CommandContext, Message, NoticeEvent, Plugin, Reply, Segment
 
 plugin = Plugin()
-PIXEL = "data:image/gif;base64,R0lGODlhAQABAAAAACw="
+PIXEL = "{pixel}"
 
 @plugin.command("pic", description="an image for you")
 async def pic(ctx: CommandContext) -> Message:
@@ -70,7 +72,7 @@ def console_workspace(tmp_path: Path, example_library: Path) -> Path:
     for plugin_id, code, extra in (
         ("settings", SETTINGS_PLUGIN, SETTINGS_SCHEMA),
         ("plain", PLAIN_PLUGIN, ""),
-        ("chat", CHAT_PLUGIN, ""),
+        ("chat", CHAT_PLUGIN.replace("{pixel}", PIXEL), ""),
         ("flaky", FLAKY_PLUGIN, ""),
     ):
         directory = plugins / plugin_id

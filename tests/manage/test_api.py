@@ -104,7 +104,9 @@ async def test_invalid_plugins_are_listed_with_their_errors(running: Running) ->
     broken = running.workspace / "plugins" / "broken"
     broken.mkdir()
     (broken / "plugin.toml").write_text('id = "broken"\nversion = 5\n', encoding="utf-8")
-    running.host.manager.discover()
+    assert "broken" not in {p["id"] for p in (await running.client.get("/api/v1/plugins")).json()["plugins"]}
+    rescanned = (await running.client.post("/api/v1/plugins/discover")).json()
+    assert "broken" in {p["id"] for p in rescanned["plugins"]}
     rows = (await running.client.get("/api/v1/plugins", params={"status": "invalid"})).json()["plugins"]
     assert [r["id"] for r in rows] == ["broken"]
     assert rows[0]["errors"] and rows[0]["state"] is None
@@ -176,7 +178,8 @@ async def test_config_is_validated_against_the_schema_and_nothing_is_saved(runni
     assert {"greeting", "repeat", ""} <= fields  # "" = the object itself (the unexpected key x)
     assert not config_file.exists()
     missing = await running.client.put("/api/v1/plugins/settings/config", json={"repeat": 2})
-    assert "greeting" in str(assert_error(missing, 422, "invalid_config")["message"])
+    error = assert_error(missing, 422, "invalid_config")
+    assert error["detail"]["fields"] == [{"field": "greeting", "message": "'greeting' is a required property"}]  # type: ignore[index]
     assert not config_file.exists()
 
 
@@ -257,10 +260,14 @@ async def test_breakers_trip_and_clear(running: Running) -> None:
     assert breakers["settings"]["state"] == "open"
     assert "kaboom" in breakers["settings"]["recent_errors"][-1]["message"]
     assert (await running.client.get("/api/v1/status")).json()["open_breakers"] == ["settings"]
+    assert (await running.client.get("/api/v1/plugins/settings")).json()["state"] == "isolated"
     cleared = await running.client.post("/api/v1/dynamic-errors/settings/clear")
     assert cleared.json() == {"cleared": ["settings"]}
     again = {b["plugin_id"]: b for b in (await running.client.get("/api/v1/dynamic-errors")).json()["breakers"]}
     assert again["settings"]["state"] == "closed"
+    assert (await running.client.get("/api/v1/plugins/settings")).json()["state"] == "enabled"  # recovered at once
+    recovered = (await running.client.get("/api/v1/events", params={"types": "recover"})).json()["events"]
+    assert [(e["plugin_id"], e["message"]) for e in recovered] == [("settings", "circuit closed by hand")]
 
 
 async def test_logs_are_kept_and_filtered(running: Running) -> None:

@@ -51,6 +51,7 @@ async def test_python_routes_resources_and_failures(workspace: Path, write_plugi
         async with httpx.AsyncClient(base_url=running.server.url) as browser:
             page = await browser.get("/v0/resource/plugins/web/status")
             assert (page.status_code, page.text) == (200, "<p>1 hits</p>")
+            assert page.headers["content-security-policy"] == "sandbox allow-scripts allow-forms allow-popups"
             assert (await browser.post("/v0/management/web/echo", json={})).status_code == 401
         teapot = await api.get("/v0/management/web/teapot")
         assert (teapot.status_code, teapot.content) == (418, b"short and stout")

@@ -48,11 +48,18 @@ def config_problems(schema: Mapping[str, Any] | None, config: Mapping[str, Any])
     except SchemaError as exc:
         return [FieldProblem("", f"the plugin's config_schema is not a valid JSON Schema: {exc.message}")]
     validator = validator_class(schema)
-    problems = [
-        FieldProblem(".".join(str(p) for p in error.absolute_path), error.message)
-        for error in validator.iter_errors(dict(config))
-    ]
+    problems = [FieldProblem(_field(error), error.message) for error in validator.iter_errors(dict(config))]
     return sorted(problems, key=lambda p: p.field)
+
+
+def _field(error: Any) -> str:
+    """The dotted path of the offending field; a missing required key is named itself, not its parent."""
+    path = [str(p) for p in error.absolute_path]
+    if error.validator == "required" and isinstance(error.instance, Mapping):
+        missing = [k for k in error.validator_value if k not in error.instance]
+        if missing:  # one error per missing key, each message naming its key
+            path.append(str(next((k for k in missing if error.message.startswith(repr(k))), missing[0])))
+    return ".".join(path)
 
 
 def check_config(plugin_id: str, schema: Mapping[str, Any] | None, config: Mapping[str, Any]) -> None:

@@ -150,6 +150,17 @@ class Guard:
         """Metrics of one plugin, by handler name."""
         return self._guarded(plugin_id).handlers
 
+    def clear(self, plugin_id: str) -> bool:
+        """Close a plugin's circuit by hand (`/dynamic-errors clear`); an isolated plugin recovers
+        at once (a `recover` event). True when the circuit was not closed."""
+        breaker = self.breaker(plugin_id)
+        was_open = breaker.state is not _CLOSED
+        breaker.clear()
+        if was_open:
+            self._emit(plugin_id, EventType.RECOVER, True, "circuit closed by hand", None, None)
+            self._on_breaker_change(plugin_id, False)
+        return was_open
+
     def forget(self, plugin_id: str) -> None:
         """Drop a plugin's breaker and metrics (after unload)."""
         self._plugins.pop(plugin_id, None)

@@ -197,7 +197,7 @@ def _diagnostics(plugin: Plugin, env: BuiltinEnvironment) -> None:
         if plugin_id:
             _require(mgr, plugin_id)
         for pid in ids:
-            mgr.guard.breaker(pid).clear()
+            mgr.guard.clear(pid)
         return f"cleared the circuit breaker of '{plugin_id}'" if plugin_id else f"cleared {len(ids)} circuit breakers"
 
 

@@ -86,14 +86,14 @@ async def dynamic_errors(ctx: Ctx) -> BreakerList:
 async def clear_all(ctx: Ctx) -> ClearResult:
     ids = [i.id for i in ctx.host.manager.list_plugins()]
     for plugin_id in ids:
-        ctx.host.manager.guard.breaker(plugin_id).clear()
+        ctx.host.manager.guard.clear(plugin_id)
     return ClearResult(cleared=ids)
 
 
 @router.post("/dynamic-errors/{plugin_id}/clear", response_model=ClearResult, summary="Close one circuit breaker")
 async def clear_one(ctx: Ctx, plugin_id: str) -> ClearResult:
     require(ctx, plugin_id)
-    ctx.host.manager.guard.breaker(plugin_id).clear()
+    ctx.host.manager.guard.clear(plugin_id)
     return ClearResult(cleared=[plugin_id])
 
 

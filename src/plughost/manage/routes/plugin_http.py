@@ -22,6 +22,8 @@ from plughost.sdk.call import Call
 from plughost.sdk.http import MANAGEMENT_BASE, RESOURCE_BASE, HttpRequest, HttpResponse
 
 Ctx = Annotated[ManageContext, Depends(context)]
+RESOURCE_SANDBOX = "sandbox allow-scripts allow-forms allow-popups"
+"""Plugin resources run as an opaque origin wherever they are opened: no access to the console's storage."""
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length", "upgrade"})
 
 
@@ -60,6 +62,8 @@ async def serve_plugin(ctx: ManageContext, request: Request, kind: str) -> Respo
             {"plugin_id": served.plugin_id},
         ) from None
     response = Response(answer.body, status_code=answer.status)
+    if kind == "resource":  # a plugin's page, on the console's origin, must not reach the console's key
+        response.headers["Content-Security-Policy"] = RESOURCE_SANDBOX
     for name, values in answer.headers.items():
         if name.lower() not in HOP_BY_HOP:
             for value in values:

@@ -90,6 +90,14 @@ def require(ctx: ManageContext, plugin_id: str) -> PluginInstance:
     return instance
 
 
+@router.post("/discover", response_model=PluginList, summary="Scan the plugin directories again")
+async def rediscover(ctx: Ctx) -> PluginList:
+    """New, changed and removed plugins show in the list (loading them is `load`)."""
+    ctx.host.manager.discover()
+    rows = plugin_rows(ctx)
+    return PluginList(plugins=rows, total=len(rows))
+
+
 @router.get("/{plugin_id}", response_model=PluginDetail, summary="One plugin in detail")
 async def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
     instance = require(ctx, plugin_id)

@@ -46,10 +46,11 @@ def log_filter(plugin_id: str | None, level: str | None) -> Filter:
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
-    if after is not None:
-        return after
+    """`Last-Event-ID` (a reconnect: what the client last got), else `?after=` (where it starts), else now."""
     if last_event_id and last_event_id.strip().isdigit():
         return int(last_event_id.strip())
+    if after is not None:
+        return after
     return -1  # only what arrives from now on
 
 

@@ -18,11 +18,13 @@ export function follow(path, handlers, { startAfter = null } = {}) {
   let stopped = false;
   let paused = false;
   let retry = RETRY_MIN_MS;
+  let generation = 0; // pause() and close() end the running loop; resume() starts one new loop
 
   const setState = (state) => handlers.state?.(state);
 
-  async function connect() {
-    while (!stopped && !paused) {
+  async function connect(mine) {
+    const current = () => mine === generation && !stopped && !paused;
+    while (current()) {
       controller = new AbortController();
       const headers = { ...authHeaders(), Accept: "text/event-stream" };
       if (lastId !== null) headers["Last-Event-ID"] = String(lastId);
@@ -37,10 +39,10 @@ export function follow(path, handlers, { startAfter = null } = {}) {
         setState("live");
         retry = RETRY_MIN_MS;
         await read(response.body);
-      } catch (error) {
-        if (stopped || paused) return;
+      } catch {
+        if (!current()) return;
       }
-      if (stopped || paused) return;
+      if (!current()) return;
       setState("reconnecting");
       await new Promise((resolve) => setTimeout(resolve, retry));
       retry = Math.min(retry * 2, RETRY_MAX_MS);
@@ -85,23 +87,25 @@ export function follow(path, handlers, { startAfter = null } = {}) {
     handlers.event(payload, lastId);
   }
 
-  connect();
+  connect(generation);
   return {
     get lastId() {
       return lastId;
     },
     pause() {
       paused = true;
+      generation += 1;
       controller?.abort();
       setState("paused");
     },
     resume() {
       if (!paused || stopped) return;
       paused = false;
-      connect();
+      connect(generation);
     },
     close() {
       stopped = true;
+      generation += 1;
       controller?.abort();
       setState("stopped");
     },
