@@ -4,6 +4,7 @@
     python3 tools/dev.py run     # set up .venv, run the host on the bundled examples
     python3 tools/dev.py test    # set up .venv, run the whole test suite (extra args go to pytest)
     python3 tools/dev.py bench   # set up .venv, run the benchmarks
+    python3 tools/dev.py screenshots  # set up .venv, retake docs/console/*.png in Chromium
 
 Needs only python3 (>= 3.11). When the interpreter lacks `ensurepip` (Debian without
 python3-venv), pip is fetched from PyPI into the new environment.
@@ -31,7 +32,7 @@ def main(argv: list[str]) -> int:
     if sys.version_info < (3, 11):  # noqa: UP036 - this script runs under whatever python3 is installed
         print(f"plughost needs Python >= 3.11; this is {sys.version.split()[0]}", file=sys.stderr)
         return 2
-    if not argv or argv[0] not in {"run", "test", "bench", "setup"}:
+    if not argv or argv[0] not in {"run", "test", "bench", "setup", "screenshots"}:
         print(__doc__, file=sys.stderr)
         return 2
     setup()
@@ -42,6 +43,9 @@ def main(argv: list[str]) -> int:
         args = [str(BIN / "plughost"), "run", "--workspace", str(ROOT / "examples"), *rest]
     elif command == "test":
         args = [str(BIN / "python"), "-m", "pytest", *rest]
+    elif command == "screenshots":
+        os.environ["PLUGHOST_SCREENSHOTS"] = str(ROOT / "docs" / "console")
+        args = [str(BIN / "python"), "-m", "pytest", "-q", "tests/console/test_screenshots.py", *rest]
     else:
         args = [str(BIN / "python"), str(ROOT / "benchmarks" / "run.py"), *rest]
     os.chdir(ROOT)
