@@ -88,14 +88,19 @@ async def plugin_route(ctx: Ctx, request: Request, path: str) -> Response:
     return await serve_plugin(ctx, request, "route")
 
 
-for _method in METHODS:
-    management.add_api_route(
-        MANAGEMENT_BASE + "/{path:path}",
-        plugin_route,
-        methods=[_method],
-        operation_id=f"plugin_route_{_method.lower()}",
-        summary=f"A plugin's management route ({_method})",
-    )
+def _route_each_method(router: APIRouter) -> None:
+    """One operation per HTTP method (one operation for all would repeat its OpenAPI id)."""
+    for method in METHODS:
+        router.add_api_route(
+            MANAGEMENT_BASE + "/{path:path}",
+            plugin_route,
+            methods=[method],
+            operation_id=f"plugin_route_{method.lower()}",
+            summary=f"A plugin's management route ({method})",
+        )
+
+
+_route_each_method(management)
 
 
 @resources.get(RESOURCE_BASE + "/{plugin_id}/{path:path}", summary="A plugin's public resource (menus, pages)")
