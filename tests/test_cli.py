@@ -12,6 +12,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -47,12 +48,12 @@ def errors(result: subprocess.CompletedProcess[str]) -> str:
 class HostProcess:
     """`plughost run --no-console` on a free port, as a subprocess; ready once it printed its API's URL."""
 
-    def __init__(self, workspace: Path, timeout: float = 60) -> None:
+    def __init__(self, workspace: Path, timeout: float = 60, args: Sequence[str] = ()) -> None:
         self.workspace = workspace
         self._log = f"{workspace.name}-host.log"
         self._stderr = (workspace.parent / self._log).open("w")
         self.process = subprocess.Popen(
-            [*PLUGHOST, "run", "--no-console", "--manage-bind", "127.0.0.1:0", "-w", str(workspace)],
+            [*PLUGHOST, "run", "--no-console", "--manage-bind", "127.0.0.1:0", "-w", str(workspace), *args],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=self._stderr,
@@ -66,7 +67,8 @@ class HostProcess:
         return self.process.pid
 
     def _read_url(self, timeout: float) -> str:
-        lines: queue.Queue[str | None] = queue.Queue()
+        self.lines: queue.Queue[str | None] = queue.Queue()  # stdout after the URL stays here to read
+        lines = self.lines
         stdout = self.process.stdout
         assert stdout is not None
 

@@ -66,6 +66,9 @@ class PluginManager(core_manager.PluginManager):
 class Host:
     """One running plugin host. `async with Host(workspace) as host:` loads the workspace.
 
+    `hot_reload` (default `[host] hot_reload`) watches the plugin directories and the plugin config
+    directory once the plugins have loaded: a changed plugin reloads (`plughost.core.watch`).
+
     Construction does no network I/O and needs no event loop. The host owns one task group: its
     owner `tasks` starts every background task (the manager's, each plugin's, the dispatcher's
     lane workers, the adapters') in an `asyncio.TaskGroup` held from `start()` to `stop()`.
@@ -79,9 +82,11 @@ class Host:
         config: HostConfig | None = None,
         extra_plugin_dirs: Sequence[Path | str] = (),
         runtimes: Mapping[str, Runtime] | None = None,
+        hot_reload: bool | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
         self.config = config if config is not None else HostConfig.load(self.workspace)
+        self.hot_reload = self.config.host.hot_reload if hot_reload is None else hot_reload
         if extra_plugin_dirs:
             dirs = [*self.config.host.plugin_dirs, *(str(Path(d).resolve()) for d in extra_plugin_dirs)]
             self.config = self.config.model_copy(
@@ -141,6 +146,8 @@ class Host:
             self.tasks.use_group(await self._stack.enter_async_context(asyncio.TaskGroup()))
             self.started_at = self.commands.environment.started_at = time.time()
             loaded = await self.manager.discover_and_load_all()
+            if self.hot_reload:
+                await self.manager.watch()
             await self.dispatcher.start()  # surfaces (adapters, the console) feed it from now on
             for adapter in self.adapters:
                 self._running.append(adapter)

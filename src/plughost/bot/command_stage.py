@@ -35,12 +35,19 @@ def sender_of(event: MessageEvent, bot_self_id: int | None = None) -> CommandSen
     return CommandSender.stranger(event.user_id, nickname=nickname, bot_id=bot_id)
 
 
+def _addressed_chat(invocation: CommandInvocation, result: CommandResult) -> bool:
+    """A message that starts with @bot and no command prefix, whose first word is not a command."""
+    return invocation.trigger == "mention" and not invocation.prefix and result.kind is ResultKind.UNKNOWN_COMMAND
+
+
 class EngineCommandStage:
     """Runs triggered messages through the command engine and turns results into answers.
 
     Not a command → None (the event goes on to message routes); unknown commands stay silent in
-    chat unless the engine produced a reply; wrong scope → handled silently (`Block`); every other
-    outcome replies (first reply as the answer, further replies queued in order).
+    chat unless the engine produced a reply — or, when the message starts with @bot and the
+    service has an `addressed` handler (the agent), that handler answers it; wrong scope → handled
+    silently (`Block`); every other outcome replies (first reply as the answer, further replies
+    queued in order).
     """
 
     def __init__(self, service: CommandService) -> None:
@@ -62,6 +69,9 @@ class EngineCommandStage:
             return None  # ordinary chat text and no command accepts it without a prefix
         sender = sender_of(event, bot.self_id or None)
         result = await engine.run(sender, Triggered(invocation.text, bare=bare), event.message, bot, event)
+        addressed = self.service.addressed
+        if addressed is not None and _addressed_chat(invocation, result):  # "@bot <not a command>"
+            result = CommandResult(ResultKind.SUCCESS, await addressed(sender, invocation.text, event, bot))
         return self._answer(result, event, outbox)
 
     @staticmethod

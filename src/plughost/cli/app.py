@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from plughost.cli import agent as agent_cli
 from plughost.cli import console as console_cli
+from plughost.cli import market as market_cli
 from plughost.cli import plugins, status, worker
 from plughost.cli.common import PluginDirOption, WorkspaceOption
 from plughost.cli.console import ConsoleOption
@@ -39,6 +41,9 @@ app.add_typer(plugins.app, name="plugins")
 app.command("exec")(console_cli.exec_command)
 app.command("status")(status.status)
 app.command("worker")(worker.worker)
+agent_cli.register(app)  # plughost mcp, plughost agent …
+app.add_typer(market_cli.app, name="market")
+app.command("pack")(market_cli.pack)
 
 
 @app.callback()
@@ -65,12 +70,27 @@ def run(
     manage: Annotated[
         bool, typer.Option("--manage/--no-manage", help="Serve the management API and web console.")
     ] = True,
+    reload: Annotated[
+        bool | None,
+        typer.Option(
+            "--reload/--no-reload",
+            help="Reload a plugin when its files change (default [host] hot_reload, off).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM.
 
     The management API (and the web console) listens on 127.0.0.1:3210 unless told otherwise; its
     key is printed at start. `plughost plugins …`, `plughost exec` and `plughost status` run
     beside it talk to this host.
+
+    With --reload the plugin directories are watched: saving a plugin's file reloads only that
+    plugin, in its runtime and placement (workers too), after [host] reload_debounce_ms (300) of
+    quiet; the old version keeps serving if the new one fails (the error is printed). A new plugin
+    directory loads, a removed one unloads; config/plugins/<id>.toml runs its reconfigure hook.
+    Enabled state and priority survive. Editor temp files, __pycache__, data/ and hidden files
+    are ignored.
     """
     import asyncio
     import signal
@@ -79,12 +99,16 @@ def run(
     from plughost.host import Host
 
     async def main() -> None:
-        host = Host(workspace, extra_plugin_dirs=plugin_dir or ())
+        host = Host(workspace, extra_plugin_dirs=plugin_dir or (), hot_reload=reload)
         if any(bot.enabled for bot in host.bot_settings.bots):  # [[bots]] in plughost.toml
             from plughost.adapters.onebot import OneBotAdapter
 
             host.add_adapter(OneBotAdapter(host.bot_settings.bots, host.dispatcher))
         server = _management_server(host, manage, manage_bind)
+        if host.config.agent:  # [agent] with a model: "@bot …" and "/ask …" go to the agent
+            from plughost.agent import attach_agent
+
+            attach_agent(host)
         async with host:
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -92,6 +116,8 @@ def run(
             stdout().print(
                 plugin_table([i.summary() for i in host.manager.list_plugins()], title=f"plughost — {host.workspace}")
             )
+            if host.hot_reload:
+                _report_changes(host)
             if server is not None:
                 assert server.key is not None
                 stdout().print(
@@ -108,6 +134,25 @@ def run(
         asyncio.run(main())
     except PlugHostError as exc:
         fail(str(exc))
+
+
+def _report_changes(host: Host) -> None:
+    """Print what hot reload does (its failures are logged as errors, so they show anyway)."""
+    from plughost.sdk.models import EventType, PluginEvent
+
+    watched = ", ".join(str(p.relative_to(host.workspace)) if p.is_relative_to(host.workspace) else str(p)
+                        for p in host.manager.watcher.paths)  # fmt: skip
+    delay = host.config.host.reload_debounce_ms
+    stdout().print(f"reloading on changes in {watched} ({delay} ms debounce)", style="dim", highlight=False)
+    says = {EventType.RELOAD: "reloaded", EventType.LOAD: "loaded", EventType.UNLOAD: "unloaded"}
+
+    def report(event: PluginEvent) -> None:
+        if event.success and event.event_type in says:
+            stdout().print(f"{says[event.event_type]} '{event.plugin_id}': {event.message}", highlight=False)
+        elif event.event_type is EventType.RECONFIGURE and event.success:
+            stdout().print(f"reconfigured '{event.plugin_id}'", highlight=False)
+
+    host.manager.add_event_handler(report, [*says, EventType.RECONFIGURE])
 
 
 def _management_server(host: Host, enabled: bool, bind: str | None) -> ManageServer | None:

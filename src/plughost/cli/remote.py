@@ -190,8 +190,28 @@ class RemoteHost:
         result: dict[str, Any] = self._request("GET", "/api/v1/status")
         return result
 
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait_s: float | None = None,
+        own: frozenset[str] = frozenset(),
+    ) -> Any:
+        """Any route of the API → its JSON answer; errors whose code is in `own` read as plughost's own
+        (the message alone, as when the command runs without a host)."""
+        return self._request(method, path, body, wait_s=wait_s, own=own)
+
     def _request(
-        self, method: str, path: str, body: Any = None, *, wait_s: float | None = None, invalid_exit: int = 1
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        wait_s: float | None = None,
+        invalid_exit: int = 1,
+        own: frozenset[str] = frozenset(),
     ) -> Any:
         status, reason, raw = self._send(method, path, body, wait_s or ANSWER_TIMEOUT_S)
         try:
@@ -201,7 +221,7 @@ class RemoteHost:
         if 200 <= status < 300 and data is not None:
             self._announce()
             return data
-        self._fail(status, reason, data, invalid_exit)
+        self._fail(status, reason, data, invalid_exit, own)
 
     def _send(self, method: str, path: str, body: Any, wait_s: float) -> tuple[int, str, bytes]:
         import http.client
@@ -237,13 +257,13 @@ class RemoteHost:
             self._announced = True
             note(f"via the running host at {self.url}" if self.record else f"via the host at {self.url}")
 
-    def _fail(self, status: int, reason: str, data: Any, invalid_exit: int) -> NoReturn:
+    def _fail(self, status: int, reason: str, data: Any, invalid_exit: int, own: frozenset[str]) -> NoReturn:
         error = data.get("error") if isinstance(data, dict) else None
         if not isinstance(error, dict):
             fail(f"{self.url} answered {status} {reason}, not as a plughost host does")
         self._announce()
         code, message = str(error.get("code")), str(error.get("message"))
-        if code in DOMAIN_ERRORS:
+        if code in DOMAIN_ERRORS or code in own:
             fail(message)
         if code == "unauthorized":
             message += f"; pass the key with --key or {KEY_ENV}"

@@ -34,6 +34,8 @@ class HostSection(_Section):
     state_file: str = "plugin-state.toml"
     entry_points: bool = True
     event_history: int = Field(default=1000, ge=1)
+    hot_reload: bool = False  # `plughost run` / `Host` watch the plugin directories (`plughost run --reload`)
+    reload_debounce_ms: int = Field(default=300, ge=0, le=60_000)  # quiet time after a change before reloading
 
 
 class GuardSection(_Section):
@@ -56,6 +58,10 @@ class HostConfig(_Section):
     bots: list[dict[str, Any]] = Field(default_factory=list)
     # the management server's table, as read; plughost.manage.settings.ManageSettings validates it
     manage: dict[str, Any] = Field(default_factory=dict)
+    # the plugin market's table, as read; plughost.market.settings.MarketSettings validates it
+    market: dict[str, Any] = Field(default_factory=dict)
+    # the agent's table, as read; plughost.agent.settings.AgentSettings validates it
+    agent: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
 
     @property

@@ -24,6 +24,7 @@ from plughost.core.events import EventBus, EventHandler
 from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
+from plughost.core.watch import PluginWatcher
 from plughost.errors import (
     ConfigError,
     PlugHostError,
@@ -104,6 +105,11 @@ class PluginManager:
         self._locks: dict[str, asyncio.Lock] = {}
         self._reconfiguring = self.tasks.child("reconfigure")
         self._plugin_tasks: dict[int, TaskOwner] = {}  # id(handle) → the owner handed to its runtime
+        self._applied_configs: dict[str, dict[str, Any]] = {}  # id → the config its running version got
+        self.watcher = PluginWatcher(
+            self, debounce_s=host.reload_debounce_ms / 1000, tasks=self.tasks.child("plugin watcher")
+        )
+        """Hot reload (`watch`, `unwatch`); see `plughost.core.watch`."""
         self._closed = False
 
     async def __aenter__(self) -> PluginManager:
@@ -265,19 +271,7 @@ class PluginManager:
         """
         instance = self._require(name)
         async with self._lock(name):
-            candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
-            runtime = self.runtimes.get(instance.manifest.runtime)
-            if isinstance(runtime, SupportsRediscover) and not instance.path.is_dir():  # a new library may take over
-                candidate = runtime.rediscover(instance.path, instance.id) or candidate
-            if candidate is None:
-                candidate = Candidate(
-                    instance.id,
-                    instance.path,
-                    instance.manifest,
-                    DiscoveryStatus.AVAILABLE,
-                    instance.origin,
-                    entry_point=instance.entry_point,
-                )
+            candidate = self._current_candidate(instance)
             if candidate.manifest is None or candidate.status is DiscoveryStatus.INVALID:
                 reason = "; ".join(str(e) for e in candidate.errors)
                 self.events.emit(instance.id, EventType.RELOAD, False, "reload failed", reason)
@@ -287,17 +281,29 @@ class PluginManager:
                 self.events.emit(instance.id, EventType.RELOAD, False, "reload failed", reason)
                 raise PluginLoadError(instance.id, reason)
             was_enabled = instance.is_enabled
+            new_handle: PluginHandle | None = None
             try:
                 config = self._plugin_config(candidate.id)
                 new_handle = await self._start_handle(candidate, instance.priority, was_enabled, config)
                 if was_enabled:
                     await new_handle.set_enabled(True)
-            except PlugHostError as exc:
-                self.events.emit(instance.id, EventType.RELOAD, False, "reload failed; old version serving", str(exc))
-                raise exc if isinstance(exc, PluginLoadError) else PluginLoadError(instance.id, str(exc)) from exc
+            except BaseException as exc:
+                if new_handle is not None:  # started, but its enable hook failed: stop it, keep the old
+                    await self._stop_handle(instance.id, new_handle)
+                if not isinstance(exc, Exception):
+                    raise
+                reason = exc.reason if isinstance(exc, PluginLoadError) else str(exc)
+                self.events.emit(instance.id, EventType.RELOAD, False, "reload failed; old version serving", reason)
+                if isinstance(exc, PluginLoadError):
+                    raise
+                if not isinstance(exc, PlugHostError):
+                    log.exception("reloading '%s' failed", instance.id)
+                raise PluginLoadError(instance.id, reason) from exc
             old_handle, instance.handle = instance.handle, new_handle
             self._plugins_changed()
+            self._applied_configs[instance.id] = config
             instance.set_manifest(candidate.manifest)
+            instance.path = candidate.path  # a native plugin may have moved to a new file (`-v2`)
             instance.error, instance.loaded_at = None, time.time()
             if old_handle is not None:
                 await self._stop_handle(instance.id, old_handle)
@@ -307,6 +313,131 @@ class PluginManager:
             self._register(instance)
             self.events.emit(instance.id, EventType.RELOAD, True, f"reloaded version {candidate.manifest.version}")
             return instance
+
+    def _current_candidate(self, instance: PluginInstance) -> Candidate:
+        """What `instance`'s files say now (a native plugin may have a new library beside the old)."""
+        candidate = candidate_from_path(instance.path) if instance.entry_point is None else None
+        runtime = self.runtimes.get(instance.manifest.runtime)
+        if isinstance(runtime, SupportsRediscover) and not instance.path.is_dir():  # a new library may take over
+            candidate = runtime.rediscover(instance.path, instance.id) or candidate
+        if candidate is None:
+            candidate = Candidate(
+                instance.id,
+                instance.path,
+                instance.manifest,
+                DiscoveryStatus.AVAILABLE,
+                instance.origin,
+                entry_point=instance.entry_point,
+            )
+        return candidate
+
+    def _files_exist(self, instance: PluginInstance) -> bool:
+        if instance.entry_point is not None or instance.path.exists():
+            return True
+        runtime = self.runtimes.get(instance.manifest.runtime)
+        return isinstance(runtime, SupportsRediscover) and runtime.rediscover(instance.path, instance.id) is not None
+
+    # hot reload --------------------------------------------------------------------------------
+    async def watch(self, paths: Iterable[Path | str] | None = None) -> None:
+        """Reload plugins when their files change (`plughost.core.watch`); returns once watching.
+
+        `paths` are added to what is watched; by default the plugin directories and the plugin
+        config directory (created when missing). Watching is a task of the manager's: `unwatch()`
+        or `shutdown()` ends it.
+        """
+        if paths is None:
+            defaults = [*self.plugin_dirs, self.workspace / self.config.host.config_dir]
+            for path in defaults:
+                path.mkdir(parents=True, exist_ok=True)
+            paths = defaults
+        await self.watcher.watch(paths)
+
+    async def unwatch(self, paths: Iterable[Path | str] | None = None) -> None:
+        """Stop watching `paths` (None: everything; then watching stops)."""
+        await self.watcher.unwatch(paths)
+
+    async def refresh_plugin(self, name: str) -> PluginInstance | None:
+        """Bring plugin `name` in line with its files (what a change on disk calls for).
+
+        A loaded plugin is reloaded (`reload_plugin`), one whose load failed is loaded again, one
+        whose files are gone is unloaded and forgotten (its plugin-state.toml entry stays); an
+        unloaded one stays unloaded. Returns the instance, or None when it was removed. Raises
+        `PluginLoadError` when the new version fails.
+        """
+        instance = self._require(name)
+        if not self._files_exist(instance):
+            if instance.is_loaded:
+                await self.unload_plugin(name)
+            if self._instances.get(name) is instance:
+                del self._instances[name]
+                self._plugins_changed()
+                self._applied_configs.pop(name, None)
+                try:
+                    self.registry.unregister(name)
+                except StateFileError as exc:
+                    log.warning("plugin '%s' is gone, but the registry was not updated: %s", name, exc)
+            return None
+        if instance.is_loaded:
+            return await self.reload_plugin(name)
+        if instance.state is not PluginState.ERROR:
+            return instance
+        candidate = self._current_candidate(instance)
+        if candidate.manifest is None or candidate.status is DiscoveryStatus.INVALID:
+            reason = "; ".join(str(e) for e in candidate.errors)
+            self._fail(instance, reason)
+            raise PluginLoadError(name, reason)
+        loaded = await self._load_candidate(candidate)
+        if loaded.state is PluginState.ERROR:
+            raise PluginLoadError(name, loaded.error or "unknown error")
+        return loaded
+
+    async def load_new_plugins(self) -> builtins.list[PluginInstance]:
+        """Discover again and load the plugins the manager does not know yet (a new directory or
+        file), in dependency order; returns them (those that failed in state `error`)."""
+        report = self.discover()
+        new = {i: c for i, c in report.candidates.items() if i not in self._instances and c.manifest is not None}
+        if not new:
+            return []
+        manifests = {i: c.manifest for i, c in report.candidates.items() if c.manifest is not None}
+        plan = plan_loading(manifests)
+        failed = set(plan.failed) | {i for i, p in self._instances.items() if p.state is PluginState.ERROR}
+        result: builtins.list[PluginInstance] = []
+        for plugin_id, reason in plan.failed.items():
+            if plugin_id in new:
+                self._record_failure(new[plugin_id], reason)
+                result.append(self._instances[plugin_id])
+        for plugin_id in plan.order:
+            candidate = new.get(plugin_id)
+            if candidate is None:
+                continue
+            assert candidate.manifest is not None
+            broken = sorted(dependency_names(candidate.manifest) & failed)
+            if broken:
+                self._record_failure(candidate, f"dependency '{broken[0]}' failed to load")
+                failed.add(plugin_id)
+                result.append(self._instances[plugin_id])
+                continue
+            instance = await self._load_candidate(candidate)
+            if instance.state is PluginState.ERROR:
+                failed.add(plugin_id)
+            result.append(instance)
+        return result
+
+    async def reload_config(self, name: str) -> bool:
+        """Apply `config/plugins/<id>.toml` as it is on disk now (after an edit): check it against
+        the plugin's `config_schema` and run its reconfigure hook (as `update_config` does, without
+        writing the file). False when it equals what the plugin last got. A file that does not
+        parse raises `ConfigError`, one that violates the schema `ConfigValidationError`; nothing
+        is applied then."""
+        instance = self._require_loaded(name)
+        config = self.configs.load(name)
+        self.check_config(name, config)
+        async with self._lock(name):
+            if instance.handle is None or self._applied_configs.get(name) == config:
+                return False
+            self._applied_configs[name] = config
+            await self._reconfigure(instance, config)
+        return True
 
     async def register(self, plugin_dir: Path | str) -> PluginInstance:
         """Jank's register: load and enable."""
@@ -335,6 +466,7 @@ class PluginManager:
         if self._closed:
             return
         self._closed = True
+        await self.watcher.aclose()
         await self._reconfiguring.aclose(timeout=5)
         for instance in reversed(self._sorted()):
             if instance.is_loaded:
@@ -470,6 +602,7 @@ class PluginManager:
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or self._closed:
             return None
+        self._applied_configs[name] = dict(config)  # the watcher then sees the file it wrote as applied
         return self._reconfiguring.spawn(self._reconfigure(instance, dict(config)), name=f"{name}:reconfigure")
 
     def set_priority(self, name: str, priority: int) -> None:
@@ -549,6 +682,7 @@ class PluginManager:
                 self._fail(instance, reason)
                 return instance
             instance.handle, instance.loaded_at = handle, time.time()
+            self._applied_configs[candidate.id] = config
             if candidate.path.is_file():  # single-file plugins declare their version in code
                 instance.set_manifest(instance.manifest.model_copy(update={"version": handle.descriptor.version}))
             self._transition(

@@ -8,8 +8,9 @@ from fastapi.middleware.cors import CORSMiddleware
 from plughost.manage.console import mount_console
 from plughost.manage.context import ManageContext
 from plughost.manage.errors import install_error_handlers
-from plughost.manage.routes import cliproxy, jank, metrics, operate, plugin_http, plugins, sandbox, streams
+from plughost.manage.routes import cliproxy, jank, market, mcp, metrics, operate, plugin_http, plugins, sandbox, streams
 from plughost.manage.security import BodyLimit, require_key
+from plughost.market.market import Market
 
 DESCRIPTION = """Operate a running plughost: plugins, configuration, calls, events, logs, metrics.
 
@@ -26,6 +27,7 @@ def build_app(ctx: ManageContext) -> FastAPI:
 
     app = FastAPI(title="plughost management API", version=__version__, description=DESCRIPTION)
     app.state.manage = ctx
+    app.state.market = Market.for_manager(ctx.host.manager)  # validates [market]: a bad table stops the start
     install_error_handlers(app, invalid_request_styles=[jank.invalid_request])
     authenticated = [Depends(require_key)]
     for router in (
@@ -33,6 +35,7 @@ def build_app(ctx: ManageContext) -> FastAPI:
         streams.router,
         operate.router,
         sandbox.router,
+        market.router,
         metrics.router,
         jank.router,
         cliproxy.router,
@@ -40,6 +43,7 @@ def build_app(ctx: ManageContext) -> FastAPI:
         app.include_router(router, dependencies=authenticated)
     app.include_router(plugin_http.management)  # after the built-in routes: they win
     app.include_router(plugin_http.resources)
+    mcp.mount(app, ctx)  # MCP over streamable HTTP at /mcp (the agent extra), behind the key
     mount_console(app)
     if ctx.settings.cors_origins:
         app.add_middleware(

@@ -18,6 +18,7 @@ from plughost.runtime.base import (
     SupportsDiscover,
     SupportsListeners,
     SupportsRediscover,
+    SupportsWatch,
 )
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ __all__ = [
     "SupportsDiscover",
     "SupportsListeners",
     "SupportsRediscover",
+    "SupportsWatch",
     "default_runtimes",
     "in_process_runtimes",
 ]

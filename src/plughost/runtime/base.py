@@ -1,8 +1,8 @@
 """The contract between the host and a runtime: a `LoadRequest` in, a `PluginHandle` out.
 
 `Runtime` is what every runtime offers. Optional features are protocols of their own, which
-callers check with `isinstance`: `SupportsDiscover` and `SupportsRediscover` (plugins that carry
-no manifest, like native libraries), `SupportsBuild` (plugins shipped as source), and, for
+callers check with `isinstance`: `SupportsDiscover`, `SupportsRediscover` and `SupportsWatch`
+(plugins that carry no manifest, like native libraries), `SupportsBuild` (plugins shipped as source), and, for
 handles, `SupportsListeners` (runtime events such as a crash or a restart of a plugin process).
 """
 
@@ -108,6 +108,19 @@ class SupportsRediscover(Runtime, Protocol):
 
     def rediscover(self, path: Path, plugin_id: str) -> Candidate | None:
         """The current candidate for `plugin_id` near `path`, or None to keep the loaded one's."""
+        ...
+
+
+@runtime_checkable
+class SupportsWatch(Runtime, Protocol):
+    """A runtime whose plugins may be files beside others (a native library and its manifest)."""
+
+    def plugin_of(self, path: Path) -> str | None:
+        """The id of the plugin of this runtime that the file at `path` belongs to, or None.
+
+        For files outside a plugin directory: `alpha.so`, `alpha-v2.so`, `alpha.plugin.toml`. The
+        file may be gone (a deleted library still names its plugin).
+        """
         ...
 
 

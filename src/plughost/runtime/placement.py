@@ -11,7 +11,8 @@
 | `runtime = "native"`, isolation ≠ none | `worker`     | `WorkerRuntime` (the worker loads the library) |
 
 `default_runtimes()` builds the runtimes a host injects into its `PluginManager`, one
-`PlacedRuntime` per manifest `runtime`, each applying the rule. Permissions that switch something
+`PlacedRuntime` per manifest `runtime`, each applying the rule (and `McpRuntime` for
+`runtime = "mcp"`: an MCP server runs as its own process, or elsewhere at a url). Permissions that switch something
 off are only enforced in a worker; a plugin placed anywhere else that asks for them runs
 unconfined, with a warning.
 """
@@ -29,18 +30,27 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from plughost.errors import PluginLoadError
-from plughost.runtime.base import Candidate, LoadRequest, Runtime, SupportsDiscover, SupportsRediscover, started
+from plughost.runtime.base import (
+    Candidate,
+    LoadRequest,
+    Runtime,
+    SupportsDiscover,
+    SupportsRediscover,
+    SupportsWatch,
+    started,
+)
 from plughost.runtime.config import ProcessConfig
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessRuntime, options_for
-from plughost.runtime.python import PythonRuntime
+from plughost.runtime.python import PythonRuntime, checked_bytecode
 from plughost.runtime.rundir import host_socket_dir
 from plughost.runtime.sandbox import FALLBACKS_ENV, restricts
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 
 if TYPE_CHECKING:
+    from plughost.runtime.mcp import McpOptions
     from plughost.runtime.process_handle import ProcessPluginHandle
 
 Placement = Literal["in_process", "worker", "executable"]
@@ -164,6 +174,8 @@ class WorkerRuntime:
             )
         from plughost.runtime.process_handle import ProcessPluginHandle
 
+        if request.manifest.runtime == "python":  # here: a sandboxed worker may not remove files
+            checked_bytecode(request.path)
         handle = ProcessPluginHandle(
             request,
             self.launch_spec(request, request.config),
@@ -249,6 +261,9 @@ class PlacedRuntime:
             return self.in_process.rediscover(path, plugin_id)
         return None
 
+    def plugin_of(self, path: Path) -> str | None:
+        return self.in_process.plugin_of(path) if isinstance(self.in_process, SupportsWatch) else None
+
     async def build(self, candidate: Candidate) -> None:
         """Executables shipped as source are built by the process runtime."""
         if self.executables is None:
@@ -292,12 +307,14 @@ def in_process_runtimes() -> dict[str, Runtime]:
 
 
 def default_runtimes(process: ProcessConfig | None = None, *, workspace: Path | None = None) -> dict[str, Runtime]:
-    """One runtime per manifest `runtime` (python, native, process), each placing plugins by
+    """One runtime per manifest `runtime` (python, native, process, mcp), each placing plugins by
     `placement_for`; what a `PluginManager` needs: `PluginManager(workspace, runtimes=default_runtimes())`.
 
     `process` is `[process]` of plughost.toml (timeouts, health, restarts of process plugins and
     workers; a relative `socket_dir` is taken from `workspace`).
     """
+    from plughost.runtime.mcp import McpRuntime
+
     options = process_options(process, workspace) if process is not None else None
     executables = ProcessRuntime(options)
     worker = WorkerRuntime(WorkerRuntime.worker_options(options), executables=executables)
@@ -306,7 +323,23 @@ def default_runtimes(process: ProcessConfig | None = None, *, workspace: Path | 
         "python": PlacedRuntime("python", in_process=in_process["python"], worker=worker),
         "native": PlacedRuntime("native", in_process=in_process["native"], worker=worker),
         "process": PlacedRuntime("process", executables=executables),
+        "mcp": McpRuntime(mcp_options(options)),
     }
+
+
+def mcp_options(options: ProcessOptions | None) -> McpOptions:
+    """MCP servers' timeouts and restart policy from `[process]` (None: the defaults)."""
+    from plughost.runtime.mcp import McpOptions
+
+    if options is None:
+        return McpOptions()
+    return McpOptions(
+        start_timeout_s=options.start_timeout_s,
+        call_timeout_s=options.call_timeout_s,
+        stop_grace_s=options.stop_grace_s,
+        health_timeout_s=options.health_timeout_s,
+        restart=options.restart,
+    )
 
 
 __all__ = [
@@ -316,6 +349,7 @@ __all__ = [
     "WorkerRuntime",
     "default_runtimes",
     "in_process_runtimes",
+    "mcp_options",
     "placement_for",
     "process_options",
     "worker_environment",

@@ -101,6 +101,9 @@ class ProcessPluginHandle:
         self._supervision = self.tasks.child(f"{request.plugin_id}:supervision")
         self._calls = self.tasks.child(f"{request.plugin_id}:calls")  # executables' calls, given time when abandoned
         self._enabled: bool | None = None
+        self._active = 0  # calls in flight: `stop` lets them finish (a reload's old version keeps serving)
+        self._idle = asyncio.Event()
+        self._idle.set()
         self._last_exit: int | None = None
         self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
         self.config: dict[str, Any] = dict(request.config)
@@ -126,13 +129,18 @@ class ProcessPluginHandle:
     async def stop(self) -> None:
         """Shutdown RPC → wait `stop_grace_s` → SIGKILL the process group → remove stale sockets.
 
-        Supervision stops first (no restart races the stop); then every task of the handle is awaited.
+        Supervision stops first (no restart races the stop); calls in flight get `stop_grace_s` to
+        finish (a reload switches callers to the new version first); then every task of the handle
+        is awaited.
         """
         if self._stopping:
             return
         self._stopping = True
         try:
             await self._supervision.aclose()
+            if self._active:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._idle.wait(), self.options.stop_grace_s)
             instance, self._instance = self._instance, None
             if instance is not None:
                 await self._stop_instance(instance)
@@ -400,6 +408,16 @@ class ProcessPluginHandle:
         Failures are outcome errors; only the caller's own cancellation propagates (and, with
         `kill_on_timeout`, kills the process, whose handler cannot be trusted to stop).
         """
+        self._active += 1
+        self._idle.clear()
+        try:
+            return await self._call(call)
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
+
+    async def _call(self, call: Call) -> Outcome:
         instance = self._instance
         timeout = self.options.call_timeout_s
         try:

@@ -2,7 +2,10 @@
 
 Each load imports the plugin directory as a fresh package (`plughost_plugin__<id>__g<N>`), so a
 new version can load beside the old one on reload; unload removes every module of that package
-from `sys.modules`. Sync handlers run in the plugin's own thread pool and never block the loop.
+from `sys.modules`. Before importing, the plugin's cached bytecode is made hash-checked
+(`checked_bytecode`): a timestamp-based `.pyc` records its source's mtime in whole seconds and its
+size, so an edit within the same second that keeps the size would re-run the old code. Sync
+handlers run in the plugin's own thread pool and never block the loop.
 
 Unloading runs the unload hooks, then cancels and awaits the tasks the plugin started with
 `ctx.spawn` and waits for sync handlers still running; after `stop_timeout_s` their threads are
@@ -12,8 +15,13 @@ abandoned with a warning (a thread cannot be stopped from outside).
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
+import importlib
 import importlib.util
 import itertools
+import os
+import py_compile
 import re
 import sys
 import traceback
@@ -26,6 +34,7 @@ from typing import Any, ParamSpec, TypeVar
 from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
 from plughost.runtime.cpu import charged
+from plughost.runtime.sitepath import SitePaths
 from plughost.sdk.call import Call, Outcome, settled
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
@@ -35,6 +44,8 @@ from plughost.sdk.runner import describe_error, run_handler, run_trivial, unknow
 from plughost.sdk.tasks import TaskOwner
 
 MODULE_PREFIX = "plughost_plugin__"
+CHECKED_HASH_FLAGS = 0b11  # a .pyc's flags: hash-based, checked against the source
+BYTECODE_SKIP = frozenset({"__pycache__", "data", "node_modules"})  # directories not searched for sources
 HOOK_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 10.0  # how long unload waits for the plugin's tasks and running sync handlers
 SYNC_WORKERS = 4
@@ -52,6 +63,7 @@ class PythonRuntime:
     def __init__(self, *, stop_timeout_s: float = STOP_TIMEOUT_S) -> None:
         self._generation = itertools.count(1)
         self.stop_timeout_s = stop_timeout_s
+        self.sites = SitePaths()  # <plugin>/.site (requirements the market installed) on the import path
 
     async def load(self, request: LoadRequest) -> PythonPluginHandle:
         if request.entry_point:  # an installed package: import it under its own name
@@ -60,15 +72,21 @@ class PythonRuntime:
         else:
             safe_id = re.sub(r"[^A-Za-z0-9_]", "_", request.plugin_id)
             package = f"{MODULE_PREFIX}{safe_id}__g{next(self._generation)}"
+            checked_bytecode(request.path)
+        site = None if request.entry_point else self.sites.acquire(request.path)
+        importlib.invalidate_caches()  # files added since the last import are found
         try:
             plugin = _import_plugin(request, package)
         except PluginLoadError:
             _drop_modules(package)
+            self.sites.release(site)
             raise
         except BaseException as exc:
             _drop_modules(package)
+            self.sites.release(site)
             raise PluginLoadError(request.plugin_id, _describe_exception(exc, request.plugin_dir)) from exc
         handle = PythonPluginHandle(plugin, request, package, stop_timeout_s=self.stop_timeout_s)
+        handle.on_stop = functools.partial(self.sites.release, site)
         return await started(handle)
 
     async def aclose(self) -> None:
@@ -102,6 +120,7 @@ class PythonPluginHandle:
         self._handlers = plugin.handlers
         self._executor = PluginThreads(SYNC_WORKERS, thread_name_prefix=f"plugin-{request.plugin_id}")
         self._stopped = False
+        self.on_stop: Callable[[], None] | None = None  # called once the plugin has stopped
 
     async def start(self) -> None:
         """Run the load hooks; a failing hook fails the load with the reason."""
@@ -134,10 +153,13 @@ class PythonPluginHandle:
         await self._run_hooks("enable" if enabled else "disable")
 
     async def stop(self) -> None:
-        """Run unload hooks, cancel and await the plugin's tasks, release its threads and modules."""
+        """Let the sync calls already accepted finish, run unload hooks, cancel and await the
+        plugin's tasks, release its threads and modules (sync calls get `stop_timeout_s` in all)."""
         if self._stopped:
             return
         self._stopped = True
+        deadline = asyncio.get_running_loop().time() + self.stop_timeout_s
+        await self._wait_for_calls(deadline)  # a reload's old version answers what it accepted
         try:
             await self._run_hooks("unload")
         except Exception:
@@ -145,9 +167,11 @@ class PythonPluginHandle:
         finally:
             try:
                 await self.tasks.aclose(timeout=self.stop_timeout_s)
-                await self._stop_threads()
+                await self._stop_threads(deadline)
             finally:
                 _drop_modules(self.package)
+                if self.on_stop is not None:
+                    self.on_stop()
 
     async def _run_hooks(self, name: HookName, config: Any = None) -> None:
         """Run the plugin's hooks of one kind in order; the first failure is raised."""
@@ -157,25 +181,33 @@ class PythonPluginHandle:
             if outcome.error is not None:
                 raise HookFailed(describe_error(outcome.error))
 
-    async def _stop_threads(self) -> None:
-        """Cancel queued sync calls, wait (up to `stop_timeout_s`) for running ones, end the threads."""
+    async def _wait_for_calls(self, deadline: float) -> int:
+        """Wait until the sync calls accepted so far have finished, or until `deadline` (loop time);
+        those still unfinished then are no longer waited for (queued ones are cancelled): how many."""
+        running = [asyncio.wrap_future(f) for f in self._executor.unfinished()]
+        if not running:
+            return 0
+        timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+        done, stuck = await asyncio.wait(running, timeout=timeout)
+        for waiter in done:
+            if not waiter.cancelled():
+                waiter.exception()  # its caller has had the outcome; nothing to report twice
+        for waiter in stuck:
+            waiter.cancel()
+        return len(stuck)
+
+    async def _stop_threads(self, deadline: float) -> None:
+        """Cancel queued sync calls, wait (until `deadline`) for running ones, end the threads."""
         executor = self._executor
         executor.shutdown(wait=False, cancel_futures=True)
-        running = [asyncio.wrap_future(f) for f in executor.unfinished()]
-        if running:
-            done, stuck = await asyncio.wait(running, timeout=self.stop_timeout_s)
-            for waiter in done:
-                if not waiter.cancelled():
-                    waiter.exception()  # its caller has had the outcome; nothing to report twice
-            for waiter in stuck:
-                waiter.cancel()
-            if stuck:
-                self.context.logger.warning(
-                    "plugin '%s': %d sync handler(s) still running after waiting %g s at unload; "
-                    "their threads are abandoned and end when the handlers return",
-                    self.context.plugin_id, len(stuck), self.stop_timeout_s,
-                )  # fmt: skip
-                return
+        stuck = await self._wait_for_calls(deadline)
+        if stuck:
+            self.context.logger.warning(
+                "plugin '%s': %d sync handler(s) still running after waiting %g s at unload; "
+                "their threads are abandoned and end when the handlers return",
+                self.context.plugin_id, stuck, self.stop_timeout_s,
+            )  # fmt: skip
+            return
         executor.shutdown(wait=True)  # every thread is idle and told to exit: this returns at once
 
 
@@ -310,6 +342,50 @@ def _adapt_class(cls: type, request: LoadRequest) -> Plugin:
     return plugin
 
 
+def checked_bytecode(path: Path) -> int:
+    """Make the cached bytecode of the Python sources at `path` (a file or a plugin directory)
+    checked against its source's hash; returns how many cache files were rewritten or removed.
+
+    The import system trusts a timestamp-based `.pyc` whose recorded source mtime (whole seconds)
+    and size match, so a save within the same second that keeps the size re-runs the old code. A
+    hash-checked `.pyc` is compared with the source on every import, and the import system keeps
+    writing hash-checked ones in its place. Each timestamp-based (or unchecked) cache is compiled
+    again from the source as it is now (removed when bytecode is not written: `sys.dont_write_bytecode`).
+    Hidden directories, `__pycache__`, `data` and `node_modules` are not searched; a cache that
+    cannot be rewritten (a read-only directory, a syntax error) is removed if it can be.
+    """
+    sources = [path] if path.is_file() else _python_sources(path)
+    changed = 0
+    for source in sources:
+        try:
+            cached = importlib.util.cache_from_source(str(source))
+            with open(cached, "rb") as file:
+                flags = int.from_bytes(file.read(8)[4:8], "little")
+        except (OSError, ValueError, NotImplementedError):  # no cache: the usual case
+            continue
+        if flags & CHECKED_HASH_FLAGS == CHECKED_HASH_FLAGS:
+            continue
+        changed += 1
+        try:
+            if sys.dont_write_bytecode:
+                raise OSError("bytecode is not written")
+            py_compile.compile(
+                str(source), cfile=cached, doraise=True, invalidation_mode=py_compile.PycInvalidationMode.CHECKED_HASH
+            )
+        except (OSError, py_compile.PyCompileError):
+            with contextlib.suppress(OSError):
+                os.unlink(cached)
+    return changed
+
+
+def _python_sources(directory: Path) -> list[Path]:
+    found: list[Path] = []
+    for root, dirs, files in os.walk(directory):
+        dirs[:] = [d for d in dirs if d not in BYTECODE_SKIP and not d.startswith(".")]
+        found.extend(Path(root, name) for name in files if name.endswith(".py"))
+    return found
+
+
 def _drop_modules(package: str) -> None:
     for name in [n for n in sys.modules if n == package or n.startswith(package + ".")]:
         del sys.modules[name]
@@ -327,4 +403,4 @@ def _describe_exception(exc: BaseException, plugin_dir: Path) -> str:
     return f"{type(exc).__name__}{where}: {exc}"
 
 
-__all__ = ["PythonPluginHandle", "PythonRuntime"]
+__all__ = ["PythonPluginHandle", "PythonRuntime", "checked_bytecode"]

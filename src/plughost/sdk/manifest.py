@@ -25,9 +25,14 @@ _SEMVER_RE = re.compile(
     r"(?:\+([0-9a-zA-Z-]+(?:\.[0-9a-zA-Z-]+)*))?$"
 )
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_ENV_REFERENCE_RE = re.compile(r"\$\{([^}]*)\}")  # `${NAME}` in an MCP server's env and headers
+_HEADER_NAME_RE = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an HTTP token (RFC 9110)
 MANIFEST_FILES = ("plugin.toml", "plugin.json")
 # the module a Python plugin directory is loaded from when the manifest names no `entry`, in this order
 PYTHON_DEFAULT_ENTRIES = ("__init__.py", "plugin.py", "main.py")
+# a Python plugin's own packages (its `dependencies.python`, installed by `plughost market`): the
+# Python runtime puts `<plugin dir>/.site` on the import path while the plugin is loaded
+SITE_DIR = ".site"
 
 PluginType = Literal[
     "tool",
@@ -42,7 +47,7 @@ PluginType = Literal[
     "notifier",
     "other",
 ]
-RuntimeName = Literal["python", "native", "process"]
+RuntimeName = Literal["python", "native", "process", "mcp"]
 Isolation = Literal["none", "process", "sandbox"]
 
 
@@ -104,6 +109,50 @@ class Dependencies(_Strict):
         return names
 
 
+def env_references(value: str) -> list[str]:
+    """The host environment variables `value` names as `${NAME}` (an MCP server's env and headers)."""
+    return _ENV_REFERENCE_RE.findall(value)
+
+
+def _check_references(values: dict[str, str]) -> None:
+    for key, value in values.items():
+        for name in env_references(value):
+            if not _ENV_NAME_RE.match(name):
+                raise ValueError(f"{key}: '${{{name}}}' does not name an environment variable")
+
+
+class McpSettings(_Strict):
+    """`[mcp]`: how the host starts (`command`) or reaches (`url`) an MCP server (`runtime = "mcp"`).
+
+    Values of `env` and `headers` may name variables of the host's environment as `${NAME}`, so a
+    secret stays in the environment, never in the manifest (`Authorization = "Bearer ${TOKEN}"`).
+    """
+
+    cwd: str | None = None  # a stdio server's working directory, relative to the plugin directory
+    env: dict[str, str] = Field(default_factory=dict)  # a stdio server's variables, on top of the minimal set
+    headers: dict[str, str] = Field(default_factory=dict)  # HTTP headers sent to a server at `url`
+
+    @field_validator("env")
+    @classmethod
+    def _check_env(cls, env: dict[str, str]) -> dict[str, str]:
+        for name in env:
+            if not _ENV_NAME_RE.match(name):
+                raise ValueError(f"'{name}' is not an environment variable name (letters, digits and '_')")
+        _check_references(env)
+        return env
+
+    @field_validator("headers")
+    @classmethod
+    def _check_headers(cls, headers: dict[str, str]) -> dict[str, str]:
+        for name, value in headers.items():
+            if not _HEADER_NAME_RE.match(name):
+                raise ValueError(f"'{name}' is not an HTTP header name")
+            if "\r" in value or "\n" in value:
+                raise ValueError(f"{name}: a header value cannot contain line breaks")
+        _check_references(headers)
+        return headers
+
+
 class Handshake(_Strict):
     """go-plugin handshake of a process plugin (Jank's defaults)."""
 
@@ -144,6 +193,10 @@ class PluginManifest(_Strict):
     min_port: int | None = Field(default=None, ge=1, le=65535)
     max_port: int | None = Field(default=None, ge=1, le=65535)
     auto_mtls: bool = False
+    # runtime = "mcp": the MCP server, started with `command` (stdio) or reached at `url` (streamable HTTP)
+    command: list[str] | None = None
+    url: str | None = None
+    mcp: McpSettings | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -196,7 +249,43 @@ class PluginManifest(_Strict):
                 self.permissions = self.permissions.model_copy(update=denied)
         if self.runtime == "process" and self.handshake is None:
             self.handshake = Handshake()
+        self._check_mcp()
         return self
+
+    def _check_mcp(self) -> None:
+        """`command` xor `url` for MCP servers, and only for them (see docs/mcp.md)."""
+        if self.runtime != "mcp":
+            given = [key for key in ("command", "url", "mcp") if getattr(self, key) is not None]
+            if given:
+                raise ValueError(f'`{given[0]}` is only for MCP servers (runtime = "mcp")')
+            return
+        if self.command is not None and self.url is not None:
+            raise ValueError(
+                "give either `command` (an MCP server the host starts, over stdio) or `url` (one it reaches "
+                "over streamable HTTP), not both"
+            )
+        if self.command is None and self.url is None:
+            raise ValueError(
+                'an MCP server needs `command = ["program", "arg", …]` (stdio) or `url = "http://…"` (streamable HTTP)'
+            )
+        settings = self.mcp or McpSettings()
+        if self.command is not None:
+            if not self.command or not self.command[0].strip():
+                raise ValueError('`command` must name the program to start: command = ["program", "arg", …]')
+            if settings.headers:
+                raise ValueError("`mcp.headers` are for a server at `url`; a stdio server gets `mcp.env`")
+            return
+        assert self.url is not None
+        scheme, _, rest = self.url.partition("://")
+        if scheme.lower() not in ("http", "https") or not rest.strip("/"):
+            raise ValueError(f"`url` must be an http:// or https:// address, got '{self.url}'")
+        if settings.env or settings.cwd is not None:
+            raise ValueError("`mcp.env` and `mcp.cwd` are for a server the host starts (`command`), not one at `url`")
+        if self.isolation != "none":
+            raise ValueError(
+                f'isolation = "{self.isolation}" applies to MCP servers the host starts (`command`); the server '
+                "at `url` runs elsewhere"
+            )
 
     @property
     def parsed_version(self) -> Version:

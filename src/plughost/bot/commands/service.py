@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from plughost.bot.commands.builtins import BUILTIN_ID, BuiltinEnvironment, builtin_plugin
 from plughost.bot.commands.engine import CommandEngine
@@ -14,14 +14,29 @@ from plughost.bot.commands.registry import CommandSource
 from plughost.bot.commands.results import CommandResult
 from plughost.bot.commands.targets import PluginTarget, SdkTarget
 from plughost.bot.config import CommandsConfig
+from plughost.sdk.bot import BotApi
+from plughost.sdk.events import MessageEvent
 from plughost.sdk.message import Message
 from plughost.sdk.models import EventType, PluginEvent
+from plughost.sdk.plugin import Plugin
 from plughost.sdk.senders import CommandSender
 
 if TYPE_CHECKING:
     from plughost.core.manager import PluginManager
 
 _REBUILD_ON = frozenset({EventType.LOAD, EventType.UNLOAD, EventType.ENABLE, EventType.DISABLE, EventType.RELOAD})
+
+
+class AddressedHandler(Protocol):
+    """Answers a chat message addressed to the bot (it starts with @bot) that names no command.
+
+    Returns the replies, in order ([] for none). A surface such as the agent sets one with
+    `CommandService.addressed`; the bot layer never knows who answers.
+    """
+
+    async def __call__(
+        self, sender: CommandSender, text: Message, event: MessageEvent, bot: BotApi
+    ) -> list[Message]: ...
 
 
 class CommandService:
@@ -41,6 +56,9 @@ class CommandService:
         self.environment = BuiltinEnvironment(self.engine, manager, request_stop, started_at or time.time())
         builtins = builtin_plugin(self.environment)
         self._builtins = CommandSource(BUILTIN_ID, 0, builtins.describe(), SdkTarget(builtins), builtin=True)
+        self._host_commands: dict[str, CommandSource] = {}
+        self.addressed: AddressedHandler | None = None
+        """Answers messages that mention the bot but name no command (None: they go on to the routes)."""
         self._dirty = True
         manager.add_event_handler(self._on_event, _REBUILD_ON)  # lifecycle only: execute events stay cheap
 
@@ -53,11 +71,23 @@ class CommandService:
         self.engine.parsers.register(type_name, parser)
         self._dirty = True  # parsers are resolved when the registry is built
 
+    def add_host_commands(self, plugin: Plugin, *, priority: int = 0) -> None:
+        """Serve the commands of an SDK `Plugin` run by the host itself (a surface's commands, like the
+        agent's `/ask`). Unlike the built-ins they are ordinary commands: permissions
+        `<plugin id>:command.<name>`, granted to `[permissions] default_permittees` when first seen."""
+        self._host_commands[plugin.id] = CommandSource(plugin.id, priority, plugin.describe(), SdkTarget(plugin))
+        self._dirty = True
+
+    def remove_host_commands(self, plugin_id: str) -> None:
+        """Stop serving the commands `add_host_commands` added for `plugin_id`."""
+        if self._host_commands.pop(plugin_id, None) is not None:
+            self._dirty = True
+
     def refresh(self) -> CommandEngine:
         """Rebuild the registry now if plugins changed since the last build."""
         if self._dirty:
             self._dirty = False
-            sources = [self._builtins]
+            sources = [self._builtins, *self._host_commands.values()]
             for instance in self.manager.enabled_plugins():
                 handle = instance.handle
                 if handle is None or not handle.descriptor.commands:

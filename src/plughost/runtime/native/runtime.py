@@ -8,6 +8,7 @@ import os
 import shutil
 import tempfile
 import threading
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -32,6 +33,7 @@ if TYPE_CHECKING:  # ctypes and the ABI are imported by the first load: discover
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 INIT_TIMEOUT_S = 10.0
+MANIFEST_SUFFIX = ".plugin.toml"  # `<id>.plugin.toml` beside a library
 
 
 class NativeRuntime:
@@ -90,6 +92,23 @@ class NativeRuntime:
             if candidate.id == plugin_id:
                 return candidate
         return None
+
+    def plugin_of(self, path: Path) -> str | None:
+        """The library id a file belongs to: `alpha.so`, `alpha-v2.so`, `alpha.plugin.toml`, or a
+        `plugin.toml` with `id = "alpha"` (for reload on change)."""
+        parsed = split_library_name(path.name)
+        if parsed is not None:
+            plugin_id = parsed[0]
+        elif path.name.endswith(MANIFEST_SUFFIX):
+            plugin_id = path.name.removesuffix(MANIFEST_SUFFIX)
+        elif path.name == "plugin.toml":
+            try:
+                plugin_id = str(tomllib.loads(path.read_text(encoding="utf-8")).get("id", ""))
+            except (OSError, ValueError):  # gone, or being written
+                return None
+        else:
+            return None
+        return plugin_id if is_valid_plugin_id(plugin_id) else None
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:

@@ -10,6 +10,7 @@ const PAGES = {
   overview: "./pages/overview.js",
   plugins: "./pages/plugins.js",
   plugin: "./pages/plugin.js",
+  market: "./pages/market.js",
   chat: "./pages/chat.js",
   commands: "./pages/commands.js",
   events: "./pages/events.js",
