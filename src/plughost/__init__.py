@@ -18,11 +18,14 @@ if TYPE_CHECKING:
     from plughost.host import Host, PluginManager
     from plughost.runtime import default_runtimes
     from plughost.sdk import (
+        AccessDenied,
         Action,
         Approve,
         Block,
         Bot,
         BotApi,
+        BusApi,
+        BusRequestError,
         Call,
         CommandArgumentError,
         CommandContext,
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
         MetaEvent,
         MethodSpec,
         NoticeEvent,
+        NotJsonError,
         Outcome,
         ParamSpec,
         PermissionId,
@@ -66,6 +70,7 @@ if TYPE_CHECKING:
         RouteSpec,
         Segment,
         SendBuilder,
+        StateApi,
         UserId,
         load_manifest,
     )
@@ -84,11 +89,14 @@ _HOST_HOMES = {
 
 # the host API above, and `plughost.sdk.__all__` (tests/test_public_api.py keeps them in step)
 __all__ = [
+    "AccessDenied",
     "Action",
     "Approve",
     "Block",
     "Bot",
     "BotApi",
+    "BusApi",
+    "BusRequestError",
     "Call",
     "CommandArgumentError",
     "CommandContext",
@@ -114,6 +122,7 @@ __all__ = [
     "MessageSentEvent",
     "MetaEvent",
     "MethodSpec",
+    "NotJsonError",
     "NoticeEvent",
     "Outcome",
     "ParamSpec",
@@ -137,6 +146,7 @@ __all__ = [
     "RouteSpec",
     "Segment",
     "SendBuilder",
+    "StateApi",
     "UserId",
     "default_runtimes",
     "load_manifest",

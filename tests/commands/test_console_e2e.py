@@ -148,14 +148,17 @@ def test_interactive_prompt_runs_commands(terminal: pexpect.spawn) -> None:
 
 
 def test_interactive_completion_of_commands_subcommands_and_plugin_ids(terminal: pexpect.spawn) -> None:
-    # keys are processed in order; the replies prove what each Tab completed (the screen may draw a
-    # completion in pieces, so the test reads results, not the redraw)
+    # completion runs in the background: wait until a Tab's completion is on the screen before the
+    # next key; the replies prove what each Tab completed
     terminal.send("/gre\t")
+    terminal.expect_exact("et")
     terminal.sendline(" zed")
     terminal.expect_exact("hello zed")
     terminal.expect_exact(PROMPT)
     terminal.send("/plugins disa\t")
+    terminal.expect_exact("ble")
     terminal.send(" fla\t")
+    terminal.expect_exact("ky")
     terminal.sendline("")
     terminal.expect_exact("plugin 'flaky' disabled")
 

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.core.bus import Bus
 from plughost.core.config import HostConfig, PluginConfigStore
 from plughost.core.config_schema import check_config
 from plughost.core.deps import dependency_names, plan_loading
@@ -24,6 +25,7 @@ from plughost.core.events import EventBus, EventHandler
 from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
+from plughost.core.state_store import StateStore
 from plughost.core.watch import PluginWatcher
 from plughost.errors import (
     ConfigError,
@@ -110,7 +112,19 @@ class PluginManager:
             self, debounce_s=host.reload_debounce_ms / 1000, tasks=self.tasks.child("plugin watcher")
         )
         """Hot reload (`watch`, `unwatch`); see `plughost.core.watch`."""
+        self.bus = Bus(self.call, grants=self._topic_grants, tasks=self.tasks.child("bus"))
+        """The message bus between plugins (`plughost.core.bus`); `ctx.bus` is a plugin's view of it."""
+        self.state_store = StateStore(grants=self._state_grants)
+        """Shared state (`plughost.core.state_store`); `ctx.state` is a plugin's view of it."""
         self._closed = False
+
+    def _topic_grants(self, plugin_id: str) -> builtins.list[str]:
+        instance = self._instances.get(plugin_id)
+        return builtins.list(instance.manifest.permissions.topics) if instance is not None else []
+
+    def _state_grants(self, plugin_id: str) -> builtins.list[str]:
+        instance = self._instances.get(plugin_id)
+        return builtins.list(instance.manifest.permissions.state) if instance is not None else []
 
     async def __aenter__(self) -> PluginManager:
         return self
@@ -212,6 +226,7 @@ class PluginManager:
                 return False
             handle, instance.handle = instance.handle, None
             self._plugins_changed()
+            self.bus.remove_plugin(instance.id)
             if instance.is_enabled:
                 await self._tell_enabled(instance, handle, False)
             await self._stop_handle(instance.id, handle)
@@ -301,6 +316,8 @@ class PluginManager:
                 raise PluginLoadError(instance.id, reason) from exc
             old_handle, instance.handle = instance.handle, new_handle
             self._plugins_changed()
+            self.bus.remove_plugin(instance.id)
+            self.bus.add_plugin(instance.id, new_handle.descriptor.subscriptions)
             self._applied_configs[instance.id] = config
             instance.set_manifest(candidate.manifest)
             instance.path = candidate.path  # a native plugin may have moved to a new file (`-v2`)
@@ -479,6 +496,7 @@ class PluginManager:
                 await runtime.aclose()
             except Exception:
                 log.exception("closing runtime '%s' failed", runtime.name)
+        await self.bus.aclose()
         await self.events.aclose()
         await self.tasks.aclose()
         self.guard.watchdog.stop()
@@ -682,6 +700,7 @@ class PluginManager:
                 self._fail(instance, reason)
                 return instance
             instance.handle, instance.loaded_at = handle, time.time()
+            self.bus.add_plugin(candidate.id, handle.descriptor.subscriptions)  # checked in _start_handle
             self._applied_configs[candidate.id] = config
             if candidate.path.is_file():  # single-file plugins declare their version in code
                 instance.set_manifest(instance.manifest.model_copy(update={"version": handle.descriptor.version}))
@@ -752,6 +771,8 @@ class PluginManager:
             entry_point=candidate.entry_point,
             tasks=tasks,
             outside_calls=self.outside_calls,
+            bus=self.bus.view(candidate.id),
+            state=self.state_store.view(candidate.id),
         )
         try:
             handle = await runtime.load(request)
@@ -762,6 +783,11 @@ class PluginManager:
             log.exception("runtime '%s' failed loading '%s'", runtime.name, candidate.id)  # a runtime bug
             raise PluginLoadError(candidate.id, f"{type(exc).__name__}: {exc}") from exc
         self._plugin_tasks[id(handle)] = tasks
+        try:
+            self.bus.check_plugin(candidate.id, handle.descriptor.subscriptions)
+        except PlugHostError as exc:
+            await self._stop_handle(candidate.id, handle)
+            raise PluginLoadError(candidate.id, str(exc)) from exc
         return self._watch_process(candidate.id, handle)
 
     def _watch_process(self, plugin_id: str, handle: PluginHandle) -> PluginHandle:

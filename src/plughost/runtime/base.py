@@ -19,6 +19,7 @@ from plughost.sdk.call import ActionSink
 from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import DiscoveryStatus
+from plughost.sdk.shared import BusApi, StateApi
 from plughost.sdk.tasks import TaskOwner
 
 
@@ -54,7 +55,8 @@ class LoadRequest:
     `tasks` owns the handle's background tasks (the manager passes a child of its own); a handle
     makes its own owner when it is None, and its `stop` closes it. `outside_calls` receives the
     bot actions the plugin makes outside any call (a native plugin's `host.bot.send` from its
-    own thread); without it they wait, bounded, on the handle.
+    own thread); without it they wait, bounded, on the handle. `bus` and `state` are what the
+    plugin sees as `ctx.bus` and `ctx.state` (None: the runtime offers none).
     """
 
     plugin_id: str
@@ -68,6 +70,8 @@ class LoadRequest:
     entry_point: str | None = None
     tasks: TaskOwner | None = None
     outside_calls: ActionSink | None = None
+    bus: BusApi | None = None
+    state: StateApi | None = None
 
     @property
     def plugin_dir(self) -> Path:

@@ -117,6 +117,10 @@ class PythonPluginHandle:
             logger=request.logger,
             tasks=self.tasks,
         )
+        if request.bus is not None:
+            self.context.bus = request.bus
+        if request.state is not None:
+            self.context.state = request.state
         self._handlers = plugin.handlers
         self._executor = PluginThreads(SYNC_WORKERS, thread_name_prefix=f"plugin-{request.plugin_id}")
         self._stopped = False

@@ -35,13 +35,17 @@ from plughost.sdk.models import (
 from plughost.sdk.permissions import PermissionId, PermitteeId
 from plughost.sdk.plugin import Plugin, PluginContext
 from plughost.sdk.senders import CommandSender
+from plughost.sdk.shared import AccessDenied, BusApi, BusRequestError, NotJsonError, StateApi
 
 __all__ = [
+    "AccessDenied",
     "Action",
     "Approve",
     "Block",
     "Bot",
     "BotApi",
+    "BusApi",
+    "BusRequestError",
     "Call",
     "CommandArgumentError",
     "CommandContext",
@@ -64,6 +68,7 @@ __all__ = [
     "MessageSentEvent",
     "MetaEvent",
     "MethodSpec",
+    "NotJsonError",
     "NoticeEvent",
     "Outcome",
     "ParamSpec",
@@ -85,6 +90,7 @@ __all__ = [
     "RouteSpec",
     "Segment",
     "SendBuilder",
+    "StateApi",
     "UserId",
     "load_manifest",
 ]

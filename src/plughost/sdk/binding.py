@@ -46,7 +46,7 @@ from plughost.sdk.message import Message, to_message
 from plughost.sdk.models import PluginExecutionContext
 from plughost.sdk.signature import argument_model, json_schema
 
-HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion", "http"]
+HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"]
 BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion"})
 
@@ -62,6 +62,7 @@ _EVENT_NAMES = frozenset({"event", "ev", "e"})
 _LOGGER_NAMES = frozenset({"logger", "log"})
 _CONTEXT_NAMES = frozenset({"ctx", "context"})
 _REQUEST_NAMES = frozenset({"request", "req"})
+_BUS_NAMES = frozenset({"data", "topic", "sender"})  # a bus message's parts, by name
 PLAIN = frozenset({int, str, float, bool, type(None)})
 """Types that are their own JSON form."""
 
@@ -214,6 +215,8 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
 
 def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
     """Rules 1 and 2: the parameter is filled by the host (context, logger, bot, event …)."""
+    if kind == "bus" and name in _BUS_NAMES:  # a bus message's parts by name, whatever their type hint
+        return _bus_part(name)
     inner = _optional_inner(hint)
     if isinstance(inner, type):
         if issubclass(inner, PluginContext):
@@ -294,6 +297,7 @@ class _FreeArguments:
             "hook": "lifecycle hooks get (ctx: PluginContext, config: dict)",
             "execute": "execute handlers get one PluginExecutionContext",
             "http": "http handlers get (request: HttpRequest), PluginContext and logging.Logger",
+            "bus": "bus handlers get `data`, `topic`, `sender` by name, PluginContext and logging.Logger by type",
         }.get(
             kind, "annotate it (an Event class, Bot, logging.Logger, Message, dict, PluginContext) or give it a default"
         )
@@ -311,6 +315,16 @@ def _logger(scope: CallScope) -> logging.Logger:
 
 def _payload(scope: CallScope) -> Any:
     return scope.payload
+
+
+def _bus_part(name: str) -> Resolver:
+    """`data`, `topic` or `sender` (the publishing plugin's id) of a bus message."""
+
+    def resolve(scope: CallScope) -> Any:
+        payload = scope.payload
+        return payload.get(name) if isinstance(payload, Mapping) else None
+
+    return resolve
 
 
 def _bot(scope: CallScope) -> BotApi:
@@ -461,6 +475,7 @@ _CONTEXT_OF_KIND: dict[str, Resolver] = {
     "pre_handle": _plugin_context,
     "after_completion": _plugin_context,
     "http": _plugin_context,
+    "bus": _plugin_context,
 }
 
 
@@ -525,6 +540,7 @@ ANSWERS: dict[str, Answer] = {
     "execute": _json_answer,
     "hook": _no_answer,
     "http": _http_answer,
+    "bus": _json_answer,
 }
 """The JSON answer of each handler kind (see docs/architecture.md)."""
 

@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from plughost.sdk.bot import BotApi
     from plughost.sdk.events import Event
 
-CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion", "http"]
-CALL_KINDS: tuple[CallKind, ...] = ("method", "execute", "command", "route", "pre_handle", "after_completion", "http")
+CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"]
+CALL_KINDS: tuple[CallKind, ...] = (
+    "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"
+)  # fmt: skip
 BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
 
 # error codes of `PluginError.code`

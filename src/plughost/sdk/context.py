@@ -9,13 +9,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from plughost.sdk.shared import BusApi, StateApi, unavailable
 from plughost.sdk.tasks import TaskOwner
 
 
 @dataclass
 class PluginContext:
     """Handed to lifecycle hooks (and to any handler that asks for it): configuration,
-    directories, logger, and the plugin's background tasks (`tasks`, iterable)."""
+    directories, logger, the plugin's background tasks (`tasks`, iterable), the message bus
+    (`bus`) and its shared state (`state`)."""
 
     plugin_id: str
     config: dict[str, Any]
@@ -23,6 +25,10 @@ class PluginContext:
     data_dir: Path
     logger: logging.Logger
     tasks: TaskOwner = field(default_factory=lambda: TaskOwner("plugin"))
+    bus: BusApi = field(default_factory=unavailable)
+    """The message bus (`publish`, `request`, `unsubscribe`), checked against the manifest's permissions."""
+    state: StateApi = field(default_factory=unavailable)
+    """The plugin's own key/value namespace; `state.namespace("shared.ns")` for a declared shared one."""
 
     def spawn(self, coro: Coroutine[Any, Any, Any], *, name: str | None = None) -> asyncio.Task[Any]:
         """Start a background task owned by this plugin: unloading the plugin cancels and awaits it.

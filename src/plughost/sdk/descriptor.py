@@ -71,6 +71,15 @@ class CommandSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class SubscriptionSpec:
+    """A message-bus handler: `subscribe` (every matching message) or `reply` (answers requests)."""
+
+    topic: str
+    handler: str
+    mode: Literal["subscribe", "reply"] = "subscribe"
+
+
+@dataclass(frozen=True, slots=True)
 class RouteSpec:
     """A handler subscribed to event routes of one kind (`notice` + `GroupPoke`, …)."""
 
@@ -111,6 +120,8 @@ class Descriptor:
     metadata: Mapping[str, Any] = field(default_factory=dict)
     http: tuple[HttpRouteSpec, ...] = ()
     """HTTP routes and resources served by the management server (see `plughost.sdk.http`)."""
+    subscriptions: tuple[SubscriptionSpec, ...] = ()
+    """Message-bus subscriptions and request handlers (see `plughost.core.bus`)."""
 
     def method(self, name: str) -> MethodSpec | None:
         """The method called `name`, if declared."""
@@ -154,6 +165,10 @@ class Descriptor:
             priority=int(data.get("priority", 0) or 0),
             metadata=dict(data.get("metadata", {}) or {}),
             http=tuple(checked_spec(plugin_id, HttpRouteSpec.from_json(h)) for h in data.get("http", ()) or ()),
+            subscriptions=tuple(
+                SubscriptionSpec(topic=str(b["topic"]), handler=str(b["handler"]), mode=b.get("mode", "subscribe"))
+                for b in data.get("subscriptions", ()) or ()
+            ),
         )
 
 

@@ -81,6 +81,12 @@ class Permissions(_Strict):
     network: bool = True
     exec: bool = True
     channels: list[str] = Field(default_factory=list)
+    """Chats the bot dispatcher routes to the plugin (`group:123`, `private` …; see docs/bot.md)."""
+    topics: list[str] = Field(default_factory=list)
+    """Message-bus topics (patterns: `weather.*`, `weather.>`) it may publish, subscribe to and
+    request, besides those under its own id, which it always may."""
+    state: list[str] = Field(default_factory=list)
+    """Shared state namespaces it may use (its own namespace needs no declaring)."""
 
 
 SANDBOX_DENIES = ("filesystem", "network", "exec")  # what isolation = "sandbox" denies unless granted

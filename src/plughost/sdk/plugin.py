@@ -24,7 +24,7 @@ from plughost.errors import PlugHostError
 from plughost.sdk.binding import ANSWERS, Answer, Binding, HandlerKind, compile_binding
 from plughost.sdk.commands import CommandsMixin
 from plughost.sdk.context import PluginContext
-from plughost.sdk.descriptor import Descriptor, MethodSpec
+from plughost.sdk.descriptor import Descriptor, MethodSpec, SubscriptionSpec
 from plughost.sdk.http_routes import HttpDecoratorsMixin
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
 from plughost.sdk.routing import BotDecoratorsMixin
@@ -77,6 +77,7 @@ class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin):
         self.handlers: dict[str, Handler] = {}
         self.methods: dict[str, MethodSpec] = {}
         self.capabilities: set[str] = set()
+        self.subscriptions: list[SubscriptionSpec] = []
 
     def _manifest_beside(self) -> PluginManifest | None:
         if self.module_file is None:
@@ -145,6 +146,24 @@ class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin):
 
         return register
 
+    def subscribe(self, topic: str) -> Callable[[F], F]:
+        """Called with every bus message on `topic` (`*` matches one segment, `>` the rest);
+        parameters: `data`, `topic`, `sender` by name, `PluginContext` by type."""
+        return self._bus_handler(topic, "subscribe")
+
+    def reply_to(self, topic: str) -> Callable[[F], F]:
+        """Answers `ctx.bus.request(topic, data)`: its return value (JSON) is the answer."""
+        return self._bus_handler(topic, "reply")
+
+    def _bus_handler(self, topic: str, mode: Literal["subscribe", "reply"]) -> Callable[[F], F]:
+        def register(func: F) -> F:
+            name = f"bus.{mode}.{len(self.subscriptions)}:{topic}"
+            self.add_handler(name, func, "bus")
+            self.subscriptions.append(SubscriptionSpec(topic, name, mode))
+            return func
+
+        return register
+
     def describe(self) -> Descriptor:
         """The plugin's descriptor, built from everything declared so far."""
         descriptor = Descriptor(
@@ -153,6 +172,7 @@ class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin):
             methods=tuple(self.methods.values()),
             capabilities=frozenset(self.capabilities | ({"methods"} if self.methods else set())),
             metadata={"description": self.description} if self.description else {},
+            subscriptions=tuple(self.subscriptions),
         )
         return self._extend_descriptor(descriptor)
 
