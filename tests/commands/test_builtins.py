@@ -161,11 +161,15 @@ async def test_dynamic_errors_show_and_clear_breaker_state(host: Host) -> None:
     assert re.search(r"command:fail \[error [0-9a-f]{8}\]: chat-tools failed on purpose", report)
     status = (await run(host, "/status"))[1]
     assert "breakers: chat-tools open" in status
-    assert await run(host, "/dynamic-errors clear chat-tools") == (
+    assert await run(host, "/dynamic-errors clear") == (
         ResultKind.SUCCESS,
-        "cleared the circuit breaker of 'chat-tools'",
+        "closed 1 circuit breaker(s): chat-tools",
     )
     assert (await run(host, "/greet x"))[1] == "hello x"
+    assert await run(host, "/dynamic-errors clear chat-tools") == (ResultKind.SUCCESS, "'chat-tools' was not isolated")
+    assert await run(host, "/dynamic-errors clear") == (ResultKind.SUCCESS, "no circuit was open")
+    report = (await run(host, "/dynamic-errors"))[1]
+    assert report.startswith("chat-tools: closed, 0 consecutive failures, 1 isolations") and "s more" not in report
     assert (await run(host, "/dynamic-errors clear nope"))[1] == "plugin 'nope' was not found"
 
 

@@ -180,9 +180,10 @@ def _diagnostics(plugin: Plugin, env: BuiltinEnvironment) -> None:
             recent = [e for h in snap["handlers"].values() for e in h["recent_errors"]]
             if breaker["state"] == "closed" and not breaker["consecutive_failures"] and not recent:
                 continue
+            isolated = f"isolated for {breaker['isolated_for_s']:.1f} s more, " if breaker["state"] == "open" else ""
             lines.append(
                 f"{instance.id}: {breaker['state']}, {breaker['consecutive_failures']} consecutive failures, "
-                f"isolated for {breaker['isolated_for_s']:.1f} s more, {breaker['isolations']} isolations"
+                f"{isolated}{breaker['isolations']} isolations"
             )
             for err in sorted(recent, key=lambda e: e["timestamp"])[-3:]:
                 when = time.strftime("%H:%M:%S", time.localtime(err["timestamp"]))
@@ -196,9 +197,10 @@ def _diagnostics(plugin: Plugin, env: BuiltinEnvironment) -> None:
         ids = [plugin_id] if plugin_id else [i.id for i in mgr.list_plugins()]
         if plugin_id:
             _require(mgr, plugin_id)
-        for pid in ids:
-            mgr.guard.clear(pid)
-        return f"cleared the circuit breaker of '{plugin_id}'" if plugin_id else f"cleared {len(ids)} circuit breakers"
+        opened = [pid for pid in ids if mgr.guard.clear(pid)]
+        if plugin_id:
+            return f"closed the circuit breaker of '{plugin_id}'" if opened else f"'{plugin_id}' was not isolated"
+        return f"closed {len(opened)} circuit breaker(s): {', '.join(opened)}" if opened else "no circuit was open"
 
 
 def _permissions(plugin: Plugin, env: BuiltinEnvironment) -> None:
