@@ -162,3 +162,17 @@ async def load_native(native_runtime: NativeRuntime, tmp_path: Path) -> AsyncIte
     yield load
     for handle in handles:
         await handle.stop()
+
+
+@pytest.fixture
+def placed_workspace(tmp_path: Path, c_builds: Builds) -> Path:
+    """CLIProxyAPI's management-api example and the C example, each in-process and in a worker."""
+    plugins = tmp_path / "plugins"
+    plugins.mkdir()
+    for build in ("cliproxy_management_api", "example_c"):
+        for where, isolation in (("local", "none"), ("worker", "process")):
+            plugin_id = f"{build.replace('_', '-')}-{where}"
+            shutil.copyfile(c_builds[build], plugins / f"{plugin_id}.so")
+            manifest = f'id = "{plugin_id}"\nruntime = "native"\nisolation = "{isolation}"\n'
+            (plugins / f"{plugin_id}.plugin.toml").write_text(manifest)
+    return tmp_path

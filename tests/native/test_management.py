@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -157,20 +156,6 @@ async def test_capability_lists_are_ordered_by_priority_then_id(c_builds: Builds
     await load_native(c_builds["example_c"], "c-high", priority=9)
     await load_native(c_builds["bad_meta"], "inactive", priority=99)
     assert [h.plugin_id for h in native_runtime.with_capability("bot")] == ["a-high", "c-high", "b-low"]
-
-
-@pytest.fixture
-def placed_workspace(tmp_path: Path, c_builds: Builds) -> Path:
-    """CLIProxyAPI's management-api example and the C example, each in-process and in a worker."""
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    for build in ("cliproxy_management_api", "example_c"):
-        for where, isolation in (("local", "none"), ("worker", "process")):
-            plugin_id = f"{build.replace('_', '-')}-{where}"
-            shutil.copyfile(c_builds[build], plugins / f"{plugin_id}.so")
-            manifest = f'id = "{plugin_id}"\nruntime = "native"\nisolation = "{isolation}"\n'
-            (plugins / f"{plugin_id}.plugin.toml").write_text(manifest)
-    return tmp_path
 
 
 async def serve(manager: PluginManager, plugin_id: str, method: str, path: str) -> tuple[str, Outcome]:

@@ -4,33 +4,17 @@ in-process and in a worker."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import httpx
-import pytest
 
 from tests.manage.support import serve
-from tests.native.conftest import Builds
 
 WHERE = ("local", "worker")
 
 
-@pytest.fixture
-def native_workspace(tmp_path: Path, c_builds: Builds) -> Path:
-    plugins = tmp_path / "plugins"
-    plugins.mkdir()
-    for build in ("cliproxy_management_api", "example_c"):
-        for where, isolation in (("local", "none"), ("worker", "process")):
-            plugin_id = f"{build.replace('_', '-')}-{where}"
-            shutil.copyfile(c_builds[build], plugins / f"{plugin_id}.so")
-            manifest = f'id = "{plugin_id}"\nruntime = "native"\nisolation = "{isolation}"\n'
-            (plugins / f"{plugin_id}.plugin.toml").write_text(manifest)
-    return tmp_path
-
-
-async def test_resources_are_public_and_routes_need_the_key(native_workspace: Path) -> None:
-    async with serve(native_workspace) as running:
+async def test_resources_are_public_and_routes_need_the_key(placed_workspace: Path) -> None:
+    async with serve(placed_workspace) as running:
         async with httpx.AsyncClient(base_url=running.server.url) as browser:
             for where in WHERE:
                 page = await browser.get(f"/v0/resource/plugins/cliproxy-management-api-{where}/status")
@@ -50,8 +34,8 @@ async def test_resources_are_public_and_routes_need_the_key(native_workspace: Pa
         assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "not_found"
 
 
-async def test_cliproxyapi_plugin_list_config_enable_and_delete(native_workspace: Path) -> None:
-    async with serve(native_workspace) as running:
+async def test_cliproxyapi_plugin_list_config_enable_and_delete(placed_workspace: Path) -> None:
+    async with serve(placed_workspace) as running:
         api = running.client
         listed = (await api.get("/v0/management/plugins")).json()
         assert listed["plugins_enabled"] is True
@@ -89,17 +73,17 @@ async def test_cliproxyapi_plugin_list_config_enable_and_delete(native_workspace
         off = await api.patch(f"/v0/management/plugins/{plugin}/enabled", json={"enabled": False})
         assert off.json() == {"status": "ok"}
         assert (await api.get(f"/v0/resource/plugins/{plugin}/status")).status_code == 404  # disabled: not served
-        assert "example-c-worker = false" in (native_workspace / "plugin-state.toml").read_text()
+        assert "example-c-worker = false" in (placed_workspace / "plugin-state.toml").read_text()
 
         deleted = (await api.delete(f"/v0/management/plugins/{plugin}")).json()
         assert deleted["status"] == "deleted" and deleted["file_deleted"] is True
-        assert not (native_workspace / "plugins" / f"{plugin}.so").exists()
-        assert "example-c-worker" not in (native_workspace / "plugin-state.toml").read_text()
+        assert not (placed_workspace / "plugins" / f"{plugin}.so").exists()
+        assert "example-c-worker" not in (placed_workspace / "plugin-state.toml").read_text()
         assert (await api.get(f"/v0/management/plugins/{plugin}/config")).status_code == 404
 
 
-async def test_cliproxyapi_bad_inputs(native_workspace: Path) -> None:
-    async with serve(native_workspace) as running:
+async def test_cliproxyapi_bad_inputs(placed_workspace: Path) -> None:
+    async with serve(placed_workspace) as running:
         api = running.client
         plugin = "example-c-local"
 
@@ -116,4 +100,4 @@ async def test_cliproxyapi_bad_inputs(native_workspace: Path) -> None:
         error(await api.put(f"/v0/management/plugins/{plugin}/config", json={"priority": 5000}), 400, "invalid_config")
         error(await api.put(f"/v0/management/plugins/{plugin}/config", json={"enabled": 1}), 400, "invalid_config")
         assert (await api.get(f"/v0/management/plugins/{plugin}/config")).json() == {"enabled": True, "priority": 0}
-        assert (native_workspace / "plugins" / f"{plugin}.so").exists()
+        assert (placed_workspace / "plugins" / f"{plugin}.so").exists()

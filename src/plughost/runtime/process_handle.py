@@ -326,27 +326,22 @@ class ProcessPluginHandle:
                 return
 
     async def _restart(self) -> bool:
-        while not self._stopping:
-            if not self._budget.allow():
-                policy = self.options.restart
+        def failed(exc: Exception) -> None:
+            self.last_error = f"restart of plugin '{self.plugin_id}' failed: {_rpc_text(exc)}"
+            self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
+
+        instance = await self._budget.restart(self._start_instance, failed, lambda: self._stopping)
+        if instance is None:
+            if not self._stopping:
                 self.status = "error"
-                self.last_error = (
-                    f"{self.last_error}; gave up after {policy.max_restarts} restarts within {policy.window_s:g} s"
-                )
+                self.last_error = f"{self.last_error}; {self._budget.exhausted_reason}"
                 self._emit("gave_up", self.last_error, exit_code=self._last_exit, stderr_tail=self._log.tail_text())
                 self._ready.set()  # wake waiting callers: they fail with the reason
-                return False
-            await asyncio.sleep(self._budget.next_delay())
-            try:
-                self._instance = await self._start_instance()
-            except Exception as exc:  # any failure to start counts against the restart budget
-                self.last_error = f"restart of plugin '{self.plugin_id}' failed: {_rpc_text(exc)}"
-                self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
-                continue
-            self.restarts += 1
-            self._became_ready("restarted", f"plugin '{self.plugin_id}' restarted (restart {self.restarts})")
-            return True
-        return False
+            return False
+        self._instance = instance
+        self.restarts += 1
+        self._became_ready("restarted", f"plugin '{self.plugin_id}' restarted (restart {self.restarts})")
+        return True
 
     async def _monitor_health(self) -> None:
         failures = 0

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, TypeVar
+
+T = TypeVar("T")
 
 ProcessEventKind = Literal[
     "started", "crashed", "restarted", "restart_failed", "gave_up", "unhealthy", "stopped", "late_answer"
@@ -62,3 +66,26 @@ class RestartBudget:
         """A process that ran stably for `stable_after_s` starts the backoff over."""
         if uptime_s >= self.policy.stable_after_s:
             self._streak = 0
+
+    @property
+    def exhausted_reason(self) -> str:
+        """Why restarting stopped, for the error message."""
+        return f"gave up after {self.policy.max_restarts} restarts within {self.policy.window_s:g} s"
+
+    async def restart(
+        self,
+        start: Callable[[], Awaitable[T]],
+        failed: Callable[[Exception], None],
+        stopping: Callable[[], bool],
+    ) -> T | None:
+        """Wait out the backoff and `start` again until it succeeds (its result); None when the budget
+        is spent or `stopping()` turns true. A failed start counts against the budget (`failed` hears of it)."""
+        while not stopping():
+            if not self.allow():
+                return None
+            await asyncio.sleep(self.next_delay())
+            try:
+                return await start()
+            except Exception as exc:  # any failure to start counts against the restart budget
+                failed(exc)
+        return None

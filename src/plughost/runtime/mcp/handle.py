@@ -365,40 +365,30 @@ class McpPluginHandle:
                 return
 
     async def _restart(self) -> bool:
-        while not self._stopping:
-            if not self._budget.allow():
-                policy = self.options.restart
+        def failed(exc: Exception) -> None:
+            self.last_error = f"restart of MCP server '{self.plugin_id}' failed: {exc}"
+            self._emit(
+                ProcessEvent(self.plugin_id, "restart_failed", self.last_error, stderr_tail=self._log.tail_text())
+            )
+
+        conn = await self._budget.restart(self._connect, failed, lambda: self._stopping)
+        if conn is None:
+            if not self._stopping:
                 self.status = "error"
-                self.last_error = (
-                    f"{self.last_error}; gave up after {policy.max_restarts} restarts within {policy.window_s:g} s"
-                )
+                self.last_error = f"{self.last_error}; {self._budget.exhausted_reason}"
+                tail = self._log.tail_text()
                 self._emit(
                     ProcessEvent(
-                        self.plugin_id,
-                        "gave_up",
-                        self.last_error,
-                        exit_code=self._last_exit,
-                        stderr_tail=self._log.tail_text(),
+                        self.plugin_id, "gave_up", self.last_error, exit_code=self._last_exit, stderr_tail=tail
                     )
                 )
                 self._ready.set()  # wake waiting callers: they fail with the reason
-                return False
-            await asyncio.sleep(self._budget.next_delay())
-            try:
-                conn = await self._connect()
-            except Exception as exc:  # any failure to start counts against the restart budget
-                self.last_error = f"restart of MCP server '{self.plugin_id}' failed: {exc}"
-                self._emit(
-                    ProcessEvent(self.plugin_id, "restart_failed", self.last_error, stderr_tail=self._log.tail_text())
-                )
-                continue
-            self._conn = conn
-            self.restarts += 1
-            self._adopt(conn)
-            message = f"MCP server '{self.plugin_id}' restarted (restart {self.restarts})"
-            self._became_ready("restarted", message, conn)
-            return True
-        return False
+            return False
+        self._conn = conn
+        self.restarts += 1
+        self._adopt(conn)
+        self._became_ready("restarted", f"MCP server '{self.plugin_id}' restarted (restart {self.restarts})", conn)
+        return True
 
     def _emit(self, event: ProcessEvent | McpEvent) -> None:
         for hook in list(self._listeners):
