@@ -44,17 +44,11 @@ def per_call_us(loops: int, func: Callable[[], None]) -> float:
 
 
 def print_rows(title: str, rows: list[Row]) -> None:
-    """Print one module's rows as a table (when a benchmark module is run on its own)."""
-    from rich.console import Console
-    from rich.table import Table
+    """Print one module's rows as the compact table (when a benchmark module is run on its own)."""
+    from report import Result, table
 
-    table = Table(title=title)
-    for column in ("benchmark", "measured", "target", "compared with (same run)", "ok"):
-        table.add_column(column)
-    for row in rows:
-        verdict = "" if row.ok is None else ("yes" if row.ok else "no")
-        table.add_row(row.name, row.formatted(), row.target, row.comparison, verdict)
-    Console().print(table)
+    print(title)
+    print(table([Result(title, row) for row in rows]))
 
 
 LOADGEN_CPU_ENV = "PLUGHOST_BENCH_LOADGEN_CPU"

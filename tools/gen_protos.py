@@ -1,12 +1,15 @@
 """Regenerate the Python modules of every .proto under src/plughost/runtime/proto/.
 
-    python tools/gen_protos.py
+    python3 tools/gen_protos.py
 
-Needs grpcio-tools (a dev dependency). The generated *_pb2*.py files are committed.
+Needs grpcio-tools (a dev dependency): run under an interpreter without it, the script runs
+itself again with the project's `.venv/bin/python` (`python3 tools/dev.py setup` creates it).
+The generated *_pb2*.py files are committed.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -16,8 +19,15 @@ PROTO_DIR = SRC / "plughost" / "runtime" / "proto"
 
 
 def main() -> int:
-    import grpc_tools
-    from grpc_tools import protoc
+    try:
+        import grpc_tools
+        from grpc_tools import protoc
+    except ImportError:
+        venv_python = ROOT / ".venv" / "bin" / "python"
+        if venv_python.exists() and Path(sys.prefix).resolve() != venv_python.parent.parent.resolve():
+            os.execv(venv_python, [str(venv_python), __file__, *sys.argv[1:]])
+        print("tools/gen_protos.py needs grpcio-tools: run `python3 tools/dev.py setup` first", file=sys.stderr)
+        return 2
 
     include = Path(grpc_tools.__file__).parent / "_proto"
     protos = sorted(PROTO_DIR.rglob("*.proto"))

@@ -70,6 +70,13 @@
  *                    "host_callback_id":"<from the request>"}  → {"queued":n}
  *                  Sends are queued and flushed in order after the bot callback returns (also
  *                  when it failed). Sends made outside any bot call wait on the plugin handle.
+ *   "host.bus.publish" {"topic":"a.b","data":…} → subscriptions reached
+ *   "host.bus.request" {"topic":"a.b","data":…,"timeout":5} → the replier's answer
+ *   "host.bus.unsubscribe" {"pattern":"a.*"} → subscriptions dropped
+ *   "host.state.get|set|delete|get_all|clear|incr|compare_and_set"
+ *                  {"key","value","default","ttl","amount","expected","namespace"} (see docs/native.md)
+ *                  Topics and shared namespaces need the manifest's [permissions] topics / state;
+ *                  refusals answer codes access_denied, no_responders, timed_out, invalid_request.
  *   Unknown methods → {"ok":false,"error":{"code":"host_call_failed","message":"unsupported host callback <m>"}}
  *
  * ---------------------------------------------------------------------------------------
@@ -82,7 +89,9 @@
  *                         "subcommands":[]}],
  *                       "routes":[{"kind":"notice|request|meta|message","events":["GroupPoke"],"handler":"on_poke"}],
  *                       "interceptors":[{"stage":"pre_handle|after_completion","handler":"guard"}],
- *                       "methods":[{"name":"…","description":"…","input_schema":{}}]}
+ *                       "methods":[{"name":"…","description":"…","input_schema":{}}],
+ *                       "matchers":[{"handler":"on_roll","type":"keyword|startswith|endswith|fullmatch|regex|any",
+ *                                    "patterns":["^roll (?P<n>\\d+)$"],"ignore_case":false,"to_me":false}]}
  *   "bot.command" / "bot.route" / "bot.pre_handle" / "bot.after_completion" request (every field present):
  *     {"handler":"echo","args":["a","b"],"named_args":{"text":"a"},"command_name":"echo",
  *      "sender_id":10001,"group_id":20002,"sender_nickname":"alice","message_id":3,
@@ -91,6 +100,8 @@
  *     `args` are a command's argument words as the user typed them; `named_args` the host's parsed
  *     values by parameter name. Routes and interceptors also get "kind", "route", "bot_id",
  *     "self_id" and "message_text".
+ *   "bot.matcher" (a matcher matched): the route fields plus "match":{"type","pattern","text",
+ *     "start","end","groups":[…],"named":{"n":"2"}} and "to_me"; it answers like a route.
  *   result:
  *     {"action":"ignore"} | {"action":"continue"}
  *     {"action":"reply","text":"…"} | {"action":"reply","segments":[{"type":"text","data":{"text":"…"}}]}

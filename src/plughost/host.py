@@ -10,19 +10,31 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
+from plughost.bot.channels import chat_of_sender
 from plughost.bot.command_stage import EngineCommandStage
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.service import CommandService
 from plughost.bot.config import BotSettings
 from plughost.bot.dispatch import CommandStage, Dispatcher
+from plughost.bot.scheduler import Scheduler
+from plughost.cluster import backend_for
 from plughost.core import manager as core_manager
+from plughost.core.backend import Backend
 from plughost.core.config import HostConfig
 from plughost.errors import PlugHostError
 from plughost.guard import Guard
 from plughost.runtime import Runtime, default_runtimes
+from plughost.sdk.models import EventType, PluginEvent
 from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger("plughost.host")
+SCHEDULE_TIMES = Path(".plughost") / "schedules.json"
+
+_ENDED_BY = {
+    EventType.DISABLE: "was disabled",
+    EventType.UNLOAD: "was unloaded",
+    EventType.RELOAD: "was reloaded (a new version does not continue the old one's conversations)",
+}
 
 
 class Adapter(Protocol):
@@ -44,7 +56,8 @@ class PluginManager(core_manager.PluginManager):
     """`plughost.PluginManager`: the manager with this installation's runtimes unless given others.
 
     `async with PluginManager("path/to/workspace") as manager:` is all LurkBot-style code needs;
-    the `[process]` settings of `plughost.toml` configure the worker and executable runtimes.
+    the `[process]` settings of `plughost.toml` configure the worker and executable runtimes, and
+    `[cluster] redis_url` puts the bus and the shared state on Redis (`plughost.cluster`).
     """
 
     def __init__(
@@ -55,12 +68,15 @@ class PluginManager(core_manager.PluginManager):
         runtimes: Mapping[str, Runtime] | None = None,
         guard: Guard | None = None,
         tasks: TaskOwner | None = None,
+        backend: Backend | None = None,
     ) -> None:
         root = Path(workspace or Path.cwd()).resolve()
         config = config if config is not None else HostConfig.load(root)
         if runtimes is None:
             runtimes = default_runtimes(config.process, workspace=root)
-        super().__init__(root, config=config, runtimes=runtimes, guard=guard, tasks=tasks)
+        if backend is None:
+            backend = backend_for(config)
+        super().__init__(root, config=config, runtimes=runtimes, guard=guard, tasks=tasks, backend=backend)
 
 
 class Host:
@@ -73,6 +89,8 @@ class Host:
     owner `tasks` starts every background task (the manager's, each plugin's, the dispatcher's
     lane workers, the adapters') in an `asyncio.TaskGroup` held from `start()` to `stop()`.
     When start-up fails half way, whatever had started is stopped before the error propagates.
+    `cluster_url` (a Redis URL) overrides `[cluster] redis_url`: the bus and the shared state then
+    live in that Redis (`plughost run --cluster`).
     """
 
     def __init__(
@@ -83,9 +101,12 @@ class Host:
         extra_plugin_dirs: Sequence[Path | str] = (),
         runtimes: Mapping[str, Runtime] | None = None,
         hot_reload: bool | None = None,
+        cluster_url: str | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
         self.config = config if config is not None else HostConfig.load(self.workspace)
+        if cluster_url is not None:
+            self.config = self.config.model_copy(update={"cluster": {**self.config.cluster, "redis_url": cluster_url}})
         self.hot_reload = self.config.host.hot_reload if hot_reload is None else hot_reload
         if extra_plugin_dirs:
             dirs = [*self.config.host.plugin_dirs, *(str(Path(d).resolve()) for d in extra_plugin_dirs)]
@@ -109,11 +130,26 @@ class Host:
             request_stop=self.request_stop,
             started_at=self.started_at,
         )
+        switches = self.manager.chat_switches
         self.dispatcher = Dispatcher(
-            self.manager, commands=EngineCommandStage(self.commands), tasks=self.tasks.child("dispatcher")
+            self.manager,
+            commands=EngineCommandStage(self.commands),
+            tasks=self.tasks.child("dispatcher"),
+            switches=switches,
         )
+        self.commands.engine.switched_off = lambda sender: switches.off_in(chat_of_sender(sender))
         self.manager.outside_calls = self.dispatcher.send_outside_calls
+        self.manager.add_event_handler(self._end_conversations, _ENDED_BY)
+        self.scheduler = Scheduler(
+            self.manager,
+            self.dispatcher,
+            tasks=self.tasks.child("scheduler"),
+            times=self.workspace / SCHEDULE_TIMES,
+            switches=switches,
+        )
+        """Runs the plugins' `@plugin.schedule` jobs (see `plughost.bot.scheduler`)."""
         self.commands.environment.status_sections.append(self.dispatcher.status_lines)
+        self.commands.environment.status_sections.append(self.scheduler.status_lines)
         self.adapters: list[Adapter] = []
         self._running: list[Adapter] = []
         self._stack: contextlib.AsyncExitStack | None = None
@@ -160,6 +196,11 @@ class Host:
     def set_command_stage(self, commands: CommandStage | None) -> None:
         """Let the dispatcher resolve commands with this engine."""
         self.dispatcher.commands = commands
+
+    def _end_conversations(self, event: PluginEvent) -> None:
+        """A plugin disabled, unloaded or reloaded: its open conversations end (`ConversationCancelled`)."""
+        if event.success:
+            self.dispatcher.conversations.cancel_plugin(event.plugin_id, _ENDED_BY[event.event_type])
 
     def request_stop(self) -> None:
         """Ask `wait_until_stopped` to return (from `/stop`, signals, the console)."""

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from prompt_toolkit.completion import CompleteEvent
+from prompt_toolkit.document import Document
 
 from plughost.adapters.console import Console
+from plughost.adapters.prompt import CommandCompleter
 from plughost.host import Host
 
 PLUGIN = """
@@ -99,6 +102,71 @@ async def test_simulated_private_chat_owner_and_back_to_console(console: tuple[C
 async def test_bad_simulation_commands_explain_themselves(console: tuple[Console, list[str]]) -> None:
     c, out = console
     assert (await run(c, out, "/poke"))[0].startswith("pick a chat first")
-    assert "usage: /as group" in (await run(c, out, "/as group abc"))[0]
-    assert "role must be owner, admin or member" in (await run(c, out, "/as group 1 2 king"))[0]
-    assert (await run(c, out, "/as 'open"))[0].startswith("cannot parse the line")
+    missing = (await run(c, out, "/as group abc"))[0]
+    assert missing.startswith("/as group: missing arguments\nusage:\n  /as group <group_id:int> <user_id:int>")
+    assert (await run(c, out, "/as group 1 2 king"))[0].startswith("'king' is not one of: owner, admin, member")
+    assert (await run(c, out, "/as group x 2"))[0].startswith("cannot parse 'x' as an integer")
+    assert (await run(c, out, "/as nowhere"))[0].startswith("/as: unknown subcommand 'nowhere'")
+    assert c.chat.chat is None  # nothing was switched
+
+
+async def test_console_help_and_completion_show_the_console_commands(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    listing = "\n".join(await run(c, out, "/help"))
+    for usage in ("/as private <user_id:int>", "/poke [target:int]", "/friend-request [comment...]", "/group-request"):
+        assert usage in listing
+    described = "\n".join(await run(c, out, "/help as"))
+    assert described.startswith("/as  # chat as a simulated user") and described.endswith("permission: console only")
+    completer = CommandCompleter(c.host)
+    assert complete(completer, "/a") == ["/as"]
+    assert complete(completer, "/as ") == ["console", "group", "private"]
+    assert complete(completer, "/help gr") == ["group-request"]
+    # a chat user sees none of them
+    await run(c, out, "/as group 5 9")
+    chat_help = "\n".join(await run(c, out, "/help"))
+    assert "/help [topic]" in chat_help and "/as" not in chat_help and "/poke" not in chat_help
+    assert await run(c, out, "/help poke") == ["bot → group 5: unknown command: poke, type /help"]
+
+
+def complete(completer: CommandCompleter, text: str) -> list[str]:
+    return sorted(c.text for c in completer.get_completions(Document(text), CompleteEvent(completion_requested=True)))
+
+
+SHADOWED = """
+from plughost.sdk import Plugin
+
+plugin = Plugin()
+
+@plugin.command("poke")
+def poke(who: int) -> str:
+    return f"poked {who}"
+
+perm = plugin.command_group("perm")
+@perm.sub("show")
+def show() -> str:
+    return "demo perm"
+"""
+
+
+async def test_console_commands_shadow_plugin_commands_only_on_the_console(
+    console: tuple[Console, list[str]], caplog: pytest.LogCaptureFixture
+) -> None:
+    c, out = console
+    demo = c.host.workspace / "plugins" / "demo"
+    demo.mkdir()
+    (demo / "plugin.toml").write_text('id = "demo"\nversion = "1.0.0"\n')
+    (demo / "__init__.py").write_text(SHADOWED)
+    await c.host.manager.load_plugin(demo)
+    registry = "\n".join(await run(c, out, "/registry"))
+    assert "'poke': console wins over demo (console-only command; chat users reach demo's)" in registry
+    assert "'perm': console wins over demo (built-in command)" in registry
+    assert "/poke  [console, priority 0, console only]  names: poke" in registry
+    assert "/poke  [demo, priority 0]  names: poke" in registry  # the chat users' /poke
+    warnings = [r.getMessage() for r in caplog.records if "command name conflict" in r.getMessage()]
+    assert len(warnings) == 2 and "'poke'" in warnings[0] + warnings[1]
+    await run(c, out, "/registry")
+    assert len([r for r in caplog.records if "command name conflict" in r.getMessage()]) == 2  # said once
+    # a chat user (here: addressed by an @ of the bot) reaches the plugin's /poke
+    await run(c, out, "/as group 5 9")
+    assert await run(c, out, "[CQ:at,qq=10000] poke 3") == ["bot → group 5: poked 3"]
+    assert await run(c, out, "/poke") == ["bot → group 5: GroupPoke by 9"]  # the console's simulation

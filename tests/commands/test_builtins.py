@@ -84,22 +84,36 @@ async def test_plugins_reload_one_and_all(host: Host) -> None:
 
 
 async def test_help_lists_only_runnable_commands_paged(host: Host) -> None:
-    kind, text = await run(host, "/help")
-    assert kind is ResultKind.SUCCESS and text.startswith("commands (page 1/")
-    assert "type /help 2 for more" in text
+    kind, text = await run(host, "/help")  # the console scrolls: everything on one page
+    assert kind is ResultKind.SUCCESS and text.startswith("commands (page 1/1):")
+    assert "/plugins enable <plugin_id>" in text and "/greet <name>" in text and "for more" not in text
+    owner = CommandSender.friend(1)  # chat is paged (help_page_size = 4)
+    kind, text = await run(host, "/help", owner)
+    assert kind is ResultKind.SUCCESS and "type /help 2 for more" in text
     pages = int(text.split("/", 2)[1].split(")")[0])
-    everything = "\n".join([(await run(host, f"/help {p}"))[1] for p in range(1, pages + 1)])
+    everything = "\n".join([(await run(host, f"/help {p}", owner))[1] for p in range(1, pages + 1)])
     assert "/plugins enable <plugin_id>" in everything and "/greet <name>" in everything
-    assert (await run(host, f"/help {pages + 1}"))[1] == f"there is no page {pages + 1}; pages: 1..{pages}"
-    # a friend sees the plugin commands (granted to * by default) but no built-ins
-    friend_help = await run(host, "/help", CommandSender.friend(9))
-    assert friend_help[0] is ResultKind.PERMISSION_DENIED  # /help itself is a built-in: admins only in chat
-    owner = CommandSender.friend(1)
-    owner_pages = (await run(host, "/help 1", owner))[1]
-    assert owner_pages.startswith("commands (page 1/")
+    assert "/as " not in everything and "/poke" not in everything  # console-only: not in chat
+    assert (await run(host, f"/help {pages + 1}", owner))[1] == f"there is no page {pages + 1}; pages: 1..{pages}"
     kind, text = await run(host, "/help greet")
     assert text.startswith("/greet (aliases: hi)") and "permission: chat-tools:command.greet" in text
     assert (await run(host, "/help nope"))[1] == "unknown command: nope, type /help"
+
+
+async def test_help_in_chat_shows_each_sender_what_they_may_run(host: Host) -> None:
+    member, group_admin = CommandSender.member(5, 9), CommandSender.member(5, 8, role="admin")
+    for sender in (member, group_admin, CommandSender.friend(2)):  # a member, a group admin, a configured admin
+        chat_help = "\n".join([(await run(host, f"/help {p}", sender))[1] for p in (1, 2, 3)])
+        assert "/greet <name>" in chat_help and "/help [topic]" in chat_help
+        assert "permission denied" not in chat_help and "(needs" not in chat_help
+        assert "/plugins" not in chat_help and "/stop" not in chat_help  # built-ins they may not run
+        assert (await run(host, "/help plugins", sender))[1] == "unknown command: plugins, type /help"
+        assert (await run(host, "/help help", sender))[1].endswith("permission: none, anyone may run it")
+    await run(host, "/permission permit u2 console:command.status")
+    admin_help = "\n".join([(await run(host, f"/help {p}", CommandSender.friend(2)))[1] for p in (1, 2, 3)])
+    assert "/status  #" in admin_help and "/stop" not in admin_help
+    await run(host, "/permission cancel * chat-tools:command.greet")
+    assert "/greet" not in (await run(host, "/help", member))[1]  # revoked: no longer listed
 
 
 async def test_builtins_in_chat_need_admin_and_permission(host: Host) -> None:

@@ -7,15 +7,18 @@ import shutil
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pexpect
 import pytest
 
+from tests.terminal import COLUMNS, ROWS, Terminal
+
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "plugins"
 PLUGHOST = [sys.executable, "-m", "plughost"]
 TIMEOUT = 60
-PROMPT = "plughost>"
+PROMPT = "plughost>"  # what the console shows before the typed text (then a space)
 
 
 @pytest.fixture
@@ -126,88 +129,96 @@ def test_exec_runs_one_command_with_exit_codes(ws: Path) -> None:
 
 
 @pytest.fixture
-def terminal(ws: Path) -> pexpect.spawn:
+def terminal(ws: Path) -> Iterator[Terminal]:
     child = pexpect.spawn(
         PLUGHOST[0],
         [*PLUGHOST[1:], "run", "-w", str(ws)],
         env=env(),
         encoding="utf-8",
         timeout=TIMEOUT,
-        dimensions=(40, 200),
+        dimensions=(ROWS, COLUMNS),
     )
-    child.expect_exact(PROMPT)
-    yield child
+    term = Terminal(child, TIMEOUT)
+    term.wait_input(PROMPT)
+    yield term
     if child.isalive():
         child.terminate(force=True)
 
 
-def test_interactive_prompt_runs_commands(terminal: pexpect.spawn) -> None:
+def test_interactive_prompt_runs_commands(terminal: Terminal) -> None:
     terminal.sendline("/greet bob")
-    terminal.expect_exact("hello bob")
-    terminal.expect_exact(PROMPT)
+    terminal.wait_for("hello bob")
+    terminal.wait_input(PROMPT)
 
 
-def test_interactive_completion_of_commands_subcommands_and_plugin_ids(terminal: pexpect.spawn) -> None:
-    # completion runs in the background: wait until a Tab's completion is on the screen before the
-    # next key; the replies prove what each Tab completed
+def test_interactive_completion_of_commands_subcommands_and_plugin_ids(terminal: Terminal) -> None:
+    # completion runs in the background: each Tab's completion must be on the input line before the
+    # next key; the replies prove what the Tabs completed
     terminal.send("/gre\t")
-    terminal.expect_exact("et")
+    terminal.wait_input(PROMPT, "/greet")
     terminal.sendline(" zed")
-    terminal.expect_exact("hello zed")
-    terminal.expect_exact(PROMPT)
+    terminal.wait_for("hello zed")
+    terminal.wait_input(PROMPT)
     terminal.send("/plugins disa\t")
-    terminal.expect_exact("ble")
+    terminal.wait_input(PROMPT, "/plugins disable")
     terminal.send(" fla\t")
-    terminal.expect_exact("ky")
-    terminal.sendline("")
-    terminal.expect_exact("plugin 'flaky' disabled")
+    terminal.wait_input(PROMPT, "/plugins disable flaky")
+    terminal.sendline()
+    terminal.wait_for("plugin 'flaky' disabled")
+    terminal.wait_input(PROMPT)
+    terminal.send("/help a\t")  # the console's own commands complete too
+    terminal.wait_input(PROMPT, "/help as")
+    terminal.sendline()
+    terminal.wait_for("permission: console only")
 
 
-def test_ctrl_c_cancels_the_line_and_history_recalls(terminal: pexpect.spawn) -> None:
+def test_ctrl_c_cancels_the_line_and_history_recalls(terminal: Terminal) -> None:
     terminal.sendline("/greet first")
-    terminal.expect_exact("hello first")
-    terminal.expect_exact(PROMPT)
+    terminal.wait_for("hello first")
+    terminal.wait_input(PROMPT)
     terminal.send("/plugins disable chat-tools")
-    terminal.sendcontrol("c")
-    terminal.expect_exact(PROMPT)
+    terminal.wait_input(PROMPT, "/plugins disable chat-tools")
+    terminal.send("\x03")  # Ctrl-C: the line is dropped, a new prompt is drawn
+    terminal.wait_input(PROMPT)
     terminal.send("\x1b[A")  # up arrow: the last executed line, not the cancelled one
-    terminal.expect_exact("/greet first")
-    terminal.sendline("")
-    terminal.expect_exact("hello first")
-    terminal.expect_exact(PROMPT)
+    terminal.wait_input(PROMPT, "/greet first")
+    terminal.sendline()
+    terminal.wait_for("hello first")
+    terminal.wait_input(PROMPT)
     terminal.sendline("/plugins")
-    terminal.expect_exact("chat-tools 1.0.0 [enabled]")
+    terminal.wait_for("chat-tools 1.0.0 [enabled]")
 
 
-def test_log_lines_print_above_the_prompt(terminal: pexpect.spawn) -> None:
+def test_log_lines_print_above_the_prompt(terminal: Terminal) -> None:
     terminal.sendline("/later")
-    terminal.expect_exact("scheduled")
-    terminal.expect_exact("background log line from chatty")
-    # the prompt is drawn again after the log line, so typing continues normally
-    terminal.expect_exact(PROMPT)
+    terminal.wait_for("scheduled")
+    terminal.wait_for("background log line from chatty")
+    # the prompt is drawn again below the log line, so typing continues normally
+    terminal.wait(
+        lambda: terminal.cursor_line() == PROMPT.rstrip() and _above_cursor(terminal, "background log line"),
+        "an empty prompt below the log line",
+    )
     terminal.sendline("/greet again")
-    terminal.expect_exact("hello again")
+    terminal.wait_for("hello again")
 
 
-def test_ctrl_d_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
-    terminal.sendeof()
-    terminal.expect(pexpect.EOF)
-    terminal.close()
-    assert terminal.exitstatus == 0
+def _above_cursor(terminal: Terminal, text: str) -> bool:
+    return any(text in line for line in terminal.lines()[: terminal.screen.cursor.y])
 
 
-def test_stop_command_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
+def test_ctrl_d_shuts_down_cleanly(terminal: Terminal) -> None:
+    terminal.send("\x04")
+    assert terminal.wait_end() == 0
+
+
+def test_stop_command_shuts_down_cleanly(terminal: Terminal) -> None:
     terminal.sendline("/stop")
-    terminal.expect(pexpect.EOF)
-    terminal.close()
-    assert terminal.exitstatus == 0
+    assert terminal.wait_end() == 0
 
 
-def test_sigterm_ends_the_prompt_and_shuts_down_cleanly(terminal: pexpect.spawn) -> None:
-    terminal.kill(signal.SIGTERM)
-    terminal.expect(pexpect.EOF)
-    terminal.close()
-    assert terminal.exitstatus == 0
+def test_sigterm_ends_the_prompt_and_shuts_down_cleanly(terminal: Terminal) -> None:
+    terminal.child.kill(signal.SIGTERM)
+    assert terminal.wait_end() == 0
 
 
 def test_no_console_with_dev_null_stdin_runs_until_sigterm(ws: Path) -> None:

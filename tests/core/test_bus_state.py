@@ -1,16 +1,21 @@
-"""Message bus and shared state (memory backend) with real in-process Python plugins."""
+"""Message bus and shared state with real in-process Python plugins, on both backends: memory, and
+Redis (a real redis-server, configured through `[cluster] redis_url`)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from plughost import PluginManager
+from plughost.errors import PlugHostError
 from plughost.runtime import default_runtimes
 from plughost.sdk.shared import AccessDenied, BusRequestError, NotJsonError
+from tests.conftest import PluginWriter
+from tests.redis_server import RedisServer
 
 SUBSCRIBER = """
 from typing import Any
@@ -88,20 +93,38 @@ async def seen(manager: PluginManager, plugin_id: str = "sub") -> list:
     return (await manager.execute(plugin_id, "seen")).result
 
 
-def queued(manager: PluginManager, plugin_id: str) -> int:
-    return sum(s["queued"] for s in manager.bus.stats()["subscriptions"] if s["plugin"] == plugin_id)
+def delivered(manager: PluginManager, plugin_id: str) -> int:
+    return sum(s["delivered"] for s in manager.bus.stats()["subscriptions"] if s["plugin"] == plugin_id)
 
 
-@pytest.fixture
-def plugins(write_plugin) -> None:
+def use_redis(workspace: Path, server: RedisServer) -> None:
+    (workspace / "plughost.toml").write_text(f'[cluster]\nredis_url = "{server.url}"\n', encoding="utf-8")
+
+
+@pytest.fixture(params=["memory", "redis"])
+def backend(request: pytest.FixtureRequest, workspace: Path) -> str:
+    """Run the test on each backend (redis: a redis-server of its own, named in plughost.toml)."""
+    if request.param == "redis":
+        use_redis(workspace, request.getfixturevalue("redis_server"))
+    return str(request.param)
+
+
+def write_plugins(write_plugin: PluginWriter) -> None:
     write_plugin("sub", SUBSCRIBER, manifest_extra=GRANTS)
     write_plugin("pub", PUBLISHER, manifest_extra=GRANTS)
     write_plugin("replier", REPLIER, manifest_extra=GRANTS)
 
 
-async def test_order_per_topic_and_wildcards(workspace: Path, plugins) -> None:
+@pytest.fixture
+def plugins(write_plugin: PluginWriter, backend: str) -> str:
+    write_plugins(write_plugin)
+    return backend
+
+
+async def test_order_per_topic_and_wildcards(workspace: Path, plugins: str) -> None:
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
+        assert manager.bus.stats()["backend"] == plugins
         assert (await manager.execute("pub", "pub_many", {"topic": "weather.oslo", "count": 50})).success
         await manager.execute("pub", "pub", {"topic": "weather.oslo.rain", "data": 1})  # two segments: no match
         await manager.execute("pub", "pub", {"topic": "news.world.eu", "data": "x"})
@@ -113,7 +136,7 @@ async def test_order_per_topic_and_wildcards(workspace: Path, plugins) -> None:
         assert len(got) == 51
 
 
-async def test_request_reply_through_the_guard(workspace: Path, plugins) -> None:
+async def test_request_reply_through_the_guard(workspace: Path, plugins: str) -> None:
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         answer = await manager.execute("pub", "ask", {"topic": "math.double", "data": {"value": 21}})
@@ -136,7 +159,7 @@ async def test_request_reply_through_the_guard(workspace: Path, plugins) -> None
         assert not asked.success and "cannot do that" in (asked.error or "")
 
 
-async def test_slow_subscriber_overflows_without_blocking(workspace: Path, write_plugin, plugins) -> None:
+async def test_slow_subscriber_overflows_without_blocking(workspace: Path, write_plugin, plugins: str) -> None:
     write_plugin(
         "slow",
         """
@@ -166,7 +189,7 @@ async def test_slow_subscriber_overflows_without_blocking(workspace: Path, write
         manager.bus.queue_size = 4
         for n in range(12):
             await manager.bus.publish("pub", "weather.oslo", n)  # never waits for a subscriber
-            await eventually(lambda: queued(manager, "sub") == 0)  # "sub" keeps up
+            await eventually(lambda n=n: delivered(manager, "sub") == n + 1)  # "sub" keeps up
         subs = {s["plugin"]: s for s in manager.bus.stats()["subscriptions"] if s["pattern"] == "weather.*"}
         assert subs["slow"]["overflowed"] == 7  # one in its handler, four queued
         assert manager.bus.stats()["overflowed"] == 7
@@ -177,7 +200,7 @@ async def test_slow_subscriber_overflows_without_blocking(workspace: Path, write
         assert await seen(manager, "slow") == [0, 1, 2, 3, 4]
 
 
-async def test_unload_removes_subscriptions(workspace: Path, plugins) -> None:
+async def test_unload_removes_subscriptions(workspace: Path, plugins: str) -> None:
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         assert {s[0] for s in manager.bus.subscriptions()} == {"sub"}
@@ -190,7 +213,7 @@ async def test_unload_removes_subscriptions(workspace: Path, plugins) -> None:
             await manager.bus.request("pub", "math.double", {"value": 1})
 
 
-async def test_permission_denials(workspace: Path, write_plugin, plugins) -> None:
+async def test_permission_denials(workspace: Path, write_plugin, plugins: str) -> None:
     write_plugin("nosy", PUBLISHER)  # no grants: only topics under "nosy." and its own namespace
     write_plugin(
         "greedy",
@@ -215,7 +238,7 @@ async def test_permission_denials(workspace: Path, write_plugin, plugins) -> Non
         assert (await manager.execute("nosy", "state", {"op": "set", "args": ["k", 1]})).success
 
 
-async def test_state_namespaces_and_atomic_ops(workspace: Path, write_plugin, plugins) -> None:
+async def test_state_namespaces_and_atomic_ops(workspace: Path, write_plugin, plugins: str) -> None:
     write_plugin("other", PUBLISHER, manifest_extra=GRANTS)
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
@@ -248,11 +271,40 @@ async def test_state_namespaces_and_atomic_ops(workspace: Path, write_plugin, pl
         # concurrent increments from two plugins do not lose updates
         calls = [manager.execute(p, "state", {"op": "incr", "args": ["n"], "ns": "shared.weather"})
                  for p in ("pub", "other") for _ in range(50)]  # fmt: skip
-        await asyncio.gather(*calls)
+        assert [r.error for r in await asyncio.gather(*calls) if not r.success] == []
         assert await state("pub", "get", "n", ns="shared.weather") == 100
 
 
-async def test_ttl_expiry_with_an_injected_clock(workspace: Path, plugins) -> None:
+async def test_ttl_expiry(workspace: Path, plugins: str) -> None:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        view = manager.state_store.view("pub")
+        await view.set("keep", 1)
+        await view.set("long", "still here", ttl=600)
+        await view.set("short", "soon gone", ttl=0.05)
+        assert await view.get("long") == "still here"
+        await eventually_async(lambda: view.get("short"), None)
+        assert await view.get_all() == {"keep": 1, "long": "still here"}
+        assert await view.compare_and_set("short", None, "new", ttl=600) is True  # expired = absent
+        assert await view.incr("counter") == 1
+        await view.set("long", "no ttl now")  # a set without ttl keeps the key for good
+        assert await view.get("long") == "no ttl now"
+        for bad in (0, -1, float("nan"), True, "5"):
+            with pytest.raises(PlugHostError, match="ttl must be positive seconds"):
+                await view.set("k", 1, ttl=bad)  # type: ignore[arg-type]
+        assert await view.get("k") is None
+
+
+async def eventually_async(read: Callable[[], Any], wanted: object, timeout: float = 5.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await read() != wanted:
+        assert asyncio.get_running_loop().time() < deadline, "value did not change in time"
+        await asyncio.sleep(0.005)
+
+
+async def test_ttl_expiry_with_an_injected_clock(workspace: Path, write_plugin: PluginWriter) -> None:
+    """Memory only: its clock can be injected (Redis counts TTLs on the server's clock)."""
+    write_plugins(write_plugin)
     now = [1000.0]
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
@@ -268,7 +320,7 @@ async def test_ttl_expiry_with_an_injected_clock(workspace: Path, plugins) -> No
         assert await view.compare_and_set("token", None, "new", ttl=5) is True  # expired = absent
 
 
-async def test_non_json_values_are_rejected(workspace: Path, plugins) -> None:
+async def test_non_json_values_are_rejected(workspace: Path, plugins: str) -> None:
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
         await manager.discover_and_load_all()
         view = manager.state_store.view("pub")
@@ -283,3 +335,53 @@ async def test_non_json_values_are_rejected(workspace: Path, plugins) -> None:
         await view.set("copy", value)
         value["nested"].append(3)  # the store keeps a copy
         assert await view.get("copy") == {"nested": [1, 2]}
+
+
+async def test_state_values_compare_as_json_and_incr_needs_an_int(workspace: Path, plugins: str) -> None:
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        view = manager.state_store.view("pub")
+        await view.set("obj", {"a": 2, "b": [1, {"c": None}]})
+        assert await view.compare_and_set("obj", {"b": [1, {"c": None}], "a": 2}, "new") is True  # key order
+        await view.set("flag", True)
+        assert await view.compare_and_set("flag", 1, "new") is False  # JSON true is not 1
+        assert await view.get("flag") is True
+        await view.set("name", "Oslo")
+        with pytest.raises(PlugHostError, match="incr of state key 'name': it holds str, not an int"):
+            await view.incr("name")
+        with pytest.raises(PlugHostError, match="incr of state key 'flag': it holds bool, not an int"):
+            await view.incr("flag")
+        with pytest.raises(PlugHostError, match="amount must be an int"):
+            await view.incr("n", 1.5)  # type: ignore[arg-type]
+        with pytest.raises(PlugHostError, match="state keys are non-empty strings"):
+            await view.set("", 1)
+        assert await view.get_all() == {"obj": "new", "flag": True, "name": "Oslo"}  # nothing changed by a refusal
+
+
+GLOBBY = """
+from plughost.sdk import Plugin
+plugin = Plugin()
+seen: list = []
+
+@plugin.subscribe("odd.a?c")
+def on_question(topic: str) -> None:
+    seen.append(topic)
+
+@plugin.subscribe("odd.[x]")
+def on_bracket(topic: str) -> None:
+    seen.append(topic)
+
+@plugin.method("seen")
+def get_seen() -> list:
+    return seen
+"""
+
+
+async def test_glob_characters_in_topics_are_literal(workspace: Path, write_plugin: PluginWriter, plugins: str) -> None:
+    write_plugin("globby", GLOBBY, manifest_extra='[permissions]\ntopics = ["odd.>"]\n')
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        reached = [await manager.bus.publish("globby", topic) for topic in ("odd.abc", "odd.x", "odd.a?c", "odd.[x]")]
+        assert reached == [0, 0, 1, 1]  # as Redis globs, unescaped, the first two would match
+        await eventually(lambda: manager.bus.stats()["delivered"] == 2)
+        assert await seen(manager, "globby") == ["odd.a?c", "odd.[x]"]

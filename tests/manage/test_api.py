@@ -243,7 +243,7 @@ async def test_status_bots_and_metrics(running: Running) -> None:
     status = (await running.client.get("/api/v1/status")).json()
     assert status["plugins"] == {"enabled": 2} and status["pid"] == os.getpid()
     assert status["runtimes"] == {"python": 2} and status["open_breakers"] == []
-    assert (await running.client.get("/api/v1/bots")).json() == {"bots": []}
+    assert (await running.client.get("/api/v1/bots")).json() == {"bots": [], "connections": []}
     await running.client.post("/api/v1/plugins/settings/execute", json={"method": "echo", "args": {"text": "x"}})
     await running.client.post("/api/v1/plugins/settings/execute", json={"method": "boom"})
     text = (await running.client.get("/metrics")).text

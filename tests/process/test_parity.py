@@ -211,7 +211,7 @@ async def test_a_worker_answers_exactly_like_in_process(load_python: Any, parity
     assert expected_calls == [
         ("greet", "hello Ada!", None),  # the handler's default
         ("greet", "hello Ada?", None),
-        ("greet", None, ("invalid_request", "InvocationError", "invalid arguments: name: Field required")),
+        ("greet", None, ("invalid_request", "InvocationError", "missing argument 'name'")),
         ("leave", None, ("plugin_error", "SystemExit", "5")),  # the host goes on
         ("nope", None, ("unknown_handler", "", expected_calls[4][2][2])),
         ("execute", {"echo": [1, 2], "user": "u"}, None),

@@ -181,6 +181,13 @@ func (handlerPlugin) GRPCClient(ctx context.Context, broker *plugin.GRPCBroker, 
 }
 
 func main() {
+	if address := os.Getenv("JANK_LISTEN"); address != "" { // attached by address: see listen.go
+		if err := serveTCP(address); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         map[string]plugin.Plugin{"handler": handlerPlugin{}},

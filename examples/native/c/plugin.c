@@ -6,6 +6,9 @@
  * - bot: command `echo` (alias `say`), command `fetch <url>`, route notice/GroupPoke,
  *   pre_handle interceptor that blocks messages containing "spam"
  * - host callbacks: host.log, host.http.do, host.bot.send
+ * - message bus and shared state: method `visits` counts in the plugin's state (host.state.incr)
+ *   and announces the count on topic `example.visits` (host.bus.publish); with `ping_topic` set in
+ *   its config it answers bus requests on that topic (a `reply` subscription in bot.describe)
  *
  * JSON handling is deliberately tiny (string search); a real plugin would use a JSON library.
  */
@@ -21,6 +24,7 @@
 static const cliproxy_host_api *host;
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static char greeting[128] = "Hello";
+static char ping_topic[128] = ""; /* config `ping_topic`: answer bus requests there (needs the topic granted) */
 static long calls;
 
 /* ---- small helpers ------------------------------------------------------------------------ */
@@ -141,8 +145,10 @@ static int do_register(const char *req, size_t len, cliproxy_buffer *resp) {
     if (json_str(req, len, "config_yaml", b64, sizeof b64)) {
         b64_decode(b64, yaml, sizeof yaml);
         const char *g = strstr(yaml, "greeting: ");
+        const char *t = strstr(yaml, "ping_topic: ");
         pthread_mutex_lock(&lock);
         if (g) sscanf(g + 10, "%127[^\n]", greeting);
+        if (t) sscanf(t + 12, "%127[^\n\"' ]", ping_topic);
         pthread_mutex_unlock(&lock);
     }
     return reply(resp,
@@ -190,7 +196,32 @@ static int do_describe(cliproxy_buffer *resp) {
                  "{\"name\":\"fetch\",\"description\":\"GET a URL through the host\",\"role\":\"admin\","
                  "\"overloads\":[{\"handler\":\"fetch\",\"params\":[{\"name\":\"url\",\"type\":\"str\"}]}]}],"
                  "\"routes\":[{\"kind\":\"notice\",\"events\":[\"GroupPoke\"],\"handler\":\"on_poke\"}],"
-                 "\"interceptors\":[{\"stage\":\"pre_handle\",\"handler\":\"guard\"}]}}");
+                 "\"interceptors\":[{\"stage\":\"pre_handle\",\"handler\":\"guard\"}],"
+                 "\"subscriptions\":[%s%s%s]}}",
+                 *ping_topic ? "{\"topic\":\"" : "", ping_topic, *ping_topic ? "\",\"handler\":\"on_ping\",\"mode\":\"reply\"}" : "");
+}
+
+/* host.state.incr, then host.bus.publish of the new count: {"visits": n, "delivered": m}. */
+static int do_visits(cliproxy_buffer *resp) {
+    char *counted = call_host("host.state.incr", "{\"key\":\"visits\"}");
+    if (!strstr(counted, "\"ok\":true")) {
+        int rc = reply(resp, "%s", counted); /* the host's error envelope, passed on */
+        free(counted);
+        return rc;
+    }
+    long visits = json_num(counted, strlen(counted), "result");
+    free(counted);
+    char *published = call_host("host.bus.publish", "{\"topic\":\"example.visits\",\"data\":{\"visits\":%ld}}", visits);
+    long delivered = json_num(published, strlen(published), "result");
+    free(published);
+    return reply(resp, "{\"ok\":true,\"result\":{\"visits\":%ld,\"delivered\":%ld}}", visits, delivered);
+}
+
+/* A bus request on example.ping: {"topic", "data", "sender"} in, the answer out. */
+static int do_ping(const char *req, size_t len, cliproxy_buffer *resp) {
+    char sender[128] = "";
+    json_str(req, len, "sender", sender, sizeof sender);
+    return reply(resp, "{\"ok\":true,\"result\":{\"pong\":\"%s\"}}", sender);
 }
 
 static int do_command(const char *req, size_t len, cliproxy_buffer *resp) {
@@ -232,6 +263,8 @@ static int plugin_call(const char *method, const uint8_t *req, size_t len, clipr
     if (!strcmp(method, "management.handle")) return do_management_handle(body, len, resp);
     if (!strcmp(method, "bot.describe")) return do_describe(resp);
     if (!strcmp(method, "bot.command")) return do_command(body, len, resp);
+    if (!strcmp(method, "visits")) return do_visits(resp);
+    if (!strcmp(method, "on_ping")) return do_ping(body, len, resp);
     if (!strcmp(method, "bot.route")) return reply(resp, "{\"ok\":true,\"result\":{\"action\":\"reply\",\"text\":\"ouch\"}}");
     if (!strcmp(method, "bot.pre_handle")) {
         int spam = body && memmem(body, len, "spam", 4) != NULL;

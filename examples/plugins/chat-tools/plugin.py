@@ -1,4 +1,5 @@
-"""Chat commands written with the SDK: typed parameters, overloads, groups, raw commands."""
+"""Chat commands written with the SDK: typed parameters, overloads, groups, raw commands — and two routes
+(a poke and a friend request), which the console can try: /as private 42, then /poke or /friend-request hi."""
 
 from __future__ import annotations
 
@@ -6,7 +7,19 @@ import datetime as dt
 import random
 from enum import Enum
 
-from plughost.sdk import CommandArgumentError, CommandContext, Message, Plugin, Segment
+from plughost.sdk import (
+    Approve,
+    CommandArgumentError,
+    CommandContext,
+    Message,
+    NoticeEvent,
+    Plugin,
+    Reject,
+    Reply,
+    ReplyBuilder,
+    RequestEvent,
+    Segment,
+)
 
 plugin = Plugin()
 todos: dict[int, list[str]] = {}
@@ -59,3 +72,20 @@ def todo_add(ctx: CommandContext, *words: str) -> str:
 def todo_list(ctx: CommandContext) -> str:
     items = todos.get(ctx.sender.user_id or 0, [])
     return "\n".join(f"{i}. {t}" for i, t in enumerate(items, 1)) or "nothing to do"
+
+
+@plugin.route("notice", "GroupPoke", "PrivatePoke")
+def on_poke(event: NoticeEvent) -> Reply:
+    """A poke gets a reply (in a group, with an @ of whoever poked)."""
+    builder = ReplyBuilder().text("ouch!")
+    if event.group_id:
+        builder.text(" ").at(event.user_id)
+    return builder.text(" try /greet or /help").build()
+
+
+@plugin.route("request", "Friend")
+def on_friend_request(event: RequestEvent) -> Approve | Reject:
+    """Friend requests: approved with a remark, unless the comment says spam."""
+    if "spam" in event.comment.lower():
+        return Reject("no spam, thanks")
+    return Approve(remark="met through plughost")

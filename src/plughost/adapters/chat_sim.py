@@ -1,6 +1,6 @@
 """Console chat simulation: try routes, interceptors, roles, scopes and chat commands without QQ.
 
-In the console:
+In the console (console-only commands, see `plughost.adapters.console_commands`):
 
     /as group 123 456 [owner|admin|member]   type as user 456 in group 123
     /as private 456                          type as user 456 in a private chat
@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shlex
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from plughost.bot.config import BotConfig, inherit_command_settings
 from plughost.bot.lane import BotLane, EventResult
 from plughost.sdk.bot import BotApi
+from plughost.sdk.commands import UserError
 from plughost.sdk.events import Event, parse_event
 from plughost.sdk.message import Message
 
@@ -35,10 +35,6 @@ if TYPE_CHECKING:
 
 SIM_BOT_ID = "console"
 SIM_SELF_ID = 10000
-USAGE = (
-    "usage: /as group <group_id> <user_id> [owner|admin|member] | /as private <user_id> | /as console; "
-    "/poke [target]; /friend-request [comment]; /group-request [add|invite] [comment]"
-)
 
 
 class ConsoleBot(BotApi):
@@ -111,80 +107,34 @@ class ChatSimulator:
             self._lane = simulated_lane(self.host, self.bot)
         return self._lane
 
-    async def handle(self, line: str) -> bool:
-        """Handle a console line; False when it is an ordinary console command."""
-        head = line.split(maxsplit=1)[0] if line.strip() else ""
-        handlers = {
-            "/as": self._as,
-            "/poke": self._poke,
-            "/friend-request": self._friend,
-            "/group-request": self._group,
-        }
-        if head in handlers:
-            try:
-                args = shlex.split(line)[1:]
-            except ValueError as exc:
-                self.output(f"cannot parse the line: {exc}")
-                return True
-            await handlers[head](args)
-            return True
-        if self.chat is None:
-            return False
-        await self._message(line)
-        return True
-
-    # simulation commands ----------------------------------------------------------------------------
-    async def _as(self, args: list[str]) -> None:
-        try:
-            if args == ["console"]:
-                self.chat = None
-                self.output("back to the console")
-                return
-            if len(args) in (3, 4) and args[0] == "group":
-                role = args[3] if len(args) == 4 else "member"
-                if role not in ("owner", "admin", "member"):
-                    raise ValueError(f"role must be owner, admin or member, not {role!r}")
-                self.chat = Chat("group", int(args[2]), int(args[1]), role)
-            elif len(args) == 2 and args[0] == "private":
-                self.chat = Chat("private", int(args[1]))
-            else:
-                raise ValueError("wrong arguments")
-        except ValueError as exc:
-            self.output(f"{exc}; {USAGE}")
-            return
-        self.output(f"now chatting in {self.chat.describe()}; /as console to go back")
-
-    async def _poke(self, args: list[str]) -> None:
-        chat = self._require_chat()
+    # simulation commands (declared as console-only commands in `plughost.adapters.console_commands`)
+    def join(self, chat: Chat | None) -> str:
+        """Type as `chat`'s user from now on (None: back to console commands)."""
+        self.chat = chat
         if chat is None:
-            return
-        target = int(args[0]) if args and args[0].isdigit() else SIM_SELF_ID
-        await self._dispatch(poke_event(chat, target))
+            return "back to the console"
+        return f"now chatting in {chat.describe()}; /as console to go back"
 
-    async def _friend(self, args: list[str]) -> None:
-        chat = self._require_chat()
-        if chat is None:
-            return
-        await self._dispatch(friend_request_event(chat, " ".join(args), f"sim-friend-{next(self._ids)}"))
+    async def poke(self, target: int = SIM_SELF_ID) -> None:
+        await self._dispatch(poke_event(self._require_chat(), target))
 
-    async def _group(self, args: list[str]) -> None:
+    async def friend_request(self, comment: str) -> None:
         chat = self._require_chat()
-        if chat is None:
-            return
+        await self._dispatch(friend_request_event(chat, comment, f"sim-friend-{next(self._ids)}"))
+
+    async def group_request(self, sub_type: str, comment: str) -> None:
+        chat = self._require_chat()
         if chat.group_id is None:
-            self.output("group requests need a group chat: /as group <group_id> <user_id>")
-            return
-        sub_type = args[0] if args and args[0] in ("add", "invite") else "add"
-        comment = " ".join(args[1:] if args and args[0] in ("add", "invite") else args)
+            raise UserError("group requests need a group chat: /as group <group_id> <user_id>")
         await self._dispatch(group_request_event(chat, sub_type, comment, f"sim-group-{next(self._ids)}"))
 
-    async def _message(self, text: str) -> None:
-        assert self.chat is not None
-        await self._dispatch(message_event(self.chat, text, next(self._ids)))
+    async def message(self, text: str) -> None:
+        """A line typed while a chat is selected: a message from that chat's user."""
+        await self._dispatch(message_event(self._require_chat(), text, next(self._ids)))
 
-    def _require_chat(self) -> Chat | None:
+    def _require_chat(self) -> Chat:
         if self.chat is None:
-            self.output("pick a chat first: /as group <group_id> <user_id> or /as private <user_id>")
+            raise UserError("pick a chat first: /as group <group_id> <user_id> or /as private <user_id>")
         return self.chat
 
     async def _dispatch(self, wire: dict[str, Any]) -> EventResult:

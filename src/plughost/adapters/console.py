@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal, TextIO
 
 from plughost.adapters.chat_sim import ChatSimulator
+from plughost.adapters.console_commands import console_commands, names
 from plughost.bot.commands import CommandResult, CommandSender
 from plughost.sdk.tasks import TaskOwner
 
@@ -57,15 +58,21 @@ class Console:
         self.sender = CommandSender.console()
         self._output = output or _print
         self.chat = ChatSimulator(host, self._output)  # /as group|private …: simulated chats
+        commands = console_commands(self.chat)
+        self._own_commands = names(commands)
+        host.commands.set_console_commands(commands)
 
     async def execute(self, line: str) -> CommandResult | None:
-        """Run one line; prints the replies. Blank lines are ignored."""
-        if not line.strip():
+        """Run one line; prints the replies. Blank lines are ignored. While a chat is selected a
+        line is a message from its user, unless it starts with a console command (`/as console`)."""
+        line = line.strip()
+        if not line:
             return None
         try:
-            if await self.chat.handle(line.strip()):
+            if self.chat.chat is not None and not self._names_own_command(line):
+                await self.chat.message(line)
                 return None
-            result = await self.host.commands.execute_command(self.sender, line.strip())
+            result = await self.host.commands.execute_command(self.sender, line)
         except Exception as exc:  # a bug must not end the console session
             log.exception("console command %r failed", line)
             self._output(f"internal error: {type(exc).__name__}: {exc}")
@@ -75,6 +82,11 @@ class Console:
         elif not result.ok and result.error:
             self._output(result.error)
         return result
+
+    def _names_own_command(self, line: str) -> bool:
+        prefix = self.host.commands.engine.prefix
+        head = line.split(maxsplit=1)[0]
+        return head.startswith(prefix) and head[len(prefix) :].lower() in self._own_commands
 
     async def serve(self, mode: ConsoleMode) -> None:
         """Run the console in `mode` until the host is asked to stop; the end of input asks for it."""

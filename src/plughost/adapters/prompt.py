@@ -69,16 +69,15 @@ class CommandCompleter(Completer):
         current = words.pop() if words and not text[-1].isspace() else ""
         engine = self.host.commands.refresh()
         prefix = engine.prefix
+        registry = engine.registry
         if not words:
             bare = current.removeprefix(prefix)
-            names = sorted({n for node in engine.all_commands() for n in node.spec.names})
-            for name in names:
+            found_names = [(n, node) for node in registry.commands for n in registry.names_of(node, console=True)]
+            for name, node in sorted(found_names, key=lambda pair: pair[0]):
                 if name.lower().startswith(bare.lower()):
-                    node = engine.registry.table.get(name.lower())
-                    meta = node.spec.description if node is not None else ""
-                    yield Completion(prefix + name, start_position=-len(current), display_meta=meta)
+                    yield Completion(prefix + name, start_position=-len(current), display_meta=node.spec.description)
             return
-        found = engine.registry.lookup(words[0].removeprefix(prefix))
+        found = registry.lookup(words[0].removeprefix(prefix), console=True)
         if found is None or found[1]:
             return
         node = found[0]
@@ -94,7 +93,7 @@ class CommandCompleter(Completer):
             if node.path[0] == "plugins" and node.name in PLUGIN_ID_SUBCOMMANDS:
                 candidates = [i.id for i in self.host.manager.list_plugins()]
             if node.path[0] == "help":
-                candidates = sorted({n.name for n in engine.all_commands()})
+                candidates = sorted({n for c in registry.commands for n in registry.names_of(c, console=True)})
             for candidate in candidates:
                 if candidate.lower().startswith(current.lower()):
                     yield Completion(candidate, start_position=-len(current))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from plughost.sdk.bot import Answer, Approve, Reject, Reply
-from plughost.sdk.call import Action
+from plughost.sdk.call import BAD_ARGUMENT, ISOLATED, UNAVAILABLE, USER_ERROR, Action, PluginError
 from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, RequestEvent
 from plughost.sdk.message import Message, Segment
 
@@ -49,3 +49,15 @@ def quick_operation(event: Event, answer: Answer | None) -> dict[str, Any] | Non
     if isinstance(answer, Reject) and isinstance(event, RequestEvent):
         return {"approve": False} if event.request_type == "friend" else {"approve": False, "reason": answer.reason}
     return None
+
+
+def failure_reply(error: PluginError) -> Reply | None:
+    """What a chat user is told when the handler their message matched failed: a `UserError`'s (or
+    a conversation's) own message, else a short note with the error id (the detail is logged and in
+    /dynamic-errors). None for a plugin that was not called (isolated, unavailable)."""
+    if error.code in (ISOLATED, UNAVAILABLE):
+        return None
+    if error.code in (USER_ERROR, BAD_ARGUMENT):
+        return Reply(Message(error.message))
+    error_id = error.detail.get("error_id", "")
+    return Reply(Message(f"Sorry, that failed (error {error_id})." if error_id else "Sorry, that failed."))

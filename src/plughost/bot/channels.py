@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from plughost.sdk.events import Event, MessageEvent, NoticeEvent
+from plughost.sdk.senders import CommandSender
 
 
 def channel_of(event: Event) -> str:
@@ -22,3 +23,13 @@ def channel_allowed(patterns: Sequence[str], channel: str) -> bool:
     `private:456`, `request`, `meta`, `notice` (any notice chat). Empty = all."""
     head = channel.split(":", 1)[0]
     return any(pattern in ("*", channel, head) for pattern in patterns)
+
+
+def chat_of_sender(sender: CommandSender) -> str:
+    """The chat a command came from: `group:<id>` for group members, `private:<user id>` for friends,
+    temp chats and strangers, `console` for the console."""
+    if sender.is_console:
+        return "console"
+    if sender.in_group:
+        return f"group:{sender.group_id}"
+    return f"private:{sender.user_id}"

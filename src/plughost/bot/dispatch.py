@@ -18,17 +18,30 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from plughost.bot.answers import quick_operation, reply_action, request_action
+from plughost.bot.answers import failure_reply, quick_operation, reply_action, request_action
 from plughost.bot.channels import channel_allowed, channel_of
 from plughost.bot.config import BotConfig
+from plughost.bot.connection import BotConnection
+from plughost.bot.conversations import ConversationBot, Conversations
 from plughost.bot.lane import BotLane, EventResult
+from plughost.bot.matching import CompiledMatcher, MatcherTable, MatchText
 from plughost.bot.triggers import CommandInvocation, detect_command
 from plughost.errors import PlugHostError
-from plughost.sdk.bot import Answer, Approve, BotAnswerError, BotApi, Reject, Reply, decode_allow, decode_answer
+from plughost.sdk.bot import (
+    SEND_ACTIONS,
+    Answer,
+    Approve,
+    BotAnswerError,
+    BotApi,
+    Reject,
+    Reply,
+    decode_allow,
+    decode_answer,
+)  # fmt: skip
 from plughost.sdk.call import ISOLATED, Action, Call, CallKind, Outcome, SharedPayload
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.events import Event, MessageEvent, RequestEvent
@@ -38,6 +51,7 @@ from plughost.sdk.tasks import TaskOwner
 log = logging.getLogger("plughost.bot.dispatch")
 _DESCRIPTOR = operator.attrgetter("descriptor")
 ROUTE_CACHE_LIMIT = 512
+_NOTHING_OFF: frozenset[str] = frozenset()
 
 
 class PluginView(Protocol):
@@ -63,6 +77,14 @@ class PluginDirectory(Protocol):
         ...
 
 
+class ChatSwitchLookup(Protocol):
+    """Per-chat plugin switches as the dispatcher sees them (`plughost.core.chat_switches`)."""
+
+    def off_in(self, chat: str) -> frozenset[str]:
+        """Ids of the plugins switched off in `chat` (a cached set)."""
+        ...
+
+
 class CommandStage(Protocol):
     """The command engine as seen by the dispatcher.
 
@@ -80,6 +102,7 @@ class _Entry:
     handler: str
     kind: CallKind
     channels: tuple[str, ...]
+    matcher: CompiledMatcher | None = None
 
 
 @dataclass
@@ -90,14 +113,20 @@ class _Index:
     pre_handle: list[_Entry]
     after_completion: list[_Entry]
     routes: dict[str, list[tuple[_Entry, frozenset[str]]]]
-    by_route: dict[tuple[str, str], list[_Entry]] = field(default_factory=dict)
+    by_route: dict[tuple[str, str, bool], list[_Entry]] = field(default_factory=dict)
     plugins: Sequence[PluginView] | None = None  # the sequence it was last checked against
+    matchers: MatcherTable | None = None  # None: no plugin declares a matcher
 
-    def for_route(self, kind: str, route: str) -> list[_Entry]:
-        key = (kind, route)
+    def for_route(self, kind: str, route: str, matchers: bool = False) -> list[_Entry]:
+        """The handlers of a route in dispatch order; with `matchers`, the message matchers too
+        (each plugin's matchers before its routes)."""
+        key = (kind, route, matchers)
         found = self.by_route.get(key)
         if found is None:
-            found = [e for e, names in self.routes.get(kind, ()) if not names or "*" in names or route in names]
+            found = [
+                e for e, names in self.routes.get(kind, ())
+                if (matchers or e.matcher is None) and (not names or "*" in names or route in names)
+            ]  # fmt: skip
             if len(self.by_route) < ROUTE_CACHE_LIMIT:  # `Unknown:…` names come from the wire: stay bounded
                 self.by_route[key] = found
         return found
@@ -112,17 +141,33 @@ class Dispatcher:
     """
 
     def __init__(
-        self, plugins: PluginDirectory, *, commands: CommandStage | None = None, tasks: TaskOwner | None = None
+        self,
+        plugins: PluginDirectory,
+        *,
+        commands: CommandStage | None = None,
+        tasks: TaskOwner | None = None,
+        switches: ChatSwitchLookup | None = None,
     ) -> None:
         self.plugins = plugins
         self.commands = commands
+        self.switches = switches
+        """Per-chat switches: a plugin switched off in an event's chat gets none of its handlers called."""
         self.lanes: dict[str, BotLane] = {}
+        self.conversations = Conversations()
+        """Open conversations: a message that answers one is consumed before the pipeline runs."""
         self.tasks = tasks if tasks is not None else TaskOwner("dispatcher")
         self._index: _Index | None = None
         self._running = False
         self._detached: dict[str, BotLane] = {}  # their counters stay in status()
         self._loggers: dict[str, logging.Logger] = {}
         self._attached = asyncio.Event()
+        self.connections: dict[str, BotConnection] = {}
+        """Connection state of each configured bot, kept up to date by its transport."""
+
+    def track_connection(self, bot_id: str, transport: str, where: str) -> BotConnection:
+        """The connection state a transport reports to for `bot_id` (shown by `/status`)."""
+        connection = self.connections[bot_id] = BotConnection(bot_id, transport, where)
+        return connection
 
     async def __aenter__(self) -> Dispatcher:
         await self.start()
@@ -183,8 +228,9 @@ class Dispatcher:
         return [lane.status() for lane in (*self.lanes.values(), *self._detached.values())]
 
     def status_lines(self) -> list[str]:
-        """One `/status` line per bot: traffic, shed and malformed events, failures."""
-        lines = []
+        """`/status` lines: each configured bot's connection, then one line per bot lane (traffic,
+        shed and malformed events, failures)."""
+        lines = [connection.summary() for connection in self.connections.values()]
         for row in self.status():
             gone = "" if row["attached"] else " (disconnected)"
             lines.append(
@@ -207,9 +253,13 @@ class Dispatcher:
             lane.stats.duplicates += 1
             return EventResult("duplicate")
         lane.stats.processed += 1
+        if self.conversations.waiting and type(event) is MessageEvent and self.conversations.answer(lane.key, event):
+            return EventResult("conversation")  # the answer to a prompt: consumed, not dispatched
         index = self._current_index()
         request = _EventCalls(lane, event, _request_fields(lane, event))
         channel = channel_of(event)
+        if self.switches is not None:
+            request.switched_off = self.switches.off_in(channel)
         result = EventResult("unhandled")
 
         if not await self._pre_handle(index, request, channel, result):
@@ -224,9 +274,18 @@ class Dispatcher:
         await self._flush(lane, request.outbox, result)
         return result
 
-    async def _call(self, entry: _Entry, request: _EventCalls, result: EventResult) -> Outcome | None:
-        """Call one handler; its sends join the event's outbox (also when it failed). None = it failed."""
-        outcome = await self.plugins.call(entry.plugin_id, request.call(entry))
+    async def _call(
+        self,
+        entry: _Entry,
+        request: _EventCalls,
+        result: EventResult,
+        extra: Mapping[str, Any] | None = None,
+        bot: BotApi | None = None,
+    ) -> Outcome | None:
+        """Call one handler (`extra`: fields added to its payload, a matcher's match; `bot`: its bot if
+        not the lane's); its sends join the event's outbox (also when it failed). None = it failed (its
+        error is in `result.failures`)."""
+        outcome = await self.plugins.call(entry.plugin_id, request.call(entry, extra, bot))
         if outcome.sends:
             request.outbox.extend(outcome.sends)
         error = outcome.error
@@ -235,6 +294,7 @@ class Dispatcher:
         lane = request.lane
         lane.stats.plugin_failures += 1
         result.errors.append(f"{entry.plugin_id}/{entry.handler}: {error}")
+        result.failures.append(error)
         log.log(
             logging.DEBUG if error.code == ISOLATED else logging.WARNING,
             "bot '%s': plugin '%s' handler '%s' failed: %s", lane.key, entry.plugin_id, entry.handler, error,
@@ -244,6 +304,8 @@ class Dispatcher:
     async def _pre_handle(self, index: _Index, request: _EventCalls, channel: str, result: EventResult) -> bool:
         for entry in index.pre_handle:
             if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            if entry.plugin_id in request.switched_off:
                 continue
             outcome = await self._call(entry, request, result)
             if outcome is None:
@@ -264,7 +326,7 @@ class Dispatcher:
             invocation = detect_command(event, lane.bot.self_id or event.self_id, lane.config.triggers)
             if invocation is not None:
                 try:
-                    answer = await self.commands.handle(invocation, lane.bot, request.outbox)
+                    answer = await self.commands.handle(invocation, self._conversing(request, result), request.outbox)
                 except Exception as exc:
                     result.errors.append(f"command stage: {exc}")
                     log.exception("bot '%s': the command stage failed", lane.key)
@@ -273,10 +335,27 @@ class Dispatcher:
                     result.status = "command"
                     result.answer = answer
                     return
-        for entry in index.for_route(event.route_kind, event.route):
+        text, kinds = None, 0
+        if index.matchers is not None and type(event) is MessageEvent and event.user_id != lane.bot.self_id:
+            text = MatchText(event, lane.bot.self_id or event.self_id, lane.sent_ids)
+            kinds = index.matchers.kinds(text)
+        for entry in index.for_route(event.route_kind, event.route, kinds != 0):
             if entry.channels and not channel_allowed(entry.channels, channel):
                 continue
-            outcome = await self._call(entry, request, result)
+            if entry.plugin_id in request.switched_off:
+                continue
+            matcher = entry.matcher
+            if matcher is None:
+                outcome = await self._call(entry, request, result)
+            elif matcher.bit & kinds and text is not None and (hit := matcher.hit(text)) is not None:
+                extra = {"match": hit, "to_me": text.to_me}
+                bot = self._conversing(request, result, entry.plugin_id)
+                outcome = await self._call(entry, request, result, extra, bot)
+                if outcome is None and (failed := failure_reply(result.failures[-1])) is not None:
+                    result.status, result.answered_by, result.answer = "matcher", entry.plugin_id, failed
+                    return
+            else:
+                continue
             if outcome is None:
                 continue
             try:
@@ -286,7 +365,7 @@ class Dispatcher:
                 continue
             if answer is None:
                 continue
-            result.status = "route"
+            result.status = "route" if matcher is None else "matcher"
             result.answered_by = entry.plugin_id
             if isinstance(answer, Reply) and not answer.stop:
                 await self._send_reply(lane, event, answer, result)  # reply and continue
@@ -294,9 +373,22 @@ class Dispatcher:
             result.answer = answer
             return
 
+    def _conversing(self, request: _EventCalls, result: EventResult, plugin_id: str = "") -> ConversationBot:
+        """The bot of a command or matcher call: its prompts wait in `conversations`."""
+        lane, event = request.lane, request.event
+        assert isinstance(event, MessageEvent)
+
+        async def send(action: Action) -> None:
+            await self._send(lane, action, result)
+
+        return ConversationBot(lane.bot, self.conversations, event, bot=lane.key, capacity=lane.config.max_in_flight,
+                               send=send, plugin_id=plugin_id)  # fmt: skip
+
     async def _after_completion(self, index: _Index, request: _EventCalls, channel: str, result: EventResult) -> None:
         for entry in reversed(index.after_completion):
             if entry.channels and not channel_allowed(entry.channels, channel):
+                continue
+            if entry.plugin_id in request.switched_off:
                 continue
             await self._call(entry, request, result)
 
@@ -325,7 +417,7 @@ class Dispatcher:
     async def _send(self, lane: BotLane, action: Action, outcome: EventResult) -> None:
         await lane.limiter.acquire()
         try:
-            await lane.bot.call_action(action.action, action.params)
+            data = await lane.bot.call_action(action.action, action.params)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
@@ -333,8 +425,22 @@ class Dispatcher:
             lane.send_failed(action.action, exc)
             return
         outcome.sent.append(action)
+        if action.action in SEND_ACTIONS:
+            lane.remember_sent(data)
 
     # sends outside any event --------------------------------------------------------------------------
+    def lane_for(self, bot: str = "") -> BotLane | None:
+        """The lane of the attached bot `bot`; with no id, the first attached bot (by id)."""
+        if bot:
+            return self.lanes.get(bot)
+        return next((self.lanes[key] for key in sorted(self.lanes)), None)
+
+    async def deliver(self, lane: BotLane, actions: Sequence[Action]) -> list[str]:
+        """Send `actions` in order through `lane` (its rate limit applies); the errors of those that failed."""
+        result = EventResult("outside")
+        await self._flush(lane, list(actions), result)
+        return result.errors
+
     def send_outside_calls(self, plugin_id: str, actions: Sequence[Action]) -> None:
         """Send bot actions a plugin made outside any event (a native plugin's `host.bot.send` from its
         own thread), in order, through the first connected bot. With no bot connected they are
@@ -374,6 +480,7 @@ def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _I
     pre: list[_Entry] = []
     after: list[_Entry] = []
     routes: dict[str, list[tuple[_Entry, frozenset[str]]]] = {}
+    compiled: list[CompiledMatcher] = []
     for plugin in plugins:
         descriptor = plugin.descriptor
         if descriptor is None:
@@ -382,11 +489,17 @@ def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _I
         for interceptor in descriptor.interceptors:
             entry = _Entry(plugin.id, interceptor.handler, interceptor.stage, channels)
             (pre if interceptor.stage == "pre_handle" else after).append(entry)
+        for spec in descriptor.matchers:  # before the plugin's own message routes
+            matcher = CompiledMatcher(plugin.id, spec)
+            compiled.append(matcher)
+            routes.setdefault("message", []).append(
+                (_Entry(plugin.id, spec.handler, "matcher", channels, matcher), frozenset())
+            )
         for route in descriptor.routes:
             routes.setdefault(route.kind, []).append(
                 (_Entry(plugin.id, route.handler, "route", channels), frozenset(route.events))
             )
-    return _Index(signature, pre, after, routes)
+    return _Index(signature, pre, after, routes, matchers=MatcherTable(compiled) if compiled else None)
 
 
 def _channels(plugin: PluginView) -> list[str]:
@@ -397,18 +510,21 @@ def _channels(plugin: PluginView) -> list[str]:
 
 class _EventCalls:
     """One event on its way through the pipeline: the payload every handler gets (built once),
-    its calls, and the outbox its handlers' sends collect in."""
+    its calls, the outbox its handlers' sends collect in, and the plugins switched off in its chat
+    (every stage skips their handlers)."""
 
-    __slots__ = ("event", "lane", "outbox", "payload")
+    __slots__ = ("event", "lane", "outbox", "payload", "switched_off")
 
     def __init__(self, lane: BotLane, event: Event, payload: SharedPayload) -> None:
         self.lane = lane
         self.event = event
         self.payload = payload
         self.outbox: list[Action] = []
+        self.switched_off: frozenset[str] = _NOTHING_OFF
 
-    def call(self, entry: _Entry) -> Call:
-        return Call(entry.handler, self.payload, entry.kind, self.event, self.lane.bot)
+    def call(self, entry: _Entry, extra: Mapping[str, Any] | None = None, bot: BotApi | None = None) -> Call:
+        payload = self.payload if extra is None else SharedPayload({**self.payload, **extra})
+        return Call(entry.handler, payload, entry.kind, self.event, bot or self.lane.bot)
 
 
 def _request_fields(lane: BotLane, event: Event) -> SharedPayload:

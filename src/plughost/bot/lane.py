@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from plughost.bot.config import BotConfig
 from plughost.bot.ratelimit import TokenBucket
 from plughost.sdk.bot import Answer, BotApi
-from plughost.sdk.call import Action
+from plughost.sdk.call import Action, PluginError
 from plughost.sdk.events import Event
 from plughost.sdk.tasks import TaskOwner
 
@@ -21,10 +21,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("plughost.bot.dispatch")
 DEDUP_WINDOW = 4096
+SENT_WINDOW = 1024  # ids of the bot's own recent messages: a reply to one is addressed to the bot
 SHED_LOG_INTERVAL_S = 5.0
 
 
-Status = Literal["duplicate", "blocked", "command", "route", "unhandled", "failed", "outside"]
+Status = Literal[
+    "duplicate", "blocked", "command", "route", "matcher", "conversation", "unhandled", "failed", "outside"
+]  # fmt: skip
 
 
 @dataclass
@@ -37,6 +40,7 @@ class EventResult:
     quick_operation: dict[str, Any] | None = None
     sent: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    failures: list[PluginError] = field(default_factory=list)  # the failed calls' errors, in order
 
 
 @dataclass
@@ -73,6 +77,8 @@ class BotLane:
         self.idle = asyncio.Event()
         self.idle.set()
         self._seen: OrderedDict[tuple[Any, ...], None] = OrderedDict()
+        self.sent_ids: OrderedDict[str, None] = OrderedDict()
+        """Ids of the messages this bot sent recently (at most `SENT_WINDOW`)."""
         self._workers: TaskOwner | None = None
         self._last_shed_log = 0.0
         self._last_send_log = 0.0
@@ -212,6 +218,14 @@ class BotLane:
                 "or reduce load",
                 self.key, self.stats.shed, self.config.queue_size,
             )  # fmt: skip
+
+    def remember_sent(self, data: Any) -> None:
+        """Remember the message id a send action answered (`{"message_id": …}`)."""
+        message_id = data.get("message_id") if isinstance(data, dict) else None
+        if message_id is not None:
+            self.sent_ids[str(message_id)] = None
+            if len(self.sent_ids) > SENT_WINDOW:
+                self.sent_ids.popitem(last=False)
 
     def is_duplicate(self, event: Event) -> bool:
         key = event.dedup_key()

@@ -5,12 +5,11 @@ Imports stay inside the commands: `plughost --help` must not pay for the host, h
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.cli.common import JsonOption, PluginDirOption, WorkspaceOption, parse_json_option, run_with_host
+from plughost.cli.common import JsonOption, global_options, parse_json_option, run_with_host
 from plughost.cli.output import fail, print_json, stdout
 
 if TYPE_CHECKING:
@@ -32,7 +31,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(agent_app, name="agent")
 
 
-def mcp(workspace: WorkspaceOption = Path("."), plugin_dir: PluginDirOption = None) -> None:
+def mcp() -> None:
     """Serve the workspace's plugins over MCP on stdin/stdout (for desktop agents and IDEs).
 
     Tools are the plugins' methods (and the commands of [agent.tools] commands), resources their
@@ -50,10 +49,11 @@ def mcp(workspace: WorkspaceOption = Path("."), plugin_dir: PluginDirOption = No
     from plughost.errors import PlugHostError
     from plughost.host import Host
 
+    options = global_options()
     hosts: list[Host] = []
 
     def make_host() -> Host:
-        host = Host(workspace, extra_plugin_dirs=plugin_dir or ())
+        host = Host(options.workspace, extra_plugin_dirs=options.plugin_dirs)
         hosts.append(host)
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -68,8 +68,6 @@ def mcp(workspace: WorkspaceOption = Path("."), plugin_dir: PluginDirOption = No
 
 @agent_app.command("tools")
 def tools(
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     output: ToolFormat = "table",
 ) -> None:
     """List the tools the plugins offer an agent (name, plugin, permission, description)."""
@@ -91,7 +89,7 @@ def tools(
         finally:
             found.close()
 
-    rows = run_with_host(workspace, catalog, plugin_dir)
+    rows = run_with_host(global_options().workspace, catalog, global_options().plugin_dirs)
     if output != "table":
         print_json(rows)
         return
@@ -107,8 +105,6 @@ def tools(
 
 @agent_app.command("prompt")
 def prompt(
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     context: Annotated[
         str | None, typer.Option("--context", "-c", help="The execution context as JSON (user_id, input_data …).")
     ] = None,
@@ -124,15 +120,13 @@ def prompt(
 
         return await plugin_results_for_prompt(host.manager, parsed, include_errors)
 
-    text = run_with_host(workspace, block, plugin_dir)
+    text = run_with_host(global_options().workspace, block, global_options().plugin_dirs)
     typer.echo(text or "(no plugin with execute() answered)")
 
 
 @agent_app.command("ask")
 def ask(
     question: Annotated[str, typer.Argument(help="What to ask.", show_default=False)],
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Ask the model configured in [agent] one question; it may call every tool (you are the operator)."""
@@ -155,7 +149,7 @@ def ask(
             "error": done.error,
         }
 
-    result = run_with_host(workspace, run, plugin_dir)
+    result = run_with_host(global_options().workspace, run, global_options().plugin_dirs)
     if as_json:
         print_json(result)
         return

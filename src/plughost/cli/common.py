@@ -1,15 +1,27 @@
-"""Options and helpers every CLI command shares, and where a command runs: in the running host or here."""
+"""Options and helpers every CLI command shares, and where a command runs: in the running host or here.
+
+The global options (-w, -p, -l) are defined once, here, and `add_global_options` puts them on every
+command of the tree, so they are accepted before and after a command's name and every `--help`
+lists them. Commands read them with `global_options()`.
+"""
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from plughost.cli.output import fail, note
+# typer 0.28 carries its own copy of click (pinned < 0.29): its context and command classes
+from typer._click.core import Command, Parameter
+from typer._click.globals import get_current_context
+from typer.core import TyperGroup, TyperOption
+
+from plughost.cli.output import fail, note, setup_logging
 from plughost.errors import PlugHostError
 
 if TYPE_CHECKING:
@@ -18,21 +30,146 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-WorkspaceOption = Annotated[
-    Path,
-    typer.Option(
-        "--workspace",
-        "-w",
-        help="Workspace directory (plugins/, config/, data/, plugin-state.toml).",
-        file_okay=False,
-        resolve_path=True,
-        envvar="PLUGHOST_WORKSPACE",
-    ),
-]
-PluginDirOption = Annotated[
-    list[Path] | None,
-    typer.Option("--plugin-dir", "-p", help="Extra plugin directory to search (repeatable).", resolve_path=True),
-]
+WORKSPACE_ENV = "PLUGHOST_WORKSPACE"
+_OPTIONS_KEY = "plughost.global_options"  # in click's `Context.meta`, which every context of a run shares
+
+
+@dataclass
+class GlobalOptions:
+    """What -w, -p and -l said, wherever on the command line they were given (a later one wins;
+    --plugin-dir adds up)."""
+
+    workspace_path: Path = field(default_factory=Path.cwd)
+    plugin_dirs: list[Path] = field(default_factory=list)
+    log_level: str = "warning"
+
+    @property
+    def workspace(self) -> Path:
+        """The workspace directory; one that does not exist is a usage error (exit 2), never an empty one."""
+        path = self.workspace_path
+        if not path.is_dir():
+            problem = "is not a directory" if path.exists() else "does not exist"
+            fail(f"workspace {path} {problem} (-w/--workspace, {WORKSPACE_ENV}); `plughost init {path}` creates one", 2)
+        return path
+
+    def refuse_plugin_dirs(self, command: str) -> None:
+        """For commands that load no plugins: --plugin-dir there is a mistake, said, not ignored."""
+        if self.plugin_dirs:
+            fail(f"--plugin-dir does not apply to `plughost {command}` (it loads no plugins)", 2)
+
+
+def global_options() -> GlobalOptions:
+    """The global options of the command line being run."""
+    meta = get_current_context().meta
+    options = meta.get(_OPTIONS_KEY)
+    if not isinstance(options, GlobalOptions):
+        options = meta[_OPTIONS_KEY] = GlobalOptions()
+    return options
+
+
+class LogLevel(StrEnum):
+    debug = "debug"
+    info = "info"
+    warning = "warning"
+    error = "error"
+
+
+def _given(ctx: typer.Context, param: typer.CallbackParam) -> bool:
+    """Was the option on the command line (or, for the root's -w, in the environment)?"""
+    source = ctx.get_parameter_source(param.name or "")
+    return source is not None and source.name != "DEFAULT"
+
+
+def _set_workspace(ctx: typer.Context, param: typer.CallbackParam, value: Path | None) -> None:
+    if value is not None and _given(ctx, param):
+        global_options().workspace_path = value
+
+
+def _add_plugin_dirs(value: list[Path] | None) -> None:
+    global_options().plugin_dirs.extend(value or ())
+
+
+def _set_log_level(ctx: typer.Context, param: typer.CallbackParam, value: LogLevel | None) -> None:
+    if value is not None and (ctx.parent is None or _given(ctx, param)):
+        global_options().log_level = value.value
+        setup_logging(value.value)
+
+
+def _global_options_definition(
+    workspace: Annotated[
+        Path | None,
+        typer.Option(
+            "--workspace",
+            "-w",
+            metavar="DIR",
+            file_okay=False,
+            resolve_path=True,
+            envvar=WORKSPACE_ENV,
+            callback=_set_workspace,
+            show_default=False,
+            help="Workspace directory (plughost.toml, plugins/, config/, data/); default: the current directory. "
+            "Global: before or after the command.",
+        ),
+    ] = None,
+    plugin_dirs: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--plugin-dir",
+            "-p",
+            metavar="DIR",
+            exists=True,
+            file_okay=False,
+            resolve_path=True,
+            callback=_add_plugin_dirs,
+            show_default=False,
+            help="Extra plugin directory to search (repeatable). Global.",
+        ),
+    ] = None,
+    log_level: Annotated[
+        LogLevel,
+        typer.Option(
+            "--log-level", "-l", case_sensitive=False, callback=_set_log_level, help="What stderr shows. Global."
+        ),
+    ] = LogLevel.warning,
+) -> None:
+    """The one definition of the global options; `add_global_options` copies them onto every command."""
+
+
+def _global_params() -> list[Parameter]:
+    definition = typer.Typer(add_completion=False)
+    definition.command()(_global_options_definition)
+    params = typer.main.get_command(definition).params
+    for param in params:
+        param.expose_value = False  # the callbacks keep them (`global_options()`), no command takes them
+    return params
+
+
+def add_global_options(command: Command, params: list[Parameter] | None = None) -> None:
+    """Give `command` and every command below it -w, -p and -l (a command may not define them itself).
+
+    Only the program's own copy reads PLUGHOST_WORKSPACE and has a default (the log level); below it an
+    option counts only when it is given, so `plughost -l debug run` is not undone by `run`'s default.
+    """
+    below = None if params is None else params
+    params = _global_params() if params is None else params
+    clash = {o for p in command.params for o in p.opts} & {o for p in params for o in p.opts}
+    if clash:
+        raise RuntimeError(f"`{command.name}` defines the global option(s) {', '.join(sorted(clash))} itself")
+    command.params.extend(params)
+    if isinstance(command, TyperGroup):
+        below = below or [_without_default(p) for p in params]
+        for sub in command.commands.values():
+            add_global_options(sub, below)
+
+
+def _without_default(param: Parameter) -> Parameter:
+    copied = copy.copy(param)
+    copied.envvar, copied.default = None, None
+    if isinstance(copied, TyperOption):
+        copied.show_default, copied.show_envvar = False, False
+    return copied
+
+
 JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 RemoteOption = Annotated[
     str | None,
@@ -71,6 +208,12 @@ class Where:
     remote: str | None = None
     key: str | None = None
     local: bool = False
+
+    @classmethod
+    def given(cls, remote: str | None = None, key: str | None = None, local: bool = False) -> Where:
+        """The global -w and -p of this command line, with the command's own --remote, --key and --local."""
+        options = global_options()
+        return cls(options.workspace, options.plugin_dirs, remote, key, local)
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -11,10 +10,8 @@ import typer
 from plughost.cli.common import (
     KeyOption,
     LocalOption,
-    PluginDirOption,
     RemoteOption,
     Where,
-    WorkspaceOption,
     through_host,
 )
 
@@ -31,14 +28,13 @@ ConsoleOption = Annotated[
 ]
 
 
-# exit codes by result kind (`plughost.bot.commands.ResultKind` values); any other kind exits 1
-EXIT_CODES = {"success": 0, "unknown_command": 2, "too_long": 2, "signature_mismatch": 2}
+# exit codes by result kind (`plughost.bot.commands.ResultKind` values): 2 for what the user typed
+# (an unknown command, arguments that fit no signature or do not parse); any other kind exits 1
+EXIT_CODES = {"success": 0, "unknown_command": 2, "too_long": 2, "signature_mismatch": 2, "parse_error": 2}
 
 
 def exec_command(
     command: Annotated[str, typer.Argument(help='The command line, e.g. "/plugins enable notes".', show_default=False)],
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -61,7 +57,7 @@ def exec_command(
     def there(host: RemoteHost) -> dict[str, Any]:
         return host.console(command)
 
-    result = through_host(Where(workspace, plugin_dir, remote, key, local), there, here, changes_state=True)
+    result = through_host(Where.given(remote, key, local), there, here, changes_state=True)
     text = result.get("text") or result.get("error")
     if text:
         stream = sys.stdout if result["ok"] else sys.stderr

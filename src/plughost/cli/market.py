@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 
 import typer
 
-from plughost.cli.common import JsonOption, KeyOption, LocalOption, NoHost, RemoteOption, Where, WorkspaceOption
+from plughost.cli.common import JsonOption, KeyOption, LocalOption, NoHost, RemoteOption, Where, global_options
 from plughost.cli.output import fail, note, print_json, stderr, stdout
 from plughost.errors import PlugHostError
 
@@ -136,13 +136,13 @@ def _warnings(data: dict[str, Any]) -> None:
         stderr().print(Text.assemble(("warning:", "yellow"), f" {warning}"))
 
 
-def _where(workspace: Path, remote: str | None, key: str | None, local: bool) -> Where:
-    return Where(workspace, None, remote, key, local)
+def _where(remote: str | None, key: str | None, local: bool) -> Where:
+    global_options().refuse_plugin_dirs("market")  # it works on the workspace's files, loading no plugin
+    return Where(global_options().workspace, None, remote, key, local)
 
 
 @app.command()
 def refresh(
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -150,7 +150,7 @@ def refresh(
 ) -> None:
     """Fetch every index now and cache it (an unreachable index: its cache is used, with a warning)."""
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "POST", "/refresh", wait_s=LONG_WAIT_S),
         lambda market: market.refresh(),
     )
@@ -180,7 +180,6 @@ def search(
     query: Annotated[str, typer.Argument(help="Words to find in id, name, description and tags.")] = "",
     tag: Annotated[str | None, typer.Option("--tag", "-t", help="Only plugins with this tag.")] = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many.")] = 20,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -189,7 +188,7 @@ def search(
     """Search the indexes (all plugins without a query)."""
     params = urlencode({k: v for k, v in {"q": query, "tag": tag, "limit": limit}.items() if v not in (None, "")})
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "GET", f"/search?{params}", wait_s=LONG_WAIT_S),
         lambda market: market.search(query, tag=tag, limit=limit),
     )
@@ -222,7 +221,6 @@ def search(
 def info(
     plugin_id: PluginId,
     version: Annotated[str | None, typer.Option("--version", "-v", help="Only this version.")] = None,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -231,7 +229,7 @@ def info(
     """Show a plugin of the indexes: description, versions (and whether each fits here), what is installed."""
     query = f"?{urlencode({'version': version})}" if version else ""
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "GET", f"/plugins/{quote(plugin_id, safe='')}{query}", wait_s=LONG_WAIT_S),
         lambda market: market.info(plugin_id, version),
     )
@@ -316,7 +314,6 @@ def install(
         str, typer.Argument(metavar="ID[@VERSION]", help="Plugin id, optionally @version.", show_default=False)
     ],
     enable: Annotated[bool, typer.Option("--enable/--no-enable", help="Enable it once installed.")] = True,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -334,7 +331,7 @@ def install(
             return _call(host, "POST", "/install", body, wait_s=LONG_WAIT_S)
 
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         there,
         lambda market: market.install(plugin_id, version, enable=enable),
         changes=True,
@@ -347,7 +344,6 @@ def install(
 def update(
     plugin_id: Annotated[str | None, typer.Argument(help="The plugin to update.", show_default=False)] = None,
     all_plugins: Annotated[bool, typer.Option("--all", help="Update every plugin the market installed.")] = False,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -362,7 +358,7 @@ def update(
             return _call(host, "POST", "/update", {"id": plugin_id, "all": all_plugins}, wait_s=LONG_WAIT_S)
 
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         there,
         lambda market: market.update(plugin_id, all_plugins=all_plugins),
         changes=True,
@@ -376,7 +372,6 @@ def uninstall(
     plugin_id: PluginId,
     purge: Annotated[bool, typer.Option("--purge", help="Remove its config/ and data/ too.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Even though other plugins depend on it.")] = False,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -385,7 +380,7 @@ def uninstall(
     """Stop a plugin the market installed and remove its files (config and data stay unless --purge)."""
     body = {"id": plugin_id, "purge": purge, "force": force}
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "POST", "/uninstall", body, wait_s=LONG_WAIT_S),
         lambda market: market.uninstall(plugin_id, purge=purge, force=force),
         changes=True,
@@ -405,7 +400,6 @@ def uninstall(
 
 @app.command("list")
 def list_installed(
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -413,7 +407,7 @@ def list_installed(
 ) -> None:
     """List the plugins the market installed: version, newest cached version, index, state, kept versions."""
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "GET", "/installed"),
         lambda market: market.installed(),
     )
@@ -449,7 +443,6 @@ def rollback(
     version: Annotated[
         str | None, typer.Option("--version", "-v", help="A kept version (default: the one before).")
     ] = None,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -458,7 +451,7 @@ def rollback(
     """Switch back to the version used before the current one (a reload in a running host; enabled state kept)."""
     body = {"id": plugin_id, "version": version}
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "POST", "/rollback", body, wait_s=LONG_WAIT_S),
         lambda market: market.rollback(plugin_id, version),
         changes=True,
@@ -473,7 +466,6 @@ def rollback(
 @app.command()
 def history(
     plugin_id: PluginId,
-    workspace: WorkspaceOption = Path("."),
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -481,7 +473,7 @@ def history(
 ) -> None:
     """What the market installed, updated, rolled back or uninstalled for a plugin, and when."""
     data = _through(
-        _where(workspace, remote, key, local),
+        _where(remote, key, local),
         lambda host: _call(host, "GET", f"/history/{quote(plugin_id, safe='')}"),
         lambda market: market.history(plugin_id),
     )

@@ -6,7 +6,6 @@ the workspace in this process (see `common.through_host`); the output is the sam
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -15,14 +14,12 @@ from plughost.cli.common import (
     JsonOption,
     KeyOption,
     LocalOption,
-    PluginDirOption,
     RemoteOption,
     Where,
-    WorkspaceOption,
     parse_json_option,
     through_host,
 )
-from plughost.cli.output import fail, plugin_table, print_json, render_value, stdout
+from plughost.cli.output import fail, print_catalog, print_json, render_value, stdout
 from plughost.errors import PluginNotFoundError
 
 if TYPE_CHECKING:
@@ -40,15 +37,12 @@ PluginId = Annotated[str, typer.Argument(help="Plugin id.", show_default=False)]
 
 @app.command("list")
 def list_plugins(
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
     as_json: JsonOption = False,
 ) -> None:
     """List plugins with their state; invalid and not-loaded ones with their discovery status."""
-    from rich.text import Text
 
     async def here(host: Host) -> tuple[list[dict[str, Any]], list[str]]:
         return host.manager.catalog(), [str(c) for c in host.manager.last_discovery.conflicts]
@@ -56,24 +50,16 @@ def list_plugins(
     def there(host: RemoteHost) -> tuple[list[dict[str, Any]], list[str]]:
         return host.plugins(), []
 
-    rows, conflicts = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
+    rows, conflicts = through_host(Where.given(remote, key, local), there, here)
     if as_json:
         print_json(rows)
         return
-    out = stdout()
-    out.print(plugin_table(r for r in rows if r.get("state") is not None))
-    for row in rows:
-        if row.get("status") == "invalid":
-            out.print(Text.assemble(("invalid", "red"), f" {row['path']}: {'; '.join(row.get('errors') or [])}"))
-    for conflict in conflicts:
-        out.print(Text.assemble(("conflict", "yellow"), f" {conflict}"))
+    print_catalog(rows, conflicts)
 
 
 @app.command()
 def info(
     plugin_id: PluginId,
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -103,7 +89,7 @@ def info(
         extra = ("manifest", "descriptor", "config", "config_schema", "guard")
         return dict(detail["summary"]) | {k: detail.get(k) for k in extra}
 
-    data = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
+    data = through_host(Where.given(remote, key, local), there, here)
     if as_json:
         print_json(data)
         return
@@ -159,34 +145,28 @@ def _toggle(where: Where, plugin_id: str, enable: bool) -> None:
 @app.command()
 def enable(
     plugin_id: PluginId,
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
 ) -> None:
     """Enable a plugin (saved in plugin-state.toml; in the running host when one runs)."""
-    _toggle(Where(workspace, plugin_dir, remote, key, local), plugin_id, True)
+    _toggle(Where.given(remote, key, local), plugin_id, True)
 
 
 @app.command()
 def disable(
     plugin_id: PluginId,
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
 ) -> None:
     """Disable a plugin (saved in plugin-state.toml; in the running host when one runs)."""
-    _toggle(Where(workspace, plugin_dir, remote, key, local), plugin_id, False)
+    _toggle(Where.given(remote, key, local), plugin_id, False)
 
 
 @app.command()
 def reload(
     plugin_id: PluginId,
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -203,7 +183,7 @@ def reload(
     def there(host: RemoteHost) -> str:
         return str(host.action(plugin_id, "reload")["version"])
 
-    version = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
+    version = through_host(Where.given(remote, key, local), there, here)
     stdout().print(f"plugin '{plugin_id}' reloaded (version {version})", highlight=False)
 
 
@@ -213,8 +193,6 @@ def execute(
     method: Annotated[str | None, typer.Argument(help="Method to call; omit to run the plugin's execute().")] = None,
     args: Annotated[str | None, typer.Option("--args", "-a", help="Arguments as a JSON object.")] = None,
     timeout: Annotated[float | None, typer.Option(help="Seconds before the call is abandoned.")] = None,
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -238,12 +216,16 @@ def execute(
     def there(host: RemoteHost) -> dict[str, Any]:
         return host.execute(plugin_id, method, payload, timeout)
 
-    result = through_host(Where(workspace, plugin_dir, remote, key, local), there, here)
+    result = through_host(Where.given(remote, key, local), there, here)
     _print_result(result, as_json)
 
 
+# what the caller got wrong (arguments that do not fit the method, no such method): exit 2, like a bad option
+CALLER_ERRORS = frozenset({"invalid_request", "unknown_handler"})
+
+
 def _print_result(result: dict[str, Any], as_json: bool) -> None:
-    """A PluginExecutionResult: the value (or JSON), or one error line; a failed call exits 1."""
+    """A PluginExecutionResult: the value (or JSON), or one error line; a failed call exits 1 (2: bad arguments)."""
     from rich.text import Text
 
     if as_json:
@@ -251,6 +233,30 @@ def _print_result(result: dict[str, Any], as_json: bool) -> None:
     elif result["success"]:
         stdout().print(Text(render_value(result.get("result"))))  # the plugin's text, not markup
     if not result["success"]:
+        code = 2 if (result.get("metadata") or {}).get("code") in CALLER_ERRORS else 1
         if not as_json:
-            fail(result.get("error") or "the call failed")
-        raise typer.Exit(1)
+            fail(result.get("error") or "the call failed", code)
+        raise typer.Exit(code)
+
+
+@app.command("remote-cert")
+def remote_cert(
+    show_path: Annotated[bool, typer.Option("--path", help="Print where the identity is kept instead.")] = False,
+) -> None:
+    """Print this workspace's client certificate (PEM) for remote plugins (`[remote]` in a manifest).
+
+    Start the remote go-plugin plugin with it, then paste the handshake line it prints into
+    the manifest:  PLUGIN_CLIENT_CERT="$(plughost plugins remote-cert)" ./my-plugin
+
+    The certificate and its key are made on first use and kept in .plughost/remote-client.pem
+    (mode 0600): every plugin started with this certificate accepts this workspace's hosts.
+    """
+    from plughost.cli.common import global_options
+    from plughost.runtime.goplugin.remote import IDENTITY_FILE, RemoteError, workspace_identity
+
+    path = global_options().workspace / IDENTITY_FILE
+    try:
+        identity = workspace_identity(path)
+    except RemoteError as exc:
+        fail(str(exc))
+    typer.echo(str(path) if show_path else identity.cert_pem, nl=show_path)

@@ -1,4 +1,5 @@
-"""`plughost new <id>`: a plugin skeleton that loads and passes its generated test."""
+"""`plughost new <id>` (and the example plugin of `plughost init`): a plugin skeleton that loads and passes its
+generated test."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ entry = "plugin.py"
 tags = []
 """
 
-PLUGIN = '''\
-"""{id}: a plughost plugin."""
+PLUGIN = """\
+\"\"\"{id}: a plughost plugin with a chat command, a route and a method.\"\"\"
 
-from plughost.sdk import Plugin, PluginContext
+from plughost.sdk import NoticeEvent, Plugin, PluginContext, Reply, ReplyBuilder
 
 plugin = Plugin()
+
+
+def greeting(name: str) -> str:
+    return f"hello, {{name}}"
 
 
 @plugin.on_load
@@ -30,36 +35,54 @@ async def setup(ctx: PluginContext) -> None:
     ctx.logger.info("{id} loaded from %s", ctx.plugin_dir)
 
 
+@plugin.command("{command}", description="say hello (/{command} Ada)")
+def hello_command(name: str = "world") -> str:
+    return greeting(name)
+
+
+@plugin.route("notice", "GroupPoke", "PrivatePoke")
+def on_poke(event: NoticeEvent) -> Reply:
+    \"\"\"Answer a poke (in the console: /as private 42, then /poke).\"\"\"
+    return ReplyBuilder().text("ouch! try /{command}").build()
+
+
 @plugin.method("hello")
 def hello(name: str = "world") -> dict:
-    """Greet someone."""
-    return {{"greeting": f"hello, {{name}}"}}
-'''
+    \"\"\"Greet someone (plughost plugins execute {id} hello --args '{{"name": "Ada"}}').\"\"\"
+    return {{"greeting": greeting(name)}}
+"""
 
-TEST = '''\
-"""Generated test: loads the plugin through a real host and calls its method."""
+TEST = """\
+\"\"\"Generated test: loads the plugin into a real host, calls its method and runs its command.\"\"\"
 
 from pathlib import Path
 
 import pytest
 
-from plughost import PluginManager
+from plughost import Host
+from plughost.bot.commands import CommandSender
 
 PLUGIN_DIR = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.asyncio
-async def test_hello(tmp_path: Path) -> None:
-    async with PluginManager(tmp_path) as manager:
-        await manager.load_plugin(PLUGIN_DIR)
-        result = await manager.execute("{id}", "hello", {{"name": "Ada"}})
+async def test_method_and_command(tmp_path: Path) -> None:
+    async with Host(tmp_path) as host:  # an empty workspace, then this plugin
+        await host.manager.load_plugin(PLUGIN_DIR)
+
+        result = await host.manager.execute("{id}", "hello", {{"name": "Ada"}})
         assert result.success, result.error
         assert result.result == {{"greeting": "hello, Ada"}}
-'''
+
+        answer = await host.commands.execute_command(CommandSender.console(), "/{command} Ada")
+        assert answer.ok, answer.error
+        assert answer.text == "hello, Ada"
+"""
 
 
 def scaffold(plugin_id: str, parent: Path) -> Path:
-    """Create `<parent>/<id>/` with plugin.toml, plugin.py and tests/; returns the directory."""
+    """Create `<parent>/<id>/` with plugin.toml, plugin.py (a command named after the id, a poke route, a
+    `hello` method) and tests/; returns the directory."""
     if not is_valid_plugin_id(plugin_id):
         raise PlugHostError(
             f"'{plugin_id}' is not a valid plugin id: use letters, digits, '.', '_' and '-', "
@@ -70,8 +93,9 @@ def scaffold(plugin_id: str, parent: Path) -> Path:
         raise PlugHostError(f"{target} already exists; choose another id or remove it")
     (target / "tests").mkdir(parents=True)
     (target / "plugin.toml").write_text(MANIFEST.format(id=plugin_id), encoding="utf-8")
-    (target / "plugin.py").write_text(PLUGIN.format(id=plugin_id), encoding="utf-8")
+    command = plugin_id.replace(".", "-")  # command names have no dots
+    (target / "plugin.py").write_text(PLUGIN.format(id=plugin_id, command=command), encoding="utf-8")
     (target / "tests" / f"test_{plugin_id.replace('.', '_').replace('-', '_')}.py").write_text(
-        TEST.format(id=plugin_id), encoding="utf-8"
+        TEST.format(id=plugin_id, command=command), encoding="utf-8"
     )
     return target

@@ -12,10 +12,8 @@ from plughost.cli.common import (
     KeyOption,
     LocalOption,
     NoHost,
-    PluginDirOption,
     RemoteOption,
     Where,
-    WorkspaceOption,
     find_host,
     run_with_host,
     unreachable,
@@ -27,8 +25,6 @@ if TYPE_CHECKING:
 
 
 def status(
-    workspace: WorkspaceOption = Path("."),
-    plugin_dir: PluginDirOption = None,
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
@@ -40,12 +36,12 @@ def status(
     (--json: {"running": false, ...}). --local loads the workspace instead and shows what
     `plughost run` would start with.
     """
-    where = Where(workspace, plugin_dir, remote, key, local)
+    where = Where.given(remote, key, local)
     data = _remote_status(where)
     if isinstance(data, NoHost):
         if not local:
-            _not_running(workspace, data, as_json)
-        data = run_with_host(workspace, _local_status, plugin_dir, loaded=data.note())
+            _not_running(where.workspace, data, as_json)
+        data = run_with_host(where.workspace, _local_status, where.plugin_dirs, loaded=data.note())
     if as_json:
         print_json(data)
     else:
@@ -110,6 +106,8 @@ def _print_status(data: dict[str, Any]) -> None:
         lines.append(("bots", str(data["bots"])))
     for key, value in lines:
         out.print(Text.assemble((key, "bold"), f": {value}"))
+    for connection in data.get("bot_connections", []):  # each configured bot's link
+        out.print(Text("  " + connection["summary"]))
 
 
 def _counts(counts: dict[str, int]) -> str:

@@ -9,6 +9,10 @@ manager's guarded call, so its timeout and circuit breaker apply. Messages reach
 in the order they were published; a slow or failing subscriber delays only itself. When its
 queue is full the message is dropped for it and counted (`stats()["overflowed"]`).
 
+Where messages travel is the backend's business (`plughost.core.backend.BusTransport`: in
+memory, or over Redis between hosts); topic checks, permissions, JSON checks, the queues and the
+guarded delivery are here, the same for every backend.
+
 Permissions (checked here, in the host): a plugin may always use topics under its own id (`<id>`
 and `<id>.…`); others must be granted by its manifest's `[permissions] topics` patterns. A
 subscription pattern must be covered by a grant (`weather.*` covers `weather.oslo` and
@@ -23,6 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from plughost.core.backend import BusTransport, MemoryTransport
 from plughost.errors import PlugHostError
 from plughost.sdk.call import TIMED_OUT, Call, Outcome
 from plughost.sdk.descriptor import SubscriptionSpec
@@ -70,10 +75,13 @@ def matches(pattern: str, topic: str) -> bool:
 
 
 @dataclass
-class _Subscription:
+class Subscription:
+    """One plugin's subscription (or replier) on a pattern, with its queue and counters."""
+
     plugin_id: str
     pattern: str
     handler: str
+    route: str | None = None  # the transport's key for it (`BusTransport.watch`)
     queue: asyncio.Queue[tuple[str, str, Any]] | None = None
     worker: asyncio.Task[Any] | None = None
     delivered: int = 0
@@ -83,16 +91,19 @@ class _Subscription:
 
 
 class Bus:
-    """Publish/subscribe and request/reply between plugins (memory backend). Constructs without I/O."""
+    """Publish/subscribe and request/reply between plugins. Constructs without I/O; `transport`
+    (default: in memory) carries the messages, `open` starts it."""
 
     def __init__(self, call: Caller, *, grants: GrantLookup, tasks: TaskOwner | None = None,
-                 queue_size: int = QUEUE_SIZE) -> None:  # fmt: skip
+                 queue_size: int = QUEUE_SIZE, transport: BusTransport | None = None) -> None:  # fmt: skip
         self._call = call
         self._grants = grants
         self.tasks = tasks if tasks is not None else TaskOwner("bus")
+        self.transport: BusTransport = transport if transport is not None else MemoryTransport()
+        self.transport.attach(self, self.tasks)
         self.queue_size = queue_size
-        self._subs: list[_Subscription] = []
-        self._repliers: list[_Subscription] = []
+        self._subs: list[Subscription] = []
+        self._repliers: list[Subscription] = []
         self.published = 0
         self.requests = 0
         self._removed = {"delivered": 0, "failed": 0, "overflowed": 0}
@@ -116,13 +127,13 @@ class Bus:
         """Deliver messages matching `pattern` to `handler` of `plugin_id` (checked against its grants)."""
         check_topic(pattern, pattern=True)
         self.check_access(plugin_id, pattern, "subscribe to")
-        self._subs.append(_Subscription(plugin_id, pattern, handler))
+        self._subs.append(Subscription(plugin_id, pattern, handler, self.transport.watch("subscribe", pattern)))
 
     def reply_with(self, plugin_id: str, pattern: str, handler: str) -> None:
         """Answer requests on topics matching `pattern` with `handler` of `plugin_id`."""
         check_topic(pattern, pattern=True)
         self.check_access(plugin_id, pattern, "answer requests on")
-        self._repliers.append(_Subscription(plugin_id, pattern, handler))
+        self._repliers.append(Subscription(plugin_id, pattern, handler, self.transport.watch("reply", pattern)))
 
     def check_plugin(self, plugin_id: str, specs: Sequence[SubscriptionSpec]) -> None:
         """`AccessDenied`/`PlugHostError` when a declared subscription is malformed or not granted."""
@@ -141,10 +152,11 @@ class Bus:
         """Remove `plugin_id`'s subscriptions and repliers (only those on `pattern` if given): how many."""
         gone = [s for s in self._subs + self._repliers
                 if s.plugin_id == plugin_id and (pattern is None or s.pattern == pattern)]  # fmt: skip
+        replying = [s for s in gone if s in self._repliers]
         self._subs = [s for s in self._subs if s not in gone]
         self._repliers = [s for s in self._repliers if s not in gone]
         for sub in gone:
-            self._stop(sub)
+            self._stop(sub, "reply" if sub in replying else "subscribe")
         return len(gone)
 
     def remove_plugin(self, plugin_id: str) -> int:
@@ -155,24 +167,40 @@ class Bus:
         """`(plugin_id, pattern, handler)` of each subscription (repliers excluded)."""
         return [(s.plugin_id, s.pattern, s.handler) for s in self._subs if plugin_id in (None, s.plugin_id)]
 
-    def _stop(self, sub: _Subscription) -> None:
+    def _stop(self, sub: Subscription, kind: str) -> None:
         sub._closed = True
+        self.transport.unwatch(kind, sub.pattern)
         for name in self._removed:
             self._removed[name] += getattr(sub, name)
         if sub.worker is not None and not sub.worker.done():
             sub.worker.cancel()
 
+    async def open(self) -> None:
+        """Start the transport (connect to Redis, subscribe); idempotent, nothing to do in memory."""
+        await self.transport.open()
+
+    async def settle(self, timeout: float = 5.0) -> bool:
+        """Wait (up to `timeout`) until the subscriptions made so far receive messages: at once in
+        memory; over Redis when the server confirmed them. False when it did not in time."""
+        return await self.transport.settle(timeout)
+
     # publishing --------------------------------------------------------------------------------
     async def publish(self, sender: str, topic: str, data: Any = None) -> int:
-        """Queue `data` for every subscription matching `topic`; returns how many got it. Never waits
-        for a subscriber."""
+        """Send `data` to every subscription matching `topic`; returns how many got it (in memory:
+        subscriptions; over Redis: subscribed patterns of all hosts). Never waits for a subscriber."""
         check_topic(topic, pattern=False)
         self.check_access(sender, topic, "publish on")
         data = json_copy(data, f"the data published on '{topic}'")
+        reached = await self.transport.publish(sender, topic, data)
         self.published += 1
+        return reached
+
+    def fan_out(self, sender: str, topic: str, data: Any, route: str | None) -> int:
+        """Queue a checked message for the local subscriptions matching `topic` (only those on the
+        transport's `route` when given); returns how many got it."""
         queued = 0
         for sub in self._subs:
-            if not matches(sub.pattern, topic):
+            if (route is not None and sub.route != route) or not matches(sub.pattern, topic):
                 continue
             if sub.queue is None:
                 sub.queue = asyncio.Queue(self.queue_size)
@@ -186,7 +214,7 @@ class Bus:
                             sub.plugin_id, sub.pattern, topic)  # fmt: skip
         return queued
 
-    async def _deliver(self, sub: _Subscription) -> None:
+    async def _deliver(self, sub: Subscription) -> None:
         assert sub.queue is not None
         while not sub._closed:
             sender, topic, data = await sub.queue.get()
@@ -207,19 +235,31 @@ class Bus:
         self.check_access(sender, topic, "send requests on")
         data = json_copy(data, f"the request data for '{topic}'")
         self.requests += 1
-        replier = next((r for r in self._repliers if matches(r.pattern, topic)), None)
-        if replier is None:
+        reply = await self.transport.request(sender, topic, data, timeout)
+        if reply is None:
             raise BusRequestError(f"no plugin answers requests on bus topic '{topic}'", code=NO_RESPONDERS)
-        call = Call(replier.handler, {"topic": topic, "data": data, "sender": sender}, kind="bus")
-        outcome = await self._call(replier.plugin_id, call, timeout=timeout)
+        plugin_id, outcome = reply
         if outcome.error is not None:
-            replier.failed += 1
             what = "timed out" if outcome.error.code == TIMED_OUT else "failed"
             raise BusRequestError(
-                f"request on '{topic}' {what} in plugin '{replier.plugin_id}': {outcome.error}", code=outcome.error.code
+                f"request on '{topic}' {what} in plugin '{plugin_id}': {outcome.error}", code=outcome.error.code
             )
-        replier.delivered += 1
         return outcome.value
+
+    def find_replier(self, topic: str, route: str | None) -> Subscription | None:
+        """The first replier matching `topic` (only those on the transport's `route` when given)."""
+        return next((r for r in self._repliers
+                     if (route is None or r.route == route) and matches(r.pattern, topic)), None)  # fmt: skip
+
+    async def answer(self, replier: Subscription, sender: str, topic: str, data: Any, timeout: float) -> Outcome:
+        """Run `replier` on a request (a guarded call with `timeout`) and count the result."""
+        call = Call(replier.handler, {"topic": topic, "data": data, "sender": sender}, kind="bus")
+        outcome = await self._call(replier.plugin_id, call, timeout=timeout)
+        if outcome.error is None:
+            replier.delivered += 1
+        else:
+            replier.failed += 1
+        return outcome
 
     # state -------------------------------------------------------------------------------------
     def stats(self) -> dict[str, Any]:
@@ -228,6 +268,7 @@ class Bus:
         live = self._subs + self._repliers
         totals = {name: self._removed[name] + sum(getattr(s, name) for s in live) for name in self._removed}
         return {
+            "backend": self.transport.name,
             "published": self.published,
             "requests": self.requests,
             **totals,
@@ -250,10 +291,13 @@ class Bus:
         return PluginBusView(self, plugin_id)
 
     async def aclose(self) -> None:
-        """Cancel and await every subscriber's worker."""
+        """Stop the transport, then cancel and await every subscriber's worker."""
         for sub in self._subs:
             sub._closed = True
-        await self.tasks.aclose()
+        try:
+            await self.transport.aclose()
+        finally:
+            await self.tasks.aclose()
 
 
 class PluginBusView:
@@ -269,8 +313,8 @@ class PluginBusView:
     async def request(self, topic: str, data: Any = None, *, timeout: float = 5.0) -> Any:
         return await self._bus.request(self.plugin_id, topic, data, timeout=timeout)
 
-    def unsubscribe(self, pattern: str) -> int:
+    async def unsubscribe(self, pattern: str) -> int:
         return self._bus.unsubscribe(self.plugin_id, pattern)
 
 
-__all__ = ["Bus", "PluginBusView", "check_topic", "matches"]
+__all__ = ["Bus", "PluginBusView", "Subscription", "check_topic", "matches"]

@@ -62,6 +62,8 @@ class HostConfig(_Section):
     market: dict[str, Any] = Field(default_factory=dict)
     # the agent's table, as read; plughost.agent.settings.AgentSettings validates it
     agent: dict[str, Any] = Field(default_factory=dict)
+    # the cluster's table (Redis backend), as read; plughost.cluster.ClusterSettings validates it
+    cluster: dict[str, Any] = Field(default_factory=dict)
     _source: Path | None = PrivateAttr(default=None)
 
     @property

@@ -142,6 +142,8 @@ def _check_entry(
             message = "no entry: add __init__.py, plugin.py or main.py, or name the module in `entry`"
             return DiscoveryStatus.INVALID, [ValidationIssue(source, "entry", message)]
         return DiscoveryStatus.AVAILABLE, []
+    if manifest.remote is not None:  # runs elsewhere: nothing on disk to check
+        return DiscoveryStatus.AVAILABLE, []
     target = plugin_dir / (manifest.entry or f"bin/{manifest.id}")
     if manifest.runtime == "process":
         if target.is_file() and os.access(target, os.X_OK):

@@ -72,4 +72,11 @@ class PluginInstance:
             "methods": [m.name for m in descriptor.methods] if descriptor else [],
             "commands": [c.name for c in descriptor.commands] if descriptor else [],
             "capabilities": sorted(descriptor.capabilities) if descriptor else [],
+            "runtime_status": self.runtime_status(),
         }
+
+    def runtime_status(self) -> str | None:
+        """What the runtime says of a process or remote plugin (`running`, `restarting`, `disconnected` …)."""
+        info = getattr(self.handle, "info", None)
+        status = info().get("status") if callable(info) else None
+        return status if isinstance(status, str) else None

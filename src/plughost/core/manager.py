@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from plughost.core.backend import Backend, MemoryBackend
 from plughost.core.bus import Bus
+from plughost.core.chat_switches import ChatSwitches
 from plughost.core.config import HostConfig, PluginConfigStore
 from plughost.core.config_schema import check_config
 from plughost.core.deps import dependency_names, plan_loading
@@ -71,7 +73,9 @@ class PluginManager:
     maps a manifest's `runtime` (python, native, process) to the runtime that loads it
     (`plughost.PluginManager` fills them in). Its background tasks belong to `tasks` (a child of
     the host's when a `Host` made it); each loaded plugin gets a child of it, which unloading the
-    plugin closes.
+    plugin closes. `backend` carries the bus and keeps the shared state (default in memory;
+    `plughost.cluster.redis_backend.RedisBackend` shares them through Redis); it connects when the
+    plugins load.
     """
 
     def __init__(
@@ -82,6 +86,7 @@ class PluginManager:
         runtimes: Mapping[str, Runtime],
         guard: Guard | None = None,
         tasks: TaskOwner | None = None,
+        backend: Backend | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
         self.config = config if config is not None else HostConfig.load(self.workspace)
@@ -97,6 +102,8 @@ class PluginManager:
         self.runtimes: dict[str, Runtime] = dict(runtimes)
         self.registry = PluginRegistry(self.workspace / REGISTRY_FILE, write_delay_s=REGISTRY_WRITE_DELAY_S)
         self.state_file = PluginStateFile.load(self.workspace / host.state_file)
+        self.chat_switches = ChatSwitches(self.state_file)
+        """Per-chat switches (`/plugins disable <id> --group <n>`), persisted in plugin-state.toml."""
         self.configs = PluginConfigStore(self.workspace / host.config_dir)
         self.data_root = self.workspace / host.data_dir
         self.last_discovery = DiscoveryReport()
@@ -112,10 +119,15 @@ class PluginManager:
             self, debounce_s=host.reload_debounce_ms / 1000, tasks=self.tasks.child("plugin watcher")
         )
         """Hot reload (`watch`, `unwatch`); see `plughost.core.watch`."""
-        self.bus = Bus(self.call, grants=self._topic_grants, tasks=self.tasks.child("bus"))
+        self.backend: Backend = backend if backend is not None else MemoryBackend()
+        """Where the bus's messages travel and the shared state lives (`plughost.core.backend`)."""
+        self.bus = Bus(
+            self.call, grants=self._topic_grants, tasks=self.tasks.child("bus"), transport=self.backend.bus_transport()
+        )
         """The message bus between plugins (`plughost.core.bus`); `ctx.bus` is a plugin's view of it."""
-        self.state_store = StateStore(grants=self._state_grants)
+        self.state_store = StateStore(grants=self._state_grants, storage=self.backend.state_storage())
         """Shared state (`plughost.core.state_store`); `ctx.state` is a plugin's view of it."""
+        self._backend_open = False
         self._closed = False
 
     def _topic_grants(self, plugin_id: str) -> builtins.list[str]:
@@ -127,7 +139,23 @@ class PluginManager:
         return builtins.list(instance.manifest.permissions.state) if instance is not None else []
 
     async def __aenter__(self) -> PluginManager:
+        try:
+            await self.open_backend()
+        except BaseException:
+            await self.shutdown()
+            raise
         return self
+
+    async def open_backend(self) -> None:
+        """Connect the bus and state backend (idempotent; loading plugins does it too).
+
+        `PlugHostError` saying what to do when it cannot be reached (Redis down, extra missing)."""
+        if self._backend_open:
+            return
+        await self.backend.open()
+        await self.bus.open()
+        await self.state_store.open()
+        self._backend_open = True
 
     async def __aexit__(self, *exc: object) -> None:
         await self.shutdown()
@@ -151,6 +179,7 @@ class PluginManager:
             raise PlugHostError(
                 f"this manager serves {self.workspace}; create another PluginManager for {workspace_root}"
             )
+        await self.open_backend()  # an unreachable backend stops the start, before any plugin loads
         report = self.discover()
         for candidate in report.invalid:
             log.error("plugin at %s is invalid: %s", candidate.path, "; ".join(map(str, candidate.errors)))
@@ -226,10 +255,12 @@ class PluginManager:
                 return False
             handle, instance.handle = instance.handle, None
             self._plugins_changed()
-            self.bus.remove_plugin(instance.id)
+            unsubscribed = self.bus.remove_plugin(instance.id)
             if instance.is_enabled:
                 await self._tell_enabled(instance, handle, False)
             await self._stop_handle(instance.id, handle)
+            if unsubscribed:
+                await self.bus.settle()  # over Redis: nothing more reaches this host for it
             self._transition(instance, PluginState.UNLOADED, EventType.UNLOAD, "unloaded")
             self.guard.forget(instance.id)
             return True
@@ -240,6 +271,7 @@ class PluginManager:
         if instance.is_loaded:
             raise PluginStateError(f"plugin '{name}' is loaded; unload it first")
         self.state_file.forget(name)
+        self.chat_switches.forget()
         del self._instances[name]
         self._plugins_changed()
 
@@ -497,6 +529,8 @@ class PluginManager:
             except Exception:
                 log.exception("closing runtime '%s' failed", runtime.name)
         await self.bus.aclose()
+        await self.state_store.aclose()
+        await self.backend.aclose()
         await self.events.aclose()
         await self.tasks.aclose()
         self.guard.watchdog.stop()
@@ -630,6 +664,12 @@ class PluginManager:
         instance.priority = priority
         self._plugins_changed()
 
+    def plugin_tasks(self, name: str) -> TaskOwner | None:
+        """The task owner of the plugin's running version (closed when it stops), if loaded."""
+        instance = self._instances.get(name)
+        handle = instance.handle if instance is not None else None
+        return self._plugin_tasks.get(id(handle)) if handle is not None else None
+
     def get_events(self, name: str | None = None) -> builtins.list[PluginEvent]:
         return self.events.history(name)
 
@@ -701,6 +741,8 @@ class PluginManager:
                 return instance
             instance.handle, instance.loaded_at = handle, time.time()
             self.bus.add_plugin(candidate.id, handle.descriptor.subscriptions)  # checked in _start_handle
+            if handle.descriptor.subscriptions:
+                await self.bus.settle()  # over Redis: receiving once the plugin is loaded
             self._applied_configs[candidate.id] = config
             if candidate.path.is_file():  # single-file plugins declare their version in code
                 instance.set_manifest(instance.manifest.model_copy(update={"version": handle.descriptor.version}))
@@ -747,6 +789,7 @@ class PluginManager:
         """Load with the runtime the manifest names (it decides where the plugin runs)."""
         manifest = candidate.manifest
         assert manifest is not None
+        await self.open_backend()
         runtime = self.runtimes.get(manifest.runtime)
         if runtime is None:
             raise PluginLoadError(candidate.id, f"runtime '{manifest.runtime}' is not available in this installation")
@@ -797,10 +840,10 @@ class PluginManager:
         return handle
 
     def _on_process_event(self, plugin_id: str, event: RuntimeEvent) -> None:
-        failed = event.kind in ("crashed", "unhealthy", "restart_failed", "gave_up")
-        if not failed and event.kind != "restarted":
+        failed = event.kind in ("crashed", "unhealthy", "restart_failed", "gave_up", "disconnected")
+        if not failed and event.kind not in ("restarted", "reconnected"):
             return
-        if event.kind == "crashed":
+        if event.kind in ("crashed", "disconnected"):  # a remote plugin's lost link counts as a crash
             self.guard.breaker(plugin_id).record_failure()
         metadata = {"process_event": event.kind, "exit_code": event.exit_code, "pid": event.pid}
         error = (event.stderr_tail or event.message) if failed else None

@@ -19,6 +19,7 @@ from plughost.guard.metrics import LATENCY_BUCKETS_S, HandlerMetrics
 from plughost.guard.stepping import Resume
 from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
+from plughost.sdk.deadlines import TimeoutDeadline, deadlines_of
 from plughost.sdk.models import EventType, PluginExecutionResult
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -196,6 +197,7 @@ class Guard:
         metrics.calls += 1
         limit = timeout if timeout is not None else self._default_timeout
         started = _perf_counter()
+        waited = 0.0  # time a prompt to the user stopped the clock: not the plugin's
         try:
             coro = handle.call(call)
             try:
@@ -203,8 +205,7 @@ class Guard:
             except StopIteration as stop:
                 outcome: Outcome = stop.value
             else:
-                async with asyncio.timeout(limit):
-                    outcome = await Resume(coro, yielded)
+                outcome, waited = await _resumed(coro, yielded, limit, call)
         except TimeoutError:
             outcome = Outcome.failed(TIMED_OUT, f"timed out after {limit:g} s", timeout_s=limit)
         except asyncio.CancelledError:
@@ -214,7 +215,7 @@ class Guard:
             outcome = Outcome.failed(PLUGIN_ERROR, "the handler cancelled itself (CancelledError)")
         except BaseException as exc:  # a runtime's bug must not reach the host either
             outcome = Outcome(None, (), PluginError.from_exception(exc))
-        elapsed = _perf_counter() - started
+        elapsed = _perf_counter() - started - waited
         metrics.latencies.append(elapsed)
         metrics.buckets[_bucket(_BUCKETS, elapsed)] += 1
         metrics.latency_sum_s += elapsed
@@ -255,6 +256,23 @@ class Guard:
                 {"failures": breaker.consecutive_failures},
             )
             self._on_breaker_change(plugin_id, True)
+
+
+async def _resumed(coro: Coroutine[Any, Any, Outcome], yielded: Any, limit: float, call: Call) -> tuple[Outcome, float]:
+    """The rest of a call that suspended, under its timeout, and how long its clock stood still: a
+    prompt to the user stops it (`plughost.sdk.deadlines`)."""
+    async with asyncio.timeout(limit) as scope:
+        deadlines = deadlines_of(call.bot) if call.bot is not None else None
+        if deadlines is None:
+            outcome: Outcome = await Resume(coro, yielded)
+            return outcome, 0.0
+        deadline = TimeoutDeadline(scope)
+        deadlines.add(deadline)
+        try:
+            outcome = await Resume(coro, yielded)
+        finally:
+            deadlines.remove(deadline)
+        return outcome, deadline.paused_s
 
 
 def error_metadata(error: PluginError, handler: str) -> dict[str, Any]:

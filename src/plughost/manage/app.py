@@ -8,7 +8,19 @@ from fastapi.middleware.cors import CORSMiddleware
 from plughost.manage.console import mount_console
 from plughost.manage.context import ManageContext
 from plughost.manage.errors import install_error_handlers
-from plughost.manage.routes import cliproxy, jank, market, mcp, metrics, operate, plugin_http, plugins, sandbox, streams
+from plughost.manage.routes import (
+    cliproxy,
+    jank,
+    market,
+    mcp,
+    metrics,
+    operate,
+    plugin_http,
+    plugins,
+    sandbox,
+    schedules,
+    streams,
+)
 from plughost.manage.security import BodyLimit, require_key
 from plughost.market.market import Market
 
@@ -32,6 +44,7 @@ def build_app(ctx: ManageContext) -> FastAPI:
     authenticated = [Depends(require_key)]
     for router in (
         plugins.router,
+        schedules.router,
         streams.router,
         operate.router,
         sandbox.router,

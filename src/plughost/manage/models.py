@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -22,6 +22,11 @@ class PluginSummary(BaseModel):
     isolation: str | None = None
     priority: int | None = None
     error: str | None = None
+    runtime_status: str | None = Field(
+        default=None,
+        description="A process, remote or MCP plugin's runtime status: running, restarting, disconnected, "
+        "reconnecting, stopped, error.",
+    )
     errors: list[str] = Field(default_factory=list, description="Why an invalid plugin cannot load.")
     breaker: str | None = Field(default=None, description="closed, open or half_open.")
     calls: int = 0
@@ -47,6 +52,9 @@ class PluginDetail(BaseModel):
     config: dict[str, Any]
     config_schema: dict[str, Any] | None
     guard: dict[str, Any]
+    chats_off: list[str] = Field(
+        default_factory=list, description="Chats where the plugin is switched off (PUT /plugins/{id}/chats/{chat})."
+    )
 
 
 class ActionResult(BaseModel):
@@ -172,8 +180,24 @@ class BotStatus(BaseModel):
     attached: bool
 
 
+class BotConnectionInfo(BaseModel):
+    """A configured bot's connection to its OneBot implementation."""
+
+    bot: str
+    transport: str
+    where: str = Field(description="Whom it connects to (ws-forward) or where it listens.")
+    state: Literal["connecting", "connected", "disconnected", "listening"]
+    since: float | None = Field(description="When the state began (Unix time).")
+    connections: int
+    reconnect_attempts: int = Field(description="Connections tried or accepted after the first.")
+    last_error: str | None
+    last_error_at: float | None
+    summary: str = Field(description="One line, as `/status` shows it.")
+
+
 class BotList(BaseModel):
     bots: list[BotStatus]
+    connections: list[BotConnectionInfo] = Field(default_factory=list, description="One per configured bot.")
 
 
 class HostStatus(BaseModel):
@@ -186,6 +210,7 @@ class HostStatus(BaseModel):
     runtimes: dict[str, int] = Field(description="Loaded plugin counts by runtime.")
     open_breakers: list[str]
     bots: int
+    bot_connections: list[BotConnectionInfo] = Field(default_factory=list, description="One per configured bot.")
     events_last_id: int
 
 
@@ -199,3 +224,50 @@ class ConsoleResult(BaseModel):
     text: str
     error: str
     usage: list[str]
+
+
+class ScheduleInfo(BaseModel):
+    """One `@plugin.schedule` job: its trigger, when it runs next, how its last run went."""
+
+    plugin: str
+    handler: str
+    trigger: str = Field(description='How it is shown: "cron 0 8 * * * (Asia/Shanghai)" or "every 300s".')
+    cron: str | None = None
+    every_s: float | None = None
+    tz: str | None = None
+    chat: str | None = Field(default=None, description="The chat it posts to (group:<id> / private:<id>).")
+    overlap: bool
+    missed: str = Field(description="What happens to runs missed while the host was down: skip or run_once.")
+    active: bool = Field(description="False while the plugin is disabled or unloaded.")
+    next_run: str | None = Field(description="ISO 8601; null when inactive.")
+    last_run: str | None
+    last_outcome: str | None = Field(description='"ok", "failed" or "off in <chat>"; null before the first run.')
+    last_error: str | None
+    runs: int
+    failures: int
+    skipped: int = Field(description="Ticks skipped because the previous run was still going.")
+    switched_off: int = Field(description="Runs not made because the plugin is switched off in the chat.")
+    running: int
+
+
+class ScheduleList(BaseModel):
+    schedules: list[ScheduleInfo]
+
+
+class ChatSwitches(BaseModel):
+    """Where an enabled plugin is switched off (per-chat switches, kept in plugin-state.toml)."""
+
+    id: str
+    off: list[str] = Field(description="Chats (group:<id>, private:<id>) where the plugin is off.")
+
+
+class ChatSwitchRequest(BaseModel):
+    enabled: bool = Field(description="true: on in this chat (the default); false: off in this chat.")
+
+
+class ChatSwitchResult(BaseModel):
+    id: str
+    chat: str
+    enabled: bool
+    changed: bool = Field(description="False when the plugin already was so in this chat.")
+    off: list[str]

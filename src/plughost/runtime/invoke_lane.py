@@ -19,8 +19,13 @@ Frames, both ways: a 9-byte header `!IIB` (body length, call id, kind) and the b
 | ACTION_RESULT | host → worker | JSON `{"id", "data"}` or `{"id", "error"}`                    |
 
 Calls are multiplexed by id; ACTION frames carry the id of the call they belong to, and the host
-runs them on that call's bot. A frame the reader does not understand closes the connection
-(pending calls then fail with `InvokeLaneClosed`, and the host falls back to gRPC).
+runs them on that call's bot. An ACTION named `plughost.<operation>` is one of the host's
+services instead (the message bus and shared state, `plughost.runtime.host_services`), run on the
+plugin's own views; the worker sends those with call id 0, inside a call or outside any, and a
+failure answers `{"id", "error", "failure": {"kind", "code", "message"}}`.
+
+A frame the reader does not understand closes the connection (pending calls then fail with
+`InvokeLaneClosed`, and the host falls back to gRPC).
 
 Any process of the same user can connect to the socket. Only the host knows the worker's secret
 (handed to the worker on an inherited pipe), so a connection whose first frame is not AUTH with
@@ -42,7 +47,10 @@ from enum import IntEnum
 from pathlib import Path
 from typing import Any
 
+from plughost.runtime.host_services import HostLink, HostServiceError, error_fields, raise_remote
 from plughost.sdk.bot import BotApi
+from plughost.sdk.deadlines import deadlines_of
+from plughost.sdk.shared import NotJsonError
 from plughost.sdk.tasks import TaskOwner
 
 HEADER = struct.Struct("!IIB")
@@ -50,6 +58,8 @@ NAME_LENGTH = struct.Struct("!H")
 MAX_BODY = 2**31 - 1
 MAX_AUTH_BODY = 1024
 AUTH_TIMEOUT_S = 5.0
+HOST_ACTION_PREFIX = "plughost."
+HOST_OPERATION_TIMEOUT_S = 30.0  # beyond a bus request's own timeout
 log = logging.getLogger(__name__)
 
 
@@ -178,6 +188,45 @@ class InvokeLaneServer:
         self._server: asyncio.Server | None = None
         self._tasks = tasks if tasks is not None else TaskOwner("invoke lane server")
         self.path = Path("")
+        self._links: list[tuple[asyncio.StreamWriter, dict[tuple[int, int], Any]]] = []
+        self._host_ids = itertools.count(1)
+
+    async def host_operation(self, operation: str, params: Mapping[str, Any]) -> Any:
+        """Run one of the host's services (`plughost.runtime.host_services`) and return its answer.
+
+        Raises what the in-process API raises (`AccessDenied`, `NotJsonError`, `BusRequestError`),
+        or `HostServiceError` when no host is connected or the link closes first.
+        """
+        if not self._links:
+            raise HostServiceError(
+                f"{operation}: the host is not connected yet (the bus and shared state are available once the "
+                "plugin has loaded, not in its load hook)", code="unavailable",
+            )  # fmt: skip
+        writer, waiting = self._links[-1]
+        action_id = next(self._host_ids)
+        try:
+            body = json.dumps({"id": action_id, "action": HOST_ACTION_PREFIX + operation, "params": dict(params)},
+                              allow_nan=False).encode()  # fmt: skip
+        except (TypeError, ValueError) as exc:
+            raise NotJsonError(f"{operation}: a value is not JSON ({exc}); pass dicts, lists, str, int, float, "
+                               "bool or None") from None  # fmt: skip
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        waiting[(0, action_id)] = future
+        timeout = HOST_OPERATION_TIMEOUT_S + float(params.get("timeout") or 0)
+        try:
+            writer.write(frame(Kind.ACTION, 0, body))
+            async with asyncio.timeout(timeout):
+                answer = await future
+        except TimeoutError:
+            raise HostServiceError(
+                f"{operation}: the host did not answer within {timeout:g} s", code="timed_out"
+            ) from None
+        finally:
+            waiting.pop((0, action_id), None)
+        if "error" in answer:
+            failure = answer.get("failure")
+            raise_remote(failure if isinstance(failure, Mapping) else {"message": answer["error"]})
+        return answer.get("data")
 
     async def start(self, path: Path) -> None:
         """Listen on the unix socket `path` (mode 0600)."""
@@ -208,6 +257,8 @@ class InvokeLaneServer:
         calls = TaskOwner("invoke lane calls")  # ended with the connection, which the server's owner ends
         running: dict[int, asyncio.Task[None]] = {}
         waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
+        link = (writer, waiting)
+        self._links.append(link)
         try:
             while True:
                 kind, call_id, body = await read_frame(reader)
@@ -231,6 +282,11 @@ class InvokeLaneServer:
         except InvokeLaneProtocolError as exc:
             log.warning("invoke lane: closing a connection that sent a malformed frame: %s", exc)
         finally:
+            self._links.remove(link)
+            for future in waiting.values():
+                if not future.done():
+                    future.set_result({"error": "the host link closed", "failure": {"code": "unavailable",
+                                       "message": "the host link closed before the host answered"}})  # fmt: skip
             await calls.aclose()
             writer.close()
 
@@ -268,8 +324,11 @@ class InvokeLaneClient:
     is a task of the client's owner.
     """
 
-    def __init__(self, path: str, name: str, *, secret: str, tasks: TaskOwner | None = None) -> None:
+    def __init__(
+        self, path: str, name: str, *, secret: str, tasks: TaskOwner | None = None, services: HostLink | None = None
+    ) -> None:
         self.path = path
+        self._services = services
         self.name = name
         self._secret = secret.encode()
         self._writer: asyncio.StreamWriter | None = None
@@ -281,10 +340,17 @@ class InvokeLaneClient:
 
     @classmethod
     async def connect(
-        cls, path: str, name: str, timeout: float = 5.0, *, secret: str, tasks: TaskOwner | None = None
+        cls,
+        path: str,
+        name: str,
+        timeout: float = 5.0,
+        *,
+        secret: str,
+        tasks: TaskOwner | None = None,
+        services: HostLink | None = None,
     ) -> InvokeLaneClient:
-        """A started client connected to the lane socket at `path`."""
-        client = cls(path, name, secret=secret, tasks=tasks)
+        """A started client connected to the lane socket at `path`; `services` runs `plughost.*` actions."""
+        client = cls(path, name, secret=secret, tasks=tasks, services=services)
         await client.start(timeout)
         return client
 
@@ -313,10 +379,13 @@ class InvokeLaneClient:
         writer = self._writer
         if self._closed is not None or writer is None:
             raise self._closed or InvokeLaneClosed("invoke lane not connected")
-        self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF
+        self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF or 1  # id 0: the worker's host operations
         loop = asyncio.get_running_loop()
         future: asyncio.Future[tuple[Kind, bytes]] = loop.create_future()
-        deadline = loop.call_later(timeout, _expire, future)  # cheaper than asyncio.timeout per call
+        deadline = _Deadline(loop, timeout, future)  # cheaper than asyncio.timeout per call
+        held = deadlines_of(actions) if actions is not None else None
+        if held is not None:  # a prompt to the user stops this clock too
+            held.add(deadline)
         self._pending[call_id] = future
         self._bots[call_id] = actions
         try:
@@ -332,6 +401,8 @@ class InvokeLaneClient:
             raise self._closed or InvokeLaneClosed(f"invoke lane closed: {exc}") from None
         finally:
             deadline.cancel()
+            if held is not None:
+                held.remove(deadline)
             self._bots.pop(call_id, None)
         if kind == Kind.ERROR:
             try:
@@ -376,7 +447,9 @@ class InvokeLaneClient:
     ) -> None:
         bot = self._bots.get(call_id)
         answer: dict[str, Any] = {"id": action_id}
-        if bot is None:
+        if action.startswith(HOST_ACTION_PREFIX):
+            answer.update(await self._host_operation(action.removeprefix(HOST_ACTION_PREFIX), params))
+        elif bot is None:
             answer["error"] = f"action '{action}' needs a bot connection, and this call came without one"
         else:
             try:
@@ -388,6 +461,19 @@ class InvokeLaneClient:
         if self._closed is None:
             body = json.dumps(answer, default=str).encode()
             writer.write(frame(Kind.ACTION_RESULT, call_id, body))
+
+    async def _host_operation(self, operation: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        if self._services is None:
+            failure = error_fields(HostServiceError(f"{operation}: this host offers the plugin no services",
+                                                    code="unavailable"))  # fmt: skip
+            return {"error": failure["message"], "failure": failure}
+        try:
+            return {"data": await self._services(operation, params)}
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            failure = error_fields(exc)
+            return {"error": failure["message"], "failure": failure}
 
     def _fail_pending(self, error: InvokeLaneClosed) -> None:
         self._closed = self._closed or error
@@ -410,6 +496,34 @@ class InvokeLaneClient:
 def _expire(future: asyncio.Future[Any]) -> None:
     if not future.done():
         future.set_exception(TimeoutError())
+
+
+class _Deadline:
+    """A lane call's deadline: a timer that fails its future, and can pause (`Pausable`)."""
+
+    __slots__ = ("_closed", "_future", "_handle", "_left", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, future: asyncio.Future[Any]) -> None:
+        self._loop, self._future = loop, future
+        self._handle: asyncio.TimerHandle | None = loop.call_later(timeout, _expire, future)
+        self._left = 0.0
+        self._closed = False
+
+    def pause(self) -> None:
+        if self._handle is not None:
+            self._left = self._handle.when() - self._loop.time()
+            self._handle.cancel()
+            self._handle = None
+
+    def resume(self) -> None:
+        if self._handle is None and not self._closed:
+            self._handle = self._loop.call_later(max(self._left, 0.0), _expire, self._future)
+
+    def cancel(self) -> None:
+        self._closed = True
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -41,6 +41,7 @@ from plughost.runtime.base import (
 )
 from plughost.runtime.config import ProcessConfig
 from plughost.runtime.goplugin.launch import LaunchSpec
+from plughost.runtime.goplugin.remote import IDENTITY_FILE
 from plughost.runtime.goplugin.supervisor import RestartPolicy
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime, checked_bytecode
@@ -52,6 +53,7 @@ from plughost.sdk.manifest import PluginManifest
 if TYPE_CHECKING:
     from plughost.runtime.mcp import McpOptions
     from plughost.runtime.process_handle import ProcessPluginHandle
+    from plughost.runtime.remote_handle import RemotePluginHandle
 
 Placement = Literal["in_process", "worker", "executable"]
 WORKER_START_TIMEOUT_S = 30.0
@@ -161,7 +163,7 @@ class WorkerRuntime:
         """Executables are built by the process runtime."""
         await self.executables.build(candidate)
 
-    async def load(self, request: LoadRequest) -> ProcessPluginHandle:
+    async def load(self, request: LoadRequest) -> ProcessPluginHandle | RemotePluginHandle:
         """Start the worker (an executable plugin is already isolated: it runs as itself)."""
         placement = placement_for(request.manifest)
         if placement == "executable":
@@ -295,6 +297,7 @@ def process_options(config: ProcessConfig, workspace: Path | None = None) -> Pro
         ),
         socket_dir=socket_dir,
         invoke_lane=config.invoke_lane,
+        identity_file=(workspace or Path.cwd()) / IDENTITY_FILE,
     )
 
 

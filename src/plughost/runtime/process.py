@@ -27,6 +27,7 @@ from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartPolicy
 
 if TYPE_CHECKING:
     from plughost.runtime.process_handle import ProcessPluginHandle
+    from plughost.runtime.remote_handle import RemotePluginHandle
 
 EventHook = Callable[[ProcessEvent], None]
 
@@ -53,6 +54,8 @@ class ProcessOptions:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     socket_dir: Path | None = None  # plugins' unix sockets; None: this process's own (`plughost.runtime.rundir`)
     invoke_lane: bool = True  # call Invoke over a worker's invoke lane when it offers one
+    # the host's client identity for remote plugins (`[remote]`); None: `<cwd>/.plughost/remote-client.pem`
+    identity_file: Path | None = None
 
 
 class ProcessRuntime:
@@ -105,7 +108,9 @@ class ProcessRuntime:
         except BuildError as exc:
             raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
 
-    async def load(self, request: LoadRequest) -> ProcessPluginHandle:
+    async def load(self, request: LoadRequest) -> ProcessPluginHandle | RemotePluginHandle:
+        if request.manifest.remote is not None:
+            return await self.attach(request)
         spec = self.launch_spec(request)
         await self.prepare(request, spec)
         identity = None
@@ -121,6 +126,15 @@ class ProcessRuntime:
 
         handle = ProcessPluginHandle(request, spec, options_for(self.options, request), self.on_event)
         handle.client_identity = identity
+        return await started(handle)
+
+    async def attach(self, request: LoadRequest) -> RemotePluginHandle:
+        """Attach to the plugin running elsewhere that `[remote]` names (nothing is started)."""
+        from plughost.runtime.goplugin.remote import IDENTITY_FILE
+        from plughost.runtime.remote_handle import RemotePluginHandle
+
+        identity_file = self.options.identity_file or Path.cwd() / IDENTITY_FILE
+        handle = RemotePluginHandle(request, options_for(self.options, request), identity_file, self.on_event)
         return await started(handle)
 
     async def aclose(self) -> None:

@@ -13,9 +13,8 @@ import logging
 import os
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
 from typing import Any, Literal
 
 import grpc
@@ -23,16 +22,18 @@ import grpc
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.build import BuildError
+from plughost.runtime.goplugin.calls import DescribeError, describe, encoded, host_failure, rpc_text, start_rpc
 from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.launch import Launched, LaunchError, LaunchSpec, kill_group, launch
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget
-from plughost.runtime.goplugin.values import NotAValueError, json_bytes, pack_map, unpack_map
+from plughost.runtime.goplugin.values import json_bytes
+from plughost.runtime.host_services import HostServices
 from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient, InvokeLaneClosed
 from plughost.runtime.process import CallTimedOut, EventHook, ProcessOptions
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
-from plughost.sdk.call import Call, Outcome, PluginError, SharedPayload, actions_from_json
+from plughost.sdk.call import Call, Outcome, PluginError
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.tasks import TaskOwner
@@ -209,7 +210,7 @@ class ProcessPluginHandle:
             )
         failure = ready.result()
         if failure is not None:
-            raise LaunchError(f"plugin did not pass its health check: {_rpc_text(failure)}") from None
+            raise LaunchError(f"plugin did not pass its health check: {rpc_text(failure)}") from None
 
     async def _secure_target(self, launched: Launched, closers: list[Callable[[], Any]]) -> tuple[str, str]:
         """Connect through the TLS bridge to a plugin that answered with a server certificate."""
@@ -227,28 +228,13 @@ class ProcessPluginHandle:
 
     async def _describe(self, instance: _Instance) -> None:
         try:
-            response = await instance.connection.v1.Describe(v1.DescribeRequest(), timeout=self.options.call_timeout_s)
-        except grpc.aio.AioRpcError as exc:
-            if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                raise LaunchError(f"Describe failed: {_rpc_text(exc)}") from None
-            self.protocol = "jank"
-            self.descriptor = replace(
-                self.descriptor, capabilities=frozenset({"execute"}), metadata={"protocol": "jank"}
-            )
-            return
-        self.protocol = "plughost.v1"
-        try:
-            data = json.loads(response.descriptor_json or b"{}")
-        except ValueError as exc:
-            raise LaunchError(f"Describe returned invalid JSON: {exc}") from None
-        try:
-            described = Descriptor.from_json(data, id=self.plugin_id)
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise LaunchError(f"Describe returned an invalid descriptor: {type(exc).__name__}: {exc}") from None
-        self.descriptor = replace(described, priority=self.request.priority)
-        if response.invoke_lane:
-            instance.lane_path = response.invoke_lane
-            instance.lane = await self._connect_lane(instance, response.invoke_lane)
+            described = await describe(instance.connection, self.descriptor, self.options.call_timeout_s)
+        except DescribeError as exc:
+            raise LaunchError(str(exc)) from None
+        self.protocol, self.descriptor = described.protocol, described.descriptor
+        if described.invoke_lane:
+            instance.lane_path = described.invoke_lane
+            instance.lane = await self._connect_lane(instance, described.invoke_lane)
 
     async def _connect_lane(self, instance: _Instance, path: str) -> InvokeLaneClient | None:
         """The worker's invoke lane, when enabled and as private as its gRPC socket (unix, no TLS,
@@ -260,8 +246,13 @@ class ProcessPluginHandle:
         if secret is None:
             return None
         try:
+            services = HostServices(self.request.bus, self.request.state)  # ctx.bus and ctx.state in the worker
             return await InvokeLaneClient.connect(
-                path, self.plugin_id, secret=secret, tasks=instance.tasks.child(f"{self.plugin_id}:lane")
+                path,
+                self.plugin_id,
+                secret=secret,
+                tasks=instance.tasks.child(f"{self.plugin_id}:lane"),
+                services=services.run,
             )
         except (OSError, TimeoutError) as exc:
             self.request.logger.warning("plugin '%s': no invoke lane (%s); calling over gRPC", self.plugin_id, exc)
@@ -327,7 +318,7 @@ class ProcessPluginHandle:
 
     async def _restart(self) -> bool:
         def failed(exc: Exception) -> None:
-            self.last_error = f"restart of plugin '{self.plugin_id}' failed: {_rpc_text(exc)}"
+            self.last_error = f"restart of plugin '{self.plugin_id}' failed: {rpc_text(exc)}"
             self._emit("restart_failed", self.last_error, stderr_tail=self._log.tail_text())
 
         instance = await self._budget.restart(self._start_instance, failed, lambda: self._stopping)
@@ -426,14 +417,14 @@ class ProcessPluginHandle:
                 return await self._call_grpc(instance, call, timeout)
             return await self._call_watched(instance, call, timeout)
         except grpc.aio.AioRpcError as exc:
-            return _host_failure(await self._call_error(instance, call.handler, exc, timeout))  # type: ignore[arg-type]
+            return host_failure(await self._call_error(instance, call.handler, exc, timeout))  # type: ignore[arg-type]
         except InvocationError as exc:
-            return _host_failure(exc)
+            return host_failure(exc)
         except asyncio.CancelledError:
             task = asyncio.current_task()
             if instance is not None and task is not None and not task.cancelling():
                 # the channel closed under the call: the process crashed (or is going away)
-                return _host_failure(await self._connection_lost(instance, call.handler, "the channel closed"))
+                return host_failure(await self._connection_lost(instance, call.handler, "the channel closed"))
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
@@ -445,12 +436,7 @@ class ProcessPluginHandle:
     def _start_rpc(self, instance: _Instance, call: Call, deadline: float) -> tuple[Any, Callable[[Any], Outcome]]:
         """The call's RPC, started (plughost.v1 `Invoke` or Jank's `Execute`, with `deadline` in
         seconds), and what turns its response into the outcome."""
-        if self.protocol != "plughost.v1":
-            args = _as_args(call.payload, self.plugin_id, call.handler)
-            request = jank_pb2.ExecuteRequest(method=call.handler, args=args)
-            return instance.connection.jank.Execute(request, timeout=deadline), partial(self._jank_outcome, call)
-        message = v1.InvokeRequest(name=call.handler, request_json=_encoded(call.payload), kind=call.kind)
-        return instance.connection.v1.Invoke(message, timeout=deadline), self._v1_outcome
+        return start_rpc(instance.connection, self.protocol, self.plugin_id, call, deadline)
 
     async def _call_watched(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
         """An executable's call: the caller gets its answer or a timeout at `timeout`; a call
@@ -530,20 +516,8 @@ class ProcessPluginHandle:
                 f"plugin '{self.plugin_id}' was not ready within {timeout:g} s ({self.status}: {self.last_error})"
             ) from None
 
-    def _v1_outcome(self, response: Any) -> Outcome:
-        try:
-            sends = actions_from_json(json.loads(response.sends_json)) if response.sends_json else ()
-            value = json.loads(response.result_json) if response.result_json else None
-        except (TypeError, ValueError, KeyError, RecursionError) as exc:
-            return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed result: {exc}")
-        if response.HasField("error"):
-            error = response.error
-            fields = {"code": error.code, "message": error.message, "type": error.type, "retryable": error.retryable}
-            return Outcome(None, sends, PluginError.from_json(fields))
-        return Outcome(value, sends)
-
     async def _call_lane(self, instance: _Instance, lane: InvokeLaneClient, call: Call, timeout: float) -> Outcome:
-        body = b'{"kind":"%s","payload":%s}' % (call.kind.encode(), _encoded(call.payload))
+        body = b'{"kind":"%s","payload":%s}' % (call.kind.encode(), encoded(call.payload))
         try:
             result = await lane.call(call.handler, body, timeout, actions=call.bot)
         except TimeoutError:
@@ -556,12 +530,6 @@ class ProcessPluginHandle:
             return Outcome.from_json(json.loads(result))
         except (ValueError, RecursionError) as exc:
             return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
-
-    def _jank_outcome(self, call: Call, response: Any) -> Outcome:
-        try:
-            return Outcome(unpack_map(response.data, where=f"plugin '{self.plugin_id}' {call.handler}() result"))
-        except NotAValueError as exc:
-            return Outcome.failed("protocol_error", str(exc))
 
     async def _call_error(
         self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError, limit: float
@@ -650,7 +618,7 @@ class ProcessPluginHandle:
         try:
             ok = await instance.connection.check_health(timeout=self.options.health_timeout_s)
         except (grpc.aio.AioRpcError, TimeoutError) as exc:
-            return Health("degraded", f"health check failed: {_rpc_text(exc)}", info)
+            return Health("degraded", f"health check failed: {rpc_text(exc)}", info)
         if not ok:
             return Health("degraded", "plugin reports NOT_SERVING", info)
         if self.protocol == "jank":
@@ -660,7 +628,7 @@ class ProcessPluginHandle:
                 )
             except grpc.aio.AioRpcError as exc:
                 if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
-                    return Health("degraded", f"HealthCheck failed: {_rpc_text(exc)}", info)
+                    return Health("degraded", f"HealthCheck failed: {rpc_text(exc)}", info)
             else:
                 if answer.status != "healthy":
                     return Health("degraded", f"plugin reports '{answer.status or 'unknown'}'", info)
@@ -693,34 +661,6 @@ class ProcessPluginHandle:
             raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
 
 
-def _encoded(payload: Any) -> bytes:
-    """A call's payload as JSON (a payload many calls share is encoded once)."""
-    return payload.encoded(json_bytes) if isinstance(payload, SharedPayload) else json_bytes(payload)
-
-
-def _as_args(request: Any, plugin_id: str, name: str) -> dict[str, Any]:
-    """Execute's `args`: an object of JSON-compatible values, packed as `Any(Value)`."""
-    if request is None:
-        return {}
-    if hasattr(request, "model_dump"):
-        request = request.model_dump(mode="json")
-    if not isinstance(request, Mapping):
-        raise InvocationError(
-            f"plugin '{plugin_id}' takes Execute(method, args) with an object of arguments; "
-            f"'{name}' got {type(request).__name__}",
-            code="invalid_request",
-        )
-    try:
-        return pack_map(request)
-    except TypeError as exc:
-        raise InvocationError(f"arguments of '{name}' are not JSON-compatible: {exc}", code="invalid_request") from None
-
-
-def _host_failure(exc: InvocationError) -> Outcome:
-    """The outcome of a call that failed on the host's side of the link (deadline, crash, protocol)."""
-    return Outcome(None, (), PluginError(exc.code, str(exc), retryable=exc.retryable))
-
-
 async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:
     if process.returncode is not None:
         return process.returncode
@@ -728,12 +668,6 @@ async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -
         return await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
         return None
-
-
-def _rpc_text(exc: BaseException) -> str:
-    if isinstance(exc, grpc.aio.AioRpcError):
-        return f"{exc.code().name}: {exc.details()}"
-    return str(exc) or type(exc).__name__
 
 
 __all__ = ["ProcessPluginHandle", "ProcessStatus"]

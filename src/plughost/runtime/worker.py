@@ -34,6 +34,7 @@ from plughost.runtime.cpu import CallCpu, CpuWatchdog, metered
 from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
 from plughost.runtime.goplugin.values import NotAValueError, json_bytes, json_default, pack_map, unpack_map
+from plughost.runtime.host_services import RemoteBus, RemoteState
 from plughost.runtime.invoke_lane import InvokeLaneServer
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
@@ -236,14 +237,6 @@ async def serve(
     # inside the worker the plugin runs in-process, with the loader its manifest names
     manifest = manifest.model_copy(update={"isolation": "none"})
     config = json.loads(os.environ.get(CONFIG_ENV) or "{}")
-    request = LoadRequest(
-        plugin_id=plugin_id,
-        path=path,
-        manifest=manifest,
-        data_dir=data_dir,
-        config=config,
-        logger=logging.getLogger(f"plugin.{plugin_id}"),
-    )
     runtimes = in_process_runtimes()
     runtime = runtimes.get(manifest.runtime)
     if runtime is None:
@@ -252,6 +245,16 @@ async def serve(
     served = ServedPlugin(manifest.limits.cpu_seconds)
     server = GoPluginServer(secret)
     lane = InvokeLaneServer(served.lane_call, error_fields, secret=secret)
+    request = LoadRequest(
+        plugin_id=plugin_id,
+        path=path,
+        manifest=manifest,
+        data_dir=data_dir,
+        config=config,
+        logger=logging.getLogger(f"plugin.{plugin_id}"),
+        bus=RemoteBus(lane.host_operation),  # the host's bus and state, over the invoke lane
+        state=RemoteState(lane.host_operation),
+    )
     plughost = PlughostService(served)
     v1_grpc.add_PluginServicer_to_server(plughost, server.server)
     jank_pb2_grpc.add_PluginServiceServicer_to_server(JankService(served), server.server)

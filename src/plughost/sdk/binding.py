@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import inspect
 import logging
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal, get_type_hints
+from typing import Any, Literal, get_origin, get_type_hints
 
+import regex
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_jsonable_python
 
 from plughost.errors import InvocationError, PlugHostError
+from plughost.sdk.argument_errors import describe_argument_errors
 from plughost.sdk.bot import BotApi, CallbackBot, decode_allow, encode_answer
 from plughost.sdk.call import INVALID_REQUEST, Action, Call
 from plughost.sdk.commands import (
@@ -40,15 +43,20 @@ from plughost.sdk.commands import (
     parse_text,
 )
 from plughost.sdk.context import PluginContext
-from plughost.sdk.events import Event, parse_event
+from plughost.sdk.conversations import MessageContext
+from plughost.sdk.events import Event, MessageEvent, parse_event
 from plughost.sdk.http import HttpRequest, HttpResponse
+from plughost.sdk.matchers import MatcherSpec, group_names, rematch
 from plughost.sdk.message import Message, to_message
 from plughost.sdk.models import PluginExecutionContext
 from plughost.sdk.signature import argument_model, json_schema
 
-HandlerKind = Literal["hook", "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"]
-BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
-ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion"})
+HandlerKind = Literal[
+    "hook", "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus", "schedule",
+    "matcher",
+]  # fmt: skip
+BOT_HANDLER_KINDS = frozenset({"command", "route", "pre_handle", "after_completion", "matcher"})
+ROUTE_LIKE = frozenset({"route", "pre_handle", "after_completion", "matcher"})
 
 
 class NotForThisCall(Exception):
@@ -63,6 +71,7 @@ _LOGGER_NAMES = frozenset({"logger", "log"})
 _CONTEXT_NAMES = frozenset({"ctx", "context"})
 _REQUEST_NAMES = frozenset({"request", "req"})
 _BUS_NAMES = frozenset({"data", "topic", "sender"})  # a bus message's parts, by name
+_MATCH_TYPES = (re.Match, regex.Match)
 PLAIN = frozenset({int, str, float, bool, type(None)})
 """Types that are their own JSON form."""
 
@@ -158,7 +167,7 @@ class Binding:
 
 
 def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: ParserLookup | None = None,
-                    raw: bool = False) -> Binding:  # fmt: skip
+                    raw: bool = False, matcher: MatcherSpec | None = None) -> Binding:  # fmt: skip
     """The binding of `func` for handlers of `kind`; raises `PlugHostError` naming what is wrong."""
     where = f"{kind} handler '{getattr(func, '__qualname__', func)}'"
     try:
@@ -186,7 +195,8 @@ def compile_binding(func: Callable[..., Any], kind: HandlerKind, *, parsers: Par
                 raise CommandDefinitionError(f"{where}: **{param.name} is not supported")
             continue
         hint = hints.get(param.name)
-        resolver = _injected(kind, param.name, hint)
+        resolver = _matched(where, param, hint, matcher) if matcher is not None else None
+        resolver = resolver or _injected(kind, param.name, hint)
         if resolver is None and param.kind is param.VAR_POSITIONAL:
             if kind == "command":
                 variadic = _command_varargs(hint, parsers)
@@ -218,6 +228,10 @@ def _injected(kind: HandlerKind, name: str, hint: Any) -> Resolver | None:
     if kind == "bus" and name in _BUS_NAMES:  # a bus message's parts by name, whatever their type hint
         return _bus_part(name)
     inner = _optional_inner(hint)
+    if kind == "schedule" and (
+        name == "bot" if hint is None else isinstance(inner, type) and issubclass(inner, BotApi)
+    ):
+        return _bot  # a schedule's bot: sends go through the host's outbox
     if isinstance(inner, type):
         if issubclass(inner, PluginContext):
             return _plugin_context
@@ -298,10 +312,61 @@ class _FreeArguments:
             "execute": "execute handlers get one PluginExecutionContext",
             "http": "http handlers get (request: HttpRequest), PluginContext and logging.Logger",
             "bus": "bus handlers get `data`, `topic`, `sender` by name, PluginContext and logging.Logger by type",
+            "schedule": "schedule handlers get `bot` (BotApi), `ctx` (PluginContext) and `logger` (logging.Logger)",
         }.get(
             kind, "annotate it (an Event class, Bot, logging.Logger, Message, dict, PluginContext) or give it a default"
         )
         raise PlugHostError(f"{where}: nothing can fill parameter '{param.name}': {what}")
+
+
+def _matched(where: str, param: inspect.Parameter, hint: Any, matcher: MatcherSpec) -> Resolver | None:
+    """A matcher handler's `match` (the match object, regexes only), `ctx` (`MessageContext`) and
+    its regex's named groups by name (converted to their type hints)."""
+    inner = _optional_inner(hint)
+    typed_context = isinstance(inner, type) and issubclass(inner, MessageContext)
+    if typed_context or (hint is None and param.name in _CONTEXT_NAMES):
+        return _message_context
+    wants_match = param.name == "match" if hint is None else (get_origin(inner) or inner) in _MATCH_TYPES
+    if wants_match:
+        if matcher.type != "regex":
+            raise PlugHostError(f"{where}: parameter '{param.name}' asks for a match object, which only regex= "
+                                "matchers give")  # fmt: skip
+        return _match_object(matcher)
+    if param.name in group_names(matcher):
+        return _named_group(param.name, hint, param.default)
+    return None
+
+
+def _message_context(scope: CallScope) -> MessageContext:
+    payload = scope.payload if isinstance(scope.payload, Mapping) else {}
+    event = scope.event
+    match = payload.get("match")
+    return MessageContext(event if isinstance(event, MessageEvent) else None, scope.bot,
+                          match if isinstance(match, Mapping) else {}, bool(payload.get("to_me")))  # fmt: skip
+
+
+def _match_object(matcher: MatcherSpec) -> Resolver:
+    def resolve(scope: CallScope) -> Any:
+        match = scope.payload.get("match") if isinstance(scope.payload, Mapping) else None
+        return rematch(matcher, match) if isinstance(match, Mapping) else None
+
+    return resolve
+
+
+def _named_group(name: str, hint: Any, default: Any) -> Resolver:
+    def resolve(scope: CallScope) -> Any:
+        match = scope.payload.get("match") if isinstance(scope.payload, Mapping) else None
+        named = match.get("named") if isinstance(match, Mapping) else None
+        value = named.get(name) if isinstance(named, Mapping) else None
+        if value is None:
+            return None if default is inspect.Parameter.empty else default
+        try:
+            return coerce(hint, value)
+        except (TypeError, ValueError) as exc:
+            raise InvocationError(f"group '{name}' = {value!r} is not a valid {getattr(hint, '__name__', hint)}: "
+                                  f"{exc}", code=INVALID_REQUEST) from None  # fmt: skip
+
+    return resolve
 
 
 # resolvers ------------------------------------------------------------------------------------
@@ -462,8 +527,7 @@ def _validated(model: type[BaseModel], payload: Any) -> dict[str, Any]:
 
 
 def _validation_message(exc: ValidationError) -> str:
-    problems = [f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}" for e in exc.errors()]
-    return "invalid arguments: " + "; ".join(problems)
+    return describe_argument_errors(exc)
 
 
 _CONTEXT_OF_KIND: dict[str, Resolver] = {
@@ -476,6 +540,8 @@ _CONTEXT_OF_KIND: dict[str, Resolver] = {
     "after_completion": _plugin_context,
     "http": _plugin_context,
     "bus": _plugin_context,
+    "schedule": _plugin_context,
+    "matcher": _plugin_context,
 }
 
 
@@ -527,6 +593,12 @@ def _json_answer(result: Any, scope: CallScope | None) -> Any:
     return jsonable(result)
 
 
+def _schedule_answer(result: Any, scope: CallScope | None) -> Any:
+    """A schedule may return a message: the host sends it to the schedule's chat."""
+    message = to_message(result)
+    return message.to_json() if message is not None else None
+
+
 def _http_answer(result: Any, scope: CallScope | None) -> Any:
     return HttpResponse.of(result).to_value()
 
@@ -541,6 +613,8 @@ ANSWERS: dict[str, Answer] = {
     "hook": _no_answer,
     "http": _http_answer,
     "bus": _json_answer,
+    "schedule": _schedule_answer,
+    "matcher": _route_answer,
 }
 """The JSON answer of each handler kind (see docs/architecture.md)."""
 

@@ -120,6 +120,11 @@ class BotApi(ABC):
     ) -> Any:
         """Run one action and return its `data`; raises a typed error on `failed`, timeout or disconnect."""
 
+    def for_plugin(self, plugin_id: str) -> BotApi:
+        """The bot a call of `plugin_id` gets (the host's conversation bot counts that plugin's
+        prompts); itself by default."""
+        return self
+
     def group(self, group_id: int | str) -> SendBuilder:
         return SendBuilder.group(group_id, self)
 

@@ -25,11 +25,13 @@ if TYPE_CHECKING:
     from plughost.sdk.bot import BotApi
     from plughost.sdk.events import Event
 
-CallKind = Literal["method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"]
+CallKind = Literal[
+    "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus", "schedule", "matcher"
+]  # fmt: skip
 CALL_KINDS: tuple[CallKind, ...] = (
-    "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus"
+    "method", "execute", "command", "route", "pre_handle", "after_completion", "http", "bus", "schedule", "matcher"
 )  # fmt: skip
-BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion"})
+BOT_KINDS = frozenset({"command", "route", "pre_handle", "after_completion", "schedule", "matcher"})
 
 # error codes of `PluginError.code`
 PLUGIN_ERROR = "plugin_error"  # the handler raised

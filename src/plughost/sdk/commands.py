@@ -99,6 +99,12 @@ class CommandContext:
         if message is not None:
             self.replies.append(message)
 
+    async def prompt(self, message: Any = None, *, timeout: float = 60.0, type: Any = str, retries: int = 2) -> Any:
+        """Ask the sender and wait for their next message in this chat (`plughost.sdk.conversations`)."""
+        from plughost.sdk.conversations import prompt
+
+        return await prompt(self.bot, message, timeout=timeout, type=type, retries=retries)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "sender": self.sender.to_json(),

@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, cast
 
 from plughost.sdk.http import HttpRouteSpec, checked_spec
+from plughost.sdk.matchers import MatcherError, MatcherSpec
+from plughost.sdk.schedules import ScheduleError, ScheduleSpec
 
 Role = Literal["anyone", "admin", "owner"]
 Scope = Literal["all", "group", "private"]
@@ -122,6 +124,10 @@ class Descriptor:
     """HTTP routes and resources served by the management server (see `plughost.sdk.http`)."""
     subscriptions: tuple[SubscriptionSpec, ...] = ()
     """Message-bus subscriptions and request handlers (see `plughost.core.bus`)."""
+    schedules: tuple[ScheduleSpec, ...] = ()
+    """Handlers the host runs on a cron expression or an interval (see `plughost.sdk.schedules`)."""
+    matchers: tuple[MatcherSpec, ...] = ()
+    """Message matchers: keyword, prefix, suffix, whole-text and regex handlers (see `plughost.sdk.matchers`)."""
 
     def method(self, name: str) -> MethodSpec | None:
         """The method called `name`, if declared."""
@@ -139,7 +145,8 @@ class Descriptor:
         """Build a descriptor from its JSON shape; missing parts default to empty.
 
         HTTP routes must already be normalised (a resource under this plugin's own base): one
-        that is not raises ValueError.
+        that is not raises ValueError; so does an invalid schedule (`ScheduleError`, naming the plugin)
+        or matcher (`MatcherError`: a bad regex, an empty pattern …).
         """
         plugin_id = str(id or data.get("id", ""))
         return cls(
@@ -169,7 +176,25 @@ class Descriptor:
                 SubscriptionSpec(topic=str(b["topic"]), handler=str(b["handler"]), mode=b.get("mode", "subscribe"))
                 for b in data.get("subscriptions", ()) or ()
             ),
+            schedules=_schedules(plugin_id, data.get("schedules", ()) or ()),
+            matchers=_matchers(plugin_id, data.get("matchers", ()) or ()),
         )
+
+
+def _matchers(plugin_id: str, items: Any) -> tuple[MatcherSpec, ...]:
+    if not isinstance(items, list | tuple):
+        raise MatcherError(f"plugin '{plugin_id}': 'matchers' must be a list, got {type(items).__name__}")
+    try:
+        return tuple(MatcherSpec.from_json(m) for m in items)
+    except MatcherError as exc:
+        raise MatcherError(f"plugin '{plugin_id}': {exc}") from None
+
+
+def _schedules(plugin_id: str, items: Any) -> tuple[ScheduleSpec, ...]:
+    try:
+        return tuple(ScheduleSpec.from_json(s) for s in items)
+    except ScheduleError as exc:
+        raise ScheduleError(f"plugin '{plugin_id}': {exc}") from None
 
 
 def _command(data: Mapping[str, Any]) -> CommandSpec:

@@ -16,6 +16,7 @@ from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from plughost.errors import ManifestError, ValidationIssue
+from plughost.sdk.manifest_remote import RemoteSettings
 
 PLUGIN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$"
 _ID_RE = re.compile(PLUGIN_ID_PATTERN)
@@ -199,6 +200,8 @@ class PluginManifest(_Strict):
     min_port: int | None = Field(default=None, ge=1, le=65535)
     max_port: int | None = Field(default=None, ge=1, le=65535)
     auto_mtls: bool = False
+    # runtime = "process": a go-plugin plugin already running elsewhere, attached by address (no binary)
+    remote: RemoteSettings | None = None
     # runtime = "mcp": the MCP server, started with `command` (stdio) or reached at `url` (streamable HTTP)
     command: list[str] | None = None
     url: str | None = None
@@ -256,7 +259,19 @@ class PluginManifest(_Strict):
         if self.runtime == "process" and self.handshake is None:
             self.handshake = Handshake()
         self._check_mcp()
+        self._check_remote()
         return self
+
+    def _check_remote(self) -> None:
+        """`[remote]` replaces the binary of a process plugin (see `RemoteSettings`)."""
+        if self.remote is None:
+            return
+        if self.runtime != "process":
+            raise ValueError('`[remote]` is for go-plugin plugins (runtime = "process")')
+        if self.entry is not None:
+            raise ValueError("a plugin with `[remote]` runs elsewhere: remove `entry`/`binary`")
+        if self.isolation != "none" or self.auto_mtls:
+            raise ValueError("`isolation` and `auto_mtls` apply to plugins the host starts, not to `[remote]` ones")
 
     def _check_mcp(self) -> None:
         """`command` xor `url` for MCP servers, and only for them (see docs/mcp.md)."""

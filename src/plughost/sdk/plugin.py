@@ -27,7 +27,9 @@ from plughost.sdk.context import PluginContext
 from plughost.sdk.descriptor import Descriptor, MethodSpec, SubscriptionSpec
 from plughost.sdk.http_routes import HttpDecoratorsMixin
 from plughost.sdk.manifest import PluginManifest, find_manifest_file, load_manifest
+from plughost.sdk.matchers import MatcherDecoratorsMixin
 from plughost.sdk.routing import BotDecoratorsMixin
+from plughost.sdk.schedules import ScheduleDecoratorsMixin
 
 F = TypeVar("F", bound=Callable[..., Any])
 HookName = Literal["load", "unload", "enable", "disable", "reconfigure"]
@@ -56,7 +58,7 @@ def make_handler(func: Callable[..., Any], kind: HandlerKind, **options: Any) ->
     return Handler(func, kind, binding, is_async, ANSWERS[kind], trivial)
 
 
-class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin):
+class Plugin(CommandsMixin, BotDecoratorsMixin, HttpDecoratorsMixin, ScheduleDecoratorsMixin, MatcherDecoratorsMixin):
     """A Python plugin: collects hooks and handlers and describes them as a `Descriptor`."""
 
     def __init__(self, id: str | None = None, version: str | None = None, *, description: str = "") -> None:

@@ -193,6 +193,7 @@ class ForwardWsBot:
         self.connections = 0
         self.refused = 0
         self.last_error: str | None = None
+        self.link = dispatcher.track_connection(config.id, config.transport, config.endpoint or "")
 
     async def run(self) -> None:
         delay = self.config.reconnect_initial_s
@@ -200,6 +201,7 @@ class ForwardWsBot:
         if self.config.self_id:
             headers["X-Self-ID"] = str(self.config.self_id)
         while True:
+            self.link.attempt()
             try:
                 async with connect(
                     self.config.endpoint or "",
@@ -213,6 +215,7 @@ class ForwardWsBot:
                     self.last_error = None
                     delay = self.config.reconnect_initial_s
                     self.disconnected.clear()
+                    self.link.up()
                     self.connected.set()
                     log.info("bot '%s': connected to %s", self.config.id, self.config.endpoint)
                     try:
@@ -220,6 +223,7 @@ class ForwardWsBot:
                             self.client, lambda: self.lane, self.stats, max_nesting=self.config.max_nesting
                         )
                         await session.run(ws)
+                        self.link.down(close_reason(ws))
                     finally:
                         self.connected.clear()
                         self.disconnected.set()
@@ -228,14 +232,30 @@ class ForwardWsBot:
                 hint = " (check access_token)" if status in (401, 403) else ""
                 self.last_error = f"HTTP {status}{hint}"
                 self.refused += 1
+                self.link.down(f"refused: {self.last_error}")
             except (OSError, TimeoutError, WebSocketException) as exc:
                 self.last_error = str(exc) or type(exc).__name__
+                self.link.down(self.last_error)
             log.warning(
                 "bot '%s': connection to %s lost or refused (%s); retrying in %.1f s",
                 self.config.id, self.config.endpoint, self.last_error or "closed", delay,
             )  # fmt: skip
             await asyncio.sleep(delay)
             delay = min(delay * 2, self.config.reconnect_max_s)
+
+
+def close_reason(ws: ClientConnection | ServerConnection) -> str:
+    """Why a WebSocket ended (for a bot's `last_error`)."""
+    received = ws.protocol.close_rcvd
+    if received is None:
+        return "the connection was lost (no close frame)"
+    reason = f", {received.reason}" if received.reason else ""
+    return f"the implementation closed the connection (code {received.code}{reason})"
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 @dataclass
@@ -258,6 +278,12 @@ class ReverseWsServer:
         self.stats = FrameStats()
         self.rejected: dict[int, int] = {}
         self._server: Server | None = None
+        self.links = {
+            c.id: dispatcher.track_connection(c.id, c.transport, f"ws://{_address(sock)}{c.path or ''}")
+            for c in configs
+        }
+        for link in self.links.values():
+            link.listening()
         # who a connection is, from its handshake (weak: a failed handshake leaves nothing behind)
         self._identities: weakref.WeakKeyDictionary[ServerConnection, tuple[BotConfig, int, str]] = (
             weakref.WeakKeyDictionary()
@@ -278,8 +304,12 @@ class ReverseWsServer:
             self._server = server
             await server.serve_forever()
 
-    def _reject(self, conn: ServerConnection, status: HTTPStatus, message: str) -> WsResponse:
+    def _reject(
+        self, conn: ServerConnection, status: HTTPStatus, message: str, config: BotConfig | None = None
+    ) -> WsResponse:
         self.rejected[status.value] = self.rejected.get(status.value, 0) + 1
+        if config is not None:
+            self.links[config.id].refused(f"refused a connection: {message}")
         log.warning("reverse WebSocket from %s rejected: %s", conn.remote_address, message)
         return conn.respond(status, message + "\n")
 
@@ -289,7 +319,9 @@ class ReverseWsServer:
         if config is None:
             return self._reject(conn, HTTPStatus.NOT_FOUND, f"no bot is configured at {url.path}")
         if config.access_token and bearer_token(request.headers, url.query) != config.access_token:
-            return self._reject(conn, HTTPStatus.UNAUTHORIZED, f"bot '{config.id}': wrong or missing access token")
+            return self._reject(
+                conn, HTTPStatus.UNAUTHORIZED, f"bot '{config.id}': wrong or missing access token", config
+            )
         raw_self_id = request.headers.get("X-Self-ID", "")
         problem = self_id_problem(raw_self_id)
         if problem is not None:
@@ -299,7 +331,9 @@ class ReverseWsServer:
             return self._reject(conn, HTTPStatus.BAD_REQUEST, f"X-Client-Role must be one of {', '.join(ROLES)}")
         self_id = int(raw_self_id)
         if config.self_id and self_id != config.self_id:
-            return self._reject(conn, HTTPStatus.FORBIDDEN, f"bot '{config.id}' accepts self id {config.self_id} only")
+            return self._reject(
+                conn, HTTPStatus.FORBIDDEN, f"bot '{config.id}' accepts self id {config.self_id} only", config
+            )
         if _conflicts(role, self._roles(config, self_id)):
             return self._reject(
                 conn, HTTPStatus.CONFLICT, f"self id {self_id} is already connected to bot '{config.id}' ({role})"
@@ -321,12 +355,19 @@ class ReverseWsServer:
             await conn.close(1008, f"self id {self_id} is already connected")
             return
         account = self._account(config, self_id)
+        link = self.links[config.id]
+        link.attempt()
+        if not self.connected(config.id):
+            link.up()
         account.roles.add(role)
         try:
             session = WsSession(account.client, lambda: account.lane, self.stats, max_nesting=config.max_nesting)
             await session.run(conn, events=role != "API", api=role != "Event")
         finally:
             account.roles.discard(role)
+            # not when plughost closed it (it is stopping)
+            if not self.connected(config.id) and conn.protocol.close_rcvd_then_sent is not False:
+                link.down(close_reason(conn))
             if not account.roles:  # its last connection ended: the bot leaves the dispatcher
                 await self._retire((config.id, self_id), account)
 
@@ -386,6 +427,9 @@ class HttpEventServer:
             client.self_id = config.self_id or 0
             self.clients[config.id] = client
             self.lanes[config.id] = dispatcher.attach(config.id, config, client)
+            dispatcher.track_connection(
+                config.id, config.transport, f"http://{_address(sock)}{config.path or '/'}"
+            ).listening()
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
         self._server = EmbeddedServer(

@@ -2,7 +2,8 @@
 
 They are written with the same SDK decorators as plugin commands and run in the host. On the
 console they are always allowed; in chat they need the admin role (and, as every command, the
-permission `console:command.<name>`, which the configured owners hold implicitly).
+permission `console:command.<name>`, which the configured owners hold implicitly) — except
+`/help`, which anyone may run: it lists only the commands the sender may run.
 """
 
 from __future__ import annotations
@@ -14,6 +15,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from plughost.bot.channels import chat_of_sender
+from plughost.bot.commands.chat_switching import (
+    ChatKind,
+    allow_group_admins,
+    checked_chat,
+    switch_in_chat,
+    where_marker,
+)
 from plughost.errors import PlugHostError, PluginNotFoundError
 from plughost.sdk.commands import CommandContext
 from plughost.sdk.permissions import PermissionId, PermitteeId
@@ -23,8 +32,11 @@ if TYPE_CHECKING:
     from plughost.bot.commands.engine import CommandEngine
     from plughost.bot.commands.registry import CommandNode
     from plughost.core.manager import PluginManager
+    from plughost.sdk.descriptor import Descriptor
 
 BUILTIN_ID = "console"
+PUBLIC_BUILTINS = frozenset({"help"})
+"""Built-ins anyone may run in chat, with no role or permission."""
 
 
 class CancelMode(enum.Enum):
@@ -64,10 +76,15 @@ def _help(plugin: Plugin, env: BuiltinEnvironment) -> None:
             return _help_command(env, ctx, topic)
         page = int(topic or 1)
         runnable = sorted(
-            (n for n in engine.all_commands() if engine.may_run(ctx.sender, n)),
+            (
+                n
+                for n in engine.all_commands()
+                if engine.may_run(ctx.sender, n) and engine.registry.names_of(n, console=ctx.sender.is_console)
+            ),
             key=lambda n: (n.builtin, _category(n).lower(), n.name.lower()),
         )
-        size = engine.config.help_page_size
+        # chat gets pages; the console scrolls, so it gets everything at once
+        size = max(1, len(runnable)) if ctx.sender.is_console else engine.config.help_page_size
         pages = max(1, -(-len(runnable) // size))
         if page < 1 or page > pages:
             return f"there is no page {page}; pages: 1..{pages}"
@@ -84,6 +101,8 @@ def _help(plugin: Plugin, env: BuiltinEnvironment) -> None:
 
 
 def _category(node: CommandNode) -> str:
+    if node.console_only:
+        return "console"
     if node.builtin:
         return "built-in"
     return node.spec.category or node.plugin_id
@@ -91,37 +110,55 @@ def _category(node: CommandNode) -> str:
 
 def _help_command(env: BuiltinEnvironment, ctx: CommandContext, command: str) -> str:
     engine = env.engine
-    found = engine.registry.lookup(command.removeprefix(engine.prefix))
+    found = engine.registry.lookup(command.removeprefix(engine.prefix), console=ctx.sender.is_console)
     if found is None or found[1] or not engine.may_run(ctx.sender, found[0]):
         return f"unknown command: {command}, type {engine.prefix}help"
     node = found[0]
     aliases = ", ".join(node.spec.aliases)
     head = f"{engine.prefix}{node.name}" + (f" (aliases: {aliases})" if aliases else "")
-    return "\n".join([head, *node.usage_lines(engine.prefix), f"permission: {node.permission}"])
+    if node.children and node.spec.description:  # a group: its usage lines describe the subcommands
+        head += f"  # {node.spec.description}"
+    if node.console_only:
+        permission = "console only"
+    else:
+        permission = "none, anyone may run it" if node.public else str(node.permission)
+    return "\n".join([head, *node.usage_lines(engine.prefix), f"permission: {permission}"])
 
 
 def _plugins(plugin: Plugin, env: BuiltinEnvironment) -> None:
     manager = env.require_manager
     plugins = plugin.command_group("plugins", aliases=["plugin"], description="list and manage plugins")
 
-    @plugin.command("plugins")
-    def plugins_default() -> str:
-        return _plugin_list(manager())
+    allow_group_admins(env.engine)
 
-    @plugins.sub("list", "ls", description="list plugins")
-    def plugins_list() -> str:
-        return _plugin_list(manager())
+    @plugin.command("plugins")
+    def plugins_default(ctx: CommandContext) -> str:
+        return _plugin_list(manager(), chat_of_sender(ctx.sender))
+
+    @plugins.sub("list", "ls", description="list plugins (and whether each is on in this chat)")
+    def plugins_list(ctx: CommandContext) -> str:
+        return _plugin_list(manager(), chat_of_sender(ctx.sender))
 
     @plugins.sub("enable", description="enable a plugin")
-    async def plugins_enable(plugin_id: str) -> str:
+    async def plugins_enable(ctx: CommandContext, plugin_id: str) -> str:
+        checked_chat(env.engine, ctx.sender, None, None)
         instance = _require(manager(), plugin_id)
         if instance.is_enabled:
             return f"plugin '{plugin_id}' is already enabled"
         await manager().enable_plugin(plugin_id)
         return f"plugin '{plugin_id}' enabled"
 
+    @plugins.sub("enable", description="switch a plugin on in one group or private chat")
+    def plugins_enable_in(ctx: CommandContext, plugin_id: str, where: ChatKind, chat: int) -> str:
+        return switch_in_chat(manager(), plugin_id, checked_chat(env.engine, ctx.sender, where, chat), True)
+
+    @plugins.sub("disable", description="switch a plugin off in one group or private chat")
+    def plugins_disable_in(ctx: CommandContext, plugin_id: str, where: ChatKind, chat: int) -> str:
+        return switch_in_chat(manager(), plugin_id, checked_chat(env.engine, ctx.sender, where, chat), False)
+
     @plugins.sub("disable", description="disable a plugin")
-    async def plugins_disable(plugin_id: str) -> str:
+    async def plugins_disable(ctx: CommandContext, plugin_id: str) -> str:
+        checked_chat(env.engine, ctx.sender, None, None)
         instance = _require(manager(), plugin_id)
         if not instance.is_enabled:
             return f"plugin '{plugin_id}' is already disabled"
@@ -159,8 +196,11 @@ def _diagnostics(plugin: Plugin, env: BuiltinEnvironment) -> None:
         reg = engine.registry
         lines = [f"{len(reg.commands)} commands:"]
         for node in reg.commands:
-            names = ", ".join(n for n in node.spec.names if reg.table.get(n.lower()) is node)
-            lines.append(f"  {engine.prefix}{node.name}  [{node.plugin_id}, priority {node.priority}]  names: {names}")
+            names = ", ".join(reg.names_of(node))
+            where = ", console only" if node.console_only else ""
+            lines.append(
+                f"  {engine.prefix}{node.name}  [{node.plugin_id}, priority {node.priority}{where}]  names: {names}"
+            )
         lines.append(f"{len(reg.conflicts)} conflicts" + (":" if reg.conflicts else ""))
         lines.extend(f"  {c}" for c in reg.conflicts)
         if reg.problems:
@@ -272,19 +312,30 @@ def _require(mgr: PluginManager, plugin_id: str) -> Any:
     return instance
 
 
-def _plugin_list(mgr: PluginManager) -> str:
+def _plugin_list(mgr: PluginManager, chat: str = "console") -> str:
     instances = mgr.list_plugins()
     if not instances:
         return "no plugins"
-    lines = [f"{len(instances)} plugins:"]
+    lines = [f"{len(instances)} plugins" + ("" if chat == "console" else f" (in {chat})") + ":"]
     for i in instances:
-        commands = len(i.descriptor.commands) if i.descriptor else 0
         error = f"  error: {i.error}" if i.error else ""
         lines.append(
             f"  {i.id} {i.manifest.version} [{i.state}] {i.manifest.runtime}, priority {i.priority}, "
-            f"{commands} commands{error}"
+            f"{_offers(i.descriptor)}{where_marker(mgr, i.id, chat) if i.is_enabled else ''}{error}"
         )
     return "\n".join(lines)
+
+
+def _offers(descriptor: Descriptor | None) -> str:
+    """`2 commands, 1 method, 1 route`: what a plugin offers (`nothing loaded` before it has a descriptor)."""
+    if descriptor is None:
+        return "nothing loaded"
+    counts = [(len(descriptor.commands), "command"), (len(descriptor.methods), "method")]
+    counts.append((len(descriptor.routes), "route"))
+    offers = [f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts if n]
+    if "execute" in descriptor.capabilities:
+        offers.append("execute")
+    return ", ".join(offers) or "no commands, methods or routes"
 
 
 def _duration(seconds: float) -> str:

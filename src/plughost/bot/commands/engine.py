@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -60,6 +60,11 @@ class CommandEngine:
         self._prefixes = sorted({p for p in self.config.prefixes if p}, key=len, reverse=True)
         self._owners = frozenset(self.config.owners)
         self._admins = frozenset(self.config.admins) | self._owners
+        self.also_allowed: dict[tuple[str, ...], PermissionId] = {}
+        """Command paths (`("plugins", "disable")`) a narrower permission also admits to; their
+        handlers check what such a sender may do (`console:plugins.group`: its own group only)."""
+        self.switched_off: Callable[[CommandSender], frozenset[str]] | None = None
+        """The plugins switched off in the sender's chat (per-chat switches): their commands are unknown there."""
 
     @property
     def parsers(self) -> ParserRegistry:
@@ -74,7 +79,11 @@ class CommandEngine:
     def rebuild(self, sources: Iterable[CommandSource]) -> None:
         """Rebuild the registry and declare `<id>:*` / `<id>:command.<name>` permissions."""
         sources = list(sources)
+        before = set(self.registry.conflicts)
         self.registry.build(sources)
+        for conflict in self.registry.conflicts:
+            if conflict not in before:  # each conflict once, not at every rebuild
+                log.warning("command name conflict: %s (see /registry)", conflict)
         for source in sources:
             namespace = "console" if source.builtin else source.plugin_id
             self.permissions.register(PermissionId(namespace, "*"), f"everything of {namespace}")
@@ -158,12 +167,14 @@ class CommandEngine:
             return CommandResult(ResultKind.NOT_A_COMMAND if triggered.bare else ResultKind.UNKNOWN_COMMAND)
         token = args[0]
         # bare chat text only matches whole names: "pinging" must not become /ping + "ing"
-        found = self.registry.lookup(token, glued=not triggered.bare)
+        found = self.registry.lookup(token, glued=not triggered.bare, console=sender.is_console)
         if found is None or (triggered.bare and not found[0].spec.prefix_optional):
             if triggered.bare:
                 return CommandResult(ResultKind.NOT_A_COMMAND)
             return self._unknown(sender, token)
         node, glued = found
+        if self.switched_off is not None and not node.builtin and node.plugin_id in self.switched_off(sender):
+            return CommandResult(ResultKind.NOT_A_COMMAND) if triggered.bare else self._unknown(sender, token)
         if too_long:
             limit = self.config.max_length
             return self._fail(
@@ -194,12 +205,14 @@ class CommandEngine:
             return self._fail(ResultKind.PERMISSION_DENIED, node, DENIED)
         if not _scope_allows(sender, spec.scope):
             return CommandResult(ResultKind.WRONG_SCOPE, command=node)
-        if not self._holds(sender, node.permission):
+        if not node.public and not self._holds(sender, node.permission) and not self._also_allowed(sender, node):
             return self._fail(ResultKind.PERMISSION_DENIED, node, f"{DENIED} (needs {node.permission})")
         try:
             payload = self._payload(sender, original, resolved, bot)
         except CommandArgumentError as exc:
             return self._fail(ResultKind.PARSE_ERROR, node, str(exc), usage=True)
+        if bot is not None:  # a chat's conversation bot counts the prompts of this plugin
+            bot = bot.for_plugin(node.plugin_id)
         call = Call(resolved.overload.handler, payload, "command", event, bot)
         outcome = await node.target.call(call)
         if outcome.error is not None:
@@ -296,12 +309,23 @@ class CommandEngine:
 
     # checks and replies -----------------------------------------------------------------------
     def may_run(self, sender: CommandSender, node: CommandNode) -> bool:
-        """Would `sender` pass the role, scope and permission checks of `node`?"""
+        """Would `sender` pass the role, scope and permission checks of `node`? (Console-only
+        commands exist only for the console.)"""
+        if node.console_only and not sender.is_console:
+            return False
         return (
             self._role_allows(sender, _role_of(node))
             and _scope_allows(sender, node.spec.scope)
-            and self._holds(sender, node.permission)
+            and (node.public or self._holds(sender, node.permission) or self._also_allowed(sender, node))
         )
+
+    def _also_allowed(self, sender: CommandSender, node: CommandNode) -> bool:
+        narrower = self.also_allowed.get(node.path) if self.also_allowed else None
+        return narrower is not None and self._holds(sender, narrower)
+
+    def holds(self, sender: CommandSender, permission: PermissionId) -> bool:
+        """Does `sender` hold `permission` (the console and the configured owners hold every one)?"""
+        return self._holds(sender, permission)
 
     def _holds(self, sender: CommandSender, permission: PermissionId) -> bool:
         """The console and the configured owners hold every permission."""
@@ -357,8 +381,8 @@ def _head(message: Message | str, limit: int, segments: int) -> Message | str:
 
 
 def _role_of(node: CommandNode) -> Role:
-    """Built-ins need at least the admin role in chat."""
-    if node.builtin and node.spec.role == "anyone":
+    """Built-ins need at least the admin role in chat (except the public ones, like `/help`)."""
+    if node.builtin and not node.public and node.spec.role == "anyone":
         return "admin"
     return node.spec.role
 

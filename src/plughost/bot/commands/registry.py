@@ -34,6 +34,12 @@ class CommandSource:
     descriptor: Descriptor
     target: CommandTarget
     builtin: bool = False
+    public: frozenset[str] = frozenset()
+    """Built-in commands anyone may run in chat without a permission (`/help`: it lists only what
+    the sender may run)."""
+    console_only: bool = False
+    """Commands of the console itself (`/as`, `/poke` …): they exist only for the console sender,
+    where they win every name; chat users reach the plugin commands they shadow."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +87,8 @@ class CommandNode:
     permission: PermissionId
     priority: int = 0
     builtin: bool = False
+    public: bool = False
+    console_only: bool = False
     overloads: tuple[OverloadPlan, ...] = ()
     children: dict[str, CommandNode] = field(default_factory=dict)
 
@@ -146,42 +154,73 @@ class CommandRegistry:
     def __init__(self, parsers: ParserRegistry | None = None) -> None:
         self.parsers = parsers or ParserRegistry()
         self.table: dict[str, CommandNode] = {}
+        """Name → command for chat senders."""
+        self.console_table: dict[str, CommandNode] = {}
+        """Name → command for the console: `table` plus the console-only commands, which win."""
         self.commands: list[CommandNode] = []
         self.conflicts: list[Conflict] = []
         self.problems: list[str] = []
         self.max_name_length = 0
 
     def build(self, sources: Iterable[CommandSource]) -> None:
-        """Replace the table: higher priority wins a name, then the lower id; losers are recorded."""
+        """Replace the tables: higher priority wins a name, then the lower id; losers are recorded.
+        Console-only commands are then laid over a copy of the table for the console."""
         ordered = sorted(sources, key=lambda s: (not s.builtin, -s.priority, s.plugin_id))
         table: dict[str, CommandNode] = {}
         commands: list[CommandNode] = []
         conflicts: list[Conflict] = []
         problems: list[str] = []
-        for source in ordered:
+        for source in (s for s in ordered if not s.console_only):
             for spec in source.descriptor.commands:
                 node = self._node(source, spec, (spec.name,), problems)
                 if node is None:
                     continue
                 claimed = False
-                for name in dict.fromkeys(spec.names):
-                    if not valid_name(name):
-                        problems.append(f"{source.plugin_id}: invalid command name {name!r} (no blanks, ':' or '.')")
-                        continue
-                    key = name.lower()
-                    holder = table.get(key)
+                for name in self._names(source, spec, problems):
+                    holder = table.get(name.lower())
                     if holder is None:
-                        table[key] = node
+                        table[name.lower()] = node
                         claimed = True
                     elif holder is not node:
                         conflicts.append(Conflict(name, holder.plugin_id, source.plugin_id, _reason(holder, source)))
                 if claimed:
                     commands.append(node)
+        console_table = dict(table)
+        for source in (s for s in ordered if s.console_only):
+            for spec in source.descriptor.commands:
+                node = self._node(source, spec, (spec.name,), problems)
+                if node is None:
+                    continue
+                for name in self._names(source, spec, problems):
+                    shadowed = console_table.get(name.lower())
+                    if shadowed is not None and not shadowed.console_only:
+                        reason = f"console-only command; chat users reach {shadowed.plugin_id}'s"
+                        conflicts.append(Conflict(name, source.plugin_id, shadowed.plugin_id, reason))
+                    console_table[name.lower()] = node
+                commands.append(node)
         self.table = table
+        self.console_table = console_table
         self.commands = commands
         self.conflicts = conflicts
         self.problems = problems
-        self.max_name_length = max((len(k) for k in table), default=0)
+        self.max_name_length = max((len(k) for k in console_table), default=0)
+
+    @staticmethod
+    def _names(source: CommandSource, spec: CommandSpec, problems: list[str]) -> list[str]:
+        """The valid names of a command (invalid ones are recorded as problems)."""
+        names: list[str] = []
+        for name in dict.fromkeys(spec.names):
+            if valid_name(name):
+                names.append(name)
+            else:
+                problems.append(f"{source.plugin_id}: invalid command name {name!r} (no blanks, ':' or '.')")
+        return names
+
+    def names_of(self, node: CommandNode, *, console: bool | None = None) -> list[str]:
+        """The names that reach `node` for the console (`console=True`) or chat users (False);
+        by default where the command lives (console-only commands: the console)."""
+        table = self.console_table if (node.console_only if console is None else console) else self.table
+        return [n for n in node.spec.names if table.get(n.lower()) is node]
 
     def _node(
         self, source: CommandSource, spec: CommandSpec, path: tuple[str, ...], problems: list[str]
@@ -198,6 +237,8 @@ class CommandRegistry:
             permission=PermissionId(namespace, f"command.{path[0]}"),
             priority=source.priority,
             builtin=source.builtin,
+            public=source.builtin and path[0] in source.public,
+            console_only=source.console_only,
         )
         node.overloads = tuple(self._plan(o) for o in spec.overloads)
         for sub in spec.subcommands:
@@ -233,14 +274,16 @@ class CommandRegistry:
         return self.parsers.get(param.type) or parse_any
 
     # lookup -----------------------------------------------------------------------------------
-    def lookup(self, token: str, *, glued: bool = True) -> tuple[CommandNode, str] | None:
-        """The command for `token` and the glued remainder ('' when the token is the whole name)."""
+    def lookup(self, token: str, *, glued: bool = True, console: bool = False) -> tuple[CommandNode, str] | None:
+        """The command for `token` and the glued remainder ('' when the token is the whole name);
+        `console` looks in the console's table (with the console-only commands)."""
+        table = self.console_table if console else self.table
         key = token.lower()
-        node = self.table.get(key)
+        node = table.get(key)
         if node is not None or not glued:
             return (node, "") if node is not None else None
         for length in range(min(len(token) - 1, self.max_name_length), 0, -1):
-            node = self.table.get(token[:length].lower())
+            node = table.get(token[:length].lower())
             if node is not None:
                 return node, token[length:]
         return None

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
-from plughost.bot.commands.builtins import BUILTIN_ID, BuiltinEnvironment, builtin_plugin
+from plughost.bot.commands.builtins import BUILTIN_ID, PUBLIC_BUILTINS, BuiltinEnvironment, builtin_plugin
 from plughost.bot.commands.engine import CommandEngine
 from plughost.bot.commands.permissions import PermissionService
 from plughost.bot.commands.registry import CommandSource
@@ -55,8 +55,11 @@ class CommandService:
         self.engine = CommandEngine(config=config, permissions=permissions)
         self.environment = BuiltinEnvironment(self.engine, manager, request_stop, started_at or time.time())
         builtins = builtin_plugin(self.environment)
-        self._builtins = CommandSource(BUILTIN_ID, 0, builtins.describe(), SdkTarget(builtins), builtin=True)
+        self._builtins = CommandSource(
+            BUILTIN_ID, 0, builtins.describe(), SdkTarget(builtins), builtin=True, public=PUBLIC_BUILTINS
+        )
         self._host_commands: dict[str, CommandSource] = {}
+        self._console_commands: CommandSource | None = None
         self.addressed: AddressedHandler | None = None
         """Answers messages that mention the bot but name no command (None: they go on to the routes)."""
         self._dirty = True
@@ -78,6 +81,17 @@ class CommandService:
         self._host_commands[plugin.id] = CommandSource(plugin.id, priority, plugin.describe(), SdkTarget(plugin))
         self._dirty = True
 
+    def set_console_commands(self, plugin: Plugin | None) -> None:
+        """Serve the commands of the console itself (`/as`, `/poke` …; None: none). Only the console
+        sender sees them — in `/help`, completion and execution — and on the console they win
+        every name; chat users reach the plugin commands they shadow (`/registry` lists each)."""
+        self._console_commands = (
+            None
+            if plugin is None
+            else CommandSource(plugin.id, 0, plugin.describe(), SdkTarget(plugin), builtin=True, console_only=True)
+        )
+        self._dirty = True
+
     def remove_host_commands(self, plugin_id: str) -> None:
         """Stop serving the commands `add_host_commands` added for `plugin_id`."""
         if self._host_commands.pop(plugin_id, None) is not None:
@@ -88,6 +102,8 @@ class CommandService:
         if self._dirty:
             self._dirty = False
             sources = [self._builtins, *self._host_commands.values()]
+            if self._console_commands is not None:
+                sources.append(self._console_commands)
             for instance in self.manager.enabled_plugins():
                 handle = instance.handle
                 if handle is None or not handle.descriptor.commands:

@@ -14,6 +14,7 @@ from plughost.bot.commands.permissions import PermissionService
 from plughost.manage.context import ManageContext, context
 from plughost.manage.errors import ERROR_RESPONSES, ApiError
 from plughost.manage.models import (
+    BotConnectionInfo,
     BotList,
     BreakerInfo,
     BreakerList,
@@ -51,6 +52,7 @@ async def status(ctx: Ctx) -> HostStatus:
         runtimes=dict(Counter(i.manifest.runtime for i in instances if i.is_loaded)),
         open_breakers=[i.id for i in instances if str(guard.breaker(i.id).state) != "closed"],
         bots=len(host.dispatcher.status()),
+        bot_connections=[BotConnectionInfo.model_validate(c.to_json()) for c in host.dispatcher.connections.values()],
         events_last_id=ctx.events.last_id,
     )
 
@@ -66,7 +68,9 @@ def rss_bytes() -> int | None:
 
 @router.get("/bots", response_model=BotList, summary="Bot connections, lanes and shed counts")
 async def bots(ctx: Ctx) -> BotList:
-    return BotList.model_validate({"bots": ctx.host.dispatcher.status()})
+    dispatcher = ctx.host.dispatcher
+    connections = [c.to_json() for c in dispatcher.connections.values()]
+    return BotList.model_validate({"bots": dispatcher.status(), "connections": connections})
 
 
 @router.get("/dynamic-errors", response_model=BreakerList, summary="Circuit breakers and recent errors")
@@ -105,7 +109,7 @@ async def commands(ctx: Ctx) -> CommandRegistryModel:
         commands=[
             CommandInfo(
                 name=node.name,
-                names=[n for n in node.spec.names if registry.table.get(n.lower()) is node],
+                names=registry.names_of(node),
                 plugin_id=node.plugin_id,
                 priority=node.priority,
                 description=node.spec.description,

@@ -112,6 +112,7 @@ async def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
         config=manager.get_config(plugin_id),
         config_schema=instance.manifest.config_schema,
         guard=manager.guard.snapshot(plugin_id),
+        chats_off=manager.chat_switches.chats_off(plugin_id),
     )
 
 

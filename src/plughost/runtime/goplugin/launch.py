@@ -18,6 +18,7 @@ import os
 import resource
 import shutil
 import signal
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -36,6 +37,9 @@ SECRET_METADATA = "plughost-secret"
 DEFAULT_MIN_PORT = 10000
 DEFAULT_MAX_PORT = 25000
 READ_CHUNK = 65536
+
+
+PYTHON_ENV = "PLUGHOST_PYTHON"
 
 
 class LaunchError(RuntimeError):
@@ -69,6 +73,8 @@ class LaunchSpec:
 
     def environment(self) -> dict[str, str]:
         env = dict(os.environ if self.base_env is None else self.base_env)
+        if self.base_env is None:  # an interpreter with grpcio, for go-plugin-style Python plugins
+            env.setdefault(PYTHON_ENV, sys.executable)
         env.update(self.extra_env)
         env[self.cookie_key] = self.cookie_value
         env["PLUGIN_PROTOCOL_VERSIONS"] = ",".join(str(v) for v in self.protocol_versions)

@@ -76,11 +76,14 @@ class PluginLog:
     def stderr_line(self, line: str) -> None:
         if not line.strip():
             return
-        self.tail.append(line[:500])
         level, message, fields = parse_log_line(line)
+        extra = " ".join(f"{k}={v}" for k, v in fields.items())
+        text = f"{message} {extra}" if extra else message
+        # the tail goes into error messages: a log line as a person reads it, not hclog's JSON
+        parsed = message != line.rstrip("\r\n")
+        self.tail.append((f"[{logging.getLevelName(level).lower()}] {text}" if parsed else line)[:500])
         if self.logger.isEnabledFor(level):
-            extra = " ".join(f"{k}={v}" for k, v in fields.items())
-            self.logger.log(level, "[%s] %s%s", self.plugin_id, message, f" {extra}" if extra else "")
+            self.logger.log(level, "[%s] %s", self.plugin_id, text)
 
     def stdout_line(self, line: str) -> None:
         if line.strip() and self.logger.isEnabledFor(logging.DEBUG):

@@ -36,7 +36,7 @@ class ClientIdentity:
     key_pem: str
 
     @classmethod
-    def generate(cls) -> ClientIdentity:
+    def generate(cls, valid_days: int = 365) -> ClientIdentity:
         """A fresh self-signed ECDSA certificate in go-plugin's shape (CN/SAN localhost, CA, client+server auth)."""
         try:
             from cryptography import x509
@@ -60,7 +60,7 @@ class ClientIdentity:
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
             .not_valid_before(now - dt.timedelta(seconds=30))
-            .not_valid_after(now + dt.timedelta(days=365))
+            .not_valid_after(now + dt.timedelta(days=valid_days))
             .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
             .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
             .add_extension(
@@ -91,7 +91,8 @@ class ClientIdentity:
 
 
 def client_context(identity: ClientIdentity, server_cert_der: bytes) -> ssl.SSLContext:
-    """TLS ≥ 1.2, our certificate, trust exactly the plugin's certificate, ALPN h2."""
+    """TLS ≥ 1.2, our certificate, trust exactly the plugin's certificate (checked for the name
+    the connection gives), ALPN h2."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_verify_locations(cadata=server_cert_der)
@@ -131,10 +132,11 @@ async def start_bridge(
     socket_dir: Path | None = None,
     *,
     tasks: TaskOwner | None = None,
+    server_name: str = "localhost",
 ) -> TlsBridge:
     """Listen on a private unix socket (in the host's 0700 socket directory) and carry each
     connection over TLS to the plugin; each carried connection is a task of `tasks` (the bridge's
-    own owner when None), ended by `close`."""
+    own owner when None), ended by `close`. The plugin's certificate must name `server_name`."""
     if handshake.server_cert_der is None:
         raise ValueError("the plugin sent no server certificate")
     context = client_context(identity, handshake.server_cert_der)
@@ -143,9 +145,9 @@ async def start_bridge(
 
     async def open_upstream() -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         if handshake.network == "unix":
-            return await asyncio.open_unix_connection(handshake.address, ssl=context, server_hostname="localhost")
+            return await asyncio.open_unix_connection(handshake.address, ssl=context, server_hostname=server_name)
         host, _, port = handshake.address.rpartition(":")
-        return await asyncio.open_connection(host.strip("[]"), int(port), ssl=context, server_hostname="localhost")
+        return await asyncio.open_connection(host.strip("[]"), int(port), ssl=context, server_hostname=server_name)
 
     async def carry(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:

@@ -12,9 +12,20 @@ from typing import Literal, TypeVar
 T = TypeVar("T")
 
 ProcessEventKind = Literal[
-    "started", "crashed", "restarted", "restart_failed", "gave_up", "unhealthy", "stopped", "late_answer"
+    "started",
+    "crashed",
+    "restarted",
+    "restart_failed",
+    "gave_up",
+    "unhealthy",
+    "stopped",
+    "late_answer",
+    "disconnected",
+    "reconnected",
+    "reconnect_failed",
 ]
-"""`late_answer`: a call abandoned at its deadline returned within its grace (no restart needed)."""
+"""`late_answer`: a call abandoned at its deadline returned within its grace (no restart needed).
+`disconnected`, `reconnected`, `reconnect_failed`: the link to a remote plugin (`[remote]`)."""
 
 
 @dataclass(frozen=True)

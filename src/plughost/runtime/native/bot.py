@@ -1,10 +1,12 @@
 """plughost's bot methods over the C ABI: `bot.describe`, `bot.command`, `bot.route`,
-`bot.pre_handle`, `bot.after_completion`.
+`bot.matcher`, `bot.pre_handle`, `bot.after_completion`.
 
 A bot call's request carries QimenBot's fields, every one present, built from the call's payload
 (the same payload every runtime receives): `handler`, `args` (a command's argument words, as the
 user typed them), `named_args`, `command_name`, `sender_id`, `group_id`, `sender_nickname`,
-`message_id`, `timestamp`, the wire `event` (an object, embedded once) and `host_callback_id`.
+`message_id`, `timestamp`, the wire `event` (an object, embedded once) and `host_callback_id`;
+a matcher's call also carries `match` (`{"type", "pattern", "text", "start", "end", "groups",
+"named"}`) and `to_me`.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ def bot_request(kind: str, handler: str, payload: Any, callback_id: str) -> dict
             sender_nickname=str(sender.get("nickname") or ""),
         )
     else:
-        for key in ("kind", "route", "bot_id", "self_id", "message_text"):
+        for key in ("kind", "route", "bot_id", "self_id", "message_text", "chat", "scheduled_at", "match", "to_me"):
             if key in data:
                 request[key] = data[key]
     return request

@@ -1,4 +1,5 @@
-"""Host callbacks a native plugin may call: `host.log`, `host.http.do`, `host.bot.send`.
+"""Host callbacks a native plugin may call: `host.log`, `host.http.do`, `host.bot.send`, and the
+message bus and shared state (`host.bus.*`, `host.state.*`: `plughost.runtime.host_services`).
 
 One `HostCallbacks` object serves one loaded library. Its trampoline is reached from any
 thread — re-entrantly inside a host → plugin call, or from the plugin's own threads at any time,
@@ -7,9 +8,11 @@ even after unload was requested (then every callback answers `host_call_failed`)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import ctypes
+import functools
 import json
 import logging
 import threading
@@ -20,11 +23,13 @@ from typing import Any
 
 import httpx
 
+from plughost.runtime.host_services import HOST_OPERATIONS, HostServices, error_fields
 from plughost.runtime.native.abi import Buffer, CAllocator, HostCallFn
 from plughost.runtime.native.envelope import encode_error, encode_ok, get_ci, get_ci_any
 
 HOST_CALL_FAILED = "host_call_failed"
 DEFAULT_HTTP_TIMEOUT_S = 30.0
+HOST_OPERATION_TIMEOUT_S = 30.0  # a bus or state callback's wait for the host (beyond a request's timeout)
 LOG_LEVELS = {
     "trace": logging.DEBUG - 5,
     "debug": logging.DEBUG,
@@ -36,7 +41,11 @@ LOG_LEVELS = {
 
 
 class CallbackError(Exception):
-    """A host callback refused or failed; becomes a `host_call_failed` envelope."""
+    """A host callback refused or failed; becomes an error envelope (`host_call_failed` by default)."""
+
+    def __init__(self, message: str, code: str = HOST_CALL_FAILED) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 PENDING_SENDS_LIMIT = 256  # sends made outside any call that wait when nothing delivers them
@@ -90,10 +99,17 @@ class HostCallbacks:
             "host.http.do": self._http_do,
             "host.bot.send": self._bot_send,
         }
+        for operation in HOST_OPERATIONS:
+            self._handlers[f"host.{operation}"] = functools.partial(self._host_operation, operation)
+        self._services: tuple[HostServices, asyncio.AbstractEventLoop] | None = None
         # the token plugins hand back as host_ctx; its address is stable while `self` lives
         self.token = ctypes.c_int(1)
         self.token_address: int = ctypes.addressof(self.token)
         self.trampoline = HostCallFn(self._trampoline)
+
+    def serve_shared(self, services: HostServices, loop: asyncio.AbstractEventLoop) -> None:
+        """Answer `host.bus.*` and `host.state.*` with `services`, run on `loop` (the host's)."""
+        self._services = (services, loop)
 
     # send queues -------------------------------------------------------------------------------
     def open_call(self, callback_id: str) -> SendQueue:
@@ -177,7 +193,7 @@ class HostCallbacks:
             with self._lock:
                 self.stats.failures[method] = self.stats.failures.get(method, 0) + 1
             self.logger.warning("plugin '%s': host callback failed: %s", self.plugin_id, exc)
-            return encode_error(HOST_CALL_FAILED, str(exc))
+            return encode_error(exc.code, str(exc))
         except Exception as exc:
             with self._lock:
                 self.stats.failures[method] = self.stats.failures.get(method, 0) + 1
@@ -251,6 +267,34 @@ class HostCallbacks:
                 )  # fmt: skip
             self._pending_sends.append(send)
             return {"queued": len(self._pending_sends)}
+
+    def _host_operation(self, operation: str, request: Mapping[str, Any]) -> Any:
+        """`host.bus.*`/`host.state.*`: run on the host's loop, this plugin thread waiting for the answer."""
+        if self._services is None:
+            raise CallbackError(f"host.{operation}: the message bus and shared state are not available here")
+        services, loop = self._services
+        if loop.is_closed():
+            raise CallbackError(f"host.{operation}: the host is stopping")
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            raise CallbackError(
+                f"host.{operation} was called on the host's event loop thread (an inline call); "
+                "it runs from the plugin's call threads (do not set an inline budget for this method)"
+            )
+        extra = request.get("timeout")
+        timeout = HOST_OPERATION_TIMEOUT_S + (extra if isinstance(extra, int | float) and extra > 0 else 0)
+        future = asyncio.run_coroutine_threadsafe(services.run(operation, request), loop)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            future.cancel()
+            raise CallbackError(f"host.{operation}: the host did not answer within {timeout:g} s") from None
+        except Exception as exc:
+            failure = error_fields(exc)
+            raise CallbackError(f"host.{operation}: {failure['message']}", failure["code"]) from None
 
     def _client(self) -> httpx.Client:
         with self._lock:

@@ -437,6 +437,9 @@ class NativePluginHandle:
                 routes=bot.routes,
                 interceptors=bot.interceptors,
                 methods=bot.methods,
+                subscriptions=bot.subscriptions,
+                schedules=bot.schedules,
+                matchers=bot.matchers,
             )
         return descriptor
 

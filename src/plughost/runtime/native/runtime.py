@@ -112,6 +112,7 @@ class NativeRuntime:
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:
+        from plughost.runtime.host_services import HostServices
         from plughost.runtime.native.callbacks import DEFAULT_HTTP_TIMEOUT_S, HostCallbacks
         from plughost.runtime.native.handle import NativePluginHandle
         from plughost.runtime.native.library import NativeLibrary
@@ -149,6 +150,8 @@ class NativeRuntime:
         )
         if request.outside_calls is not None:
             handle.deliver_outside_calls(request.outside_calls)
+        if request.bus is not None or request.state is not None:
+            callbacks.serve_shared(HostServices(request.bus, request.state), asyncio.get_running_loop())
         try:
             await handle.start()
         except InvocationError as exc:

@@ -65,7 +65,7 @@ class PluginServicer:
     """Missing associated documentation comment in .proto file."""
 
     def Describe(self, request, context):
-        """The plugin's descriptor (commands, routes, interceptors, methods …) as JSON.
+        """The plugin's descriptor (commands, routes, interceptors, methods, http …) as JSON.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
