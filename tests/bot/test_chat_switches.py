@@ -26,6 +26,10 @@ def roll() -> str:
 @plugin.route("message", "Group", "Private")
 async def hello(ev: MessageEvent) -> Reply | None:
     return Reply.of("hello") if ev.plain_text() == "hi" else None
+
+@plugin.on_message(keyword="weather")
+def weather() -> str:
+    return "sunny"
 """
 OWNER, ADMIN = 900, 901
 COMMANDS = f"[commands]\nowners = [{OWNER}]\n"
@@ -60,6 +64,8 @@ async def test_a_plugin_switched_off_in_a_group_is_silent_there_and_answers_else
         assert await chat.say("/plugins disable dice --group 123") == ["plugin 'dice' switched off in group:123"]
         assert await chat.say("/roll") == []  # its commands are unknown there (silent in chat)
         assert await chat.say("hi") == []  # its routes do not run there
+        assert await chat.say("weather today?") == []  # nor its message matchers
+        assert await chat.say("weather today?", group=456) == ["sunny"]
         assert await chat.say("/roll", group=456) == ["4"]
         assert await chat.say("hi", group=None) == ["hello"]
         listing = (await chat.say("/plugins"))[0]

@@ -108,6 +108,28 @@ def _print_status(data: dict[str, Any]) -> None:
         out.print(Text.assemble((key, "bold"), f": {value}"))
     for connection in data.get("bot_connections", []):  # each configured bot's link
         out.print(Text("  " + connection["summary"]))
+    if data.get("bus"):
+        out.print(Text.assemble(("bus", "bold"), f": {bus_summary(data['bus'])}"))
+    schedules = data.get("schedules") or []
+    if schedules:
+        out.print(Text.assemble(("schedules", "bold"), f": {len(schedules)}"))
+    for job in schedules:
+        out.print(Text("  " + schedule_summary(job)))
+
+
+def bus_summary(bus: dict[str, Any]) -> str:
+    text = f"{bus['backend']}, {bus['published']} published, {bus['requests']} requests, {bus['delivered']} delivered"
+    if bus["failed"] or bus["overflowed"]:
+        text += f", {bus['failed']} failed, {bus['overflowed']} dropped for slow subscribers"
+    return text
+
+
+def schedule_summary(job: dict[str, Any]) -> str:
+    """`reminders/morning cron 0 8 * * 1-5 (Asia/Shanghai): next 2026-12-03T08:00:00+08:00, last ok`."""
+    when = f"next {job['next_run']}" if job.get("next_run") else "inactive"
+    last = f", last {job['last_outcome']}" if job.get("last_outcome") else ""
+    failures = f", {job['failures']} failed" if job.get("failures") else ""
+    return f"{job['plugin']}/{job['handler']} {job['trigger']}: {when}{last}{failures}"
 
 
 def _counts(counts: dict[str, int]) -> str:

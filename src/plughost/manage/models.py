@@ -200,6 +200,30 @@ class BotList(BaseModel):
     connections: list[BotConnectionInfo] = Field(default_factory=list, description="One per configured bot.")
 
 
+class BusSubscription(BaseModel):
+    """One `@plugin.subscribe` subscription: its queue and what it delivered."""
+
+    plugin: str
+    pattern: str
+    handler: str
+    queued: int = Field(description="Messages waiting in its bounded queue.")
+    delivered: int
+    failed: int
+    overflowed: int = Field(description="Messages dropped for it because its queue was full.")
+
+
+class BusStats(BaseModel):
+    """The message bus between plugins: counters since the host started (docs/python-api.md)."""
+
+    backend: str = Field(description='"memory" or "redis".')
+    published: int
+    requests: int
+    delivered: int
+    failed: int
+    overflowed: int = Field(description="Messages dropped for slow subscribers (their queue was full).")
+    subscriptions: list[BusSubscription] = Field(default_factory=list)
+
+
 class HostStatus(BaseModel):
     version: str
     workspace: str
@@ -212,6 +236,8 @@ class HostStatus(BaseModel):
     bots: int
     bot_connections: list[BotConnectionInfo] = Field(default_factory=list, description="One per configured bot.")
     events_last_id: int
+    bus: BusStats | None = Field(default=None, description="The message bus (subscriptions: GET /api/v1/bus).")
+    schedules: list[ScheduleInfo] = Field(default_factory=list, description="Every plugin schedule.")
 
 
 class ConsoleRequest(BaseModel):
@@ -271,3 +297,6 @@ class ChatSwitchResult(BaseModel):
     enabled: bool
     changed: bool = Field(description="False when the plugin already was so in this chat.")
     off: list[str]
+
+
+HostStatus.model_rebuild()  # `schedules` names ScheduleInfo, defined after it

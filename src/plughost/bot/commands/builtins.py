@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -290,6 +290,7 @@ def _host(plugin: Plugin, env: BuiltinEnvironment) -> None:
                 i.id for i in instances if env.manager.guard.snapshot(i.id)["breaker"]["state"] != "closed"
             ]
             lines.append("breakers: " + (", ".join(f"{i} open" for i in open_breakers) or "all closed"))
+            lines.append(bus_line(env.manager.bus.stats()))
         lines.append(f"commands: {len(engine.registry.commands)}")
         for section in env.status_sections:
             lines.extend(section())
@@ -303,6 +304,18 @@ def _host(plugin: Plugin, env: BuiltinEnvironment) -> None:
             raise PlugHostError("this host cannot be stopped from a command")
         env.request_stop()
         return "stopping…"
+
+
+def bus_line(stats: Mapping[str, Any]) -> str:
+    """`/status`'s line about the message bus: backend, traffic, and what slow subscribers lost."""
+    line = (
+        f"bus ({stats['backend']}): {stats['published']} published, {stats['requests']} requests, "
+        f"{stats['delivered']} delivered, {stats['failed']} failed"
+    )
+    if stats["overflowed"]:
+        slow = sorted({s["plugin"] for s in stats["subscriptions"] if s["overflowed"]})
+        line += f", {stats['overflowed']} dropped for slow subscribers ({', '.join(slow) or 'since removed'})"
+    return line
 
 
 def _require(mgr: PluginManager, plugin_id: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections import Counter
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
 
@@ -18,6 +18,7 @@ from plughost.manage.models import (
     BotList,
     BreakerInfo,
     BreakerList,
+    BusStats,
     ClearResult,
     CommandInfo,
     CommandRegistryModel,
@@ -27,6 +28,7 @@ from plughost.manage.models import (
     GrantResult,
     HostStatus,
     PermissionList,
+    ScheduleInfo,
 )
 from plughost.manage.routes.plugins import require
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
@@ -54,7 +56,19 @@ async def status(ctx: Ctx) -> HostStatus:
         bots=len(host.dispatcher.status()),
         bot_connections=[BotConnectionInfo.model_validate(c.to_json()) for c in host.dispatcher.connections.values()],
         events_last_id=ctx.events.last_id,
+        bus=bus_stats(host.manager.bus.stats(), subscriptions=False),
+        schedules=[ScheduleInfo.model_validate(s.to_json()) for s in host.scheduler.schedules()],
     )
+
+
+@router.get("/bus", response_model=BusStats, summary="Message bus counters and subscriptions")
+async def bus(ctx: Ctx) -> BusStats:
+    """Published, requests, delivered, failed and overflowed messages, and each subscription's queue."""
+    return bus_stats(ctx.host.manager.bus.stats(), subscriptions=True)
+
+
+def bus_stats(stats: dict[str, Any], *, subscriptions: bool) -> BusStats:
+    return BusStats.model_validate(stats if subscriptions else {**stats, "subscriptions": []})
 
 
 def rss_bytes() -> int | None:
