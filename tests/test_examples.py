@@ -11,6 +11,7 @@ from plughost import Guard, PluginManager, PluginState
 from plughost.guard import BreakerPolicy, GuardPolicy
 from plughost.runtime import default_runtimes
 from tests.conftest import EXAMPLES
+from tests.core.test_bus_state import eventually
 
 
 @pytest.fixture
@@ -75,3 +76,27 @@ async def test_flaky_shows_the_circuit_breaker(demo: Path) -> None:
         assert manager.get_plugin("flaky").state is PluginState.ENABLED  # type: ignore[union-attr]
         timed = await manager.execute("flaky", "hang", {}, timeout=0.05)  # … so force a short one
         assert timed.metadata["timed_out"] is True
+
+
+async def test_forecast_bot_in_a_simulated_chat(demo: Path) -> None:
+    """Matchers, a conversation, a schedule, shared state and the bus, as the console shows them."""
+    from plughost.adapters.console import Console
+    from plughost.host import Host
+
+    lines: list[str] = []
+
+    async def say(line: str) -> list[str]:
+        start = len(lines)
+        await console.execute(line)
+        return lines[start:]
+
+    async with Host(demo) as host:
+        console = Console(host, output=lines.append)
+        await say("/as group 123 456")
+        assert await say("weather please") == ["bot → group 123: Which city?"]
+        assert await say("Lisbon") == ["bot → group 123: Lisbon: 13 °C"]
+        assert await say("temp in oslo") == ["bot → group 123: oslo: 19 °C"]
+        await eventually(lambda: host.manager.bus.stats()["delivered"] == 2)  # the subscriber's own task
+        assert await say("forecast stats") == ["bot → group 123: 2 forecasts given, 2 announced on the bus"]
+        [refresh] = [s for s in host.scheduler.schedules() if s.plugin_id == "forecast"]
+        assert refresh.to_json()["trigger"] == "every 3600s" and refresh.to_json()["active"]

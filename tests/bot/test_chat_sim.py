@@ -17,6 +17,7 @@ PLUGIN = """
 from plughost.sdk import (
     Approve, CommandContext, MessageEvent, NoticeEvent, Plugin, Reject, Reply, ReplyBuilder, RequestEvent,
 )
+from plughost.sdk.conversations import MessageContext
 
 plugin = Plugin()
 
@@ -44,6 +45,12 @@ async def echo(ev: MessageEvent) -> Reply | None:
 @plugin.route("notice", "GroupPoke", "PrivatePoke")
 async def poked(ev: NoticeEvent) -> Reply:
     return Reply.of(f"{ev.route} by {ev.user_id}")
+
+@plugin.on_message(keyword="weather")
+async def weather(ctx: MessageContext) -> str:
+    city = await ctx.prompt("Which city?", timeout=30)
+    days = await ctx.prompt("How many days?", type=int, timeout=30)
+    return f"{city}: sunny for {days} days"
 
 @plugin.route("request", "Friend", "GroupAdd")
 async def requests(ev: RequestEvent) -> Approve | Reject:
@@ -84,6 +91,19 @@ async def test_simulated_group_chat(console: tuple[Console, list[str]]) -> None:
     assert await run(c, out, "/poke") == ["bot → group 123: GroupPoke by 456"]
     assert await run(c, out, "/group-request add please") == ["bot approved the group request"]
     assert await run(c, out, "/friend-request 'not now'") == ["bot rejected the friend request"]
+
+
+async def test_a_prompt_hands_the_console_back_and_the_next_line_answers(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    await run(c, out, "/as group 123 456")
+    assert await run(c, out, "weather please") == ["bot → group 123: Which city?"]
+    assert await run(c, out, "Oslo") == ["bot → group 123: How many days?"]
+    assert await run(c, out, "three") == [
+        "bot → group 123: cannot parse 'three' as an integer; please try again.",
+        "bot → group 123: How many days?",
+    ]
+    assert await run(c, out, "3") == ["bot → group 123: Oslo: sunny for 3 days"]
+    assert await run(c, out, "say hi") == ["bot → group 123: you said say hi[face 1]"]  # no conversation left
 
 
 async def test_simulated_private_chat_owner_and_back_to_console(console: tuple[Console, list[str]]) -> None:

@@ -3,10 +3,10 @@ and `plughost status`; schedules are listed there too."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 from plughost.core.bus import QUEUE_SIZE
+from tests.core.test_bus_state import eventually_async
 from tests.manage.support import serve
 from tests.manage.test_cli_remote import cli
 
@@ -66,7 +66,9 @@ async def test_slow_subscribers_and_schedules_are_visible(workspace: Path, write
         assert "slow/schedule.hourly every 3600s: next " in shown.stdout
 
         await api.post("/api/v1/plugins/slow/execute", json={"method": "release", "args": {}})
-        async with asyncio.timeout(10):  # the queue drains; the counters stay
-            while (await api.get("/api/v1/bus")).json()["delivered"] < flood - bus["overflowed"]:
-                await asyncio.sleep(0.01)
+
+        async def delivered() -> int:
+            return int((await api.get("/api/v1/bus")).json()["delivered"])
+
+        await eventually_async(delivered, flood - bus["overflowed"])  # the queue drains; the counters stay
         assert (await api.get("/api/v1/bus")).json()["overflowed"] == bus["overflowed"]

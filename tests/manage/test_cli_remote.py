@@ -315,7 +315,7 @@ def test_status_without_a_running_host(demo: Path) -> None:
     assert as_json.returncode == 1 and json.loads(as_json.stdout) == {"running": False, "workspace": str(demo)}
     local = plughost("status", "--local", "-w", str(demo))
     assert local.returncode == 0, local.stderr
-    assert "host: not running" in local.stdout and "plugins: 5 enabled" in local.stdout
+    assert "host: not running" in local.stdout and "plugins: 6 enabled" in local.stdout
     assert local.stderr.strip() == "--local: loaded the workspace"
 
 
@@ -342,4 +342,4 @@ def test_disable_beside_plughost_run_takes_effect_and_survives_a_restart(demo: P
         rows = {r["id"]: r for r in json.loads(plughost("plugins", "list", "--json", "-w", str(demo)).stdout)}
         assert rows["greeter"]["state"] == "disabled" and rows["notes"]["state"] == "enabled"
         status = json.loads(plughost("status", "--json", "-w", str(demo)).stdout)
-        assert status["pid"] == again.pid and status["plugins"] == {"enabled": 4, "disabled": 1}
+        assert status["pid"] == again.pid and status["plugins"] == {"enabled": 5, "disabled": 1}

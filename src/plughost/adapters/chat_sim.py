@@ -11,11 +11,14 @@ In the console (console-only commands, see `plughost.adapters.console_commands`)
 
 While a chat is selected every other line is a message from that user (CQ codes allowed:
 `[CQ:at,qq=10000] /help`), run through the real dispatcher on a simulated bot whose replies and
-actions are printed with their segments rendered readably.
+actions are printed with their segments rendered readably. A handler that asks the user something
+(`ctx.prompt`) hands the console back at once: the next line typed is the answer, and the
+handler goes on (its later replies are printed when they come).
 """
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import time
@@ -23,12 +26,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from plughost.bot.channels import channel_of
 from plughost.bot.config import BotConfig, inherit_command_settings
 from plughost.bot.lane import BotLane, EventResult
 from plughost.sdk.bot import BotApi
 from plughost.sdk.commands import UserError
 from plughost.sdk.events import Event, parse_event
 from plughost.sdk.message import Message
+from plughost.sdk.tasks import TaskOwner
 
 if TYPE_CHECKING:
     from plughost.host import Host
@@ -93,6 +98,8 @@ class ChatSimulator:
         self.chat: Chat | None = None
         self._lane: BotLane | None = None
         self._ids = itertools.count(int(time.time()) % 1_000_000 * 1000)
+        self._owner: TaskOwner | None = None  # events whose handler waits for an answer (the host's child)
+        self._asking: dict[tuple[str, str, int], asyncio.Task[Any]] = {}
 
     @property
     def prompt(self) -> str | None:
@@ -137,15 +144,43 @@ class ChatSimulator:
             raise UserError("pick a chat first: /as group <group_id> <user_id> or /as private <user_id>")
         return self.chat
 
-    async def _dispatch(self, wire: dict[str, Any]) -> EventResult:
-        event, outcome = await dispatch_simulated(self.host, self.lane(), wire)
+    async def _dispatch(self, wire: dict[str, Any]) -> None:
+        """Run one event; return when it is handled, or when a handler asks its user something (the
+        handler goes on as a task of the host, and the next line answers it)."""
+        lane = self.lane()
+        if wire.get("post_type") != "message":
+            await self._run(lane, wire)
+            return
+        key = (lane.key, channel_of(parse_event(wire)), int(wire["user_id"]))
+        conversations = self.host.dispatcher.conversations
+        question = conversations.next_question(key)
+        try:
+            task = self._tasks().spawn(self._run(lane, wire), name="simulated event")
+            await asyncio.wait((task, question), return_when=asyncio.FIRST_COMPLETED)
+            if not task.done():  # it asked: the user answers with the next line
+                self._asking[key] = task
+                task.add_done_callback(
+                    lambda done: self._asking.pop(key, None) if self._asking.get(key) is done else None
+                )
+            elif task.result() == "conversation" and (asking := self._asking.get(key)) is not None:
+                await asyncio.wait((asking, question), return_when=asyncio.FIRST_COMPLETED)  # answered: its next step
+        finally:
+            question.cancel()
+
+    def _tasks(self) -> TaskOwner:
+        if self._owner is None:
+            self._owner = self.host.tasks.child("console chat")
+        return self._owner
+
+    async def _run(self, lane: BotLane, wire: dict[str, Any]) -> str:
+        event, outcome = await dispatch_simulated(self.host, lane, wire)
         if outcome.status == "blocked":
             self.output(f"(blocked by {outcome.answered_by})")
         elif outcome.status == "unhandled" and not outcome.sent:
             self.output(f"(no plugin answered the {event.route} event)")
         for error in outcome.errors:
             self.output(f"(error: {error})")
-        return outcome
+        return outcome.status
 
 
 # simulated events, shared with the web console's chat sandbox --------------------------------------

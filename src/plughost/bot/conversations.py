@@ -66,6 +66,23 @@ class Conversations:
         self.waiting: dict[Key, _Waiting] = {}
         self._by_plugin: dict[str, OrderedDict[Key, _Waiting]] = {}
         self._by_bot: dict[str, int] = {}
+        self._watchers: dict[Key, list[asyncio.Future[None]]] = {}
+
+    def next_question(self, key: Key) -> asyncio.Future[None]:
+        """A future done when a handler next waits for an answer of `key` (bot, chat, user); cancel it when
+        no longer wanted. (The console's chat simulation waits on it: a prompt hands the console back.)"""
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        watchers = self._watchers.setdefault(key, [])
+        watchers.append(future)
+        future.add_done_callback(lambda done: self._unwatch(key, done))
+        return future
+
+    def _unwatch(self, key: Key, future: asyncio.Future[None]) -> None:
+        watchers = self._watchers.get(key)
+        if watchers is not None and future in watchers:
+            watchers.remove(future)
+            if not watchers:
+                del self._watchers[key]
 
     def answer(self, bot: str, event: MessageEvent) -> bool:
         """Hand `event` to the conversation waiting for its user in its chat; True when one took it."""
@@ -108,6 +125,7 @@ class Conversations:
             for attempt in range(retries + 1):
                 if question is not None:
                     await _say(send, event, question)
+                self._waits_for(key)
                 answer = await _answer(waiting.future, deadline, timeout)
                 if type_name == "message":
                     return {"value": None, "message": answer.to_json()}
@@ -141,6 +159,12 @@ class Conversations:
         self.waiting[key] = mine[key] = waiting
         self._by_bot[bot] = self._by_bot.get(bot, 0) + 1
         return waiting
+
+    def _waits_for(self, key: Key) -> None:
+        """The handler asked `key` and now waits for the answer: wake `next_question` watchers."""
+        for watcher in list(self._watchers.get(key, ())):
+            if not watcher.done():
+                watcher.set_result(None)
 
     def _close(self, plugin_id: str, key: Key, waiting: _Waiting) -> None:
         if self.waiting.get(key) is waiting:
