@@ -17,7 +17,8 @@ from plughost.bot.commands.service import CommandService
 from plughost.bot.config import BotSettings
 from plughost.bot.dispatch import CommandStage, Dispatcher
 from plughost.bot.scheduler import Scheduler
-from plughost.cluster import backend_for
+from plughost.cluster import backend_for, control_for
+from plughost.cluster.events import EventRole, event_role_for
 from plughost.core import manager as core_manager
 from plughost.core.backend import Backend
 from plughost.core.config import HostConfig
@@ -90,7 +91,8 @@ class Host:
     lane workers, the adapters') in an `asyncio.TaskGroup` held from `start()` to `stop()`.
     When start-up fails half way, whatever had started is stopped before the error propagates.
     `cluster_url` (a Redis URL) overrides `[cluster] redis_url`: the bus and the shared state then
-    live in that Redis (`plughost run --cluster`).
+    live in that Redis (`plughost run --cluster`). `cluster_role` overrides `[cluster] role`
+    (`plughost run --role`: gateway, worker or both; see `plughost.cluster.events`).
     """
 
     def __init__(
@@ -102,11 +104,14 @@ class Host:
         runtimes: Mapping[str, Runtime] | None = None,
         hot_reload: bool | None = None,
         cluster_url: str | None = None,
+        cluster_role: str | None = None,
     ) -> None:
         self.workspace = Path(workspace or Path.cwd()).resolve()
         self.config = config if config is not None else HostConfig.load(self.workspace)
         if cluster_url is not None:
             self.config = self.config.model_copy(update={"cluster": {**self.config.cluster, "redis_url": cluster_url}})
+        if cluster_role is not None:
+            self.config = self.config.model_copy(update={"cluster": {**self.config.cluster, "role": cluster_role}})
         self.hot_reload = self.config.host.hot_reload if hot_reload is None else hot_reload
         if extra_plugin_dirs:
             dirs = [*self.config.host.plugin_dirs, *(str(Path(d).resolve()) for d in extra_plugin_dirs)]
@@ -148,8 +153,22 @@ class Host:
             switches=switches,
         )
         """Runs the plugins' `@plugin.schedule` jobs (see `plughost.bot.scheduler`)."""
+        self.cluster = control_for(
+            self.manager, grants=self.commands.engine.permissions, tasks=self.tasks.child("cluster")
+        )
+        """With `[cluster] redis_url`: shares plugin settings, grants and breaker isolation with the
+        other hosts (`plughost.cluster.control`); None otherwise."""
         self.commands.environment.status_sections.append(self.dispatcher.status_lines)
         self.commands.environment.status_sections.append(self.scheduler.status_lines)
+        if self.cluster is not None:
+            self.commands.environment.status_sections.append(self.cluster.status_lines)
+        self.cluster_events: EventRole | None = event_role_for(
+            self.config, self.manager.backend, self.dispatcher, self.bot_settings
+        )
+        """With `[cluster] role` gateway or worker: this node's part in event distribution
+        (`plughost.cluster.events`); None for `both` (events are handled where they arrive)."""
+        if self.cluster_events is not None:
+            self.commands.environment.status_sections.append(self.cluster_events.status_lines)
         self.adapters: list[Adapter] = []
         self._running: list[Adapter] = []
         self._stack: contextlib.AsyncExitStack | None = None
@@ -181,10 +200,14 @@ class Host:
         try:
             self.tasks.use_group(await self._stack.enter_async_context(asyncio.TaskGroup()))
             self.started_at = self.commands.environment.started_at = time.time()
+            if self.cluster is not None:  # the cluster's plugin state first: plugins load as it says
+                await self.cluster.start()
             loaded = await self.manager.discover_and_load_all()
             if self.hot_reload:
                 await self.manager.watch()
             await self.dispatcher.start()  # surfaces (adapters, the console) feed it from now on
+            if self.cluster_events is not None:  # before the adapters: their events go to the stream
+                await self.cluster_events.start(self.tasks.child("event distribution"))
             for adapter in self.adapters:
                 self._running.append(adapter)
                 await adapter.start(self.tasks.child(f"adapter:{type(adapter).__name__}"))
@@ -219,7 +242,11 @@ class Host:
                     await adapter.aclose()
                 except Exception:
                     log.exception("stopping adapter %r failed", adapter)
+            if self.cluster_events is not None:
+                await self.cluster_events.aclose()
             await self.dispatcher.aclose()
+            if self.cluster is not None:  # before the manager closes the Redis connections it uses
+                await self.cluster.aclose()
             await self.manager.shutdown()
         finally:
             await self.tasks.aclose()

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import operator
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,6 +83,10 @@ class ChatSwitchLookup(Protocol):
     def off_in(self, chat: str) -> frozenset[str]:
         """Ids of the plugins switched off in `chat` (a cached set)."""
         ...
+
+
+EventRelay = Callable[[BotLane, Event], Awaitable[EventResult]]
+"""Takes an event elsewhere instead of running the pipeline here (a cluster gateway, `plughost.cluster.gateway`)."""
 
 
 class CommandStage(Protocol):
@@ -163,6 +167,8 @@ class Dispatcher:
         self._attached = asyncio.Event()
         self.connections: dict[str, BotConnection] = {}
         """Connection state of each configured bot, kept up to date by its transport."""
+        self.relay: EventRelay | None = None
+        """When set, each event (after dedup) goes to it instead of through the pipeline (a cluster gateway)."""
 
     def track_connection(self, bot_id: str, transport: str, where: str) -> BotConnection:
         """The connection state a transport reports to for `bot_id` (shown by `/status`)."""
@@ -252,6 +258,8 @@ class Dispatcher:
         if lane.is_duplicate(event):
             lane.stats.duplicates += 1
             return EventResult("duplicate")
+        if self.relay is not None:
+            return await self.relay(lane, event)
         lane.stats.processed += 1
         if self.conversations.waiting and type(event) is MessageEvent and self.conversations.answer(lane.key, event):
             return EventResult("conversation")  # the answer to a prompt: consumed, not dispatched

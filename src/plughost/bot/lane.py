@@ -26,7 +26,7 @@ SHED_LOG_INTERVAL_S = 5.0
 
 
 Status = Literal[
-    "duplicate", "blocked", "command", "route", "matcher", "conversation", "unhandled", "failed", "outside"
+    "duplicate", "blocked", "command", "route", "matcher", "conversation", "unhandled", "failed", "outside", "relayed"
 ]  # fmt: skip
 
 
@@ -208,8 +208,13 @@ class BotLane:
         )  # fmt: skip
 
     def _shed(self) -> None:
-        self.stats.shed += 1
+        self.count_shed()
         self._finish()
+
+    def count_shed(self) -> None:
+        """Count (and log, at most every few seconds) one event shed after it left the queue (a cluster
+        gateway's stream was full)."""
+        self.stats.shed += 1
         now = time.monotonic()
         if now - self._last_shed_log >= SHED_LOG_INTERVAL_S:
             self._last_shed_log = now

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -12,6 +13,15 @@ from plughost.cli.output import fail, kept_off_the_terminal, print_catalog, stdo
 from plughost.errors import PlugHostError
 
 MANAGER_LOGGER = "plughost.core.manager"  # logs load errors, which the plugin table shows
+
+
+class NodeRole(StrEnum):
+    """`plughost run --role` (`[cluster] role`)."""
+
+    gateway = "gateway"
+    worker = "worker"
+    both = "both"
+
 
 if TYPE_CHECKING:
     from plughost.adapters.onebot import OneBotAdapter
@@ -50,6 +60,15 @@ def run(
             show_default=False,
         ),
     ] = None,
+    role: Annotated[
+        NodeRole | None,
+        typer.Option(
+            "--role",
+            help="This node's part in event distribution (default [cluster] role, both): gateway relays its bots' "
+            "events to the workers through Redis, worker handles them, both handles its own.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Load the workspace and open the console; run until /stop, Ctrl-D, end of input or SIGTERM.
 
@@ -75,7 +94,8 @@ def run(
     workspace = options.workspace
 
     async def main() -> None:
-        host = Host(workspace, extra_plugin_dirs=options.plugin_dirs, hot_reload=reload, cluster_url=cluster)
+        host = Host(workspace, extra_plugin_dirs=options.plugin_dirs, hot_reload=reload, cluster_url=cluster,
+                    cluster_role=role.value if role is not None else None)  # fmt: skip
         bots = _bot_adapter(host)
         server = _management_server(host, manage, manage_bind)
         if host.config.agent:  # [agent] with a model: "@bot …" and "/ask …" go to the agent
@@ -98,6 +118,9 @@ def run(
                 )
             if bots is not None:
                 for line in describe_bots(bots):
+                    stdout().print(line, highlight=False, markup=False)
+            if host.cluster_events is not None:
+                for line in host.cluster_events.status_lines():
                     stdout().print(line, highlight=False, markup=False)
             mode = detect_mode() if console else "none"
             hint = "press Ctrl-C to stop" if mode == "none" else "type /help for commands, /stop or Ctrl-D to quit"
@@ -133,6 +156,8 @@ def _bot_adapter(host: Host) -> OneBotAdapter | None:
     """The OneBot adapter for [[bots]] (None when no bot is enabled)."""
     if not any(bot.enabled for bot in host.bot_settings.bots):
         return None
+    if host.cluster_events is not None and not host.cluster_events.holds_connections:
+        return None  # a worker node: the gateway holds the connections ([[bots]] give the settings)
     from plughost.adapters.onebot import OneBotAdapter
 
     return host.add_adapter(OneBotAdapter(host.bot_settings.bots, host.dispatcher))

@@ -14,8 +14,11 @@ from plughost.cluster.settings import ClusterSettings, redacted
 from plughost.errors import ConfigError
 
 if TYPE_CHECKING:
+    from plughost.cluster.control import ClusterControl, GrantStore
     from plughost.cluster.redis_backend import RedisBackend
     from plughost.core.config import HostConfig
+    from plughost.core.manager import PluginManager
+    from plughost.sdk.tasks import TaskOwner
 
 
 def backend_for(config: HostConfig, *, redis_url: str | None = None) -> RedisBackend | None:
@@ -36,4 +39,17 @@ def backend_for(config: HostConfig, *, redis_url: str | None = None) -> RedisBac
     return RedisBackend.from_settings(settings)
 
 
-__all__ = ["ClusterSettings", "backend_for"]
+def control_for(manager: PluginManager, *, grants: GrantStore | None, tasks: TaskOwner) -> ClusterControl | None:
+    """What shares `manager`'s plugin settings, breakers and `grants` with the other hosts on its
+    Redis backend (`plughost.cluster.control`); None when the manager's backend is not Redis."""
+    if manager.backend.name != "redis":
+        return None
+    from plughost.cluster.control import ClusterControl
+    from plughost.cluster.redis_backend import RedisBackend
+
+    if not isinstance(manager.backend, RedisBackend):
+        return None
+    return ClusterControl(manager.backend, manager, grants=grants, tasks=tasks)
+
+
+__all__ = ["ClusterSettings", "backend_for", "control_for"]

@@ -110,6 +110,9 @@ class PluginManager:
         self._instances: dict[str, PluginInstance] = {}
         self._enabled: tuple[PluginInstance, ...] | None = None
         self.outside_calls: ActionSink | None = None
+        self.change_listeners: builtins.list[Callable[[str, str], None]] = []
+        """Told `(what, plugin_id)` after a plugin's "priority" or "config" changed on this host
+        (`plughost.cluster` shares them; enabling, disabling and the breaker are plugin events)."""
         """Where plugins' bot actions made outside any call go (a `Host` points it at its dispatcher)."""
         self._locks: dict[str, asyncio.Lock] = {}
         self._reconfiguring = self.tasks.child("reconfigure")
@@ -486,6 +489,7 @@ class PluginManager:
                 return False
             self._applied_configs[name] = config
             await self._reconfigure(instance, config)
+        self._tell_listeners("config", name)
         return True
 
     async def register(self, plugin_dir: Path | str) -> PluginInstance:
@@ -651,6 +655,7 @@ class PluginManager:
         shutdown cancels it). A violation raises ConfigValidationError and nothing is saved."""
         self.check_config(name, config)
         self.configs.save(name, dict(config))
+        self._tell_listeners("config", name)
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or self._closed:
             return None
@@ -663,6 +668,7 @@ class PluginManager:
         self.state_file.set_priority(name, priority)
         instance.priority = priority
         self._plugins_changed()
+        self._tell_listeners("priority", name)
 
     def plugin_tasks(self, name: str) -> TaskOwner | None:
         """The task owner of the plugin's running version (closed when it stops), if loaded."""
@@ -682,6 +688,13 @@ class PluginManager:
         self.events.add_handler(handler, event_types)
 
     # internals -------------------------------------------------------------------------------
+    def _tell_listeners(self, what: str, plugin_id: str) -> None:
+        for listener in builtins.list(self.change_listeners):
+            try:
+                listener(what, plugin_id)
+            except Exception:
+                log.exception("change listener %r failed on %s of '%s'", listener, what, plugin_id)
+
     def _sorted(self) -> builtins.list[PluginInstance]:
         return sorted(self._instances.values(), key=lambda i: (-i.priority, i.id))
 

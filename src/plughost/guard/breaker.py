@@ -68,6 +68,16 @@ class CircuitBreaker:
         """Reset by hand (`/dynamic-errors clear`)."""
         self.record_success()
 
+    def isolate(self, seconds: float) -> bool:
+        """Open the circuit by hand for `seconds` (another host of a cluster isolated the plugin);
+        True when it was not open."""
+        opened = self.state is not BreakerState.OPEN
+        self.state = BreakerState.OPEN
+        self.isolated_until = self._clock() + seconds
+        if opened:
+            self.total_isolations += 1
+        return opened
+
     def seconds_left(self) -> float:
         if self.state is not BreakerState.OPEN or self.isolated_until is None:
             return 0.0

@@ -162,6 +162,15 @@ class Guard:
             self._on_breaker_change(plugin_id, False)
         return was_open
 
+    def isolate(self, plugin_id: str, seconds: float, reason: str) -> bool:
+        """Open a plugin's circuit by hand for `seconds` (an `isolate` event saying `reason`);
+        True when it was not open."""
+        opened = self.breaker(plugin_id).isolate(seconds)
+        if opened:
+            self._emit(plugin_id, EventType.ISOLATE, False, reason, None, {"isolated_for_s": round(seconds, 3)})
+            self._on_breaker_change(plugin_id, True)
+        return opened
+
     def forget(self, plugin_id: str) -> None:
         """Drop a plugin's breaker and metrics (after unload)."""
         self._plugins.pop(plugin_id, None)

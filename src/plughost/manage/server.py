@@ -75,7 +75,11 @@ class ManageServer:
             events=Feed(self.settings.event_records),
             logs=Feed(self.settings.log_records),
         )
-        for event in self.host.manager.get_events():  # what happened while loading, before the server ran
+        earlier = self.host.manager.get_events()  # what happened while loading, before the server ran
+        if self.host.cluster is not None:  # and on the other hosts of the cluster (`plughost.cluster.history`)
+            earlier = sorted([*earlier, *self.host.cluster.history.remote_events], key=lambda e: e.timestamp)
+            self.host.cluster.history.remote_event_handlers.append(self._on_event)
+        for event in earlier:
             if event.event_type in LIFECYCLE_EVENTS:
                 ctx.events.publish(event_item(event))
         self.host.manager.add_event_handler(self._on_event, LIFECYCLE_EVENTS)
@@ -157,6 +161,8 @@ class ManageServer:
             self._log_handler = None
         if self.context is not None:
             self.host.manager.events.remove_handler(self._on_event)
+            if self.host.cluster is not None and self._on_event in self.host.cluster.history.remote_event_handlers:
+                self.host.cluster.history.remote_event_handlers.remove(self._on_event)
         self._remove_server_file()
         if self._sock is not None:
             self._sock.close()

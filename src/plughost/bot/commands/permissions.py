@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import tomli_w
@@ -24,6 +24,8 @@ from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, Permit
 log = logging.getLogger("plughost.permissions")
 CONSOLE = PermitteeId.parse("console")
 Grants = dict[PermissionId, set[PermitteeId]]
+GrantListener = Callable[[bool, PermitteeId, PermissionId], None]
+"""Told `(granted, permittee, permission)` after a grant (True) or a revocation (False) was saved."""
 
 
 class PermissionService:
@@ -39,6 +41,8 @@ class PermissionService:
         self._grants: dict[PermissionId, set[PermitteeId]] = {}
         self._known: set[PermissionId] = set()
         self._unsaved = False
+        self.grant_listeners: list[GrantListener] = []
+        """Told of every saved grant and revocation (`plughost.cluster` shares them between hosts)."""
         if path is not None:
             self._load(path)
 
@@ -94,23 +98,25 @@ class PermissionService:
         self._grants.setdefault(permission, set()).add(permittee)
         self._known.add(permission)
         self._save_or_restore(before)
+        self._tell_listeners(True, [(permittee, permission)])
         return True
 
     def cancel(self, permittee: PermitteeId, permission: PermissionId, *, recursive: bool = False) -> int:
         """Revoke a direct grant; `recursive` also revokes grants of every permission under it."""
-        removed = 0
+        removed: list[tuple[PermitteeId, PermissionId]] = []
         before = self._snapshot()
         for perm in list(self._grants):
             if perm == permission or (recursive and permission in perm.lineage()):
                 holders = self._grants[perm]
                 if permittee in holders:
                     holders.discard(permittee)
-                    removed += 1
+                    removed.append((permittee, perm))
                 if not holders:
                     del self._grants[perm]
         if removed:
             self._save_or_restore(before)
-        return removed
+            self._tell_listeners(False, removed)
+        return len(removed)
 
     def granted(self, permittee: PermitteeId) -> list[PermissionId]:
         """Permissions granted directly to `permittee`."""
@@ -122,6 +128,14 @@ class PermissionService:
             for holder in holders:
                 out.setdefault(holder, []).append(perm)
         return {k: sorted(v) for k, v in sorted(out.items())}
+
+    def _tell_listeners(self, granted: bool, pairs: list[tuple[PermitteeId, PermissionId]]) -> None:
+        for listener in list(self.grant_listeners):
+            for permittee, permission in pairs:
+                try:
+                    listener(granted, permittee, permission)
+                except Exception:
+                    log.exception("grant listener %r failed on %s %s", listener, permittee, permission)
 
     # persistence -----------------------------------------------------------------------------
     def _load(self, path: Path) -> None:
