@@ -169,6 +169,8 @@ class Host:
         (`plughost.cluster.events`); None for `both` (events are handled where they arrive)."""
         if self.cluster_events is not None:
             self.commands.environment.status_sections.append(self.cluster_events.status_lines)
+            if not self.cluster_events.holds_connections:  # a worker node: the gateway runs them, once
+                self.scheduler.elsewhere = "on the cluster's gateway node"
         self.adapters: list[Adapter] = []
         self._running: list[Adapter] = []
         self._stack: contextlib.AsyncExitStack | None = None

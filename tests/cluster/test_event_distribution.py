@@ -286,3 +286,25 @@ async def test_an_event_committed_twice_is_sent_once(redis_server: RedisServer, 
     assert await client.xlen("p:bot:events") == 0 and (await client.xpending("p:bot:events", "workers"))["pending"] == 0
     assert await client.hgetall("p:bot:stats") == {b"handled": b"1", b"repeated": b"1"}
     assert 0 < await client.ttl("p:bot:done:e1") <= 60
+
+
+async def test_a_worker_node_lists_schedules_but_leaves_them_to_the_gateway(
+    tmp_path: Path, redis_server: RedisServer
+) -> None:
+    """Worker nodes hold no bot connection: the gateway runs each schedule, once for the cluster."""
+    from plughost.host import Host
+
+    plugin = tmp_path / "plugins" / "ticker"
+    plugin.mkdir(parents=True)
+    (plugin / "plugin.toml").write_text('id = "ticker"\nversion = "1.0.0"\n')
+    (plugin / "__init__.py").write_text(
+        "from datetime import timedelta\nfrom plughost.sdk import Plugin\nplugin = Plugin()\n\n"
+        "@plugin.schedule(every=timedelta(milliseconds=50))\nasync def tick() -> None:\n    return None\n"
+    )
+    async with Host(tmp_path, cluster_url=redis_server.url, cluster_role="worker") as host:
+        [status] = host.scheduler.schedules()
+        assert status.plugin_id == "ticker" and not status.active and status.runs == 0
+        owner = host.manager.plugin_tasks("ticker")
+        assert owner is not None and not any("schedule" in task.get_name() for task in owner)  # no job here
+        lines = host.scheduler.status_lines()
+        assert lines[0] == "schedules: 1, run on the cluster's gateway node"

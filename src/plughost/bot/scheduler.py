@@ -150,6 +150,9 @@ class Scheduler:
         self.changed = asyncio.Event()
         """Set whenever a run starts, ends or a tick is skipped (tests wait on it)."""
         self._running: dict[str, _Running] = {}
+        self.elsewhere: str | None = None
+        """Set (to where they run) on a node that runs no schedules: a cluster's worker node, whose
+        gateway holds the bot connections and runs them once for the cluster."""
         plugins.add_event_handler(self._on_event, LIFECYCLE)
 
     # lifecycle -------------------------------------------------------------------------------
@@ -167,6 +170,11 @@ class Scheduler:
             self._stop(plugin_id, running)
             running = None
         if not specs or running is not None or handle is None:
+            return
+        if self.elsewhere is not None:  # listed, never run here
+            for spec in specs:
+                self.statuses[(plugin_id, spec.handler)] = ScheduleStatus(plugin_id, spec)
+            self._changed()
             return
         parent = self.plugins.plugin_tasks(plugin_id)
         if parent is None or parent.closed:
@@ -200,6 +208,8 @@ class Scheduler:
         statuses = self.schedules()
         if not statuses:
             return []
+        if self.elsewhere is not None:
+            return [f"schedules: {len(statuses)}, run {self.elsewhere}", *(s.line() for s in statuses)]
         active = sum(s.active for s in statuses)
         return [f"schedules: {len(statuses)} ({active} active)", *(s.line() for s in statuses)]
 
