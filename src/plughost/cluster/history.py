@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 PENDING_LIMIT = 1000
 RETRY_DELAYS_S = (0.05, 0.1, 0.2, 0.5, 1.0, 2.0)
+FOLLOW_BLOCK_MS = 1000  # a read returns at least this often, so a stopping loop sees `_closing`
 SHARED_EVENTS = frozenset(EventType) - {EventType.EXECUTE}
 RemoteEventHandler = Callable[[PluginEvent], None]
 
@@ -65,6 +66,7 @@ class SharedEventHistory:
         """Events of this host that were never appended (Redis unreachable and `PENDING_LIMIT` reached)."""
         self._pending: deque[PluginEvent] = deque()
         self._wanted = asyncio.Event()
+        self._closing = False  # the loops also stop on this: redis-py can swallow a cancellation
 
     async def start(self) -> None:
         """Take the stream's backlog, then append this host's events and follow the others'."""
@@ -77,6 +79,8 @@ class SharedEventHistory:
         """Stop appending and following (events not appended yet stay local)."""
         with contextlib.suppress(ValueError):  # not added when `start` was not reached
             self.events.remove_handler(self._on_event)
+        self._closing = True
+        self._wanted.set()
         await self.tasks.aclose()
 
     def _on_event(self, event: PluginEvent) -> None:
@@ -88,10 +92,10 @@ class SharedEventHistory:
 
     async def _append(self) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             await self._wanted.wait()
             self._wanted.clear()
-            while self._pending:
+            while self._pending and not self._closing:
                 batch = list(self._pending)
                 try:
                     async with self.backend.client.pipeline(transaction=False) as pipe:
@@ -126,15 +130,16 @@ class SharedEventHistory:
 
     async def _follow(self, last_id: str) -> None:
         failures = 0
-        while True:
+        while not self._closing:
             try:
                 if last_id == "$":  # the backlog could not be read: from now on
                     last_id = await self._read_backlog()
                     if last_id == "$":
                         raise ConnectionError("Redis is unreachable")
                 answer: list[tuple[bytes, list[tuple[bytes, dict[bytes, bytes]]]]] = await self.backend.client.xread(
-                    {self.stream: last_id}, block=0, count=500
+                    {self.stream: last_id}, block=FOLLOW_BLOCK_MS, count=500
                 )  # type: ignore[assignment]
+                answer = answer or []
                 failures = 0
                 for _, entries in answer:
                     for entry_id, fields in entries:
