@@ -39,6 +39,7 @@ from typing import Any, TypeVar, Union, get_args, get_origin, get_type_hints
 
 from plughost.errors import PlugHostError
 from plughost.sdk.bot import BotApi
+from plughost.sdk.contributions import DescriptorContribution
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec, Role, Scope
 from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId, PermitteeId
@@ -393,7 +394,7 @@ class CommandGroup:
         return decl
 
 
-class CommandsMixin:
+class CommandsMixin(DescriptorContribution):
     """Adds `command`, `command_group` and `argument_parser` to `Plugin`."""
 
     id: str
@@ -401,18 +402,12 @@ class CommandsMixin:
 
     @property
     def _commands(self) -> dict[str, _CommandDecl]:
-        store: dict[str, _CommandDecl] | None = self.__dict__.get("_command_decls")
-        if store is None:
-            store = self.__dict__["_command_decls"] = {}
-        return store
+        return self._declared("_command_decls", dict[str, _CommandDecl])
 
     @property
     def _parsers(self) -> dict[str, dict[str, ArgumentParser]]:
         """Custom parsers: `""` → plugin-wide, `<handler>` → one overload; keyed by type name."""
-        store: dict[str, dict[str, ArgumentParser]] | None = self.__dict__.get("_command_parsers")
-        if store is None:
-            store = self.__dict__["_command_parsers"] = {"": {}}
-        return store
+        return self._declared("_command_parsers", lambda: {"": {}})
 
     def command(
         self,
@@ -522,9 +517,7 @@ class CommandsMixin:
         return replace(spec, overloads=overloads, subcommands=tuple(self._mark_custom(s) for s in spec.subcommands))
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
-        parent = getattr(super(), "_extend_descriptor", None)
-        if parent is not None:
-            descriptor = parent(descriptor)
+        descriptor = super()._extend_descriptor(descriptor)
         if not self._commands:
             return descriptor
         return replace(

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from plughost.errors import PlugHostError
+from plughost.sdk.contributions import DescriptorContribution
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.http import HttpRoutes, HttpRouteSpec, handler_name, resource_spec, route_spec
 
@@ -32,17 +33,14 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class HttpDecoratorsMixin:
+class HttpDecoratorsMixin(DescriptorContribution):
     """Mixed into `Plugin`: HTTP routes and resources, added to the descriptor's `http`."""
 
     id: str
     add_handler: Callable[..., Handler]
 
     def _http_routes(self) -> HttpRoutes:
-        routes = self.__dict__.get("_http_routes_declared")
-        if routes is None:
-            routes = self.__dict__["_http_routes_declared"] = HttpRoutes()
-        return routes
+        return self._declared("_http_routes_declared", HttpRoutes)
 
     def http_route(self, method: str, path: str, *, menu: str = "", description: str = "") -> Callable[[F], F]:
         """Serve `method path` under `/v0/management` (authenticated) with the decorated function.
@@ -82,9 +80,7 @@ class HttpDecoratorsMixin:
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
         """Add the HTTP routes (cooperative: other mixins chain through `super()`)."""
-        parent = getattr(super(), "_extend_descriptor", None)
-        if parent is not None:
-            descriptor = parent(descriptor)
+        descriptor = super()._extend_descriptor(descriptor)
         specs = self._http_routes().specs
         if not specs:
             return descriptor

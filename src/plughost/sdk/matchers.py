@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 import regex
 
 from plughost.errors import PlugHostError
+from plughost.sdk.contributions import DescriptorContribution
 
 if TYPE_CHECKING:
     from plughost.sdk.descriptor import Descriptor
@@ -147,17 +148,14 @@ def _patterns(name: str, value: str | Iterable[str] | None) -> tuple[str, ...]:
     return items
 
 
-class MatcherDecoratorsMixin:
+class MatcherDecoratorsMixin(DescriptorContribution):
     """Mixed into `Plugin`: `@plugin.on_message`, added to the descriptor."""
 
     id: str
     add_handler: Callable[..., Handler]
 
     def _matchers(self) -> list[MatcherSpec]:
-        specs = self.__dict__.get("_matcher_specs")
-        if specs is None:
-            specs = self.__dict__["_matcher_specs"] = []
-        return cast(list[MatcherSpec], specs)
+        return self._declared("_matcher_specs", list[MatcherSpec])
 
     def on_message(
         self,
@@ -204,9 +202,7 @@ class MatcherDecoratorsMixin:
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
         """Add the matchers (cooperative: other mixins chain through `super()`)."""
-        parent = getattr(super(), "_extend_descriptor", None)
-        if parent is not None:
-            descriptor = parent(descriptor)
+        descriptor = super()._extend_descriptor(descriptor)
         specs = self._matchers()
         if not specs:
             return descriptor

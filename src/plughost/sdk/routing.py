@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from plughost.errors import PlugHostError
+from plughost.sdk.contributions import DescriptorContribution
 from plughost.sdk.descriptor import Descriptor, InterceptorSpec, RouteSpec
 from plughost.sdk.events import ROUTES_BY_KIND
 
@@ -38,17 +39,14 @@ F = TypeVar("F", bound=Callable[..., Any])
 ROUTE_KINDS = ("message", "message_sent", "notice", "request", "meta")
 
 
-class BotDecoratorsMixin:
+class BotDecoratorsMixin(DescriptorContribution):
     """Mixed into `Plugin`: bot routes and interceptors, added to the descriptor."""
 
     id: str
     add_handler: Callable[..., Handler]
 
     def _bot_state(self) -> tuple[list[RouteSpec], list[InterceptorSpec]]:
-        state = self.__dict__.get("_bot_specs")
-        if state is None:
-            state = self.__dict__["_bot_specs"] = ([], [])
-        return state
+        return self._declared("_bot_specs", lambda: ([], []))
 
     def route(self, kind: str, *events: str) -> Callable[[F], F]:
         """Subscribe to routes of one kind (`notice`, `request`, `meta`, `message`, `message_sent`).
@@ -94,9 +92,7 @@ class BotDecoratorsMixin:
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
         """Add routes and interceptors (cooperative: other mixins chain through `super()`)."""
-        parent = getattr(super(), "_extend_descriptor", None)
-        if parent is not None:
-            descriptor = parent(descriptor)
+        descriptor = super()._extend_descriptor(descriptor)
         routes, interceptors = self._bot_state()
         if not routes and not interceptors:
             return descriptor

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar, cast
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from plughost.errors import PlugHostError
+from plughost.sdk.contributions import DescriptorContribution
 
 if TYPE_CHECKING:
     from plughost.sdk.descriptor import Descriptor
@@ -137,17 +138,14 @@ def _croniter() -> Any:
     return croniter
 
 
-class ScheduleDecoratorsMixin:
+class ScheduleDecoratorsMixin(DescriptorContribution):
     """Mixed into `Plugin`: `@plugin.schedule`, added to the descriptor."""
 
     id: str
     add_handler: Callable[..., Handler]
 
     def _schedules(self) -> list[ScheduleSpec]:
-        specs = self.__dict__.get("_schedule_specs")
-        if specs is None:
-            specs = self.__dict__["_schedule_specs"] = []
-        return cast(list[ScheduleSpec], specs)
+        return self._declared("_schedule_specs", list[ScheduleSpec])
 
     def schedule(
         self,
@@ -188,9 +186,7 @@ class ScheduleDecoratorsMixin:
 
     def _extend_descriptor(self, descriptor: Descriptor) -> Descriptor:
         """Add the schedules (cooperative: other mixins chain through `super()`)."""
-        parent = getattr(super(), "_extend_descriptor", None)
-        if parent is not None:
-            descriptor = parent(descriptor)
+        descriptor = super()._extend_descriptor(descriptor)
         specs = self._schedules()
         if not specs:
             return descriptor
