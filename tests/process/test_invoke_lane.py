@@ -8,11 +8,13 @@ import logging
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
 from plughost.runtime.invoke_lane import (
     HEADER,
+    FrameWriter,
     InvokeLaneCallFailed,
     InvokeLaneClient,
     InvokeLaneClosed,
@@ -86,6 +88,40 @@ async def test_calls_are_multiplexed(client: InvokeLaneClient, handlers: Handler
     assert await asyncio.wait_for(slow, 5) == b'{"n": 1}'
     results = await asyncio.gather(*(client.call("echo", str(i).encode(), timeout=5) for i in range(200)))
     assert results == [str(i).encode() for i in range(200)]
+
+
+class _RecordingStream:
+    """The part of a `StreamWriter` a `FrameWriter` uses, recording each write."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "written after close"
+        self.writes.append(data)
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        self.closed = True
+
+
+async def test_frames_made_in_one_loop_iteration_leave_in_one_write() -> None:
+    stream = _RecordingStream()
+    writer = FrameWriter(cast(asyncio.StreamWriter, stream))
+    for part in (b"one", b"two", b"three"):
+        writer.write(part)
+    assert stream.writes == []  # not yet: at the end of this iteration
+    await asyncio.sleep(0)  # one loop iteration
+    assert stream.writes == [b"onetwothree"]  # in order, one write
+    writer.write(b"last")
+    writer.close()  # what is queued is written before the connection closes
+    assert stream.writes == [b"onetwothree", b"last"] and stream.closed
+    writer.write(b"after close")
+    await asyncio.sleep(0)
+    assert stream.writes == [b"onetwothree", b"last"]  # a closed connection is not written to
 
 
 async def test_handler_error_arrives_as_error_object(client: InvokeLaneClient) -> None:

@@ -24,6 +24,10 @@ services instead (the message bus and shared state, `plughost.runtime.host_servi
 plugin's own views; the worker sends those with call id 0, inside a call or outside any, and a
 failure answers `{"id", "error", "failure": {"kind", "code", "message"}}`.
 
+Frames one side makes in the same event-loop iteration leave in one write (`FrameWriter`): with many
+calls in flight, a batch of calls costs the worker one wake-up, and its answers, made together,
+cost the host one.
+
 A frame the reader does not understand closes the connection (pending calls then fail with
 `InvokeLaneClosed`, and the host falls back to gRPC).
 
@@ -93,10 +97,49 @@ class InvokeLaneActionFailed(Exception):
     """A bot action the worker asked the host to run failed there (the message says why)."""
 
 
+class FrameWriter:
+    """Writes the frames made in one event-loop iteration to the connection together, in order."""
+
+    __slots__ = ("_batch", "_loop", "_writer")
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._loop = asyncio.get_running_loop()
+        self._batch: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        """Queue `data`; it is written at the end of this loop iteration."""
+        batch = self._batch
+        batch.append(data)
+        if len(batch) == 1:
+            self._loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """Write what is queued now."""
+        batch, self._batch = self._batch, []
+        if batch and not self._writer.is_closing():
+            self._writer.write(batch[0] if len(batch) == 1 else b"".join(batch))
+
+    async def drain(self) -> None:
+        """Wait while the connection's buffer is above its high-water mark."""
+        await self._writer.drain()
+
+    def is_closing(self) -> bool:
+        return self._writer.is_closing()
+
+    def close(self) -> None:
+        """Write what is queued, then close the connection."""
+        self.flush()
+        self._writer.close()
+
+    async def wait_closed(self) -> None:
+        await self._writer.wait_closed()
+
+
 class RemoteBot(BotApi):
     """The bot of one call in the worker: actions travel to the host as ACTION frames."""
 
-    def __init__(self, writer: asyncio.StreamWriter, call_id: int, waiting: dict[tuple[int, int], Any]) -> None:
+    def __init__(self, writer: FrameWriter, call_id: int, waiting: dict[tuple[int, int], Any]) -> None:
         self._writer = writer
         self._call_id = call_id
         self._waiting = waiting
@@ -188,7 +231,7 @@ class InvokeLaneServer:
         self._server: asyncio.Server | None = None
         self._tasks = tasks if tasks is not None else TaskOwner("invoke lane server")
         self.path = Path("")
-        self._links: list[tuple[asyncio.StreamWriter, dict[tuple[int, int], Any]]] = []
+        self._links: list[tuple[FrameWriter, dict[tuple[int, int], Any]]] = []
         self._host_ids = itertools.count(1)
 
     async def host_operation(self, operation: str, params: Mapping[str, Any]) -> Any:
@@ -249,11 +292,12 @@ class InvokeLaneServer:
             return False
         return kind == Kind.AUTH and hmac.compare_digest(body, self._secret)
 
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _serve(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
         if not await self._authenticated(reader):
             log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
-            writer.close()
+            stream.close()
             return
+        writer = FrameWriter(stream)
         calls = TaskOwner("invoke lane calls")  # ended with the connection, which the server's owner ends
         running: dict[int, asyncio.Task[None]] = {}
         waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
@@ -291,7 +335,7 @@ class InvokeLaneServer:
             writer.close()
 
     async def _call(
-        self, writer: asyncio.StreamWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
+        self, writer: FrameWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
     ) -> None:
         try:
             reply = frame(Kind.RESULT, call_id, await self._handler(name, request, bot))
@@ -331,7 +375,7 @@ class InvokeLaneClient:
         self._services = services
         self.name = name
         self._secret = secret.encode()
-        self._writer: asyncio.StreamWriter | None = None
+        self._writer: FrameWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
         self._bots: dict[int, BotApi | None] = {}
         self._tasks = tasks if tasks is not None else TaskOwner(f"{name}:lane")
@@ -356,7 +400,8 @@ class InvokeLaneClient:
 
     async def start(self, timeout: float = 5.0) -> None:
         """Connect, authenticate and start reading answers."""
-        reader, writer = await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
+        reader, stream = await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
+        writer = FrameWriter(stream)
         writer.write(frame(Kind.AUTH, 0, self._secret))
         try:
             self._tasks.spawn(self._read(reader, writer), name=f"{self.name}:lane")
@@ -412,7 +457,7 @@ class InvokeLaneClient:
             raise InvokeLaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
         return body
 
-    async def _read(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _read(self, reader: asyncio.StreamReader, writer: FrameWriter) -> None:
         reason = "invoke lane closed"
         try:
             while True:
@@ -434,7 +479,7 @@ class InvokeLaneClient:
             self._fail_pending(InvokeLaneClosed(reason))
             writer.close()
 
-    def _run_action(self, writer: asyncio.StreamWriter, call_id: int, request: dict[str, Any]) -> None:
+    def _run_action(self, writer: FrameWriter, call_id: int, request: dict[str, Any]) -> None:
         """Run a bot action of call `call_id` on that call's bot; the answer goes back as ACTION_RESULT."""
         action_id = _action_id(request)
         action, params = request.get("action"), request.get("params") or {}
@@ -443,7 +488,7 @@ class InvokeLaneClient:
         self._tasks.spawn(self._action(writer, call_id, action_id, action, params), name=f"{self.name}:action")
 
     async def _action(
-        self, writer: asyncio.StreamWriter, call_id: int, action_id: int, action: str, params: Mapping[str, Any]
+        self, writer: FrameWriter, call_id: int, action_id: int, action: str, params: Mapping[str, Any]
     ) -> None:
         bot = self._bots.get(call_id)
         answer: dict[str, Any] = {"id": action_id}

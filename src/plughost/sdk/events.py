@@ -134,7 +134,7 @@ class Event(BaseModel):
     @property
     def raw(self) -> dict[str, Any]:
         """The event exactly as it arrived on the wire."""
-        return self._raw
+        return self.__pydantic_private__["_raw"]  # type: ignore[index,no-any-return]  # the hot path: no __getattr__
 
     @property
     def route_kind(self) -> str:
@@ -146,7 +146,7 @@ class Event(BaseModel):
 
     def to_wire(self) -> dict[str, Any]:
         """The event as a wire object (the original one when it came from the wire)."""
-        return self._raw or self.model_dump(mode="json", exclude_none=True)
+        return self.raw or self.model_dump(mode="json", exclude_none=True)
 
 
 class MessageEvent(Event):
@@ -257,5 +257,5 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         what = f"{post_type[:40]!r} event" if isinstance(post_type, str) else "event"
         raise EventParseError(f"invalid {what}: {fields}") from exc
     event.route = route_of(data)[1]
-    event._raw = dict(data)
+    event.__pydantic_private__["_raw"] = dict(data)  # type: ignore[index]  # as `_raw = …`, without __setattr__
     return event

@@ -14,6 +14,12 @@ from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
 from plughost.sdk.bot import BotApi
 
 SendFrame = Callable[[str], Awaitable[None]]
+_encode_action = json.JSONEncoder(ensure_ascii=False).encode
+
+
+def _expire(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_exception(TimeoutError())
 
 
 def result_of(bot_id: str, action: str, response: Mapping[str, Any]) -> Any:
@@ -77,13 +83,14 @@ class WsActionClient(BotApi):
         if send is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
         echo = str(next(self._echo))
-        future: asyncio.Future[Mapping[str, Any]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         self._pending[echo] = future
         limit = self.timeout if timeout is None else timeout
+        deadline = loop.call_later(limit, _expire, future)  # cheaper than asyncio.timeout per action
         try:
-            await send(json.dumps({"action": action, "params": dict(params or {}), "echo": echo}, ensure_ascii=False))
-            async with asyncio.timeout(limit):
-                response = await future
+            await send(_encode_action({"action": action, "params": dict(params or {}), "echo": echo}))
+            response = await future
         except TimeoutError:
             raise ActionTimeout(self.bot_id, action, limit) from None
         except BotDisconnected as exc:
@@ -93,6 +100,7 @@ class WsActionClient(BotApi):
                 raise
             raise BotDisconnected(self.bot_id, action, f"sending failed ({exc})") from exc
         finally:
+            deadline.cancel()
             self._pending.pop(echo, None)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: it was raised above or superseded by the send error
