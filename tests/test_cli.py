@@ -38,6 +38,7 @@ def plughost(
 
 
 NO_HOST = "no running host: loaded the workspace\n"
+LISTED = "no running host: listed from the plugins' files, none loaded (--load loads them)\n"
 
 
 def errors(result: subprocess.CompletedProcess[str]) -> str:
@@ -131,12 +132,33 @@ def test_help_lists_commands() -> None:
 
 
 def test_list_json(demo: Path) -> None:
-    result = plughost("plugins", "list", "--json", "-w", str(demo))
+    result = plughost("plugins", "list", "--json", "--load", "-w", str(demo))
     assert result.returncode == 0, result.stderr
     assert result.stderr == NO_HOST  # stdout is only the JSON
     rows = {r["id"]: r for r in json.loads(result.stdout)}
     assert set(rows) >= {"calculator", "notes", "flaky", "greeter"}
     assert rows["calculator"]["state"] == "enabled" and rows["calculator"]["methods"] == ["add", "divide", "stats"]
+    assert "loaded" not in rows["calculator"]
+
+
+def test_list_without_a_host_reads_the_files_and_loads_nothing(demo: Path) -> None:
+    (demo / "plugins" / "calculator" / "plugin.py").write_text("raise RuntimeError('loaded!')\n")
+    (demo / "plugin-state.toml").write_text("[modules]\nnotes = false\n[priorities]\nflaky = 7\n")
+    result = plughost("plugins", "list", "--json", "-w", str(demo))
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == LISTED
+    rows = {r["id"]: r for r in json.loads(result.stdout)}
+    assert set(rows) >= {"calculator", "notes", "flaky", "greeter"}
+    assert all(r["loaded"] is False and "methods" not in r and "error" not in r for r in rows.values())
+    assert rows["calculator"]["state"] == "enabled"  # its code was not run
+    assert (rows["notes"]["state"], rows["flaky"]["priority"]) == ("disabled", 7)
+    assert rows["greeter"]["version"] is None  # a single file declares its version in its code
+    table = plughost("plugins", "list", "-w", str(demo))
+    header = [cell.strip() for cell in table.stdout.splitlines()[2].split("┃")[1:-1]]
+    assert header == ["id", "version", "runtime", "state", "priority"]  # what is known without loading
+    assert {"greeter", "?", "notes", "disabled"} <= set(table.stdout.split())
+    loaded = plughost("plugins", "list", "--load", "-w", str(demo))
+    assert loaded.stderr.endswith(NO_HOST) and "RuntimeError" in loaded.stdout and "loaded!" in loaded.stdout
 
 
 def test_list_table_shows_invalid_plugins(demo: Path) -> None:
@@ -302,7 +324,7 @@ def test_plugin_text_is_printed_verbatim_not_as_markup(demo: Path) -> None:
     assert broken.returncode == 0, broken.stderr
     assert MARKUP in broken.stdout and "❌" not in broken.stdout and "👍" not in broken.stdout
 
-    listed = plughost("plugins", "list", "-w", str(demo))
+    listed = plughost("plugins", "list", "--load", "-w", str(demo))
     assert listed.returncode == 0, listed.stderr
     error_cell = "".join(line.split("│")[-2].strip() for line in listed.stdout.splitlines() if line.count("│") == 8)
     assert MARKUP.replace(" ", "") in error_cell.replace(" ", "")  # the error column folds over several lines

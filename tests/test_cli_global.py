@@ -205,7 +205,7 @@ def test_console_plugins_says_what_each_plugin_offers(demo: Path) -> None:
     assert lines["chat-tools"].endswith("priority 0, 6 commands, 2 routes")
     assert lines["ints"].endswith("priority 0, 1 method")
     assert lines["greeter"].endswith("priority 0, execute")
-    table = plughost("plugins", "list", "-w", str(demo))
+    table = plughost("plugins", "list", "--load", "-w", str(demo))
     row = next(line for line in table.stdout.splitlines() if "│ ints " in line)
     assert "1 method " in row and "methods" not in row
 

@@ -29,6 +29,27 @@ main()
 NOT_FOR_LISTING = {"grpc", "google", "websockets", "uvicorn", "starlette", "prompt_toolkit"}
 # what a command sent to a running host does without: it only speaks HTTP (http.client) and JSON
 NOT_FOR_REMOTE = {*NOT_FOR_LISTING, "fastapi", "httpx", "asyncio", "jsonschema", "tomli_w", "yaml", "packaging"}
+# `plugins list` answered by a running host: the fast path (plughost.cli.quick) and a few standard modules
+FAST_PATH = {
+    "plughost",
+    "plughost.cli",
+    "plughost.cli.app",
+    "plughost.cli.quick",
+    "plughost.cli.remote",
+    "plughost.cli.output",
+    "plughost.cli.listing",
+    "plughost.cli.plain",
+}
+NOT_FOR_THE_FAST_PATH = {*NOT_FOR_REMOTE, "typer", "rich", "pydantic", "http", "email", "logging", "dataclasses"}
+# what loads plugins: a list read from the files needs none of it
+LOADING = (
+    "plughost.host",
+    "plughost.core.manager",
+    "plughost.runtime.python",
+    "plughost.runtime.placement",
+    "plughost.runtime.native.handle",
+    "plughost.runtime.native.abi",
+)
 HOST_SIDE = (
     "plughost.host",
     "plughost.core",
@@ -71,6 +92,14 @@ def test_plugins_list_imports_no_transport_grpc_or_prompt(tmp_path: Path, demo: 
     assert modules & NOT_FOR_LISTING == set()
 
 
+def test_plugins_list_without_a_host_loads_no_plugin(tmp_path: Path, demo: Path) -> None:
+    """Read from the files by the fast path: no typer, no rich (a plain table), no runtime that loads."""
+    modules = modules_of(tmp_path, "plugins", "list", "-w", str(demo))
+    assert "plughost.cli.inventory" in modules
+    assert {m.split(".")[0] for m in modules} & {"typer", "rich", "ctypes", *NOT_FOR_LISTING} == set()
+    assert [m for m in modules if m.startswith(LOADING)] == []
+
+
 def test_help_imports_no_host(tmp_path: Path) -> None:
     modules = imported_by(tmp_path, "--help")
     assert modules & {"pydantic", "asyncio", "rich", *NOT_FOR_LISTING} == set()
@@ -78,7 +107,11 @@ def test_help_imports_no_host(tmp_path: Path) -> None:
 
 def test_commands_sent_to_a_running_host_import_no_host(tmp_path: Path, demo: Path) -> None:
     with HostProcess(demo):
-        for args in (("plugins", "list", "--json"), ("status",), ("exec", "/plugins")):
+        for args in (("plugins", "list"), ("plugins", "list", "--json")):
+            modules = modules_of(tmp_path, *args, "-w", str(demo))
+            assert {m for m in modules if m.startswith("plughost")} == FAST_PATH
+            assert {m.split(".")[0] for m in modules} & NOT_FOR_THE_FAST_PATH == set()
+        for args in (("plugins", "info", "notes", "--json"), ("status",), ("exec", "/plugins")):
             modules = modules_of(tmp_path, *args, "-w", str(demo))
             assert "http.client" in modules
             assert {m.split(".")[0] for m in modules} & NOT_FOR_REMOTE == set()

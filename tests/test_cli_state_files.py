@@ -24,7 +24,7 @@ def test_state_file_that_is_a_directory_stops_the_start_with_one_line(tmp_path: 
     (tmp_path / "plugins" / "echo.py").write_text(PLUGIN)
     blocker = tmp_path / name
     (blocker / "inside").mkdir(parents=True)
-    result = plughost("plugins", "list", "-w", str(tmp_path))
+    result = plughost("plugins", "list", "--load", "-w", str(tmp_path))
     assert result.returncode == 1
     assert "Traceback" not in result.stderr + result.stdout
     assert result.stderr.strip().splitlines() == [
@@ -38,7 +38,7 @@ def test_state_directory_that_is_a_file_stops_the_start_with_one_line(tmp_path: 
     (tmp_path / "plugins").mkdir()
     (tmp_path / "plugins" / "echo.py").write_text(PLUGIN)
     (tmp_path / ".plughost").write_text("not a directory")
-    result = plughost("plugins", "list", "-w", str(tmp_path))
+    result = plughost("plugins", "list", "--load", "-w", str(tmp_path))
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines() == [
         f"error: {tmp_path / '.plughost'} is a file, but plughost keeps the plugin registry in "

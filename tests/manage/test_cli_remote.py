@@ -225,7 +225,7 @@ def test_stale_server_file_is_ignored_with_a_note(demo: Path) -> None:
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.strip() == (
         f"ignored a stale .plughost/manage.json (its host, pid {pid}, is not running); "
-        "no running host: loaded the workspace"
+        "no running host: listed from the plugins' files, none loaded (--load loads them)"
     )
     assert "calculator" in {r["id"] for r in json.loads(listed.stdout)}
     disabled = plughost("plugins", "disable", "greeter", "-w", str(demo))  # no host to undo it: made here
@@ -248,7 +248,8 @@ def test_host_gone_between_discovery_and_call(demo: Path) -> None:
     listed = plughost("plugins", "list", "--json", "-w", str(demo))
     assert listed.returncode == 0, listed.stderr
     assert listed.stderr.strip() == (
-        f"the host at {url} does not answer (connection refused); no running host: loaded the workspace"
+        f"the host at {url} does not answer (connection refused); no running host: listed from the plugins' "
+        "files, none loaded (--load loads them)"
     )
     refused = plughost("plugins", "disable", "greeter", "-w", str(demo))
     assert refused.returncode == 1 and "may be starting or stopping" in refused.stderr
@@ -291,12 +292,13 @@ def test_something_else_on_the_port_is_not_taken_for_a_host(tmp_path: Path) -> N
     server = socket.create_server(("127.0.0.1", 0))
     url = f"http://127.0.0.1:{server.getsockname()[1]}"
 
-    def answer_once() -> None:
-        with server.accept()[0] as connection:
-            connection.recv(65536)
-            connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope")
+    def answer() -> None:  # twice: the fast path of `plugins list` asks, declines, then the full command asks
+        for _ in range(2):
+            with server.accept()[0] as connection:
+                connection.recv(65536)
+                connection.sendall(b"HTTP/1.1 404 Not Found\r\nContent-Length: 4\r\nConnection: close\r\n\r\nnope")
 
-    thread = threading.Thread(target=answer_once, daemon=True)
+    thread = threading.Thread(target=answer, daemon=True)
     thread.start()
     try:
         result = plughost("plugins", "list", "--remote", url, "--key", "k" * 20, "-w", str(tmp_path))

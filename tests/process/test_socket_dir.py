@@ -78,7 +78,7 @@ def start_host(workspace: Path, env: dict[str, str], log: Path) -> subprocess.Po
 def list_plugins(workspace: Path, env: dict[str, str]) -> None:
     """Another host: `plughost plugins list` loads the workspace and exits."""
     result = subprocess.run(
-        [sys.executable, "-m", "plughost", "plugins", "list", "--json", "-w", str(workspace)],
+        [sys.executable, "-m", "plughost", "plugins", "list", "--load", "--json", "-w", str(workspace)],
         capture_output=True,
         text=True,
         env=env,
@@ -144,7 +144,7 @@ def test_a_socket_dir_too_long_for_socket_paths_is_a_clear_error(tmp_path: Path)
     (workspace / "plugins").mkdir(parents=True)
     (workspace / "plughost.toml").write_text(f'[process]\nsocket_dir = "{"r" * 120}"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "plughost", "plugins", "list", "-w", str(workspace)],
+        [sys.executable, "-m", "plughost", "plugins", "list", "--load", "-w", str(workspace)],
         capture_output=True,
         text=True,
         env={**os.environ, "COLUMNS": "200", "NO_COLOR": "1"},

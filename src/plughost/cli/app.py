@@ -1,102 +1,26 @@
 """The `plughost` command line.
 
 Start-up matters here: `plughost --help` and `plughost plugins list` must not pay for what only
-other commands use. The command modules import the host, the adapters, the console and the
-runtimes inside the commands that need them; `tests/test_cli_imports.py` keeps it that way.
+other commands use. `plughost plugins list` is answered before typer is imported when it can be
+(`plughost.cli.quick`); every other command line runs the typer tree of `plughost.cli.program`.
 """
 
 from __future__ import annotations
 
 import gc
 import sys
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
-
-import typer
-
-from plughost.cli import agent as agent_cli
-from plughost.cli import console as console_cli
-from plughost.cli import init as init_cli
-from plughost.cli import market as market_cli
-from plughost.cli import plugins, run, status, worker
-from plughost.cli.common import add_global_options, global_options
-from plughost.cli.output import error_line, fail
-from plughost.errors import PlugHostError
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from typer._click.core import Context
 
-app = typer.Typer(
-    name="plughost",
-    help="A polyglot plugin host for Python bots and AI agents.\n\n"
-    "`plugins …`, `exec` and `status` talk to the host serving the workspace (`plughost run`) through its "
-    "management API when one runs, and otherwise load the workspace themselves (a dim line on stderr says "
-    "which). --remote URL names a host, --key its key; --local always loads the workspace.\n\n"
-    "-w, -p and -l are global: they go before or after the command (`plughost run -l info`). "
-    "Exit status: 0 success, 2 a bad command line or argument (unknown option, missing workspace, "
-    "wrong argument type), 1 any other failure.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
-)
-app.add_typer(plugins.app, name="plugins")
-app.command("init")(init_cli.init)
-app.command("run")(run.run)
-app.command("exec")(console_cli.exec_command)
-app.command("status")(status.status)
-app.command("worker")(worker.worker)
-agent_cli.register(app)  # plughost mcp, plughost agent …
-app.add_typer(market_cli.app, name="market")
-app.command("pack")(market_cli.pack)
 
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the typer application, imported on first use
+        from plughost.cli.program import app
 
-def _print_version(value: bool) -> None:
-    if value:
-        from plughost import __version__
-
-        sys.stdout.write(f"plughost {__version__}\n")
-        raise typer.Exit()
-
-
-@app.callback()
-def configure(
-    version: Annotated[
-        bool,
-        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
-    ] = False,
-) -> None:
-    """plughost: load Python, native and go-plugin plugins under one lifecycle and guard."""
-
-
-@app.command()
-def new(
-    plugin_id: Annotated[str, typer.Argument(help="Id of the new plugin.", show_default=False)],
-    directory: Annotated[
-        Path | None,
-        typer.Option(
-            "--dir",
-            "-d",
-            help="Where to create it (default: the workspace's plugins/).",
-            file_okay=False,
-            resolve_path=True,
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """Scaffold a Python plugin: manifest, a command, a route, a method and a passing test."""
-    import shlex
-
-    from plughost.cli.scaffold import scaffold
-
-    options = global_options()
-    options.refuse_plugin_dirs("new")
-    try:
-        target = scaffold(plugin_id, directory or options.workspace / "plugins")
-    except PlugHostError as exc:
-        fail(str(exc))
-    test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
-    typer.echo(f"created {target}\nrun its test with: {test}")
+        return app
+    raise AttributeError(f"module 'plughost.cli.app' has no attribute '{name}'")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -105,7 +29,18 @@ def main(argv: list[str] | None = None) -> None:
     Click's errors (unknown option, bad value, missing argument) are printed as one line, like
     plughost's own.
     """
+    from plughost.cli.quick import answer
+
+    if answer(sys.argv[1:] if argv is None else argv):
+        gc.freeze()  # see below
+        sys.exit(0)
+
+    import typer
     from typer._click import exceptions as click  # typer's own copy of click
+
+    from plughost.cli.common import add_global_options
+    from plughost.cli.output import error_line
+    from plughost.cli.program import app
 
     command = typer.main.get_command(app)
     add_global_options(command)

@@ -21,7 +21,9 @@ from typer._click.core import Command, Parameter
 from typer._click.globals import get_current_context
 from typer.core import TyperGroup, TyperOption
 
-from plughost.cli.output import fail, note, setup_logging
+from plughost.cli import quick
+from plughost.cli.logs import setup_logging
+from plughost.cli.output import fail, note
 from plughost.errors import PlugHostError
 
 if TYPE_CHECKING:
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-WORKSPACE_ENV = "PLUGHOST_WORKSPACE"
+WORKSPACE_ENV = quick.WORKSPACE_ENV  # read by the fast path of `plugins list` too
 _OPTIONS_KEY = "plughost.global_options"  # in click's `Context.meta`, which every context of a run shares
 
 
@@ -233,7 +235,7 @@ def find_host(where: Where, changes_state: bool = False) -> RemoteHost | NoHost:
     `changes_state`: the command changes what the host keeps (plugin-state.toml…); with --local
     beside a running host it is refused, since the host would write its own view back over it.
     """
-    from plughost.cli.remote import RemoteHost, read_server_file, resolve_key
+    from plughost.cli.remote import RemoteHost, no_host_reason, read_server_file, resolve_key
 
     if where.remote is not None:
         if where.local:
@@ -251,7 +253,7 @@ def find_host(where: Where, changes_state: bool = False) -> RemoteHost | NoHost:
             )
         return NoHost("--local", f"; the host running at {record.url} is not changed")
     if record is None:
-        return NoHost(f"{ignored}; no running host" if ignored else "no running host")
+        return NoHost(no_host_reason(ignored))
     if where.plugin_dirs:
         note(f"--plugin-dir is not used: the host running at {record.url} has its own plugin directories")
     return RemoteHost(record.url, resolve_key(where.workspace, where.key, record), record=record)
@@ -278,9 +280,11 @@ def through_host(
     local: Callable[[Host], Awaitable[T]],
     *,
     changes_state: bool = False,
+    unloaded: Callable[[NoHost], T] | None = None,
 ) -> T:
     """`remote(host)` against the running host when one serves the workspace, else `local` in a freshly
-    loaded one; one dim line on stderr says which."""
+    loaded one; one dim line on stderr says which. `unloaded`: what answers instead of loading the
+    workspace when no host runs and --local was not given (it says so itself)."""
     from plughost.cli.remote import HostUnreachable
 
     found = find_host(where, changes_state)
@@ -290,6 +294,8 @@ def through_host(
                 return remote(found)
         except HostUnreachable as exc:
             found = unreachable(found, exc, changes_state)
+    if unloaded is not None and not where.local:
+        return unloaded(found)
     return run_with_host(where.workspace, local, where.plugin_dirs, loaded=found.note())
 
 

@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import json
-import logging
-import os
 import sys
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
-import typer
+from plughost.cli.listing import (
+    catalog_text,
+    columns_for,
+    invalid_lines,
+    json_text,
+    listed,
+    row_cells,
+)
+from plughost.cli.plain import note
+
+__all__ = [
+    "error_line",
+    "fail",
+    "note",
+    "plugin_table",
+    "print_catalog",
+    "print_json",
+    "render_value",
+    "stderr",
+    "stdout",
+]
 
 if TYPE_CHECKING:  # rich is imported when something is printed (`plughost --help` prints without it)
     from rich.console import Console
     from rich.table import Table
-
-ISO_8601 = "%Y-%m-%dT%H:%M:%S"  # log lines' time stamps (local time)
-STATE_STYLE = {
-    "enabled": "green",
-    "disabled": "yellow",
-    "loaded": "cyan",
-    "error": "red",
-    "isolated": "magenta",
-    "unloaded": "dim",
-}
 
 
 def stdout() -> Console:
@@ -39,42 +46,13 @@ def stderr() -> Console:
     return Console(stderr=True, soft_wrap=True)
 
 
-class _RichLogHandler(logging.Handler):
-    """rich's log handler, made (and `rich.logging` imported) at the first record that reaches it:
-    most commands log nothing, and they need not pay for importing it."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._rich: logging.Handler | None = None
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._rich is None:
-            from rich.logging import RichHandler
-
-            self._rich = RichHandler(
-                console=stderr(),
-                show_path=False,
-                rich_tracebacks=False,
-                markup=False,
-                omit_repeated_times=False,
-                log_time_format=ISO_8601,
-            )
-            self._rich.setFormatter(self.formatter)
-        self._rich.emit(record)
-
-
-def setup_logging(level: str) -> None:
-    """Install a rich handler on the root logger (the library itself never does this)."""
-    handler = _RichLogHandler()
-    handler.setLevel(level.upper())  # the terminal's level; other handlers (the management log ring) choose theirs
-    logging.basicConfig(level=level.upper(), handlers=[handler], format="%(name)s: %(message)s", force=True)
-
-
 def fail(message: str, code: int = 1) -> NoReturn:
     """Print one clear error line and exit non-zero (`message` is printed as it is, never read as markup).
 
     Exit status 2 is for a bad command line or argument (what the user typed), 1 for anything else.
     """
+    import typer
+
     error_line(message)
     raise typer.Exit(code)
 
@@ -86,28 +64,13 @@ def error_line(message: str) -> None:
     stderr().print(Text.assemble(("error:", "bold red"), " ", message))
 
 
-def plural(count: int, noun: str, nouns: str | None = None) -> str:
-    """`1 command`, `2 commands` (`nouns`: an irregular plural)."""
-    return f"{count} {noun if count == 1 else nouns or noun + 's'}"
-
-
-def note(message: str) -> None:
-    """One dim line on stderr (where a command's answer came from…); stdout stays clean for --json.
-
-    Written without rich: `plugins list --json` through a running host does not import it.
-    """
-    dim = sys.stderr.isatty() and not os.environ.get("NO_COLOR") and os.environ.get("TERM") != "dumb"
-    sys.stderr.write(f"\x1b[2m{message}\x1b[0m\n" if dim else f"{message}\n")
-    sys.stderr.flush()
-
-
 def print_json(data: Any) -> None:
     """Print `data` as JSON; a value JSON cannot express is a clear error, not a traceback."""
     try:
-        text = json.dumps(data, indent=2, ensure_ascii=False)
+        text = json_text(data)
     except (TypeError, ValueError) as exc:
         fail(f"the result cannot be printed as JSON: {exc} (drop --json to see it as text)")
-    sys.stdout.write(text + "\n")
+    sys.stdout.write(text)
 
 
 def render_value(value: Any) -> str:
@@ -121,34 +84,21 @@ def render_value(value: Any) -> str:
 
 
 def print_catalog(rows: list[dict[str, Any]], conflicts: Iterable[str] = (), title: str = "plugins") -> None:
-    """`PluginManager.catalog()` rows: the table of plugins, then a line per invalid plugin and id conflict."""
+    """`PluginManager.catalog()` rows (or `plughost.cli.inventory`'s): the table of plugins, then a line per
+    invalid plugin and id conflict; plain text where rich would print no colour (`listing.catalog_text`)."""
+    conflicts = list(conflicts)
+    text = catalog_text(rows, conflicts, title)
+    if text is not None:
+        sys.stdout.write(text)
+        return
     from rich.text import Text
 
     out = stdout()
-    out.print(plugin_table((r for r in rows if r.get("state") is not None), title=title))
-    for row in rows:
-        if row.get("status") == "invalid":
-            out.print(Text.assemble(("invalid", "red"), f" {row['path']}: {'; '.join(row.get('errors') or [])}"))
+    out.print(plugin_table(listed(rows), title=title))
+    for word, rest in invalid_lines(rows):
+        out.print(Text.assemble((word, "red"), rest))
     for conflict in conflicts:
         out.print(Text.assemble(("conflict", "yellow"), f" {conflict}"))
-
-
-@contextmanager
-def kept_off_the_terminal(logger_name: str) -> Iterator[None]:
-    """While inside, records of `logger_name` do not reach the terminal (other handlers still get them):
-    for what the command prints itself, so it is not said twice."""
-
-    def keep(record: logging.LogRecord) -> bool:
-        return record.name != logger_name
-
-    handlers = [h for h in logging.getLogger().handlers if isinstance(h, _RichLogHandler)]
-    for handler in handlers:
-        handler.addFilter(keep)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(keep)
 
 
 def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Table:
@@ -156,24 +106,13 @@ def plugin_table(rows: Iterable[dict[str, Any]], title: str = "plugins") -> Tabl
     from rich.table import Table
     from rich.text import Text
 
+    rows = list(rows)
+    columns = columns_for(rows)
     table = Table(title=title, title_justify="left")
-    for column in ("id", "version", "runtime", "state", "priority", "offers", "error"):
+    for column in columns:
         table.add_column(column, overflow="fold")
+    state_at = columns.index("state")
     for row in rows:
-        offers = [plural(len(row[k]), k.removesuffix("s")) for k in ("methods", "commands") if row.get(k)]
-        if "execute" in row.get("capabilities", ()):
-            offers.append("execute")
-        style = STATE_STYLE.get(str(row["state"]), "")
-        state = str(row["state"])
-        if row.get("runtime_status") not in (None, "running", "stopped"):  # a process restarting, a remote gone
-            state, style = f"{state} ({row['runtime_status']})", "yellow"
-        table.add_row(
-            Text(row["id"]),
-            Text(row["version"]),
-            Text(row["runtime"]),
-            Text(state, style=style),
-            Text(str(row["priority"])),
-            Text(", ".join(offers)),
-            Text(row.get("error") or ""),
-        )
+        cells, style = row_cells(row, columns)
+        table.add_row(*(Text(c, style=style if i == state_at else "") for i, c in enumerate(cells)))
     return table

@@ -14,13 +14,14 @@ from plughost.cli.common import (
     JsonOption,
     KeyOption,
     LocalOption,
+    NoHost,
     RemoteOption,
     Where,
     parse_json_option,
     through_host,
 )
-from plughost.cli.output import fail, print_catalog, print_json, render_value, stdout
-from plughost.errors import PluginNotFoundError
+from plughost.cli.output import fail, note, print_catalog, print_json, render_value, stdout
+from plughost.errors import PlugHostError, PluginNotFoundError
 
 if TYPE_CHECKING:
     from plughost.cli.remote import RemoteHost
@@ -29,10 +30,21 @@ if TYPE_CHECKING:
 HELP = """Inspect and manage the plugins of a workspace.
 
 Beside a running host (`plughost run`), every command goes through its management API: changes
-take effect in the host and are saved by it. Without one, the workspace is loaded for the command.
+take effect in the host and are saved by it. Without one, the workspace is loaded for the command
+(`list` reads the plugins' files and loads none, unless --load).
 """
 app = typer.Typer(help=HELP, no_args_is_help=True, rich_markup_mode=None)
 PluginId = Annotated[str, typer.Argument(help="Plugin id.", show_default=False)]
+
+
+LoadOption = Annotated[
+    bool,
+    typer.Option(
+        "--load",
+        help="Without a running host, load the plugins here to show what they offer and which fail to load "
+        "(a running host's are loaded already; --local always loads).",
+    ),
+]
 
 
 @app.command("list")
@@ -40,9 +52,16 @@ def list_plugins(
     remote: RemoteOption = None,
     key: KeyOption = None,
     local: LocalOption = False,
+    load: LoadOption = False,
     as_json: JsonOption = False,
 ) -> None:
-    """List plugins with their state; invalid and not-loaded ones with their discovery status."""
+    """List plugins with their state; invalid ones with why.
+
+    Through a running host: the plugins as it runs them, with what each offers and its error. Without
+    one, the plugins are read from their files and none is loaded: the state is the one each starts in
+    (--load or --local load them instead).
+    """
+    where = Where.given(remote, key, local)
 
     async def here(host: Host) -> tuple[list[dict[str, Any]], list[str]]:
         return host.manager.catalog(), [str(c) for c in host.manager.last_discovery.conflicts]
@@ -50,7 +69,17 @@ def list_plugins(
     def there(host: RemoteHost) -> tuple[list[dict[str, Any]], list[str]]:
         return host.plugins(), []
 
-    rows, conflicts = through_host(Where.given(remote, key, local), there, here)
+    def from_files(found: NoHost) -> tuple[list[dict[str, Any]], list[str]]:
+        from plughost.cli.inventory import installed_plugins, listed_note
+
+        try:
+            listing = installed_plugins(where.workspace, where.plugin_dirs or ())
+        except PlugHostError as exc:
+            fail(str(exc))
+        note(listed_note(found.reason))
+        return listing
+
+    rows, conflicts = through_host(where, there, here, unloaded=None if load else from_files)
     if as_json:
         print_json(rows)
         return

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from urllib.parse import quote, urlsplit
 
 from plughost.cli.output import fail, note
@@ -41,8 +40,7 @@ class HostUnreachable(Exception):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class ServerRecord:
+class ServerRecord(NamedTuple):
     """`.plughost/manage.json`, written by `plughost run` while it serves the management API."""
 
     url: str
@@ -74,6 +72,11 @@ def read_server_file(workspace: Path) -> tuple[ServerRecord | None, str | None]:
     return record, None
 
 
+def no_host_reason(ignored: str | None) -> str:
+    """Why no host is asked, for the note that says what the command did instead (`ignored`: `read_server_file`'s)."""
+    return f"{ignored}; no running host" if ignored else "no running host"
+
+
 def is_http_url(url: str) -> bool:
     try:
         parts = urlsplit(url)
@@ -103,7 +106,24 @@ def pid_alive(pid: int) -> bool:
 
 def resolve_key(workspace: Path, explicit: str | None, record: ServerRecord | None) -> str | None:
     """The key to send: --key, else what the recorded host used, else `[manage] key`, `PLUGHOST_MANAGE_KEY`,
-    `.plughost/manage.key` (the host's own order)."""
+    `.plughost/manage.key` (the host's own order). A key file that cannot be read ends the command."""
+    try:
+        return key_for(workspace, explicit, record)
+    except UnreadableKey as exc:
+        fail(f"cannot read the management key {exc.path}: {exc.reason} (pass it with --key)")
+
+
+class UnreadableKey(Exception):
+    """A key file exists but cannot be read."""
+
+    def __init__(self, path: Path, reason: str) -> None:
+        super().__init__(f"{path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+def key_for(workspace: Path, explicit: str | None, record: ServerRecord | None) -> str | None:
+    """`resolve_key`'s answer; raises `UnreadableKey` instead of ending the command."""
     if explicit:
         return explicit.strip()
     if record is not None and record.key_file is not None:
@@ -117,7 +137,7 @@ def _read_key_file(path: Path) -> str | None:
     except FileNotFoundError:
         return None
     except OSError as exc:
-        fail(f"cannot read the management key {path}: {exc.strerror or exc} (pass it with --key)")
+        raise UnreadableKey(path, str(exc.strerror or exc)) from exc
 
 
 def _config_key(workspace: Path) -> str | None:
@@ -255,7 +275,7 @@ class RemoteHost:
     def _announce(self) -> None:
         if not self._announced:
             self._announced = True
-            note(f"via the running host at {self.url}" if self.record else f"via the host at {self.url}")
+            note(via(self.url, running=self.record is not None))
 
     def _fail(self, status: int, reason: str, data: Any, invalid_exit: int, own: frozenset[str]) -> NoReturn:
         error = data.get("error") if isinstance(data, dict) else None
@@ -269,6 +289,11 @@ class RemoteHost:
             message += f"; pass the key with --key or {KEY_ENV}"
         exit_code = invalid_exit if code == "invalid_request" else 1
         fail(f"the host at {self.url} answered {status} {code}: {message}", exit_code)
+
+
+def via(url: str, *, running: bool) -> str:
+    """The note said when a host answered: the one `.plughost/manage.json` names (`running`) or --remote's."""
+    return f"via the running host at {url}" if running else f"via the host at {url}"
 
 
 def _connect(url: str) -> HTTPConnection:

@@ -9,7 +9,8 @@ import typer
 
 from plughost.cli.common import global_options
 from plughost.cli.console import ConsoleOption
-from plughost.cli.output import fail, kept_off_the_terminal, print_catalog, stdout
+from plughost.cli.logs import kept_off_the_terminal
+from plughost.cli.output import fail, print_catalog, stdout
 from plughost.errors import PlugHostError
 
 MANAGER_LOGGER = "plughost.core.manager"  # logs load errors, which the plugin table shows

@@ -1,0 +1,96 @@
+"""The `plughost` command tree (typer): every command and the root's options.
+
+`plughost.cli.app.main` runs it, after the fast path of `plugins list` (`plughost.cli.quick`) declined.
+The command modules import the host, the adapters, the console and the runtimes inside the commands
+that need them; `tests/test_cli_imports.py` keeps it that way.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from plughost.cli import agent as agent_cli
+from plughost.cli import console as console_cli
+from plughost.cli import init as init_cli
+from plughost.cli import market as market_cli
+from plughost.cli import plugins, run, status, worker
+from plughost.cli.common import global_options
+from plughost.cli.output import fail
+from plughost.errors import PlugHostError
+
+app = typer.Typer(
+    name="plughost",
+    help="A polyglot plugin host for Python bots and AI agents.\n\n"
+    "`plugins …`, `exec` and `status` talk to the host serving the workspace (`plughost run`) through its "
+    "management API when one runs, and otherwise load the workspace themselves (`plugins list` reads the "
+    "plugins' files instead, unless --load); a dim line on stderr says which. --remote URL names a host, "
+    "--key its key; --local always loads the workspace.\n\n"
+    "-w, -p and -l are global: they go before or after the command (`plughost run -l info`). "
+    "Exit status: 0 success, 2 a bad command line or argument (unknown option, missing workspace, "
+    "wrong argument type), 1 any other failure.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 120},
+)
+app.add_typer(plugins.app, name="plugins")
+app.command("init")(init_cli.init)
+app.command("run")(run.run)
+app.command("exec")(console_cli.exec_command)
+app.command("status")(status.status)
+app.command("worker")(worker.worker)
+agent_cli.register(app)  # plughost mcp, plughost agent …
+app.add_typer(market_cli.app, name="market")
+app.command("pack")(market_cli.pack)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from plughost import __version__
+
+        sys.stdout.write(f"plughost {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def configure(
+    version: Annotated[
+        bool,
+        typer.Option("--version", help="Print the version and exit.", callback=_print_version, is_eager=True),
+    ] = False,
+) -> None:
+    """plughost: load Python, native and go-plugin plugins under one lifecycle and guard."""
+
+
+@app.command()
+def new(
+    plugin_id: Annotated[str, typer.Argument(help="Id of the new plugin.", show_default=False)],
+    directory: Annotated[
+        Path | None,
+        typer.Option(
+            "--dir",
+            "-d",
+            help="Where to create it (default: the workspace's plugins/).",
+            file_okay=False,
+            resolve_path=True,
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Scaffold a Python plugin: manifest, a command, a route, a method and a passing test."""
+    import shlex
+
+    from plughost.cli.scaffold import scaffold
+
+    options = global_options()
+    options.refuse_plugin_dirs("new")
+    try:
+        target = scaffold(plugin_id, directory or options.workspace / "plugins")
+    except PlugHostError as exc:
+        fail(str(exc))
+    test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
+    typer.echo(f"created {target}\nrun its test with: {test}")
