@@ -160,7 +160,8 @@ async def _bench(root: Path) -> list[Row]:
     go_dir = _go_plugin(root)
     options = ProcessOptions(health_interval_s=0)
     process = ProcessRuntime(options)
-    worker = WorkerRuntime(ProcessOptions(health_interval_s=0, kill_on_timeout=True))
+    worker = WorkerRuntime(ProcessOptions(health_interval_s=0, kill_on_timeout=True))  # forked from its template
+    plain_worker = WorkerRuntime(ProcessOptions(health_interval_s=0, kill_on_timeout=True, prefork=False))
     grpc_worker = WorkerRuntime(ProcessOptions(health_interval_s=0, kill_on_timeout=True, invoke_lane=False))
     in_process = PythonRuntime()
 
@@ -189,13 +190,14 @@ async def _bench(root: Path) -> list[Row]:
     rows.append(Row("Python worker, sync handler: call median", median, "µs", "≤ 500", base, median <= 500))
     rows.append(Row("Python worker, sync handler: call p99", p99, "µs", "—", base))
     worker_start = await _start_time(lambda: worker.load(_request(python_dir, "process")))
+    plain_start = await _start_time(lambda: plain_worker.load(_request(python_dir, "process")))
     rows.append(
         Row(
-            "Python worker: start to ready",
+            "Python worker (forked from the template): start to ready",
             worker_start,
             "ms",
             "≤ 1500",
-            f"in-process load {local_start:.1f} ms",
+            f"as a new program (prefork = false) {plain_start:.0f} ms; in-process load {local_start:.1f} ms",
             worker_start <= 1500,
         )
     )
@@ -227,11 +229,36 @@ async def _bench(root: Path) -> list[Row]:
     else:
         rows.append(Row("Go plugin rows", float("nan"), "", "", "skipped: go / go-plugin dev package missing", False))
 
-    rows.extend(await _scale(python_dir, go_dir, process, worker))
+    rows.extend(await _prefork_rows(python_dir, go_dir, process, worker, plain_worker))
     return rows
 
 
-async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime, worker: WorkerRuntime) -> list[Row]:
+async def _prefork_rows(
+    python_dir: Path, go_dir: Path | None, process: ProcessRuntime, worker: WorkerRuntime, plain: WorkerRuntime
+) -> list[Row]:
+    """100 plugins started at once with workers started as new programs, then forked from the template."""
+    plain_rows, plain_pss, _ = await _scale(python_dir, go_dir, process, plain, "")
+    rows, pss, template_pss = await _scale(
+        python_dir, go_dir, process, worker, f"prefork = false: {plain_rows[0].value:.1f} s"
+    )
+    rows.append(
+        Row(
+            "memory per Python worker (forked), PSS",
+            pss,
+            "MiB",
+            "≤ 25",
+            f"prefork = false: {plain_pss:.1f} MiB; the template itself: {template_pss:.1f} MiB",
+            pss <= 25,
+        )
+    )
+    await worker.aclose()
+    return rows
+
+
+async def _scale(
+    python_dir: Path, go_dir: Path | None, process: ProcessRuntime, worker: WorkerRuntime, compared: str
+) -> tuple[list[Row], float, float]:
+    """The rows of 100 plugins started at once, the mean PSS of a Python worker and the template's (MiB)."""
     go_count = SCALE // 2 if go_dir is not None else 0
     py_count = SCALE - go_count
     starts: list[Awaitable[Any]] = [worker.load(_request(python_dir, "process", i)) for i in range(py_count)]
@@ -246,11 +273,20 @@ async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime,
         answered = sum(1 for a in answers if a.value == {"text": "x"})
         go_mem = [_memory_kib(h.info()["pid"]) for h in handles[py_count:]]
         py_mem = [_memory_kib(h.info()["pid"]) for h in handles[:py_count]]
+        template = worker.template.pid if worker.template is not None else None
+        template_pss = _memory_kib(template)[1] / 1024 if template is not None else float("nan")
     finally:
         await asyncio.gather(*(h.stop() for h in handles))
     mix = f"{go_count} Go + {py_count} Python workers"
     rows = [
-        Row(f"{SCALE} plugins: total start (concurrent)", total_start, "s", "—", mix),
+        Row(
+            f"{SCALE} plugins: total start (concurrent)",
+            total_start,
+            "s",
+            "≤ 5",
+            f"{mix}; {compared}",
+            total_start <= 5,
+        ),
         Row(
             f"{SCALE} plugins: healthy / answered",
             float(min(healthy, answered)),
@@ -277,7 +313,7 @@ async def _scale(python_dir: Path, go_dir: Path | None, process: ProcessRuntime,
                 f"PSS {statistics.mean(p for _, p in go_mem) / 1024:.1f} MiB",
             )
         )
-    return rows
+    return rows, statistics.mean(p for _, p in py_mem) / 1024, template_pss
 
 
 def run() -> list[Row]:

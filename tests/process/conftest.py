@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_support import EXAMPLES, FAST, WORKER_OPTIONS, request_for, require_tool
+from process_support import EXAMPLES, FAST, GO_SDK, WORKER_OPTIONS, request_for, require_tool
 
 from plughost.runtime.goplugin.supervisor import ProcessEvent
 from plughost.runtime.placement import PlacedRuntime, WorkerRuntime
@@ -32,7 +32,7 @@ def go_plugins(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         (pytest.fail if os.environ.get("CI", "").lower() == "true" else pytest.skip)(message)
     root = tmp_path_factory.mktemp("go-plugins")
     built: dict[str, Path] = {}
-    env = {**os.environ, "GOPATH": str(root / "gopath")}
+    env = {**os.environ, "GOPATH": str(root / "gopath"), "PLUGHOST_GO_SDK": str(GO_SDK)}
     for name in ("jank-echo", "kv"):
         target = root / name
         shutil.copytree(EXAMPLES / "go" / name, target, ignore=shutil.ignore_patterns("bin"))

@@ -18,6 +18,7 @@ from plughost.sdk.manifest import find_manifest_file, load_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
+GO_SDK = ROOT / "sdk" / "go"  # GOPATH root of plughost's Go client (plughost/hostapi)
 
 FAST = ProcessOptions(
     start_timeout_s=10.0,

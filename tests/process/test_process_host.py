@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from process_support import EXAMPLES, ROOT
+from process_support import EXAMPLES, GO_SDK, ROOT
 
 from plughost import PluginManager
 from plughost.core.config import HostConfig
@@ -43,7 +43,10 @@ async def test_manager_loads_jank_plugin_json_with_id_independent_of_dir(
         os.kill(pid, 0)
 
 
-async def test_source_only_plugin_is_built_on_demand(workspace: Path, go_plugins: dict[str, Path]) -> None:
+async def test_source_only_plugin_is_built_on_demand(
+    workspace: Path, go_plugins: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLUGHOST_GO_SDK", str(GO_SDK))  # the copy's build script finds plughost/hostapi there
     target = workspace / "plugins" / "kv"
     shutil.copytree(go_plugins["kv"], target, ignore=shutil.ignore_patterns("bin"))
     async with PluginManager(workspace, runtimes=default_runtimes()) as manager:

@@ -1,6 +1,11 @@
 // kv: hashicorp/go-plugin's gRPC KV example plugin (handshake BASIC_PLUGIN=hello, plugin
 // "kv_grpc", service proto.KV with Get/Put), which also serves Jank's PluginService so any
 // host can call it generically: Execute("put", {key, value}) and Execute("get", {key}).
+//
+// Under plughost it also uses the host's shared state and message bus (plughost/hostapi over
+// go-plugin's broker): "put" counts the puts in its state and publishes "kv.stored";
+// Execute("stats") reads the count; Execute("share", {namespace, key, value}) writes into a shared
+// state namespace, which the manifest's [permissions] state must grant.
 package main
 
 import (
@@ -13,6 +18,8 @@ import (
 	structpb "github.com/golang/protobuf/ptypes/struct"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"plughost/hostapi"
 )
 
 var Handshake = plugin.HandshakeConfig{
@@ -40,8 +47,11 @@ func (s *store) Put(ctx context.Context, req *PutRequest) (*Empty, error) {
 	return &Empty{}, nil
 }
 
-// jankService maps Jank's Execute onto the store.
-type jankService struct{ kv *store }
+// jankService maps Jank's Execute onto the store and the host's state and bus.
+type jankService struct {
+	kv   *store
+	host *hostapi.Client
+}
 
 func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*ExecuteResponse, error) {
 	str := func(name string) (string, error) {
@@ -55,6 +65,13 @@ func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*Execute
 		}
 		return value.GetStringValue(), nil
 	}
+	if req.Method == "stats" {
+		var puts int64
+		if _, err := j.host.State().Get(ctx, "puts", &puts); err != nil {
+			return nil, err
+		}
+		return pack(map[string]interface{}{"puts": puts})
+	}
 	key, err := str("key")
 	if err != nil {
 		return nil, err
@@ -66,10 +83,33 @@ func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*Execute
 			return nil, err
 		}
 		j.kv.Put(ctx, &PutRequest{Key: key, Value: []byte(value)})
-		return pack(map[string]string{"stored": key})
+		if !j.host.Offered() { // another go-plugin host: no shared state, no bus
+			return pack(map[string]interface{}{"stored": key})
+		}
+		puts, err := j.host.State().Incr(ctx, "puts", 1)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := j.host.Publish(ctx, "kv.stored", map[string]string{"key": key, "value": value}); err != nil {
+			return nil, err
+		}
+		return pack(map[string]interface{}{"stored": key, "puts": puts})
 	case "get":
 		resp, _ := j.kv.Get(ctx, &GetRequest{Key: key})
-		return pack(map[string]string{"value": string(resp.Value)})
+		return pack(map[string]interface{}{"value": string(resp.Value)})
+	case "share":
+		namespace, err := str("namespace")
+		if err != nil {
+			return nil, err
+		}
+		value, err := str("value")
+		if err != nil {
+			return nil, err
+		}
+		if err := j.host.Namespace(namespace).Set(ctx, key, value, 0); err != nil {
+			return nil, err
+		}
+		return pack(map[string]interface{}{"shared": key})
 	}
 	return nil, fmt.Errorf("unknown method %q", req.Method)
 }
@@ -78,10 +118,19 @@ func (jankService) HealthCheck(ctx context.Context, req *HealthCheckRequest) (*H
 	return &HealthCheckResponse{Status: "healthy"}, nil
 }
 
-func pack(data map[string]string) (*ExecuteResponse, error) {
+func pack(data map[string]interface{}) (*ExecuteResponse, error) {
 	out := map[string]*any.Any{}
-	for key, text := range data {
-		packed, err := ptypes.MarshalAny(&structpb.Value{Kind: &structpb.Value_StringValue{StringValue: text}})
+	for key, item := range data {
+		value := &structpb.Value{}
+		switch item := item.(type) {
+		case string:
+			value.Kind = &structpb.Value_StringValue{StringValue: item}
+		case int64:
+			value.Kind = &structpb.Value_NumberValue{NumberValue: float64(item)}
+		default:
+			return nil, fmt.Errorf("cannot pack %T", item)
+		}
+		packed, err := ptypes.MarshalAny(value)
 		if err != nil {
 			return nil, err
 		}
@@ -97,7 +146,8 @@ type kvPlugin struct {
 func (kvPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
 	kv := &store{values: map[string][]byte{}}
 	RegisterKVServer(s, kv)
-	RegisterPluginServiceServer(s, jankService{kv})
+	// dial the host's services now: go-plugin drops a broker announcement nobody dials within 5 s
+	RegisterPluginServiceServer(s, jankService{kv, hostapi.Connect(broker)})
 	return nil
 }
 

@@ -23,6 +23,7 @@ class ProcessConfig(BaseModel):
     restart_window_s = 60
     socket_dir = "run"          # sockets go to <workspace>/run/<host pid>/ (default: .plughost/run)
     invoke_lane = true          # call workers over their invoke lane (false: gRPC only)
+    prefork = true              # fork Python workers from a template (false: each starts python)
     ```
     """
 
@@ -41,3 +42,4 @@ class ProcessConfig(BaseModel):
     restart_max_delay_s: float = Field(default=10.0, ge=0)
     socket_dir: str | None = None
     invoke_lane: bool = True
+    prefork: bool = True

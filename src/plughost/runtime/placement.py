@@ -43,6 +43,7 @@ from plughost.runtime.config import ProcessConfig
 from plughost.runtime.goplugin.launch import LaunchSpec
 from plughost.runtime.goplugin.remote import IDENTITY_FILE
 from plughost.runtime.goplugin.supervisor import RestartPolicy
+from plughost.runtime.prefork import WorkerTemplate
 from plughost.runtime.process import EventHook, ProcessOptions, ProcessRuntime, options_for
 from plughost.runtime.python import PythonRuntime, checked_bytecode
 from plughost.runtime.rundir import host_socket_dir
@@ -109,6 +110,8 @@ class WorkerRuntime:
         self.executables = executables or ProcessRuntime(on_event=on_event)
         self.options = options or self.worker_options()
         self.on_event = on_event
+        # forks the workers (`options.prefork`); started by the first load, stopped by `aclose`
+        self.template = WorkerTemplate(self.options.start_timeout_s) if self.options.prefork else None
 
     @staticmethod
     def worker_options(base: ProcessOptions | None = None) -> ProcessOptions:
@@ -184,11 +187,14 @@ class WorkerRuntime:
             options_for(self.options, request),
             self.on_event,
             spec_factory=lambda: self.launch_spec(request, handle.config),
+            spawn=self.template.spawn if self.template is not None else None,
         )
         return await started(handle)
 
     async def aclose(self) -> None:
-        return None
+        """Stop the worker template (the workers belong to their handles)."""
+        if self.template is not None:
+            await self.template.aclose()
 
 
 def cpu_limits(cpu_seconds: int | None) -> dict[str, Any]:
@@ -297,6 +303,7 @@ def process_options(config: ProcessConfig, workspace: Path | None = None) -> Pro
         ),
         socket_dir=socket_dir,
         invoke_lane=config.invoke_lane,
+        prefork=config.prefork,
         identity_file=(workspace or Path.cwd()) / IDENTITY_FILE,
     )
 

@@ -54,6 +54,7 @@ class ProcessOptions:
     restart: RestartPolicy = field(default_factory=RestartPolicy)
     socket_dir: Path | None = None  # plugins' unix sockets; None: this process's own (`plughost.runtime.rundir`)
     invoke_lane: bool = True  # call Invoke over a worker's invoke lane when it offers one
+    prefork: bool = True  # fork Python workers from a template process (`plughost.runtime.prefork`)
     # the host's client identity for remote plugins (`[remote]`); None: `<cwd>/.plughost/remote-client.pem`
     identity_file: Path | None = None
 
@@ -122,9 +123,20 @@ class ProcessRuntime:
             except RuntimeError as exc:
                 raise PluginLoadError(request.plugin_id, str(exc)) from None
             spec = replace(spec, client_cert_pem=identity.cert_pem)
+        from plughost.runtime.host_services import HostServices
         from plughost.runtime.process_handle import ProcessPluginHandle
 
-        handle = ProcessPluginHandle(request, spec, options_for(self.options, request), self.on_event)
+        services = None
+        if identity is None and (request.bus is not None or request.state is not None):
+            # the plugin's ctx.bus and ctx.state over go-plugin's broker (not with AutoMTLS: the
+            # plugin would dial the host's socket over TLS)
+            from plughost.runtime.goplugin.host_server import HOST_SERVICE_ID, SERVICE_ID_ENV
+
+            services = HostServices(request.bus, request.state)
+            spec = replace(spec, extra_env={**spec.extra_env, SERVICE_ID_ENV: str(HOST_SERVICE_ID)})
+        handle = ProcessPluginHandle(
+            request, spec, options_for(self.options, request), self.on_event, host_services=services
+        )
         handle.client_identity = identity
         return await started(handle)
 

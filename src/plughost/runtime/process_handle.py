@@ -24,7 +24,8 @@ from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.build import BuildError
 from plughost.runtime.goplugin.calls import DescribeError, describe, encoded, host_failure, rpc_text, start_rpc
 from plughost.runtime.goplugin.connection import Connection
-from plughost.runtime.goplugin.launch import Launched, LaunchError, LaunchSpec, kill_group, launch
+from plughost.runtime.goplugin.host_server import HostServiceServer
+from plughost.runtime.goplugin.launch import ChildProcess, Launched, LaunchError, LaunchSpec, Spawn, kill_group, launch
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartBudget
 from plughost.runtime.goplugin.values import json_bytes
@@ -59,9 +60,10 @@ class _Instance:
     exit_reason: str = ""
     lane: InvokeLaneClient | None = None
     lane_path: str = ""  # the worker's lane socket, removed with the instance
+    host_server: HostServiceServer | None = None  # the plugin's bus and state (`host_services`)
 
     @property
-    def process(self) -> asyncio.subprocess.Process:
+    def process(self) -> ChildProcess:
         return self.launched.process
 
     @property
@@ -80,6 +82,8 @@ class ProcessPluginHandle:
         on_event: EventHook | None = None,
         *,
         spec_factory: Callable[[], LaunchSpec] | None = None,
+        spawn: Spawn | None = None,
+        host_services: HostServices | None = None,
     ) -> None:
         self.plugin_id = request.plugin_id
         self.request = request
@@ -91,6 +95,10 @@ class ProcessPluginHandle:
         self.protocol = "unknown"
         self._spec = spec
         self._spec_factory = spec_factory
+        self._spawn = spawn  # how its process starts (None: a new program; workers: maybe forked)
+        # served to each process over the broker (`plughost.runtime.goplugin.host_server`); its
+        # launch spec names the service id
+        self._host_services = host_services
         self._listeners: list[EventHook] = [on_event] if on_event else []
         self._log = PluginLog(request.logger, request.plugin_id)
         self._instance: _Instance | None = None
@@ -154,13 +162,15 @@ class ProcessPluginHandle:
     async def _start_instance(self) -> _Instance:
         spec = self._spec_factory() if self._spec_factory else self._spec
         tasks = self.tasks.child(f"{self.plugin_id}:process")
+        closers: list[Callable[[], Any]] = []
+        host_server = await self._start_host_server(spec, closers)
         try:
-            launched = await launch(spec, self._log, tasks)
+            launched = await launch(spec, self._log, tasks, self._spawn)
         except BaseException:
             await tasks.aclose()
+            await _run_closers(closers)
             raise
         started = time.monotonic()
-        closers: list[Callable[[], Any]] = []
         try:
             target, authority = launched.handshake.target, None
             if launched.handshake.server_cert_der is not None:
@@ -168,11 +178,17 @@ class ProcessPluginHandle:
         except BaseException:
             kill_group(launched.process)
             await tasks.aclose()
+            await _run_closers(closers)
             raise
         connection = Connection(
-            target, self._log, authority=authority, tasks=tasks.child(f"{self.plugin_id}:grpc"), secret=spec.secret
+            target,
+            self._log,
+            authority=authority,
+            tasks=tasks.child(f"{self.plugin_id}:grpc"),
+            secret=spec.secret,
+            broker_offers=() if host_server is None else (host_server.conn_info(),),
         )
-        instance = _Instance(launched, connection, spec, datetime.now(UTC), started, closers)
+        instance = _Instance(launched, connection, spec, datetime.now(UTC), started, closers, host_server=host_server)
         try:
             remaining = max(0.1, spec.start_timeout_s - (time.monotonic() - started))
             await self._wait_ready_or_exit(instance, remaining)
@@ -186,6 +202,21 @@ class ProcessPluginHandle:
             await self._stop_instance(instance, graceful=False)
             raise
         return instance
+
+    async def _start_host_server(self, spec: LaunchSpec, closers: list[Callable[[], Any]]) -> HostServiceServer | None:
+        """The process's own `HostServices` server, listening (None when the plugin gets none)."""
+        if self._host_services is None:
+            return None
+        server = HostServiceServer(self.plugin_id, self._host_services, spec.socket_dir)
+        try:
+            await server.start()
+        except BaseException as exc:
+            await server.close()
+            if isinstance(exc, OSError | RuntimeError):
+                raise LaunchError(f"cannot serve the host's bus and state to the plugin: {exc}") from None
+            raise
+        closers.append(server.close)
+        return server
 
     async def _wait_ready_or_exit(self, instance: _Instance, timeout: float) -> None:
         """The first health check, failing at once (with the stderr tail) if the process exits meanwhile."""
@@ -274,11 +305,7 @@ class ProcessPluginHandle:
         kill_group(process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 5.0)
-        for close in instance.closers:
-            with contextlib.suppress(Exception):
-                result = close()
-                if asyncio.iscoroutine(result):
-                    await result
+        await _run_closers(instance.closers)
         await instance.tasks.aclose(grace=1.0)  # the pumps read the process's last output first
         handshake = instance.launched.handshake
         for stale in (handshake.address if handshake.network == "unix" else "", instance.lane_path):
@@ -602,6 +629,8 @@ class ProcessPluginHandle:
                 tls=hs.server_cert_der is not None,
                 invoke_lane=instance.lane is not None and not instance.lane.closed,
             )
+            if instance.host_server is not None:
+                data["host_services"] = str(instance.host_server.path)
         if self.last_error:
             data["error"] = self.last_error
         if self._last_exit is not None:
@@ -661,7 +690,16 @@ class ProcessPluginHandle:
             raise await self._call_error(instance, "set_enabled", exc, self.options.call_timeout_s) from None
 
 
-async def _exit_code_soon(process: asyncio.subprocess.Process, timeout: float) -> int | None:
+async def _run_closers(closers: list[Callable[[], Any]]) -> None:
+    """Close what an instance opened beside its process (TLS bridge, host services server)."""
+    for close in closers:
+        with contextlib.suppress(Exception):
+            result = close()
+            if asyncio.iscoroutine(result):
+                await result
+
+
+async def _exit_code_soon(process: ChildProcess, timeout: float) -> int | None:
     if process.returncode is not None:
         return process.returncode
     try:

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import grpc
@@ -49,7 +49,8 @@ def _with_metadata(stub: Any, metadata: tuple[tuple[str, str], ...]) -> Any:
 class Connection:
     """A connected plugin: stubs plus the stdio and broker streams it keeps open.
 
-    With a `secret` (a worker's), every call carries it.
+    With a `secret` (a worker's), every call carries it. `broker_offers` (`ConnInfo`s) are announced
+    to the plugin on the broker stream when it opens: services of the host it may `broker.Dial`.
     """
 
     def __init__(
@@ -60,6 +61,7 @@ class Connection:
         authority: str | None = None,
         tasks: TaskOwner | None = None,
         secret: str | None = None,
+        broker_offers: Sequence[Any] = (),
     ) -> None:
         options: list[tuple[str, Any]] = list(CHANNEL_OPTIONS)
         if authority:
@@ -79,6 +81,7 @@ class Connection:
         self.health, self.controller, self.jank, self.v1, self._stdio, self._broker = stubs
         self._tasks = tasks if tasks is not None else TaskOwner(f"{plugin_log.plugin_id}:connection")
         self._broker_closed = asyncio.Event()
+        self._broker_offers = tuple(broker_offers)
 
     async def check_health(self, timeout: float) -> bool:
         """go-plugin's ping: Health/Check("plugin") is SERVING."""
@@ -116,11 +119,10 @@ class Connection:
                 log.debug("[%s] stdio stream ended: %s", self.plugin_log.plugin_id, exc.details())
 
     async def _broker_requests(self) -> AsyncIterator[Any]:
-        """The host's half of the broker stream: sends nothing, ends when the connection closes."""
+        """The host's half of the broker stream: its offers, then nothing until the connection closes."""
+        for offer in self._broker_offers:
+            yield offer
         await self._broker_closed.wait()
-        nothing: tuple[Any, ...] = ()
-        for item in nothing:
-            yield item
 
     async def _hold_broker(self) -> None:
         try:

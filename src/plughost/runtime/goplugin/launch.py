@@ -19,9 +19,10 @@ import resource
 import shutil
 import signal
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 from plughost.runtime.goplugin.handshake import HandshakeError, HandshakeInfo, parse_handshake
 from plughost.runtime.goplugin.logs import LineSplitter, PluginLog
@@ -141,6 +142,44 @@ def spawn_plan(
     return [setpriv, "--pdeathsig", "KILL", "--", *command], None
 
 
+class ChildProcess(Protocol):
+    """A started plugin process, a child of this one (an `asyncio.subprocess.Process`, or a worker
+    forked from the worker template: `plughost.runtime.prefork`)."""
+
+    stdout: asyncio.StreamReader | None
+    stderr: asyncio.StreamReader | None
+
+    @property
+    def pid(self) -> int: ...
+
+    @property
+    def returncode(self) -> int | None: ...
+
+    async def wait(self) -> int: ...
+
+    def kill(self) -> None: ...
+
+
+# How `launch` starts the process: (spec, its environment, the secret's descriptor or None).
+Spawn = Callable[[LaunchSpec, dict[str, str], int | None], Awaitable[ChildProcess]]
+
+
+async def exec_process(spec: LaunchSpec, env: dict[str, str], secret_fd: int | None) -> ChildProcess:
+    """Start `spec.argv` as a new program (wrapped by setpriv/prlimit: `spawn_plan`)."""
+    command, preexec = spawn_plan(list(spec.argv), spec.memory_mb, spec.cpu_seconds)
+    return await asyncio.create_subprocess_exec(
+        *command,
+        cwd=str(spec.cwd),
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        process_group=0 if preexec is None else None,
+        preexec_fn=preexec,
+        pass_fds=() if secret_fd is None else (secret_fd,),
+    )
+
+
 @dataclass
 class Launched:
     """A started plugin process that completed its handshake.
@@ -148,39 +187,29 @@ class Launched:
     `pumps` read its stdout and stderr until they close; they are tasks of `tasks`.
     """
 
-    process: asyncio.subprocess.Process
+    process: ChildProcess
     handshake: HandshakeInfo
     pumps: list[asyncio.Task[None]]
     tasks: TaskOwner
 
 
-async def launch(spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = None) -> Launched:
-    """Start the process and wait for a valid handshake.
+async def launch(
+    spec: LaunchSpec, log: PluginLog, tasks: TaskOwner | None = None, spawn: Spawn | None = None
+) -> Launched:
+    """Start the process (with `spawn`; default: `exec_process`) and wait for a valid handshake.
 
     Its output pumps run in `tasks` (an owner of its own when None), which belongs to this process:
     on any failure the process is killed and `tasks` closed.
     """
     tasks = tasks if tasks is not None else TaskOwner(f"{log.plugin_id}:process")
-    argv = list(spec.argv)
-    exe = Path(argv[0])
+    exe = Path(spec.argv[0])
     check_executable(exe)
-    command, preexec = spawn_plan(argv, spec.memory_mb, spec.cpu_seconds)
     env = spec.environment()
     secret_fd = _secret_pipe(spec.secret) if spec.secret is not None else None
     if secret_fd is not None:
         env[SECRET_FD_ENV] = str(secret_fd)
     try:
-        process = await asyncio.create_subprocess_exec(
-            *command,
-            cwd=str(spec.cwd),
-            env=env,
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            process_group=0 if preexec is None else None,
-            preexec_fn=preexec,
-            pass_fds=() if secret_fd is None else (secret_fd,),
-        )
+        process = await (spawn or exec_process)(spec, env, secret_fd)
     except OSError as exc:
         await tasks.aclose()
         raise LaunchError(f"cannot start {exe}: {exc}") from exc
@@ -248,7 +277,7 @@ def check_executable(exe: Path) -> None:
         raise LaunchError(f"{exe} is not executable (chmod +x it)")
 
 
-async def _read_handshake(process: asyncio.subprocess.Process, timeout: float) -> tuple[str | None, bytes]:
+async def _read_handshake(process: ChildProcess, timeout: float) -> tuple[str | None, bytes]:
     """The first stdout line (None if stdout closed first) and any bytes after it."""
     assert process.stdout is not None
     buffer = bytearray()
@@ -285,7 +314,7 @@ async def _pump(
         done.set()
 
 
-async def _reap(process: asyncio.subprocess.Process, timeout: float) -> int | None:
+async def _reap(process: ChildProcess, timeout: float) -> int | None:
     try:
         return await asyncio.wait_for(process.wait(), timeout)
     except TimeoutError:
@@ -295,7 +324,7 @@ async def _reap(process: asyncio.subprocess.Process, timeout: float) -> int | No
         return None
 
 
-def kill_group(process: asyncio.subprocess.Process) -> None:
+def kill_group(process: ChildProcess) -> None:
     """SIGKILL the plugin's whole process group (the plugin and anything it started)."""
     if process.returncode is not None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
