@@ -69,22 +69,15 @@ class _Collected(logging.Handler):
 
 
 def _wanted_state(candidate: Candidate, configs: PluginConfigStore, states: PluginStateFile) -> tuple[bool, int]:
-    """Enabled flag and priority, in `PluginManager._wanted_state`'s order: plugin-state.toml, then the
-    plugin's config (`enabled`, `priority`), then its manifest. A config that does not parse counts as
-    empty here (loading reports it as the plugin's error)."""
-    manifest = candidate.manifest
-    assert manifest is not None
+    """The state the plugin would start in (`PluginStateFile.starting_state`, as the manager decides
+    it); a config that does not parse counts as empty here (loading reports it as the plugin's error)."""
+    assert candidate.manifest is not None
     path = configs.path(candidate.id)
     try:
         config = read_toml(path) if path.is_file() else {}
     except ConfigError:
         config = {}
-    enabled, priority = config.get("enabled"), config.get("priority")
-    if not isinstance(enabled, bool):
-        enabled = manifest.enabled
-    if not (isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 1000):
-        priority = manifest.priority
-    return states.modules.get(candidate.id, enabled), states.priorities.get(candidate.id, priority)
+    return states.starting_state(candidate.id, candidate.manifest, config)
 
 
 def _row(candidate: Candidate, wanted: tuple[bool, int]) -> dict[str, Any]:

@@ -732,7 +732,7 @@ class PluginManager:
             config = self._plugin_config(candidate.id)
         except PluginLoadError as exc:  # reported as this plugin's load failure below
             config, config_error = {}, exc
-        enabled, priority = self._wanted_state(candidate, config)
+        enabled, priority = self.state_file.starting_state(candidate.id, candidate.manifest, config)
         instance = PluginInstance(
             candidate.id,
             candidate.manifest,
@@ -781,20 +781,6 @@ class PluginManager:
             return self.configs.load(plugin_id)
         except ConfigError as exc:
             raise PluginLoadError(plugin_id, str(exc)) from exc
-
-    def _wanted_state(self, candidate: Candidate, config: Mapping[str, Any]) -> tuple[bool, int]:
-        """Enabled flag and priority: `plugin-state.toml` first, then the plugin's own config
-        (`enabled`/`priority` keys, as CLIProxyAPI offers them), then the manifest."""
-        manifest = candidate.manifest
-        assert manifest is not None
-        enabled, priority = config.get("enabled"), config.get("priority")
-        if not isinstance(enabled, bool):
-            enabled = manifest.enabled
-        if not (isinstance(priority, int) and not isinstance(priority, bool) and 0 <= priority <= 1000):
-            priority = manifest.priority
-        return self.state_file.modules.get(candidate.id, enabled), self.state_file.priorities.get(
-            candidate.id, priority
-        )
 
     async def _start_handle(
         self, candidate: Candidate, priority: int, enabled: bool, config: Mapping[str, Any]

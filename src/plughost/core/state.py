@@ -19,12 +19,17 @@ from __future__ import annotations
 import logging
 import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import tomli_w
 
 from plughost.core.files import PersistedFile
+
+if TYPE_CHECKING:
+    from plughost.sdk.manifest import PluginManifest
 
 log = logging.getLogger(__name__)
 PRIORITY_RANGE = (0, 1000)
@@ -55,6 +60,17 @@ class PluginStateFile:
         if loaded.value is not None:
             state.modules, state.priorities, state.chats_off = loaded.value
         return state
+
+    def starting_state(self, plugin_id: str, manifest: PluginManifest, config: Mapping[str, Any]) -> tuple[bool, int]:
+        """Enabled flag and priority a plugin starts with: this file first, then the plugin's own
+        config (`enabled`/`priority` keys, as CLIProxyAPI offers them), then its manifest."""
+        enabled, priority = config.get("enabled"), config.get("priority")
+        if not isinstance(enabled, bool):
+            enabled = manifest.enabled
+        low, high = PRIORITY_RANGE
+        if not (isinstance(priority, int) and not isinstance(priority, bool) and low <= priority <= high):
+            priority = manifest.priority
+        return self.modules.get(plugin_id, enabled), self.priorities.get(plugin_id, priority)
 
     def set_enabled(self, plugin_id: str, enabled: bool | None) -> None:
         """Persist the enabled flag of `plugin_id` (None: forget it, the manifest decides)."""

@@ -53,7 +53,7 @@ from typing import Any
 
 from plughost.runtime.host_services import HostLink, HostServiceError, error_fields, raise_remote
 from plughost.sdk.bot import BotApi
-from plughost.sdk.deadlines import deadlines_of
+from plughost.sdk.deadlines import deadlines_of, expire
 from plughost.sdk.shared import NotJsonError
 from plughost.sdk.tasks import TaskOwner
 
@@ -538,11 +538,6 @@ class InvokeLaneClient:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
-
-
 class _Deadline:
     """A lane call's deadline: a timer that fails its future, and can pause (`Pausable`)."""
 
@@ -550,7 +545,7 @@ class _Deadline:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, future: asyncio.Future[Any]) -> None:
         self._loop, self._future = loop, future
-        self._handle: asyncio.TimerHandle | None = loop.call_later(timeout, _expire, future)
+        self._handle: asyncio.TimerHandle | None = loop.call_later(timeout, expire, future)
         self._left = 0.0
         self._closed = False
 
@@ -562,7 +557,7 @@ class _Deadline:
 
     def resume(self) -> None:
         if self._handle is None and not self._closed:
-            self._handle = self._loop.call_later(max(self._left, 0.0), _expire, self._future)
+            self._handle = self._loop.call_later(max(self._left, 0.0), expire, self._future)
 
     def cancel(self) -> None:
         self._closed = True

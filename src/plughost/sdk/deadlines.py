@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Pausable(Protocol):
@@ -91,4 +91,11 @@ def deadlines_of(bot: object) -> CallDeadlines | None:
     return deadlines if isinstance(deadlines, CallDeadlines) else None
 
 
-__all__ = ["CallDeadlines", "Pausable", "TimeoutDeadline", "deadlines_of"]
+def expire(future: asyncio.Future[Any]) -> None:
+    """Fail `future` with `TimeoutError` unless it is done: a `loop.call_later` callback, the cheap
+    deadline of a call that waits on one future (`asyncio.timeout` costs more per call)."""
+    if not future.done():
+        future.set_exception(TimeoutError())
+
+
+__all__ = ["CallDeadlines", "Pausable", "TimeoutDeadline", "deadlines_of", "expire"]

@@ -12,14 +12,10 @@ import httpx
 
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
 from plughost.sdk.bot import BotApi
+from plughost.sdk.deadlines import expire
 
 SendFrame = Callable[[str], Awaitable[None]]
 _encode_action = json.JSONEncoder(ensure_ascii=False).encode
-
-
-def _expire(future: asyncio.Future[Any]) -> None:
-    if not future.done():
-        future.set_exception(TimeoutError())
 
 
 def result_of(bot_id: str, action: str, response: Mapping[str, Any]) -> Any:
@@ -87,7 +83,7 @@ class WsActionClient(BotApi):
         future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
         self._pending[echo] = future
         limit = self.timeout if timeout is None else timeout
-        deadline = loop.call_later(limit, _expire, future)  # cheaper than asyncio.timeout per action
+        deadline = loop.call_later(limit, expire, future)
         try:
             await send(_encode_action({"action": action, "params": dict(params or {}), "echo": echo}))
             response = await future
