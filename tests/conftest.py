@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.hang_report import report_if_hung
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,6 +33,15 @@ def require_tool(name: str, why: str = "") -> str:
 
 
 PluginWriter = Callable[..., Path]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Iterator[None]:
+    """A test about to be ended by pytest-timeout first prints its asyncio tasks (see hang_report)."""
+    marker = item.get_closest_marker("timeout")
+    timeout = float(marker.args[0]) if marker and marker.args else float(item.config.getini("timeout") or 0)
+    with report_if_hung(timeout):
+        return (yield)
 
 
 @pytest.fixture

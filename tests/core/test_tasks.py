@@ -103,6 +103,29 @@ async def test_a_task_that_ignores_cancellation_is_abandoned_with_a_warning(capl
     await task
 
 
+async def test_a_cancellation_swallowed_by_library_code_is_delivered_again() -> None:
+    """Like Python 3.11's `asyncio.wait_for` finishing as it is cancelled: the task goes on waiting."""
+    started = asyncio.Event()
+    swallowed = 0
+
+    async def swallows_once() -> None:
+        nonlocal swallowed
+        started.set()
+        while True:
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                if swallowed:
+                    raise
+                swallowed += 1
+
+    owner = TaskOwner("owner")
+    task = owner.spawn(swallows_once(), name="swallows once")
+    await asyncio.wait_for(started.wait(), 5)
+    await asyncio.wait_for(owner.aclose(), 30)  # no timeout of its own: waits until the task ends
+    assert task.cancelled() and swallowed == 1
+
+
 async def test_tasks_of_a_root_in_a_task_group_run_in_that_group() -> None:
     """The host's layout: the root owner starts every task (its children's too) in its TaskGroup;
     a failing task does not cancel the group's body."""

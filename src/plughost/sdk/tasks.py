@@ -17,6 +17,9 @@ from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+RECANCEL_S = 0.25
+"""How often a task that was cancelled and still runs is cancelled again."""
 log = logging.getLogger("plughost.tasks")
 
 
@@ -110,12 +113,20 @@ class TaskOwner:
         tasks = set(self._tasks) - {asyncio.current_task()}
         if tasks and grace > 0:
             await asyncio.wait(tasks, timeout=grace)
-        pending = {t for t in tasks if not t.done()}
-        for task in pending:
-            task.cancel()
-        if not pending:
+        stuck = {t for t in tasks if not t.done()}
+        if not stuck:
             return
-        _, stuck = await asyncio.wait(pending, timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        while True:
+            # cancelled again until they end: library code can swallow a cancellation (Python 3.11's
+            # `asyncio.wait_for` does when the awaited operation finishes at the same moment)
+            for task in stuck:
+                task.cancel()
+            left = RECANCEL_S if deadline is None else max(min(deadline - loop.time(), RECANCEL_S), 0)
+            _, stuck = await asyncio.wait(stuck, timeout=left)
+            if not stuck or (deadline is not None and loop.time() >= deadline):
+                break
         if stuck:
             self.logger.warning(
                 "%s: %d task(s) did not stop within %g s of being cancelled and were abandoned: %s",
