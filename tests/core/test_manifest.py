@@ -163,3 +163,15 @@ def test_two_entry_spellings_conflict(tmp_path: Path) -> None:
     path = write(tmp_path, "plugin.json", json.dumps({"id": "x", "entry": "a.py", "binary": "bin/x"}))
     with pytest.raises(ManifestError, match="only one of"):
         load_manifest(path)
+
+
+def test_declared_subscriptions_are_for_executable_plugins_only(tmp_path: Path) -> None:
+    subscription = '[[subscriptions]]\ntopic = "kv.put"\nhandler = "on_put"\n'
+    path = write(tmp_path, "plugin.toml", f'id = "x"\nversion = "1.0.0"\n{subscription}')
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path)
+    assert "`[[subscriptions]]` are for executable plugins" in str(info.value)
+    assert "@plugin.subscribe" in str(info.value) and "bot.describe" in str(info.value)
+    path.write_text(f'id = "x"\nversion = "1.0.0"\nruntime = "process"\nentry = "bin/x"\n{subscription}')
+    [declared] = load_manifest(path).subscriptions
+    assert (declared.topic, declared.handler, declared.mode) == ("kv.put", "on_put", "subscribe")

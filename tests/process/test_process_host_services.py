@@ -21,7 +21,7 @@ from plughost.runtime.proto.plughost_host_v1 import host_services_pb2_grpc as ho
 LISTENER = """
 import asyncio
 from typing import Any
-from plughost.sdk import Plugin
+from plughost.sdk import Plugin, PluginContext
 
 plugin = Plugin()
 received: asyncio.Queue = asyncio.Queue()
@@ -35,6 +35,19 @@ async def on_kv(data: Any, topic: str, sender: str) -> None:
 @plugin.method("next")
 async def next_message() -> list:
     return await asyncio.wait_for(received.get(), 10)
+
+
+@plugin.method("publish")
+async def publish(ctx: PluginContext, topic: str, data: Any) -> int:
+    return await ctx.bus.publish(topic, data)
+
+
+@plugin.method("request")
+async def request(ctx: PluginContext, topic: str, data: Any) -> Any:
+    try:
+        return await ctx.bus.request(topic, data, timeout=10)
+    except Exception as exc:
+        return {"error": type(exc).__name__, "message": str(exc)}
 """
 ManagerFactory = Callable[..., Any]
 
@@ -95,6 +108,55 @@ async def test_go_plugin_counts_in_state_and_publishes_to_a_python_subscriber(kv
     await view.set("puts", 40)  # and the other way: the in-process API → the Go plugin
     assert await execute(manager, "stats") == {"puts": 40.0}
     assert await execute(manager, "put", {"key": "c", "value": "3"}) == {"stored": "c", "puts": 41.0}
+
+
+async def test_bus_handlers_declared_in_the_manifest_serve_a_jank_plugin(kv_manager: ManagerFactory) -> None:
+    """kv speaks Jank's protocol, which cannot declare subscriptions: its plugin.toml does."""
+    manager = await kv_manager()
+
+    async def listener(method: str, **args: Any) -> Any:
+        outcome = await manager.execute("listener", method, args)
+        assert outcome.success, outcome.error
+        return outcome.result
+
+    assert ("kv", "kv.put", "on_put") in manager.bus.subscriptions("kv")
+    assert await listener("publish", topic="kv.put", data={"key": "a", "value": "1"}) == 2  # kv and the listener
+    assert await listener("next") == ["kv.put", {"key": "a", "value": "1"}, "listener"]
+    assert await listener("next") == ["kv.stored", {"key": "a", "value": "1"}, "kv"]  # kv's on_put ran
+    assert await listener("request", topic="kv.lookup", data={"key": "a"}) == {"value": "1", "found": True}
+    assert await listener("request", topic="kv.lookup", data={"key": "zz"}) == {"value": "", "found": False}
+
+    refused = await listener("request", topic="kv.lookup", data=["not", "an", "object"])
+    assert refused["error"] == "BusRequestError", refused
+    assert "request on 'kv.lookup' failed in plugin 'kv'" in refused["message"]
+    assert 'lookup: the message\'s data needs a "key" string' in refused["message"], refused
+    assert await execute(manager, "get", {"key": "a"}) == {"value": "1"}, "the store is as it was"
+    assert await manager.state_store.view("kv").get_all() == {"puts": 1}
+
+
+@pytest.mark.parametrize(
+    ("manifest", "error"),
+    [
+        ('[[subscriptions]]\ntopic = "weather.today"\nhandler = "on_put"\n', "weather.today"),
+        ('[[subscriptions]]\ntopic = "kv..put"\nhandler = "on_put"\n', "kv..put"),
+        ('[[subscriptions]]\ntopic = "kv.put"\nhandler = "on_put"\nmode = "always"\n', "mode"),
+        ('[[subscriptions]]\ntopic = "kv.put"\n', "handler"),
+    ],
+    ids=["topic not granted", "malformed topic", "unknown mode", "no handler"],
+)
+async def test_bad_declared_subscriptions_refuse_the_plugin_and_name_the_problem(
+    workspace: Path, go_plugins: dict[str, Path], manifest: str, error: str
+) -> None:
+    target = workspace / "plugins" / "kv"
+    shutil.copytree(go_plugins["kv"], target)
+    toml = target / "plugin.toml"
+    toml.write_text(toml.read_text().split("# Jank's protocol cannot")[0] + manifest)
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        [row] = [row for row in manager.list() if row["id"] == "kv"]
+        problem = row.get("error") or " ".join(row.get("errors", ()))  # a load error / an invalid manifest
+        assert (row["state"] == "error" or row["status"] == "invalid") and error in problem, row
+        assert manager.bus.subscriptions("kv") == [], "nothing of the refused plugin stays subscribed"
 
 
 @pytest.mark.parametrize("granted", [False, True])

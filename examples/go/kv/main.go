@@ -6,6 +6,10 @@
 // go-plugin's broker): "put" counts the puts in its state and publishes "kv.stored";
 // Execute("stats") reads the count; Execute("share", {namespace, key, value}) writes into a shared
 // state namespace, which the manifest's [permissions] state must grant.
+//
+// Its bus handlers are declared in plugin.toml's [[subscriptions]] (Jank's protocol cannot declare
+// them): "on_put" stores every message published on "kv.put" ({key, value}) as "put" does, "lookup" answers
+// requests on "kv.lookup" ({key} → {value, found}). The host calls them with {topic, data, sender}.
 package main
 
 import (
@@ -65,6 +69,10 @@ func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*Execute
 		}
 		return value.GetStringValue(), nil
 	}
+	switch req.Method {
+	case "on_put", "lookup":
+		return j.onMessage(ctx, req)
+	}
 	if req.Method == "stats" {
 		var puts int64
 		if _, err := j.host.State().Get(ctx, "puts", &puts); err != nil {
@@ -82,18 +90,7 @@ func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*Execute
 		if err != nil {
 			return nil, err
 		}
-		j.kv.Put(ctx, &PutRequest{Key: key, Value: []byte(value)})
-		if !j.host.Offered() { // another go-plugin host: no shared state, no bus
-			return pack(map[string]interface{}{"stored": key})
-		}
-		puts, err := j.host.State().Incr(ctx, "puts", 1)
-		if err != nil {
-			return nil, err
-		}
-		if _, err := j.host.Publish(ctx, "kv.stored", map[string]string{"key": key, "value": value}); err != nil {
-			return nil, err
-		}
-		return pack(map[string]interface{}{"stored": key, "puts": puts})
+		return j.put(ctx, key, value)
 	case "get":
 		resp, _ := j.kv.Get(ctx, &GetRequest{Key: key})
 		return pack(map[string]interface{}{"value": string(resp.Value)})
@@ -114,6 +111,44 @@ func (j jankService) Execute(ctx context.Context, req *ExecuteRequest) (*Execute
 	return nil, fmt.Errorf("unknown method %q", req.Method)
 }
 
+// onMessage handles a bus message: args {topic, data, sender}, data an object with "key" (and "value").
+func (j jankService) onMessage(ctx context.Context, req *ExecuteRequest) (*ExecuteResponse, error) {
+	packed, ok := req.Args["data"]
+	if !ok {
+		return nil, fmt.Errorf("%s: missing argument \"data\"", req.Method)
+	}
+	data := &structpb.Value{}
+	if err := ptypes.UnmarshalAny(packed, data); err != nil {
+		return nil, err
+	}
+	fields := data.GetStructValue().GetFields()
+	key := fields["key"].GetStringValue()
+	if key == "" {
+		return nil, fmt.Errorf("%s: the message's data needs a \"key\" string", req.Method)
+	}
+	if req.Method == "lookup" {
+		resp, _ := j.kv.Get(ctx, &GetRequest{Key: key})
+		return pack(map[string]interface{}{"value": string(resp.Value), "found": resp.Value != nil})
+	}
+	return j.put(ctx, key, fields["value"].GetStringValue())
+}
+
+// put stores the value; under plughost it also counts the puts and publishes "kv.stored".
+func (j jankService) put(ctx context.Context, key, value string) (*ExecuteResponse, error) {
+	j.kv.Put(ctx, &PutRequest{Key: key, Value: []byte(value)})
+	if !j.host.Offered() { // another go-plugin host: no shared state, no bus
+		return pack(map[string]interface{}{"stored": key})
+	}
+	puts, err := j.host.State().Incr(ctx, "puts", 1)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := j.host.Publish(ctx, "kv.stored", map[string]string{"key": key, "value": value}); err != nil {
+		return nil, err
+	}
+	return pack(map[string]interface{}{"stored": key, "puts": puts})
+}
+
 func (jankService) HealthCheck(ctx context.Context, req *HealthCheckRequest) (*HealthCheckResponse, error) {
 	return &HealthCheckResponse{Status: "healthy"}, nil
 }
@@ -127,6 +162,8 @@ func pack(data map[string]interface{}) (*ExecuteResponse, error) {
 			value.Kind = &structpb.Value_StringValue{StringValue: item}
 		case int64:
 			value.Kind = &structpb.Value_NumberValue{NumberValue: float64(item)}
+		case bool:
+			value.Kind = &structpb.Value_BoolValue{BoolValue: item}
 		default:
 			return nil, fmt.Errorf("cannot pack %T", item)
 		}

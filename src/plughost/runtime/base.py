@@ -12,15 +12,17 @@ import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from plughost.errors import ValidationIssue
-from plughost.sdk.call import ActionSink
-from plughost.sdk.handle import PluginHandle
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import DiscoveryStatus
-from plughost.sdk.shared import BusApi, StateApi
-from plughost.sdk.tasks import TaskOwner
+
+if TYPE_CHECKING:  # annotations only: discovery (`Candidate`) comes without the call machinery
+    from plughost.sdk.call import ActionSink
+    from plughost.sdk.handle import PluginHandle
+    from plughost.sdk.shared import BusApi, StateApi
+    from plughost.sdk.tasks import TaskOwner
 
 
 @dataclass
@@ -158,7 +160,7 @@ class RuntimeEvent(Protocol):
 
 
 @runtime_checkable
-class SupportsListeners(PluginHandle, Protocol):
+class SupportsListeners(Protocol):
     """A handle that reports runtime events (process plugins and workers: crashes, restarts …)."""
 
     def add_listener(self, hook: Callable[[Any], None]) -> None:

@@ -22,7 +22,15 @@ import grpc
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import LoadRequest
 from plughost.runtime.goplugin.build import BuildError
-from plughost.runtime.goplugin.calls import DescribeError, describe, encoded, host_failure, rpc_text, start_rpc
+from plughost.runtime.goplugin.calls import (
+    DescribeError,
+    declared_subscriptions,
+    describe,
+    encoded,
+    host_failure,
+    rpc_text,
+    start_rpc,
+)
 from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.host_server import HostServiceServer
 from plughost.runtime.goplugin.launch import ChildProcess, Launched, LaunchError, LaunchSpec, Spawn, kill_group, launch
@@ -259,7 +267,12 @@ class ProcessPluginHandle:
 
     async def _describe(self, instance: _Instance) -> None:
         try:
-            described = await describe(instance.connection, self.descriptor, self.options.call_timeout_s)
+            described = await describe(
+                instance.connection,
+                self.descriptor,
+                self.options.call_timeout_s,
+                declared_subscriptions(self.request.manifest),
+            )
         except DescribeError as exc:
             raise LaunchError(str(exc)) from None
         self.protocol, self.descriptor = described.protocol, described.descriptor

@@ -31,7 +31,14 @@ import grpc
 
 from plughost.errors import InvocationError, ManifestError, PluginLoadError
 from plughost.runtime.base import LoadRequest
-from plughost.runtime.goplugin.calls import DescribeError, describe, host_failure, rpc_text, start_rpc
+from plughost.runtime.goplugin.calls import (
+    DescribeError,
+    declared_subscriptions,
+    describe,
+    host_failure,
+    rpc_text,
+    start_rpc,
+)
 from plughost.runtime.goplugin.connection import Connection
 from plughost.runtime.goplugin.logs import PluginLog
 from plughost.runtime.goplugin.mtls import ClientIdentity, TlsBridge, client_context, start_bridge
@@ -195,7 +202,9 @@ class RemotePluginHandle:
             ) from None
         connection.start_streams(self.plugin_id)
         try:
-            described = await describe(connection, self.descriptor, self.options.call_timeout_s)
+            described = await describe(
+                connection, self.descriptor, self.options.call_timeout_s, declared_subscriptions(self.request.manifest)
+            )
             if self._enabled is not None and described.protocol == "plughost.v1":
                 await connection.v1.SetEnabled(
                     v1.SetEnabledRequest(enabled=self._enabled), timeout=self.options.call_timeout_s

@@ -116,6 +116,16 @@ class Dependencies(_Strict):
         return names
 
 
+class BusSubscription(_Strict):
+    """A message-bus handler of an executable plugin, which cannot describe its own (Jank's protocol
+    has no descriptor): the host calls `Execute(handler, {topic, data, sender})` for each message."""
+
+    topic: str = Field(min_length=1, description="a topic or pattern: `kv.get`, `weather.*`, `weather.>`")
+    handler: str = Field(min_length=1, description="the method called with each message")
+    mode: Literal["subscribe", "reply"] = "subscribe"
+    """`subscribe`: every matching message; `reply`: answers requests, the method's result is the answer."""
+
+
 def env_references(value: str) -> list[str]:
     """The host environment variables `value` names as `${NAME}` (an MCP server's env and headers)."""
     return _ENV_REFERENCE_RE.findall(value)
@@ -206,6 +216,8 @@ class PluginManifest(_Strict):
     command: list[str] | None = None
     url: str | None = None
     mcp: McpSettings | None = None
+    # runtime = "process": bus handlers of a plugin whose protocol cannot declare them (`BusSubscription`)
+    subscriptions: list[BusSubscription] = Field(default_factory=list)
 
     @model_validator(mode="before")
     @classmethod
@@ -260,6 +272,11 @@ class PluginManifest(_Strict):
             self.handshake = Handshake()
         self._check_mcp()
         self._check_remote()
+        if self.subscriptions and self.runtime != "process":
+            raise ValueError(
+                '`[[subscriptions]]` are for executable plugins (runtime = "process"); a Python plugin uses '
+                "@plugin.subscribe / @plugin.reply_to, a native one declares them in bot.describe"
+            )
         return self
 
     def _check_remote(self) -> None:

@@ -20,7 +20,8 @@ from plughost.runtime.goplugin.values import NotAValueError, json_bytes, pack_ma
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.sdk.call import Call, Outcome, PluginError, SharedPayload, actions_from_json
-from plughost.sdk.descriptor import Descriptor
+from plughost.sdk.descriptor import Descriptor, SubscriptionSpec
+from plughost.sdk.manifest import PluginManifest
 
 
 class DescribeError(RuntimeError):
@@ -36,14 +37,17 @@ class Described:
     invoke_lane: str = ""
 
 
-async def describe(connection: Connection, base: Descriptor, timeout: float) -> Described:
-    """Ask the plugin to describe itself; a plugin without `plughost.v1` speaks Jank's `Execute`."""
+async def describe(
+    connection: Connection, base: Descriptor, timeout: float, declared: tuple[SubscriptionSpec, ...] = ()
+) -> Described:
+    """Ask the plugin to describe itself; a plugin without `plughost.v1` speaks Jank's `Execute`.
+    `declared`: the bus handlers its manifest declares, added to those it describes."""
     try:
         response = await connection.v1.Describe(v1.DescribeRequest(), timeout=timeout)
     except grpc.aio.AioRpcError as exc:
         if exc.code() != grpc.StatusCode.UNIMPLEMENTED:
             raise DescribeError(f"Describe failed: {rpc_text(exc)}") from None
-        jank = replace(base, capabilities=frozenset({"execute"}), metadata={"protocol": "jank"})
+        jank = replace(base, capabilities=frozenset({"execute"}), metadata={"protocol": "jank"}, subscriptions=declared)
         return Described("jank", jank)
     try:
         data = json.loads(response.descriptor_json or b"{}")
@@ -53,7 +57,13 @@ async def describe(connection: Connection, base: Descriptor, timeout: float) -> 
         described = Descriptor.from_json(data, id=base.id)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise DescribeError(f"Describe returned an invalid descriptor: {type(exc).__name__}: {exc}") from None
-    return Described("plughost.v1", replace(described, priority=base.priority), response.invoke_lane)
+    described = replace(described, priority=base.priority, subscriptions=described.subscriptions + declared)
+    return Described("plughost.v1", described, response.invoke_lane)
+
+
+def declared_subscriptions(manifest: PluginManifest) -> tuple[SubscriptionSpec, ...]:
+    """The bus handlers an executable plugin's manifest declares (`[[subscriptions]]`)."""
+    return tuple(SubscriptionSpec(topic=s.topic, handler=s.handler, mode=s.mode) for s in manifest.subscriptions)
 
 
 def start_rpc(
