@@ -214,6 +214,56 @@ async def test_no_mcp_when_switched_off(mcp_workspace: Path) -> None:
         assert answer.status_code in (404, 405)
 
 
+# `plughost mcp` beside a running host: relayed to its /mcp ------------------------------------------------
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_plughost_mcp_beside_a_running_host_relays_to_it(running: Running, mode: str) -> None:
+    """The agent gets the running host's plugins, not a second copy: what it does shows in that host."""
+    async with Client(stdio_server(running.workspace), mode=mode, read_timeout_seconds=60) as client:
+        assert client.protocol_version == "2025-11-25"  # relayed sessions use the handshake era (docs/agent.md)
+        await check_tools_and_resources(client)
+        assert running.host.manager.guard.metrics("calculator")["add"].calls == 1  # called in the running host
+        assert (await running.client.post("/api/v1/plugins/noisy/disable")).status_code == 200
+        assert "noisy__shout" not in {t.name for t in (await client.list_tools()).tools}
+
+
+async def plughost_mcp(workspace: Path, *args: str, stdin: bytes = b"") -> tuple[int, str]:
+    """Run `plughost mcp` with `stdin`; its exit code and stderr."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "plughost", "mcp", "-w", str(workspace), *args, env=cli_env(),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await asyncio.wait_for(process.communicate(stdin), 120)
+    assert process.returncode is not None
+    return process.returncode, err.decode(errors="replace")
+
+
+async def test_plughost_mcp_with_a_wrong_key_says_so_and_relays_nothing(running: Running) -> None:
+    code, err = await plughost_mcp(running.workspace, "--key", "wrong-key-wrong-key")
+    assert code != 0 and "401" in err and "key" in err, err
+    assert "relaying" not in err and "Traceback" not in err
+
+
+async def test_plughost_mcp_beside_a_host_without_mcp_says_so(mcp_workspace: Path) -> None:
+    (mcp_workspace / "plughost.toml").write_text("[agent.mcp]\nhttp = false\n", encoding="utf-8")
+    initialize = {
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }  # fmt: skip
+    async with serve(mcp_workspace):
+        code, err = await plughost_mcp(mcp_workspace, stdin=(json.dumps(initialize) + "\n").encode())
+    assert code != 0, err
+    assert "serves no MCP" in err and "[agent.mcp] http = false" in err and "Traceback" not in err, err
+
+
+async def test_plughost_mcp_local_loads_its_own_copy_beside_a_running_host(running: Running) -> None:
+    async with Client(StdioServerParameters(
+        command=sys.executable, args=["-m", "plughost", "mcp", "--local", "-w", str(running.workspace)], env=cli_env()
+    ), read_timeout_seconds=60) as client:  # fmt: skip
+        added = await client.call_tool("calculator__add", {"a": 2, "b": 3})
+        assert text_of(added) == "5.0"
+    assert "add" not in running.host.manager.guard.metrics("calculator"), "the running host was not called"
+
+
 # a client nobody here wrote: the MCP Inspector (npm install -g @modelcontextprotocol/inspector) ----------------
 async def inspector(*args: str) -> Any:
     """Run the MCP Inspector's CLI mode and return the JSON it prints."""

@@ -9,8 +9,20 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from plughost.cli.common import JsonOption, global_options, parse_json_option, run_with_host
-from plughost.cli.output import fail, print_json, stdout
+from plughost.cli.common import (
+    JsonOption,
+    KeyOption,
+    LocalOption,
+    NoHost,
+    RemoteOption,
+    Where,
+    find_host,
+    global_options,
+    parse_json_option,
+    run_with_host,
+    unreachable,
+)
+from plughost.cli.output import fail, note, print_json, stdout
 
 if TYPE_CHECKING:
     from plughost.host import Host
@@ -31,30 +43,57 @@ def register(app: typer.Typer) -> None:
     app.add_typer(agent_app, name="agent")
 
 
-def mcp() -> None:
+def mcp(remote: RemoteOption = None, key: KeyOption = None, local: LocalOption = False) -> None:
     """Serve the workspace's plugins over MCP on stdin/stdout (for desktop agents and IDEs).
 
     Tools are the plugins' methods (and the commands of [agent.tools] commands), resources their
-    manifests, docs and pages; clients are told when plugins change. The workspace is loaded in
-    this process; the MCP client starts and stops it. A running `plughost run` serves the same at
-    http://127.0.0.1:3210/mcp (with the management key). Logs go to stderr. Needs the agent extra.
+    manifests, docs and pages; clients are told when plugins change. When a host runs for the
+    workspace (or --remote names one), MCP is relayed to its /mcp endpoint: the agent uses the
+    running plugins and their state. Otherwise (or with --local) the workspace is loaded in this
+    process, which the MCP client starts and stops. Logs go to stderr. Needs the agent extra.
     """
+    import asyncio
+    import importlib.util
+
+    if importlib.util.find_spec("mcp") is None:
+        fail("the MCP server needs the mcp SDK: pip install 'plughost[agent]'")
+    from plughost.agent.mcp_relay import RelayError, relay_stdio
+    from plughost.cli.remote import HostUnreachable
+
+    where = Where.given(remote, key, local)
+    found = find_host(where)
+    if not isinstance(found, NoHost):
+        try:
+            with found:
+                found.status()  # the host answers and takes the key: a clear error now, not an MCP one later
+                if not found.serves("/mcp"):
+                    fail(
+                        f"the host at {found.url} serves no MCP ([agent.mcp] http = false in its plughost.toml, "
+                        "or plughost[agent] is not installed there); --local serves this workspace from here"
+                    )
+        except HostUnreachable as exc:
+            found = unreachable(found, exc, changes_state=False)
+        else:  # the request said "via the running host at …" on stderr
+            try:
+                asyncio.run(relay_stdio(f"{found.url}/mcp", found.key))
+            except RelayError as exc:
+                fail(str(exc))
+            return
+    note(found.note())
+    _serve_workspace(where)
+
+
+def _serve_workspace(where: Where) -> None:
+    """`plughost mcp` without a running host: load the workspace here and serve it over stdio."""
     import asyncio
     import signal
 
-    try:
-        from plughost.agent.mcp_server import serve_stdio
-    except ImportError as exc:
-        fail(f"the MCP server needs the mcp SDK: pip install 'plughost[agent]' ({exc})")
+    from plughost.agent.mcp_server import serve_stdio
     from plughost.errors import PlugHostError
     from plughost.host import Host
 
-    options = global_options()
-    hosts: list[Host] = []
-
     def make_host() -> Host:
-        host = Host(options.workspace, extra_plugin_dirs=options.plugin_dirs)
-        hosts.append(host)
+        host = Host(where.workspace, extra_plugin_dirs=where.plugin_dirs or ())
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, host.request_stop)

@@ -88,8 +88,8 @@ def parse(argv: list[str]) -> ListRequest | None:
             words.append(token)
         elif name in _GLOBAL_VALUES or (name in _LIST_VALUES and words == _COMMAND):
             if not (joined or value):
-                value = next(tokens, "")
-            if not value or value.startswith("-"):
+                value = next(tokens, "")  # as click does: the next word, even one that starts with "-"
+            if not value:
                 return None
             values[{**_GLOBAL_VALUES, **_LIST_VALUES}[name]] = value
         elif token in _LIST_FLAGS and words == _COMMAND:

@@ -165,6 +165,7 @@ class RemoteHost:
         if not is_http_url(url):
             fail(f"--remote: {url!r} is not an http:// or https:// address (e.g. http://127.0.0.1:3210)")
         self.url = url.rstrip("/")
+        self.key = key
         self.record = record
         self._announced = False
         self._headers = {"Authorization": f"Bearer {key}"} if key else {}
@@ -209,6 +210,11 @@ class RemoteHost:
         """`GET /api/v1/status`: version, pid, uptime, memory, plugin counts…"""
         result: dict[str, Any] = self._request("GET", "/api/v1/status")
         return result
+
+    def serves(self, path: str) -> bool:
+        """Whether the host has a route at `path` (any answer but 404 to a bodiless GET)."""
+        status, _, _ = self._send("GET", path, None, ANSWER_TIMEOUT_S)
+        return status != 404
 
     def request(
         self,
