@@ -169,6 +169,18 @@ def test_list_table_shows_invalid_plugins(demo: Path) -> None:
     assert "calculator" in result.stdout and "unknown key 'versoin'" in result.stdout
 
 
+def test_info_of_an_invalid_plugin_says_why(demo: Path) -> None:
+    (demo / "plugins" / "typo").mkdir()
+    (demo / "plugins" / "typo" / "plugin.toml").write_text('id = "typo"\nversoin = "1.0.0"\n')
+    result = plughost("plugins", "info", "typo", "-w", str(demo))
+    assert result.returncode == 0, result.stderr
+    assert "status: invalid (not loaded)" in result.stdout and "unknown key 'versoin'" in result.stdout
+    as_json = json.loads(plughost("plugins", "info", "typo", "--json", "-w", str(demo)).stdout)
+    assert (as_json["state"], as_json["status"], as_json["descriptor"]) == (None, "invalid", None)
+    missing = plughost("plugins", "info", "ghost", "-w", str(demo))
+    assert missing.returncode != 0 and "ghost" in missing.stderr
+
+
 def test_info_json(demo: Path) -> None:
     info = json.loads(plughost("plugins", "info", "notes", "--json", "-w", str(demo)).stdout)
     assert info["config"] == {"greeting": "welcome back", "max_notes": 50}

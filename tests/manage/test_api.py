@@ -111,6 +111,12 @@ async def test_invalid_plugins_are_listed_with_their_errors(running: Running) ->
     assert [r["id"] for r in rows] == ["broken"]
     assert rows[0]["errors"] and rows[0]["state"] is None
 
+    detail = (await running.client.get("/api/v1/plugins/broken")).json()  # not loaded, but known: why
+    assert (detail["state"], detail["status"], detail["descriptor"]) == (None, "invalid", None)
+    assert detail["errors"] == rows[0]["errors"] and "version" in detail["errors"][0], detail
+    assert detail["summary"]["path"] == str(broken) and detail["guard"] == {}
+    assert_error(await running.client.post("/api/v1/plugins/broken/enable"), 404, "plugin_not_found")
+
 
 async def test_unknown_plugin_is_404_everywhere(running: Running) -> None:
     for method, path in [

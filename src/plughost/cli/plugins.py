@@ -105,8 +105,11 @@ def info(
 
     async def here(host: Host) -> dict[str, Any]:
         instance = host.manager.get_plugin(plugin_id)
-        if instance is None:
-            raise PluginNotFoundError(plugin_id)
+        if instance is None:  # discovered but not loaded (an invalid one, say): why, from its files
+            candidate = host.manager.discovered(plugin_id)
+            if candidate is None:
+                raise PluginNotFoundError(plugin_id)
+            return candidate.row() | {"descriptor": None, "config": host.manager.get_config(plugin_id)}
         data = instance.summary()
         data["manifest"] = instance.manifest.model_dump(mode="json", exclude_defaults=True)
         data["descriptor"] = instance.descriptor.to_json() if instance.descriptor else None
@@ -132,6 +135,10 @@ def _print_info(data: dict[str, Any]) -> None:
     out = stdout()
     for key in ("id", "name", "version", "type", "runtime", "isolation", "state", "priority", "path", "error"):
         out.print(Text.assemble((key, "bold"), f": {data.get(key)}"))
+    if data.get("state") is None:  # discovered, not loaded
+        out.print(Text.assemble(("status", "bold"), f": {data.get('status')} (not loaded)"))
+        for error in data.get("errors") or ():
+            out.print(Text.assemble("  ", ("invalid", "red"), f": {error}"))
     if data.get("guard"):
         out.print(Text.assemble(("metrics", "bold"), f": {_metrics(data['guard'])}"))
     descriptor = data["descriptor"] or {}

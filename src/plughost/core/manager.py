@@ -215,17 +215,13 @@ class PluginManager:
         for candidate in self.last_discovery.all():
             if candidate.id in seen and candidate.status is not DiscoveryStatus.INVALID:
                 continue
-            rows.append(
-                {
-                    "id": candidate.id,
-                    "state": None,
-                    "status": candidate.status.value,
-                    "runtime": candidate.runtime,
-                    "path": str(candidate.path),
-                    "errors": [str(e) for e in candidate.errors],
-                }
-            )
+            rows.append(candidate.row())
         return rows
+
+    def discovered(self, plugin_id: str) -> Candidate | None:
+        """The plugin of that id the last discovery found (loaded or not; invalid ones by directory name)."""
+        found = self.last_discovery.candidates.get(plugin_id)
+        return found or next((c for c in self.last_discovery.invalid if c.id == plugin_id), None)
 
     def list(self) -> builtins.list[dict[str, Any]]:
         """Jank's `list` verb: the same rows as `catalog()`."""

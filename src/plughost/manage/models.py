@@ -40,12 +40,15 @@ class PluginList(BaseModel):
 
 
 class PluginDetail(BaseModel):
-    """One plugin: its summary, manifest, descriptor, configuration and guard metrics."""
+    """One plugin: its summary, manifest, descriptor, configuration and guard metrics; for one that
+    was discovered but is not loaded, its discovery status and errors (state null, no descriptor)."""
 
     model_config = ConfigDict(extra="allow")
 
     id: str
-    state: str
+    state: str | None = Field(description="Lifecycle state; null when the plugin is discovered but not loaded.")
+    status: str = Field(default="available", description="Discovery status: available, source_only or invalid.")
+    errors: list[str] = Field(default_factory=list, description="Why an invalid plugin cannot be loaded.")
     summary: dict[str, Any]
     manifest: dict[str, Any]
     descriptor: dict[str, Any] | None

@@ -48,6 +48,21 @@ class Candidate:
     def runtime(self) -> str:
         return self.manifest.runtime if self.manifest is not None else "unknown"
 
+    def row(self) -> dict[str, Any]:
+        """The plugin as a catalog row while it is not loaded (`state` None; `errors` say why it is invalid)."""
+        row: dict[str, Any] = {
+            "id": self.id,
+            "state": None,
+            "status": self.status.value,
+            "runtime": self.runtime,
+            "path": str(self.path),
+            "errors": [str(e) for e in self.errors],
+        }
+        if self.manifest is not None:
+            manifest = self.manifest
+            row |= {"name": manifest.name, "version": manifest.version, "description": manifest.description}
+        return row
+
 
 @dataclass(frozen=True)
 class LoadRequest:

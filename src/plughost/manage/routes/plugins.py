@@ -100,8 +100,11 @@ async def rediscover(ctx: Ctx) -> PluginList:
 
 @router.get("/{plugin_id}", response_model=PluginDetail, summary="One plugin in detail")
 async def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
-    instance = require(ctx, plugin_id)
+    """A plugin that was discovered but is not loaded answers with its discovery status and errors."""
     manager = ctx.host.manager
+    instance = manager.get_plugin(plugin_id)
+    if instance is None:
+        return _discovered_detail(ctx, plugin_id)
     descriptor = instance.descriptor
     return PluginDetail(
         id=instance.id,
@@ -113,6 +116,28 @@ async def get_plugin(ctx: Ctx, plugin_id: str) -> PluginDetail:
         config_schema=instance.manifest.config_schema,
         guard=manager.guard.snapshot(plugin_id),
         chats_off=manager.chat_switches.chats_off(plugin_id),
+    )
+
+
+def _discovered_detail(ctx: ManageContext, plugin_id: str) -> PluginDetail:
+    manager = ctx.host.manager
+    candidate = manager.discovered(plugin_id)
+    if candidate is None:
+        raise PluginNotFoundError(plugin_id)
+    manifest = candidate.manifest
+    summary = candidate.row()
+    return PluginDetail(
+        id=plugin_id,
+        state=None,
+        status=summary["status"],
+        errors=summary["errors"],
+        summary=summary,
+        manifest=manifest.model_dump(mode="json", exclude_defaults=True) if manifest is not None else {},
+        descriptor=None,
+        config=manager.get_config(plugin_id),
+        config_schema=manifest.config_schema if manifest is not None else None,
+        guard={},
+        chats_off=[],
     )
 
 
