@@ -295,6 +295,16 @@ async def test_the_inspector_over_stdio(mcp_workspace: Path) -> None:
     assert "plughost://plugins/web/resources/status" in {r["uri"] for r in resources["resources"]}
 
 
+async def test_the_inspector_through_the_relay(running: Running) -> None:
+    """`plughost mcp` beside a running host, driven by a client nobody here wrote."""
+    server = [sys.executable, "-m", "plughost", "mcp", "-w", str(running.workspace)]
+    added = await inspector(
+        *server, "--method", "tools/call", "--tool-name", "calculator__add", "--tool-arg", "a=2", "b=3"
+    )
+    assert added == {"content": [{"type": "text", "text": "5.0"}], "isError": False}
+    assert running.host.manager.guard.metrics("calculator")["add"].calls == 1  # in the running host
+
+
 async def test_the_inspector_over_http(running: Running) -> None:
     # the Inspector's CLI cannot send headers in every version: a proxy adds the management key
     proxy = HeaderProxy(running.server.url, {"Authorization": f"Bearer {running.key}"})

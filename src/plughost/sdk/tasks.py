@@ -97,8 +97,9 @@ class TaskOwner:
     async def aclose(self, *, grace: float = 0.0, timeout: float | None = None) -> None:
         """Stop every task: this owner's own tasks first, then its children's (newest child first).
 
-        Tasks get `grace` seconds to finish by themselves, then are cancelled and awaited for up to
-        `timeout` seconds (None: until they end); any still running then are logged and abandoned.
+        Tasks get `grace` seconds to finish by themselves, then are cancelled (again every
+        `RECANCEL_S` while they run) and awaited for up to `timeout` seconds (None: until they
+        end); any still running then are logged and abandoned.
         Idempotent. The calling task is never cancelled by it, and its own cancellation propagates.
         """
         self._closed = True
