@@ -4,6 +4,7 @@ Redis (a real redis-server, configured through `[cluster] redis_url`)."""
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -134,6 +135,23 @@ async def test_order_per_topic_and_wildcards(workspace: Path, plugins: str) -> N
         assert [g for g in got if g[0] == "weather.oslo"] == [["weather.oslo", n, "pub"] for n in range(50)]
         assert ["news.world.eu", "x"] in got
         assert len(got) == 51
+
+
+async def test_messages_arrive_as_published_and_stay_the_publishers(workspace: Path, plugins: str) -> None:
+    """The data is encoded once on its way; what a subscriber gets is its own, whatever the publisher
+    does with its object afterwards, and a large nested message arrives intact."""
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        await manager.discover_and_load_all()
+        data = {"text": "héllo ✓ \u2028", "nested": [{"n": n, "third": n / 3} for n in range(300)], "none": None}
+        sent = json.loads(json.dumps(data))
+        assert await manager.bus.publish("pub", "weather.oslo", data) == 1
+        data["nested"].clear()  # the publisher's object stays its own
+        await eventually(lambda: manager.bus.stats()["delivered"] == 1)
+        assert await seen(manager) == [["weather.oslo", sent, "pub"]]
+        assert await manager.bus.request("pub", "math.double", {"value": 2.5, "note": "é"}) == {
+            "value": 5.0,
+            "by": "replier",
+        }
 
 
 async def test_request_reply_through_the_guard(workspace: Path, plugins: str) -> None:

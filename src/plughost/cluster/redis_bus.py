@@ -162,18 +162,18 @@ class RedisTransport:
                 return False
         return True
 
-    async def publish(self, sender: str, topic: str, data: Any) -> int:
-        message = json.dumps({"s": sender, "d": data}, separators=(",", ":"))
+    async def publish(self, sender: str, topic: str, text: str) -> int:
+        message = _envelope({"s": sender}, text)
         try:
             return int(await self._backend.publisher.publish(self._bus_prefix + topic, message))
         except CONNECTION_ERRORS as exc:
             raise self._backend.unavailable(f"publish on '{topic}'", exc) from None
 
-    async def request(self, sender: str, topic: str, data: Any, timeout: float) -> Reply | None:
+    async def request(self, sender: str, topic: str, text: str, timeout: float) -> Reply | None:
         request_id = uuid.uuid4().hex
         pending = _Pending(asyncio.get_running_loop().create_future())
         self._pending[request_id] = pending
-        message = json.dumps({"id": request_id, "s": sender, "d": data, "t": timeout, "r": self._inbox})
+        message = _envelope({"id": request_id, "s": sender, "t": timeout, "r": self._inbox}, text)
         try:
             try:
                 pending.receivers = int(await self._backend.publisher.publish(self._req_prefix + topic, message))
@@ -313,3 +313,8 @@ class RedisTransport:
 
 
 __all__ = ["REPLY_GRACE_S", "RedisTransport", "redis_glob"]
+
+
+def _envelope(fields: dict[str, Any], text: str) -> str:
+    """`fields` and `"d"` (the data, already JSON `text`: encoded once) as one JSON object."""
+    return json.dumps(fields, separators=(",", ":"))[:-1] + ',"d":' + text + "}"

@@ -10,6 +10,7 @@ before a backend sees it, and delivery (bounded per-subscriber queues, guarded c
 
 from __future__ import annotations
 
+import json
 from typing import TYPE_CHECKING, Any, Protocol
 
 from plughost.sdk.tasks import TaskOwner
@@ -66,13 +67,14 @@ class BusTransport(Protocol):
         """Wait (up to `timeout`) until the subscriptions watched so far receive messages."""
         ...
 
-    async def publish(self, sender: str, topic: str, data: Any) -> int:
-        """Send a checked message: how many subscriptions (memory) or subscribed hosts' patterns
-        (redis) it reached."""
+    async def publish(self, sender: str, topic: str, text: str) -> int:
+        """Send a checked message (`text`: its data as JSON): how many subscriptions (memory) or
+        subscribed hosts' patterns (redis) it reached."""
         ...
 
-    async def request(self, sender: str, topic: str, data: Any, timeout: float) -> Reply | None:
-        """The reply of one replier, or None when no replier answers `topic`."""
+    async def request(self, sender: str, topic: str, text: str, timeout: float) -> Reply | None:
+        """The reply of one replier (`text`: the request's data as JSON), or None when no replier
+        answers `topic`."""
         ...
 
     async def aclose(self) -> None:
@@ -148,16 +150,16 @@ class MemoryTransport:
     async def settle(self, timeout: float) -> bool:
         return True
 
-    async def publish(self, sender: str, topic: str, data: Any) -> int:
+    async def publish(self, sender: str, topic: str, text: str) -> int:
         assert self._sink is not None, "attach the transport to a bus first"
-        return self._sink.fan_out(sender, topic, data, None)
+        return self._sink.fan_out(sender, topic, json.loads(text), None)  # a copy: the publisher's stays its own
 
-    async def request(self, sender: str, topic: str, data: Any, timeout: float) -> Reply | None:
+    async def request(self, sender: str, topic: str, text: str, timeout: float) -> Reply | None:
         assert self._sink is not None, "attach the transport to a bus first"
         replier = self._sink.find_replier(topic, None)
         if replier is None:
             return None
-        return replier.plugin_id, await self._sink.answer(replier, sender, topic, data, timeout)
+        return replier.plugin_id, await self._sink.answer(replier, sender, topic, json.loads(text), timeout)
 
     async def aclose(self) -> None:
         return None

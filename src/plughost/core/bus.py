@@ -31,7 +31,7 @@ from plughost.core.backend import BusTransport, MemoryTransport
 from plughost.errors import PlugHostError
 from plughost.sdk.call import TIMED_OUT, Call, Outcome
 from plughost.sdk.descriptor import SubscriptionSpec
-from plughost.sdk.shared import AccessDenied, BusRequestError, json_copy
+from plughost.sdk.shared import AccessDenied, BusRequestError, json_text
 from plughost.sdk.tasks import TaskOwner
 
 log = logging.getLogger(__name__)
@@ -190,8 +190,8 @@ class Bus:
         subscriptions; over Redis: subscribed patterns of all hosts). Never waits for a subscriber."""
         check_topic(topic, pattern=False)
         self.check_access(sender, topic, "publish on")
-        data = json_copy(data, f"the data published on '{topic}'")
-        reached = await self.transport.publish(sender, topic, data)
+        text = json_text(data, f"the data published on '{topic}'")
+        reached = await self.transport.publish(sender, topic, text)
         self.published += 1
         return reached
 
@@ -233,9 +233,9 @@ class Bus:
         """
         check_topic(topic, pattern=False)
         self.check_access(sender, topic, "send requests on")
-        data = json_copy(data, f"the request data for '{topic}'")
+        text = json_text(data, f"the request data for '{topic}'")
         self.requests += 1
-        reply = await self.transport.request(sender, topic, data, timeout)
+        reply = await self.transport.request(sender, topic, text, timeout)
         if reply is None:
             raise BusRequestError(f"no plugin answers requests on bus topic '{topic}'", code=NO_RESPONDERS)
         plugin_id, outcome = reply

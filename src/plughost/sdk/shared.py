@@ -60,13 +60,18 @@ class StateApi(Protocol):
     def namespace(self, name: str) -> StateApi: ...
 
 
-def json_copy(value: Any, what: str) -> Any:
-    """`value` as a fresh JSON value; `NotJsonError` naming `what` when it is not JSON."""
+def json_text(value: Any, what: str) -> str:
+    """`value` as compact JSON text; `NotJsonError` naming `what` when it is not JSON."""
     try:
-        return json.loads(json.dumps(value, allow_nan=False))
+        return json.dumps(value, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise NotJsonError(f"{what} is not JSON ({type(value).__name__}: {exc}); pass dicts, lists, str, "
                            "int, float, bool or None") from None  # fmt: skip
+
+
+def json_copy(value: Any, what: str) -> Any:
+    """`value` as a fresh JSON value; `NotJsonError` naming `what` when it is not JSON."""
+    return json.loads(json_text(value, what))
 
 
 class _Unavailable:
