@@ -82,11 +82,7 @@ async def relay_stdio(url: str, key: str | None) -> None:
 
 
 def _reason(exc: Exception) -> str:
-    """One line on what the HTTP side raised (a status error names the status)."""
-    response = getattr(exc, "response", None)
-    status = getattr(response, "status_code", None)
-    if status == 404:
-        return "404 Not Found: the host serves no MCP ([agent.mcp] http = false, or no `plughost[agent]` there)"
-    if status == 401:
-        return "401 Unauthorized: the management key was refused (--key, or the key file the host names)"
+    """One line on what the HTTP side raised (a status error names the status; the key and a missing
+    endpoint were checked before relaying)."""
+    status = getattr(getattr(exc, "response", None), "status_code", None)
     return f"{type(exc).__name__}: {exc}" if status is None else f"HTTP {status}: {exc}"

@@ -19,7 +19,6 @@ from plughost.core.state import PluginStateFile
 from plughost.errors import ConfigError, PlugHostError
 from plughost.runtime.base import Candidate
 from plughost.runtime.native import NativeRuntime
-from plughost.sdk.models import DiscoveryStatus
 
 
 def installed_plugins(
@@ -38,7 +37,7 @@ def installed_plugins(
     states = PluginStateFile.load(workspace / host.state_file)
     configs = PluginConfigStore(workspace / host.config_dir)
     rows = [_row(c, _wanted_state(c, configs, states)) for c in report.candidates.values()]
-    rows += [_invalid_row(c) for c in report.invalid]
+    rows += [c.row() | {"loaded": False} for c in report.invalid]  # state None, the validation errors
     return rows, [str(c) for c in report.conflicts]
 
 
@@ -99,19 +98,6 @@ def _row(candidate: Candidate, wanted: tuple[bool, int]) -> dict[str, Any]:
         "description": manifest.description,
         "tags": list(manifest.tags),
         "status": candidate.status.value,
-        "loaded": False,
-    }
-
-
-def _invalid_row(candidate: Candidate) -> dict[str, Any]:
-    """The shape `catalog()` gives a plugin that cannot be loaded (state None, the validation errors)."""
-    return {
-        "id": candidate.id,
-        "state": None,
-        "status": DiscoveryStatus.INVALID.value,
-        "runtime": candidate.runtime,
-        "path": str(candidate.path),
-        "errors": [str(e) for e in candidate.errors],
         "loaded": False,
     }
 
