@@ -46,7 +46,6 @@ LATENCY_MESSAGES = 5_000
 WARMUP = 200
 REDIS_TARGET = 1.3
 T = TypeVar("T")
-ROUNDS = 10
 
 
 def p99_us(latencies: list[float]) -> float:
@@ -136,7 +135,7 @@ async def _queue_floor() -> tuple[float, float]:
 
 async def _redis_pair(url: str) -> tuple[list[float], list[float]]:
     """Latencies (s) of the Redis bus and of a bare redis-py PUBLISH → pub/sub reader round trip,
-    one message at a time, measured in alternating rounds so both see the same machine."""
+    one message at a time, the two in turn so both see the same machine."""
     import redis.asyncio as redis
 
     client = redis.Redis.from_url(url)
@@ -157,12 +156,11 @@ async def _redis_pair(url: str) -> tuple[list[float], list[float]]:
             async with PluginManager(_workspace(Path(tmp), url), runtimes=default_runtimes()) as manager:
                 await manager.discover_and_load_all()
                 await _bus_one_at_a_time(manager.bus, WARMUP)
-                for _ in range(ROUNDS):
-                    for _ in range(LATENCY_MESSAGES // ROUNDS):
-                        wanted = len(floor) + 1
-                        await client.publish("floor", repr(time.perf_counter()))
-                        await until(lambda: len(floor), wanted)
-                    await _bus_one_at_a_time(manager.bus, LATENCY_MESSAGES // ROUNDS)
+                for _ in range(LATENCY_MESSAGES):  # in turn: this machine's stalls last milliseconds
+                    wanted = len(floor) + 1
+                    await client.publish("floor", repr(time.perf_counter()))
+                    await until(lambda: len(floor), wanted)
+                    await _bus_one_at_a_time(manager.bus, 1)
                 bus = (await manager.execute("sub", "latencies")).result[WARMUP:]
         return bus, floor
     finally:

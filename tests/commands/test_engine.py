@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 
 import pytest
 
@@ -431,3 +432,25 @@ async def test_size_limits_refuse_before_parsing(lab: Lab) -> None:
     assert (await run(engine, "/nope " + "x" * 30))[0] is ResultKind.UNKNOWN_COMMAND
     assert await run(engine, "/nope " + "x" * 30, CommandSender.friend(1)) == (ResultKind.UNKNOWN_COMMAND, "")
     assert (await run(engine, "greet " + "x" * 30, CommandSender.friend(1)))[0] is ResultKind.NOT_A_COMMAND
+
+
+MEDDLER = """
+@plugin.command("meddle")
+async def meddle(ctx: CommandContext, word: str) -> str:
+    ctx.sender.event["post_type"] = "changed"  # the handler's own copies: the host's stay as they were
+    ctx.message.clear()
+    return f"{word} from {ctx.sender.group_id}"
+"""
+
+
+async def test_a_handler_changing_its_context_leaves_the_hosts_event_and_message_alone(lab: Lab) -> None:
+    await lab.load("meddler", MEDDLER)
+    engine = lab.engine()
+    event = {"post_type": "message", "message_type": "group", "group_id": 20, "user_id": 10}
+    member = replace(CommandSender.member(20, 10), event=event)
+    engine.permissions.permit(member.permittee, engine.registry.table["meddle"].permission)
+    message = Message("/meddle hi")
+    for _ in range(2):  # and the second call gets a fresh context
+        result = await engine.execute_command(member, message)
+        assert (result.kind, result.text) == (ResultKind.SUCCESS, "hi from 20")
+    assert event["post_type"] == "message" and message == Message("/meddle hi")

@@ -38,6 +38,7 @@ from plughost.sdk.commands import (
     CommandArgumentError,
     CommandContext,
     CommandDefinitionError,
+    CommandPayload,
     coerce,
     is_optional,
     parse_text,
@@ -118,8 +119,12 @@ class CallScope:
     def command(self) -> CommandContext:
         if self._command is None:
             payload = self.payload if isinstance(self.payload, Mapping) else {}
-            context = payload.get("context")
-            command = CommandContext.from_json(context if isinstance(context, Mapping) else {}, payload.get("event"))
+            if isinstance(payload, CommandPayload):  # in-process: the context it was made from
+                command = payload.context
+            else:
+                context = payload.get("context")
+                context = context if isinstance(context, Mapping) else {}
+                command = CommandContext.from_json(context, payload.get("event"))
             command.bot = self.bot
             self._command = command
         return self._command

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from plughost.bot.commands.parsers import ParserRegistry, describe_argument
 from plughost.bot.commands.permissions import PermissionService
@@ -15,7 +14,7 @@ from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, toke
 from plughost.bot.config import CommandsConfig
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import BAD_ARGUMENT, USER_ERROR, Action, Call, PluginError
-from plughost.sdk.commands import CommandArgumentError, CommandContext, to_json_value
+from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandPayload, to_json_value
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
 from plughost.sdk.message import Message, Segment, to_message
@@ -279,21 +278,27 @@ class CommandEngine:
 
     def _payload(
         self, sender: CommandSender, original: Message, resolved: Resolution, bot: BotApi | None
-    ) -> dict[str, Any]:
+    ) -> CommandPayload:
         """The command payload (see `plughost.sdk.commands`): parsed arguments in their JSON form,
         omitted optional ones absent, and the argument words as the user typed them."""
         node, plan, args = resolved.node, resolved.overload, resolved.args
-        context = CommandContext(sender, original, node.plugin_id, node.full_name, resolved.alias)
-        payload: dict[str, Any] = {
-            "context": context.to_json(),
-            "args": {},
-            "varargs": [],
-            "raw": None,
-            "words": [a if isinstance(a, str) else describe_argument(a) for a in args],
-            "event": dict(sender.event) if sender.event is not None else None,
-            "bot_id": bot.bot_id if bot is not None else "",
-            "self_id": bot.self_id if bot is not None else 0,
-        }
+        event = dict(sender.event) if sender.event is not None else None  # the handler's own copy
+        # the handler's context holds copies too: what it changes stays out of the host's event
+        own = replace(sender, event=event) if event is not None else sender
+        context = CommandContext(own, Message(original), node.plugin_id, node.full_name, resolved.alias)
+        payload = CommandPayload(
+            {
+                "context": context.to_json(),
+                "args": {},
+                "varargs": [],
+                "raw": None,
+                "words": [a if isinstance(a, str) else describe_argument(a) for a in args],
+                "event": event,
+                "bot_id": bot.bot_id if bot is not None else "",
+                "self_id": bot.self_id if bot is not None else 0,
+            },
+            context,
+        )
         if plan.overload.raw:
             payload["raw"] = (resolved.raw if resolved.raw is not None else Message()).to_json()
             return payload
