@@ -46,6 +46,12 @@ class Handlers:
             except Exception as exc:
                 return json.dumps({"failed": str(exc)}).encode()
             return json.dumps({"data": data}).encode()
+        if name == "deadline":  # plugin code with a deadline of its own that passes
+            try:
+                async with asyncio.timeout(0.01):
+                    await asyncio.Event().wait()
+            except TimeoutError:
+                return b"gave up"
         if name == "wait":
             self.started.set()
             try:
@@ -106,6 +112,13 @@ class _RecordingStream:
 
     def close(self) -> None:
         self.closed = True
+
+
+async def test_a_deadline_inside_a_handler_ends_only_that_handler(client: InvokeLaneClient) -> None:
+    # asyncio.timeout binds to the task that enters it: were a call's first step run in the
+    # connection's reader, its expiry would cancel the reader and end the connection
+    assert await asyncio.gather(*(client.call("deadline", b"", 5.0) for _ in range(3))) == [b"gave up"] * 3
+    assert await client.call("echo", b"still here", 5.0) == b"still here"
 
 
 async def test_frames_made_in_one_loop_iteration_leave_in_one_write() -> None:

@@ -30,6 +30,7 @@ import grpc
 
 from plughost.errors import InvocationError, PlugHostError
 from plughost.runtime.base import LoadRequest
+from plughost.runtime.collector import young_threshold
 from plughost.runtime.cpu import CallCpu, CpuWatchdog, metered
 from plughost.runtime.goplugin.launch import SECRET_FD_ENV, read_secret
 from plughost.runtime.goplugin.server import GoPluginServer, cookie_ok, install_hclog_handler, negotiated_version
@@ -325,7 +326,8 @@ def main(argv: list[str] | None = None) -> int:
         log.error("%s", exc)
         return 1
     prepared = prepare(manifest.permissions, fallbacks=fallbacks_forced())  # while this is the only thread
-    return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret, manifest, prepared))
+    with young_threshold():
+        return asyncio.run(serve(args.plugin_id, args.path, args.data_dir, secret, manifest, prepared))
 
 
 if __name__ == "__main__":
