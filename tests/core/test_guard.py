@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 from pathlib import Path
 
 import pytest
 
 from plughost import Guard, PluginManager, PluginState
 from plughost.guard import BreakerPolicy, BreakerState, GuardPolicy
+from plughost.guard import guard as guard_module
+from plughost.guard.metrics import LATENCY_BUCKETS_S
 from plughost.runtime import default_runtimes
-from plughost.sdk.models import EventType
+from plughost.sdk.models import EventType, PluginEvent
 
 FLAKY = """
 import asyncio
@@ -312,3 +315,29 @@ async def test_a_handler_that_never_yields_cannot_freeze_the_host(
         assert "plugin 'spinner' handler 'forever' ran" in caplog.text and "plugin.py:" in caplog.text
         assert manager.guard.snapshot("spinner")["breaker"]["consecutive_failures"] == 1
         assert (await manager.execute("spinner", "polite")).result == "still answering"
+
+
+@pytest.mark.parametrize("elapsed", [0.0, 0.00005, 0.0001, 0.000100001, 0.0003, 0.7, 10.0, 25.0])
+async def test_every_call_lands_in_the_latency_bucket_of_its_duration(
+    manager: PluginManager, monkeypatch: pytest.MonkeyPatch, elapsed: float
+) -> None:
+    ticks = iter([0.0, elapsed])  # the guard's clock: when the call started, when it ended
+    monkeypatch.setattr(guard_module, "_perf_counter", lambda: next(ticks))
+    await manager.execute("steady", "heal")
+    metrics = manager.guard.metrics("steady")["heal"]
+    assert metrics.buckets[bisect.bisect_left(LATENCY_BUCKETS_S, elapsed)] == 1 == metrics.calls == sum(metrics.buckets)
+    assert metrics.latency_sum_s == pytest.approx(elapsed)
+
+
+async def test_execute_events_reach_subscribers_only_while_subscribed(manager: PluginManager) -> None:
+    heard: list[str] = []
+
+    def listen(event: PluginEvent) -> None:
+        heard.append(event.message)
+
+    manager.events.add_handler(listen, {EventType.EXECUTE})
+    await manager.execute("steady", "work")
+    manager.events.remove_handler(listen)
+    await manager.execute("steady", "work")
+    assert heard == ["work"]  # and both calls are in the history
+    assert [e.message for e in manager.get_events("steady") if e.event_type is EventType.EXECUTE][-2:] == ["work"] * 2

@@ -29,8 +29,9 @@ class EventBus:
     Async handlers run as tasks of the bus's owner and are cancelled by `aclose`. Events are kept
     as plain records and become `PluginEvent` models only when someone looks at them. The
     execute event of every successful call is recorded apart, as `(plugin_id, handler,
-    perf_counter)` through `record_execution` (a C-level append the guard calls directly), and
-    merged into the history by time when it is read.
+    perf_counter)` through `record_execution` (a C-level append the guard calls directly, which
+    also notifies subscribers while any wants execute events), and merged into the history by time
+    when it is read.
     """
 
     def __init__(self, history: int = 1000, *, tasks: TaskOwner | None = None) -> None:
@@ -39,8 +40,6 @@ class EventBus:
         self._executions: deque[tuple[str, str, float]] = deque(maxlen=history)
         self.record_execution: Callable[[tuple[str, str, float]], None] = self._executions.append
         """Record one successful call: `(plugin_id, handler, time.perf_counter() when it started)`."""
-        self.executions_watched = False
-        """True while a subscriber wants execute events (the guard then calls `notify_execution`)."""
         self._wall_offset = time.time() - time.perf_counter()
         self._handlers: list[EventHandler] = []
         self._filters: list[frozenset[EventType] | None] = []
@@ -60,7 +59,8 @@ class EventBus:
 
     def _subscriptions_changed(self) -> None:
         self._by_type.clear()
-        self.executions_watched = any(f is None or _EXECUTE in f for f in self._filters)
+        watched = any(f is None or _EXECUTE in f for f in self._filters)
+        self.record_execution = self._record_and_notify if watched else self._executions.append
 
     def emit(
         self,
@@ -75,8 +75,10 @@ class EventBus:
         self._history.append(record)
         self.emit_record(record)
 
-    def notify_execution(self, plugin_id: str, handler: str, started: float) -> None:
-        """Hand a recorded execution to the subscribers of execute events."""
+    def _record_and_notify(self, entry: tuple[str, str, float], /) -> None:
+        """`record_execution` while someone wants execute events: record, then hand it to them."""
+        self._executions.append(entry)
+        plugin_id, handler, started = entry
         self.emit_record((plugin_id, _EXECUTE, started + self._wall_offset, True, handler, None, None))
 
     def emit_record(self, record: _Record) -> None:

@@ -25,9 +25,8 @@ class RecordedError:
 
 @dataclass(slots=True)
 class HandlerMetrics:
-    """Counters for one handler of one plugin; latencies kept over a sliding window."""
+    """Counters for one handler of one plugin (of calls that ended); latencies kept over a sliding window."""
 
-    calls: int = 0
     failures: int = 0
     timeouts: int = 0
     last_error: str | None = None
@@ -36,6 +35,11 @@ class HandlerMetrics:
     buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
     """Calls per latency bucket (not cumulative), over the whole lifetime."""
     latency_sum_s: float = 0.0
+
+    @property
+    def calls(self) -> int:
+        """Calls that ended, failed ones included (every call lands in one latency bucket)."""
+        return sum(self.buckets)
 
     def percentile(self, q: float) -> float | None:
         """Latency percentile in seconds over the window (q in 0..100)."""
