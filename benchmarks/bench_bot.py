@@ -22,6 +22,7 @@ from common import LOADGEN_CPU_ENV, Row
 
 from plughost.adapters.onebot import OneBotAdapter
 from plughost.host import Host
+from plughost.runtime.collector import young_threshold
 
 HERE = Path(__file__).resolve().parent
 TOKEN = "bench-token"
@@ -220,9 +221,10 @@ def run() -> list[Row]:
         os.sched_setaffinity(0, {min(affinity)})
         os.environ[LOADGEN_CPU_ENV] = str(max(affinity))
     try:
-        f = asyncio.run(_bench())
+        with young_threshold():  # the host's collector as `plughost run` sets it
+            f = asyncio.run(_bench())
+            in_workers = asyncio.run(_bench_workers(affinity))
         floor = asyncio.run(_bench_floor())
-        in_workers = asyncio.run(_bench_workers(affinity))
     finally:
         os.environ.pop(LOADGEN_CPU_ENV, None)
         if affinity:

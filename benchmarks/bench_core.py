@@ -19,11 +19,17 @@ from plughost.runtime import default_runtimes
 from plughost.sdk.call import Call
 
 TRIVIAL = """
+import asyncio
 from plughost.sdk import Plugin
 plugin = Plugin()
 
 @plugin.method("noop")
 async def noop() -> int:
+    return 1
+
+@plugin.method("yielding")
+async def yielding() -> int:
+    await asyncio.sleep(0)  # suspends once, as every call into a worker or a plugin thread does
     return 1
 """
 
@@ -79,8 +85,9 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
         instance = manager.get_plugin("trivial")
         assert instance is not None and instance.handle is not None
         func = instance.handle.plugin.handlers["noop"].func  # type: ignore[attr-defined]
+        yielding = instance.handle.plugin.handlers["yielding"].func  # type: ignore[attr-defined]
         call, execute, hook = manager.call, manager.execute, _pluggy_hook()
-        noop = Call("noop")  # calls are immutable values: build once, send many times
+        noop, suspending = Call("noop"), Call("yielding")  # calls are immutable values: build once, send many times
 
         async def direct() -> float:
             start = time.perf_counter()
@@ -100,14 +107,37 @@ async def _invoke_figures(root: Path) -> dict[str, float]:
                 await execute("trivial", "noop")
             return (time.perf_counter() - start) / ROUND * 1e6
 
+        async def direct_yielding() -> float:
+            start = time.perf_counter()
+            for _ in range(ROUND):
+                await yielding()
+            return (time.perf_counter() - start) / ROUND * 1e6
+
+        async def under_asyncio_timeout() -> float:
+            start = time.perf_counter()
+            for _ in range(ROUND):
+                async with asyncio.timeout(30):
+                    await yielding()
+            return (time.perf_counter() - start) / ROUND * 1e6
+
+        async def guarded_yielding() -> float:
+            start = time.perf_counter()
+            for _ in range(ROUND):
+                await call("trivial", suspending)
+            return (time.perf_counter() - start) / ROUND * 1e6
+
         def plugged() -> float:
             start = time.perf_counter()
             for _ in range(ROUND):
                 hook()
             return (time.perf_counter() - start) / ROUND * 1e6
 
-        figures: dict[str, list[float]] = {"direct": [], "guarded": [], "result": [], "pluggy": [], "ratio": []}
+        ways = ("direct", "guarded", "result", "pluggy", "ratio", "direct_yielding", "timeout", "guarded_yielding")
+        figures: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(ROUNDS):
+            figures["direct_yielding"].append(await direct_yielding())
+            figures["timeout"].append(await under_asyncio_timeout())
+            figures["guarded_yielding"].append(await guarded_yielding())
             figures["direct"].append(await direct())
             figures["guarded"].append(await guarded())
             figures["result"].append(await guarded_result())
@@ -183,6 +213,15 @@ def run() -> list[Row]:
             "µs",
             "",
             f"{ratio_result:.2f}× pluggy (adds the result model)",
+        ),
+        Row("direct await of a handler that suspends once", figures["direct_yielding"], "µs", comparison="baseline"),
+        Row(
+            "guarded call of it (its timeout armed as it suspends)",
+            figures["guarded_yielding"],
+            "µs",
+            "report",
+            f"+{figures['guarded_yielding'] - figures['direct_yielding']:.1f} µs; "
+            f"`async with asyncio.timeout` alone: +{figures['timeout'] - figures['direct_yielding']:.1f} µs",
         ),
         Row(
             "execute_plugins: 100 plugins × 50 ms await",

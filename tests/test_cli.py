@@ -368,3 +368,26 @@ def test_info_help_says_what_info_shows(demo: Path) -> None:
     assert "method add" in plughost("plugins", "info", "calculator", "-w", str(demo)).stdout
     data = json.loads(plughost("plugins", "info", "chat-tools", "--json", "-w", str(demo)).stdout)
     assert {"manifest", "descriptor", "config"} <= set(data) and "metrics" not in data
+
+
+GC_PROBE = """
+import gc
+from plughost.sdk import Plugin
+plugin = Plugin()
+
+@plugin.method("threshold")
+def threshold() -> int:
+    return gc.get_threshold()[0]
+"""
+
+
+def test_plughost_run_collects_young_objects_less_often(tmp_path: Path) -> None:
+    workspace = tmp_path / "ws"
+    probe = workspace / "plugins" / "probe"
+    probe.mkdir(parents=True)
+    (probe / "plugin.toml").write_text('id = "probe"\nversion = "1.0.0"\n')
+    (probe / "plugin.py").write_text(GC_PROBE)
+    with HostProcess(workspace):  # `plugins execute` runs the call in the running host
+        result = plughost("plugins", "execute", "probe", "threshold", "--json", "-w", str(workspace))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["result"] == 10_000

@@ -25,7 +25,6 @@ from plughost.core.config import HostConfig
 from plughost.errors import PlugHostError
 from plughost.guard import Guard
 from plughost.runtime import Runtime, default_runtimes
-from plughost.runtime.collector import young_threshold
 from plughost.sdk.models import EventType, PluginEvent
 from plughost.sdk.tasks import TaskOwner
 
@@ -91,9 +90,8 @@ class Host:
     owner `tasks` starts every background task (the manager's, each plugin's, the dispatcher's
     lane workers, the adapters') in an `asyncio.TaskGroup` held from `start()` to `stop()`.
     When start-up fails half way, whatever had started is stopped before the error propagates.
-    While it runs, the garbage collector's youngest generation is collected less often
-    (`plughost.runtime.collector`). `cluster_url` (a Redis URL) overrides `[cluster] redis_url`:
-    the bus and the shared state then live in that Redis (`plughost run --cluster`).
+    `cluster_url` (a Redis URL) overrides `[cluster] redis_url`: the bus and the shared state
+    then live in that Redis (`plughost run --cluster`).
     `cluster_role` overrides `[cluster] role` (`plughost run --role`: gateway, worker or both;
     see `plughost.cluster.events`).
     """
@@ -203,7 +201,6 @@ class Host:
             raise PlugHostError("this host has stopped; make a new Host to start again")
         self._stack = contextlib.AsyncExitStack()
         try:
-            self._stack.enter_context(young_threshold())  # `plughost.runtime.collector`: fewer, cheaper collections
             self.tasks.use_group(await self._stack.enter_async_context(asyncio.TaskGroup()))
             self.started_at = self.commands.environment.started_at = time.time()
             if self.cluster is not None:  # the cluster's plugin state first: plugins load as it says

@@ -68,6 +68,12 @@ def test_any_text_survives_as_text(text: str) -> None:
     assert Message.from_cq(Message(text).to_cq()).plain_text() == text
 
 
+@given(messages)
+def test_plain_text_is_the_text_of_the_text_segments_whatever_their_number(msg: Message) -> None:
+    for part in (msg, Message(msg[:1]), Message()):  # one segment takes a short cut
+        assert part.plain_text() == "".join(s.data["text"] for s in part if s.type == "text")
+
+
 def test_plain_text_and_render() -> None:
     msg = Message.from_cq("[CQ:reply,id=9][CQ:at,qq=1] hello [CQ:image,file=a.png] world")
     assert msg.plain_text() == " hello  world"

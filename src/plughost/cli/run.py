@@ -90,6 +90,7 @@ def run(
 
     from plughost.adapters.console import detect_mode, serve_console
     from plughost.host import Host
+    from plughost.runtime.collector import young_threshold
 
     options = global_options()
     workspace = options.workspace
@@ -131,7 +132,8 @@ def run(
                 stdout().print("stopping…", style="dim")
 
     try:
-        asyncio.run(main())
+        with young_threshold():  # this process is the host: fewer, cheaper collections (`runtime/collector.py`)
+            asyncio.run(main())
     except PlugHostError as exc:
         fail(str(exc))
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
+from plughost.guard.call_timeout import CallTimeout
 from plughost.guard.metrics import LATENCY_BUCKETS_S, HandlerMetrics
 from plughost.guard.stepping import Resume
 from plughost.guard.watchdog import LoopWatchdog
@@ -260,7 +261,7 @@ class Guard:
 async def _resumed(coro: Coroutine[Any, Any, Outcome], yielded: Any, limit: float, call: Call) -> tuple[Outcome, float]:
     """The rest of a call that suspended, under its timeout, and how long its clock stood still: a
     prompt to the user stops it (`plughost.sdk.deadlines`)."""
-    async with asyncio.timeout(limit) as scope:
+    with CallTimeout(limit) as scope:
         deadlines = deadlines_of(call.bot) if call.bot is not None else None
         if deadlines is None:
             outcome: Outcome = await Resume(coro, yielded)

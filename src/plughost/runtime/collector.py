@@ -1,5 +1,8 @@
 """A young-generation threshold for the cyclic garbage collector that suits a busy host.
 
+`plughost run` and every worker process apply it for their whole run; a `Host` embedded in
+another program leaves the program's collector alone (`young_threshold()` applies it there too).
+
 CPython collects its youngest generation once 700 more tracked objects were made than freed. With
 hundreds of events in flight, a host keeps thousands of young objects alive, so those collections
 come every few events and scan them all each time: 7 % of the bot pipeline's CPU in the benchmark

@@ -23,12 +23,22 @@ class Pausable(Protocol):
     def resume(self) -> None: ...
 
 
+class Reschedulable(Protocol):
+    """A timeout scope whose deadline can move: `asyncio.Timeout`, the guard's `CallTimeout`."""
+
+    def when(self) -> float | None: ...
+
+    def expired(self) -> bool: ...
+
+    def reschedule(self, when: float | None) -> None: ...
+
+
 class TimeoutDeadline:
-    """An `asyncio.timeout` scope as a `Pausable`."""
+    """A timeout scope (`asyncio.timeout`'s, or one like it) as a `Pausable`."""
 
     __slots__ = ("_left", "_paused_at", "_scope", "paused_s")
 
-    def __init__(self, scope: asyncio.Timeout) -> None:
+    def __init__(self, scope: Reschedulable) -> None:
         self._scope = scope
         self._left: float | None = None
         self._paused_at = 0.0
@@ -98,4 +108,4 @@ def expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(TimeoutError())
 
 
-__all__ = ["CallDeadlines", "Pausable", "TimeoutDeadline", "deadlines_of", "expire"]
+__all__ = ["CallDeadlines", "Pausable", "Reschedulable", "TimeoutDeadline", "deadlines_of", "expire"]

@@ -209,7 +209,10 @@ class Message(list[Segment]):
 
     def plain_text(self) -> str:
         """The concatenated text of all text segments."""
-        return "".join(str(s.data.get("text", "")) for s in self if s.type == "text")
+        if len(self) == 1:  # most messages: read by every interceptor of every message event
+            only = self[0]
+            return str(only.data.get("text", "")) if only.type == "text" else ""
+        return "".join([str(s.data.get("text", "")) for s in self if s.type == "text"])
 
     def texts(self) -> Iterator[str]:
         for s in self:

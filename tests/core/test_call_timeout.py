@@ -1,0 +1,79 @@
+"""The guard's `CallTimeout` behaves as `asyncio.timeout` does, as a plain context manager."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from plughost.guard.call_timeout import CallTimeout
+from plughost.sdk.deadlines import TimeoutDeadline
+
+
+async def test_a_passed_deadline_becomes_timeout_error_and_leaves_the_task_uncancelled() -> None:
+    with pytest.raises(TimeoutError), CallTimeout(0.01) as scope:
+        await asyncio.Event().wait()
+    task = asyncio.current_task()
+    assert task is not None and task.cancelling() == 0 and scope.expired()
+    await asyncio.sleep(0)  # no cancellation is left pending on the task
+
+
+async def test_a_block_that_ends_in_time_is_untouched_and_its_timer_is_gone() -> None:
+    with CallTimeout(0.01) as scope:
+        await asyncio.sleep(0)
+    assert not scope.expired()
+    await asyncio.sleep(0.05)  # past the deadline that was: nothing cancels this task now
+    assert not scope.expired()
+
+
+async def test_a_cancellation_from_elsewhere_passes_through() -> None:
+    entered = asyncio.Event()
+
+    async def waiting() -> None:
+        with CallTimeout(30):
+            entered.set()
+            await asyncio.Event().wait()
+
+    task = asyncio.get_running_loop().create_task(waiting())
+    await entered.wait()
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert task.cancelled()
+
+
+async def test_an_outer_timeout_that_fires_first_is_the_outer_ones() -> None:
+    inner_saw: list[str] = []
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.01):
+            try:
+                with CallTimeout(30):
+                    await asyncio.Event().wait()
+            except BaseException as exc:
+                inner_saw.append(type(exc).__name__)
+                raise
+    assert inner_saw == ["CancelledError"]  # not turned into this timeout's TimeoutError
+
+
+async def test_a_paused_deadline_stands_still_and_goes_on_with_the_time_it_had() -> None:
+    loop = asyncio.get_running_loop()
+    with CallTimeout(30) as scope:
+        deadline = TimeoutDeadline(scope)
+        before = scope.when()
+        assert before is not None and before - loop.time() <= 30
+        deadline.pause()
+        assert scope.when() is None  # no timer while a person is asked
+        deadline.resume()
+        resumed = scope.when()
+        assert resumed is not None and 0 < resumed - loop.time() <= 30  # armed again with the time it had left
+    with pytest.raises(TimeoutError), CallTimeout(30) as scope:  # rescheduled into the past: expires at once
+        scope.reschedule(loop.time() - 1)
+        await asyncio.Event().wait()
+
+
+async def test_a_scope_whose_block_ended_is_not_armed_again() -> None:
+    with CallTimeout(30) as scope:
+        pass
+    scope.reschedule(asyncio.get_running_loop().time() - 1)  # would expire at once if it were armed
+    await asyncio.sleep(0)
+    assert not scope.expired()
