@@ -9,10 +9,11 @@ import json
 import tarfile
 import textwrap
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -20,9 +21,19 @@ from plughost.market.pack import pack_plugin
 
 
 class _Handler(SimpleHTTPRequestHandler):
-    """Files below the server's directory; `/truncated/<path>` announces the whole file and sends half."""
+    """Files below the server's directory; `/truncated/<path>` announces the whole file and sends half;
+    `/hangup-<n>/<path>` closes the first n connections asking for it without answering."""
+
+    hung_up: ClassVar[Counter[str]] = Counter()
 
     def do_GET(self) -> None:
+        if self.path.startswith("/hangup-"):
+            times, _, rest = self.path.removeprefix("/hangup-").partition("/")
+            if self.hung_up[rest] < int(times):
+                self.hung_up[rest] += 1
+                self.close_connection = True
+                return
+            self.path = "/" + rest
         if self.path.startswith("/truncated/"):
             data = (Path(self.directory) / self.path.removeprefix("/truncated/")).read_bytes()
             self.send_response(200)

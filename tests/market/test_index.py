@@ -7,11 +7,12 @@ import time
 from typing import Any
 
 import pytest
+from tests.market.conftest import Index
 
 from plughost.core.config import HostConfig
 from plughost.errors import ConfigError
-from plughost.market.errors import DependencyConflict, InvalidIndex, NoCompatibleVersion, NotInIndex
-from plughost.market.fetch import LoadedIndex, resolve_url
+from plughost.market.errors import DependencyConflict, IndexUnavailable, InvalidIndex, NoCompatibleVersion, NotInIndex
+from plughost.market.fetch import LoadedIndex, client, read_source, resolve_url
 from plughost.market.index import MarketIndex, parse_index
 from plughost.market.resolve import Catalog, Requirements, Resolver
 from plughost.market.settings import IndexSource, MarketSettings
@@ -207,3 +208,16 @@ def test_platform_plughost_range_and_versions_are_checked() -> None:
         r.plan("p", version="9.9.9")
     with pytest.raises(NotInIndex, match="no index offers a plugin 'nope'"):
         r.plan("nope")
+
+
+@pytest.mark.parametrize(("hang_ups", "served"), [(1, True), (2, True), (3, False)])
+async def test_a_server_that_hangs_up_without_answering_is_asked_again(
+    index: Index, hang_ups: int, served: bool
+) -> None:
+    url = f"{index.server.url}/hangup-{hang_ups}/{index.dir.name}/index.json"
+    async with client(MarketSettings()) as http:
+        if served:  # a GET is safe to send again: the index arrives
+            assert await read_source(url, http, 1 << 20) == (index.dir / "index.json").read_bytes()
+        else:
+            with pytest.raises(IndexUnavailable, match="Server disconnected without sending a response"):
+                await read_source(url, http, 1 << 20)

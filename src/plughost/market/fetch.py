@@ -76,6 +76,10 @@ def user_agent() -> str:
     return f"plughost/{__version__}"
 
 
+HUNG_UP_RETRIES = 2
+"""How many more times a GET is sent when the server closed the connection without answering."""
+
+
 def client(settings: MarketSettings) -> httpx.AsyncClient:
     """One HTTP client for one market operation (closed by the caller's `async with`)."""
     return httpx.AsyncClient(
@@ -126,20 +130,27 @@ async def read_source(
 ) -> bytes | None:
     """The bytes at a URL or path (None when `missing_ok` and it does not exist); `IndexUnavailable` else."""
     if location.lower().startswith(("http://", "https://")):
-        try:
-            async with http.stream("GET", location) as response:
-                if response.status_code == 404 and missing_ok:
-                    return None
-                if response.status_code != 200:
-                    raise IndexUnavailable(f"{location} answered {response.status_code} {response.reason_phrase}")
-                data = bytearray()
-                async for chunk in response.aiter_bytes(CHUNK):
-                    data += chunk
-                    if len(data) > max_bytes:
-                        raise IndexUnavailable(f"{location} is larger than {max_bytes} bytes")
-                return bytes(data)
-        except httpx.HTTPError as exc:
-            raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
+        for attempt in range(1 + HUNG_UP_RETRIES):
+            answered = False
+            try:
+                async with http.stream("GET", location) as response:
+                    answered = True
+                    if response.status_code == 404 and missing_ok:
+                        return None
+                    if response.status_code != 200:
+                        raise IndexUnavailable(f"{location} answered {response.status_code} {response.reason_phrase}")
+                    data = bytearray()
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        data += chunk
+                        if len(data) > max_bytes:
+                            raise IndexUnavailable(f"{location} is larger than {max_bytes} bytes")
+                    return bytes(data)
+            except httpx.RemoteProtocolError as exc:
+                if answered or attempt == HUNG_UP_RETRIES:
+                    raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
+                # the server hung up before answering: a GET is safe to send again, on a new connection
+            except httpx.HTTPError as exc:
+                raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
     path = Path(location)
     try:
         if path.stat().st_size > max_bytes:
