@@ -457,3 +457,14 @@ def test_a_market_constructs_without_a_loop_and_without_io(tmp_path: Path) -> No
     assert market.settings.indexes == [] and not (tmp_path / "nowhere").exists()
     with pytest.raises(errors.NotInstalled):
         market.history("anything")
+
+
+async def test_an_archive_server_that_hangs_up_before_answering_is_asked_again(
+    ws: Path, index: Index, tmp_path: Path
+) -> None:
+    entry = publish_ok(index, tmp_path / "src")
+    edit_version(index, url=f"{index.server.url}/hangup-2/{index.dir.name}/{entry['url']}")
+    market_config(ws, ("test", index.url))
+    async with Host(ws) as host:
+        report = await Market.for_manager(host.manager).install("bad")
+        assert [(c.id, c.action, c.state) for c in report.changes] == [("bad", "install", "enabled")]

@@ -337,31 +337,51 @@ async def _download_http(
     progress: Progress,
     label: str,
 ) -> int:
+    for attempt in range(1 + HUNG_UP_RETRIES):
+        answered: list[bool] = []
+        try:
+            return await _stream_into(url, out, digest, http, max_bytes, progress, label, answered)
+        except httpx.RemoteProtocolError as exc:
+            if answered or attempt == HUNG_UP_RETRIES:
+                raise DownloadFailed(f"download of {label} from {url} was cut short: {_reason(exc)}") from None
+            # the server hung up before answering (nothing was written yet): send the GET again
+        except httpx.HTTPError as exc:
+            raise DownloadFailed(f"download of {label} from {url} failed: {_reason(exc)}") from None
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+async def _stream_into(
+    url: str,
+    out: IO[bytes],
+    digest: Any,
+    http: httpx.AsyncClient,
+    max_bytes: int,
+    progress: Progress,
+    label: str,
+    answered: list[bool],
+) -> int:
+    """One GET of `url` into `out`; `answered` gets an entry once the server answered."""
     size = 0
-    try:
-        async with http.stream("GET", url) as response:
-            if response.status_code != 200:
-                raise DownloadFailed(f"download of {label}: {url} answered {response.status_code}")
-            announced = _content_length(response)
-            if announced is not None and announced > max_bytes:
-                raise DownloadFailed(f"download of {label}: {announced} bytes is more than the limit of {max_bytes}")
-            progress.start(label, announced)
-            try:
-                async for chunk in response.aiter_bytes(CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise DownloadFailed(f"download of {label}: more than the limit of {max_bytes} bytes")
-                    digest.update(chunk)
-                    _write(out, chunk)
-                    progress.advance(len(chunk))
-            finally:
-                progress.finish()
-            if announced is not None and size != announced:
-                raise DownloadFailed(f"download of {label} was cut short: {size} of {announced} bytes")
-    except httpx.RemoteProtocolError as exc:
-        raise DownloadFailed(f"download of {label} from {url} was cut short: {_reason(exc)}") from None
-    except httpx.HTTPError as exc:
-        raise DownloadFailed(f"download of {label} from {url} failed: {_reason(exc)}") from None
+    async with http.stream("GET", url) as response:
+        answered.append(True)
+        if response.status_code != 200:
+            raise DownloadFailed(f"download of {label}: {url} answered {response.status_code}")
+        announced = _content_length(response)
+        if announced is not None and announced > max_bytes:
+            raise DownloadFailed(f"download of {label}: {announced} bytes is more than the limit of {max_bytes}")
+        progress.start(label, announced)
+        try:
+            async for chunk in response.aiter_bytes(CHUNK):
+                size += len(chunk)
+                if size > max_bytes:
+                    raise DownloadFailed(f"download of {label}: more than the limit of {max_bytes} bytes")
+                digest.update(chunk)
+                _write(out, chunk)
+                progress.advance(len(chunk))
+        finally:
+            progress.finish()
+        if announced is not None and size != announced:
+            raise DownloadFailed(f"download of {label} was cut short: {size} of {announced} bytes")
     return size
 
 
