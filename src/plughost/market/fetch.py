@@ -15,7 +15,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -130,27 +130,20 @@ async def read_source(
 ) -> bytes | None:
     """The bytes at a URL or path (None when `missing_ok` and it does not exist); `IndexUnavailable` else."""
     if location.lower().startswith(("http://", "https://")):
-        for attempt in range(1 + HUNG_UP_RETRIES):
-            answered = False
-            try:
-                async with http.stream("GET", location) as response:
-                    answered = True
-                    if response.status_code == 404 and missing_ok:
-                        return None
-                    if response.status_code != 200:
-                        raise IndexUnavailable(f"{location} answered {response.status_code} {response.reason_phrase}")
-                    data = bytearray()
-                    async for chunk in response.aiter_bytes(CHUNK):
-                        data += chunk
-                        if len(data) > max_bytes:
-                            raise IndexUnavailable(f"{location} is larger than {max_bytes} bytes")
-                    return bytes(data)
-            except httpx.RemoteProtocolError as exc:
-                if answered or attempt == HUNG_UP_RETRIES:
-                    raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
-                # the server hung up before answering: a GET is safe to send again, on a new connection
-            except httpx.HTTPError as exc:
-                raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
+        try:
+            async with _get(http, location) as response:
+                if response.status_code == 404 and missing_ok:
+                    return None
+                if response.status_code != 200:
+                    raise IndexUnavailable(f"{location} answered {response.status_code} {response.reason_phrase}")
+                data = bytearray()
+                async for chunk in response.aiter_bytes(CHUNK):
+                    data += chunk
+                    if len(data) > max_bytes:
+                        raise IndexUnavailable(f"{location} is larger than {max_bytes} bytes")
+                return bytes(data)
+        except httpx.HTTPError as exc:
+            raise IndexUnavailable(f"{location} cannot be read: {_reason(exc)}") from None
     path = Path(location)
     try:
         if path.stat().st_size > max_bytes:
@@ -328,6 +321,24 @@ def _create(destination: Path) -> Iterator[IO[bytes]]:
         yield handle
 
 
+@contextlib.asynccontextmanager
+async def _get(http: httpx.AsyncClient, url: str) -> AsyncIterator[httpx.Response]:
+    """A streamed GET of `url`, sent again (up to `HUNG_UP_RETRIES` times, on a new connection)
+    when the server hangs up before answering; a GET is safe to repeat."""
+    request = http.build_request("GET", url)
+    for attempt in range(HUNG_UP_RETRIES + 1):
+        try:
+            response = await http.send(request, stream=True)
+            break
+        except httpx.RemoteProtocolError:
+            if attempt == HUNG_UP_RETRIES:
+                raise
+    try:
+        yield response
+    finally:
+        await response.aclose()
+
+
 async def _download_http(
     url: str,
     out: IO[bytes],
@@ -337,51 +348,31 @@ async def _download_http(
     progress: Progress,
     label: str,
 ) -> int:
-    for attempt in range(1 + HUNG_UP_RETRIES):
-        answered: list[bool] = []
-        try:
-            return await _stream_into(url, out, digest, http, max_bytes, progress, label, answered)
-        except httpx.RemoteProtocolError as exc:
-            if answered or attempt == HUNG_UP_RETRIES:
-                raise DownloadFailed(f"download of {label} from {url} was cut short: {_reason(exc)}") from None
-            # the server hung up before answering (nothing was written yet): send the GET again
-        except httpx.HTTPError as exc:
-            raise DownloadFailed(f"download of {label} from {url} failed: {_reason(exc)}") from None
-    raise AssertionError("unreachable: the last attempt returns or raises")
-
-
-async def _stream_into(
-    url: str,
-    out: IO[bytes],
-    digest: Any,
-    http: httpx.AsyncClient,
-    max_bytes: int,
-    progress: Progress,
-    label: str,
-    answered: list[bool],
-) -> int:
-    """One GET of `url` into `out`; `answered` gets an entry once the server answered."""
     size = 0
-    async with http.stream("GET", url) as response:
-        answered.append(True)
-        if response.status_code != 200:
-            raise DownloadFailed(f"download of {label}: {url} answered {response.status_code}")
-        announced = _content_length(response)
-        if announced is not None and announced > max_bytes:
-            raise DownloadFailed(f"download of {label}: {announced} bytes is more than the limit of {max_bytes}")
-        progress.start(label, announced)
-        try:
-            async for chunk in response.aiter_bytes(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadFailed(f"download of {label}: more than the limit of {max_bytes} bytes")
-                digest.update(chunk)
-                _write(out, chunk)
-                progress.advance(len(chunk))
-        finally:
-            progress.finish()
-        if announced is not None and size != announced:
-            raise DownloadFailed(f"download of {label} was cut short: {size} of {announced} bytes")
+    try:
+        async with _get(http, url) as response:
+            if response.status_code != 200:
+                raise DownloadFailed(f"download of {label}: {url} answered {response.status_code}")
+            announced = _content_length(response)
+            if announced is not None and announced > max_bytes:
+                raise DownloadFailed(f"download of {label}: {announced} bytes is more than the limit of {max_bytes}")
+            progress.start(label, announced)
+            try:
+                async for chunk in response.aiter_bytes(CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadFailed(f"download of {label}: more than the limit of {max_bytes} bytes")
+                    digest.update(chunk)
+                    _write(out, chunk)
+                    progress.advance(len(chunk))
+            finally:
+                progress.finish()
+    except httpx.RemoteProtocolError as exc:
+        raise DownloadFailed(f"download of {label} from {url} was cut short: {_reason(exc)}") from None
+    except httpx.HTTPError as exc:
+        raise DownloadFailed(f"download of {label} from {url} failed: {_reason(exc)}") from None
+    if announced is not None and size != announced:
+        raise DownloadFailed(f"download of {label} was cut short: {size} of {announced} bytes")
     return size
 
 
