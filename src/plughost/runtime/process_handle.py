@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import os
 import time
@@ -42,6 +41,7 @@ from plughost.runtime.invoke_lane import InvokeLaneCallFailed, InvokeLaneClient,
 from plughost.runtime.process import CallTimedOut, EventHook, ProcessOptions
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
+from plughost.sdk import jsonio
 from plughost.sdk.call import Call, Outcome, PluginError
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
@@ -567,7 +567,7 @@ class ProcessPluginHandle:
         except InvokeLaneCallFailed as failed:
             return Outcome(None, (), PluginError.from_json(failed.error))
         try:
-            return Outcome.from_json(json.loads(result))
+            return Outcome.from_json(jsonio.loads(result))
         except (ValueError, RecursionError) as exc:
             return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
 

@@ -41,6 +41,7 @@ from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plughost_v1 import plugin_pb2_grpc as v1_grpc
 from plughost.runtime.proto.plugin import jank_pb2, jank_pb2_grpc
 from plughost.runtime.sandbox import Preparation, SandboxUnavailable, confine, fallbacks_forced, prepare
+from plughost.sdk import jsonio
 from plughost.sdk.bot import BotApi
 from plughost.sdk.call import CALL_KINDS, Call, Outcome, PluginError
 from plughost.sdk.handle import PluginHandle
@@ -123,7 +124,7 @@ class ServedPlugin:
     async def lane_call(self, name: str, body: bytes, bot: BotApi) -> bytes:
         """The invoke lane's CALL: `{"kind", "payload"}` in, the outcome's JSON out (decoded once)."""
         try:
-            request = json.loads(body) if body else {}
+            request = jsonio.loads(body) if body else {}
         except ValueError as exc:
             return json_bytes(Outcome.failed("protocol_error", f"the call is not JSON: {exc}").to_json())
         if not isinstance(request, Mapping):

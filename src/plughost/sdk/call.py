@@ -193,7 +193,8 @@ class Outcome:
         return f"Outcome(value={self.value!r}, sends={self.sends!r}, error={self.error!r})"
 
     def to_json(self) -> dict[str, Any]:
-        data: dict[str, Any] = {"value": self.value}
+        """The outcome as a JSON object (`value` left out when None, as most handlers answer)."""
+        data: dict[str, Any] = {} if self.value is None else {"value": self.value}
         if self.sends:
             data["sends"] = [s.to_json() for s in self.sends]
         if self.error is not None:

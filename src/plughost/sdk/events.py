@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, ClassVar
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from plughost.errors import PlugHostError
 from plughost.sdk.message import Message
@@ -129,12 +129,14 @@ class Event(BaseModel):
     self_id: int = 0
     post_type: str = ""
     route: str = Field(default="", exclude=True)
-    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+    # The wire object lives in `__pydantic_private__` (copied, compared and pickled with the event),
+    # set by `parse_event`; a declared PrivateAttr would cost every event a post-init hook.
 
     @property
     def raw(self) -> dict[str, Any]:
-        """The event exactly as it arrived on the wire."""
-        return self.__pydantic_private__["_raw"]  # type: ignore[index,no-any-return]  # the hot path: no __getattr__
+        """The event exactly as it arrived on the wire (empty for an event built in code)."""
+        private = self.__pydantic_private__
+        return {} if private is None else private["_raw"]
 
     @property
     def route_kind(self) -> str:
@@ -257,5 +259,5 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         what = f"{post_type[:40]!r} event" if isinstance(post_type, str) else "event"
         raise EventParseError(f"invalid {what}: {fields}") from exc
     event.route = route_of(data)[1]
-    event.__pydantic_private__["_raw"] = dict(data)  # type: ignore[index]  # as `_raw = …`, without __setattr__
+    object.__setattr__(event, "__pydantic_private__", {"_raw": dict(data)})
     return event

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import httpx
 
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
+from plughost.sdk import jsonio
 from plughost.sdk.bot import BotApi
 from plughost.sdk.deadlines import expire
 
 SendFrame = Callable[[str], Awaitable[None]]
-_encode_action = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def result_of(bot_id: str, action: str, response: Mapping[str, Any]) -> Any:
@@ -85,7 +84,7 @@ class WsActionClient(BotApi):
         limit = self.timeout if timeout is None else timeout
         deadline = loop.call_later(limit, expire, future)
         try:
-            await send(_encode_action({"action": action, "params": dict(params or {}), "echo": echo}))
+            await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}).decode())
             response = await future
         except TimeoutError:
             raise ActionTimeout(self.bot_id, action, limit) from None

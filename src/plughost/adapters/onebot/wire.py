@@ -3,7 +3,7 @@
 Anything that cannot be read raises `MalformedInput` with a short reason; the transports then
 drop that one frame or request (counted per bot as `malformed` in `/status`) and keep the link.
 
-Nesting is bounded in two steps. `json.loads` itself guards the stack: a document nested deeper
+Nesting is bounded in two steps. The JSON parser itself guards the stack: a document nested deeper
 than Python's recursion limit raises `RecursionError`, reported as malformed. An event that parses
 is then checked against the bot's `max_nesting` (default 64), because every later step — plugin
 payloads, JSON for worker processes, logging — would otherwise walk it recursively again. The check
@@ -13,9 +13,9 @@ recursion).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
+from plughost.sdk import jsonio
 from plughost.sdk.events import Event, EventParseError, parse_event
 from plughost.sdk.message import json_kind
 
@@ -30,7 +30,7 @@ class MalformedInput(ValueError):
 def load_json(data: str | bytes) -> Any:
     """The JSON value of a frame or body; `MalformedInput` when it is not JSON (or too deep to parse)."""
     try:
-        return json.loads(data)
+        return jsonio.loads(data)
     except RecursionError:
         raise MalformedInput(f"JSON nested too deeply to parse ({len(data)} bytes)") from None
     except ValueError as exc:  # JSONDecodeError, invalid UTF-8, integers past int()'s digit limit

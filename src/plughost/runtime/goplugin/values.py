@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import any_pb2, struct_pb2
+
+from plughost.sdk import jsonio
 
 VALUE_TYPE_URL = "type.googleapis.com/google.protobuf.Value"
 
@@ -85,7 +86,7 @@ def unpack_map(data: Mapping[str, any_pb2.Any], *, where: str = "response") -> d
 
 def json_bytes(value: Any) -> bytes:
     """`value` as JSON bytes for the wire (models, descriptors, sets and tuples through `json_default`)."""
-    return json.dumps(value, default=json_default).encode()
+    return jsonio.dumps(value, json_default)
 
 
 def json_default(obj: Any) -> Any:
