@@ -7,7 +7,7 @@ import inspect
 
 import pytest
 
-from plughost.sdk.tasks import TaskOwner
+from plughost.sdk.tasks import SWEEP_EVERY, TaskOwner
 
 
 async def test_aclose_cancels_and_awaits_tasks_and_children() -> None:
@@ -45,6 +45,25 @@ async def test_a_closed_owner_starts_nothing_and_closes_the_work() -> None:
         owner.spawn(work)
     assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED  # no "never awaited" warning
     assert owner.child("late").closed
+
+
+async def test_finished_tasks_are_forgotten_and_one_cancelled_before_it_ran_closes_its_work() -> None:
+    owner = TaskOwner("calls")
+    done = owner.spawn(asyncio.sleep(0))
+    await done
+    assert "0 tasks" in repr(owner)  # a task that ran removes itself
+    work = asyncio.Event().wait()
+    never_ran = owner.spawn(work)
+    never_ran.cancel()  # before its first step: it cannot remove itself
+    await asyncio.wait([never_ran])
+    for _ in range(SWEEP_EVERY):  # later spawns look for it now and then
+        await owner.spawn(asyncio.sleep(0))
+    assert "0 tasks" in repr(owner)
+    assert inspect.getcoroutinestate(work) == inspect.CORO_CLOSED  # no "never awaited" warning
+    last = owner.spawn(asyncio.Event().wait())
+    last.cancel()
+    await owner.aclose()  # and so does closing the owner
+    assert "closed" in repr(owner) and not owner._tasks
 
 
 async def test_a_child_closed_on_its_own_leaves_its_parent() -> None:

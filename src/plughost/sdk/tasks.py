@@ -20,6 +20,8 @@ T = TypeVar("T")
 
 RECANCEL_S = 0.25
 """How often a task that was cancelled and still runs is cancelled again."""
+SWEEP_EVERY = 1024
+"""Tasks started between two looks for tasks that were cancelled before they ever ran."""
 log = logging.getLogger("plughost.tasks")
 
 
@@ -38,6 +40,7 @@ class TaskOwner:
         self._parent: TaskOwner | None = None
         self._group: asyncio.TaskGroup | None = None
         self._closed = False
+        self._spawned = 0
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tasks)} tasks, {len(self._children)} children"
@@ -85,14 +88,18 @@ class TaskOwner:
             raise
         runner = self._run(work)
         task = group.create_task(runner, name=name) if group is not None else loop.create_task(runner, name=name)
-        self._tasks[task] = work
-        task.add_done_callback(self._finished)
+        if not task.done():  # (an eager task factory may have run it to its end already)
+            self._tasks[task] = work  # removed by the task itself as it ends (cheaper than a done callback)
+            self._spawned += 1
+            if not self._spawned % SWEEP_EVERY:
+                self._sweep()
         return task
 
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        work = self._tasks.pop(task, None)
-        if task.cancelled() and work is not None:
-            _close(work)  # cancelled before it started: close it quietly (a no-op once it ran)
+    def _sweep(self) -> None:
+        """Forget tasks that ended without running: cancelled before their first step, they never
+        removed themselves (their work is closed quietly: it was never awaited)."""
+        for task in [t for t in self._tasks if t.done()]:
+            _close(self._tasks.pop(task))
 
     async def aclose(self, *, grace: float = 0.0, timeout: float | None = None) -> None:
         """Stop every task: this owner's own tasks first, then its children's (newest child first).
@@ -104,6 +111,7 @@ class TaskOwner:
         """
         self._closed = True
         await self._stop_tasks(grace, timeout)
+        self._sweep()
         for child in reversed(list(self._children)):
             await child.aclose(grace=grace, timeout=timeout)
         if self._parent is not None:
@@ -149,6 +157,8 @@ class TaskOwner:
             task = asyncio.current_task()
             self.logger.exception("%s: task %s failed", self.name, task.get_name() if task else "?")
             return None
+        finally:
+            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
 
 
 def _close(work: Awaitable[Any]) -> None:
