@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket
 import stat
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -135,6 +136,27 @@ async def test_frames_made_in_one_loop_iteration_leave_in_one_write() -> None:
     writer.write(b"after close")
     await asyncio.sleep(0)
     assert stream.writes == [b"onetwothree", b"last"]  # a closed connection is not written to
+
+
+async def test_a_connection_whose_peer_stops_reading_is_backed_up_until_it_reads_again() -> None:
+    left, right = socket.socketpair()
+    _, stream = await asyncio.open_connection(sock=left)
+    peer_reader, peer = await asyncio.open_connection(sock=right)
+    writer = FrameWriter(stream)
+    assert not writer.backed_up()
+    while not writer.backed_up():  # the peer reads nothing: the buffer fills past its high-water mark
+        writer.write(b"x" * 65536)
+        await asyncio.sleep(0)
+    drained = asyncio.ensure_future(writer.drain())
+    await asyncio.sleep(0)
+    assert not drained.done()  # a writer waits here instead of buffering without end
+    while not drained.done():
+        await asyncio.wait_for(peer_reader.read(1 << 20), 10)
+    await drained
+    assert not writer.backed_up()
+    writer.close()
+    assert writer.backed_up()  # a closing connection: drain reports it
+    peer.close()
 
 
 async def test_handler_error_arrives_as_error_object(client: InvokeLaneClient) -> None:
