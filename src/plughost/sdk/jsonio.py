@@ -16,21 +16,20 @@ they decode to the same value as `json.dumps`'s.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable
 from typing import Any
 
 import orjson
 
-_LONG_DIGITS = re.compile(r"\d{19}")
-_LONG_DIGITS_BYTES = re.compile(rb"\d{19}")
+_DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))  # translate: each digit a "0"
+_LONG_RUN = b"0" * 19  # a number this long may not fit in 64 bits (a regex search costs 3x the parse)
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as json: through `default`
 
 
 def loads(data: str | bytes) -> Any:
     """`json.loads(data)`: the same value, or the same error."""
-    long_digits = _LONG_DIGITS_BYTES if isinstance(data, bytes) else _LONG_DIGITS
-    if long_digits.search(data) is None:  # type: ignore[arg-type]  # pattern and data agree on str/bytes
+    raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
+    if _LONG_RUN not in raw.translate(_DIGITS_ONLY):
         try:
             return orjson.loads(data)
         except orjson.JSONDecodeError:
