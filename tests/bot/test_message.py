@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from plughost.sdk.bot import Reply, ReplyBuilder, SendBuilder
-from plughost.sdk.message import CQCodeError, Message, Segment, escape, unescape
+from plughost.sdk.message import CQCodeError, Message, MessageFormatError, Segment, escape, unescape
 
 keys = st.from_regex(r"[A-Za-z0-9_.\-]{1,8}", fullmatch=True)
 types = st.from_regex(r"[A-Za-z0-9_.\-]{1,10}", fullmatch=True).filter(lambda t: t != "text")
@@ -104,3 +104,32 @@ def test_reply_builder_covers_every_segment() -> None:
 async def test_send_builder_requires_a_bot() -> None:
     with pytest.raises(Exception, match="needs a bot"):
         await SendBuilder.group(1).text("x").send()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=6,
+)
+segment_like = st.one_of(
+    st.fixed_dictionaries({"type": st.sampled_from(["text", "at", "", "image"]), "data": json_values}),
+    st.fixed_dictionaries({"type": json_values}),
+    json_values,
+)
+
+
+@given(st.lists(segment_like, max_size=4))
+def test_a_segment_array_parses_as_the_general_path_parses_it(items: list[object]) -> None:
+    """A list takes a fast path; a tuple of the same items takes the general one: same answer."""
+    try:
+        expected = Message.parse(tuple(items))
+    except MessageFormatError as exc:
+        with pytest.raises(MessageFormatError) as got:
+            Message.parse(items)
+        assert str(got.value) == str(exc)
+    else:
+        parsed = Message.parse(items)
+        assert parsed == expected and [type(s) for s in parsed] == [Segment] * len(parsed)
+        for segment in parsed:
+            with pytest.raises(AttributeError):
+                segment.type = "changed"  # type: ignore[misc]  # still frozen
