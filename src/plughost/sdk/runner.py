@@ -18,6 +18,7 @@ from typing import Any
 from plughost.sdk.binding import PLAIN, CallScope, jsonable
 from plughost.sdk.call import UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
+from plughost.sdk.events import Event, EventParseError, parse_event
 from plughost.sdk.plugin import Handler
 
 NOTHING = Outcome()  # no answer (or not for this event); shared: outcomes are values
@@ -32,6 +33,8 @@ async def run_handler(handler: Handler, call: Call, context: PluginContext, exec
     if handler.trivial:
         return await run_trivial(handler.func, context.plugin_dir)
     event_type, event = handler.binding.event_only, call.event
+    if event_type is not None and event is None and handler.is_async:
+        event = _event_of(call.payload)  # a worker: the event arrived as JSON
     if event_type is not None and event is not None and handler.is_async:  # the bot pipeline's hot path
         if not isinstance(event, event_type):
             return NOTHING
@@ -66,6 +69,18 @@ async def run_handler(handler: Handler, call: Call, context: PluginContext, exec
     except BaseException as exc:  # plugin code never stops the host, not even with SystemExit
         return Outcome(None, scope.sends() if scope is not None else (), located_error(exc, context.plugin_dir))
     return Outcome(value, scope.sends()) if scope is not None else Outcome(value)
+
+
+def _event_of(payload: Any) -> Event | None:
+    """The event a call's JSON payload carries; None when it has none, or one that does not parse
+    (the general path then reports why)."""
+    raw = payload.get("event") if type(payload) is dict else None
+    if type(raw) is not dict:
+        return None
+    try:
+        return parse_event(raw)
+    except EventParseError:
+        return None
 
 
 async def run_trivial(func: Callable[[], Awaitable[Any]], plugin_dir: Path) -> Outcome:
