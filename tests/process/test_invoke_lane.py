@@ -26,6 +26,7 @@ from plughost.runtime.invoke_lane import (
 )
 from plughost.runtime.worker import error_fields
 from plughost.sdk.bot import BotApi
+from plughost.sdk.deadlines import CallDeadlines
 
 
 class Handlers:
@@ -171,6 +172,53 @@ async def test_timeout_cancels_the_handler_in_the_worker(client: InvokeLaneClien
         await client.call("wait", b"{}", timeout=0.2)
     await asyncio.wait_for(handlers.cancelled.wait(), 5)
     assert await client.call("echo", b'"after"', timeout=5) == b'"after"'
+
+
+async def test_a_shorter_deadline_after_a_longer_one_still_ends_on_time(
+    client: InvokeLaneClient, handlers: Handlers
+) -> None:
+    """One timer serves a lane's deadlines: a later call with a shorter timeout re-arms it."""
+    long = asyncio.create_task(client.call("wait", b"{}", timeout=60))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    # without the re-arm this would wait for the 60 s deadline
+    assert await _timed_out(asyncio.create_task(client.call("wait", b"{}", timeout=0.1)))
+    assert not long.done()
+    handlers.release.set()
+    assert await asyncio.wait_for(long, 5) == b"{}"
+
+
+async def test_calls_that_end_leave_no_deadline_behind(client: InvokeLaneClient) -> None:
+    for n in range(200):
+        assert await client.call("echo", b"%d" % n, timeout=0.5) == b"%d" % n
+    # the timer, armed for the first call, still ends a late one
+    assert await _timed_out(asyncio.create_task(client.call("wait", b"{}", timeout=0.2)))
+    assert not client._clock._deadlines  # type: ignore[union-attr]
+
+
+async def test_a_paused_deadline_waits_for_its_resume(client: InvokeLaneClient, handlers: Handlers) -> None:
+    """A prompt to the user stops a call's clock (`CallDeadlines.paused`); it runs on after."""
+
+    class PromptingBot(HostBot):
+        def __init__(self) -> None:
+            super().__init__()
+            self.deadlines = CallDeadlines()
+
+    bot = PromptingBot()
+    paused = bot.deadlines.paused()
+    paused.__enter__()  # the call is waiting for a person from the start
+    call = asyncio.create_task(client.call("wait", b"{}", timeout=0.1, actions=bot))
+    await asyncio.wait_for(handlers.started.wait(), 5)
+    other = asyncio.create_task(client.call("wait", b"{}", timeout=0.3))  # fires the lane's timer meanwhile
+    assert await _timed_out(other)
+    assert not call.done()  # paused: not expired with the other one
+    paused.__exit__(None, None, None)  # the person answered: its 0.1 s run again
+    assert await _timed_out(call)
+
+
+async def _timed_out(call: asyncio.Task[bytes]) -> bool:
+    """True when `call` ended with the lane's TimeoutError (waiting at most 30 s for it to end)."""
+    done, _ = await asyncio.wait({call}, timeout=30)
+    return call in done and isinstance(call.exception(), TimeoutError)
 
 
 async def test_caller_cancellation_cancels_the_handler(client: InvokeLaneClient, handlers: Handlers) -> None:

@@ -388,6 +388,7 @@ class InvokeLaneClient:
         self._writer: FrameWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
         self._bots: dict[int, BotApi | None] = {}
+        self._clock: _Clock | None = None  # the calls' deadlines, once connected
         self._tasks = tasks if tasks is not None else TaskOwner(f"{name}:lane")
         self._next_id = 0
         self._closed: InvokeLaneClosed | None = InvokeLaneClosed("invoke lane not connected")
@@ -419,6 +420,7 @@ class InvokeLaneClient:
             writer.close()
             raise
         self._writer, self._closed = writer, None
+        self._clock = _Clock(asyncio.get_running_loop())
 
     @property
     def closed(self) -> bool:
@@ -431,13 +433,12 @@ class InvokeLaneClient:
         and on the caller's cancellation the worker is told to cancel the handler; `InvokeLaneClosed`
         when the connection ends first.
         """
-        writer = self._writer
-        if self._closed is not None or writer is None:
+        writer, clock = self._writer, self._clock
+        if self._closed is not None or writer is None or clock is None:
             raise self._closed or InvokeLaneClosed("invoke lane not connected")
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF or 1  # id 0: the worker's host operations
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[tuple[Kind, bytes]] = loop.create_future()
-        deadline = _Deadline(loop, timeout, future)  # cheaper than asyncio.timeout per call
+        future: asyncio.Future[tuple[Kind, bytes]] = clock.loop.create_future()
+        deadline = clock.start(call_id, timeout, future)
         held = deadlines_of(actions) if actions is not None else None
         if held is not None:  # a prompt to the user stops this clock too
             held.add(deadline)
@@ -456,7 +457,7 @@ class InvokeLaneClient:
             self._pending.pop(call_id, None)
             raise self._closed or InvokeLaneClosed(f"invoke lane closed: {exc}") from None
         finally:
-            deadline.cancel()
+            clock.end(call_id)
             if held is not None:
                 held.remove(deadline)
             self._bots.pop(call_id, None)
@@ -541,6 +542,8 @@ class InvokeLaneClient:
     async def close(self) -> None:
         """Close the connection; calls still waiting fail with `InvokeLaneClosed`."""
         self._fail_pending(InvokeLaneClosed("invoke lane closed by the host"))
+        if self._clock is not None:
+            self._clock.close()
         await self._tasks.aclose()
         writer, self._writer = self._writer, None
         if writer is not None:
@@ -550,31 +553,83 @@ class InvokeLaneClient:
 
 
 class _Deadline:
-    """A lane call's deadline: a timer that fails its future, and can pause (`Pausable`)."""
+    """A lane call's deadline on its lane's `_Clock`; it can pause (`Pausable`: a prompt to the
+    user stops the clock of the call that asked)."""
 
-    __slots__ = ("_closed", "_future", "_handle", "_left", "_loop")
+    __slots__ = ("_clock", "_left", "future", "when")
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, timeout: float, future: asyncio.Future[Any]) -> None:
-        self._loop, self._future = loop, future
-        self._handle: asyncio.TimerHandle | None = loop.call_later(timeout, expire, future)
+    def __init__(self, clock: _Clock, future: asyncio.Future[Any], when: float) -> None:
+        self._clock, self.future = clock, future
+        self.when: float | None = when
         self._left = 0.0
-        self._closed = False
 
     def pause(self) -> None:
-        if self._handle is not None:
-            self._left = self._handle.when() - self._loop.time()
-            self._handle.cancel()
-            self._handle = None
+        if self.when is not None:
+            self._left = self.when - self._clock.loop.time()
+            self.when = None
 
     def resume(self) -> None:
-        if self._handle is None and not self._closed:
-            self._handle = self._loop.call_later(max(self._left, 0.0), expire, self._future)
+        if self.when is None:
+            self.when = self._clock.loop.time() + max(self._left, 0.0)
+            self._clock.watch(self.when)
 
-    def cancel(self) -> None:
-        self._closed = True
-        if self._handle is not None:
-            self._handle.cancel()
-            self._handle = None
+
+class _Clock:
+    """The deadlines of one lane's calls under a single timer, armed for the earliest of them.
+
+    A timer per call cost more than the rest of the host's side of a call. Calls usually share
+    their timeout, so a new deadline is later than the one the timer waits for and needs no new
+    timer; a call that ends is only forgotten, and the timer, when it fires, expires what is due
+    and waits for the earliest deadline still pending.
+    """
+
+    __slots__ = ("_deadlines", "_timer", "_timer_at", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._deadlines: dict[int, _Deadline] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def start(self, call_id: int, timeout: float, future: asyncio.Future[Any]) -> _Deadline:
+        """Fail `future` with `TimeoutError` once `timeout` seconds (paused time not counted) passed."""
+        when = self.loop.time() + timeout
+        deadline = self._deadlines[call_id] = _Deadline(self, future, when)
+        self.watch(when)
+        return deadline
+
+    def end(self, call_id: int) -> None:
+        self._deadlines.pop(call_id, None)
+
+    def watch(self, when: float) -> None:
+        """Make sure the timer fires by loop time `when`."""
+        if self._timer is None or when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = self.loop.call_at(when, self._fire)
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        earliest: float | None = None
+        for call_id, deadline in list(self._deadlines.items()):
+            when = deadline.when
+            if when is None:
+                continue  # paused: its resume watches it again
+            if when <= now:
+                del self._deadlines[call_id]
+                expire(deadline.future)
+            elif earliest is None or when < earliest:
+                earliest = when
+        if earliest is not None:
+            self.watch(earliest)
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:
