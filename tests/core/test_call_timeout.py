@@ -7,7 +7,9 @@ import asyncio
 import pytest
 
 from plughost.guard.call_timeout import CallTimeout
-from plughost.sdk.deadlines import TimeoutDeadline
+from plughost.guard.guard import Guard
+from plughost.sdk.call import Call, Outcome
+from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline
 
 
 async def test_a_passed_deadline_becomes_timeout_error_and_leaves_the_task_uncancelled() -> None:
@@ -77,3 +79,50 @@ async def test_a_scope_whose_block_ended_is_not_armed_again() -> None:
     scope.reschedule(asyncio.get_running_loop().time() - 1)  # would expire at once if it were armed
     await asyncio.sleep(0)
     assert not scope.expired()
+
+
+async def test_timeouts_sharing_a_clock_each_end_their_own_block_at_their_own_time() -> None:
+    clock = DeadlineClock(asyncio.get_running_loop())
+    long_entered, ended = asyncio.Event(), asyncio.Event()
+
+    async def block(delay: float, entered: asyncio.Event | None = None) -> str:
+        try:
+            with CallTimeout(delay, clock):
+                if entered is not None:
+                    entered.set()
+                await ended.wait()
+        except TimeoutError:
+            return "timed out"
+        return "ended"
+
+    long = asyncio.create_task(block(60, long_entered))
+    await long_entered.wait()  # the clock's timer now waits for the 60 s deadline
+    assert await asyncio.wait_for(block(0.05), 30) == "timed out"  # a shorter one, later: on time
+    assert not long.done()
+    ended.set()
+    assert await asyncio.wait_for(long, 5) == "ended"
+    for _ in range(100):  # blocks that end leave nothing on the clock
+        assert await block(30) == "ended"
+    assert not clock._items
+
+
+async def test_a_guard_shares_one_clock_across_the_calls_that_suspend() -> None:
+    class Suspends:
+        async def call(self, call: Call) -> Outcome:
+            await asyncio.sleep(0)
+            return Outcome(call.handler)
+
+    guard = Guard()
+    outcomes = await asyncio.gather(*(guard.call("p", Suspends(), Call(f"h{n}"), timeout=5) for n in range(50)))
+    assert [o.value for o in outcomes] == [f"h{n}" for n in range(50)]
+    clock = guard._timeouts
+    assert clock is not None and not clock._items
+    slow = await guard.call("p", _Sleeps(), Call("slow"), timeout=0.05)
+    assert slow.error is not None and slow.error.code == "timed_out"
+    assert guard._timeouts is clock
+
+
+class _Sleeps:
+    async def call(self, call: Call) -> Outcome:
+        await asyncio.Event().wait()
+        return Outcome()

@@ -192,7 +192,7 @@ async def test_calls_that_end_leave_no_deadline_behind(client: InvokeLaneClient)
         assert await client.call("echo", b"%d" % n, timeout=0.5) == b"%d" % n
     # the timer, armed for the first call, still ends a late one
     assert await _timed_out(asyncio.create_task(client.call("wait", b"{}", timeout=0.2)))
-    assert not client._clock._deadlines  # type: ignore[union-attr]
+    assert not client._clock._items  # type: ignore[union-attr]
 
 
 async def test_a_paused_deadline_waits_for_its_resume(client: InvokeLaneClient, handlers: Handlers) -> None:

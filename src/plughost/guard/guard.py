@@ -20,7 +20,7 @@ from plughost.guard.metrics import LATENCY_BUCKETS_S, HandlerMetrics
 from plughost.guard.stepping import Resume
 from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
-from plughost.sdk.deadlines import TimeoutDeadline, deadlines_of
+from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline, deadlines_of
 from plughost.sdk.models import EventType, PluginExecutionResult
 
 DEFAULT_TIMEOUT_S = 30.0
@@ -106,6 +106,7 @@ class Guard:
         self._clock = clock
         self._on_breaker_change: Callable[[str, bool], None] = _ignore_change
         self._plugins: dict[str, _Guarded] = {}
+        self._timeouts: DeadlineClock | None = None  # the timer of calls that suspended (its loop's)
         self.watchdog = LoopWatchdog(Guard.call.__code__)
         """Interrupts in-process plugin code that holds the event loop past its call's deadline."""
 
@@ -208,7 +209,9 @@ class Guard:
             except StopIteration as stop:
                 outcome: Outcome = stop.value
             else:
-                outcome, waited = await _resumed(coro, yielded, limit, call)
+                timeout_scope = CallTimeout(limit, self._timeouts)
+                self._timeouts = timeout_scope.clock  # shared by the calls that suspend (a new loop: a new one)
+                outcome, waited = await _resumed(coro, yielded, timeout_scope, call)
         except TimeoutError:
             outcome = Outcome.failed(TIMED_OUT, f"timed out after {limit:g} s", timeout_s=limit)
         except asyncio.CancelledError:
@@ -258,10 +261,12 @@ class Guard:
             self._on_breaker_change(plugin_id, True)
 
 
-async def _resumed(coro: Coroutine[Any, Any, Outcome], yielded: Any, limit: float, call: Call) -> tuple[Outcome, float]:
+async def _resumed(
+    coro: Coroutine[Any, Any, Outcome], yielded: Any, timeout: CallTimeout, call: Call
+) -> tuple[Outcome, float]:
     """The rest of a call that suspended, under its timeout, and how long its clock stood still: a
     prompt to the user stops it (`plughost.sdk.deadlines`)."""
-    with CallTimeout(limit) as scope:
+    with timeout as scope:
         deadlines = deadlines_of(call.bot) if call.bot is not None else None
         if deadlines is None:
             outcome: Outcome = await Resume(coro, yielded)

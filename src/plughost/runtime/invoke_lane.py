@@ -53,7 +53,7 @@ from typing import Any
 
 from plughost.runtime.host_services import HostLink, HostServiceError, error_fields, raise_remote
 from plughost.sdk.bot import BotApi
-from plughost.sdk.deadlines import deadlines_of, expire
+from plughost.sdk.deadlines import DeadlineClock, deadlines_of, expire
 from plughost.sdk.shared import NotJsonError
 from plughost.sdk.tasks import TaskOwner
 
@@ -388,7 +388,7 @@ class InvokeLaneClient:
         self._writer: FrameWriter | None = None
         self._pending: dict[int, asyncio.Future[tuple[Kind, bytes]]] = {}
         self._bots: dict[int, BotApi | None] = {}
-        self._clock: _Clock | None = None  # the calls' deadlines, once connected
+        self._clock: DeadlineClock | None = None  # the calls' deadlines, once connected
         self._tasks = tasks if tasks is not None else TaskOwner(f"{name}:lane")
         self._next_id = 0
         self._closed: InvokeLaneClosed | None = InvokeLaneClosed("invoke lane not connected")
@@ -420,7 +420,7 @@ class InvokeLaneClient:
             writer.close()
             raise
         self._writer, self._closed = writer, None
-        self._clock = _Clock(asyncio.get_running_loop())
+        self._clock = DeadlineClock(asyncio.get_running_loop())
 
     @property
     def closed(self) -> bool:
@@ -438,7 +438,7 @@ class InvokeLaneClient:
             raise self._closed or InvokeLaneClosed("invoke lane not connected")
         self._next_id = call_id = (self._next_id + 1) & 0xFFFFFFFF or 1  # id 0: the worker's host operations
         future: asyncio.Future[tuple[Kind, bytes]] = clock.loop.create_future()
-        deadline = clock.start(call_id, timeout, future)
+        deadline = _Deadline(clock, future, timeout)
         held = deadlines_of(actions) if actions is not None else None
         if held is not None:  # a prompt to the user stops this clock too
             held.add(deadline)
@@ -457,7 +457,7 @@ class InvokeLaneClient:
             self._pending.pop(call_id, None)
             raise self._closed or InvokeLaneClosed(f"invoke lane closed: {exc}") from None
         finally:
-            clock.end(call_id)
+            clock.discard(deadline)
             if held is not None:
                 held.remove(deadline)
             self._bots.pop(call_id, None)
@@ -553,83 +553,29 @@ class InvokeLaneClient:
 
 
 class _Deadline:
-    """A lane call's deadline on its lane's `_Clock`; it can pause (`Pausable`: a prompt to the
-    user stops the clock of the call that asked)."""
+    """A lane call's deadline on its lane's `DeadlineClock`; it can pause (`Pausable`: a prompt to
+    the user stops the clock of the call that asked)."""
 
-    __slots__ = ("_clock", "_left", "future", "when")
+    __slots__ = ("_clock", "_left", "due", "future")
 
-    def __init__(self, clock: _Clock, future: asyncio.Future[Any], when: float) -> None:
+    def __init__(self, clock: DeadlineClock, future: asyncio.Future[Any], timeout: float) -> None:
         self._clock, self.future = clock, future
-        self.when: float | None = when
+        self.due: float | None = clock.loop.time() + timeout
         self._left = 0.0
+        clock.add(self)
+
+    def fire(self) -> None:
+        expire(self.future)
 
     def pause(self) -> None:
-        if self.when is not None:
-            self._left = self.when - self._clock.loop.time()
-            self.when = None
+        if self.due is not None:
+            self._left = self.due - self._clock.loop.time()
+            self.due = None
 
     def resume(self) -> None:
-        if self.when is None:
-            self.when = self._clock.loop.time() + max(self._left, 0.0)
-            self._clock.watch(self.when)
-
-
-class _Clock:
-    """The deadlines of one lane's calls under a single timer, armed for the earliest of them.
-
-    A timer per call cost more than the rest of the host's side of a call. Calls usually share
-    their timeout, so a new deadline is later than the one the timer waits for and needs no new
-    timer; a call that ends is only forgotten, and the timer, when it fires, expires what is due
-    and waits for the earliest deadline still pending.
-    """
-
-    __slots__ = ("_deadlines", "_timer", "_timer_at", "loop")
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self._deadlines: dict[int, _Deadline] = {}
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
-
-    def start(self, call_id: int, timeout: float, future: asyncio.Future[Any]) -> _Deadline:
-        """Fail `future` with `TimeoutError` once `timeout` seconds (paused time not counted) passed."""
-        when = self.loop.time() + timeout
-        deadline = self._deadlines[call_id] = _Deadline(self, future, when)
-        self.watch(when)
-        return deadline
-
-    def end(self, call_id: int) -> None:
-        self._deadlines.pop(call_id, None)
-
-    def watch(self, when: float) -> None:
-        """Make sure the timer fires by loop time `when`."""
-        if self._timer is None or when < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
-            self._timer_at = when
-            self._timer = self.loop.call_at(when, self._fire)
-
-    def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._deadlines.clear()
-
-    def _fire(self) -> None:
-        self._timer = None
-        now = self.loop.time()
-        earliest: float | None = None
-        for call_id, deadline in list(self._deadlines.items()):
-            when = deadline.when
-            if when is None:
-                continue  # paused: its resume watches it again
-            if when <= now:
-                del self._deadlines[call_id]
-                expire(deadline.future)
-            elif earliest is None or when < earliest:
-                earliest = when
-        if earliest is not None:
-            self.watch(earliest)
+        if self.due is None:
+            self.due = self._clock.loop.time() + max(self._left, 0.0)
+            self._clock.watch(self.due)
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:

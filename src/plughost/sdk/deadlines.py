@@ -95,6 +95,72 @@ class CallDeadlines:
                     deadline.resume()
 
 
+class Due(Protocol):
+    """A deadline a `DeadlineClock` keeps: `due` is its loop time (None: paused), `fire` its end."""
+
+    due: float | None
+
+    def fire(self) -> None: ...
+
+
+class DeadlineClock:
+    """Deadlines of one event loop under a single timer, armed for the earliest of them.
+
+    A timer per call (`loop.call_at`) costs more than the rest of a short call. Calls mostly share
+    their timeout, so a new deadline is later than the one the timer waits for and needs no timer;
+    a deadline that ends is only forgotten. When the timer fires it fires every deadline that is
+    due and waits for the earliest one still pending.
+    """
+
+    __slots__ = ("_items", "_timer", "_timer_at", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self._items: dict[Due, None] = {}
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0
+
+    def add(self, item: Due) -> None:
+        """Fire `item` once its `due` time passes (unless it is discarded first)."""
+        self._items[item] = None
+        if item.due is not None:
+            self.watch(item.due)
+
+    def discard(self, item: Due) -> None:
+        self._items.pop(item, None)
+
+    def watch(self, when: float) -> None:
+        """Make sure the timer fires by loop time `when` (a deadline moved or resumed)."""
+        if self._timer is None or when < self._timer_at:
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer_at = when
+            self._timer = self.loop.call_at(when, self._fire)
+
+    def close(self) -> None:
+        """Forget every deadline and stop the timer."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._items.clear()
+
+    def _fire(self) -> None:
+        self._timer = None
+        now = self.loop.time()
+        earliest: float | None = None
+        for item in list(self._items):
+            due = item.due
+            if due is None:
+                continue  # paused: watched again when it resumes
+            if due <= now:
+                del self._items[item]
+                item.fire()
+            elif earliest is None or due < earliest:
+                earliest = due
+        if earliest is not None:
+            self.watch(earliest)
+
+
 def deadlines_of(bot: object) -> CallDeadlines | None:
     """The `CallDeadlines` a call's bot carries (`bot.deadlines`), if any."""
     deadlines = getattr(bot, "deadlines", None)
@@ -108,4 +174,6 @@ def expire(future: asyncio.Future[Any]) -> None:
         future.set_exception(TimeoutError())
 
 
-__all__ = ["CallDeadlines", "Pausable", "Reschedulable", "TimeoutDeadline", "deadlines_of", "expire"]
+__all__ = [
+    "CallDeadlines", "DeadlineClock", "Due", "Pausable", "Reschedulable", "TimeoutDeadline", "deadlines_of", "expire"
+]  # fmt: skip
