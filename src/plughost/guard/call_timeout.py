@@ -25,13 +25,12 @@ class CallTimeout:
     __slots__ = ("_cancelling", "_ended", "_expired", "_task", "clock", "due")
 
     def __init__(self, delay: float, clock: DeadlineClock | None = None) -> None:
-        loop = asyncio.get_running_loop()
-        task = asyncio.current_task(loop)
+        self.clock = clock = DeadlineClock.of(clock)
+        task = asyncio.current_task(clock.loop)
         if task is None:
             raise RuntimeError("CallTimeout is used inside a task")
-        self.clock = clock if clock is not None and clock.loop is loop else DeadlineClock(loop)
         self._task = task
-        self.due: float | None = loop.time() + delay
+        self.due: float | None = clock.loop.time() + delay
         self._expired = False
         self._ended = False
         self._cancelling = 0

@@ -53,7 +53,7 @@ from typing import Any
 
 from plughost.runtime.host_services import HostLink, HostServiceError, error_fields, raise_remote
 from plughost.sdk.bot import BotApi
-from plughost.sdk.deadlines import DeadlineClock, deadlines_of, expire
+from plughost.sdk.deadlines import DeadlineClock, FutureDeadline, deadlines_of
 from plughost.sdk.shared import NotJsonError
 from plughost.sdk.tasks import TaskOwner
 
@@ -552,20 +552,17 @@ class InvokeLaneClient:
                 await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
-class _Deadline:
+class _Deadline(FutureDeadline):
     """A lane call's deadline on its lane's `DeadlineClock`; it can pause (`Pausable`: a prompt to
     the user stops the clock of the call that asked)."""
 
-    __slots__ = ("_clock", "_left", "due", "future")
+    __slots__ = ("_clock", "_left")
 
     def __init__(self, clock: DeadlineClock, future: asyncio.Future[Any], timeout: float) -> None:
-        self._clock, self.future = clock, future
-        self.due: float | None = clock.loop.time() + timeout
+        super().__init__(future, clock.loop.time() + timeout)
+        self._clock = clock
         self._left = 0.0
         clock.add(self)
-
-    def fire(self) -> None:
-        expire(self.future)
 
     def pause(self) -> None:
         if self.due is not None:

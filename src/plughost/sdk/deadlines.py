@@ -103,6 +103,19 @@ class Due(Protocol):
     def fire(self) -> None: ...
 
 
+class FutureDeadline:
+    """Fails `future` with `TimeoutError` when it is due (`due`: a loop time) on a `DeadlineClock`."""
+
+    __slots__ = ("due", "future")
+
+    def __init__(self, future: asyncio.Future[Any], due: float) -> None:
+        self.future = future
+        self.due: float | None = due
+
+    def fire(self) -> None:
+        expire(self.future)
+
+
 class DeadlineClock:
     """Deadlines of one event loop under a single timer, armed for the earliest of them.
 
@@ -119,6 +132,18 @@ class DeadlineClock:
         self._items: dict[Due, None] = {}
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0
+
+    def expire_after(self, future: asyncio.Future[Any], seconds: float) -> FutureDeadline:
+        """Fail `future` with `TimeoutError` after `seconds` (`discard` the answer to stop that)."""
+        deadline = FutureDeadline(future, self.loop.time() + seconds)
+        self.add(deadline)
+        return deadline
+
+    @classmethod
+    def of(cls, clock: DeadlineClock | None) -> DeadlineClock:
+        """`clock` when it belongs to the running loop, else a new clock for it."""
+        loop = asyncio.get_running_loop()
+        return clock if clock is not None and clock.loop is loop else cls(loop)
 
     def add(self, item: Due) -> None:
         """Fire `item` once its `due` time passes (unless it is discarded first)."""
@@ -175,5 +200,13 @@ def expire(future: asyncio.Future[Any]) -> None:
 
 
 __all__ = [
-    "CallDeadlines", "DeadlineClock", "Due", "Pausable", "Reschedulable", "TimeoutDeadline", "deadlines_of", "expire"
-]  # fmt: skip
+    "CallDeadlines",
+    "DeadlineClock",
+    "Due",
+    "FutureDeadline",
+    "Pausable",
+    "Reschedulable",
+    "TimeoutDeadline",
+    "deadlines_of",
+    "expire",
+]

@@ -12,7 +12,7 @@ import httpx
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
 from plughost.sdk import jsonio
 from plughost.sdk.bot import BotApi
-from plughost.sdk.deadlines import expire
+from plughost.sdk.deadlines import DeadlineClock
 
 SendFrame = Callable[[str], Awaitable[None]]
 
@@ -42,6 +42,7 @@ class WsActionClient(BotApi):
         self._send: SendFrame | None = None
         self._pending: dict[str, asyncio.Future[Mapping[str, Any]]] = {}
         self._echo = itertools.count(1)
+        self._deadlines: DeadlineClock | None = None  # made on the first call, in the running loop
 
     @property
     def connected(self) -> bool:
@@ -78,11 +79,11 @@ class WsActionClient(BotApi):
         if send is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
         echo = str(next(self._echo))
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Mapping[str, Any]] = loop.create_future()
+        self._deadlines = clock = DeadlineClock.of(self._deadlines)  # one timer for all the calls' deadlines
+        future: asyncio.Future[Mapping[str, Any]] = clock.loop.create_future()
         self._pending[echo] = future
         limit = self.timeout if timeout is None else timeout
-        deadline = loop.call_later(limit, expire, future)
+        deadline = clock.expire_after(future, limit)
         try:
             await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}).decode())
             response = await future
@@ -95,7 +96,7 @@ class WsActionClient(BotApi):
                 raise
             raise BotDisconnected(self.bot_id, action, f"sending failed ({exc})") from exc
         finally:
-            deadline.cancel()
+            clock.discard(deadline)
             self._pending.pop(echo, None)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: it was raised above or superseded by the send error
