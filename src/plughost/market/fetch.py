@@ -358,13 +358,9 @@ async def _download_http(
                 raise DownloadFailed(f"download of {label}: {announced} bytes is more than the limit of {max_bytes}")
             progress.start(label, announced)
             try:
+                too_large = f"download of {label}: more than the limit of {max_bytes} bytes"
                 async for chunk in response.aiter_bytes(CHUNK):
-                    size += len(chunk)
-                    if size > max_bytes:
-                        raise DownloadFailed(f"download of {label}: more than the limit of {max_bytes} bytes")
-                    digest.update(chunk)
-                    _write(out, chunk)
-                    progress.advance(len(chunk))
+                    size = _take(chunk, size, out, digest, progress, max_bytes, too_large)
             finally:
                 progress.finish()
     except httpx.RemoteProtocolError as exc:
@@ -394,15 +390,25 @@ def _copy_local(path: Path, out: IO[bytes], digest: Any, max_bytes: int, progres
         total = os.fstat(source.fileno()).st_size
         progress.start(label, total)
         try:
+            too_large = f"{label}: {path} is larger than the limit of {max_bytes} bytes"
             while chunk := source.read(CHUNK):
-                size += len(chunk)
-                if size > max_bytes:
-                    raise DownloadFailed(f"{label}: {path} is larger than the limit of {max_bytes} bytes")
-                digest.update(chunk)
-                _write(out, chunk)
-                progress.advance(len(chunk))
+                size = _take(chunk, size, out, digest, progress, max_bytes, too_large)
         finally:
             progress.finish()
+    return size
+
+
+def _take(
+    chunk: bytes, size: int, out: IO[bytes], digest: Any, progress: Progress, max_bytes: int, too_large: str
+) -> int:
+    """Hash and write one chunk of a download that had `size` bytes before it; the new size
+    (`DownloadFailed` with `too_large` past `max_bytes`)."""
+    size += len(chunk)
+    if size > max_bytes:
+        raise DownloadFailed(too_large)
+    digest.update(chunk)
+    _write(out, chunk)
+    progress.advance(len(chunk))
     return size
 
 
