@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import plughost as plughost_package
-from tests.conftest import EXAMPLES
+from tests.conftest import EXAMPLES, PluginWriter
 
 PLUGHOST = [sys.executable, "-m", "plughost"]
 
@@ -381,12 +381,8 @@ def threshold() -> int:
 """
 
 
-def test_plughost_run_collects_young_objects_less_often(tmp_path: Path) -> None:
-    workspace = tmp_path / "ws"
-    probe = workspace / "plugins" / "probe"
-    probe.mkdir(parents=True)
-    (probe / "plugin.toml").write_text('id = "probe"\nversion = "1.0.0"\n')
-    (probe / "plugin.py").write_text(GC_PROBE)
+def test_plughost_run_collects_young_objects_less_often(workspace: Path, write_plugin: PluginWriter) -> None:
+    write_plugin("probe", GC_PROBE)
     with HostProcess(workspace):  # `plugins execute` runs the call in the running host
         result = plughost("plugins", "execute", "probe", "threshold", "--json", "-w", str(workspace))
     assert result.returncode == 0, result.stderr

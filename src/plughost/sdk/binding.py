@@ -77,6 +77,13 @@ PLAIN = frozenset({int, str, float, bool, type(None)})
 """Types that are their own JSON form."""
 
 
+def payload_event(payload: Any) -> Event | None:
+    """The event a call's JSON payload carries (`payload["event"]`, parsed), or None when it has
+    none; `EventParseError` when it does not parse."""
+    raw = payload.get("event") if isinstance(payload, Mapping) else None
+    return parse_event(raw) if isinstance(raw, Mapping) else None
+
+
 class CallScope:
     """What one call offers a handler's parameters; the event, bot and command context are
     built only when a parameter asks for them."""
@@ -99,10 +106,7 @@ class CallScope:
         """The bot event of this call (parsed once), or None (console commands, methods)."""
         if self._event is False:
             event = self.call.event
-            if event is None:
-                raw = self.payload.get("event") if isinstance(self.payload, Mapping) else None
-                event = parse_event(raw) if isinstance(raw, Mapping) else None
-            self._event = event
+            self._event = payload_event(self.payload) if event is None else event
         return self._event
 
     @property

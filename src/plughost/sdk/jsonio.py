@@ -15,6 +15,7 @@ they decode to the same value as `json.dumps`'s.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -30,21 +31,17 @@ def loads(data: str | bytes) -> Any:
     """`json.loads(data)`: the same value, or the same error."""
     raw = data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data
     if _LONG_RUN not in raw.translate(_DIGITS_ONLY):
-        try:
+        # what orjson refuses (NaN, a lone surrogate) the standard library decides
+        with contextlib.suppress(orjson.JSONDecodeError):
             return orjson.loads(data)
-        except orjson.JSONDecodeError:
-            pass  # maybe only orjson refuses it (NaN, a lone surrogate): the standard library decides
     return json.loads(data)
 
 
 def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
     """The JSON of `value` as bytes; `TypeError`/`ValueError` as `json.dumps(value, default=default)`
     raises them."""
-    try:
+    with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: maybe only orjson refuses it (a big int)
         encoded = orjson.dumps(value, default=default, option=_PASSTHROUGH)
-    except TypeError:  # orjson.JSONEncodeError: maybe only orjson refuses it (a big int, an int key)
-        pass
-    else:
         if b"null" not in encoded:  # a non-finite float would be `null` here, `NaN` in json's answer
             return encoded
     return json.dumps(value, default=default, separators=(",", ":")).encode()

@@ -15,10 +15,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from plughost.sdk.binding import PLAIN, CallScope, jsonable
+from plughost.sdk.binding import PLAIN, CallScope, jsonable, payload_event
 from plughost.sdk.call import UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
-from plughost.sdk.events import Event, EventParseError, parse_event
+from plughost.sdk.events import Event, EventParseError
 from plughost.sdk.plugin import Handler
 
 NOTHING = Outcome()  # no answer (or not for this event); shared: outcomes are values
@@ -74,11 +74,8 @@ async def run_handler(handler: Handler, call: Call, context: PluginContext, exec
 def _event_of(payload: Any) -> Event | None:
     """The event a call's JSON payload carries; None when it has none, or one that does not parse
     (the general path then reports why)."""
-    raw = payload.get("event") if type(payload) is dict else None
-    if type(raw) is not dict:
-        return None
     try:
-        return parse_event(raw)
+        return payload_event(payload)
     except EventParseError:
         return None
 
