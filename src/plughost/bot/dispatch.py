@@ -5,6 +5,8 @@ block stops and skips `after_completion`; a failing interceptor fails open and c
 breaker) → command triggers via the command stage → or route handlers: every subscribed plugin in
 priority order until a terminal answer (reply+stop, approve, reject, block) → `after_completion`
 in reverse order → outbox flush (sends queued during the callbacks, in order, even if one failed).
+The event's actions are posted (`BotApi.post_action`): its worker does not wait for their responses,
+which are accounted for as they come; the event counts as finished once the last has come.
 
 Each bot has a lane: a bounded queue and a fixed number of workers, so work in flight is bounded;
 an event that finds the queue full is shed, counted and logged (never dropped silently).
@@ -20,6 +22,7 @@ import logging
 import operator
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol
 
 from plughost.bot.answers import failure_reply, quick_operation, reply_action, request_action
@@ -279,7 +282,8 @@ class Dispatcher:
             if result.answer is not None:
                 lane.stats.answered += 1
                 await self._apply(lane, event, result, quick)
-        await self._flush(lane, request.outbox, result)
+        for action in request.outbox:
+            await self._post(lane, action, result)
         return result
 
     async def _call(
@@ -376,7 +380,7 @@ class Dispatcher:
             result.status = "route" if matcher is None else "matcher"
             result.answered_by = entry.plugin_id
             if isinstance(answer, Reply) and not answer.stop:
-                await self._send_reply(lane, event, answer, result)  # reply and continue
+                await self._post_reply(lane, event, answer, result)  # reply and continue
                 continue
             result.answer = answer
             return
@@ -387,7 +391,7 @@ class Dispatcher:
         assert isinstance(event, MessageEvent)
 
         async def send(action: Action) -> None:
-            await self._send(lane, action, result)
+            await self._flush(lane, [action], result)
 
         return ConversationBot(lane.bot, self.conversations, event, bot=lane.key, capacity=lane.config.max_in_flight,
                                send=send, plugin_id=plugin_id)  # fmt: skip
@@ -407,34 +411,34 @@ class Dispatcher:
             if result.quick_operation is not None:
                 return
         if isinstance(answer, Reply):
-            await self._send_reply(lane, event, answer, result)
+            await self._post_reply(lane, event, answer, result)
         elif isinstance(answer, Approve | Reject) and isinstance(event, RequestEvent):
-            await self._send(lane, request_action(event, answer), result)
+            await self._post(lane, request_action(event, answer), result)
 
-    async def _send_reply(self, lane: BotLane, event: Event, reply: Reply, result: EventResult) -> None:
+    async def _post_reply(self, lane: BotLane, event: Event, reply: Reply, result: EventResult) -> None:
         action = reply_action(event, reply)
         if action is None:
             result.errors.append(f"cannot reply to a {event.route} event: it has no chat")
             return
-        await self._send(lane, action, result)
+        await self._post(lane, action, result)
+
+    async def _post(self, lane: BotLane, action: Action, result: EventResult) -> None:
+        """Send one of an event's actions (in order, within the lane's rate limit) without holding the
+        event's worker for the response: the bot reports it (`_sent`) when it comes."""
+        await lane.limiter.acquire()
+        result.unsettled += 1
+        await lane.bot.post_action(action.action, action.params, partial(_posted, lane, action, result))
 
     async def _flush(self, lane: BotLane, outbox: list[Action], result: EventResult) -> None:
+        """Send `outbox` in order, each action's response awaited (its failure is in `result` on return)."""
         for action in outbox:
-            await self._send(lane, action, result)
-
-    async def _send(self, lane: BotLane, action: Action, outcome: EventResult) -> None:
-        await lane.limiter.acquire()
-        try:
-            data = await lane.bot.call_action(action.action, action.params)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            outcome.errors.append(f"{action.action}: {exc}")
-            lane.send_failed(action.action, exc)
-            return
-        outcome.sent.append(action)
-        if action.action in SEND_ACTIONS:
-            lane.remember_sent(data)
+            await lane.limiter.acquire()
+            try:
+                data = await lane.bot.call_action(action.action, action.params)
+            except Exception as exc:
+                _sent(lane, action, result, None, exc)
+            else:
+                _sent(lane, action, result, data, None)
 
     # sends outside any event --------------------------------------------------------------------------
     def lane_for(self, bot: str = "") -> BotLane | None:
@@ -482,6 +486,22 @@ class Dispatcher:
         if logger is None:
             logger = self._loggers[plugin_id] = logging.getLogger(f"plughost.plugin.{plugin_id}")
         return logger
+
+
+def _sent(lane: BotLane, action: Action, result: EventResult, data: Any, error: Exception | None) -> None:
+    """Account for one of an event's actions once its response (or failure) is known."""
+    if error is not None:
+        result.errors.append(f"{action.action}: {error}")
+        lane.send_failed(action.action, error)
+        return
+    result.sent.append(action)
+    if action.action in SEND_ACTIONS:
+        lane.remember_sent(data)
+
+
+def _posted(lane: BotLane, action: Action, result: EventResult, data: Any, error: Exception | None) -> None:
+    _sent(lane, action, result, data, error)
+    result.settle_one()
 
 
 def build_index(plugins: Sequence[PluginView], signature: tuple[Any, ...]) -> _Index:
@@ -536,19 +556,20 @@ class _EventCalls:
 
 
 def _request_fields(lane: BotLane, event: Event) -> SharedPayload:
-    sender = getattr(event, "sender", None)
-    message = getattr(event, "message", None)
+    fields = {**(event.__pydantic_extra__ or {}), **event.__dict__}  # the model's own fields win, as getattr's
+    sender = fields.get("sender")
+    message = fields.get("message")
     return SharedPayload(
         {
             "kind": event.route_kind,
             "route": event.route,
             "bot_id": lane.key,
             "self_id": event.self_id or lane.bot.self_id,
-            "sender_id": str(getattr(event, "user_id", "") or ""),
-            "group_id": str(getattr(event, "group_id", "") or ""),
+            "sender_id": str(fields.get("user_id") or ""),
+            "group_id": str(fields.get("group_id") or ""),
             "message_text": message.plain_text() if isinstance(message, Message) else "",
             "sender_nickname": getattr(sender, "nickname", "") if sender is not None else "",
-            "message_id": str(getattr(event, "message_id", "") or ""),
+            "message_id": str(fields.get("message_id") or ""),
             "timestamp": event.time,
             "event": event.raw,
         }

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -41,6 +42,16 @@ class EventResult:
     sent: list[Action] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     failures: list[PluginError] = field(default_factory=list)  # the failed calls' errors, in order
+    unsettled: int = 0
+    """Actions sent for this event whose response has not come yet."""
+    on_settled: Callable[[], None] | None = field(default=None, repr=False)
+    """Called when the last of them has come (set only while some are unsettled)."""
+
+    def settle_one(self) -> None:
+        """One of the event's actions got its response (or failed)."""
+        self.unsettled -= 1
+        if not self.unsettled and self.on_settled is not None:
+            self.on_settled()
 
 
 @dataclass
@@ -56,7 +67,7 @@ class LaneStats:
     answered: int = 0
     send_failures: int = 0
     plugin_failures: int = 0
-    finished: int = 0  # processed to the end, duplicates and shed together
+    finished: int = 0  # processed to the end (its replies answered), duplicates and shed together
 
 
 class BotLane:
@@ -89,6 +100,7 @@ class BotLane:
         self._waiting = 0
         self._progress = asyncio.Event()
         self._watchers = 0
+        self._settling = 0  # events processed whose replies have not been answered yet
 
     @property
     def started(self) -> bool:
@@ -138,11 +150,13 @@ class BotLane:
         finally:
             self._waiting -= 1
         self.in_flight += 1
+        result = None
         try:
-            return await self.dispatcher.process(self, event, quick=quick)
+            result = await self.dispatcher.process(self, event, quick=quick)
+            return result
         finally:
             self.in_flight -= 1
-            self._finish()
+            self._processed(result)
             self._slots.release()
 
     async def submit_wait(self, event: Event) -> None:
@@ -161,10 +175,24 @@ class BotLane:
         finally:
             self._watchers -= 1
 
+    def _processed(self, result: EventResult | None) -> None:
+        """An event left the pipeline: finished now, or when its replies have been answered."""
+        if result is not None and result.unsettled:
+            self._settling += 1
+            result.on_settled = self._settled
+        else:
+            self._finish()
+
+    def _settled(self) -> None:
+        self._settling -= 1
+        self._finish()
+
     def _finish(self) -> None:
         self.stats.finished += 1
         if self._watchers:
             self._progress.set()
+        if not self.in_flight and not self._settling and self.queue.empty():
+            self.idle.set()
 
     @property
     def full(self) -> bool:
@@ -249,16 +277,15 @@ class BotLane:
         while True:
             event = await queue.get()
             self.in_flight += 1
+            result = None
             try:
-                await self.dispatcher.process(self, event)
+                result = await self.dispatcher.process(self, event)
             except Exception:
                 log.exception("bot '%s': dispatching %s failed", self.key, getattr(event, "route", "?"))
             finally:
                 self.in_flight -= 1
-                self._finish()
                 queue.task_done()
-                if self.in_flight == 0 and queue.empty():
-                    self.idle.set()
+                self._processed(result)
 
     def status(self) -> dict[str, Any]:
         s = self.stats

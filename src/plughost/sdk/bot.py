@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,6 +22,8 @@ from plughost.sdk.call import Action
 from plughost.sdk.message import Message, MessageBuilder, Segment, to_message
 
 MessageLike = Message | str | Segment | Iterable[Segment]
+ActionReport = Callable[[Any, Exception | None], None]
+"""Told the result of an action sent with `BotApi.post_action`: `(data, None)` or `(None, error)`."""
 
 # QimenBot's action kinds (the numeric form native plugins may return)
 ACTION_IGNORE, ACTION_REPLY, ACTION_APPROVE, ACTION_REJECT, ACTION_BLOCK = 0, 1, 2, 3, 4
@@ -119,6 +121,17 @@ class BotApi(ABC):
         self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
         """Run one action and return its `data`; raises a typed error on `failed`, timeout or disconnect."""
+
+    async def post_action(self, action: str, params: Mapping[str, Any], report: ActionReport) -> None:
+        """Send an action without waiting for its response where the transport allows: `report` is
+        told its data or its error once known (never raised here). Over a WebSocket this returns when
+        the frame is on its way; any other bot waits for `call_action`."""
+        try:
+            data = await self.call_action(action, params)
+        except Exception as exc:
+            report(None, exc)
+        else:
+            report(data, None)
 
     def for_plugin(self, plugin_id: str) -> BotApi:
         """The bot a call of `plugin_id` gets (the host's conversation bot counts that plugin's
@@ -313,7 +326,7 @@ def decode_answer(value: Any) -> Answer | None:
         return Reply(Message(value)) if value else None
     if isinstance(value, list):
         return Reply(_parse_segments(value)) if value else None
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         raise BotAnswerError(f"bot answer must be an object or None, got {type(value).__name__}")
     action = value.get("action", value.get("action_kind", "ignore"))
     if isinstance(action, int):
@@ -354,11 +367,11 @@ def _parse_segments(value: Any) -> Message:
 
 def decode_allow(value: Any) -> bool:
     """A `pre_handle` answer: a bool, `{"allow": true|false|1|0}` or `{"action": "allow"|"block"}`."""
-    if isinstance(value, bool):
+    if value is True or value is False:
         return value
     if value is None:
         return True
-    if isinstance(value, Mapping):
+    if type(value) is dict or isinstance(value, Mapping):
         if "allow" in value:
             return bool(value["allow"])
         action = value.get("action")

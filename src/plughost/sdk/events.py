@@ -258,6 +258,6 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         )
         what = f"{post_type[:40]!r} event" if isinstance(post_type, str) else "event"
         raise EventParseError(f"invalid {what}: {fields}") from exc
-    event.route = route_of(data)[1]
+    event.__dict__["route"] = route_of(data)[1]  # a field set without pydantic's __setattr__ (no validation)
     object.__setattr__(event, "__pydantic_private__", {"_raw": dict(data)})
     return event

@@ -11,8 +11,8 @@ import httpx
 
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
 from plughost.sdk import jsonio
-from plughost.sdk.bot import BotApi
-from plughost.sdk.deadlines import DeadlineClock
+from plughost.sdk.bot import ActionReport, BotApi
+from plughost.sdk.deadlines import DeadlineClock, FutureDeadline
 
 SendFrame = Callable[[str], Awaitable[None]]
 
@@ -75,32 +75,78 @@ class WsActionClient(BotApi):
     async def call_action(
         self, action: str, params: Mapping[str, Any] | None = None, *, timeout: float | None = None
     ) -> Any:
-        send = self._send
-        if send is None:
+        limit = self.timeout if timeout is None else timeout
+        echo, future, deadline = self._expect(action, limit)
+        try:
+            await self._write(action, params, echo)
+            response = await future
+        except Exception as exc:
+            raise self._failure(action, limit, exc) from (None if isinstance(exc, TimeoutError) else exc)
+        finally:
+            self._deadlines.discard(deadline)  # type: ignore[union-attr]
+            self._pending.pop(echo, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: it was raised above or superseded by the send error
+        return result_of(self.bot_id, action, response)
+
+    async def post_action(self, action: str, params: Mapping[str, Any], report: ActionReport) -> None:
+        """Write the action's frame and return: the response (or its timeout, or the connection
+        dropping) reaches `report` when it comes."""
+        limit = self.timeout
+        try:
+            echo, future, deadline = self._expect(action, limit)
+        except BotDisconnected as exc:
+            report(None, exc)
+            return
+
+        def settled(future: asyncio.Future[Mapping[str, Any]]) -> None:
+            self._deadlines.discard(deadline)  # type: ignore[union-attr]
+            self._pending.pop(echo, None)
+            if future.cancelled():
+                report(None, BotDisconnected(self.bot_id, action, "the call was cancelled"))
+            elif (error := future.exception()) is not None:
+                report(None, self._failure(action, limit, error))
+            else:
+                try:
+                    data = result_of(self.bot_id, action, future.result())
+                except ActionFailed as exc:
+                    report(None, exc)
+                else:
+                    report(data, None)
+
+        future.add_done_callback(settled)
+        try:
+            await self._write(action, params, echo)
+        except asyncio.CancelledError:
+            future.cancel()
+            raise
+        except Exception as exc:
+            if not future.done():
+                future.set_exception(exc)
+
+    def _expect(self, action: str, limit: float) -> tuple[str, asyncio.Future[Mapping[str, Any]], FutureDeadline]:
+        """A new echo and the future its response resolves (failed with `TimeoutError` after `limit`)."""
+        if self._send is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
         echo = str(next(self._echo))
         self._deadlines = clock = DeadlineClock.of(self._deadlines)  # one timer for all the calls' deadlines
         future: asyncio.Future[Mapping[str, Any]] = clock.loop.create_future()
         self._pending[echo] = future
-        limit = self.timeout if timeout is None else timeout
-        deadline = clock.expire_after(future, limit)
-        try:
-            await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}).decode())
-            response = await future
-        except TimeoutError:
-            raise ActionTimeout(self.bot_id, action, limit) from None
-        except BotDisconnected as exc:
-            raise BotDisconnected(self.bot_id, action, "the connection dropped while the call was in flight") from exc
-        except Exception as exc:  # the frame could not be written: the connection is gone
-            if isinstance(exc, ActionFailed):
-                raise
-            raise BotDisconnected(self.bot_id, action, f"sending failed ({exc})") from exc
-        finally:
-            clock.discard(deadline)
-            self._pending.pop(echo, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # retrieved: it was raised above or superseded by the send error
-        return result_of(self.bot_id, action, response)
+        return echo, future, clock.expire_after(future, limit)
+
+    async def _write(self, action: str, params: Mapping[str, Any] | None, echo: str) -> None:
+        send = self._send
+        if send is None:
+            raise BotDisconnected(self.bot_id, action, "the bot is not connected")
+        await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}).decode())
+
+    def _failure(self, action: str, limit: float, exc: BaseException) -> Exception:
+        """The typed error of a call that got no response."""
+        if isinstance(exc, TimeoutError):
+            return ActionTimeout(self.bot_id, action, limit)
+        if isinstance(exc, BotDisconnected):
+            return BotDisconnected(self.bot_id, action, "the connection dropped while the call was in flight")
+        return BotDisconnected(self.bot_id, action, f"sending failed ({exc})")  # the frame could not be written
 
 
 class HttpActionClient(BotApi):
