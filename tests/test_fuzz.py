@@ -9,12 +9,11 @@ module's documented error with a message — never anything else.
 | `runtime.native.envelope.decode_reply` | `NativeCallError` |
 | `sdk.bot.decode_answer` / `decode_allow` | `BotAnswerError` |
 | `sdk.call.Outcome.from_json` / `actions_from_json` | none (a protocol-error outcome) / `ActionFormatError` |
-| `runtime.invoke_lane.read_frame` / `parse_call` | `InvokeLaneClosed` / `InvokeLaneProtocolError` |
+| `runtime.invoke_lane.FrameReader` / `parse_call` | `InvokeLaneProtocolError` |
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import struct
 from pathlib import Path
@@ -299,27 +298,20 @@ FRAMES = st.lists(
 
 
 def read_lane(data: bytes) -> list[tuple[Kind, int, bytes]]:
-    """Every frame of `data` through a real StreamReader, decoded as each side decodes it."""
-
-    async def read() -> list[tuple[Kind, int, bytes]]:
-        reader = asyncio.StreamReader()
-        reader.feed_data(data)
-        reader.feed_eof()
-        frames = []
-        while True:
-            try:
-                kind, call_id, body = await invoke_lane.read_frame(reader)
-            except InvokeLaneClosed as exc:
-                rejected(exc)
-                return frames
-            frames.append((kind, call_id, body))
-            if kind is Kind.CALL:
-                name, request = invoke_lane.parse_call(body)
-                assert isinstance(name, str) and isinstance(request, bytes)
-            elif kind in (Kind.ACTION, Kind.ACTION_RESULT):
-                invoke_lane._action_id(invoke_lane._json_object(body, kind.name))
-
-    return asyncio.run(read())
+    """Every frame of `data`, split as a connection splits them (in two pieces, as bytes may
+    arrive), decoded as each side decodes it."""
+    reader = invoke_lane.FrameReader()
+    middle = len(data) // 2
+    frames = reader.feed(data[:middle]) + reader.feed(data[middle:])
+    for kind, _, body in frames:
+        if kind is Kind.CALL:
+            name, request = invoke_lane.parse_call(body)
+            assert isinstance(name, str) and isinstance(request, bytes)
+        elif kind in (Kind.ACTION, Kind.ACTION_RESULT):
+            invoke_lane._action_id(invoke_lane._json_object(body, kind.name))
+    if reader.error is not None:
+        raise reader.error
+    return frames
 
 
 @FUZZ

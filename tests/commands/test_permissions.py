@@ -8,7 +8,7 @@ import pytest
 
 from plughost.bot.commands import CommandEngine, CommandSender, PermissionService, ResultKind
 from plughost.bot.config import CommandsConfig
-from plughost.errors import ConfigError
+from plughost.errors import ConfigError, StateFileError
 from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, PermitteeId
 
 from .conftest import Lab
@@ -107,6 +107,40 @@ def test_cancel_and_recursive_cancel() -> None:
     assert not service.has(member, pid("demo:command.a"))
     assert service.granted(member) == [pid("other:command.b")]
     assert service.cancel(member, pid("nothing:here")) == 0
+
+
+def test_a_check_already_answered_sees_every_later_change(tmp_path: Path) -> None:
+    """Answers are remembered until the grants change: each change is seen by the next check."""
+    path = tmp_path / "permissions.toml"
+    service = PermissionService(path, default_permittees=["g7"])
+    member, command = who("m7.2"), pid("demo:command.x")
+    assert not service.has(member, command)
+    service.permit(who("g7"), pid("demo:*"))  # a grant to an ancestor of both ids
+    assert service.has(member, command)
+    assert service.cancel(who("g7"), pid("demo:*")) == 1
+    assert not service.has(member, command)
+    service.register(command, grant_defaults=True)  # the default permittee (the member's group) gets it
+    assert service.has(member, command)
+    service.permit(member, pid("other:*"))
+    assert service.cancel(who("g7"), pid("demo:*"), recursive=True) == 1
+    assert not service.has(member, command)
+    assert service.has(member, pid("other:command.y"))
+
+
+def test_a_grant_that_cannot_be_saved_leaves_the_answers_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    service = PermissionService(tmp_path / "permissions.toml")
+    member, command = who("m7.2"), pid("demo:command.x")
+    assert not service.has(member, command)
+
+    def cannot_write() -> None:
+        raise StateFileError("cannot write permissions.toml: disk full")
+
+    monkeypatch.setattr(service, "_save", cannot_write)
+    with pytest.raises(StateFileError, match="disk full"):
+        service.permit(member, command)
+    assert not service.has(member, command) and service.granted(member) == []
 
 
 def test_grants_persist_atomically_and_survive_restart(tmp_path: Path) -> None:

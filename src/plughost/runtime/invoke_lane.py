@@ -49,7 +49,7 @@ import struct
 from collections.abc import Awaitable, Callable, Mapping
 from enum import IntEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from plughost.runtime.host_services import HostLink, HostServiceError, error_fields, raise_remote
 from plughost.sdk.bot import BotApi
@@ -100,12 +100,24 @@ class InvokeLaneActionFailed(Exception):
     """A bot action the worker asked the host to run failed there (the message says why)."""
 
 
+class FrameSink(Protocol):
+    """Where a `FrameWriter` writes: an `asyncio.StreamWriter`, or the host's `_LaneConnection`."""
+
+    @property
+    def transport(self) -> asyncio.WriteTransport: ...
+    def write(self, data: bytes) -> None: ...
+    def is_closing(self) -> bool: ...
+    def close(self) -> None: ...
+    async def drain(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
 class FrameWriter:
     """Writes the frames made in one event-loop iteration to the connection together, in order."""
 
     __slots__ = ("_batch", "_loop", "_writer")
 
-    def __init__(self, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, writer: FrameSink) -> None:
         self._writer = writer
         self._loop = asyncio.get_running_loop()
         self._batch: list[bytes] = []
@@ -206,27 +218,141 @@ def parse_call(body: bytes) -> tuple[str, bytes]:
     return name, body[end:]
 
 
-async def read_frame(reader: asyncio.StreamReader, max_body: int = MAX_BODY) -> tuple[Kind, int, bytes]:
-    """The next frame; `InvokeLaneClosed` at the end of the stream, `InvokeLaneProtocolError` for a bad one."""
-    try:
-        header = await reader.readexactly(HEADER.size)
-        length, call_id, kind = HEADER.unpack(header)
-        if length > max_body:
-            raise InvokeLaneProtocolError(f"frame announces {length} bytes, over the limit of {max_body}")
-        body = await reader.readexactly(length) if length else b""
-    except (asyncio.IncompleteReadError, ConnectionError) as exc:
-        raise InvokeLaneClosed("invoke lane closed") from exc
-    known = _KINDS.get(kind)
-    if known is None:
-        raise InvokeLaneProtocolError(f"unknown frame kind {kind}")
-    return known, call_id, body
+class FrameReader:
+    """Splits the bytes of one connection into frames as they arrive (`max_body`: the longest body
+    it accepts; a worker lowers it until the host has authenticated)."""
+
+    __slots__ = ("_buffer", "error", "max_body")
+
+    def __init__(self, max_body: int = MAX_BODY) -> None:
+        self._buffer = bytearray()
+        self.max_body = max_body
+        self.error: InvokeLaneProtocolError | None = None
+        """The first frame that broke the format; nothing after it is read."""
+
+    def feed(self, data: bytes) -> list[tuple[Kind, int, bytes]]:
+        """The frames `data` completes, in order (a partial one waits for more bytes); they stop at
+        a frame that breaks the format, which is then `error`."""
+        if self.error is not None:
+            return []
+        buffer = self._buffer
+        buffer += data
+        frames: list[tuple[Kind, int, bytes]] = []
+        size, offset, end = HEADER.size, 0, len(buffer)
+        while end - offset >= size:
+            length, call_id, kind = HEADER.unpack_from(buffer, offset)
+            if length > self.max_body:
+                self.error = InvokeLaneProtocolError(
+                    f"frame announces {length} bytes, over the limit of {self.max_body}"
+                )
+                break
+            known = _KINDS.get(kind)
+            if known is None:
+                self.error = InvokeLaneProtocolError(f"unknown frame kind {kind}")
+                break
+            stop = offset + size + length
+            if stop > end:
+                break
+            frames.append((known, call_id, bytes(buffer[offset + size : stop])))
+            offset = stop
+        del buffer[: end if self.error is not None else offset]
+        return frames
+
+
+FrameHandler = Callable[[Kind, int, bytes], None]
+
+
+class _LaneConnection(asyncio.Protocol):
+    """One end of a lane connection: frames are parsed as the bytes arrive and handed to `on_frame`
+    there and then (no reader task: an answer resolves its call in the same callback). A frame that
+    breaks the format (or that `on_frame` refuses with `InvokeLaneProtocolError`) closes the
+    connection: `on_malformed` says why (and logs it); `on_closed` is told once why it ended. It is
+    also its `FrameWriter`'s sink."""
+
+    def __init__(
+        self,
+        on_frame: FrameHandler,
+        on_malformed: Callable[[InvokeLaneProtocolError], str],
+        on_closed: Callable[[str], None],
+        max_body: int = MAX_BODY,
+    ) -> None:
+        self._on_frame = on_frame
+        self._on_malformed = on_malformed
+        self._on_closed = on_closed
+        self.reader = FrameReader(max_body)
+        self._transport: asyncio.WriteTransport | None = None
+        self._writable: asyncio.Future[None] | None = None  # while paused: resolved on resume
+        self._closed = asyncio.get_running_loop().create_future()
+        self._reason = "invoke lane closed"
+
+    @property
+    def transport(self) -> asyncio.WriteTransport:
+        assert self._transport is not None, "not connected"
+        return self._transport
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.WriteTransport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        reader = self.reader
+        try:
+            for kind, call_id, body in reader.feed(data):
+                self._on_frame(kind, call_id, body)
+                if self.is_closing():
+                    return  # refused: nothing more is read from it
+        except InvokeLaneProtocolError as exc:
+            self.malformed(exc)
+            return
+        if reader.error is not None:
+            self.malformed(reader.error)
+
+    def malformed(self, error: InvokeLaneProtocolError) -> None:
+        """Close the connection because of `error`."""
+        self._reason = self._on_malformed(error)
+        self.close()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        if not self._closed.done():
+            self._closed.set_result(None)
+        self._on_closed(self._reason)
+
+    def pause_writing(self) -> None:
+        self._writable = asyncio.get_running_loop().create_future()
+
+    def resume_writing(self) -> None:
+        if self._writable is not None and not self._writable.done():
+            self._writable.set_result(None)
+        self._writable = None
+
+    # the sink of its FrameWriter
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def is_closing(self) -> bool:
+        return self._transport is None or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+
+    async def drain(self) -> None:
+        if self.is_closing():
+            raise ConnectionResetError("invoke lane closed")
+        if self._writable is not None:
+            await self._writable
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._closed)
 
 
 class InvokeLaneServer:
     """The worker's half: serves CALL frames with `handler(name, request_json) -> result_json`.
 
-    Only connections that open with AUTH and `secret` are served. Each connection, and each call
-    on it, is a task of the server's owner; `close` ends them.
+    Only connections that open with AUTH and `secret` are served. Each call is a task of its
+    connection's owner, which `close` (or the connection's end) cancels and awaits.
     """
 
     def __init__(
@@ -240,7 +366,8 @@ class InvokeLaneServer:
         self._server: asyncio.Server | None = None
         self._tasks = tasks if tasks is not None else TaskOwner("invoke lane server")
         self.path = Path("")
-        self._links: list[tuple[FrameWriter, dict[tuple[int, int], Any]]] = []
+        self._connections: list[_HostConnection] = []
+        self._links: list[_HostConnection] = []  # the authenticated ones, the newest last
         self._host_ids = itertools.count(1)
 
     async def host_operation(self, operation: str, params: Mapping[str, Any]) -> Any:
@@ -254,7 +381,8 @@ class InvokeLaneServer:
                 f"{operation}: the host is not connected yet (the bus and shared state are available once the "
                 "plugin has loaded, not in its load hook)", code="unavailable",
             )  # fmt: skip
-        writer, waiting = self._links[-1]
+        link = self._links[-1]
+        writer, waiting = link.writer, link.waiting
         action_id = next(self._host_ids)
         try:
             body = json.dumps({"id": action_id, "action": HOST_ACTION_PREFIX + operation, "params": dict(params)},
@@ -283,65 +411,11 @@ class InvokeLaneServer:
     async def start(self, path: Path) -> None:
         """Listen on the unix socket `path` (mode 0600)."""
         self.path = path
-        self._server = await asyncio.start_unix_server(self._accept, str(path))
+        self._server = await asyncio.get_running_loop().create_unix_server(self._connect, str(path))
         os.chmod(path, 0o600)
 
-    def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            self._tasks.spawn(self._serve(reader, writer), name="lane-connection")
-        except RuntimeError:  # closing: no new connections
-            writer.close()
-
-    async def _authenticated(self, reader: asyncio.StreamReader) -> bool:
-        """True when the connection opens with AUTH and the secret (within `AUTH_TIMEOUT_S`)."""
-        try:
-            async with asyncio.timeout(AUTH_TIMEOUT_S):
-                kind, _, body = await read_frame(reader, MAX_AUTH_BODY)
-        except (TimeoutError, InvokeLaneClosed, InvokeLaneProtocolError):
-            return False
-        return kind == Kind.AUTH and hmac.compare_digest(body, self._secret)
-
-    async def _serve(self, reader: asyncio.StreamReader, stream: asyncio.StreamWriter) -> None:
-        if not await self._authenticated(reader):
-            log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
-            stream.close()
-            return
-        writer = FrameWriter(stream)
-        calls = TaskOwner("invoke lane calls")  # ended with the connection, which the server's owner ends
-        running: dict[int, asyncio.Task[None]] = {}
-        waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
-        link = (writer, waiting)
-        self._links.append(link)
-        try:
-            while True:
-                kind, call_id, body = await read_frame(reader)
-                if kind == Kind.CALL:
-                    name, request = parse_call(body)
-                    bot = RemoteBot(writer, call_id, waiting)
-                    running[call_id] = calls.spawn(self._call(writer, running, call_id, name, request, bot))
-                elif kind == Kind.CANCEL:
-                    pending = running.get(call_id)
-                    if pending is not None:
-                        pending.cancel()
-                elif kind == Kind.ACTION_RESULT:
-                    answer = _json_object(body, "ACTION_RESULT")
-                    future = waiting.get((call_id, _action_id(answer)))
-                    if future is not None and not future.done():
-                        future.set_result(answer)
-                else:
-                    raise InvokeLaneProtocolError(f"a worker does not accept {kind.name} frames")
-        except InvokeLaneClosed:
-            pass
-        except InvokeLaneProtocolError as exc:
-            log.warning("invoke lane: closing a connection that sent a malformed frame: %s", exc)
-        finally:
-            self._links.remove(link)
-            for future in waiting.values():
-                if not future.done():
-                    future.set_result({"error": "the host link closed", "failure": {"code": "unavailable",
-                                       "message": "the host link closed before the host answered"}})  # fmt: skip
-            await calls.aclose()
-            writer.close()
+    def _connect(self) -> asyncio.Protocol:
+        return _HostConnection(self).connection
 
     async def _call(
         self, writer: FrameWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
@@ -362,12 +436,81 @@ class InvokeLaneServer:
         """Stop listening, end every connection (cancelling its calls) and remove the socket."""
         if self._server is not None:
             self._server.close()
+        for connection in list(self._connections):
+            connection.connection.close()
+            await connection.calls.aclose(timeout=5.0)
         await self._tasks.aclose(timeout=5.0)
         if self._server is not None:
             await self._server.wait_closed()
             self._server = None
         with contextlib.suppress(OSError):
             self.path.unlink()
+
+
+class _HostConnection:
+    """A worker's end of one connection: served once its first frame is AUTH with the secret."""
+
+    def __init__(self, server: InvokeLaneServer) -> None:
+        self.server = server
+        self.connection = _LaneConnection(self._frame, self._malformed, self._ended, MAX_AUTH_BODY)
+        self.writer = FrameWriter(self.connection)
+        self.calls = TaskOwner("invoke lane calls")
+        self.running: dict[int, asyncio.Task[None]] = {}
+        self.waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
+        self.authenticated = False
+        self._auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, self._refuse)
+        server._connections.append(self)
+
+    def _frame(self, kind: Kind, call_id: int, body: bytes) -> None:
+        if not self.authenticated:
+            if kind == Kind.AUTH and hmac.compare_digest(body, self.server._secret):
+                self.authenticated = True
+                self._auth_timer.cancel()
+                self.connection.reader.max_body = MAX_BODY
+                self.server._links.append(self)
+            else:
+                self._refuse()
+        elif kind == Kind.CALL:
+            name, request = parse_call(body)
+            bot = RemoteBot(self.writer, call_id, self.waiting)
+            self.running[call_id] = self.calls.spawn(
+                self.server._call(self.writer, self.running, call_id, name, request, bot)
+            )
+        elif kind == Kind.CANCEL:
+            pending = self.running.get(call_id)
+            if pending is not None:
+                pending.cancel()
+        elif kind == Kind.ACTION_RESULT:
+            answer = _json_object(body, "ACTION_RESULT")
+            future = self.waiting.get((call_id, _action_id(answer)))
+            if future is not None and not future.done():
+                future.set_result(answer)
+        else:
+            raise InvokeLaneProtocolError(f"a worker does not accept {kind.name} frames")
+
+    def _refuse(self) -> None:
+        log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
+        self.connection.close()
+
+    def _malformed(self, error: InvokeLaneProtocolError) -> str:
+        if not self.authenticated:
+            self._refuse()
+        else:
+            log.warning("invoke lane: closing a connection that sent a malformed frame: %s", error)
+        return f"malformed frame from the host: {error}"
+
+    def _ended(self, reason: str) -> None:
+        self._auth_timer.cancel()
+        server = self.server
+        server._connections.remove(self)
+        if self in server._links:
+            server._links.remove(self)
+        for future in self.waiting.values():
+            if not future.done():
+                future.set_result({"error": "the host link closed", "failure": {"code": "unavailable",
+                                   "message": "the host link closed before the host answered"}})  # fmt: skip
+        with contextlib.suppress(RuntimeError):  # the server is closing: `close` ends the calls
+            server._tasks.spawn(self.calls.aclose(), name="lane-connection-end")
 
 
 class InvokeLaneClient:
@@ -411,16 +554,13 @@ class InvokeLaneClient:
 
     async def start(self, timeout: float = 5.0) -> None:
         """Connect, authenticate and start reading answers."""
-        reader, stream = await asyncio.wait_for(asyncio.open_unix_connection(self.path), timeout)
-        writer = FrameWriter(stream)
+        loop = asyncio.get_running_loop()
+        connection = _LaneConnection(self._frame, _malformed_reply, self._lost)
+        await asyncio.wait_for(loop.create_unix_connection(lambda: connection, self.path), timeout)
+        writer = FrameWriter(connection)
         writer.write(frame(Kind.AUTH, 0, self._secret))
-        try:
-            self._tasks.spawn(self._read(reader, writer), name=f"{self.name}:lane")
-        except RuntimeError:
-            writer.close()
-            raise
         self._writer, self._closed = writer, None
-        self._clock = DeadlineClock(asyncio.get_running_loop())
+        self._clock = DeadlineClock(loop)
 
     @property
     def closed(self) -> bool:
@@ -469,27 +609,21 @@ class InvokeLaneClient:
             raise InvokeLaneCallFailed(error if isinstance(error, dict) else {"message": str(error)})
         return body
 
-    async def _read(self, reader: asyncio.StreamReader, writer: FrameWriter) -> None:
-        reason = "invoke lane closed"
-        try:
-            while True:
-                kind, call_id, body = await read_frame(reader)
-                if kind == Kind.ACTION:
-                    self._run_action(writer, call_id, _json_object(body, "ACTION"))
-                    continue
-                if kind not in (Kind.RESULT, Kind.ERROR):
-                    raise InvokeLaneProtocolError(f"a host does not accept {kind.name} frames")
-                future = self._pending.pop(call_id, None)
-                if future is not None and not future.done():
-                    future.set_result((kind, body))
-        except InvokeLaneClosed:
-            pass
-        except InvokeLaneProtocolError as exc:
-            reason = f"invoke lane closed after a malformed frame from the worker: {exc}"
-            log.warning("%s", reason)
-        finally:
-            self._fail_pending(InvokeLaneClosed(reason))
-            writer.close()
+    def _frame(self, kind: Kind, call_id: int, body: bytes) -> None:
+        """One frame from the worker: an answer resolves its call, an action runs on the call's bot."""
+        if kind in (Kind.RESULT, Kind.ERROR):
+            future = self._pending.pop(call_id, None)
+            if future is not None and not future.done():
+                future.set_result((kind, body))
+        elif kind == Kind.ACTION and self._writer is not None:
+            self._run_action(self._writer, call_id, _json_object(body, "ACTION"))
+        else:
+            raise InvokeLaneProtocolError(f"a host does not accept {kind.name} frames")
+
+    def _lost(self, reason: str) -> None:
+        self._fail_pending(InvokeLaneClosed(reason))
+        if self._writer is not None:
+            self._writer.close()
 
     def _run_action(self, writer: FrameWriter, call_id: int, request: dict[str, Any]) -> None:
         """Run a bot action of call `call_id` on that call's bot; the answer goes back as ACTION_RESULT."""
@@ -573,6 +707,12 @@ class _Deadline(FutureDeadline):
         if self.due is None:
             self.due = self._clock.loop.time() + max(self._left, 0.0)
             self._clock.watch(self.due)
+
+
+def _malformed_reply(error: InvokeLaneProtocolError) -> str:
+    reason = f"invoke lane closed after a malformed frame from the worker: {error}"
+    log.warning("%s", reason)
+    return reason
 
 
 def _json_object(body: bytes, what: str) -> dict[str, Any]:

@@ -119,7 +119,7 @@ class CommandContext:
     def from_json(cls, data: Mapping[str, Any], event: Any = None) -> CommandContext:
         sender = CommandSender.from_json(data.get("sender") or {})
         if isinstance(event, Mapping):
-            sender = replace(sender, event=event)
+            sender = sender.with_event(event)
         return cls(
             sender=sender,
             message=Message.from_json(data.get("message") or ()),
@@ -141,8 +141,13 @@ class CommandPayload(dict[str, Any]):
         self.context = context
 
 
+_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
 def to_json_value(value: Any) -> Any:
     """The JSON form of a parsed argument value."""
+    if type(value) in _JSON_SCALARS:
+        return value
     if isinstance(value, Message | Segment):
         return value.to_json()
     if isinstance(value, dt.datetime | dt.date | dt.time):

@@ -28,6 +28,10 @@ class CommandSender:
     group_role: GroupRole = ""
     event: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
+    def with_event(self, event: Mapping[str, Any] | None) -> CommandSender:
+        """The same sender carrying `event` (`dataclasses.replace`, without its cost on every command)."""
+        return CommandSender(self.kind, self.user_id, self.group_id, self.nickname, self.bot_id, self.group_role, event)
+
     @classmethod
     def console(cls) -> CommandSender:
         return cls("console", nickname="console")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from plughost.bot.commands.parsers import ParserRegistry, describe_argument
 from plughost.bot.commands.permissions import PermissionService
@@ -284,7 +284,7 @@ class CommandEngine:
         node, plan, args = resolved.node, resolved.overload, resolved.args
         event = dict(sender.event) if sender.event is not None else None  # the handler's own copy
         # the handler's context holds copies too: what it changes stays out of the host's event
-        own = replace(sender, event=event) if event is not None else sender
+        own = sender.with_event(event) if event is not None else sender
         context = CommandContext(own, Message(original), node.plugin_id, node.full_name, resolved.alias)
         payload = CommandPayload(
             {

@@ -23,6 +23,7 @@ from plughost.sdk.permissions import PermissionId, PermissionSyntaxError, Permit
 
 log = logging.getLogger("plughost.permissions")
 CONSOLE = PermitteeId.parse("console")
+DECISIONS_KEPT = 65536  # remembered `has` answers; forgotten all at once beyond this (ids come from chat)
 Grants = dict[PermissionId, set[PermitteeId]]
 GrantListener = Callable[[bool, PermitteeId, PermissionId], None]
 """Told `(granted, permittee, permission)` after a grant (True) or a revocation (False) was saved."""
@@ -40,6 +41,7 @@ class PermissionService:
         self._registered: dict[PermissionId, str] = {PermissionId.root(): "the root permission"}
         self._grants: dict[PermissionId, set[PermitteeId]] = {}
         self._known: set[PermissionId] = set()
+        self._decisions: dict[tuple[PermitteeId, PermissionId], bool] = {}  # `has`, until the grants change
         self._unsaved = False
         self.grant_listeners: list[GrantListener] = []
         """Told of every saved grant and revocation (`plughost.cluster` shares them between hosts)."""
@@ -56,6 +58,7 @@ class PermissionService:
         if grant_defaults and self.default_permittees:
             for permittee in self.default_permittees:
                 self._grants.setdefault(permission, set()).add(permittee)
+            self._decisions.clear()
         self._unsaved = True
 
     def flush(self) -> None:
@@ -82,12 +85,16 @@ class PermissionService:
         grants = self._grants
         if not grants:
             return False
-        lineage = permittee.lineage()
-        for perm in permission.lineage():
-            holders = grants.get(perm)
-            if holders and any(p in holders for p in lineage):
-                return True
-        return False
+        key = (permittee, permission)
+        decided = self._decisions.get(key)
+        if decided is None:
+            lineage = permittee.lineage()
+            decided = any((holders := grants.get(perm)) and any(p in holders for p in lineage)
+                          for perm in permission.lineage())  # fmt: skip
+            if len(self._decisions) >= DECISIONS_KEPT:
+                self._decisions.clear()
+            self._decisions[key] = decided
+        return decided
 
     # grants ----------------------------------------------------------------------------------
     def permit(self, permittee: PermitteeId, permission: PermissionId) -> bool:
@@ -97,6 +104,7 @@ class PermissionService:
         before = self._snapshot()
         self._grants.setdefault(permission, set()).add(permittee)
         self._known.add(permission)
+        self._decisions.clear()
         self._save_or_restore(before)
         self._tell_listeners(True, [(permittee, permission)])
         return True
@@ -114,6 +122,7 @@ class PermissionService:
                 if not holders:
                     del self._grants[perm]
         if removed:
+            self._decisions.clear()
             self._save_or_restore(before)
             self._tell_listeners(False, removed)
         return len(removed)
@@ -151,6 +160,7 @@ class PermissionService:
         for warning in loaded.warnings:
             log.warning("%s", warning)
         self._grants, self._known = loaded.value
+        self._decisions.clear()
 
     def _snapshot(self) -> tuple[Grants, set[PermissionId]]:
         return {perm: set(holders) for perm, holders in self._grants.items()}, set(self._known)
@@ -161,6 +171,7 @@ class PermissionService:
             self._save()
         except StateFileError:
             self._grants, self._known = before
+            self._decisions.clear()
             raise
 
     def _save(self) -> None:
