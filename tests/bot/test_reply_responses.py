@@ -83,3 +83,40 @@ async def test_a_reply_whose_connection_drops_before_the_response_fails(tmp_path
         async with asyncio.timeout(10):
             await lane.wait_finished(2)
         assert lane.stats.send_failures == 1
+
+
+async def test_actions_to_an_implementation_that_stops_reading_wait_for_it(tmp_path: Path) -> None:
+    """Flow control: while the implementation reads nothing, sends wait (the host's buffer stays
+    bounded) and go on, all of them in order, once it reads again."""
+    async with chat_host(tmp_path, {"echo": ECHO}) as (host, impl):
+        bot = host.dispatcher.lanes["qq"].bot
+        connection = bot._send.__self__  # type: ignore[attr-defined]  # the host's end of the WebSocket
+        impl.connections[0].transport.pause_reading()  # type: ignore[attr-defined]
+        big = "x" * 65536
+        reports: list[Exception | None] = []
+        paused_seen, all_reported = asyncio.Event(), asyncio.Event()
+        total = 400
+
+        def report(data: Any, error: Exception | None) -> None:
+            reports.append(error)
+            if len(reports) == total:
+                all_reported.set()
+
+        async def send_all() -> None:
+            for n in range(total):
+                was_paused = connection.paused
+                if was_paused:
+                    paused_seen.set()
+                await bot.post_action("send_group_msg", {"group_id": 1, "message": f"{n} {big}"}, report)
+                assert not (was_paused and connection.paused), "a send went out while the connection was paused"
+
+        sender = asyncio.create_task(send_all())
+        async with asyncio.timeout(30):
+            await paused_seen.wait()  # the buffer reached its limit: the next send waits
+            assert connection.transport.get_write_buffer_size() < 4 * len(big)
+            impl.connections[0].transport.resume_reading()  # type: ignore[attr-defined]
+            await sender
+            sent = await impl.wait_actions(total, "send_group_msg", timeout=30)
+            await all_reported.wait()
+        assert [int(a["params"]["message"].split(" ", 1)[0]) for a in sent] == list(range(total))
+        assert reports == [None] * total

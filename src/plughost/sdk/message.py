@@ -366,6 +366,8 @@ def to_message(value: Any) -> Message | None:
         return value
     if isinstance(value, str):
         return Message(value) if value else None
+    if type(value) is list and all(type(item) is dict for item in value):  # OneBot JSON: a reply's segments
+        return Message(_from_array(value))
     if isinstance(value, Segment):
         return Message(value)
     if isinstance(value, MessageBuilder):

@@ -14,7 +14,8 @@ from plughost.sdk import jsonio
 from plughost.sdk.bot import ActionReport, BotApi
 from plughost.sdk.deadlines import DeadlineClock, FutureDeadline
 
-SendFrame = Callable[[str], Awaitable[None]]
+SendFrame = Callable[[bytes], Awaitable[None]]
+"""Sends one frame's UTF-8 JSON as a text frame."""
 
 
 def result_of(bot_id: str, action: str, response: Mapping[str, Any]) -> Any:
@@ -53,7 +54,10 @@ class WsActionClient(BotApi):
         return len(self._pending)
 
     def connection_made(self, send: SendFrame) -> None:
+        """A connection is up (in the running loop): actions go out through `send`."""
         self._send = send
+        if self._deadlines is not None and self._deadlines.loop is not asyncio.get_running_loop():
+            self._deadlines = None  # a connection in another event loop: a clock of that loop
 
     def connection_lost(self, reason: str = "the connection was closed") -> None:
         """Fail every call in flight; later calls fail at once until a new connection is made."""
@@ -129,7 +133,9 @@ class WsActionClient(BotApi):
         if self._send is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
         echo = str(next(self._echo))
-        self._deadlines = clock = DeadlineClock.of(self._deadlines)  # one timer for all the calls' deadlines
+        clock = self._deadlines
+        if clock is None:  # one timer for all the calls' deadlines, made in the loop of the first call
+            clock = self._deadlines = DeadlineClock(asyncio.get_running_loop())
         future: asyncio.Future[Mapping[str, Any]] = clock.loop.create_future()
         self._pending[echo] = future
         return echo, future, clock.expire_after(future, limit)
@@ -138,7 +144,7 @@ class WsActionClient(BotApi):
         send = self._send
         if send is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
-        await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}).decode())
+        await send(jsonio.dumps({"action": action, "params": dict(params or {}), "echo": echo}))
 
     def _failure(self, action: str, limit: float, exc: BaseException) -> Exception:
         """The typed error of a call that got no response."""

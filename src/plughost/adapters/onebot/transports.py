@@ -38,6 +38,8 @@ from plughost.bot.lane import BotLane
 
 log = logging.getLogger("plughost.adapters.onebot")
 ROLES = ("Universal", "API", "Event")
+COALESCED_BYTES = 64 * 1024
+"""Frames of one loop iteration are held back for one write up to this size."""
 WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": 16 * 2**20, "ping_interval": 20, "ping_timeout": 20}
 
 
@@ -52,13 +54,35 @@ class _CoalescedWrites:
 
     Under load many workers reply in the same iteration; one write instead of one per frame
     saves a system call and a loopback/TCP segment per reply. Only data frames of an open
-    connection are deferred (to the end of the iteration); handshakes and closing write at once.
+    connection are deferred (to the end of the iteration), and only up to `COALESCED_BYTES`: then
+    they are written at once, so the transport's flow control sees them (a sender that never
+    yields cannot pile up frames unseen). Handshakes and closing write at once.
     """
 
     loop: asyncio.AbstractEventLoop
     protocol: Any
     transport: Any
+    paused: bool
+    send_in_progress: Any
     _flush_scheduled = False
+    _deferred = 0  # bytes of the frames queued since the last flush (those of `send_text_frame`)
+
+    async def send_text_frame(self, data: bytes) -> None:
+        """Send UTF-8 `data` as one text frame (what every OneBot frame is).
+
+        On an open connection that is not paused and not in the middle of a fragmented send this
+        is what websockets' `send` does — the frame is queued and written with the iteration's
+        other frames — without its generator-based send context; otherwise it is `send` itself.
+        """
+        if self.send_in_progress is None and not self.paused and self.protocol.state is State.OPEN:
+            self.protocol.send_text(data)
+            self._deferred += len(data)
+            if self._deferred >= COALESCED_BYTES:
+                self._flush()
+            else:
+                self.send_data()
+            return
+        await self.send(data, text=True)  # type: ignore[attr-defined]
 
     def send_data(self) -> None:
         if self.protocol.state is State.OPEN:
@@ -70,6 +94,7 @@ class _CoalescedWrites:
 
     def _flush(self) -> None:
         self._flush_scheduled = False
+        self._deferred = 0
         pending: list[bytes] = []
         try:
             for data in self.protocol.data_to_send():
@@ -123,9 +148,11 @@ class WsSession:
         self.stats = stats
         self.max_nesting = max_nesting
 
-    async def run(self, ws: ClientConnection | ServerConnection, *, events: bool = True, api: bool = True) -> None:
+    async def run(
+        self, ws: CoalescedClientConnection | CoalescedServerConnection, *, events: bool = True, api: bool = True
+    ) -> None:
         if api:
-            self.client.connection_made(ws.send)
+            self.client.connection_made(ws.send_text_frame)
         try:
             while True:  # bytes: JSON parses them directly, and a shed frame is never decoded
                 self.handle(await ws.recv(decode=False), events=events)
@@ -222,6 +249,7 @@ class ForwardWsBot:
                         session = WsSession(
                             self.client, lambda: self.lane, self.stats, max_nesting=self.config.max_nesting
                         )
+                        assert isinstance(ws, CoalescedClientConnection)  # what `create_connection` makes
                         await session.run(ws)
                         self.link.down(close_reason(ws))
                     finally:
@@ -362,6 +390,7 @@ class ReverseWsServer:
         account.roles.add(role)
         try:
             session = WsSession(account.client, lambda: account.lane, self.stats, max_nesting=config.max_nesting)
+            assert isinstance(conn, CoalescedServerConnection)  # the server makes only these
             await session.run(conn, events=role != "API", api=role != "Event")
         finally:
             account.roles.discard(role)
