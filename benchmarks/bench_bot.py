@@ -1,13 +1,15 @@
 """Bot pipeline: events from a reverse-WebSocket frame to the reply frame, 20 plugins enabled.
 
-The host runs in this process pinned to one core; the OneBot implementation (`bot_loadgen.py`)
-runs in a subprocess on another core. Figures (best of several runs, as the machine is shared):
-max events/s (closed loop), p50/p99 latency at an open-loop 1 000 events/s, and goodput at 2×
-the measured maximum — compared, in the same run, with the same pipeline driven the common way
-(an unbounded task per event). The closed-loop runs of the transport floor, of the same host with
-only the two plugins that answer every event (the host's own share of the time), of the pipeline
-and of the pipeline with its plugins in worker processes take turns, so that a machine that slows
-down for a while slows them all.
+The hosts run pinned to one core — the one whose plugins are in workers in a process of its own
+(`bot_host.py`), so that its gRPC channels and supervisors do not share an event loop with the
+others — and the OneBot implementation (`bot_loadgen.py`) runs in a subprocess on another core.
+Figures (best of several runs, as the machine is shared): max events/s (closed loop), p50/p99
+latency at an open-loop 1 000 events/s, and goodput at 2× the measured maximum — compared, in the
+same run, with the same pipeline driven the common way (an unbounded task per event). The
+closed-loop runs of the transport floor, of the same host with only the two plugins that answer
+every event (the host's own share of the time), of the pipeline and of the pipeline with its
+plugins in worker processes take turns, so that a machine that slows down for a while slows them
+all.
 """
 
 from __future__ import annotations
@@ -160,6 +162,25 @@ async def _serve(stack: contextlib.AsyncExitStack, workspace: Path) -> Host:
     return host
 
 
+@contextlib.asynccontextmanager
+async def _host_process(workspace: Path, cpu: int) -> AsyncIterator[int]:
+    """A host with its transports on `workspace` in a process of its own (`bot_host.py`), pinned to
+    `cpu` once its plugins have started; yields how many plugins it enabled."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, str(HERE / "bot_host.py"), str(workspace), str(cpu),
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        ready = (await process.stdout.readline()).split()
+        if ready[:1] != [b"ready"]:
+            raise RuntimeError(f"the host of the worker pipeline did not start (exit code {await process.wait()})")
+        yield int(ready[1])
+    finally:
+        process.stdin.close()
+        await process.wait()
+
+
 def _shed(host: Host) -> int:
     return sum(int(row["shed"]) for row in host.dispatcher.status() if row["bot"] == "bench")
 
@@ -178,18 +199,18 @@ async def _bench(affinity: set[int] | None) -> dict[str, Any]:
         _workspace(in_workers, worker_port, isolation="process")
         _workspace(minimal, minimal_port, only=MINIMAL)
         async with contextlib.AsyncExitStack() as stack:
-            # the workers start with every core (they inherit the host's affinity), then the host
-            # is pinned to one core
+            # the host of the worker pipeline runs in a process of its own: its workers start with
+            # every core, then it is pinned to the hosts' core
             if affinity:
                 os.sched_setaffinity(0, affinity)
-            workers = await _serve(stack, in_workers)
+            workers = await stack.enter_async_context(_host_process(in_workers, min(affinity or {0})))
             if affinity and len(affinity) > 1:
                 os.sched_setaffinity(0, {min(affinity)})
             host = await _serve(stack, in_process)
             await _serve(stack, minimal)
             floor_port = await stack.enter_async_context(_floor_server())
-            if len(workers.manager.enabled_plugins()) != 20:
-                raise RuntimeError("not every worker plugin started")
+            if workers != 20:
+                raise RuntimeError(f"only {workers} of the 20 worker plugins started")
             figures: dict[str, Any] = {"plugins": len(host.manager.enabled_plugins())}
             contenders = {"floor": floor_port, "minimal": minimal_port, "max": port, "in_workers": worker_port}
             best = dict.fromkeys(contenders, 0.0)

@@ -420,7 +420,7 @@ class Dispatcher:
 
     async def _post(self, lane: BotLane, action: Action, result: EventResult) -> None:
         """Send one of an event's actions (in order, within the lane's rate limit) without holding the
-        event's worker for the response: the bot reports it (`_sent`) when it comes."""
+        event's worker for the response: the bot reports it (`_posted`) when it comes."""
         await lane.limiter.acquire()
         result.unsettled += 1
         await lane.bot.post_action(action.action, action.params, partial(_posted, lane, action, result))

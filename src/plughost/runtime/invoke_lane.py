@@ -516,9 +516,9 @@ class _HostConnection:
 class InvokeLaneClient:
     """The host's half: one connection, any number of concurrent calls.
 
-    Construction does no I/O; `start()` (or `InvokeLaneClient.connect`) connects, authenticates with
-    the worker's `secret` and starts the reader, which, like the bot actions the worker asks for,
-    is a task of the client's owner.
+    Construction does no I/O; `start()` (or `InvokeLaneClient.connect`) connects and authenticates
+    with the worker's `secret`; answers are read as they arrive (`_LaneConnection`), and the bot
+    actions the worker asks for run as tasks of the client's owner.
     """
 
     def __init__(
