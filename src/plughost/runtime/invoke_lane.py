@@ -101,7 +101,7 @@ class InvokeLaneActionFailed(Exception):
 
 
 class FrameSink(Protocol):
-    """Where a `FrameWriter` writes: an `asyncio.StreamWriter`, or the host's `_LaneConnection`."""
+    """Where a `FrameWriter` writes: each end's `_LaneConnection` (an `asyncio.StreamWriter` would do too)."""
 
     @property
     def transport(self) -> asyncio.WriteTransport: ...

@@ -43,7 +43,7 @@ class WsActionClient(BotApi):
         self._send: SendFrame | None = None
         self._pending: dict[str, asyncio.Future[Mapping[str, Any]]] = {}
         self._echo = itertools.count(1)
-        self._deadlines: DeadlineClock | None = None  # made on the first call, in the running loop
+        self._deadlines: DeadlineClock | None = None  # made with the connection, in its loop
 
     @property
     def connected(self) -> bool:
@@ -56,8 +56,9 @@ class WsActionClient(BotApi):
     def connection_made(self, send: SendFrame) -> None:
         """A connection is up (in the running loop): actions go out through `send`."""
         self._send = send
-        if self._deadlines is not None and self._deadlines.loop is not asyncio.get_running_loop():
-            self._deadlines = None  # a connection in another event loop: a clock of that loop
+        loop = asyncio.get_running_loop()
+        if self._deadlines is None or self._deadlines.loop is not loop:  # one timer for all the calls' deadlines
+            self._deadlines = DeadlineClock(loop)
 
     def connection_lost(self, reason: str = "the connection was closed") -> None:
         """Fail every call in flight; later calls fail at once until a new connection is made."""
@@ -87,8 +88,7 @@ class WsActionClient(BotApi):
         except Exception as exc:
             raise self._failure(action, limit, exc) from (None if isinstance(exc, TimeoutError) else exc)
         finally:
-            self._deadlines.discard(deadline)  # type: ignore[union-attr]
-            self._pending.pop(echo, None)
+            self._forget(echo, deadline)
             if future.done() and not future.cancelled():
                 future.exception()  # retrieved: it was raised above or superseded by the send error
         return result_of(self.bot_id, action, response)
@@ -104,8 +104,7 @@ class WsActionClient(BotApi):
             return
 
         def settled(future: asyncio.Future[Mapping[str, Any]]) -> None:
-            self._deadlines.discard(deadline)  # type: ignore[union-attr]
-            self._pending.pop(echo, None)
+            self._forget(echo, deadline)
             if future.cancelled():
                 report(None, BotDisconnected(self.bot_id, action, "the call was cancelled"))
             elif (error := future.exception()) is not None:
@@ -130,15 +129,19 @@ class WsActionClient(BotApi):
 
     def _expect(self, action: str, limit: float) -> tuple[str, asyncio.Future[Mapping[str, Any]], FutureDeadline]:
         """A new echo and the future its response resolves (failed with `TimeoutError` after `limit`)."""
-        if self._send is None:
+        clock = self._deadlines
+        if self._send is None or clock is None:
             raise BotDisconnected(self.bot_id, action, "the bot is not connected")
         echo = str(next(self._echo))
-        clock = self._deadlines
-        if clock is None:  # one timer for all the calls' deadlines, made in the loop of the first call
-            clock = self._deadlines = DeadlineClock(asyncio.get_running_loop())
         future: asyncio.Future[Mapping[str, Any]] = clock.loop.create_future()
         self._pending[echo] = future
         return echo, future, clock.expire_after(future, limit)
+
+    def _forget(self, echo: str, deadline: FutureDeadline) -> None:
+        """A call ended: its echo and deadline are no longer watched."""
+        self._pending.pop(echo, None)
+        if self._deadlines is not None:
+            self._deadlines.discard(deadline)
 
     async def _write(self, action: str, params: Mapping[str, Any] | None, echo: str) -> None:
         send = self._send

@@ -104,7 +104,6 @@ class PermissionService:
         before = self._snapshot()
         self._grants.setdefault(permission, set()).add(permittee)
         self._known.add(permission)
-        self._decisions.clear()
         self._save_or_restore(before)
         self._tell_listeners(True, [(permittee, permission)])
         return True
@@ -122,7 +121,6 @@ class PermissionService:
                 if not holders:
                     del self._grants[perm]
         if removed:
-            self._decisions.clear()
             self._save_or_restore(before)
             self._tell_listeners(False, removed)
         return len(removed)
@@ -166,12 +164,13 @@ class PermissionService:
         return {perm: set(holders) for perm, holders in self._grants.items()}, set(self._known)
 
     def _save_or_restore(self, before: tuple[Grants, set[PermissionId]]) -> None:
-        """Write the grants; when that fails, the change is undone and `StateFileError` raised."""
+        """Write the grants after a change (the answers `has` remembered are forgotten); when that
+        fails, the change is undone and `StateFileError` raised."""
+        self._decisions.clear()
         try:
             self._save()
         except StateFileError:
             self._grants, self._known = before
-            self._decisions.clear()
             raise
 
     def _save(self) -> None:
