@@ -42,13 +42,48 @@ from plughost.runtime.process import CallTimedOut, EventHook, ProcessOptions
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.sdk import jsonio
-from plughost.sdk.call import Call, Outcome, PluginError
+from plughost.sdk.binding import PLAIN
+from plughost.sdk.call import NOTHING, Call, Outcome, PluginError
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.tasks import TaskOwner
 
 ProcessStatus = Literal["starting", "running", "restarting", "stopped", "error"]
 log = logging.getLogger("plughost.runtime.process")
+PLAIN_ANSWER_BYTES = 64
+"""Answers of a worker up to this size with a plain value are read once and their outcome reused …"""
+PLAIN_ANSWERS_KEPT = 64
+"""… up to this many distinct ones per plugin (then forgotten and learned again)."""
+
+
+class AnswerReader:
+    """Reads the outcomes a worker answers over its invoke lane.
+
+    Most answers are a few bytes with a plain value (`{}`, `{"value":true}`); each of those is read
+    once and its outcome reused, as outcomes are values that nobody changes.
+    """
+
+    __slots__ = ("_known",)
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, Outcome] = {}
+
+    def read(self, answer: bytes) -> Outcome | None:
+        """The outcome in `answer`; None when it is not JSON."""
+        if answer == b"{}":
+            return NOTHING
+        short = len(answer) <= PLAIN_ANSWER_BYTES
+        if short and (known := self._known.get(answer)) is not None:
+            return known
+        try:
+            outcome = Outcome.from_json(jsonio.loads(answer))
+        except (ValueError, RecursionError):
+            return None
+        if short and outcome.error is None and not outcome.sends and type(outcome.value) in PLAIN:
+            if len(self._known) >= PLAIN_ANSWERS_KEPT:
+                self._known.clear()
+            self._known[answer] = outcome
+        return outcome
 
 
 @dataclass
@@ -122,6 +157,7 @@ class ProcessPluginHandle:
         self._idle = asyncio.Event()
         self._idle.set()
         self._last_exit: int | None = None
+        self._answers = AnswerReader()
         self.client_identity: Any = None  # ClientIdentity when the plugin uses AutoMTLS
         self.config: dict[str, Any] = dict(request.config)
 
@@ -436,14 +472,6 @@ class ProcessPluginHandle:
         """
         self._active += 1
         self._idle.clear()
-        try:
-            return await self._call(call)
-        finally:
-            self._active -= 1
-            if not self._active:
-                self._idle.set()
-
-    async def _call(self, call: Call) -> Outcome:
         instance = self._instance
         timeout = self.options.call_timeout_s
         try:
@@ -468,6 +496,10 @@ class ProcessPluginHandle:
             if self.options.kill_on_timeout:
                 self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
+        finally:
+            self._active -= 1
+            if not self._active:
+                self._idle.set()
 
     async def _call_grpc(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
         rpc, answer = self._start_rpc(instance, call, timeout)
@@ -566,10 +598,12 @@ class ProcessPluginHandle:
             raise await self._connection_lost(instance, call.handler, str(exc)) from None
         except InvokeLaneCallFailed as failed:
             return Outcome(None, (), PluginError.from_json(failed.error))
-        try:
-            return Outcome.from_json(jsonio.loads(result))
-        except (ValueError, RecursionError) as exc:
-            return Outcome.failed("protocol_error", f"plugin '{self.plugin_id}' sent a malformed outcome: {exc}")
+        outcome = self._answers.read(result)
+        if outcome is None:
+            return Outcome.failed(
+                "protocol_error", f"plugin '{self.plugin_id}' sent an outcome that is not JSON: {result[:200]!r}"
+            )
+        return outcome
 
     async def _call_error(
         self, instance: _Instance, name: str, exc: grpc.aio.AioRpcError, limit: float

@@ -214,6 +214,10 @@ class Outcome:
         return cls(data.get("value"), sends, PluginError.from_json(error) if error is not None else None)
 
 
+NOTHING = Outcome()
+"""No answer (or none for this event). Shared: outcomes are values, never changed once made."""
+
+
 class ActionFormatError(PlugHostError, ValueError):
     """Queued sends in a plugin's answer are not in either JSON form of `actions_from_json`."""
 

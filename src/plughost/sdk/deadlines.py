@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Protocol
 
+from plughost.sdk.running import running_loop
+
 
 class Pausable(Protocol):
     """A deadline that can stop and go on with the time it had left."""
@@ -142,7 +144,7 @@ class DeadlineClock:
     @classmethod
     def of(cls, clock: DeadlineClock | None) -> DeadlineClock:
         """`clock` when it belongs to the running loop, else a new clock for it."""
-        loop = asyncio.get_running_loop()
+        loop = running_loop(clock.loop if clock is not None else None)
         return clock if clock is not None and clock.loop is loop else cls(loop)
 
     def add(self, item: Due) -> None:

@@ -16,12 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from plughost.sdk.binding import PLAIN, CallScope, jsonable, payload_event
-from plughost.sdk.call import UNKNOWN_HANDLER, Call, Outcome, PluginError
+from plughost.sdk.call import NOTHING, UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
 from plughost.sdk.events import Event, EventParseError
 from plughost.sdk.plugin import Handler
-
-NOTHING = Outcome()  # no answer (or not for this event); shared: outcomes are values
 
 
 async def run_handler(handler: Handler, call: Call, context: PluginContext, executor: Executor | None) -> Outcome:

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Awaitable, Iterator
 from typing import Any, TypeVar
 
+from plughost.sdk.running import running_loop
+
 T = TypeVar("T")
 
 RECANCEL_S = 0.25
@@ -41,6 +43,7 @@ class TaskOwner:
         self._group: asyncio.TaskGroup | None = None
         self._closed = False
         self._spawned = 0
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop of the last spawn
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tasks)} tasks, {len(self._children)} children"
@@ -82,11 +85,11 @@ class TaskOwner:
             if self._closed:
                 raise RuntimeError(f"{self.name} is closed: it starts no more tasks ({name or 'unnamed'})")
             group = self._root()._group
-            loop = asyncio.get_running_loop()
+            self._loop = loop = running_loop(self._loop)
         except RuntimeError:
             _close(work)
             raise
-        runner = self._run(work)
+        runner = self._run(work, loop)
         task = group.create_task(runner, name=name) if group is not None else loop.create_task(runner, name=name)
         if not task.done():  # (an eager task factory may have run it to its end already)
             self._tasks[task] = work  # removed by the task itself as it ends (cheaper than a done callback)
@@ -148,17 +151,17 @@ class TaskOwner:
             owner = owner._parent
         return owner
 
-    async def _run(self, work: Awaitable[T]) -> T | None:
+    async def _run(self, work: Awaitable[T], loop: asyncio.AbstractEventLoop) -> T | None:
         try:
             return await work
         except asyncio.CancelledError:
             raise
         except BaseException:  # SystemExit from plugin code included: no task stops the host
-            task = asyncio.current_task()
+            task = asyncio.current_task(loop)
             self.logger.exception("%s: task %s failed", self.name, task.get_name() if task else "?")
             return None
         finally:
-            self._tasks.pop(asyncio.current_task(), None)  # type: ignore[arg-type]
+            self._tasks.pop(asyncio.current_task(loop), None)  # type: ignore[arg-type]
 
 
 def _close(work: Awaitable[Any]) -> None:
