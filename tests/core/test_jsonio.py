@@ -93,6 +93,10 @@ def test_loads_of_a_document_nested_past_the_stack_raises_recursion_error_as_jso
         {"s": "\ud800"},
         [1, (2, 3)],
         {"text": "你好", "none": None},
+        {"none": None, "deep": [1, {"x": (None, float("-inf"))}]},  # a null beside a non-finite float
+        {"none": None, "largest": 1.7976931348623157e308, "smallest": -1.7976931348623157e308},
+        {"none": None, "sub": type("Ratio", (float,), {})(float("nan"))},  # a float subclass
+        [None, True, 0, "", 0.5],
     ],
 )
 def test_dumps_edge_cases(value: Any) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,8 @@ import orjson
 
 _DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))  # translate: each digit a "0"
 _LONG_RUN = b"0" * 19  # a number this long may not fit in 64 bits (a regex search costs 3x the parse)
+_SCALARS = frozenset({str, int, bool, type(None)})
+_FINITE_MIN, _FINITE_MAX = -sys.float_info.max, sys.float_info.max
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as json: through `default`
 
 
@@ -42,9 +45,29 @@ def dumps(value: Any, default: Callable[[Any], Any] | None = None) -> bytes:
     raises them."""
     with contextlib.suppress(TypeError):  # orjson.JSONEncodeError: maybe only orjson refuses it (a big int)
         encoded = orjson.dumps(value, default=default, option=_PASSTHROUGH)
-        if b"null" not in encoded:  # a non-finite float would be `null` here, `NaN` in json's answer
+        # a non-finite float would be `null` here, `NaN` in json's answer
+        if b"null" not in encoded or _plain_and_finite(value):
             return encoded
     return json.dumps(value, default=default, separators=(",", ":")).encode()
+
+
+def _plain_and_finite(value: Any) -> bool:
+    """True when `value` is made of dicts, lists and scalars only, and no float in it is NaN or
+    infinite: then orjson's `null`s are all None's, as in json's answer."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        kind = type(item)
+        if kind is dict:
+            pending.extend(item.values())
+        elif kind is list or kind is tuple:
+            pending.extend(item)
+        elif kind is float:
+            if not _FINITE_MIN <= item <= _FINITE_MAX:  # NaN compares false too
+                return False
+        elif kind not in _SCALARS:
+            return False  # a subclass, or what `default` turns into JSON: decided by json
+    return True
 
 
 __all__ = ["dumps", "loads"]
