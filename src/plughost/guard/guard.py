@@ -73,7 +73,18 @@ class _Guarded:
 
 
 class CallTarget(Protocol):
+    """What the guard calls: a plugin handle. A handle that ends every call itself once a deadline
+    passes (a worker's invoke lane, a gRPC deadline) says so with `call_deadline_s` (see `DeadlineKeeper`)."""
+
     def call(self, call: Call) -> Coroutine[Any, Any, Outcome]: ...
+
+
+class DeadlineKeeper(Protocol):
+    """A handle whose calls end with a `timed_out` outcome after `call_deadline_s` seconds. When
+    that is not later than the guard's limit and the call cannot prompt the user (its bot has no
+    `CallDeadlines`), the guard arms no timeout of its own: one deadline per call, not two."""
+
+    call_deadline_s: float
 
 
 @dataclass(frozen=True)
@@ -194,9 +205,7 @@ class Guard:
         guarded = self._plugins.get(plugin_id) or self._guarded(plugin_id)
         breaker = guarded.breaker
         if breaker.state is not _CLOSED and not breaker.allow():
-            left = breaker.seconds_left()
-            message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
-            return Outcome.failed(ISOLATED, message, retry_after_s=round(left, 3))
+            return _isolated(plugin_id, breaker)
         name = call.handler
         metrics = guarded.handlers.get(name) or guarded.handlers.setdefault(name, HandlerMetrics())
         limit = timeout if timeout is not None else self._default_timeout
@@ -209,9 +218,12 @@ class Guard:
             except StopIteration as stop:
                 outcome: Outcome = stop.value
             else:
-                timeout_scope = CallTimeout(limit, self._timeouts)
-                self._timeouts = timeout_scope.clock  # shared by the calls that suspend (a new loop: a new one)
-                outcome, waited = await _resumed(coro, yielded, timeout_scope, call)
+                if _keeps_deadline(handle, limit, call):
+                    outcome = await Resume(coro, yielded)
+                else:
+                    timeout_scope = CallTimeout(limit, self._timeouts)
+                    self._timeouts = timeout_scope.clock  # shared by the calls that suspend (a new loop: a new one)
+                    outcome, waited = await _resumed(coro, yielded, timeout_scope, call)
         except TimeoutError:
             outcome = Outcome.failed(TIMED_OUT, f"timed out after {limit:g} s", timeout_s=limit)
         except asyncio.CancelledError:
@@ -259,6 +271,19 @@ class Guard:
                 {"failures": breaker.consecutive_failures},
             )
             self._on_breaker_change(plugin_id, True)
+
+
+def _isolated(plugin_id: str, breaker: CircuitBreaker) -> Outcome:
+    left = breaker.seconds_left()
+    message = f"plugin '{plugin_id}' is isolated by its circuit breaker for {left:.1f} s more"
+    return Outcome.failed(ISOLATED, message, retry_after_s=round(left, 3))
+
+
+def _keeps_deadline(handle: CallTarget, limit: float, call: Call) -> bool:
+    """True when `handle` ends `call` by `limit` itself (a `DeadlineKeeper`) and no prompt to the
+    user can stop the call's clock (its bot has no `CallDeadlines`): the guard's timeout is not needed."""
+    kept = getattr(handle, "call_deadline_s", None)
+    return kept is not None and kept <= limit and (call.bot is None or deadlines_of(call.bot) is None)
 
 
 async def _resumed(

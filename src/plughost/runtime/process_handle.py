@@ -464,6 +464,11 @@ class ProcessPluginHandle:
             await self._ready.wait()
 
     # calls --------------------------------------------------------------------------------------
+    @property
+    def call_deadline_s(self) -> float:
+        """Every call ends by this deadline, as a `timed_out` outcome (the guard's `DeadlineKeeper`)."""
+        return self.options.call_timeout_s
+
     async def call(self, call: Call) -> Outcome:
         """One call over the worker's invoke lane, plughost.v1 `Invoke`, or Jank's `Execute`.
 

@@ -330,6 +330,11 @@ class RemotePluginHandle:
         )
 
     # calls --------------------------------------------------------------------------------------
+    @property
+    def call_deadline_s(self) -> float:
+        """Every call ends by this deadline, as a `timed_out` outcome (the guard's `DeadlineKeeper`)."""
+        return self.options.call_timeout_s
+
     async def call(self, call: Call) -> Outcome:
         """One call (`Invoke` or Jank's `Execute`) with the call deadline; failures are outcome errors."""
         timeout = self.options.call_timeout_s
