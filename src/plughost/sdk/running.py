@@ -3,6 +3,8 @@
 On Python 3.11 `asyncio.get_running_loop()` (and `asyncio.current_task()` without a loop) makes a
 `getpid` system call every time, to notice a fork. On the hot path of a call that is a measurable
 share of the work, so code that already holds the loop checks it is still the one running here.
+Like asyncio's loops, objects that remember a loop this way (task owners, the guard's deadline
+clock) are not for a forked child: a child makes its own.
 """
 
 from __future__ import annotations
