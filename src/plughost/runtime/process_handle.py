@@ -42,10 +42,10 @@ from plughost.runtime.process import CallTimedOut, EventHook, ProcessOptions
 from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.sdk import jsonio
-from plughost.sdk.binding import PLAIN
 from plughost.sdk.call import NOTHING, Call, Outcome, PluginError
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
+from plughost.sdk.jsonio import PLAIN
 from plughost.sdk.tasks import TaskOwner
 
 ProcessStatus = Literal["starting", "running", "restarting", "stopped", "error"]

@@ -47,6 +47,7 @@ from plughost.sdk.context import PluginContext
 from plughost.sdk.conversations import MessageContext
 from plughost.sdk.events import Event, MessageEvent, parse_event
 from plughost.sdk.http import HttpRequest, HttpResponse
+from plughost.sdk.jsonio import PLAIN
 from plughost.sdk.matchers import MatcherSpec, group_names, rematch
 from plughost.sdk.message import Message, to_message
 from plughost.sdk.models import PluginExecutionContext
@@ -73,8 +74,6 @@ _CONTEXT_NAMES = frozenset({"ctx", "context"})
 _REQUEST_NAMES = frozenset({"request", "req"})
 _BUS_NAMES = frozenset({"data", "topic", "sender"})  # a bus message's parts, by name
 _MATCH_TYPES = (re.Match, regex.Match)
-PLAIN = frozenset({int, str, float, bool, type(None)})
-"""Types that are their own JSON form."""
 
 
 def payload_event(payload: Any) -> Event | None:

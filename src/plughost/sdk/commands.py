@@ -41,6 +41,7 @@ from plughost.errors import PlugHostError
 from plughost.sdk.bot import BotApi
 from plughost.sdk.contributions import DescriptorContribution
 from plughost.sdk.descriptor import CommandOverload, CommandSpec, Descriptor, ParamSpec, Role, Scope
+from plughost.sdk.jsonio import PLAIN
 from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId, PermitteeId
 from plughost.sdk.senders import CommandSender
@@ -141,12 +142,9 @@ class CommandPayload(dict[str, Any]):
         self.context = context
 
 
-_JSON_SCALARS = frozenset({str, int, float, bool, type(None)})
-
-
 def to_json_value(value: Any) -> Any:
     """The JSON form of a parsed argument value."""
-    if type(value) in _JSON_SCALARS:
+    if type(value) in PLAIN:
         return value
     if isinstance(value, Message | Segment):
         return value.to_json()

@@ -25,7 +25,8 @@ import orjson
 
 _DIGITS_ONLY = bytes(48 if 48 <= byte <= 57 else 32 for byte in range(256))  # translate: each digit a "0"
 _LONG_RUN = b"0" * 19  # a number this long may not fit in 64 bits (a regex search costs 3x the parse)
-_SCALARS = frozenset({str, int, bool, type(None)})
+PLAIN = frozenset({int, str, float, bool, type(None)})
+"""Types that are their own JSON form."""
 _FINITE_MIN, _FINITE_MAX = -sys.float_info.max, sys.float_info.max
 _PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS  # as json: through `default`
 
@@ -65,9 +66,9 @@ def _plain_and_finite(value: Any) -> bool:
         elif kind is float:
             if not _FINITE_MIN <= item <= _FINITE_MAX:  # NaN compares false too
                 return False
-        elif kind not in _SCALARS:
+        elif kind not in PLAIN:
             return False  # a subclass, or what `default` turns into JSON: decided by json
     return True
 
 
-__all__ = ["dumps", "loads"]
+__all__ = ["PLAIN", "dumps", "loads"]

@@ -15,10 +15,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from plughost.sdk.binding import PLAIN, CallScope, jsonable, payload_event
+from plughost.sdk.binding import CallScope, jsonable, payload_event
 from plughost.sdk.call import NOTHING, UNKNOWN_HANDLER, Call, Outcome, PluginError
 from plughost.sdk.context import PluginContext
 from plughost.sdk.events import Event, EventParseError
+from plughost.sdk.jsonio import PLAIN
 from plughost.sdk.plugin import Handler
 
 

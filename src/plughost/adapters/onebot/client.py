@@ -56,9 +56,7 @@ class WsActionClient(BotApi):
     def connection_made(self, send: SendFrame) -> None:
         """A connection is up (in the running loop): actions go out through `send`."""
         self._send = send
-        loop = asyncio.get_running_loop()
-        if self._deadlines is None or self._deadlines.loop is not loop:  # one timer for all the calls' deadlines
-            self._deadlines = DeadlineClock(loop)
+        self._deadlines = DeadlineClock.of(self._deadlines)  # one timer for all the calls' deadlines
 
     def connection_lost(self, reason: str = "the connection was closed") -> None:
         """Fail every call in flight; later calls fail at once until a new connection is made."""
