@@ -107,6 +107,37 @@ async def test_interceptor_blocks_and_skips_after_completion(env: Env) -> None:
     assert env.lane.stats.blocked == 1
 
 
+async def test_the_reply_goes_out_before_after_completion_runs(env: Env) -> None:
+    """The pipeline's order: handler → reply → after_completion → outbox. An audit hook that takes
+    long must not hold the reply back (here it waits until the test has seen the reply)."""
+    await env.load("audit", """
+        import asyncio
+        gate = asyncio.Event()
+
+        @plugin.after_completion
+        async def audit(ev: MessageEvent, bot: BotApi) -> None:
+            await gate.wait()
+            await bot.send_private_msg(1, f"audited {ev.message_id}")
+
+        @plugin.route("notice", "GroupCard")
+        async def open_gate(ev: NoticeEvent) -> None:
+            gate.set()
+    """, priority=10)  # fmt: skip
+    await env.load("chat", """
+        @plugin.route("message", "Group")
+        async def answer(ev: MessageEvent) -> Reply:
+            return Reply.of("seen " + ev.plain_text())
+    """)  # fmt: skip
+    await env.impl.push(group_message("hello", message_id=7))
+    await env.impl.wait_actions(1)  # before the fix: only after `audit` returned, which waits for this
+    assert sent_texts(env.impl.actions) == ["seen hello"]
+    await env.push(notice("group_card", group_id=123, user_id=456))
+    await env.impl.wait_actions(2)
+    await env.settle()
+    assert sent_texts(env.impl.actions) == ["seen hello", "audited 7"]
+    assert env.lane.stats.answered == 1
+
+
 async def test_route_answered_by_second_plugin_after_first_continues(env: Env) -> None:
     await env.load("first", """
         @plugin.route("notice", "GroupPoke")
@@ -278,6 +309,32 @@ async def test_command_triggers_with_cq_string_messages(env: Env) -> None:
     bare = next(i for i in env.commands.seen if i.trigger == "bare")
     assert bare.any_command is False  # bare commands are off for groups by default
     assert all(i.text.plain_text() != "" for i in env.commands.seen)
+
+
+async def test_by_default_a_bot_handles_two_hundred_slow_events_at_once(env: Env) -> None:
+    """Plugins that wait (a worker's answer, a web API, a model) keep events in flight: by default
+    200 of them are handled at once, none queued behind the others and none shed."""
+    await env.load("slow", """
+        import asyncio
+        gate = asyncio.Event()
+
+        @plugin.route("notice", "GroupUpload")
+        async def slow(ev: NoticeEvent, bot: BotApi) -> None:
+            await bot.call_action("get_status", {})  # tells the test it is in
+            await gate.wait()
+
+        @plugin.route("notice", "GroupCard")
+        async def open_gate(ev: NoticeEvent) -> None:
+            gate.set()
+    """)  # fmt: skip
+    assert BotConfig(id="b", transport="ws-reverse", bind="127.0.0.1:1").max_in_flight == env.lane.config.max_in_flight
+    for n in range(200):
+        await env.impl.push(notice("group_upload", group_id=1, user_id=n))
+    await env.impl.wait_actions(200, "get_status")
+    assert env.lane.status()["in_flight"] == 200 and env.lane.status()["queued"] == 0
+    await env.push(notice("group_card", group_id=1, user_id=0))
+    await env.settle()
+    assert env.lane.stats.processed == 202 and env.lane.stats.shed == 0  # with the lifecycle event
 
 
 async def test_overload_sheds_visibly_and_loses_nothing_silently(env: Env) -> None:

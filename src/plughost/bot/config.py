@@ -76,7 +76,7 @@ class BotConfig(_Strict):
     enabled: bool = True
     triggers: TriggerConfig = Field(default_factory=TriggerConfig)
     rate_limit: RateLimitConfig = Field(default_factory=RateLimitConfig)
-    max_in_flight: int = Field(default=64, ge=1)
+    max_in_flight: int = Field(default=256, ge=1)
     queue_size: int = Field(default=256, ge=1)
     max_body_bytes: int = Field(default=2**20, ge=1)  # http: larger event bodies are refused (413) unread
     max_nesting: int = Field(default=64, ge=2)  # events nested deeper (JSON objects/arrays) are dropped

@@ -278,10 +278,10 @@ class Dispatcher:
             result.status = "blocked"
         else:
             await self._handle(index, request, channel, result)
-            await self._after_completion(index, request, channel, result)
-            if result.answer is not None:
+            if result.answer is not None:  # the reply goes out before after_completion runs
                 lane.stats.answered += 1
                 await self._apply(lane, event, result, quick)
+            await self._after_completion(index, request, channel, result)
         for action in request.outbox:
             await self._post(lane, action, result)
         return result
