@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import json
 import logging
 import socket
@@ -54,6 +55,11 @@ class Handlers:
                     await asyncio.Event().wait()
             except TimeoutError:
                 return b"gave up"
+        if name == "context":  # what an earlier call left in the context, then leave something there
+            seen = CALLER.get()
+            CALLER.set(request)
+            await asyncio.sleep(0) if request.startswith(b"w") else None  # a call that waits keeps its own
+            return seen + b" " + CALLER.get()
         if name == "wait":
             self.started.set()
             try:
@@ -65,6 +71,7 @@ class Handlers:
 
 
 SECRET = "0123456789abcdef" * 4
+CALLER: contextvars.ContextVar[bytes] = contextvars.ContextVar("caller", default=b"unset")
 
 
 @pytest.fixture
@@ -114,6 +121,39 @@ class _RecordingStream:
 
     def close(self) -> None:
         self.closed = True
+
+
+async def test_a_call_that_waits_holds_up_none_of_the_calls_sent_with_it(
+    client: InvokeLaneClient, handlers: Handlers
+) -> None:
+    # made in one loop iteration, they reach the worker in one frame batch: most calls end without
+    # waiting and share a task there; the one that waits gets a task of its own
+    slow = asyncio.ensure_future(client.call("wait", b"slow", timeout=5))
+    fast = [asyncio.ensure_future(client.call("echo", str(i).encode(), timeout=5)) for i in range(20)]
+    assert await asyncio.wait_for(asyncio.gather(*fast), 5) == [str(i).encode() for i in range(20)]
+    assert handlers.started.is_set() and not slow.done()
+    handlers.release.set()
+    assert await asyncio.wait_for(slow, 5) == b"slow"
+
+
+async def test_calls_sent_together_do_not_see_each_others_context(client: InvokeLaneClient) -> None:
+    requests = [b"a%d" % i if i % 3 else b"w%d" % i for i in range(12)]  # some of them wait half way
+    answers = await asyncio.gather(*(client.call("context", r, timeout=5) for r in requests))
+    assert answers == [b"unset " + r for r in requests]
+
+
+async def test_a_call_cancelled_before_it_started_never_runs(server: InvokeLaneServer, handlers: Handlers) -> None:
+    reader, writer = await asyncio.open_unix_connection(str(server.path))
+    writer.write(  # one write: the worker reads the cancel before the call could start
+        frame(Kind.AUTH, 0, SECRET.encode())
+        + frame(Kind.CALL, 5, call_body("record", b"cancelled"))
+        + frame(Kind.CANCEL, 5)
+        + frame(Kind.CALL, 6, call_body("echo", b"served"))
+    )
+    length, call_id, kind = HEADER.unpack(await asyncio.wait_for(reader.readexactly(HEADER.size), 5))
+    assert (call_id, kind, await reader.readexactly(length)) == (6, Kind.RESULT, b"served")
+    assert handlers.calls == ["echo"]
+    writer.close()
 
 
 async def test_a_deadline_inside_a_handler_ends_only_that_handler(client: InvokeLaneClient) -> None:

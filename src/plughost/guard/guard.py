@@ -17,11 +17,11 @@ from typing import Any, Protocol
 from plughost.guard.breaker import BreakerPolicy, BreakerState, CircuitBreaker
 from plughost.guard.call_timeout import CallTimeout
 from plughost.guard.metrics import LATENCY_BUCKETS_S, HandlerMetrics
-from plughost.guard.stepping import Resume
 from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
 from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline, deadlines_of
 from plughost.sdk.models import EventType, PluginExecutionResult
+from plughost.sdk.stepping import Resume
 
 DEFAULT_TIMEOUT_S = 30.0
 # Enum members looked up once: attribute access on an Enum class is slow on the hot path.

@@ -40,13 +40,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import hmac
 import itertools
 import json
 import logging
 import os
 import struct
-from collections.abc import Awaitable, Callable, Mapping
+from collections import deque
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from enum import IntEnum
 from pathlib import Path
 from typing import Any, Protocol
@@ -55,6 +57,7 @@ from plughost.runtime.host_services import HostLink, HostServiceError, error_fie
 from plughost.sdk.bot import BotApi
 from plughost.sdk.deadlines import DeadlineClock, FutureDeadline, deadlines_of
 from plughost.sdk.shared import NotJsonError
+from plughost.sdk.stepping import Resume
 from plughost.sdk.tasks import TaskOwner
 
 HEADER = struct.Struct("!IIB")
@@ -417,15 +420,11 @@ class InvokeLaneServer:
     def _connect(self) -> asyncio.Protocol:
         return _HostConnection(self).connection
 
-    async def _call(
-        self, writer: FrameWriter, calls: dict[int, Any], call_id: int, name: str, request: bytes, bot: BotApi
-    ) -> None:
+    async def _call(self, writer: FrameWriter, call_id: int, name: str, request: bytes, bot: BotApi) -> None:
         try:
             reply = frame(Kind.RESULT, call_id, await self._handler(name, request, bot))
         except Exception as exc:
             reply = frame(Kind.ERROR, call_id, json.dumps(self._encode_error(exc)).encode())
-        finally:
-            calls.pop(call_id, None)
         if not writer.is_closing():
             writer.write(reply)
             if writer.backed_up():
@@ -455,7 +454,8 @@ class _HostConnection:
         self.connection = _LaneConnection(self._frame, self._malformed, self._ended, MAX_AUTH_BODY)
         self.writer = FrameWriter(self.connection)
         self.calls = TaskOwner("invoke lane calls")
-        self.running: dict[int, asyncio.Task[None]] = {}
+        self.inbox: deque[tuple[int, str, bytes, BotApi]] = deque()  # calls not started yet
+        self.running: dict[int, asyncio.Task[Any]] = {}  # the calls that wait, each in its own task
         self.waiting: dict[tuple[int, int], asyncio.Future[dict[str, Any]]] = {}
         self.authenticated = False
         self._auth_timer = asyncio.get_running_loop().call_later(AUTH_TIMEOUT_S, self._refuse)
@@ -472,14 +472,17 @@ class _HostConnection:
                 self._refuse()
         elif kind == Kind.CALL:
             name, request = parse_call(body)
-            bot = RemoteBot(self.writer, call_id, self.waiting)
-            self.running[call_id] = self.calls.spawn(
-                self.server._call(self.writer, self.running, call_id, name, request, bot)
-            )
+            inbox = self.inbox
+            inbox.append((call_id, name, request, RemoteBot(self.writer, call_id, self.waiting)))
+            if len(inbox) == 1:  # otherwise a runner is on its way to it
+                self.calls.spawn(self._run_calls())
         elif kind == Kind.CANCEL:
             pending = self.running.get(call_id)
             if pending is not None:
                 pending.cancel()
+            else:  # not started yet: it never will
+                for waiting in [w for w in self.inbox if w[0] == call_id]:
+                    self.inbox.remove(waiting)
         elif kind == Kind.ACTION_RESULT:
             answer = _json_object(body, "ACTION_RESULT")
             future = self.waiting.get((call_id, _action_id(answer)))
@@ -487,6 +490,38 @@ class _HostConnection:
                 future.set_result(answer)
         else:
             raise InvokeLaneProtocolError(f"a worker does not accept {kind.name} frames")
+
+    async def _run_calls(self) -> None:
+        """Start the calls in `inbox`, each one's first step here and now, in a context of its own.
+
+        Most calls end without waiting: a batch of them costs one task instead of one each. The
+        first call that waits keeps this task (its timeouts and its cancellation are its own); the
+        calls after it go on in a new runner.
+        """
+        inbox, running = self.inbox, self.running
+        waiting: tuple[int, Coroutine[Any, Any, None], Any, contextvars.Context] | None = None
+        try:
+            while inbox and waiting is None:
+                call_id, name, request, bot = inbox.popleft()
+                call = self.server._call(self.writer, call_id, name, request, bot)
+                context = contextvars.copy_context()
+                try:
+                    yielded = context.run(call.send, None)
+                except StopIteration:
+                    continue
+                waiting = (call_id, call, yielded, context)
+        finally:
+            if inbox:  # the rest: after a call that waits (or should this runner fail)
+                self.calls.spawn(self._run_calls())
+        if waiting is not None:
+            call_id, call, yielded, context = waiting
+            task = asyncio.current_task()
+            if task is not None:
+                running[call_id] = task
+            try:
+                await Resume(call, yielded, context)
+            finally:
+                running.pop(call_id, None)
 
     def _refuse(self) -> None:
         log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
@@ -501,6 +536,7 @@ class _HostConnection:
 
     def _ended(self, reason: str) -> None:
         self._auth_timer.cancel()
+        self.inbox.clear()  # no one to answer them
         server = self.server
         server._connections.remove(self)
         if self in server._links:
