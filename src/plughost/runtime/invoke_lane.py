@@ -481,8 +481,8 @@ class _HostConnection:
             if pending is not None:
                 pending.cancel()
             else:  # not started yet: it never will
-                for waiting in [w for w in self.inbox if w[0] == call_id]:
-                    self.inbox.remove(waiting)
+                for unstarted in [c for c in self.inbox if c[0] == call_id]:
+                    self.inbox.remove(unstarted)
         elif kind == Kind.ACTION_RESULT:
             answer = _json_object(body, "ACTION_RESULT")
             future = self.waiting.get((call_id, _action_id(answer)))
@@ -498,30 +498,38 @@ class _HostConnection:
         first call that waits keeps this task (its timeouts and its cancellation are its own); the
         calls after it go on in a new runner.
         """
-        inbox, running = self.inbox, self.running
-        waiting: tuple[int, Coroutine[Any, Any, None], Any, contextvars.Context] | None = None
-        try:
-            while inbox and waiting is None:
-                call_id, name, request, bot = inbox.popleft()
-                call = self.server._call(self.writer, call_id, name, request, bot)
-                context = contextvars.copy_context()
-                try:
-                    yielded = context.run(call.send, None)
-                except StopIteration:
-                    continue
-                waiting = (call_id, call, yielded, context)
-        finally:
-            if inbox:  # the rest: after a call that waits (or should this runner fail)
-                self.calls.spawn(self._run_calls())
-        if waiting is not None:
-            call_id, call, yielded, context = waiting
-            task = asyncio.current_task()
-            if task is not None:
-                running[call_id] = task
+        inbox = self.inbox
+        while inbox:
+            call_id, name, request, bot = inbox.popleft()
+            call = self.server._call(self.writer, call_id, name, request, bot)
+            context = contextvars.copy_context()
             try:
-                await Resume(call, yielded, context)
-            finally:
-                running.pop(call_id, None)
+                yielded = context.run(call.send, None)
+            except StopIteration:
+                continue
+            except BaseException:
+                self._run_rest()
+                raise
+            self._run_rest()
+            await self._finish(call_id, call, yielded, context)
+            return
+
+    def _run_rest(self) -> None:
+        """The calls after one that waits (or that failed its runner) go on in a new runner."""
+        if self.inbox:
+            self.calls.spawn(self._run_calls())
+
+    async def _finish(
+        self, call_id: int, call: Coroutine[Any, Any, None], yielded: Any, context: contextvars.Context
+    ) -> None:
+        """The rest of a call that waits, in this task (which a CANCEL for it cancels)."""
+        task = asyncio.current_task()
+        if task is not None:
+            self.running[call_id] = task
+        try:
+            await Resume(call, yielded, context)
+        finally:
+            self.running.pop(call_id, None)
 
     def _refuse(self) -> None:
         log.warning("invoke lane: closed a connection that did not authenticate (not the host)")
