@@ -170,6 +170,26 @@ def block(seconds: float) -> str:
     return "done"
 
 
+naps = {"started": asyncio.Event(), "cancelled": asyncio.Event()}
+
+
+@plugin.method("nap")
+async def nap(seconds: float) -> str:
+    naps["started"].set()
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        naps["cancelled"].set()
+        raise
+    return "rested"
+
+
+@plugin.method("nap_event")
+async def nap_event(name: str) -> bool:
+    await naps[name].wait()
+    return True
+
+
 @plugin.method("spin")
 def spin(seconds: float) -> int:
     end = time.process_time() + seconds

@@ -100,6 +100,24 @@ async def test_worker_timeout_kills_blocking_handler(
 
 
 @pytest.mark.parametrize("placement", WORKERS)
+async def test_a_call_whose_caller_goes_away_is_cancelled_in_the_worker_which_lives_on(
+    load_python: Any, behave_dir: Path, events: Any, placement: str
+) -> None:
+    """A bot that disconnects cancels its events' calls: that is no reason to kill the worker."""
+    handle = await load_python(behave_dir, placement)
+    pid = (await call_value(handle, "state", None))["pid"]
+    napping = asyncio.create_task(handle.call(Call("nap", {"seconds": 60})))
+    assert await asyncio.wait_for(call_value(handle, "nap_event", {"name": "started"}), 10) is True
+    napping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await napping
+    assert await asyncio.wait_for(call_value(handle, "nap_event", {"name": "cancelled"}), 10) is True
+    assert (await call_value(handle, "state", None))["pid"] == pid
+    assert handle.info()["restarts"] == 0
+    assert "crashed" not in events.kinds()
+
+
+@pytest.mark.parametrize("placement", WORKERS)
 async def test_worker_cpu_bound_handler_killed_on_deadline(
     load_python: Any, behave_dir: Path, events: Any, placement: str
 ) -> None:

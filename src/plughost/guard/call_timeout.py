@@ -5,7 +5,8 @@ its timer (5.8 µs per use on the development machine, more than a whole in-proc
 into a worker, a native plugin's thread or a Go plugin suspends every time, so the guard arms
 `CallTimeout` instead: a plain context manager on a `DeadlineClock`, the one timer of many calls
 (1.4 µs per use; 4.3 µs with a timer of its own), with the same semantics.
-When the deadline passes, the task is cancelled and the cancellation becomes `TimeoutError` where
+When the deadline passes, the task is cancelled (with the message `DEADLINE_PASSED`, so that a
+worker's handle knows the call was abandoned) and the cancellation becomes `TimeoutError` where
 the block ends; a cancellation from anywhere else passes through untouched.
 """
 
@@ -14,7 +15,7 @@ from __future__ import annotations
 import asyncio
 from types import TracebackType
 
-from plughost.sdk.deadlines import DeadlineClock
+from plughost.sdk.deadlines import DEADLINE_PASSED, DeadlineClock
 
 
 class CallTimeout:
@@ -69,7 +70,7 @@ class CallTimeout:
         """The deadline passed: cancel the task (the block's end turns that into `TimeoutError`)."""
         if not self._expired and not self._ended:
             self._expired = True
-            self._task.cancel()
+            self._task.cancel(DEADLINE_PASSED)
 
 
 __all__ = ["CallTimeout"]

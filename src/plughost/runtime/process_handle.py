@@ -43,6 +43,7 @@ from plughost.runtime.proto.plughost_v1 import plugin_pb2 as v1
 from plughost.runtime.proto.plugin import jank_pb2
 from plughost.sdk import jsonio
 from plughost.sdk.call import NOTHING, Call, Outcome, PluginError
+from plughost.sdk.deadlines import deadline_passed
 from plughost.sdk.descriptor import Descriptor
 from plughost.sdk.handle import Health
 from plughost.sdk.jsonio import PLAIN
@@ -472,8 +473,10 @@ class ProcessPluginHandle:
     async def call(self, call: Call) -> Outcome:
         """One call over the worker's invoke lane, plughost.v1 `Invoke`, or Jank's `Execute`.
 
-        Failures are outcome errors; only the caller's own cancellation propagates (and, with
-        `kill_on_timeout`, kills the process, whose handler cannot be trusted to stop).
+        Failures are outcome errors; only the caller's own cancellation propagates. The worker is
+        told to cancel the handler; with `kill_on_timeout` a call abandoned at its deadline (see
+        `deadline_passed`) also kills the process, whose handler cannot be trusted to stop. A caller
+        that merely went away (its bot disconnected, its event was dropped) kills nothing.
         """
         self._active += 1
         self._idle.clear()
@@ -493,12 +496,12 @@ class ProcessPluginHandle:
             return host_failure(await self._call_error(instance, call.handler, exc, timeout))  # type: ignore[arg-type]
         except InvocationError as exc:
             return host_failure(exc)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as cancelled:
             task = asyncio.current_task()
             if instance is not None and task is not None and not task.cancelling():
                 # the channel closed under the call: the process crashed (or is going away)
                 return host_failure(await self._connection_lost(instance, call.handler, "the channel closed"))
-            if self.options.kill_on_timeout:
+            if self.options.kill_on_timeout and deadline_passed(cancelled):
                 self.kill_current(f"was killed because the call to '{call.handler}' was abandoned (timeout)")
             raise
         finally:
@@ -507,7 +510,21 @@ class ProcessPluginHandle:
                 self._idle.set()
 
     async def _call_grpc(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
+        """A worker's call over gRPC. The caller waits on a plain future, not on the RPC, whose
+        cancellation would lose the message that tells a deadline from a caller that went away."""
         rpc, answer = self._start_rpc(instance, call, timeout)
+        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        def finish(_: Any) -> None:
+            if not finished.done():
+                finished.set_result(None)
+
+        rpc.add_done_callback(finish)
+        try:
+            await finished
+        except asyncio.CancelledError:
+            rpc.cancel()
+            raise
         return answer(await rpc)
 
     def _start_rpc(self, instance: _Instance, call: Call, deadline: float) -> tuple[Any, Callable[[Any], Outcome]]:

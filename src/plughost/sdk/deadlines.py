@@ -16,6 +16,15 @@ from typing import Any, Protocol
 
 from plughost.sdk.running import running_loop
 
+DEADLINE_PASSED = "the call passed its deadline"
+"""The message of the cancellation a call's timeout sends (`task.cancel(DEADLINE_PASSED)`): a
+handle tells an abandoned call from a caller that merely lost interest by it (`deadline_passed`)."""
+
+
+def deadline_passed(cancelled: asyncio.CancelledError) -> bool:
+    """True when `cancelled` came from a call's timeout rather than from its caller going away."""
+    return cancelled.args == (DEADLINE_PASSED,)
+
 
 class Pausable(Protocol):
     """A deadline that can stop and go on with the time it had left."""
@@ -202,6 +211,7 @@ def expire(future: asyncio.Future[Any]) -> None:
 
 
 __all__ = [
+    "DEADLINE_PASSED",
     "CallDeadlines",
     "DeadlineClock",
     "Due",
@@ -209,6 +219,7 @@ __all__ = [
     "Pausable",
     "Reschedulable",
     "TimeoutDeadline",
+    "deadline_passed",
     "deadlines_of",
     "expire",
 ]
