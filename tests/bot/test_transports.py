@@ -11,6 +11,7 @@ import pytest
 from websockets.exceptions import InvalidStatus
 
 from plughost.adapters.onebot import OneBotAdapter, WsActionClient
+from plughost.adapters.onebot.transports import COALESCED_BYTES, CoalescedServerConnection
 from plughost.bot.config import BotConfig
 from plughost.bot.dispatch import Dispatcher
 from plughost.bot.errors import ActionFailed, ActionTimeout, BotDisconnected
@@ -370,3 +371,30 @@ async def test_overload_on_the_wire_sheds_before_parsing_and_counts_everything(
         assert lane.stats.received == 13 == lane.stats.processed + lane.stats.shed
         assert len(await impl.wait_actions(12 - shed)) == 12 - shed
         assert any(line.startswith("bot rv:") and f"{shed} shed" in line for line in dispatcher.status_lines())
+
+
+async def test_frames_of_a_long_iteration_leave_in_coalesced_writes_while_it_goes_on() -> None:
+    """Frames sent within one loop iteration are written whenever `COALESCED_BYTES` of them have
+    gathered: neither one write per frame nor all of them held back until the iteration ends."""
+    from websockets.asyncio.client import connect
+    from websockets.asyncio.server import serve
+
+    frame = b'{"pad": "' + b"x" * 1000 + b'"}'
+    count = 3 * COALESCED_BYTES // len(frame) + 1
+    written_within_the_iteration: list[int] = []
+
+    async def handler(ws: CoalescedServerConnection) -> None:
+        write, sizes = ws.transport.write, []
+        ws.transport.write = lambda data: (sizes.append(len(data)), write(data))[-1]
+        for _ in range(count):
+            await ws.send_text_frame(frame)  # does not suspend on an open connection
+        written_within_the_iteration.extend(sizes)
+        await ws.wait_closed()
+
+    async with serve(handler, "127.0.0.1", 0, create_connection=CoalescedServerConnection) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        async with connect(f"ws://127.0.0.1:{port}", compression=None) as client:
+            received = [await asyncio.wait_for(client.recv(decode=False), 5) for _ in range(count)]
+    assert received == [frame] * count  # all of them, in order
+    assert len(written_within_the_iteration) >= 2
+    assert all(size >= COALESCED_BYTES for size in written_within_the_iteration)

@@ -38,8 +38,8 @@ from plughost.bot.lane import BotLane
 
 log = logging.getLogger("plughost.adapters.onebot")
 ROLES = ("Universal", "API", "Event")
-COALESCED_BYTES = 64 * 1024
-"""Frames of one loop iteration are held back for one write up to this size."""
+COALESCED_BYTES = 8 * 1024
+"""Frames of one loop iteration are held back for one write up to this size (about 60 replies)."""
 WS_OPTIONS: dict[str, Any] = {"compression": None, "max_size": 16 * 2**20, "ping_interval": 20, "ping_timeout": 20}
 
 
@@ -55,8 +55,10 @@ class _CoalescedWrites:
     Under load many workers reply in the same iteration; one write instead of one per frame
     saves a system call and a loopback/TCP segment per reply. Only data frames of an open
     connection are deferred (to the end of the iteration), and only up to `COALESCED_BYTES`: then
-    they are written at once, so the transport's flow control sees them (a sender that never
-    yields cannot pile up frames unseen). Handshakes and closing write at once.
+    they are written at once. So a long iteration (hundreds of events that arrived together)
+    streams its replies while it goes on, and the implementation on another core works on them
+    meanwhile instead of waiting for the last one; and the transport's flow control sees them (a
+    sender that never yields cannot pile up frames unseen). Handshakes and closing write at once.
     """
 
     loop: asyncio.AbstractEventLoop
