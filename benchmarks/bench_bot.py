@@ -4,8 +4,9 @@ The hosts run pinned to one core — the one whose plugins are in workers in a p
 (`bot_host.py`), so that its gRPC channels and supervisors do not share an event loop with the
 others — and the OneBot implementation (`bot_loadgen.py`) runs in a subprocess on another core.
 Figures (best of several runs, as the machine is shared): max events/s (closed loop), p50/p99
-latency at an open-loop 1 000 events/s, and goodput at 2× the measured maximum — compared, in the
-same run, with the same pipeline driven the common way (an unbounded task per event). The
+latency at an open-loop 1 000 events/s, and goodput at 2× the measured maximum as a share of the
+maximum measured just before it — compared, in the same run, with the same pipeline driven the
+common way (an unbounded task per event). The
 closed-loop runs of the transport floor, of the same host with only the two plugins that answer
 every event (the host's own share of the time), of the pipeline and of the pipeline with its
 plugins in worker processes take turns, so that a machine that slows down for a while slows them
@@ -212,6 +213,18 @@ async def _host_process(workspace: Path, cpu: int) -> AsyncIterator[int]:
         await process.wait()
 
 
+async def _share_of_max(port: int, rate: float, runs: tuple[int, ...]) -> dict[str, float]:
+    """Goodput at `rate`, each run right after a closed-loop run of the same host, and its share of
+    that maximum (`of_max`): the share does not depend on how fast this shared machine was a minute
+    earlier (the floor moves by a quarter between runs). The run with the best share."""
+    shares = []
+    for n in runs:
+        reference = (await _drive(port, "max", 256, n * 500_000))["replies_per_s"]
+        loaded = await _drive(port, "rate", rate, n * 500_000 + 200_000)
+        shares.append({**loaded, "max": reference, "of_max": loaded["replies_per_s"] / reference})
+    return max(shares, key=lambda run: run["of_max"])
+
+
 def _shed(host: Host) -> int:
     return sum(int(row["shed"]) for row in host.dispatcher.status() if row["bot"] == "bench")
 
@@ -255,12 +268,11 @@ async def _bench(affinity: set[int] | None) -> dict[str, Any]:
             overload = 2 * figures["max"]
             figures["overload_rate"] = overload
             with _rss_growth() as bounded_growth:
-                loaded = [await _drive(port, "rate", overload, n * 500_000) for n in (6, 7)]
-            figures["overload"] = max(loaded, key=lambda r: r["replies_per_s"])
+                figures["overload"] = await _share_of_max(port, overload, (6, 7))
             figures["shed"] = _shed(host)
             _task_per_event(host)
             with _rss_growth() as naive_growth:
-                figures["naive"] = await _drive(port, "rate", overload, 8 * 500_000)  # one run: it only gets worse
+                figures["naive"] = await _share_of_max(port, overload, (8,))  # one run: it only gets worse
             figures["rss_growth"], figures["naive_rss_growth"] = bounded_growth[0], naive_growth[0]
             return figures
 
@@ -307,8 +319,8 @@ def run() -> list[Row]:
             os.sched_setaffinity(0, affinity)
     floor, in_workers, minimal = f["floor"], f["in_workers"], f["minimal"]
     top = f["max"]
-    good = f["overload"]["replies_per_s"]
-    naive = f["naive"]["replies_per_s"]
+    loaded, naive = f["overload"], f["naive"]
+    good = loaded["replies_per_s"]
     return [
         Row("bot: transport floor (bare websockets server: parse, reply; one core)", floor, "ev/s", "baseline", ""),
         Row(f"bot: the same host with {len(MINIMAL)} plugins (the fewest that answer every event)", minimal, "ev/s",
@@ -318,12 +330,13 @@ def run() -> list[Row]:
         Row("bot: p50 latency at 1 000 events/s", f["paced"]["p50_ms"], "ms", "report", ""),
         Row("bot: p99 latency at 1 000 events/s", f["paced"]["p99_ms"], "ms", "≤ 5 ms", "", f["paced"]["p99_ms"] <= 5),
         Row(f"bot: goodput at 2× overload ({f['overload_rate']:,.0f} offered/s)", good, "ev/s",
-            "≥ 90 % of max and ≥ task per event", f"{good / top:.0%} of max; shed {f['shed']:,} (counted)",
-            good >= 0.9 * top and good >= naive),
+            "≥ 90 % of max and ≥ task per event",
+            f"{loaded['of_max']:.0%} of the max just before it ({loaded['max']:,.0f}); shed {f['shed']:,} (counted)",
+            loaded["of_max"] >= 0.9 and loaded["of_max"] >= naive["of_max"]),
         Row("bot: p99 latency at 2× overload (bounded queue)", f["overload"]["p99_ms"], "ms", "bounded",
             f"task per event: {f['naive']['p99_ms']:,.0f} ms"),
-        Row("bot: task per event at 2× overload (common framework way)", naive, "ev/s", "comparison",
-            f"{naive / top:.0%} of max"),
+        Row("bot: task per event at 2× overload (common framework way)", naive["replies_per_s"], "ev/s",
+            "comparison", f"{naive['of_max']:.0%} of the max just before it ({naive['max']:,.0f})"),
         Row("bot: host memory growth at 2× overload (bounded queue)", f["rss_growth"], "MiB", "flat: ≤ 32 MiB",
             f"task per event: +{f['naive_rss_growth']:,.0f} MiB", f["rss_growth"] <= 32),
         Row(f"bot: events/s with the {f['plugins']} plugins in workers (isolation = process)", in_workers, "ev/s",
