@@ -510,18 +510,11 @@ class ProcessPluginHandle:
                 self._idle.set()
 
     async def _call_grpc(self, instance: _Instance, call: Call, timeout: float) -> Outcome:
-        """A worker's call over gRPC. The caller waits on a plain future, not on the RPC, whose
-        cancellation would lose the message that tells a deadline from a caller that went away."""
+        """A worker's call over gRPC (waiting on `_completion`, so a cancellation keeps its message)."""
         rpc, answer = self._start_rpc(instance, call, timeout)
-        finished: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def finish(_: Any) -> None:
-            if not finished.done():
-                finished.set_result(None)
-
-        rpc.add_done_callback(finish)
+        completed, _ = _completion(rpc)
         try:
-            await finished
+            await completed
         except asyncio.CancelledError:
             rpc.cancel()
             raise
@@ -542,15 +535,8 @@ class ProcessPluginHandle:
         `timeout` (or being cancelled) leaves the RPC running, and no task is started for a call
         that answers in time."""
         rpc, answer = self._start_rpc(instance, call, timeout + self.options.stop_grace_s)
-        loop = asyncio.get_running_loop()
-        ended: asyncio.Future[bool] = loop.create_future()  # True: answered in time, False: timed out
-
-        def end(answered: bool) -> None:
-            if not ended.done():
-                ended.set_result(answered)
-
-        rpc.add_done_callback(lambda _: end(True))
-        timer = loop.call_later(timeout, end, False)
+        ended, end = _completion(rpc)  # True: answered in time, False: timed out
+        timer = asyncio.get_running_loop().call_later(timeout, end, False)
         try:
             answered = await ended
         except asyncio.CancelledError:
@@ -766,6 +752,22 @@ async def _run_closers(closers: list[Callable[[], Any]]) -> None:
             result = close()
             if asyncio.iscoroutine(result):
                 await result
+
+
+def _completion(rpc: Any) -> tuple[asyncio.Future[bool], Callable[[bool], None]]:
+    """A plain future that turns True when `rpc` completes, and what ends it sooner (`end(False)`).
+
+    A caller waits on it rather than on the RPC: cancelling a gRPC call replaces the cancellation
+    with one of its own, which loses the message that tells a deadline (`deadline_passed`) from a
+    caller that went away."""
+    ended: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+
+    def end(answered: bool) -> None:
+        if not ended.done():
+            ended.set_result(answered)
+
+    rpc.add_done_callback(lambda _: end(True))
+    return ended, end
 
 
 async def _exit_code_soon(process: ChildProcess, timeout: float) -> int | None:
