@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
 from plughost.guard.call_timeout import CallTimeout
 from plughost.guard.guard import Guard
 from plughost.sdk.call import Call, Outcome
-from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline
+from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline, deadline_passed
 
 
 async def test_a_passed_deadline_becomes_timeout_error_and_leaves_the_task_uncancelled() -> None:
@@ -42,6 +43,29 @@ async def test_a_cancellation_from_elsewhere_passes_through() -> None:
     with pytest.raises(asyncio.CancelledError):
         await task
     assert task.cancelled()
+
+
+async def test_the_code_inside_tells_a_passed_deadline_from_a_caller_that_went_away() -> None:
+    """A worker's handle kills its process for the first and not for the second."""
+    seen: list[bool] = []
+
+    async def waiting(entered: asyncio.Event, seconds: float) -> None:
+        with contextlib.suppress(TimeoutError), CallTimeout(seconds):
+            try:
+                entered.set()
+                await asyncio.Event().wait()
+            except asyncio.CancelledError as cancelled:
+                seen.append(deadline_passed(cancelled))
+                raise
+
+    await waiting(asyncio.Event(), 0.01)  # the deadline passes
+    entered = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(waiting(entered, 30))
+    await entered.wait()
+    task.cancel()  # the caller goes away
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert seen == [True, False]
 
 
 async def test_an_outer_timeout_that_fires_first_is_the_outer_ones() -> None:
