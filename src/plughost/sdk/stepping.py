@@ -9,6 +9,7 @@ steps of a batch of calls the same way, in one task (`plughost.runtime.invoke_la
 from __future__ import annotations
 
 import contextvars
+import functools
 from collections.abc import Callable, Coroutine, Generator
 from typing import Any
 
@@ -52,8 +53,5 @@ def _stepper(context: contextvars.Context | None, step: Callable[[Any], Any]) ->
     """`step`, run in `context` when there is one."""
     if context is None:
         return step
-
-    def in_context(value: Any) -> Any:
-        return context.run(step, value)
-
-    return in_context
+    run: Callable[..., Any] = context.run
+    return functools.partial(run, step)
