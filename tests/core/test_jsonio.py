@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from plughost.runtime.goplugin.values import json_bytes, json_default
 from plughost.sdk import jsonio
-from plughost.sdk.call import Action, Outcome
+from plughost.sdk.call import Action, Outcome, SharedPayload
 
 scalars = (
     st.none()
@@ -138,3 +138,11 @@ def test_an_outcome_crosses_the_wire_unchanged(outcome: Outcome) -> None:
     assert same(back.value, outcome.value)
     assert back.sends == outcome.sends
     assert back.error == outcome.error
+
+
+@given(st.dictionaries(st.text(), values, max_size=6))
+def test_a_shared_payload_is_encoded_once_as_json_writes_it(fields: dict[str, Any]) -> None:
+    payload = SharedPayload(fields)
+    encoded = payload.encoded(json_bytes)
+    assert same(json.loads(encoded), json.loads(json.dumps(fields)))
+    assert payload.encoded(json_bytes) is encoded  # reused by every call that sends it
