@@ -100,6 +100,41 @@ async def test_help_lists_only_runnable_commands_paged(host: Host) -> None:
     assert (await run(host, "/help nope"))[1] == "unknown command: nope, type /help"
 
 
+async def test_an_unknown_command_is_explained_to_the_console_and_hinted_only_with_what_the_sender_may_run(
+    tmp_path: Path,
+) -> None:
+    plugins = tmp_path / "plugins"
+    shutil.copytree(EXAMPLES / "chat-tools", plugins / "chat-tools")
+    (tmp_path / "plughost.toml").write_text("[commands]\nunknown_reply_in_chat = true\nadmins = [2]\n")
+    user = CommandSender.friend(9)
+    async with Host(tmp_path) as host:
+        unknown = ResultKind.UNKNOWN_COMMAND
+        assert await run(host, "/gret bob") == (unknown, "unknown command: gret, type /help (did you mean /greet?)")
+        assert await run(host, "/gret bob", user) == (
+            unknown,
+            "unknown command: gret, type /help (did you mean /greet?)",
+        )
+        assert await run(host, "/help gret") == (
+            ResultKind.SUCCESS,
+            "unknown command: gret, type /help (did you mean /greet?)",
+        )
+        assert await run(host, "/zzzz") == (unknown, "unknown command: zzzz, type /help")  # nothing alike
+        # a chat user is never pointed at a command they may not run (/plugins needs console:command.plugins)
+        assert (await run(host, "/plugnis"))[1] == "unknown command: plugnis, type /help (did you mean /plugins?)"
+        assert await run(host, "/plugnis", user) == (unknown, "unknown command: plugnis, type /help")
+        assert await run(host, "/plugnis", CommandSender.friend(2)) == (unknown, "unknown command: plugnis, type /help")
+        await run(host, "/plugins disable chat-tools")
+        assert await run(host, "/greet x") == (
+            unknown, "unknown command: greet: plugin 'chat-tools' has it but is disabled (/plugins enable chat-tools)",
+        )  # fmt: skip
+        assert await run(host, "/greet x", user) == (
+            unknown,
+            "unknown command: greet, type /help",
+        )  # chat: nothing of plugins
+        await run(host, "/plugins enable chat-tools")
+        assert (await run(host, "/greet x"))[1] == "hello x"
+
+
 async def test_help_in_chat_shows_each_sender_what_they_may_run(host: Host) -> None:
     member, group_admin = CommandSender.member(5, 9), CommandSender.member(5, 8, role="admin")
     for sender in (member, group_admin, CommandSender.friend(2)):  # a member, a group admin, a configured admin

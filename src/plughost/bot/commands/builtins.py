@@ -110,9 +110,10 @@ def _category(node: CommandNode) -> str:
 
 def _help_command(env: BuiltinEnvironment, ctx: CommandContext, command: str) -> str:
     engine = env.engine
-    found = engine.registry.lookup(command.removeprefix(engine.prefix), console=ctx.sender.is_console)
+    name = command.removeprefix(engine.prefix)
+    found = engine.registry.lookup(name, console=ctx.sender.is_console)
     if found is None or found[1] or not engine.may_run(ctx.sender, found[0]):
-        return f"unknown command: {command}, type {engine.prefix}help"
+        return engine.unknown_text(ctx.sender, name)
     node = found[0]
     aliases = ", ".join(node.spec.aliases)
     head = f"{engine.prefix}{node.name}" + (f" (aliases: {aliases})" if aliases else "")

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from plughost.bot.commands.parsers import ParserRegistry, describe_argument
@@ -64,6 +65,9 @@ class CommandEngine:
         handlers check what such a sender may do (`console:plugins.group`: its own group only)."""
         self.switched_off: Callable[[CommandSender], frozenset[str]] | None = None
         """The plugins switched off in the sender's chat (per-chat switches): their commands are unknown there."""
+        self.dormant: Mapping[str, tuple[str, str]] = {}
+        """Command names (lower case) of loaded plugins that are not enabled → (plugin id, state): the
+        console is told why such a command is unknown."""
 
     @property
     def parsers(self) -> ParserRegistry:
@@ -346,10 +350,33 @@ class CommandEngine:
             return user in self._owners
         return user in self._admins or (sender.in_group and sender.group_role in ("owner", "admin"))
 
-    def _unknown(self, sender: CommandSender, token: str) -> CommandResult:
+    def unknown_text(self, sender: CommandSender, token: str) -> str:
+        """What `sender` is told of a command name nobody answers to: on the console, whose command it
+        is when its plugin is not enabled; to anyone, the commands they may run that are spelt alike."""
         text = f"unknown command: {token}, type {self.prefix}help"
-        replies = [Message(text)] if sender.is_console or self.config.unknown_reply_in_chat else []
-        return CommandResult(ResultKind.UNKNOWN_COMMAND, replies, error=text)
+        dormant = self.dormant.get(token.lower()) if sender.is_console else None
+        if dormant is not None:
+            plugin_id, state = dormant
+            how = f"{self.prefix}plugins enable {plugin_id}" if state == "disabled" else f"{self.prefix}plugins"
+            return f"unknown command: {token}: plugin '{plugin_id}' has it but is {state} ({how})"
+        table = self.registry.console_table if sender.is_console else self.registry.table
+        off = self.switched_off(sender) if self.switched_off is not None else frozenset()
+        names = [
+            name for name, node in table.items()
+            if name != token.lower() and (node.builtin or node.plugin_id not in off) and self.may_run(sender, node)
+        ]  # fmt: skip
+        alike: dict[int, str] = {}  # one name per command, the closest first
+        for name in difflib.get_close_matches(token.lower(), names, n=6, cutoff=0.75):
+            alike.setdefault(id(table[name]), self.prefix + name)
+        if alike:
+            text += f" (did you mean {' or '.join(list(alike.values())[:3])}?)"
+        return text
+
+    def _unknown(self, sender: CommandSender, token: str) -> CommandResult:
+        if not (sender.is_console or self.config.unknown_reply_in_chat):  # silent: no hint to look for
+            return CommandResult(ResultKind.UNKNOWN_COMMAND, [], error=f"unknown command: {token}")
+        text = self.unknown_text(sender, token)
+        return CommandResult(ResultKind.UNKNOWN_COMMAND, [Message(text)], error=text)
 
     def _fail(self, kind: ResultKind, node: CommandNode, message: str, *, usage: bool = False) -> CommandResult:
         lines = node.usage_lines(self.prefix) if usage else []

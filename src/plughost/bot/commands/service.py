@@ -111,7 +111,20 @@ class CommandService:
                 target = PluginTarget(instance.id, functools.partial(self.manager.call, instance.id))
                 sources.append(CommandSource(instance.id, instance.priority, handle.descriptor, target))
             self.engine.rebuild(sources)
+            self.engine.dormant = self._dormant_commands()
         return self.engine
+
+    def _dormant_commands(self) -> dict[str, tuple[str, str]]:
+        """Command name (lower case) → (plugin id, state) of the loaded plugins that are not enabled."""
+        dormant: dict[str, tuple[str, str]] = {}
+        for instance in self.manager.list_plugins():
+            handle = instance.handle
+            if instance.is_enabled or handle is None:
+                continue
+            for spec in handle.descriptor.commands:
+                for name in spec.names:
+                    dormant.setdefault(name.lower(), (instance.id, str(instance.state)))
+        return dormant
 
     async def execute_command(self, sender: CommandSender, text: str | Message) -> CommandResult:
         """Run a command line or message as `sender` (see `CommandEngine.execute_command`)."""
