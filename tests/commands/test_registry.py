@@ -139,8 +139,29 @@ def set_(name: str, level: Level, *tags: str) -> str:
 @plugin.command("doc", usage="/doc <anything>  # hand-written")
 def doc(x: str) -> str:
     return "ok"
+
+@plugin.command("nudge", description="nudge someone")
+def nudge(who: int) -> str:
+    return "ok"
+
+@plugin.command("nudge")
+def nudge_times(who: int, times: int) -> str:
+    '''nudge someone again and again'''
+    return "ok"
+
+@plugin.command("nudge", description="nudge someone")  # the command's own words: nothing of its own
+def nudge_both(who: int, other: int, times: int) -> str:
+    return "ok"
 """,
     )
     engine = lab.engine()
+    assert engine.registry.table["nudge"].usage_lines() == [
+        "/nudge <who:int>  # nudge someone",
+        "/nudge <who:int> <times:int>  # nudge someone again and again",
+        "/nudge <who:int> <other:int> <times:int>  # nudge someone",
+    ]
+    descriptor = lab.handles["u"][0].descriptor  # a worker's or a native plugin's travels as JSON
+    assert Descriptor.from_json(json.loads(json.dumps(descriptor.to_json()))) == descriptor
+    assert [o.description for o in descriptor.commands[-1].overloads] == ["", "nudge someone again and again", ""]
     assert engine.registry.table["set"].usage_lines() == ["/set <name> <level:LOW|HIGH> [tags...]  # set a level"]
     assert engine.registry.table["doc"].usage_lines() == ["/doc <anything>  # hand-written"]

@@ -385,7 +385,8 @@ class CommandGroup:
 
         def register(func: F) -> F:
             decl = self._child(name, aliases, description, role, scope)
-            self._owner._add_overload(decl, (*self._path, decl.name), func, raw=raw, parsers=parsers)
+            said = description or (inspect.getdoc(func) or "").split("\n")[0]
+            self._owner._add_overload(decl, (*self._path, decl.name), func, raw=raw, parsers=parsers, description=said)
             return func
 
         return register
@@ -456,7 +457,8 @@ class CommandsMixin(DescriptorContribution):
                 )
             else:
                 decl.aliases = tuple(dict.fromkeys((*decl.aliases, *(_check_name(a) for a in aliases))))
-            self._add_overload(decl, (decl.name,), func, raw=raw, parsers=parsers)
+            said = description or (inspect.getdoc(func) or "").split("\n")[0]
+            self._add_overload(decl, (decl.name,), func, raw=raw, parsers=parsers, description=said)
             return func
 
         return register
@@ -506,6 +508,7 @@ class CommandsMixin(DescriptorContribution):
         *,
         raw: bool,
         parsers: Mapping[str | type, ArgumentParser] | None,
+        description: str = "",
     ) -> None:
         base = COMMAND_HANDLER_PREFIX + " ".join(path)
         handler_name = base if not decl.overloads else f"{base}#{len(decl.overloads) + 1}"
@@ -515,7 +518,9 @@ class CommandsMixin(DescriptorContribution):
         params = param_specs(func, raw=raw, only=handler.binding.argument_names)
         if parsers:
             self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
-        decl.overloads.append(CommandOverload(handler_name, params, raw))
+        # an overload keeps its own description only where it says something the command does not
+        own = description if description and description != decl.description else ""
+        decl.overloads.append(CommandOverload(handler_name, params, raw, own))
 
     def command_specs(self) -> tuple[CommandSpec, ...]:
         """The declared commands; parameters whose type has a custom parser are marked `custom`

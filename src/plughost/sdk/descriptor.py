@@ -50,6 +50,8 @@ class CommandOverload:
     handler: str
     params: tuple[ParamSpec, ...] = ()
     raw: bool = False
+    description: str = ""
+    """What this form does, where it differs from the command's description (empty: the command's)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +225,7 @@ def _command(data: Mapping[str, Any]) -> CommandSpec:
                     for p in o.get("params", ()) or ()
                 ),
                 raw=bool(o.get("raw", False)),
+                description=str(o.get("description", "") or ""),
             )
             for o in data.get("overloads", ()) or ()
         ),

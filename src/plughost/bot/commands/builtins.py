@@ -175,7 +175,7 @@ def _plugins(plugin: Plugin, env: BuiltinEnvironment) -> None:
             raise PlugHostError(f"reload of '{plugin_id}' failed, the old version keeps serving: {exc}") from None
         return f"plugin '{plugin_id}' reloaded (version {instance.manifest.version})"
 
-    @plugins.sub("reload")
+    @plugins.sub("reload", description="reload every loaded plugin")
     async def plugins_reload_all() -> str:
         lines: list[str] = []
         for instance in manager().list_plugins():

@@ -107,7 +107,10 @@ class CommandNode:
         """`/name <required> [optional] [rest...]  # description`, one line per overload/subcommand."""
         if self.spec.usage:
             return [line for line in self.spec.usage.splitlines() if line.strip()]
-        lines = [usage_line(prefix, self.path, o.overload.params, self.spec.description) for o in self.overloads]
+        lines = [
+            usage_line(prefix, self.path, o.overload.params, o.overload.description or self.spec.description)
+            for o in self.overloads
+        ]
         for child in self.unique_children():
             lines.extend(child.usage_lines(prefix))
         if not lines:
