@@ -94,11 +94,12 @@ def test_a_command_calling_sys_exit_does_not_stop_the_console(ws: Path) -> None:
     done = plughost("run", "-w", str(ws), stdin="/bye\n/interrupt\n/greet bob\n")
     assert done.returncode == 0, done.stderr
     out = done.stdout
-    assert "command /bye failed: SystemExit: 0" in out
-    assert "command /interrupt failed: KeyboardInterrupt" in out
+    source = quitter / "plugin.py"  # the console is told where the plugin failed
+    assert f"command /bye failed: SystemExit at {source}:6: 0" in out
+    assert f"command /interrupt failed: KeyboardInterrupt at {source}:9\n" in out
     assert out.index("hello bob") > out.index("command /interrupt failed")  # the console went on
     ran = plughost("exec", "-w", str(ws), "/bye")
-    assert ran.returncode == 1 and "command /bye failed: SystemExit: 0" in ran.stderr
+    assert ran.returncode == 1 and f"command /bye failed: SystemExit at {source}:6: 0" in ran.stderr
 
 
 def test_stop_command_ends_a_piped_session_before_the_input_does(ws: Path) -> None:

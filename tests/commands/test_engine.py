@@ -309,8 +309,12 @@ async def test_context_is_recognised_by_type_and_replies_keep_order(engine: Comm
     assert result.text == "sender=console\nfirst=one alias=ctx plugin=demo"
 
 
-async def test_execution_error_and_no_reply(engine: CommandEngine) -> None:
-    assert await run(engine, "/boom") == (ResultKind.EXECUTION_ERROR, "command /boom failed: RuntimeError: kaput")
+async def test_execution_error_and_no_reply(engine: CommandEngine, lab: Lab) -> None:
+    source = lab.root / "demo" / "plugin.py"  # the console is told where in the plugin it failed
+    line = source.read_text().splitlines().index('    raise RuntimeError("kaput")') + 1
+    assert await run(engine, "/boom") == (
+        ResultKind.EXECUTION_ERROR, f"command /boom failed: RuntimeError at {source}:{line}: kaput",
+    )  # fmt: skip
     result = await engine.execute_command(CONSOLE, "/silent")
     assert result.kind is ResultKind.SUCCESS and result.replies == []
 

@@ -51,7 +51,9 @@ async def test_errors_from_a_worker(host: Host) -> None:
     assert refused.kind is ResultKind.PARSE_ERROR and refused.text.startswith("a die needs at least 2 sides\nusage:")
     failed = await run(CONSOLE, "/fail")
     assert failed.kind is ResultKind.EXECUTION_ERROR
-    assert failed.text == "command /fail failed: RuntimeError: chat-tools failed on purpose"
+    source = host.workspace / "plugins" / "chat-tools" / "plugin.py"
+    line = source.read_text().splitlines().index('    raise RuntimeError("chat-tools failed on purpose")') + 1
+    assert failed.text == f"command /fail failed: RuntimeError at {source}:{line}: chat-tools failed on purpose"
 
 
 REPLIER = """

@@ -103,7 +103,7 @@ def describe_error(error: PluginError) -> str:
     """`ValueError at plugin.py:5: bad credentials` (the type and place, when known)."""
     at = error.detail.get("at")
     head = (error.type or error.code) + (f" at {at}" if at else "")
-    return f"{head}: {error.message}"
+    return head if error.message == error.type else f"{head}: {error.message}"
 
 
 def unknown_handler(plugin_id: str, name: str, known: Any) -> Outcome:

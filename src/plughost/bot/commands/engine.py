@@ -14,12 +14,13 @@ from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
 from plughost.bot.config import CommandsConfig
 from plughost.sdk.bot import BotApi
-from plughost.sdk.call import BAD_ARGUMENT, USER_ERROR, Action, Call, PluginError
+from plughost.sdk.call import BAD_ARGUMENT, PLUGIN_ERROR, USER_ERROR, Action, Call, PluginError
 from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandPayload, to_json_value
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
 from plughost.sdk.message import Message, Segment, to_message
 from plughost.sdk.permissions import PermissionId
+from plughost.sdk.runner import describe_error
 from plughost.sdk.senders import CommandSender
 
 log = logging.getLogger("plughost.commands")
@@ -236,8 +237,9 @@ class CommandEngine:
             result = self._fail(ResultKind.EXECUTION_ERROR, node, error.message)
         else:
             error_id = error.detail.get("error_id", "")
-            log.warning("command /%s of %s failed (error %s): %s", node.full_name, node.plugin_id, error_id, error)
-            detail = f": {error}" if sender.is_console else f" (error {error_id})" if error_id else ""
+            described = describe_error(error) if error.code == PLUGIN_ERROR else str(error)  # with where it failed
+            log.warning("command /%s of %s failed (error %s): %s", node.full_name, node.plugin_id, error_id, described)
+            detail = f": {described}" if sender.is_console else f" (error {error_id})" if error_id else ""
             result = self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed{detail}")
         result.sends = sends
         return result
