@@ -21,7 +21,7 @@ from plughost.guard.watchdog import LoopWatchdog
 from plughost.sdk.call import ISOLATED, PLUGIN_ERROR, TIMED_OUT, UNAVAILABLE, Call, Outcome, PluginError
 from plughost.sdk.deadlines import DeadlineClock, TimeoutDeadline, deadlines_of
 from plughost.sdk.models import EventType, PluginExecutionResult
-from plughost.sdk.stepping import Resume
+from plughost.sdk.stepping import resumed
 
 DEFAULT_TIMEOUT_S = 30.0
 # Enum members looked up once: attribute access on an Enum class is slow on the hot path.
@@ -219,11 +219,11 @@ class Guard:
                 outcome: Outcome = stop.value
             else:
                 if _keeps_deadline(handle, limit, call):
-                    outcome = await Resume(coro, yielded)
+                    outcome = await resumed(coro, yielded)
                 else:
                     timeout_scope = CallTimeout(limit, self._timeouts)
                     self._timeouts = timeout_scope.clock  # shared by the calls that suspend (a new loop: a new one)
-                    outcome, waited = await _resumed(coro, yielded, timeout_scope, call)
+                    outcome, waited = await _rest_under_timeout(coro, yielded, timeout_scope, call)
         except TimeoutError:
             outcome = Outcome.failed(TIMED_OUT, f"timed out after {limit:g} s", timeout_s=limit)
         except asyncio.CancelledError:
@@ -286,7 +286,7 @@ def _keeps_deadline(handle: CallTarget, limit: float, call: Call) -> bool:
     return kept is not None and kept <= limit and (call.bot is None or deadlines_of(call.bot) is None)
 
 
-async def _resumed(
+async def _rest_under_timeout(
     coro: Coroutine[Any, Any, Outcome], yielded: Any, timeout: CallTimeout, call: Call
 ) -> tuple[Outcome, float]:
     """The rest of a call that suspended, under its timeout, and how long its clock stood still: a
@@ -294,12 +294,12 @@ async def _resumed(
     with timeout as scope:
         deadlines = deadlines_of(call.bot) if call.bot is not None else None
         if deadlines is None:
-            outcome: Outcome = await Resume(coro, yielded)
+            outcome: Outcome = await resumed(coro, yielded)
             return outcome, 0.0
         deadline = TimeoutDeadline(scope)
         deadlines.add(deadline)
         try:
-            outcome = await Resume(coro, yielded)
+            outcome = await resumed(coro, yielded)
         finally:
             deadlines.remove(deadline)
         return outcome, deadline.paused_s
