@@ -61,6 +61,9 @@ def _environment(repo: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PLUGHOST_", "PYTEST", "VIRTUAL_ENV"))}
     env["PATH"] = f"{repo / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '')}"
     env["VIRTUAL_ENV"] = str(repo / ".venv")
+    for variable, directory in (("RUSTUP_HOME", ".rustup"), ("CARGO_HOME", ".cargo")):  # a reader's own toolchain
+        if variable not in env and (Path.home() / directory).is_dir():
+            env[variable] = str(Path.home() / directory)
     env["HOME"] = str(repo.parent / "home")
     env["NO_COLOR"] = "1"
     env["COLUMNS"] = "120"

@@ -80,17 +80,36 @@ def new(
             show_default=False,
         ),
     ] = None,
+    language: Annotated[
+        str,
+        typer.Option(
+            "--lang",
+            metavar="<python|c|rust>",
+            help="The plugin's language: python (in-process or in a worker), or c or rust (a native library).",
+        ),
+    ] = "python",
 ) -> None:
-    """Scaffold a Python plugin: manifest, a command, a route, a method and a passing test."""
+    """Scaffold a plugin: manifest, a command, a method and a passing test (in Python also a route).
+
+    `--lang c` writes plugin.c, a Makefile and the SDK header, `--lang rust` a cdylib crate without
+    dependencies: the command printed builds the library the host loads (its test builds it too)."""
     import shlex
 
-    from plughost.cli.scaffold import scaffold
+    from plughost.cli.scaffold import LANGUAGES, scaffold
 
     options = global_options()
     options.refuse_plugin_dirs("new")
+    if language not in LANGUAGES:
+        fail(f"--lang: '{language}' is not one of {', '.join(LANGUAGES)}", code=2)
     try:
-        target = scaffold(plugin_id, directory or options.workspace / "plugins")
+        target = scaffold(plugin_id, directory or options.workspace / "plugins", language)
     except PlugHostError as exc:
         fail(str(exc))
     test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
-    typer.echo(f"created {target}\nrun its test with: {test}")
+    if language == "python":
+        build = ""
+    else:
+        from plughost.cli.scaffold_native import build_command
+
+        build = f"build it with: {build_command(language, target)}\n"
+    typer.echo(f"created {target}\n{build}run its test with: {test}")

@@ -1,5 +1,5 @@
 """`plughost new <id>` (and the example plugin of `plughost init`): a plugin skeleton that loads and passes its
-generated test."""
+generated test — in Python, or natively in C or Rust (`scaffold_native`)."""
 
 from __future__ import annotations
 
@@ -80,9 +80,16 @@ async def test_method_and_command(tmp_path: Path) -> None:
 """
 
 
-def scaffold(plugin_id: str, parent: Path) -> Path:
-    """Create `<parent>/<id>/` with plugin.toml, plugin.py (a command named after the id, a poke route, a
-    `hello` method) and tests/; returns the directory."""
+LANGUAGES = ("python", "c", "rust")
+"""What `plughost new --lang` writes a plugin in."""
+
+
+def scaffold(plugin_id: str, parent: Path, language: str = "python") -> Path:
+    """Create `<parent>/<id>/` with plugin.toml, the plugin (a command named after the id and a
+    `hello` method; in Python also a poke route) and tests/; returns the directory. In "c" and
+    "rust" a native library with its build file (`scaffold_native.build_command` builds it)."""
+    if language not in LANGUAGES:
+        raise PlugHostError(f"cannot write a plugin in '{language}': choose one of {', '.join(LANGUAGES)}")
     if not is_valid_plugin_id(plugin_id):
         raise PlugHostError(
             f"'{plugin_id}' is not a valid plugin id: use letters, digits, '.', '_' and '-', "
@@ -92,10 +99,14 @@ def scaffold(plugin_id: str, parent: Path) -> Path:
     if target.exists():
         raise PlugHostError(f"{target} already exists; choose another id or remove it")
     (target / "tests").mkdir(parents=True)
-    (target / "plugin.toml").write_text(MANIFEST.format(id=plugin_id), encoding="utf-8")
     command = plugin_id.replace(".", "-")  # command names have no dots
+    test_name = f"test_{plugin_id.replace('.', '_').replace('-', '_')}.py"
+    if language != "python":
+        from plughost.cli.scaffold_native import write_native_plugin
+
+        write_native_plugin(target, language, plugin_id, command, test_name)
+        return target
+    (target / "plugin.toml").write_text(MANIFEST.format(id=plugin_id), encoding="utf-8")
     (target / "plugin.py").write_text(PLUGIN.format(id=plugin_id, command=command), encoding="utf-8")
-    (target / "tests" / f"test_{plugin_id.replace('.', '_').replace('-', '_')}.py").write_text(
-        TEST.format(id=plugin_id, command=command), encoding="utf-8"
-    )
+    (target / "tests" / test_name).write_text(TEST.format(id=plugin_id, command=command), encoding="utf-8")
     return target

@@ -156,7 +156,8 @@ def _check_entry(
             )
         ]
     if manifest.entry and not target.is_file():
-        return DiscoveryStatus.INVALID, [ValidationIssue(source, "entry", f"{target} does not exist")]
+        missing = f"{target} does not exist{_build_hint(plugin_dir)}"
+        return DiscoveryStatus.INVALID, [ValidationIssue(source, "entry", missing)]
     return DiscoveryStatus.AVAILABLE, []
 
 
@@ -181,3 +182,12 @@ def _scan_entry_points() -> Iterable[Candidate]:
             yield Candidate(ep.name, path, None, DiscoveryStatus.INVALID, origin, exc.issues)
             continue
         yield Candidate(manifest.id, path, manifest, DiscoveryStatus.AVAILABLE, origin, entry_point=ep.value)
+
+
+def _build_hint(plugin_dir: Path) -> str:
+    """How to build a native plugin whose library is missing, when its build file says."""
+    if (plugin_dir / "Makefile").is_file():
+        return f" (not built yet? run: make -C {plugin_dir})"
+    if (plugin_dir / "Cargo.toml").is_file():
+        return f" (not built yet? run: cargo build --release --manifest-path {plugin_dir / 'Cargo.toml'})"
+    return ""

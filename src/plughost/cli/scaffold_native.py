@@ -1,0 +1,57 @@
+"""`plughost new <id> --lang c|rust`: a native plugin (the CLIProxyAPI ABI with plughost's bot methods)
+with a chat command and a method, a build file and a test that builds it, loads it into a host and
+calls both. The sources are real files under `templates/` with `@NAME@` placeholders."""
+
+from __future__ import annotations
+
+import shlex
+from importlib import resources
+from importlib.resources.abc import Traversable
+from pathlib import Path
+
+HEADER = "plughost_plugin.h"
+BUILDS = {"c": ["make", "-s"], "rust": ["cargo", "build", "--release", "--offline", "--quiet"]}
+"""How each language's plugin is built, in its directory."""
+IGNORED = {"c": "*.so\n", "rust": "target/\nCargo.lock\n"}
+
+
+def build_command(language: str, directory: Path) -> str:
+    """The shell command that builds the plugin in `directory` from anywhere."""
+    if language == "c":
+        return shlex.join(["make", "-C", str(directory)])
+    return shlex.join(["cargo", "build", "--release", "--offline", "--manifest-path", str(directory / "Cargo.toml")])
+
+
+def write_native_plugin(target: Path, language: str, plugin_id: str, command: str, test_name: str) -> None:
+    """Fill the new directory `target` with the `language` templates, the test and (C) the SDK header."""
+    templates = resources.files("plughost.cli").joinpath("templates")
+    dashed = plugin_id.replace(".", "-")
+    values = {
+        "@ID@": plugin_id,
+        "@ID_DASHED@": dashed,
+        "@CRATE@": dashed.replace("-", "_"),
+        "@COMMAND@": command,
+        "@BUILD@": repr(BUILDS[language]),
+    }
+    _copy(templates.joinpath(language), target, values)
+    (target / "tests" / test_name).write_text(_filled(templates.joinpath("test.py.template"), values), encoding="utf-8")
+    (target / ".gitignore").write_text(IGNORED[language], encoding="utf-8")
+    if language == "c":
+        header = resources.files("plughost.sdk").joinpath("include", HEADER)
+        (target / HEADER).write_text(header.read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def _copy(source: Traversable, target: Path, values: dict[str, str]) -> None:
+    for entry in source.iterdir():
+        if entry.is_dir():
+            (target / entry.name).mkdir(exist_ok=True)
+            _copy(entry, target / entry.name, values)
+        else:
+            (target / entry.name).write_text(_filled(entry, values), encoding="utf-8")
+
+
+def _filled(template: Traversable, values: dict[str, str]) -> str:
+    text = template.read_text(encoding="utf-8")
+    for placeholder, value in values.items():
+        text = text.replace(placeholder, value)
+    return text
