@@ -385,8 +385,9 @@ class CommandGroup:
 
         def register(func: F) -> F:
             decl = self._child(name, aliases, description, role, scope)
-            said = description or (inspect.getdoc(func) or "").split("\n")[0]
-            self._owner._add_overload(decl, (*self._path, decl.name), func, raw=raw, parsers=parsers, description=said)
+            self._owner._add_overload(
+                decl, (*self._path, decl.name), func, raw=raw, parsers=parsers, description=description
+            )
             return func
 
         return register
@@ -448,7 +449,7 @@ class CommandsMixin(DescriptorContribution):
                 decl = self._commands[command_name.lower()] = _CommandDecl(
                     command_name,
                     tuple(_check_name(a) for a in aliases),
-                    description or (inspect.getdoc(func) or "").split("\n")[0],
+                    _summary(description, func),
                     usage,
                     category,
                     role,
@@ -457,8 +458,7 @@ class CommandsMixin(DescriptorContribution):
                 )
             else:
                 decl.aliases = tuple(dict.fromkeys((*decl.aliases, *(_check_name(a) for a in aliases))))
-            said = description or (inspect.getdoc(func) or "").split("\n")[0]
-            self._add_overload(decl, (decl.name,), func, raw=raw, parsers=parsers, description=said)
+            self._add_overload(decl, (decl.name,), func, raw=raw, parsers=parsers, description=description)
             return func
 
         return register
@@ -518,8 +518,8 @@ class CommandsMixin(DescriptorContribution):
         params = param_specs(func, raw=raw, only=handler.binding.argument_names)
         if parsers:
             self._parsers[handler_name] = {_parser_key(k): v for k, v in parsers.items()}
-        # an overload keeps its own description only where it says something the command does not
-        own = description if description and description != decl.description else ""
+        said = _summary(description, func)  # kept only where it says something the command does not
+        own = said if said != decl.description else ""
         decl.overloads.append(CommandOverload(handler_name, params, raw, own))
 
     def command_specs(self) -> tuple[CommandSpec, ...]:
@@ -545,6 +545,11 @@ class CommandsMixin(DescriptorContribution):
             commands=(*descriptor.commands, *self.command_specs()),
             capabilities=descriptor.capabilities | {"commands"},
         )
+
+
+def _summary(description: str, func: Callable[..., Any]) -> str:
+    """A command's (or overload's) description: the one given, else its docstring's first line."""
+    return description or (inspect.getdoc(func) or "").split("\n")[0]
 
 
 def _parser_key(target: str | type) -> str:
