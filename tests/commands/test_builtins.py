@@ -207,7 +207,12 @@ async def test_dynamic_errors_show_and_clear_breaker_state(host: Host) -> None:
     assert kind is ResultKind.EXECUTION_ERROR and "isolated by its circuit breaker" in text
     report = (await run(host, "/dynamic-errors"))[1]
     assert report.startswith("chat-tools: open, 3 consecutive failures")
-    assert re.search(r"command:fail \[error [0-9a-f]{8}\]: chat-tools failed on purpose", report)
+    source = host.workspace / "plugins" / "chat-tools" / "plugin.py"  # the operator is told where it failed
+    line = source.read_text().splitlines().index('    raise RuntimeError("chat-tools failed on purpose")') + 1
+    assert re.search(
+        rf"command:fail \[error [0-9a-f]{{8}}\]: chat-tools failed on purpose \(at {re.escape(str(source))}:{line}\)",
+        report,
+    )
     status = (await run(host, "/status"))[1]
     assert "breakers: chat-tools open" in status
     assert await run(host, "/dynamic-errors clear") == (

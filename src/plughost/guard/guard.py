@@ -256,7 +256,8 @@ class Guard:
         self, plugin_id: str, name: str, breaker: CircuitBreaker, metrics: HandlerMetrics, error: PluginError
     ) -> None:
         message = str(error)
-        metrics.record_error(name, error.message, str(error.detail.get("error_id", "")))
+        detail = error.detail
+        metrics.record_error(name, error.message, str(detail.get("error_id", "")), str(detail.get("at", "")))
         if error.code == TIMED_OUT:
             metrics.timeouts += 1
         isolated = breaker.record_failure()

@@ -21,6 +21,7 @@ class RecordedError:
     handler: str
     message: str
     error_id: str = ""  # what a chat user was shown, to find the detail
+    at: str = ""  # where in the plugin it was raised (`file:line`), when known
 
 
 @dataclass(slots=True)
@@ -49,10 +50,10 @@ class HandlerMetrics:
         index = min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))
         return ordered[index]
 
-    def record_error(self, handler: str, message: str, error_id: str = "") -> None:
+    def record_error(self, handler: str, message: str, error_id: str = "", at: str = "") -> None:
         self.failures += 1
         self.last_error = message
-        self.recent_errors.append(RecordedError(time.time(), handler, message, error_id))
+        self.recent_errors.append(RecordedError(time.time(), handler, message, error_id, at))
 
     def snapshot(self) -> dict[str, Any]:
         p50, p99 = self.percentile(50), self.percentile(99)

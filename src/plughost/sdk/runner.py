@@ -7,6 +7,7 @@ own built-in commands run handlers through this one function.
 from __future__ import annotations
 
 import asyncio
+import difflib
 import traceback
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -107,5 +108,10 @@ def describe_error(error: PluginError) -> str:
 
 
 def unknown_handler(plugin_id: str, name: str, known: Any) -> Outcome:
-    names = ", ".join(sorted(known)) or "none"
-    return Outcome.failed(UNKNOWN_HANDLER, f"plugin '{plugin_id}' has no handler '{name}' (it has: {names})")
+    """The outcome of a call to a handler the plugin does not have: what it has, and the one spelt
+    most alike."""
+    names = sorted(known)
+    alike = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
+    hint = f"; did you mean '{alike[0]}'?" if alike else ""
+    listed = ", ".join(names) or "none"
+    return Outcome.failed(UNKNOWN_HANDLER, f"plugin '{plugin_id}' has no handler '{name}' (it has: {listed}){hint}")

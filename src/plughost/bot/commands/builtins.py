@@ -229,7 +229,8 @@ def _diagnostics(plugin: Plugin, env: BuiltinEnvironment) -> None:
             for err in sorted(recent, key=lambda e: e["timestamp"])[-3:]:
                 when = time.strftime("%H:%M:%S", time.localtime(err["timestamp"]))
                 error_id = f" [error {err['error_id']}]" if err.get("error_id") else ""
-                lines.append(f"  {when} {err['handler']}{error_id}: {err['message']}")
+                at = f" (at {err['at']})" if err.get("at") else ""
+                lines.append(f"  {when} {err['handler']}{error_id}: {err['message']}{at}")
         return "\n".join(lines) or "no plugin errors"
 
     @errors.sub("clear", description="close every circuit (or one plugin's)")
