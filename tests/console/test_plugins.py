@@ -235,6 +235,10 @@ async def test_a_tripped_breaker_shows_open_and_clears(console: Page, live: Runn
     health = console.locator("section.health")
     await expect(health.locator("tr[data-handler=explode] td").nth(2)).to_have_text("3")
     await expect(health.locator(".recent-errors li").first).to_contain_text("flaky exploded")
+    source = live.host.workspace / "plugins" / "flaky" / "plugin.py"  # where in the plugin it was raised
+    await expect(health.locator(".recent-errors li code").nth(1)).to_have_text(
+        re.compile(rf"^{re.escape(str(source))}:\d+$")
+    )
     await health.get_by_role("button", name="Clear breaker").click()
     await expect(breaker).to_have_text("closed")
     assert str(live.host.manager.guard.breaker("flaky").state) == "closed"

@@ -358,6 +358,7 @@ function healthSection(id, after) {
                 h("code", {}, item.handler),
                 " ",
                 h("span", { class: "error" }, item.message),
+                item.at ? h("span", { class: "muted" }, " at ", h("code", {}, item.at)) : null,
                 item.error_id ? h("span", { class: "muted" }, ` (${item.error_id})`) : null,
               ),
             )
