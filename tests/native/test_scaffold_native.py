@@ -1,5 +1,6 @@
-"""`plughost new <id> --lang c|rust`: a native plugin that builds warning-free with the command printed
-for it, loads, answers its command and method, and whose generated test passes as printed."""
+"""`plughost new <id> --lang c|rust|go`: a native plugin that builds warning-free with the command printed
+for it, loads, answers its command and method, and whose generated test passes as printed; a Go
+executable the host builds itself on load."""
 
 from __future__ import annotations
 
@@ -83,10 +84,47 @@ def test_a_native_plugin_is_scaffolded_built_and_answers(tmp_path: Path, languag
     assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr
 
 
+def test_a_go_plugin_is_scaffolded_built_by_the_host_and_answers(tmp_path: Path) -> None:
+    require_tool("go", "the scaffolded Go plugin is built with it")
+    if not Path("/usr/share/gocode/src/github.com/hashicorp/go-plugin").is_dir():
+        message = "golang-github-hashicorp-go-plugin-dev is not installed (apt-get install it)"
+        (pytest.fail if os.environ.get("CI", "").lower() == "true" else pytest.skip)(message)
+    ws = str(tmp_path)
+    created = plughost("new", "greet-go", "--lang", "go", "-w", ws)
+    assert created.returncode == 0, created.stderr
+    directory = tmp_path / "plugins" / "greet-go"
+    lines = created.stdout.splitlines()
+    script = directory / "scripts" / "build.sh"
+    assert lines[1] == f"build it with: sh {script} (the host also runs it when it loads the plugin)"
+    for name in ("plugin.toml", "main.go", "jank.pb.go", "proto/jank.proto", "tests/test_greet_go.py"):
+        assert (directory / name).is_file(), name
+    assert subprocess.run(["gofmt", "-l", str(directory)], capture_output=True, text=True, check=True).stdout == ""
+
+    assert not (directory / "bin").exists()  # nothing built yet: the host builds it when it loads it
+    method = plughost("plugins", "execute", "greet-go", "hello", "--args", '{"name": "Ada"}', "--json", "-w", ws)
+    assert method.returncode == 0, method.stderr
+    assert json.loads(method.stdout)["result"] == {"greeting": "hello, Ada"}
+    assert (directory / "bin" / "greet-go").is_file()
+    unknown = plughost("plugins", "execute", "greet-go", "nope", "--args", "{}", "-w", ws)
+    assert unknown.returncode == 1 and "unknown method" in unknown.stdout + unknown.stderr
+
+    test = shlex.split(lines[-1].removeprefix("run its test with: "))
+    ran = subprocess.run(test, capture_output=True, text=True, cwd=tmp_path, env=cli_env(), timeout=600, check=False)
+    assert ran.returncode == 0 and "1 passed" in ran.stdout, ran.stdout + ran.stderr
+
+    # a change that does not compile: the call fails saying why, with the build's output
+    shutil.rmtree(directory / "bin")
+    source = directory / "main.go"
+    source.write_text(source.read_text().replace('"hello, " + name', '"hello, " + nam'))
+    broken = plughost("plugins", "execute", "greet-go", "hello", "-w", ws)
+    assert broken.returncode == 1
+    assert "error: plugin 'greet-go' failed: build failed:" in broken.stderr and "undefined: nam" in broken.stderr
+
+
 def test_new_refuses_an_unknown_language_and_an_existing_plugin(tmp_path: Path) -> None:
     ws = str(tmp_path)
     unknown = plughost("new", "x", "--lang", "cobol", "-w", ws)
-    assert unknown.returncode == 2 and "error: --lang: 'cobol' is not one of python, c, rust" in unknown.stderr
+    assert unknown.returncode == 2 and "error: --lang: 'cobol' is not one of python, c, rust, go" in unknown.stderr
     assert not (tmp_path / "plugins" / "x").exists()  # nothing half-written
     assert plughost("new", "x", "--lang", "c", "-w", ws).returncode == 0
     source = (tmp_path / "plugins" / "x" / "plugin.c").read_text()

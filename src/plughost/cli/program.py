@@ -84,15 +84,17 @@ def new(
         str,
         typer.Option(
             "--lang",
-            metavar="<python|c|rust>",
-            help="The plugin's language: python (in-process or in a worker), or c or rust (a native library).",
+            metavar="<python|c|rust|go>",
+            help="The plugin's language: python (in-process or in a worker), c or rust (a native library), "
+            "go (a go-plugin executable).",
         ),
     ] = "python",
 ) -> None:
     """Scaffold a plugin: manifest, a command, a method and a passing test (in Python also a route).
 
     `--lang c` writes plugin.c, a Makefile and the SDK header, `--lang rust` a cdylib crate without
-    dependencies: the command printed builds the library the host loads (its test builds it too)."""
+    dependencies: the command printed builds the library the host loads (its test builds it too).
+    `--lang go` writes a go-plugin executable (methods only) that the host builds when it loads it."""
     import shlex
 
     from plughost.cli.scaffold import LANGUAGES, scaffold

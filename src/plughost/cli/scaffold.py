@@ -80,7 +80,7 @@ async def test_method_and_command(tmp_path: Path) -> None:
 """
 
 
-LANGUAGES = ("python", "c", "rust")
+LANGUAGES = ("python", "c", "rust", "go")
 """What `plughost new --lang` writes a plugin in."""
 
 

@@ -1,6 +1,7 @@
-"""`plughost new <id> --lang c|rust`: a native plugin (the CLIProxyAPI ABI with plughost's bot methods)
-with a chat command and a method, a build file and a test that builds it, loads it into a host and
-calls both. The sources are real files under `templates/` with `@NAME@` placeholders."""
+"""`plughost new <id> --lang c|rust|go`: a native plugin (the CLIProxyAPI ABI with plughost's bot
+methods) with a chat command and a method, or a Go executable (go-plugin with Jank's service) with
+a method; each with its build file and a test that builds it, loads it into a host and calls it.
+The sources are real files under `templates/` with `@NAME@` placeholders."""
 
 from __future__ import annotations
 
@@ -10,15 +11,25 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 
 HEADER = "plughost_plugin.h"
-BUILDS = {"c": ["make", "-s"], "rust": ["cargo", "build", "--release", "--offline", "--quiet"]}
+BUILDS = {
+    "c": ["make", "-s"],
+    "rust": ["cargo", "build", "--release", "--offline", "--quiet"],
+    "go": ["sh", "scripts/build.sh"],
+}
 """How each language's plugin is built, in its directory."""
-IGNORED = {"c": "*.so\n", "rust": "target/\nCargo.lock\n"}
+IGNORED = {"c": "*.so\n", "rust": "target/\nCargo.lock\n", "go": "bin/\n"}
+TEST_TEMPLATE = "test.py.template"
 
 
 def build_command(language: str, directory: Path) -> str:
     """The shell command that builds the plugin in `directory` from anywhere."""
     if language == "c":
         return shlex.join(["make", "-C", str(directory)])
+    if language == "go":
+        return (
+            shlex.join(["sh", str(directory / "scripts" / "build.sh")])
+            + " (the host also runs it when it loads the plugin)"
+        )
     return shlex.join(["cargo", "build", "--release", "--offline", "--manifest-path", str(directory / "Cargo.toml")])
 
 
@@ -33,8 +44,10 @@ def write_native_plugin(target: Path, language: str, plugin_id: str, command: st
         "@COMMAND@": command,
         "@BUILD@": repr(BUILDS[language]),
     }
-    _copy(templates.joinpath(language), target, values)
-    (target / "tests" / test_name).write_text(_filled(templates.joinpath("test.py.template"), values), encoding="utf-8")
+    own = templates.joinpath(language)
+    _copy(own, target, values)
+    test = own.joinpath(TEST_TEMPLATE) if own.joinpath(TEST_TEMPLATE).is_file() else templates.joinpath(TEST_TEMPLATE)
+    (target / "tests" / test_name).write_text(_filled(test, values), encoding="utf-8")
     (target / ".gitignore").write_text(IGNORED[language], encoding="utf-8")
     if language == "c":
         header = resources.files("plughost.sdk").joinpath("include", HEADER)
@@ -43,6 +56,8 @@ def write_native_plugin(target: Path, language: str, plugin_id: str, command: st
 
 def _copy(source: Traversable, target: Path, values: dict[str, str]) -> None:
     for entry in source.iterdir():
+        if entry.name == TEST_TEMPLATE:
+            continue  # goes to tests/ under the plugin's test name
         if entry.is_dir():
             (target / entry.name).mkdir(exist_ok=True)
             _copy(entry, target / entry.name, values)

@@ -719,6 +719,8 @@ class PluginManager:
                 f"plugin '{name}' is disabled{reason}; "
                 f"enable it with `/plugins enable {name}` or `plughost plugins enable {name}`"
             )
+        if instance.state is PluginState.ERROR:  # it failed to load (or crashed): say so, then why
+            return f"plugin '{name}' failed" + (f": {instance.error}" if instance.error else "")
         return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
