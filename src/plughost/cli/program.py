@@ -98,6 +98,7 @@ def new(
     import shlex
 
     from plughost.cli.scaffold import LANGUAGES, scaffold
+    from plughost.core.discovery import build_command
 
     options = global_options()
     options.refuse_plugin_dirs("new")
@@ -108,10 +109,10 @@ def new(
     except PlugHostError as exc:
         fail(str(exc))
     test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
-    if language == "python":
-        build = ""
-    else:
-        from plughost.cli.scaffold_native import build_command
-
-        build = f"build it with: {build_command(language, target)}\n"
-    typer.echo(f"created {target}\n{build}run its test with: {test}")
+    lines = [f"created {target}"]
+    build = build_command(target)
+    if build is not None:
+        host_builds = " (the host also runs it when it loads the plugin)" if language == "go" else ""
+        lines.append(f"build it with: {build}{host_builds}")
+    lines.append(f"run its test with: {test}")
+    typer.echo("\n".join(lines))

@@ -87,9 +87,8 @@ LANGUAGES = ("python", "c", "rust", "go")
 def scaffold(plugin_id: str, parent: Path, language: str = "python") -> Path:
     """Create `<parent>/<id>/` with plugin.toml, the plugin (a command named after the id and a
     `hello` method; in Python also a poke route) and tests/; returns the directory. In "c" and
-    "rust" a native library with its build file (`scaffold_native.build_command` builds it)."""
-    if language not in LANGUAGES:
-        raise PlugHostError(f"cannot write a plugin in '{language}': choose one of {', '.join(LANGUAGES)}")
+    "rust" a native library, in "go" a go-plugin executable, each with its build file (`language`:
+    one of LANGUAGES)."""
     if not is_valid_plugin_id(plugin_id):
         raise PlugHostError(
             f"'{plugin_id}' is not a valid plugin id: use letters, digits, '.', '_' and '-', "

@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
+import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,8 @@ def _check_entry(
             )
         ]
     if manifest.entry and not target.is_file():
-        missing = f"{target} does not exist{_build_hint(plugin_dir)}"
+        build = build_command(plugin_dir)
+        missing = f"{target} does not exist" + (f" (not built yet? run: {build})" if build else "")
         return DiscoveryStatus.INVALID, [ValidationIssue(source, "entry", missing)]
     return DiscoveryStatus.AVAILABLE, []
 
@@ -184,10 +186,14 @@ def _scan_entry_points() -> Iterable[Candidate]:
         yield Candidate(manifest.id, path, manifest, DiscoveryStatus.AVAILABLE, origin, entry_point=ep.value)
 
 
-def _build_hint(plugin_dir: Path) -> str:
-    """How to build a native plugin whose library is missing, when its build file says."""
+def build_command(plugin_dir: Path) -> str | None:
+    """The shell command that builds the plugin in `plugin_dir` from anywhere, as its build file
+    says (a Makefile, a Cargo.toml, Jank's scripts/build.sh); None when it has none."""
     if (plugin_dir / "Makefile").is_file():
-        return f" (not built yet? run: make -C {plugin_dir})"
+        return shlex.join(["make", "-C", str(plugin_dir)])
     if (plugin_dir / "Cargo.toml").is_file():
-        return f" (not built yet? run: cargo build --release --manifest-path {plugin_dir / 'Cargo.toml'})"
-    return ""
+        manifest = str(plugin_dir / "Cargo.toml")
+        return shlex.join(["cargo", "build", "--release", "--offline", "--manifest-path", manifest])
+    if (plugin_dir / BUILD_SCRIPT).is_file():
+        return shlex.join(["sh", str(plugin_dir / BUILD_SCRIPT)])
+    return None

@@ -719,9 +719,8 @@ class PluginManager:
                 f"plugin '{name}' is disabled{reason}; "
                 f"enable it with `/plugins enable {name}` or `plughost plugins enable {name}`"
             )
-        if instance.state is PluginState.ERROR:  # it failed to load (or crashed): say so, then why
-            return f"plugin '{name}' failed" + (f": {instance.error}" if instance.error else "")
-        return f"plugin '{name}' is {instance.state}" + (f": {instance.error}" if instance.error else "")
+        what = "failed" if instance.state is PluginState.ERROR else f"is {instance.state}"  # failed to load, crashed
+        return f"plugin '{name}' {what}" + (f": {instance.error}" if instance.error else "")
 
     async def _load_candidate(self, candidate: Candidate) -> PluginInstance:
         assert candidate.manifest is not None
