@@ -7,6 +7,7 @@ import datetime
 import json
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -84,6 +85,15 @@ def test_loads_of_a_document_nested_past_the_stack_raises_recursion_error_as_jso
         jsonio.loads(deep)
 
 
+class _Payload(dict[str, Any]):
+    __slots__ = ("context",)
+
+
+class _Reordered(dict[str, Any]):
+    def items(self) -> Any:
+        return reversed(list(super().items()))
+
+
 @pytest.mark.parametrize(
     "value",
     [
@@ -97,10 +107,22 @@ def test_loads_of_a_document_nested_past_the_stack_raises_recursion_error_as_jso
         {"none": None, "largest": 1.7976931348623157e308, "smallest": -1.7976931348623157e308},
         {"none": None, "sub": type("Ratio", (float,), {})(float("nan"))},  # a float subclass
         [None, True, 0, "", 0.5],
+        _Payload({"raw": None, "args": {"text": "hi"}}),  # a command's payload: orjson's bytes
+        _Payload({"raw": None, "nan": float("nan")}),
+        _Reordered({"raw": None, "a": 1}),  # reads its items its own way: json's bytes
     ],
 )
 def test_dumps_edge_cases(value: Any) -> None:
     assert same(json.loads(jsonio.dumps(value)), json.loads(json.dumps(value)))
+
+
+def test_a_plain_dict_subclass_with_a_null_is_written_by_orjson() -> None:
+    payload = _Payload({"raw": None, "text": "你好"})
+    assert jsonio.dumps(payload) == orjson.dumps(dict(payload))  # not json's ASCII escapes
+    assert (
+        jsonio.dumps(_Reordered({"raw": None, "a": 1}))
+        == json.dumps(_Reordered({"raw": None, "a": 1}), separators=(",", ":")).encode()
+    )
 
 
 def test_dumps_refuses_what_json_refuses() -> None:

@@ -66,9 +66,21 @@ def _plain_and_finite(value: Any) -> bool:
         elif kind is float:
             if not _FINITE_MIN <= item <= _FINITE_MAX:  # NaN compares false too
                 return False
-        elif kind not in PLAIN:
-            return False  # a subclass, or what `default` turns into JSON: decided by json
+        elif kind in PLAIN:
+            continue
+        elif _plain_mapping(kind):
+            pending.extend(dict.values(item))
+        else:
+            return False  # another subclass, or what `default` turns into JSON: decided by json
     return True
+
+
+def _plain_mapping(kind: type) -> bool:
+    """True for a dict subclass whose items are its dict's (an event's or a command's payload):
+    orjson and json both write it as that dict. One that overrides how it is read is json's."""
+    return issubclass(kind, dict) and all(
+        getattr(kind, name) is getattr(dict, name) for name in ("items", "keys", "__iter__", "__getitem__")
+    )
 
 
 __all__ = ["PLAIN", "dumps", "loads"]
