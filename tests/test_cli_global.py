@@ -160,8 +160,8 @@ def test_a_bad_command_line_is_one_line_and_exits_2(
         (("ints", "add", "--args", '{"a": "two", "b": 1}'), "error: argument 'a': expected an integer, got 'two'"),
         (("ints", "add", "--args", '{"a": 1}'), "error: missing argument 'b'"),
         (("ints", "add", "--args", '{"a": 1, "b": 2, "c": 3}'), "error: unknown argument 'c'"),
-        (("ints", "nope"), "error: plugin 'ints' has no handler 'nope' (it has: add)"),
-        (("ints", "ad"), "error: plugin 'ints' has no handler 'ad' (it has: add); did you mean 'add'?"),
+        (("ints", "nope"), "error: plugin 'ints' has no handler 'nope' (its methods: add)"),
+        (("ints", "ad"), "error: plugin 'ints' has no handler 'ad' (its methods: add); did you mean 'add'?"),
     ],
 )
 def test_bad_arguments_of_a_method_are_one_line_and_exit_2(demo: Path, args: tuple[str, ...], message: str) -> None:

@@ -108,10 +108,14 @@ def describe_error(error: PluginError) -> str:
 
 
 def unknown_handler(plugin_id: str, name: str, known: Any) -> Outcome:
-    """The outcome of a call to a handler the plugin does not have: what it has, and the one spelt
-    most alike."""
+    """The outcome of a call to a handler the plugin does not have: its methods, apart from the
+    handlers the bot calls (`command:…`, `route.…`), and the name spelt most alike."""
     names = sorted(known)
     alike = difflib.get_close_matches(name, names, n=1, cutoff=0.6)
     hint = f"; did you mean '{alike[0]}'?" if alike else ""
-    listed = ", ".join(names) or "none"
-    return Outcome.failed(UNKNOWN_HANDLER, f"plugin '{plugin_id}' has no handler '{name}' (it has: {listed}){hint}")
+    methods = [n for n in names if "." not in n and ":" not in n]
+    others = [n for n in names if n not in methods]
+    listed = f"its methods: {', '.join(methods) or 'none'}"
+    if others:
+        listed += f"; called by the host: {', '.join(others)}"
+    return Outcome.failed(UNKNOWN_HANDLER, f"plugin '{plugin_id}' has no handler '{name}' ({listed}){hint}")
