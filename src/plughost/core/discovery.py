@@ -17,6 +17,7 @@ from pathlib import Path
 
 from plughost.errors import ManifestError, ValidationIssue
 from plughost.runtime.base import Candidate, Runtime, SupportsDiscover
+from plughost.sdk.golang import GO_CLIENT, GO_CLIENT_ENV
 from plughost.sdk.manifest import (
     PYTHON_DEFAULT_ENTRIES,
     PluginManifest,
@@ -194,6 +195,6 @@ def build_command(plugin_dir: Path) -> str | None:
     if (plugin_dir / "Cargo.toml").is_file():
         manifest = str(plugin_dir / "Cargo.toml")
         return shlex.join(["cargo", "build", "--release", "--offline", "--manifest-path", manifest])
-    if (plugin_dir / BUILD_SCRIPT).is_file():
-        return shlex.join(["sh", str(plugin_dir / BUILD_SCRIPT)])
+    if (plugin_dir / BUILD_SCRIPT).is_file():  # with plughost's Go client, as the host runs it
+        return f"{GO_CLIENT_ENV}={shlex.quote(str(GO_CLIENT))} " + shlex.join(["sh", str(plugin_dir / BUILD_SCRIPT)])
     return None

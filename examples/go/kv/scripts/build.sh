@@ -1,8 +1,9 @@
 #!/bin/sh
 # Build in GOPATH mode against Debian's golang-*-dev packages (no module proxy needed):
 #   apt-get install golang-go golang-github-hashicorp-go-plugin-dev golang-google-grpc-dev
-# plughost's Go client (plughost/hostapi) lives in the repository's sdk/go; a copy of this
-# directory elsewhere names it with PLUGHOST_GO_SDK=/path/to/plughost/sdk/go.
+# plughost's Go client (plughost/hostapi) comes from PLUGHOST_GO_SDK, which the host sets when it
+# runs this script (by hand: PLUGHOST_GO_SDK="$(python -m plughost.sdk.golang)"); in the
+# repository it defaults to sdk/go.
 set -eu
 cd "$(dirname "$0")/.."
 export GO111MODULE=off

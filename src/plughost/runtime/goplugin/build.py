@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 from plughost.runtime.goplugin.launch import kill_group, spawn_plan
+from plughost.sdk.golang import GO_CLIENT, GO_CLIENT_ENV
 
 BUILD_SCRIPT = Path("scripts") / "build.sh"
 OUTPUT_TAIL_CHARS = 4000
@@ -24,7 +25,8 @@ def build_script(plugin_dir: Path) -> Path | None:
 
 
 async def build_plugin(plugin_dir: Path, binary: Path, timeout_s: float) -> str:
-    """Run the build script (cwd = plugin dir); return its output; raise `BuildError` on failure."""
+    """Run the build script (cwd = plugin dir, `PLUGHOST_GO_SDK` = plughost's Go client unless set);
+    return its output; raise `BuildError` on failure."""
     script = build_script(plugin_dir)
     if script is None:
         raise BuildError(f"{binary} does not exist and {plugin_dir / BUILD_SCRIPT} is missing; build the plugin")
@@ -32,7 +34,7 @@ async def build_plugin(plugin_dir: Path, binary: Path, timeout_s: float) -> str:
     process = await asyncio.create_subprocess_exec(
         *command,
         cwd=str(plugin_dir),
-        env=dict(os.environ),
+        env={GO_CLIENT_ENV: str(GO_CLIENT), **os.environ},
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,

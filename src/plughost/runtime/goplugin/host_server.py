@@ -5,8 +5,8 @@ gRPC server on a private unix socket (in the host's 0700 socket directory), so t
 identifies the plugin: every operation runs on that plugin's `ctx.bus` and `ctx.state` views
 (`plughost.runtime.host_services.HostServices`), and its permission checks stay in the host.
 The host announces the socket on go-plugin's broker stream as `ConnInfo{HOST_SERVICE_ID, "unix",
-path}`; the plugin learns the id from `PLUGHOST_HOST_SERVICE_ID` and dials it
-(`broker.Dial(id)`; the Go client is `sdk/go/src/plughost/hostapi`). The server starts and
+path}`; the plugin learns the id from `PLUGHOST_HOST_SERVICE_ID` and dials it (`broker.Dial(id)`;
+the Go client is `plughost/hostapi` under `plughost.sdk.golang.GO_CLIENT`). The server starts and
 stops with the process: a restarted plugin gets a new socket, the old one is removed.
 
 One unary call, `Call(operation, params_json)`, runs one operation of `HOST_OPERATIONS`; its

@@ -3,7 +3,8 @@
 //
 // Its methods are called with `plughost plugins execute @ID@ hello --args '{"name": "Ada"}'`,
 // offered to agents as MCP tools, and can handle bus messages declared in plugin.toml. Log lines
-// written with hclog reach the host's log.
+// written with hclog reach the host's log. The host's message bus and shared state come through
+// plughost/hostapi (s.host below: Publish, Request, State().Get/Set/Incr…).
 package main
 
 import (
@@ -17,16 +18,20 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
+
+	"plughost/hostapi"
 )
 
 var handshake = plugin.HandshakeConfig{ProtocolVersion: 1, MagicCookieKey: "JANK_PLUGIN", MagicCookieValue: "jank-plugin"}
 
 var logger = hclog.New(&hclog.LoggerOptions{Name: "@ID@", Level: hclog.Info, Output: os.Stderr, JSONFormat: true})
 
-type server struct{}
+type server struct {
+	host *hostapi.Client
+}
 
 // Execute runs one method with its arguments (JSON values) and answers its result.
-func (server) Execute(ctx context.Context, req *ExecuteRequest) (*ExecuteResponse, error) {
+func (s server) Execute(ctx context.Context, req *ExecuteRequest) (*ExecuteResponse, error) {
 	args := map[string]interface{}{}
 	for key, packed := range req.Args {
 		value := &structpb.Value{}
@@ -42,7 +47,15 @@ func (server) Execute(ctx context.Context, req *ExecuteRequest) (*ExecuteRespons
 			name = "world"
 		}
 		logger.Info("greeting", "name", name)
-		return respond(map[string]interface{}{"greeting": "hello, " + name})
+		result := map[string]interface{}{"greeting": "hello, " + name}
+		if s.host.Offered() { // under plughost: count the greetings in the plugin's shared state
+			greeted, err := s.host.State().Incr(ctx, "greeted", 1)
+			if err != nil {
+				return nil, err
+			}
+			result["greeted"] = float64(greeted)
+		}
+		return respond(result)
 	}
 	return nil, fmt.Errorf("unknown method %q", req.Method)
 }
@@ -134,7 +147,7 @@ type handlerPlugin struct {
 }
 
 func (handlerPlugin) GRPCServer(broker *plugin.GRPCBroker, s *grpc.Server) error {
-	RegisterPluginServiceServer(s, server{})
+	RegisterPluginServiceServer(s, server{host: hostapi.Connect(broker)})
 	return nil
 }
 

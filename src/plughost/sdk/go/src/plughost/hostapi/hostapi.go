@@ -18,9 +18,11 @@
 // Every call runs in the host with the plugin's own permissions ([permissions] topics and
 // state of its manifest); a refusal comes back as an *Error (Kind "access_denied", …).
 //
-// Build in GOPATH mode with this directory's GOPATH root (sdk/go) on GOPATH:
+// Build in GOPATH mode with this directory's GOPATH root on GOPATH: the installed package's
+// plughost/sdk/go (`python -m plughost.sdk.golang` prints it; the host passes it to a plugin's
+// scripts/build.sh as PLUGHOST_GO_SDK), sdk/go in a checkout:
 //
-//	GO111MODULE=off GOPATH=$HOME/go:/usr/share/gocode:/path/to/plughost/sdk/go go build
+//	GO111MODULE=off GOPATH=$HOME/go:/usr/share/gocode:$PLUGHOST_GO_SDK go build
 package hostapi
 
 import (
