@@ -166,7 +166,7 @@ def _plugins(plugin: Plugin, env: BuiltinEnvironment) -> None:
         await manager().disable_plugin(plugin_id)
         return f"plugin '{plugin_id}' disabled"
 
-    @plugins.sub("reload", description="reload one plugin, or all")
+    @plugins.sub("reload", description="reload one plugin")
     async def plugins_reload_one(plugin_id: str) -> str:
         _require(manager(), plugin_id)
         try:
