@@ -46,6 +46,7 @@ from plughost.runtime.base import (
     SupportsBuild,
     SupportsListeners,
     SupportsRediscover,
+    written_by,
 )
 from plughost.sdk.call import UNAVAILABLE, ActionSink, Call, Outcome, settled
 from plughost.sdk.handle import PluginHandle
@@ -438,6 +439,23 @@ class PluginManager:
         if loaded.state is PluginState.ERROR:
             raise PluginLoadError(name, loaded.error or "unknown error")
         return loaded
+
+    async def rebuild_plugin(self, name: str, changed: Iterable[Path]) -> tuple[Path, ...]:
+        """Build plugin `name` again before a reload when `changed` (paths of its files) holds more
+        than what its build writes, and its runtime builds it (a process plugin's `scripts/build.sh`).
+        Returns where the build wrote, () when it did not build. Raises `PluginLoadError` when the
+        build fails (a running version keeps serving)."""
+        instance = self._require(name)
+        runtime = self.runtimes.get(instance.manifest.runtime)
+        if not isinstance(runtime, SupportsBuild):
+            return ()
+        candidate = self._current_candidate(instance)
+        outputs = runtime.build_outputs(candidate)
+        if not outputs or all(written_by(outputs, path.resolve()) for path in changed):
+            return ()  # built by hand: a reload is all it takes
+        log.info("plugin '%s': its sources changed, building it again", name)
+        await runtime.build(candidate)
+        return outputs
 
     async def load_new_plugins(self) -> builtins.list[PluginInstance]:
         """Discover again and load the plugins the manager does not know yet (a new directory or

@@ -8,7 +8,9 @@ saves in a burst are one reload):
 - a file of a known plugin — under its directory, its single `.py` file, its native library
   (also a new `-v2` file beside it) or that library's `<id>.plugin.toml` —
   → `manager.refresh_plugin(id)`: a reload (the new version starts beside the old, which keeps
-  serving if it fails); a load when its last load failed; an unload when its files are gone;
+  serving if it fails); a load when its last load failed; an unload when its files are gone.
+  A plugin its runtime builds (a process plugin's `scripts/build.sh`) is built again first when
+  a source changed (`manager.rebuild_plugin`); the binary that build writes is not a change;
 - `config/plugins/<id>.toml` → `manager.reload_config(id)`: its reconfigure hook with the new
   table, no restart;
 - anything else in a plugin directory → `manager.load_new_plugins()`: a new plugin loads.
@@ -30,12 +32,13 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from plughost.errors import PlugHostError, PluginLoadError
-from plughost.runtime.base import SupportsWatch
+from plughost.runtime.base import SupportsWatch, written_by
 from plughost.sdk.models import EventType, PluginState
 from plughost.sdk.tasks import TaskOwner
 
@@ -59,6 +62,14 @@ FAILURES: dict[Action, str] = {
 }
 Key = tuple[Action, str]
 _READY, _END = "ready", "end"
+
+
+def _modified_ns(path: Path) -> int | None:
+    """When `path` was last modified (ns), None when it is gone."""
+    try:
+        return path.stat().st_mtime_ns
+    except OSError:
+        return None
 
 
 def ignored(parts: Iterable[str]) -> bool:
@@ -88,6 +99,7 @@ class PluginWatcher:
         self._changed: dict[Key, set[Path]] = {}  # key → the paths that changed since it last ran
         self._settling: dict[Key, asyncio.Task[None]] = {}
         self._applying: set[Key] = set()
+        self._built: dict[Path, int] = {}  # where a rebuild before a reload wrote → when it ended (ns)
         self._idle = asyncio.Event()
         self._idle.set()
         self._closed = False
@@ -259,7 +271,9 @@ class PluginWatcher:
                     await asyncio.sleep(delay)
                     continue
                 del self._due[key]
-                paths = sorted(self._changed.pop(key, set()))
+                paths = sorted(p for p in self._changed.pop(key, set()) if not self._rebuilt(p))
+                if not paths:
+                    continue  # only what a rebuild wrote, already reloaded
                 self._applying.add(key)
                 try:
                     await self._apply(key, paths)
@@ -292,6 +306,8 @@ class PluginWatcher:
             await self._scan(paths)
             return
         try:
+            built = await manager.rebuild_plugin(plugin_id, paths)
+            self._built.update(dict.fromkeys(built, time.time_ns()))
             instance = await manager.refresh_plugin(plugin_id)
         except PluginLoadError as exc:
             current = manager.get_plugin(plugin_id)
@@ -305,6 +321,15 @@ class PluginWatcher:
             log.info("plugin '%s' unloaded: its files are gone", plugin_id)
         else:
             log.info("plugin '%s' is now version %s (%s changed)", plugin_id, instance.manifest.version, paths[0])
+
+    def _rebuilt(self, path: Path) -> bool:
+        """True when `path` is where a rebuild before a reload wrote, and unchanged since (or gone,
+        as the compiler's temporary files are): that reload has taken it in."""
+        for output, ended in self._built.items():
+            if written_by((output,), path):
+                modified = _modified_ns(path)
+                return modified is None or modified <= ended
+        return False
 
     async def _reconfigure(self, plugin_id: str, paths: list[Path]) -> None:
         instance = self.manager.get_plugin(plugin_id)

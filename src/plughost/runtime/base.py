@@ -153,6 +153,16 @@ class SupportsBuild(Runtime, Protocol):
         """Build the plugin's binary; raise `PluginLoadError` with the reason on failure."""
         ...
 
+    def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
+        """Where `build` writes (resolved files or directories), or () when this plugin is not built
+        by its runtime: a change of any other of its files calls for a new build before a reload."""
+        ...
+
+
+def written_by(outputs: tuple[Path, ...], path: Path) -> bool:
+    """True when `path` is one of a build's `outputs` or lies under one of them."""
+    return any(path == output or output in path.parents for output in outputs)
+
 
 class RuntimeEvent(Protocol):
     """Something that happened to a plugin's process: `kind` is crashed, restarted, unhealthy,

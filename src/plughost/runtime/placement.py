@@ -166,6 +166,9 @@ class WorkerRuntime:
         """Executables are built by the process runtime."""
         await self.executables.build(candidate)
 
+    def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
+        return self.executables.build_outputs(candidate)
+
     async def load(self, request: LoadRequest) -> ProcessPluginHandle | RemotePluginHandle:
         """Start the worker (an executable plugin is already isolated: it runs as itself)."""
         placement = placement_for(request.manifest)
@@ -277,6 +280,9 @@ class PlacedRuntime:
         if self.executables is None:
             raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
         await self.executables.build(candidate)
+
+    def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
+        return () if self.executables is None else self.executables.build_outputs(candidate)
 
     async def aclose(self) -> None:
         for runtime in dict.fromkeys(r for r in (self.in_process, self.worker, self.executables) if r is not None):

@@ -28,6 +28,7 @@ from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartPolicy
 if TYPE_CHECKING:
     from plughost.runtime.process_handle import ProcessPluginHandle
     from plughost.runtime.remote_handle import RemotePluginHandle
+    from plughost.sdk.manifest import PluginManifest
 
 EventHook = Callable[[ProcessEvent], None]
 
@@ -73,7 +74,7 @@ class ProcessRuntime:
         manifest = request.manifest
         handshake = manifest.handshake
         assert handshake is not None  # process manifests always carry one (Jank's defaults)
-        binary = request.plugin_dir / (manifest.entry or f"bin/{manifest.id}")
+        binary = _binary(request.plugin_dir, manifest)
         start_timeout = manifest.start_timeout / 1000 if manifest.start_timeout else self.options.start_timeout_s
         return LaunchSpec(
             argv=[str(binary)],
@@ -99,15 +100,27 @@ class ProcessRuntime:
             raise PluginLoadError(request.plugin_id, f"build failed: {exc}") from None
 
     async def build(self, candidate: Candidate) -> None:
-        """Build a `source_only` candidate with its `scripts/build.sh` (the manager calls this)."""
+        """Build a candidate with its `scripts/build.sh`: a `source_only` one before its load, and
+        one whose sources changed before its reload (the manager calls this)."""
         manifest = candidate.manifest
         assert manifest is not None
         plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
-        binary = plugin_dir / (manifest.entry or f"bin/{manifest.id}")
+        binary = _binary(plugin_dir, manifest)
         try:
             await build_plugin(plugin_dir, binary, self.options.build_timeout_s)
         except BuildError as exc:
             raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
+
+    def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
+        """For a local plugin with a `scripts/build.sh`: the binary's directory (`bin/`, where the
+        compiler also leaves its temporary files), or the binary when it sits in the plugin's
+        directory itself; () otherwise."""
+        manifest = candidate.manifest
+        plugin_dir = (candidate.path if candidate.path.is_dir() else candidate.path.parent).resolve()
+        if manifest is None or manifest.remote is not None or build_script(plugin_dir) is None:
+            return ()
+        binary = _binary(plugin_dir, manifest).resolve()
+        return (binary if binary.parent == plugin_dir else binary.parent,)
 
     async def load(self, request: LoadRequest) -> ProcessPluginHandle | RemotePluginHandle:
         if request.manifest.remote is not None:
@@ -157,6 +170,11 @@ def options_for(options: ProcessOptions, request: LoadRequest) -> ProcessOptions
     """The options of one plugin: its manifest's `limits.timeout_s` is its call deadline."""
     limit = request.manifest.limits.timeout_s
     return options if limit is None else replace(options, call_timeout_s=limit)
+
+
+def _binary(plugin_dir: Path, manifest: PluginManifest) -> Path:
+    """The executable a process plugin runs: its manifest's `entry`, else `bin/<id>`."""
+    return plugin_dir / (manifest.entry or f"bin/{manifest.id}")
 
 
 def needs_no_build(binary: Path, plugin_dir: Path) -> bool:
