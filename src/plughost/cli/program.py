@@ -98,7 +98,7 @@ def new(
     import shlex
 
     from plughost.cli.scaffold import LANGUAGES, scaffold
-    from plughost.core.discovery import build_command
+    from plughost.runtime.builds import build_hint
 
     options = global_options()
     options.refuse_plugin_dirs("new")
@@ -110,7 +110,7 @@ def new(
         fail(str(exc))
     test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
     lines = [f"created {target}"]
-    build = build_command(target)
+    build = build_hint(target)
     if build is not None:
         host_builds = " (the host also runs it when it loads the plugin)" if language == "go" else ""
         lines.append(f"build it with: {build}{host_builds}")

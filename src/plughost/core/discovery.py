@@ -10,14 +10,13 @@ from __future__ import annotations
 import importlib.metadata
 import importlib.util
 import os
-import shlex
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from plughost.errors import ManifestError, ValidationIssue
 from plughost.runtime.base import Candidate, Runtime, SupportsDiscover
-from plughost.sdk.golang import GO_CLIENT, GO_CLIENT_ENV
+from plughost.runtime.builds import BUILD_SCRIPT, build_hint
 from plughost.sdk.manifest import (
     PYTHON_DEFAULT_ENTRIES,
     PluginManifest,
@@ -30,7 +29,6 @@ from plughost.sdk.manifest import (
 from plughost.sdk.models import DiscoveryStatus
 
 ENTRY_POINT_GROUP = "plughost.plugins"
-BUILD_SCRIPT = Path("scripts") / "build.sh"
 
 
 @dataclass(frozen=True)
@@ -158,7 +156,7 @@ def _check_entry(
             )
         ]
     if manifest.entry and not target.is_file():
-        build = build_command(plugin_dir)
+        build = build_hint(plugin_dir)
         missing = f"{target} does not exist" + (f" (not built yet? run: {build})" if build else "")
         return DiscoveryStatus.INVALID, [ValidationIssue(source, "entry", missing)]
     return DiscoveryStatus.AVAILABLE, []
@@ -185,16 +183,3 @@ def _scan_entry_points() -> Iterable[Candidate]:
             yield Candidate(ep.name, path, None, DiscoveryStatus.INVALID, origin, exc.issues)
             continue
         yield Candidate(manifest.id, path, manifest, DiscoveryStatus.AVAILABLE, origin, entry_point=ep.value)
-
-
-def build_command(plugin_dir: Path) -> str | None:
-    """The shell command that builds the plugin in `plugin_dir` from anywhere, as its build file
-    says (a Makefile, a Cargo.toml, Jank's scripts/build.sh); None when it has none."""
-    if (plugin_dir / "Makefile").is_file():
-        return shlex.join(["make", "-C", str(plugin_dir)])
-    if (plugin_dir / "Cargo.toml").is_file():
-        manifest = str(plugin_dir / "Cargo.toml")
-        return shlex.join(["cargo", "build", "--release", "--offline", "--manifest-path", manifest])
-    if (plugin_dir / BUILD_SCRIPT).is_file():  # with plughost's Go client, as the host runs it
-        return f"{GO_CLIENT_ENV}={shlex.quote(str(GO_CLIENT))} " + shlex.join(["sh", str(plugin_dir / BUILD_SCRIPT)])
-    return None

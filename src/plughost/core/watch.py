@@ -9,8 +9,8 @@ saves in a burst are one reload):
   (also a new `-v2` file beside it) or that library's `<id>.plugin.toml` —
   → `manager.refresh_plugin(id)`: a reload (the new version starts beside the old, which keeps
   serving if it fails); a load when its last load failed; an unload when its files are gone.
-  A plugin its runtime builds (a process plugin's `scripts/build.sh`) is built again first when
-  a source changed (`manager.rebuild_plugin`); the binary that build writes is not a change;
+  A plugin its runtime builds (its `scripts/build.sh`, `Makefile` or `Cargo.toml`) is built again
+  first when a source changed (`manager.rebuild_plugin`); what that build writes is not a change;
 - `config/plugins/<id>.toml` → `manager.reload_config(id)`: its reconfigure hook with the new
   table, no restart;
 - anything else in a plugin directory → `manager.load_new_plugins()`: a new plugin loads.

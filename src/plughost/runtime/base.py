@@ -147,7 +147,8 @@ class SupportsWatch(Runtime, Protocol):
 
 @runtime_checkable
 class SupportsBuild(Runtime, Protocol):
-    """A runtime that can build a plugin discovered as source only (`scripts/build.sh`)."""
+    """A runtime that builds plugins from their sources (`plughost.runtime.builds`): one discovered
+    as source only before its load, and one whose sources changed before a hot reload."""
 
     async def build(self, candidate: Candidate) -> None:
         """Build the plugin's binary; raise `PluginLoadError` with the reason on failure."""

@@ -34,6 +34,7 @@ from plughost.runtime.base import (
     Candidate,
     LoadRequest,
     Runtime,
+    SupportsBuild,
     SupportsDiscover,
     SupportsRediscover,
     SupportsWatch,
@@ -276,13 +277,22 @@ class PlacedRuntime:
         return self.in_process.plugin_of(path) if isinstance(self.in_process, SupportsWatch) else None
 
     async def build(self, candidate: Candidate) -> None:
-        """Executables shipped as source are built by the process runtime."""
-        if self.executables is None:
+        """Executables are built by the process runtime, libraries by the in-process one."""
+        builder = self._builder(candidate)
+        if builder is None:
             raise PluginLoadError(candidate.id, "the plugin has no binary and its runtime cannot build it")
-        await self.executables.build(candidate)
+        await builder.build(candidate)
 
     def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
-        return () if self.executables is None else self.executables.build_outputs(candidate)
+        builder = self._builder(candidate)
+        return () if builder is None else builder.build_outputs(candidate)
+
+    def _builder(self, candidate: Candidate) -> SupportsBuild | None:
+        """The runtime that builds `candidate` wherever it runs (a worker loads what this host built)."""
+        manifest = candidate.manifest
+        executable = manifest is not None and placement_for(manifest) == "executable"
+        runtime = self.executables if executable else self.in_process
+        return runtime if isinstance(runtime, SupportsBuild) else None
 
     async def aclose(self) -> None:
         for runtime in dict.fromkeys(r for r in (self.in_process, self.worker, self.executables) if r is not None):

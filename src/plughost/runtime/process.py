@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import Candidate, LoadRequest, started
-from plughost.runtime.goplugin.build import BuildError, build_plugin, build_script
+from plughost.runtime.builds import BuildError, build_argv, build_plugin, outputs
 from plughost.runtime.goplugin.launch import DEFAULT_MAX_PORT, DEFAULT_MIN_PORT, LaunchSpec
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartPolicy
 
@@ -112,15 +112,13 @@ class ProcessRuntime:
             raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
 
     def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
-        """For a local plugin with a `scripts/build.sh`: the binary's directory (`bin/`, where the
-        compiler also leaves its temporary files), or the binary when it sits in the plugin's
-        directory itself; () otherwise."""
+        """Where the build of a local plugin with a build file writes (`builds.outputs`: `bin/`);
+        () otherwise."""
         manifest = candidate.manifest
-        plugin_dir = (candidate.path if candidate.path.is_dir() else candidate.path.parent).resolve()
-        if manifest is None or manifest.remote is not None or build_script(plugin_dir) is None:
+        plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
+        if manifest is None or manifest.remote is not None or build_argv(plugin_dir) is None:
             return ()
-        binary = _binary(plugin_dir, manifest).resolve()
-        return (binary if binary.parent == plugin_dir else binary.parent,)
+        return outputs(plugin_dir, _binary(plugin_dir, manifest))
 
     async def load(self, request: LoadRequest) -> ProcessPluginHandle | RemotePluginHandle:
         if request.manifest.remote is not None:
@@ -178,8 +176,8 @@ def _binary(plugin_dir: Path, manifest: PluginManifest) -> Path:
 
 
 def needs_no_build(binary: Path, plugin_dir: Path) -> bool:
-    """True when the binary exists or there is no `scripts/build.sh` to make it."""
-    return binary.exists() or build_script(plugin_dir) is None
+    """True when the binary exists or there is no build file to make it."""
+    return binary.exists() or build_argv(plugin_dir) is None
 
 
 def __getattr__(name: str) -> Any:

@@ -20,7 +20,7 @@ import grpc
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import LoadRequest
-from plughost.runtime.goplugin.build import BuildError
+from plughost.runtime.builds import BuildError
 from plughost.runtime.goplugin.calls import (
     DescribeError,
     declared_subscriptions,

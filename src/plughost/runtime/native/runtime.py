@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from plughost.errors import InvocationError, PluginLoadError, PluginNotFoundError, ValidationIssue
 from plughost.runtime.base import Candidate, LoadRequest
+from plughost.runtime.builds import BuildError, build_argv, build_plugin, outputs
 from plughost.runtime.native.discovery import (
     NativeDiscovery,
     discover_libraries,
@@ -33,6 +34,7 @@ if TYPE_CHECKING:  # ctypes and the ABI are imported by the first load: discover
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 INIT_TIMEOUT_S = 10.0
+BUILD_TIMEOUT_S = 300.0  # a rebuild before a hot reload (a first `cargo build` can take minutes)
 MANIFEST_SUFFIX = ".plugin.toml"  # `<id>.plugin.toml` beside a library
 
 
@@ -109,6 +111,23 @@ class NativeRuntime:
         else:
             return None
         return plugin_id if is_valid_plugin_id(plugin_id) else None
+
+    # building --------------------------------------------------------------------------------
+    async def build(self, candidate: Candidate) -> None:
+        """Build a plugin directory's library with its `Makefile` or `Cargo.toml` (before a hot
+        reload whose sources changed); `PluginLoadError` with the compiler's output on failure."""
+        library = _built_library(candidate)
+        assert library is not None, "build() of a plugin build_outputs() says is not built"
+        try:
+            await build_plugin(library[0], library[1], BUILD_TIMEOUT_S)
+        except BuildError as exc:
+            raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
+
+    def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
+        """Where the build of a plugin directory with a build file writes: its library (`x.so`
+        beside the sources) or the top directory it is under (Cargo's `target/`); () otherwise."""
+        library = _built_library(candidate)
+        return () if library is None else outputs(*library)
 
     # loading ---------------------------------------------------------------------------------
     async def load(self, request: LoadRequest) -> NativePluginHandle:
@@ -213,6 +232,14 @@ class NativeRuntime:
             Path(name).unlink(missing_ok=True)
             raise PluginLoadError(plugin_id, f"cannot read library {path}: {exc}") from None
         return Path(name)
+
+
+def _built_library(candidate: Candidate) -> tuple[Path, Path] | None:
+    """(plugin directory, library) of a directory plugin with a build file; None otherwise."""
+    manifest = candidate.manifest
+    if manifest is None or not manifest.entry or not candidate.path.is_dir() or build_argv(candidate.path) is None:
+        return None
+    return candidate.path, candidate.path / manifest.entry
 
 
 def _library_path(request: LoadRequest) -> Path:
