@@ -16,7 +16,11 @@ import pytest
 
 from plughost import PluginManager
 from plughost.cli.scaffold_native import BUILDS, write_native_plugin
-from plughost.sdk.models import EventType
+from plughost.errors import PluginLoadError
+from plughost.runtime.base import Candidate
+from plughost.runtime.native.runtime import NativeRuntime
+from plughost.sdk.manifest import PluginManifest
+from plughost.sdk.models import DiscoveryStatus, EventType
 from tests.conftest import PluginWriter, require_tool
 from tests.core.watching import VERSIONED, Events, answer, save
 
@@ -114,3 +118,17 @@ async def test_a_saved_source_is_built_again_and_reloaded_once(
     save(source, working.replace(scaffold.greeting.replace("hello", "hi"), scaffold.greeting.replace("hello", "hey")))
     await events.wait(PLUGIN, EventType.RELOAD, fixed)
     assert await greeting(host) == "hey, Ada"
+
+
+async def test_a_library_without_a_build_file_is_not_built(tmp_path: Path) -> None:
+    """A library dropped in with its manifest (no Makefile or Cargo.toml) reloads as it is: there is
+    nothing to build, and asking for a build says why instead of running anything."""
+    (tmp_path / "answer.so").write_bytes(b"")
+    manifest = PluginManifest(id="answer", version="1.0.0", runtime="native", entry="answer.so")
+    candidate = Candidate("answer", tmp_path, manifest, DiscoveryStatus.AVAILABLE, str(tmp_path))
+    runtime = NativeRuntime()
+    assert runtime.build_outputs(candidate) == ()
+    with pytest.raises(PluginLoadError, match=r"only a plugin directory with a Makefile or Cargo\.toml is built"):
+        await runtime.build(candidate)
+    (tmp_path / "Makefile").write_text("answer.so:\n\ttouch answer.so\n")
+    assert runtime.build_outputs(candidate) == ((tmp_path / "answer.so").resolve(),)  # beside its sources

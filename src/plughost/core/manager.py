@@ -443,9 +443,8 @@ class PluginManager:
     async def rebuild_plugin(self, name: str, changed: Iterable[Path]) -> tuple[Path, ...]:
         """Build plugin `name` again before a reload when `changed` (paths of its files) holds more
         than what its build writes, and its runtime builds it (`scripts/build.sh`, a `Makefile`, a
-        `Cargo.toml`).
-        Returns where the build wrote, () when it did not build. Raises `PluginLoadError` when the
-        build fails (a running version keeps serving)."""
+        `Cargo.toml`). Returns where the build wrote, () when it did not build. Raises
+        `PluginLoadError` when the build fails (a running version keeps serving)."""
         instance = self._require(name)
         runtime = self.runtimes.get(instance.manifest.runtime)
         if not isinstance(runtime, SupportsBuild):

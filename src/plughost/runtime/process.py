@@ -100,8 +100,8 @@ class ProcessRuntime:
             raise PluginLoadError(request.plugin_id, f"build failed: {exc}") from None
 
     async def build(self, candidate: Candidate) -> None:
-        """Build a candidate with its `scripts/build.sh`: a `source_only` one before its load, and
-        one whose sources changed before its reload (the manager calls this)."""
+        """Build a candidate with its build file (`runtime.builds`): a `source_only` one before its
+        load, one whose sources changed before its reload (the manager calls this)."""
         manifest = candidate.manifest
         assert manifest is not None
         plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent

@@ -117,7 +117,9 @@ class NativeRuntime:
         """Build a plugin directory's library with its `Makefile` or `Cargo.toml` (before a hot
         reload whose sources changed); `PluginLoadError` with the compiler's output on failure."""
         library = _built_library(candidate)
-        assert library is not None, "build() of a plugin build_outputs() says is not built"
+        if library is None:
+            message = "only a plugin directory with a Makefile or Cargo.toml is built"
+            raise PluginLoadError(candidate.id, message)
         try:
             await build_plugin(library[0], library[1], BUILD_TIMEOUT_S)
         except BuildError as exc:
