@@ -15,9 +15,10 @@ from pathlib import Path
 import pytest
 
 from plughost import PluginManager
-from plughost.cli.scaffold_native import BUILDS, write_native_plugin
+from plughost.cli.scaffold_native import write_native_plugin
 from plughost.errors import PluginLoadError
 from plughost.runtime.base import Candidate
+from plughost.runtime.builds import build_argv
 from plughost.runtime.native.runtime import NativeRuntime
 from plughost.sdk.manifest import PluginManifest
 from plughost.sdk.models import DiscoveryStatus, EventType
@@ -62,9 +63,10 @@ async def manager(
     directory = workspace / "plugins" / PLUGIN
     (directory / "tests").mkdir(parents=True)
     write_native_plugin(directory, language, PLUGIN, PLUGIN, "test_greet_src.py")
-    if language in BUILDS:  # as its generated test does (the host builds a Go plugin itself)
+    build = build_argv(directory)
+    if language != "go" and build is not None:  # as its generated test does (the host builds a Go plugin itself)
         env = {k: v for k, v in os.environ.items() if k != "CARGO_TARGET_DIR"}
-        built = await asyncio.create_subprocess_exec(*BUILDS[language], cwd=directory, env=env)
+        built = await asyncio.create_subprocess_exec(*build, cwd=directory, env=env)
         assert await asyncio.wait_for(built.wait(), 600) == 0
     write_plugin("marker", VERSIONED.format(value="marker 1"))
     async with PluginManager(workspace) as manager:

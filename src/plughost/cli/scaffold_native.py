@@ -9,9 +9,11 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
+from plughost.runtime.builds import build_argv
+
 HEADER = "plughost_plugin.h"
-BUILDS = {"c": ["make", "-s"], "rust": ["cargo", "build", "--release", "--offline", "--quiet"]}
-"""How the generated test builds a native plugin, in its directory (a Go plugin is built by the host)."""
+QUIET = {"make": "-s", "cargo": "--quiet"}
+"""The flag that quiets a native plugin's build in its generated test (a Go plugin is built by the host)."""
 IGNORED = {"c": "*.so\n", "rust": "target/\nCargo.lock\n", "go": "bin/\n"}
 TEST_TEMPLATE = "test.py.template"
 
@@ -25,10 +27,12 @@ def write_native_plugin(target: Path, language: str, plugin_id: str, command: st
         "@ID_DASHED@": dashed,
         "@CRATE@": dashed.replace("-", "_"),
         "@COMMAND@": command,
-        "@BUILD@": repr(BUILDS.get(language)),
     }
     own = templates.joinpath(language)
     _copy(own, target, values)
+    build = build_argv(target)  # as the host builds it, from the build file just written
+    if build is not None and build[0] in QUIET:
+        values["@BUILD@"] = repr([*build, QUIET[build[0]]])
     test = own.joinpath(TEST_TEMPLATE) if own.joinpath(TEST_TEMPLATE).is_file() else templates.joinpath(TEST_TEMPLATE)
     (target / "tests" / test_name).write_text(_filled(test, values), encoding="utf-8")
     (target / ".gitignore").write_text(IGNORED[language], encoding="utf-8")

@@ -15,14 +15,11 @@ import shlex
 import signal
 from pathlib import Path
 
+from plughost.errors import PluginLoadError
 from plughost.sdk.golang import GO_CLIENT, GO_CLIENT_ENV
 
 BUILD_SCRIPT = Path("scripts") / "build.sh"
 OUTPUT_TAIL_CHARS = 4000
-
-
-class BuildError(RuntimeError):
-    """The build failed or timed out; the message carries the output tail."""
 
 
 def build_argv(plugin_dir: Path) -> list[str] | None:
@@ -60,13 +57,18 @@ def outputs(plugin_dir: Path, artifact: Path) -> tuple[Path, ...]:
     return (plugin_dir / artifact.relative_to(plugin_dir).parts[0],)
 
 
-async def build_plugin(plugin_dir: Path, artifact: Path, timeout_s: float) -> str:
+async def build_plugin(plugin_id: str, plugin_dir: Path, artifact: Path, timeout_s: float) -> str:
     """Run the plugin's build (cwd = plugin dir, `PLUGHOST_GO_SDK` = plughost's Go client unless
-    set) and return its output; raise `BuildError` when there is none to run, when it fails or
-    times out (its process group is killed) and when it does not make `artifact`."""
+    set) and return its output; raise `PluginLoadError` ("build failed: …", with the output's tail)
+    when there is none to run, when it fails or times out (its process group is killed) and when it
+    does not make `artifact`."""
+
+    def failed(message: str) -> PluginLoadError:
+        return PluginLoadError(plugin_id, f"build failed: {message}")
+
     argv = build_argv(plugin_dir)
     if argv is None:
-        raise BuildError(f"{artifact} does not exist and {plugin_dir} has no build file ({BUILD_SCRIPT}, Makefile, "
+        raise failed(f"{artifact} does not exist and {plugin_dir} has no build file ({BUILD_SCRIPT}, Makefile, "
                          "Cargo.toml); build the plugin")  # fmt: skip
     shown = " ".join(argv)
     process = await asyncio.create_subprocess_exec(
@@ -84,16 +86,16 @@ async def build_plugin(plugin_dir: Path, artifact: Path, timeout_s: float) -> st
         _kill_group(process)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(process.wait(), 5)
-        raise BuildError(f"{shown} (in {plugin_dir}) did not finish within {timeout_s:g} s and was killed") from None
+        raise failed(f"{shown} (in {plugin_dir}) did not finish within {timeout_s:g} s and was killed") from None
     except BaseException:
         _kill_group(process)
         raise
     text = output.decode("utf-8", "replace")
     tail = text[-OUTPUT_TAIL_CHARS:]
     if process.returncode != 0:
-        raise BuildError(f"{shown} (in {plugin_dir}) failed with exit code {process.returncode}; output:\n{tail}")
+        raise failed(f"{shown} (in {plugin_dir}) failed with exit code {process.returncode}; output:\n{tail}")
     if not artifact.exists():
-        raise BuildError(f"{shown} (in {plugin_dir}) succeeded but did not produce {artifact}; output:\n{tail}")
+        raise failed(f"{shown} (in {plugin_dir}) succeeded but did not produce {artifact}; output:\n{tail}")
     return text
 
 

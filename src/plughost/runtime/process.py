@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import Candidate, LoadRequest, started
-from plughost.runtime.builds import BuildError, build_argv, build_plugin, outputs
+from plughost.runtime.builds import build_argv, build_plugin, outputs
 from plughost.runtime.goplugin.launch import DEFAULT_MAX_PORT, DEFAULT_MIN_PORT, LaunchSpec
 from plughost.runtime.goplugin.supervisor import ProcessEvent, RestartPolicy
 
@@ -89,15 +89,12 @@ class ProcessRuntime:
         )
 
     async def prepare(self, request: LoadRequest, spec: LaunchSpec) -> None:
-        """Build a `source_only` plugin (no binary, `scripts/build.sh` present) before its first start."""
+        """Build a plugin that has no binary yet (but a build file) before its first start."""
         binary = Path(spec.argv[0])
         if needs_no_build(binary, request.plugin_dir):
             return
-        request.logger.info("building plugin '%s' with scripts/build.sh", request.plugin_id)
-        try:
-            await build_plugin(request.plugin_dir, binary, self.options.build_timeout_s)
-        except BuildError as exc:
-            raise PluginLoadError(request.plugin_id, f"build failed: {exc}") from None
+        request.logger.info("building plugin '%s': it has no binary yet", request.plugin_id)
+        await build_plugin(request.plugin_id, request.plugin_dir, binary, self.options.build_timeout_s)
 
     async def build(self, candidate: Candidate) -> None:
         """Build a candidate with its build file (`runtime.builds`): a `source_only` one before its
@@ -105,11 +102,7 @@ class ProcessRuntime:
         manifest = candidate.manifest
         assert manifest is not None
         plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
-        binary = _binary(plugin_dir, manifest)
-        try:
-            await build_plugin(plugin_dir, binary, self.options.build_timeout_s)
-        except BuildError as exc:
-            raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
+        await build_plugin(candidate.id, plugin_dir, _binary(plugin_dir, manifest), self.options.build_timeout_s)
 
     def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
         """Where the build of a local plugin with a build file writes (`builds.outputs`: `bin/`);

@@ -20,7 +20,6 @@ import grpc
 
 from plughost.errors import InvocationError, PluginLoadError
 from plughost.runtime.base import LoadRequest
-from plughost.runtime.builds import BuildError
 from plughost.runtime.goplugin.calls import (
     DescribeError,
     declared_subscriptions,
@@ -171,7 +170,7 @@ class ProcessPluginHandle:
         """Start the process; raise `PluginLoadError` with the reason when it does not become ready."""
         try:
             self._instance = await self._start_instance()
-        except (LaunchError, BuildError) as exc:
+        except LaunchError as exc:
             self.status = "error"
             self.last_error = str(exc)
             raise PluginLoadError(self.plugin_id, str(exc)) from None

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from plughost.errors import InvocationError, PluginLoadError, PluginNotFoundError, ValidationIssue
 from plughost.runtime.base import Candidate, LoadRequest
-from plughost.runtime.builds import BuildError, build_argv, build_plugin, outputs
+from plughost.runtime.builds import build_argv, build_plugin, outputs
 from plughost.runtime.native.discovery import (
     NativeDiscovery,
     discover_libraries,
@@ -120,10 +120,7 @@ class NativeRuntime:
         if library is None:
             message = "only a plugin directory with a Makefile or Cargo.toml is built"
             raise PluginLoadError(candidate.id, message)
-        try:
-            await build_plugin(library[0], library[1], BUILD_TIMEOUT_S)
-        except BuildError as exc:
-            raise PluginLoadError(candidate.id, f"build failed: {exc}") from None
+        await build_plugin(candidate.id, *library, BUILD_TIMEOUT_S)
 
     def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
         """Where the build of a plugin directory with a build file writes: its library (`x.so`
