@@ -113,6 +113,11 @@ def test_bad_events_raise_clear_errors() -> None:
         parse_event({"post_type": "message", "user_id": "not-a-number"})
     with pytest.raises(EventParseError, match="JSON object"):
         parse_event([1, 2])  # type: ignore[arg-type]
+    for group_id in (None, 0):
+        for post_type in ("message", "message_sent"):
+            with pytest.raises(EventParseError, match="a group message needs a non-zero group_id"):
+                parse_event({"post_type": post_type, "message_type": "group", "user_id": 1, "group_id": group_id})
+    assert parse_event({"post_type": "message", "message_type": "private", "user_id": 1}).route == "Private"
 
 
 def test_route_of_without_model() -> None:

@@ -52,6 +52,9 @@ def bad_frames() -> list[str]:
     frames.append("[1, 2, 3]")  # JSON, not an object
     frames.append(event_frame('"ping"', 202).replace('"user_id": 456', '"user_id": ' + "1" * 5000))  # int() refuses
     frames.append(event_frame('"ping"', 203).replace('"user_id": 456', '"user_id": "' + "1" * 5000 + '"'))
+    # a group message without its group: answered, the reply would go to the sender in private
+    frames.append(event_frame('"ping"', 204).replace('"group_id": 123', '"group_id": null'))
+    frames.append(event_frame('"ping"', 205).replace('"group_id": 123', '"group_id": 0'))
     return frames
 
 

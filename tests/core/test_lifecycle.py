@@ -426,3 +426,30 @@ async def test_shutdown_unloads_everything(workspace: Path, write_plugin) -> Non
     await manager.shutdown()
     assert all(i.state is PluginState.UNLOADED for i in manager.list_plugins())
     assert not any(m.startswith("plughost_plugin__") for m in sys.modules)
+
+
+async def test_a_module_that_loops_or_waits_at_import_fails_its_load_and_the_host_goes_on(
+    workspace: Path, write_plugin, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A module-level `while True` (or a blocking wait) used to hold the event loop for good: the import
+    now runs on a thread of its own with a deadline, a looping import is interrupted, and the host
+    keeps serving; a reload into such a version keeps the old one."""
+    monkeypatch.setattr("plughost.runtime.python.IMPORT_TIMEOUT_S", 0.5)
+    write_plugin("counter", COUNTER.format(value=1))
+    write_plugin("spin", "while True:\n    pass\n")
+    write_plugin("nap", "import time\ntime.sleep(3)\n")
+    async with PluginManager(workspace, runtimes=default_runtimes()) as manager:
+        assert await manager.discover_and_load_all() == 1
+        for plugin_id in ("spin", "nap"):
+            instance = manager.get_plugin(plugin_id)
+            assert instance is not None and instance.state is PluginState.ERROR
+            assert "did not finish within 0.5 s and was interrupted" in (instance.error or "")
+        assert (await manager.execute("counter", "value")).result == 1
+        for spinner in [t for t in threading.enumerate() if t.name == "plugin-spin-import"]:
+            await asyncio.to_thread(spinner.join, 10)
+            assert not spinner.is_alive()  # interrupted: on its own it would spin for ever
+
+        (workspace / "plugins" / "counter" / "plugin.py").write_text("while True:\n    pass\n")
+        with pytest.raises(PluginLoadError, match="module-level code must not wait or loop"):
+            await manager.reload_plugin("counter")
+        assert (await manager.execute("counter", "value")).result == 1

@@ -10,6 +10,9 @@ handlers run in the plugin's own thread pool and never block the loop.
 Unloading runs the unload hooks, then cancels and awaits the tasks the plugin started with
 `ctx.spawn` and waits for sync handlers still running; after `stop_timeout_s` their threads are
 abandoned with a warning (a thread cannot be stopped from outside).
+
+The import runs on a thread of its own with a deadline (`IMPORT_TIMEOUT_S`): module-level code
+that loops or waits fails the load instead of freezing the host.
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ from typing import Any, ParamSpec, TypeVar
 from plughost.errors import PlugHostError, PluginLoadError
 from plughost.runtime.base import LoadRequest, started
 from plughost.runtime.cpu import charged
+from plughost.runtime.deadline_thread import run_with_deadline
 from plughost.runtime.sitepath import SitePaths
 from plughost.sdk.call import Call, Outcome, settled
 from plughost.sdk.descriptor import Descriptor
@@ -47,6 +51,7 @@ MODULE_PREFIX = "plughost_plugin__"
 CHECKED_HASH_FLAGS = 0b11  # a .pyc's flags: hash-based, checked against the source
 BYTECODE_SKIP = frozenset({"__pycache__", "data", "node_modules"})  # directories not searched for sources
 HOOK_TIMEOUT_S = 10.0
+IMPORT_TIMEOUT_S = 10.0  # module-level code that loops or waits fails the load after this
 STOP_TIMEOUT_S = 10.0  # how long unload waits for the plugin's tasks and running sync handlers
 SYNC_WORKERS = 4
 
@@ -76,7 +81,19 @@ class PythonRuntime:
         site = None if request.entry_point else self.sites.acquire(request.path)
         importlib.invalidate_caches()  # files added since the last import are found
         try:
-            plugin = _import_plugin(request, package)
+            plugin = await run_with_deadline(
+                functools.partial(_import_plugin, request, package),
+                IMPORT_TIMEOUT_S,
+                name=f"plugin-{request.plugin_id}-import",
+            )
+        except TimeoutError:
+            _drop_modules(package)
+            self.sites.release(site)
+            raise PluginLoadError(
+                request.plugin_id,
+                f"importing it did not finish within {IMPORT_TIMEOUT_S:g} s and was interrupted: module-level code"
+                " must not wait or loop (start such work in a load hook)",
+            ) from None
         except PluginLoadError:
             _drop_modules(package)
             self.sites.release(site)

@@ -258,6 +258,9 @@ def parse_event(data: Mapping[str, Any]) -> Event:
         )
         what = f"{post_type[:40]!r} event" if isinstance(post_type, str) else "event"
         raise EventParseError(f"invalid {what}: {fields}") from exc
+    if isinstance(event, MessageEvent) and event.message_type == "group" and not event.group_id:
+        # its answer would go to the sender in private: the group it was said in is unknown
+        raise EventParseError(f"invalid {post_type!r} event: group_id: a group message needs a non-zero group_id")
     event.__dict__["route"] = route_of(data)[1]  # a field set without pydantic's __setattr__ (no validation)
     object.__setattr__(event, "__pydantic_private__", {"_raw": dict(data)})
     return event
