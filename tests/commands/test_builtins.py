@@ -271,3 +271,8 @@ async def test_a_users_bad_input_never_trips_the_breaker_and_chat_sees_no_intern
     assert kind is ResultKind.EXECUTION_ERROR and found, text
     report = (await run(host, "/dynamic-errors"))[1]
     assert f"[error {found.group(1)}]: chat-tools failed on purpose" in report  # the operator finds the detail
+    for _ in range(host.manager.guard.policy.breaker.failure_threshold):  # now its breaker opens
+        await run(host, "/fail", member)
+    kind, text = await run(host, "/roll 6", member)  # not a failure of its own: no error id, but why and when
+    assert kind is ResultKind.EXECUTION_ERROR
+    assert re.fullmatch(r"command /roll failed: it is paused after repeated failures, try again in \d+ s", text), text

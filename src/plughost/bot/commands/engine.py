@@ -14,7 +14,7 @@ from plughost.bot.commands.results import CommandResult, ResultKind
 from plughost.bot.commands.tokenizer import Argument, text_after, tokenize, tokenize_text
 from plughost.bot.config import CommandsConfig
 from plughost.sdk.bot import BotApi
-from plughost.sdk.call import BAD_ARGUMENT, PLUGIN_ERROR, USER_ERROR, Action, Call, PluginError
+from plughost.sdk.call import BAD_ARGUMENT, ISOLATED, PLUGIN_ERROR, USER_ERROR, Action, Call, PluginError
 from plughost.sdk.commands import CommandArgumentError, CommandContext, CommandPayload, to_json_value
 from plughost.sdk.descriptor import Role, Scope
 from plughost.sdk.events import Event
@@ -238,8 +238,9 @@ class CommandEngine:
         else:
             error_id = error.detail.get("error_id", "")
             described = describe_error(error) if error.code == PLUGIN_ERROR else str(error)  # with where it failed
-            log.warning("command /%s of %s failed (error %s): %s", node.full_name, node.plugin_id, error_id, described)
-            detail = f": {described}" if sender.is_console else f" (error {error_id})" if error_id else ""
+            numbered = f" (error {error_id})" if error_id else ""
+            log.warning("command /%s of %s failed%s: %s", node.full_name, node.plugin_id, numbered, described)
+            detail = f": {described}" if sender.is_console else numbered or _why_not_counted(error)
             result = self._fail(ResultKind.EXECUTION_ERROR, node, f"command /{node.full_name} failed{detail}")
         result.sends = sends
         return result
@@ -437,3 +438,12 @@ def _is_mention(segment: Segment, bot_id: int, segments: list[Segment], index: i
         and index > 0
         and index + 1 < len(segments)
     )
+
+
+def _why_not_counted(error: PluginError) -> str:
+    """What a chat user is told of a failure that has no error id (it was not the plugin's fault)."""
+    if error.code == ISOLATED:
+        wait = error.detail.get("retry_after_s")
+        later = f" in {max(1, round(wait))} s" if isinstance(wait, int | float) else " later"
+        return f": it is paused after repeated failures, try again{later}"
+    return ""
