@@ -94,3 +94,22 @@ async def test_many_concurrent_route_calls_are_all_answered(workspace: Path, wri
             *(running.client.post("/v0/management/web/echo", json={"n": n}) for n in range(50))
         )
         assert sorted(a.json()["body"]["n"] for a in answers) == list(range(50))
+
+
+async def test_a_body_that_is_not_json_is_the_clients_mistake_not_the_plugins(
+    workspace: Path, write_plugin: PluginWriter
+) -> None:
+    """`request.json()` on a body that is not JSON: 400 saying why, and however often a client sends
+    one, the plugin's breaker stays closed (before, three such requests isolated the plugin)."""
+    write_plugin("web", WEB_PLUGIN)
+    async with serve(workspace) as running:
+        api = running.client
+        threshold = running.host.manager.guard.policy.breaker.failure_threshold
+        for body in [b"notjson", b"{", b"\xff\xfe"] * threshold:
+            bad = await api.post("/v0/management/web/echo", content=body, headers={"Content-Type": "application/json"})
+            assert bad.status_code == 400, bad.text
+            error = bad.json()["error"]
+            assert error["code"] == "bad_request" and error["message"].startswith("the request body is not JSON: ")
+        assert running.host.manager.guard.snapshot("web")["breaker"]["consecutive_failures"] == 0
+        echo = await api.post("/v0/management/web/echo", json={"a": 1})
+        assert echo.status_code == 200 and echo.json()["body"] == {"a": 1}

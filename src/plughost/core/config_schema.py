@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from plughost.errors import ConfigError
+
+MAX_CONFIG_DEPTH = 32
+"""How deeply tables and arrays of a plugin configuration may nest."""
+_TOML_INTEGERS = range(-(2**63), 2**63)
 
 
 @dataclass(frozen=True)
@@ -62,8 +67,32 @@ def _field(error: Any) -> str:
     return ".".join(path)
 
 
+def storage_problems(config: Mapping[str, Any]) -> list[FieldProblem]:
+    """What TOML cannot store as given (nulls, infinite or NaN floats, integers beyond 64 bits),
+    or nesting deeper than `MAX_CONFIG_DEPTH`."""
+    problems: list[FieldProblem] = []
+    _storable(dict(config), [], problems)
+    return problems
+
+
+def _storable(value: Any, path: list[str], problems: list[FieldProblem]) -> None:
+    field = ".".join(path)
+    if len(path) > MAX_CONFIG_DEPTH:
+        problems.append(FieldProblem(field, f"nested deeper than {MAX_CONFIG_DEPTH} levels"))
+    elif isinstance(value, Mapping | list):
+        items = value.items() if isinstance(value, Mapping) else enumerate(value)
+        for key, item in items:
+            _storable(item, [*path, str(key)], problems)
+    elif value is None:
+        problems.append(FieldProblem(field, "null cannot be stored (TOML has no null): leave the key out"))
+    elif isinstance(value, float) and not math.isfinite(value):
+        problems.append(FieldProblem(field, f"{value} is not a finite number"))
+    elif isinstance(value, int) and not isinstance(value, bool) and value not in _TOML_INTEGERS:
+        problems.append(FieldProblem(field, "integer out of range (TOML integers are 64-bit)"))
+
+
 def check_config(plugin_id: str, schema: Mapping[str, Any] | None, config: Mapping[str, Any]) -> None:
-    """Raise ConfigValidationError when `config` violates `schema`."""
-    problems = config_problems(schema, config)
+    """Raise ConfigValidationError when `config` cannot be stored as TOML or violates `schema`."""
+    problems = storage_problems(config) or config_problems(schema, config)
     if problems:
         raise ConfigValidationError(plugin_id, problems)

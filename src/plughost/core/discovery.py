@@ -94,15 +94,23 @@ def candidate_from_path(path: Path, origin: str = "") -> Candidate:
     return _from_manifest(path, manifest_file, origin or str(path.parent))
 
 
+def is_plugin_path(path: Path) -> bool:
+    """Does discovery take `path` for a plugin: a directory with a manifest or a default Python
+    entry (`__init__.py`, `plugin.py`, `main.py`), or a `.py` file?"""
+    if path.is_dir():
+        return find_manifest_file(path) is not None or any((path / n).is_file() for n in PYTHON_DEFAULT_ENTRIES)
+    return path.is_file() and path.suffix == ".py"
+
+
+def not_a_plugin(path: Path) -> str:
+    """Why `path`, which `is_plugin_path` refuses, is no plugin."""
+    return f"not a plugin: {path} has no plugin manifest and is not a .py file or a plugin directory"
+
+
 def _scan_directory(directory: Path, runtimes: Mapping[str, Runtime]) -> Iterable[Candidate]:
     origin = str(directory)
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):
-        if entry.name.startswith((".", "_")):
-            continue
-        if entry.is_dir():
-            if find_manifest_file(entry) is not None or any((entry / n).is_file() for n in PYTHON_DEFAULT_ENTRIES):
-                yield candidate_from_path(entry, origin)
-        elif entry.suffix == ".py":
+        if not entry.name.startswith((".", "_")) and is_plugin_path(entry):
             yield candidate_from_path(entry, origin)
     for runtime in runtimes.values():
         if isinstance(runtime, SupportsDiscover):

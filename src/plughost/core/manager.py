@@ -22,8 +22,9 @@ from plughost.core.chat_switches import ChatSwitches
 from plughost.core.config import HostConfig, PluginConfigStore
 from plughost.core.config_schema import check_config
 from plughost.core.deps import dependency_names, plan_loading
-from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover
+from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover, is_plugin_path, not_a_plugin
 from plughost.core.events import EventBus, EventHandler
+from plughost.core.files import write_atomic
 from plughost.core.instance import ACTIVE_STATES, PluginInstance
 from plughost.core.registry import PluginRegistry, RegistryEntry
 from plughost.core.state import PluginStateFile
@@ -232,11 +233,22 @@ class PluginManager:
     async def load_plugin(self, plugin_dir: Path | str, manifest: PluginManifest | None = None) -> PluginInstance:
         """Load (and enable, per state file/manifest) the plugin at `plugin_dir`.
 
-        Raises `PluginLoadError` when it fails; the instance is kept in state `error`.
+        Raises `PluginLoadError` when it fails (a plugin the manager knew before, or discovery found,
+        is kept in state `error`; one from any other path is forgotten again), and `PluginStateError`
+        when `plugin_dir` overlaps another plugin's files: inside its directory, or holding it.
+        Nothing is loaded then.
         """
-        candidate = candidate_from_path(Path(plugin_dir))
+        path = Path(plugin_dir).resolve()
+        if manifest is None and not is_plugin_path(path):
+            raise PluginLoadError(path.stem, not_a_plugin(path))
+        candidate = candidate_from_path(path)
         if manifest is not None:
             candidate.manifest, candidate.id, candidate.status = manifest, manifest.id, DiscoveryStatus.AVAILABLE
+        owner = self.overlapping_plugin(candidate.path, candidate.id)
+        if owner is not None:
+            raise PluginStateError(
+                f"{candidate.path} overlaps the files of plugin '{owner.id}' ({owner.path}); nothing was loaded"
+            )
         if candidate.status is DiscoveryStatus.INVALID or candidate.manifest is None:
             raise PluginLoadError(candidate.id, "; ".join(str(e) for e in candidate.errors))
         existing = self._instances.get(candidate.id)
@@ -244,8 +256,25 @@ class PluginManager:
             raise PluginStateError(f"plugin '{candidate.id}' is already loaded from {existing.path}")
         instance = await self._load_candidate(candidate)
         if instance.state is PluginState.ERROR:
+            if existing is None and not self._discovered(candidate.path):  # a stray path leaves nothing behind
+                self._drop(instance)
             raise PluginLoadError(instance.id, instance.error or "unknown error")
         return instance
+
+    def _discovered(self, path: Path) -> bool:
+        """Is `path` a plugin the last discovery found (its failed load stays listed, with why)?"""
+        return any(candidate.path.resolve() == path for candidate in self.last_discovery.all())
+
+    def overlapping_plugin(self, path: Path, plugin_id: str) -> PluginInstance | Candidate | None:
+        """Another plugin (known to the manager, or discovered) whose files hold `path`, lie inside
+        it or are `path`; None when `path` belongs to no plugin but `plugin_id`."""
+        path = path.resolve()
+        known: builtins.list[PluginInstance | Candidate] = [*self._instances.values(), *self.last_discovery.all()]
+        for other in known:
+            theirs = other.path.resolve()
+            if other.id != plugin_id and (path.is_relative_to(theirs) or theirs.is_relative_to(path)):
+                return other
+        return None
 
     async def unload_plugin(self, name: str) -> bool:
         """Stop the plugin and release everything it holds. False if it was not loaded."""
@@ -418,13 +447,7 @@ class PluginManager:
             if instance.is_loaded:
                 await self.unload_plugin(name)
             if self._instances.get(name) is instance:
-                del self._instances[name]
-                self._plugins_changed()
-                self._applied_configs.pop(name, None)
-                try:
-                    self.registry.unregister(name)
-                except StateFileError as exc:
-                    log.warning("plugin '%s' is gone, but the registry was not updated: %s", name, exc)
+                self._drop(instance)
             return None
         if instance.is_loaded:
             return await self.reload_plugin(name)
@@ -501,8 +524,9 @@ class PluginManager:
         async with self._lock(name):
             if instance.handle is None or self._applied_configs.get(name) == config:
                 return False
-            self._applied_configs[name] = config
-            await self._reconfigure(instance, config)
+            before, self._applied_configs[name] = self._applied_configs.get(name), config
+            if await self._reconfigure(instance, config) is not None and before is not None:
+                self._applied_configs[name] = before  # the plugin keeps what it had
         self._tell_listeners("config", name)
         return True
 
@@ -658,23 +682,55 @@ class PluginManager:
         return self.configs.load(name)
 
     def check_config(self, name: str, config: Mapping[str, Any]) -> None:
-        """Raise ConfigValidationError (naming each field) when `config` violates the plugin's `config_schema`."""
+        """Raise ConfigValidationError (naming each field) when `config` cannot be stored as TOML
+        (`check_config`) or violates the plugin's `config_schema`."""
         instance = self._instances.get(name)
-        if instance is not None:
-            check_config(name, instance.manifest.config_schema, config)
+        check_config(name, instance.manifest.config_schema if instance is not None else None, config)
 
-    def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[None] | None:
+    def config_applied(self, name: str) -> bool:
+        """Does the loaded plugin run with the configuration stored in its file?"""
+        instance = self._instances.get(name)
+        if instance is None or instance.handle is None or name not in self._applied_configs:
+            return False
+        return self._applied_configs[name] == self.configs.load(name)
+
+    def update_config(self, name: str, config: Mapping[str, Any]) -> asyncio.Task[str | None] | None:
         """Check `config` against the plugin's `config_schema`, persist it, and run a loaded plugin's
         reconfigure hook in a task owned by the manager (returned, so callers may await it;
-        shutdown cancels it). A violation raises ConfigValidationError and nothing is saved."""
+        shutdown cancels it). A violation raises ConfigValidationError and nothing is saved.
+
+        The task answers None when the hook took the configuration, else the hook's error: then
+        the file is put back as it was and the plugin keeps the configuration it had."""
         self.check_config(name, config)
+        path = self.configs.path(name)
+        previous = path.read_text(encoding="utf-8") if path.exists() else None
         self.configs.save(name, dict(config))
         self._tell_listeners("config", name)
         instance = self._instances.get(name)
         if instance is None or instance.handle is None or self._closed:
             return None
+        before = self._applied_configs.get(name)
         self._applied_configs[name] = dict(config)  # the watcher then sees the file it wrote as applied
-        return self._reconfiguring.spawn(self._reconfigure(instance, dict(config)), name=f"{name}:reconfigure")
+        return self._reconfiguring.spawn(
+            self._apply_config(instance, dict(config), previous, before), name=f"{name}:reconfigure"
+        )
+
+    async def _apply_config(
+        self, instance: PluginInstance, config: dict[str, Any], previous: str | None, before: dict[str, Any] | None
+    ) -> str | None:
+        error = await self._reconfigure(instance, config)
+        if error is not None and self._applied_configs.get(instance.id) == config:  # no newer one came since
+            path = self.configs.path(instance.id)
+            if before is not None:
+                self._applied_configs[instance.id] = before
+            else:
+                self._applied_configs.pop(instance.id, None)
+            if previous is None:
+                path.unlink(missing_ok=True)
+            else:
+                write_atomic(path, previous)
+            self._tell_listeners("config", instance.id)
+        return error
 
     def set_priority(self, name: str, priority: int) -> None:
         """Persist a priority override (0..1000) in plugin-state.toml."""
@@ -885,16 +941,18 @@ class PluginManager:
                 raise PluginStateError(f"plugin '{instance.id}' could not be enabled: {exc}") from exc
             log.warning("disable hook of '%s' failed: %s", instance.id, exc)
 
-    async def _reconfigure(self, instance: PluginInstance, config: dict[str, Any]) -> None:
+    async def _reconfigure(self, instance: PluginInstance, config: dict[str, Any]) -> str | None:
+        """Run the reconfigure hook; None when it took `config`, else its error."""
         if instance.handle is None:
-            return
+            return None
         try:
             await instance.handle.reconfigure(config)
         except Exception as exc:
             log.error("reconfiguring '%s' failed: %s", instance.id, exc)
             self.events.emit(instance.id, EventType.ERROR, False, "reconfigure failed", str(exc))
-        else:
-            self.events.emit(instance.id, EventType.RECONFIGURE, True, "configuration applied")
+            return str(exc) or type(exc).__name__
+        self.events.emit(instance.id, EventType.RECONFIGURE, True, "configuration applied")
+        return None
 
     def _transition(self, instance: PluginInstance, state: PluginState, event: EventType, message: str) -> None:
         instance.state = state
@@ -922,6 +980,16 @@ class PluginManager:
             self.registry.register(entry)
         except StateFileError as exc:  # the registry records what happened; it cannot undo it
             log.warning("plugin '%s' is %s, but the registry was not updated: %s", instance.id, instance.state, exc)
+
+    def _drop(self, instance: PluginInstance) -> None:
+        """Forget an unloaded plugin: the manager and the registry no longer list it."""
+        del self._instances[instance.id]
+        self._plugins_changed()
+        self._applied_configs.pop(instance.id, None)
+        try:
+            self.registry.unregister(instance.id)
+        except StateFileError as exc:
+            log.warning("plugin '%s' is gone, but the registry was not updated: %s", instance.id, exc)
 
     def _fail(self, instance: PluginInstance, reason: str) -> None:
         instance.state, instance.error = PluginState.ERROR, reason

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -61,6 +61,15 @@ def error_response(
     return JSONResponse(body, status_code=status, headers=headers)
 
 
+def check_choice(name: str, value: str | None, allowed: Iterable[str]) -> None:
+    """400 `bad_parameter` naming the query parameter and its allowed values unless `value` is one
+    of them (None: not given)."""
+    choices = sorted(allowed)
+    if value is not None and value not in choices:
+        message = f"{name} must be one of {', '.join(choices)} (got {value!r})"
+        raise ApiError(400, "bad_parameter", message, {"field": name, "allowed": choices})
+
+
 def from_plughost_error(exc: PlugHostError) -> ApiError:
     """The API error for one of plughost's own exceptions."""
     if isinstance(exc, PluginNotFoundError):
@@ -103,6 +112,8 @@ def install_error_handlers(app: FastAPI, *, invalid_request_styles: Sequence[Inv
         if any(e["type"] == "json_invalid" for e in errors):
             return error_response(400, "malformed_json", "the request body is not valid JSON", errors)
         fields = ", ".join(e["field"] or "body" for e in errors)
+        if any(e.get("loc", ("body",))[0] in ("query", "header") for e in exc.errors()):
+            return error_response(400, "bad_parameter", f"bad parameter: {fields}", errors)
         return error_response(422, "invalid_request", f"invalid request: {fields}", errors)
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:

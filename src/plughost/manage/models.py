@@ -28,6 +28,9 @@ class PluginSummary(BaseModel):
         "reconnecting, stopped, error.",
     )
     errors: list[str] = Field(default_factory=list, description="Why an invalid plugin cannot load.")
+    offers: list[str] = Field(
+        default_factory=list, description='What a loaded plugin offers, counted: "2 commands", "1 matcher", "execute" …'
+    )
     breaker: str | None = Field(default=None, description="closed, open or half_open.")
     calls: int = 0
     failures: int = 0
@@ -95,7 +98,10 @@ class ExecuteResult(BaseModel):
 class ConfigResult(BaseModel):
     id: str
     config: dict[str, Any]
-    applied: bool = Field(description="True when a loaded plugin's reconfigure hook ran.")
+    applied: bool = Field(
+        description="True when the plugin is loaded and runs with this configuration (its reconfigure hook took "
+        "it); false when it is saved only (the plugin is not loaded: it gets it when it loads)."
+    )
 
 
 class EventRecord(BaseModel):

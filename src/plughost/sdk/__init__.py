@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     )
     from plughost.sdk.events import Event, MessageEvent, MessageSentEvent, MetaEvent, NoticeEvent, RequestEvent
     from plughost.sdk.handle import Health, PluginHandle
-    from plughost.sdk.http import HttpRequest, HttpResponse, HttpRouteSpec
+    from plughost.sdk.http import BadRequest, HttpRequest, HttpResponse, HttpRouteSpec
     from plughost.sdk.manifest import PluginManifest, load_manifest
     from plughost.sdk.message import Message, MessageBuilder, Segment
     from plughost.sdk.models import (
@@ -47,6 +47,7 @@ __all__ = [
     "AccessDenied",
     "Action",
     "Approve",
+    "BadRequest",
     "Block",
     "Bot",
     "BotApi",
@@ -125,6 +126,7 @@ _SUBMODULES: Mapping[str, str] = MappingProxyType(
         "EventType": "models",
         "GroupId": "commands",
         "Health": "handle",
+        "BadRequest": "http",
         "HttpRequest": "http",
         "HttpResponse": "http",
         "HttpRouteSpec": "http",

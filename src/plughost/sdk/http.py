@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic_core import to_jsonable_python
 
+from plughost.sdk.call import USER_ERROR
+
 MANAGEMENT_BASE = "/v0/management"
 RESOURCE_BASE = "/v0/resource/plugins"
 LEGACY_PLUGIN_PREFIX = "/plugins"
@@ -198,6 +200,13 @@ class HttpRoutes:
 Headers = dict[str, list[str]]
 
 
+class BadRequest(ValueError):
+    """The client's request cannot be read: the host answers 400 with this message. Raise it from
+    an HTTP route for input the client must fix; like `UserError`, it is not a plugin failure."""
+
+    code = USER_ERROR
+
+
 @dataclass(frozen=True, slots=True)
 class HttpRequest:
     """What an `http` handler receives: the request as the server read it."""
@@ -213,8 +222,12 @@ class HttpRequest:
         return self.body.decode(encoding, errors="replace")
 
     def json(self) -> Any:
-        """The body parsed as JSON (None when empty); ValueError if it is not JSON."""
-        return json.loads(self.body) if self.body.strip() else None
+        """The body parsed as JSON (None when empty); `BadRequest` (a ValueError) if it is not JSON:
+        left to the host, the client gets 400 with why, and the plugin's breaker does not count it."""
+        try:
+            return json.loads(self.body) if self.body.strip() else None
+        except ValueError as exc:  # undecodable bytes too
+            raise BadRequest(f"the request body is not JSON: {exc}") from None
 
     def header(self, name: str, default: str | None = None) -> str | None:
         """The first value of header `name` (case-insensitive)."""

@@ -164,8 +164,9 @@ async def _apply(ctx: ManageContext, instance: PluginInstance, wanted: dict[str,
         if enabled is not None and enabled != instance.is_enabled:
             await (manager.enable_plugin(instance.id) if enabled else manager.disable_plugin(instance.id))
         task = manager.update_config(instance.id, config)
-        if task is not None:
-            await task
+        error = await task if task is not None else None
+        if error is not None:
+            return cliproxy_error(409, "config_not_applied", f"the plugin did not take the configuration: {error}")
     except ConfigValidationError as exc:
         fields = [p.to_json() for p in exc.problems]
         return cliproxy_error(422, "invalid_config", str(exc), fields=fields)
@@ -192,15 +193,21 @@ async def patch_enabled(ctx: Ctx, plugin_id: str, body: Annotated[Any, Body()] =
 
 @router.delete("/{plugin_id}", summary="CLIProxyAPI: unload a plugin and delete its file and config")
 async def delete_plugin(ctx: Ctx, plugin_id: str) -> JSONResponse:
-    """Only files inside the workspace's plugin directories are deleted."""
+    """Only files inside the workspace's plugin directories are deleted, and only when no other
+    plugin's files are among them (a plugin loaded from a file of another is never deleted)."""
     found = _instance(ctx, plugin_id)
     if isinstance(found, JSONResponse):
         return found
     manager = ctx.host.manager
     path = found.path
-    if not any(path.resolve().is_relative_to(d.resolve()) for d in manager.plugin_dirs):
+    if not any(d.resolve() in path.resolve().parents for d in manager.plugin_dirs):
         return cliproxy_error(
             409, "plugin_outside_plugin_dirs", f"{path} is not inside a plugin directory; not deleted"
+        )
+    owner = manager.overlapping_plugin(path, found.id)
+    if owner is not None:
+        return cliproxy_error(
+            409, "plugin_path_shared", f"{path} holds files of plugin '{owner.id}' ({owner.path}); not deleted"
         )
     try:
         await manager.unload_plugin(found.id)

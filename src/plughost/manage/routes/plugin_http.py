@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from plughost.manage.context import ManageContext, context
 from plughost.manage.errors import ERROR_RESPONSES, ApiError
 from plughost.manage.security import require_key
-from plughost.sdk.call import Call
+from plughost.sdk.call import USER_ERROR, Call
 from plughost.sdk.http import MANAGEMENT_BASE, RESOURCE_BASE, HttpRequest, HttpResponse
 
 Ctx = Annotated[ManageContext, Depends(context)]
@@ -45,6 +45,8 @@ async def serve_plugin(ctx: ManageContext, request: Request, kind: str) -> Respo
         Call(served.spec.handler, http_request.to_payload(), "http"),
         timeout=ctx.settings.route_timeout_s,
     )
+    if outcome.error is not None and outcome.error.code == USER_ERROR:  # the client's to fix (`BadRequest`)
+        raise ApiError(400, "bad_request", outcome.error.message, {"plugin_id": served.plugin_id})
     if outcome.error is not None:
         raise ApiError(
             502,

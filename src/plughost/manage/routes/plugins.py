@@ -7,10 +7,11 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
+from plughost.core.discovery import is_plugin_path, not_a_plugin
 from plughost.core.instance import PluginInstance
 from plughost.errors import PluginNotFoundError
 from plughost.manage.context import ManageContext, context
-from plughost.manage.errors import ERROR_RESPONSES, ApiError
+from plughost.manage.errors import ERROR_RESPONSES, ApiError, check_choice
 from plughost.manage.models import (
     ActionResult,
     ConfigResult,
@@ -21,6 +22,7 @@ from plughost.manage.models import (
     PluginList,
     PluginSummary,
 )
+from plughost.sdk.models import DiscoveryStatus, PluginState
 
 router = APIRouter(prefix="/api/v1/plugins", tags=["plugins"], responses=ERROR_RESPONSES)
 Ctx = Annotated[ManageContext, Depends(context)]
@@ -37,7 +39,14 @@ async def list_plugins(
     ] = None,
     q: Annotated[str | None, Query(description="Search id, name, description, tags.")] = None,
 ) -> PluginList:
-    """Loaded plugins (priority order) with their guard figures, then discovered ones that are not loaded."""
+    """Loaded plugins (priority order) with their guard figures, then discovered ones that are not loaded.
+    An unknown state, runtime or status is 400 `bad_parameter` with the allowed values."""
+    manager = ctx.host.manager
+    check_choice("state", state, PluginState)
+    check_choice("status", status, DiscoveryStatus)
+    check_choice(
+        "runtime", runtime, {*manager.runtimes, *(str(r["runtime"]) for r in manager.catalog() if r.get("runtime"))}
+    )
     rows = plugin_rows(ctx, state, runtime, status, q)
     return PluginList(plugins=rows, total=len(rows))
 
@@ -182,6 +191,8 @@ async def load(ctx: Ctx, request: LoadRequest) -> ActionResult:
         path = ctx.host.workspace / path
     if not path.exists():
         raise ApiError(404, "path_not_found", f"{path} does not exist", {"path": str(path)})
+    if not is_plugin_path(path):
+        raise ApiError(422, "not_a_plugin", not_a_plugin(path), {"path": str(path)})
     instance = await ctx.host.manager.load_plugin(path)
     return _result(instance, "load", True)
 
@@ -189,15 +200,19 @@ async def load(ctx: Ctx, request: LoadRequest) -> ActionResult:
 @router.get("/{plugin_id}/config", response_model=ConfigResult, summary="The plugin's configuration")
 async def get_config(ctx: Ctx, plugin_id: str) -> ConfigResult:
     require(ctx, plugin_id)
-    return ConfigResult(id=plugin_id, config=ctx.host.manager.get_config(plugin_id), applied=False)
+    manager = ctx.host.manager
+    return ConfigResult(id=plugin_id, config=manager.get_config(plugin_id), applied=manager.config_applied(plugin_id))
 
 
 async def save_config(ctx: ManageContext, plugin_id: str, config: dict[str, Any]) -> ConfigResult:
     """Validate against the plugin's `config_schema` (422 naming each field; nothing saved), save,
-    then wait for the reconfigure hook of a loaded plugin."""
+    then wait for the reconfigure hook of a loaded plugin: when it fails, 409 with its error and
+    the previous configuration is saved again (it stays in force)."""
     task = ctx.host.manager.update_config(plugin_id, config)
-    if task is not None:
-        await task
+    error = await task if task is not None else None
+    if error is not None:
+        message = f"plugin '{plugin_id}' did not take the configuration: {error}; the previous one stays in force"
+        raise ApiError(409, "reconfigure_failed", message, {"plugin_id": plugin_id, "reason": error})
     return ConfigResult(id=plugin_id, config=config, applied=task is not None)
 
 

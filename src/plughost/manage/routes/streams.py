@@ -15,9 +15,10 @@ from fastapi import APIRouter, Depends, Header, Query, Request
 from fastapi.responses import StreamingResponse
 
 from plughost.manage.context import ManageContext, context
-from plughost.manage.errors import ERROR_RESPONSES, ApiError
+from plughost.manage.errors import ERROR_RESPONSES, ApiError, check_choice
 from plughost.manage.feeds import LEVELS, Feed
 from plughost.manage.models import EventPage, LogPage
+from plughost.sdk.models import EventType
 
 router = APIRouter(prefix="/api/v1", tags=["events and logs"], responses=ERROR_RESPONSES)
 Ctx = Annotated[ManageContext, Depends(context)]
@@ -29,6 +30,8 @@ Filter = Callable[[dict[str, Any]], bool]
 
 def event_filter(plugin_id: str | None, types: str | None) -> Filter:
     wanted = {t.strip() for t in types.split(",") if t.strip()} if types else None
+    for wanted_type in sorted(wanted or ()):
+        check_choice("types", wanted_type, EventType)
     return lambda item: (
         (plugin_id is None or item["plugin_id"] == plugin_id) and (wanted is None or item["type"] in wanted)
     )
@@ -46,8 +49,12 @@ def log_filter(plugin_id: str | None, level: str | None) -> Filter:
 
 
 def resume_point(last_event_id: str | None, after: int | None) -> int:
-    """`Last-Event-ID` (a reconnect: what the client last got), else `?after=` (where it starts), else now."""
-    if last_event_id and last_event_id.strip().isdigit():
+    """`Last-Event-ID` (a reconnect: what the client last got), else `?after=` (where it starts), else now.
+    A `Last-Event-ID` that is not an event id is 400 `bad_parameter`."""
+    if last_event_id is not None and last_event_id.strip():
+        if not last_event_id.strip().isdigit():
+            message = f"Last-Event-ID must be an event id (a whole number), got {last_event_id[:40]!r}"
+            raise ApiError(400, "bad_parameter", message, {"field": "Last-Event-ID"})
         return int(last_event_id.strip())
     if after is not None:
         return after
