@@ -278,7 +278,7 @@ def test_new_scaffolds_a_plugin_whose_test_passes(tmp_path: Path) -> None:
     again = plughost("new", "my-tool", "--dir", str(tmp_path / "plugins"))
     assert again.returncode == 1 and "already exists" in again.stderr
     bad = plughost("new", "bad id", "--dir", str(tmp_path / "plugins"))
-    assert bad.returncode == 1 and "not a valid plugin id" in bad.stderr
+    assert bad.returncode == 2 and "not a valid plugin id" in bad.stderr
 
 
 def test_run_shows_status_and_stops_cleanly_on_sigterm(demo: Path) -> None:

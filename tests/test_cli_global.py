@@ -90,6 +90,20 @@ def test_log_level_before_or_after_the_command_with_iso_timestamps(demo: Path) -
         assert ISO_STAMP.search(loud.stderr), loud.stderr  # 2026-12-02T21:10:21, not [12/02/26 21:10:21]
 
 
+def test_a_log_record_is_one_line_when_stderr_is_not_a_terminal(tmp_path: Path) -> None:
+    """Piped or collected, a record is not wrapped to a terminal's width (a compiler's output, a long
+    error): one line with its time, level and logger, however long."""
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "plugins" / "talker.py").write_text(
+        "from plughost.sdk import Plugin\nplugin = Plugin(id='talker', version='1.0.0')\n\n"
+        "@plugin.on_load\ndef speak(ctx):\n    ctx.logger.warning('long ' + 'word ' * 120 + 'end')\n"
+    )
+    result = plughost("exec", "/help", "-w", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    (line,) = [line for line in result.stderr.splitlines() if "long word" in line]
+    assert ISO_STAMP.match(line) and " WARNING " in line and line.endswith("word end"), result.stderr
+
+
 def test_new_takes_the_workspace_after_the_command(tmp_path: Path) -> None:
     result = plughost("new", "x", "-w", str(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -70,7 +70,7 @@ async def test_what_the_fast_path_declines_is_the_full_commands_answer(running: 
         (("plugins", "list", "--json=yes", "-w", ws), 2),
         (("plugins", "list", "--bogus", "-w", ws), 2),
         (("plugins", "list", "extra", "-w", ws), 2),
-        (("plugins", "list", "--remote", "ftp://x", "-w", ws), 1),
+        (("plugins", "list", "--remote", "ftp://x", "-w", ws), 2),
         (("plugins", "list", "-w", str(tmp_path / "missing")), 2),
         (("plugins", "list", "--help"), 0),
     ):

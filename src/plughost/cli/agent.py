@@ -111,7 +111,7 @@ def tools(
 ) -> None:
     """List the tools the plugins offer an agent (name, plugin, permission, description)."""
     if output not in ("table", "openai", "anthropic", "mcp"):
-        fail(f"--format must be table, openai, anthropic or mcp, not {output!r}")
+        fail(f"--format must be table, openai, anthropic or mcp, not {output!r}", 2)
 
     async def catalog(host: Host) -> list[dict[str, Any]]:
         from plughost.agent import AgentSettings, ToolCatalog
@@ -152,7 +152,7 @@ def prompt(
     """Run every `execute()` plugin and print LurkBot's block the agent appends to its system prompt."""
     parsed = parse_json_option(context, "--context")
     if parsed is not None and not isinstance(parsed, dict):
-        fail("--context must be a JSON object")
+        fail("--context must be a JSON object", 2)
 
     async def block(host: Host) -> str:
         from plughost.agent import plugin_results_for_prompt

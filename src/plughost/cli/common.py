@@ -332,4 +332,4 @@ def parse_json_option(value: str | None, what: str) -> Any:
     try:
         return json.loads(value)
     except json.JSONDecodeError as exc:
-        fail(f"{what} is not valid JSON: {exc.msg} at column {exc.colno}")
+        fail(f"{what} is not valid JSON: {exc.msg} at column {exc.colno}", 2)

@@ -14,6 +14,7 @@ from plughost.cli.common import (
     Where,
     through_host,
 )
+from plughost.cli.output import fail
 
 if TYPE_CHECKING:
     from plughost.cli.remote import RemoteHost
@@ -47,6 +48,8 @@ def exec_command(
 
     Exit code: 0 success, 2 unknown command or wrong arguments, 1 any other failure.
     """
+    if not command.strip():
+        fail("the command is empty: give one, e.g. plughost exec '/help'", 2)
 
     async def here(host: Host) -> dict[str, Any]:
         from plughost.bot.commands import CommandSender

@@ -192,17 +192,19 @@ def _write(target: Path, bot: BotChoice | None, force: bool) -> None:
     from plughost.cli.scaffold import scaffold
     from plughost.errors import PlugHostError
 
-    (target / "config" / "plugins").mkdir(parents=True, exist_ok=True)
-    (target / "plugins").mkdir(exist_ok=True)
-    (target / "plughost.toml").write_text(HOST_CONFIG.format(bots=bot.toml() if bot else NO_BOTS), encoding="utf-8")
-    gitignore = target / ".gitignore"
-    if not gitignore.exists():
-        gitignore.write_text(GITIGNORE, encoding="utf-8")
-    example = target / "plugins" / EXAMPLE_PLUGIN
-    if force and example.is_dir():
-        shutil.rmtree(example)
     try:
+        (target / "config" / "plugins").mkdir(parents=True, exist_ok=True)
+        (target / "plugins").mkdir(exist_ok=True)
+        (target / "plughost.toml").write_text(HOST_CONFIG.format(bots=bot.toml() if bot else NO_BOTS), encoding="utf-8")
+        gitignore = target / ".gitignore"
+        if not gitignore.exists():
+            gitignore.write_text(GITIGNORE, encoding="utf-8")
+        example = target / "plugins" / EXAMPLE_PLUGIN
+        if force and example.is_dir():
+            shutil.rmtree(example)
         scaffold(EXAMPLE_PLUGIN, target / "plugins")
+    except OSError as exc:
+        fail(f"cannot create {target}: {exc.strerror or exc}")
     except PlugHostError as exc:
         fail(str(exc))
 

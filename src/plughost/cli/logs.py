@@ -9,11 +9,14 @@ from contextlib import contextmanager
 from plughost.cli.output import stderr
 
 ISO_8601 = "%Y-%m-%dT%H:%M:%S"  # log lines' time stamps (local time)
+PLAIN_FORMAT = "%(name)s: %(message)s"
 
 
 class _RichLogHandler(logging.Handler):
-    """rich's log handler, made (and `rich.logging` imported) at the first record that reaches it:
-    most commands log nothing, and they need not pay for importing it."""
+    """rich's log handler on a terminal, made (and `rich.logging` imported) at the first record that
+    reaches it: most commands log nothing, and they need not pay for importing it. Elsewhere (a pipe,
+    a file, a log collector) a record is one plain line, never wrapped to a terminal's width:
+    `<time> <LEVEL> <logger>: <message>`."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -21,25 +24,35 @@ class _RichLogHandler(logging.Handler):
 
     def emit(self, record: logging.LogRecord) -> None:
         if self._rich is None:
-            from rich.logging import RichHandler
-
-            self._rich = RichHandler(
-                console=stderr(),
-                show_path=False,
-                rich_tracebacks=False,
-                markup=False,
-                omit_repeated_times=False,
-                log_time_format=ISO_8601,
-            )
-            self._rich.setFormatter(self.formatter)
+            self._rich = _terminal_handler(self.formatter)
         self._rich.emit(record)
+
+
+def _terminal_handler(formatter: logging.Formatter | None) -> logging.Handler:
+    console = stderr()
+    if not console.is_terminal:
+        plain = logging.StreamHandler(console.file)
+        plain.setFormatter(logging.Formatter(f"%(asctime)s %(levelname)s {PLAIN_FORMAT}", ISO_8601))
+        return plain
+    from rich.logging import RichHandler
+
+    handler = RichHandler(
+        console=console,
+        show_path=False,
+        rich_tracebacks=False,
+        markup=False,
+        omit_repeated_times=False,
+        log_time_format=ISO_8601,
+    )
+    handler.setFormatter(formatter)
+    return handler
 
 
 def setup_logging(level: str) -> None:
     """Install a rich handler on the root logger (the library itself never does this)."""
     handler = _RichLogHandler()
     handler.setLevel(level.upper())  # the terminal's level; other handlers (the management log ring) choose theirs
-    logging.basicConfig(level=level.upper(), handlers=[handler], format="%(name)s: %(message)s", force=True)
+    logging.basicConfig(level=level.upper(), handlers=[handler], format=PLAIN_FORMAT, force=True)
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from urllib.parse import quote, urlencode
 import typer
 
 from plughost.cli.common import JsonOption, KeyOption, LocalOption, NoHost, RemoteOption, Where, global_options
-from plughost.cli.output import fail, note, print_json, stderr, stdout
+from plughost.cli.output import fail, note, print_json, stderr, stdout, warning_line
 from plughost.errors import PlugHostError
 
 if TYPE_CHECKING:
@@ -131,9 +131,7 @@ def _spinner(text: str, as_json: bool) -> Any:
 
 def _warnings(data: dict[str, Any]) -> None:
     for warning in data.get("warnings") or []:
-        from rich.text import Text
-
-        stderr().print(Text.assemble(("warning:", "yellow"), f" {warning}"))
+        warning_line(str(warning))
 
 
 def _where(remote: str | None, key: str | None, local: bool) -> Where:
@@ -351,7 +349,7 @@ def update(
 ) -> None:
     """Update a plugin (or --all) to the newest version that fits; the previous one is kept for rollback."""
     if (plugin_id is None) == (not all_plugins):
-        fail("name the plugin to update, or --all")
+        fail("name the plugin to update, or --all", 2)
 
     def there(host: RemoteHost) -> Any:
         with _spinner("updating in the host…", as_json):
@@ -563,7 +561,7 @@ def pack(
     from plughost.market.pack import pack_plugin
 
     if archive_format not in ("tar.gz", "zip"):
-        fail("--format must be tar.gz or zip")
+        fail(f"--format must be tar.gz or zip, not {archive_format!r}", 2)
     try:
         packed = pack_plugin(
             directory,

@@ -27,6 +27,7 @@ __all__ = [
     "render_value",
     "stderr",
     "stdout",
+    "warning_line",
 ]
 
 if TYPE_CHECKING:  # rich is imported when something is printed (`plughost --help` prints without it)
@@ -62,6 +63,13 @@ def error_line(message: str) -> None:
     from rich.text import Text
 
     stderr().print(Text.assemble(("error:", "bold red"), " ", message))
+
+
+def warning_line(message: str) -> None:
+    """`warning: message` on stderr, the message printed as it is (never read as markup)."""
+    from rich.text import Text
+
+    stderr().print(Text.assemble(("warning:", "yellow"), " ", message))
 
 
 def print_json(data: Any) -> None:

@@ -237,7 +237,7 @@ def execute(
     """Call a plugin method (or its execute handler) and print the result."""
     payload = parse_json_option(args, "--args")
     if payload is not None and method is not None and not isinstance(payload, dict):
-        fail('--args must be a JSON object of named arguments, e.g. \'{"name": "Ada"}\'')
+        fail('--args must be a JSON object of named arguments, e.g. \'{"name": "Ada"}\'', 2)
 
     async def here(host: Host) -> dict[str, Any]:
         if host.manager.get_plugin(plugin_id) is None:

@@ -74,7 +74,7 @@ def new(
         typer.Option(
             "--dir",
             "-d",
-            help="Where to create it (default: the workspace's plugins/).",
+            help="Where to create it (default: the workspace's first plugin directory, [host] plugin_dirs).",
             file_okay=False,
             resolve_path=True,
             show_default=False,
@@ -97,17 +97,27 @@ def new(
     `--lang go` writes a go-plugin executable (methods only) that the host builds when it loads it."""
     import shlex
 
-    from plughost.cli.scaffold import LANGUAGES, scaffold
+    from plughost.cli.output import warning_line
+    from plughost.cli.scaffold import LANGUAGES, enclosing_workspace, invalid_id, plugin_dirs, scaffold
     from plughost.runtime.builds import build_hint
+    from plughost.sdk.manifest import is_valid_plugin_id
 
     options = global_options()
     options.refuse_plugin_dirs("new")
     if language not in LANGUAGES:
         fail(f"--lang: '{language}' is not one of {', '.join(LANGUAGES)}", code=2)
+    if not is_valid_plugin_id(plugin_id):
+        fail(invalid_id(plugin_id), 2)
     try:
-        target = scaffold(plugin_id, directory or options.workspace / "plugins", language)
+        workspace = enclosing_workspace(options.workspace)
+        searched = plugin_dirs(workspace)
+        parent = directory or (searched[0] if searched else workspace / "plugins")
+        target = scaffold(plugin_id, parent, language)
     except PlugHostError as exc:
         fail(str(exc))
+    if parent not in searched:
+        looks = ", ".join(str(d) for d in searched) or "no directory ([host] plugin_dirs is empty)"
+        warning_line(f"the host of {workspace} does not load plugins from {parent}: it looks in {looks}")
     test = shlex.join([sys.executable, "-m", "pytest", str(target / "tests")])  # this plughost's interpreter
     lines = [f"created {target}"]
     build = build_hint(target)

@@ -163,7 +163,7 @@ class RemoteHost:
 
     def __init__(self, url: str, key: str | None, *, record: ServerRecord | None = None) -> None:
         if not is_http_url(url):
-            fail(f"--remote: {url!r} is not an http:// or https:// address (e.g. http://127.0.0.1:3210)")
+            fail(f"--remote: {url!r} is not an http:// or https:// address (e.g. http://127.0.0.1:3210)", 2)
         self.url = url.rstrip("/")
         self.key = key
         self.record = record

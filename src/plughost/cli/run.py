@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -94,6 +96,8 @@ def run(
 
     options = global_options()
     workspace = options.workspace
+    _check_options(workspace, manage_bind, cluster, role)
+    _refuse_a_second_host(workspace)
 
     async def main() -> None:
         host = Host(workspace, extra_plugin_dirs=options.plugin_dirs, hot_reload=reload, cluster_url=cluster,
@@ -136,6 +140,58 @@ def run(
             asyncio.run(main())
     except PlugHostError as exc:
         fail(str(exc))
+
+
+def _check_options(workspace: Path, manage_bind: str | None, cluster: str | None, role: NodeRole | None) -> None:
+    """`run`'s options that the settings check: a value they reject is a usage error naming the option."""
+    if manage_bind is not None:
+        from plughost.manage.settings import ManageSettings
+
+        _check_option("--manage-bind", lambda: ManageSettings(bind=manage_bind))
+    if cluster is not None:
+        from plughost.cluster.settings import ClusterSettings
+
+        _check_option("--cluster", lambda: ClusterSettings(redis_url=cluster))
+    elif role not in (None, NodeRole.both) and not _configured_redis(workspace):
+        fail(f"--role {role}: needs --cluster REDIS_URL or [cluster] redis_url (the Redis it shares)", 2)
+
+
+def _check_option(option: str, settings: Callable[[], object]) -> None:
+    """Build `settings` from an option's value: a value they reject is a usage error naming the option."""
+    from pydantic import ValidationError
+
+    try:
+        settings()
+    except ValidationError as exc:
+        reasons = (str(e.get("ctx", {}).get("error") or e["msg"]) for e in exc.errors())
+        fail(f"{option}: {'; '.join(reasons)}", 2)
+
+
+def _refuse_a_second_host(workspace: Path) -> None:
+    """One host per workspace: a second would take `.plughost/manage.json` over and write the plugin state
+    behind the first. A stale file (its process gone, or nothing answering at its address) is replaced."""
+    from plughost.cli.remote import HostUnreachable, RemoteHost, read_server_file, resolve_key
+
+    record, _ = read_server_file(workspace)
+    if record is None:
+        return
+    try:
+        with RemoteHost(record.url, resolve_key(workspace, None, record), record=record) as host:
+            host.serves("/api/v1/status")
+    except HostUnreachable:
+        return
+    fail(f"a host already runs for {workspace} (pid {record.pid}, {record.url}): stop it first, or talk to it "
+         "with `plughost plugins …`, `plughost exec` and `plughost status`")  # fmt: skip
+
+
+def _configured_redis(workspace: Path) -> bool:
+    """Does plughost.toml name a Redis (an unreadable file: yes, the host says what is wrong with it)?"""
+    from plughost.core.config import HostConfig
+
+    try:
+        return bool(HostConfig.load(workspace).cluster.get("redis_url"))
+    except PlugHostError:
+        return True
 
 
 def _print_plugins(host: Host) -> None:
@@ -221,9 +277,6 @@ def _management_server(host: Host, enabled: bool, bind: str | None) -> ManageSer
     settings = ManageSettings.from_host_config(host.config)
     if not settings.enabled:
         return None
-    if bind is not None:
-        try:
-            settings = ManageSettings.model_validate(settings.model_dump() | {"bind": bind})
-        except ValueError as exc:
-            fail(f"--manage-bind: {exc}")
+    if bind is not None:  # checked by `run`
+        settings = ManageSettings.model_validate(settings.model_dump() | {"bind": bind})
     return host.add_adapter(ManageServer(host, settings))

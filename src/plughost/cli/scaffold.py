@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from plughost.core.config import HOST_CONFIG_FILE
 from plughost.errors import PlugHostError
 from plughost.sdk.manifest import is_valid_plugin_id
 
@@ -90,13 +91,44 @@ def scaffold(plugin_id: str, parent: Path, language: str = "python") -> Path:
     "rust" a native library, in "go" a go-plugin executable, each with its build file (`language`:
     one of LANGUAGES)."""
     if not is_valid_plugin_id(plugin_id):
-        raise PlugHostError(
-            f"'{plugin_id}' is not a valid plugin id: use letters, digits, '.', '_' and '-', "
-            "starting with a letter or digit"
-        )
+        raise PlugHostError(invalid_id(plugin_id))
     target = parent / plugin_id
     if target.exists():
         raise PlugHostError(f"{target} already exists; choose another id or remove it")
+    try:
+        _write_plugin(target, plugin_id, language)
+    except OSError as exc:
+        raise PlugHostError(f"cannot create {target}: {exc.strerror or exc}") from exc
+    return target
+
+
+def plugin_dirs(workspace: Path) -> list[Path]:
+    """The directories the host searches for plugins in `workspace` (its plughost.toml's [host] plugin_dirs)."""
+    from plughost.core.config import HostConfig
+
+    return [(workspace / d).resolve() for d in HostConfig.load(workspace).host.plugin_dirs]
+
+
+def enclosing_workspace(directory: Path) -> Path:
+    """`directory`, or, when it has no plughost.toml, the nearest workspace above whose plugin directories
+    hold it (`plughost new` run inside WS/plugins/ writes into WS's plugin directory)."""
+    if (directory / HOST_CONFIG_FILE).exists():
+        return directory
+    for parent in directory.parents:
+        if (parent / HOST_CONFIG_FILE).is_file():
+            return parent if any(directory.is_relative_to(d) for d in plugin_dirs(parent)) else directory
+    return directory
+
+
+def invalid_id(plugin_id: str) -> str:
+    """Why `plugin_id` is not a plugin id."""
+    return (
+        f"'{plugin_id}' is not a valid plugin id: use letters, digits, '.', '_' and '-', "
+        "starting with a letter or digit"
+    )
+
+
+def _write_plugin(target: Path, plugin_id: str, language: str) -> None:
     (target / "tests").mkdir(parents=True)
     command = plugin_id.replace(".", "-")  # command names have no dots
     test_name = f"test_{plugin_id.replace('.', '_').replace('-', '_')}.py"
@@ -104,8 +136,7 @@ def scaffold(plugin_id: str, parent: Path, language: str = "python") -> Path:
         from plughost.cli.scaffold_native import write_native_plugin
 
         write_native_plugin(target, language, plugin_id, command, test_name)
-        return target
+        return
     (target / "plugin.toml").write_text(MANIFEST.format(id=plugin_id), encoding="utf-8")
     (target / "plugin.py").write_text(PLUGIN.format(id=plugin_id, command=command), encoding="utf-8")
     (target / "tests" / test_name).write_text(TEST.format(id=plugin_id, command=command), encoding="utf-8")
-    return target

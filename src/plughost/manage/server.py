@@ -1,7 +1,8 @@
 """`ManageServer`: the management API served by the running host (an adapter the host starts and stops).
 
 At start it resolves the key, binds the port, writes `.plughost/manage.json` (address, pid, key
-file) so the CLI finds the running host, and serves until the host stops; the file is removed at stop.
+file) so the CLI finds the running host, and serves until the host stops; at stop the file is removed
+if it is still this server's.
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ class ManageServer:
         self._log_handler: LogRing | None = None
         self._logger_level: int | None = None
         self._served: asyncio.Task[None] | None = None
+        self._written: dict[str, object] | None = None  # what `.plughost/manage.json` says, once written
 
     @property
     def url(self) -> str:
@@ -137,6 +139,7 @@ class ManageServer:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             write_atomic(path, json.dumps(data, indent=2) + "\n", backup=False)
+            self._written = data
         except OSError as exc:
             log.warning("cannot write %s (the CLI will not find this host): %s", path, exc)
 
@@ -168,9 +171,12 @@ class ManageServer:
             self._sock.close()
 
     def _remove_server_file(self) -> None:
+        """Remove `.plughost/manage.json` if it is still this server's (another host may have taken it over)."""
+        if self._written is None:
+            return
         try:
             data = json.loads(self.server_file.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return
-        if data.get("pid") == os.getpid():  # another host may have taken over the workspace
+        if data == self._written:
             self.server_file.unlink(missing_ok=True)
