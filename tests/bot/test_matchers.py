@@ -316,3 +316,34 @@ async def test_worker_and_native_plugins_declare_matchers_and_get_the_same_paylo
     ]  # fmt: skip
     texts = ["".join(s["data"].get("text", "") for s in p["message"]) for _, p in bot.actions]
     assert texts == ["throw 2d8: 2x8", "native rolled 3d6", "native pong"]
+
+
+def test_what_a_plugin_offers_counts_every_kind_of_handler() -> None:
+    """`/plugins`, the start-up table and `plugins list` say what a plugin offers; a plugin that only
+    matches messages, intercepts and runs on a schedule used to look as if it offered nothing."""
+    from plughost.sdk import Plugin
+
+    plugin = Plugin(id="busy", version="1.0.0")
+
+    @plugin.on_message(keyword="weather")
+    async def weather() -> str:
+        return "sunny"
+
+    @plugin.on_message(regex=r"roll (?P<sides>\d+)")
+    async def roll(sides: int) -> str:
+        return str(sides)
+
+    @plugin.pre_handle
+    async def allow() -> bool:
+        return True
+
+    @plugin.schedule(every=60)
+    async def tick() -> None:
+        return None
+
+    @plugin.route("notice", "GroupPoke")
+    async def poked() -> None:
+        return None
+
+    assert plugin.describe().offers() == ["1 route", "2 matchers", "1 interceptor", "1 schedule"]
+    assert Plugin(id="idle", version="1.0.0").describe().offers() == []

@@ -81,6 +81,10 @@ async def test_plugins_reload_one_and_all(host: Host) -> None:
     assert (await run(host, "/greet x"))[1] == "hey x"
     kind, text = await run(host, "/plugins reload")
     assert "plugin 'flaky' reloaded" in text and "plugin 'chat-tools' failed to reload" in text
+    await host.manager.unload_plugin("flaky")  # nothing of it serves now: a failed reload says so
+    (host.workspace / "plugins" / "flaky" / "plugin.py").write_text("this is not python(")
+    kind, text = await run(host, "/plugins reload flaky")
+    assert kind is ResultKind.EXECUTION_ERROR and text.startswith("reload of 'flaky' failed, it is not loaded: "), text
 
 
 async def test_help_lists_only_runnable_commands_paged(host: Host) -> None:

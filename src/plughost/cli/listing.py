@@ -38,9 +38,10 @@ def columns_for(rows: Iterable[dict[str, Any]]) -> tuple[str, ...]:
 
 def row_cells(row: dict[str, Any], columns: tuple[str, ...]) -> tuple[list[str], str]:
     """The texts of one table row (one per column), and the style of its state."""
-    offers = [plural(len(row[k]), k.removesuffix("s")) for k in ("methods", "commands") if row.get(k)]
-    if "execute" in (row.get("capabilities") or ()):
-        offers.append("execute")
+    offers = row.get("offers")
+    if offers is None:  # a host from before plugins said what they offer
+        offers = [plural(len(row[k]), k.removesuffix("s")) for k in ("commands", "methods") if row.get(k)]
+        offers += ["execute"] if "execute" in (row.get("capabilities") or ()) else []
     state, style = str(row["state"]), STATE_STYLE.get(str(row["state"]), "")
     if row.get("runtime_status") not in (None, "running", "stopped"):  # a process restarting, a remote gone
         state, style = f"{state} ({row['runtime_status']})", "yellow"

@@ -72,6 +72,7 @@ class PluginInstance:
             "methods": [m.name for m in descriptor.methods] if descriptor else [],
             "commands": [c.name for c in descriptor.commands] if descriptor else [],
             "capabilities": sorted(descriptor.capabilities) if descriptor else [],
+            "offers": descriptor.offers() if descriptor else [],
             "runtime_status": self.runtime_status(),
         }
 

@@ -135,6 +135,21 @@ class Descriptor:
         """The method called `name`, if declared."""
         return next((m for m in self.methods if m.name == name), None)
 
+    def offers(self) -> list[str]:
+        """What it offers, counted for people: `["2 commands", "1 route", "3 matchers", "execute"]`."""
+        counts = {
+            "command": len(self.commands),
+            "method": len(self.methods),
+            "route": len(self.routes),
+            "matcher": len(self.matchers),
+            "interceptor": len(self.interceptors),
+            "schedule": len(self.schedules),
+            "HTTP route": len(self.http),
+            "subscription": len(self.subscriptions),
+        }
+        offers = [f"{n} {noun}{'' if n == 1 else 's'}" for noun, n in counts.items() if n]
+        return [*offers, "execute"] if "execute" in self.capabilities else offers
+
     def to_json(self) -> dict[str, Any]:
         """The JSON shape used by `bot.describe` and the worker's Describe RPC."""
         data = asdict(self)

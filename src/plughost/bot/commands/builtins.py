@@ -168,11 +168,12 @@ def _plugins(plugin: Plugin, env: BuiltinEnvironment) -> None:
 
     @plugins.sub("reload", description="reload one plugin")
     async def plugins_reload_one(plugin_id: str) -> str:
-        _require(manager(), plugin_id)
+        serving = _require(manager(), plugin_id).is_loaded
         try:
             instance = await manager().reload_plugin(plugin_id)
         except PlugHostError as exc:
-            raise PlugHostError(f"reload of '{plugin_id}' failed, the old version keeps serving: {exc}") from None
+            what = "the old version keeps serving" if serving else "it is not loaded"
+            raise PlugHostError(f"reload of '{plugin_id}' failed, {what}: {exc}") from None
         return f"plugin '{plugin_id}' reloaded (version {instance.manifest.version})"
 
     @plugins.sub("reload", description="reload every loaded plugin")
@@ -345,12 +346,7 @@ def _offers(descriptor: Descriptor | None) -> str:
     """`2 commands, 1 method, 1 route`: what a plugin offers (`nothing loaded` before it has a descriptor)."""
     if descriptor is None:
         return "nothing loaded"
-    counts = [(len(descriptor.commands), "command"), (len(descriptor.methods), "method")]
-    counts.append((len(descriptor.routes), "route"))
-    offers = [f"{n} {noun}{'' if n == 1 else 's'}" for n, noun in counts if n]
-    if "execute" in descriptor.capabilities:
-        offers.append("execute")
-    return ", ".join(offers) or "no commands, methods or routes"
+    return ", ".join(descriptor.offers()) or "nothing a user or the host can call"
 
 
 def _duration(seconds: float) -> str:
