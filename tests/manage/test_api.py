@@ -53,6 +53,21 @@ async def test_repeated_failures_from_one_address_are_slowed_down(running: Runni
         assert right.status_code == 429
 
 
+async def test_the_key_limit_cannot_be_dodged_with_forwarded_addresses_nor_tripped_without_a_key(
+    running: Running,
+) -> None:
+    async with httpx.AsyncClient(base_url=running.server.url) as client:
+        for _ in range(8):  # more than the fixture's limit of 5: a page or scraper not given the key yet
+            assert (await client.get("/api/v1/status")).status_code == 401
+        right = await client.get("/api/v1/status", headers={"Authorization": f"Bearer {running.key}"})
+        assert right.status_code == 200  # not locked out
+        for n in range(5):  # each guess claims another address: the connection's own is what counts
+            guess = {"Authorization": "Bearer guess", "X-Forwarded-For": f"10.0.0.{n}", "X-Real-IP": f"10.0.1.{n}"}
+            assert (await client.get("/api/v1/status", headers=guess)).status_code == 401
+        refused = await client.get("/api/v1/status", headers={"Authorization": "Bearer guess"})
+        assert_error(refused, 429, "too_many_failures")
+
+
 def test_generated_key_file_is_private_and_reused(tmp_path: Path) -> None:
     settings = ManageSettings()
     first = resolve_key(tmp_path, settings)
@@ -60,6 +75,28 @@ def test_generated_key_file_is_private_and_reused(tmp_path: Path) -> None:
     assert stat.S_IMODE(first.path.stat().st_mode) == 0o600
     second = resolve_key(tmp_path, settings)
     assert (second.value, second.source) == (first.value, "file")
+
+
+def test_a_short_key_file_refuses_to_start_and_is_kept(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PLUGHOST_MANAGE_KEY", raising=False)
+    key_file = tmp_path / ".plughost" / "manage.key"
+    key_file.parent.mkdir()
+    key_file.write_text("short\n")
+    with pytest.raises(ConfigError, match="shorter than 16 characters: write a longer one, or delete the file"):
+        resolve_key(tmp_path, ManageSettings())
+    assert key_file.read_text() == "short\n"  # the operator's file is not replaced behind their back
+
+
+def test_a_key_file_others_can_read_is_used_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("PLUGHOST_MANAGE_KEY", raising=False)
+    key_file = tmp_path / ".plughost" / "manage.key"
+    key_file.parent.mkdir()
+    key_file.write_text("k" * 24 + "\n")
+    key_file.chmod(0o644)
+    assert resolve_key(tmp_path, ManageSettings()).value == "k" * 24
+    assert "can be read by other users: chmod 600" in caplog.text
 
 
 def test_key_from_config_then_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

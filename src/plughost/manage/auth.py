@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hmac
+import logging
 import os
 import secrets
+import stat
 import time
 from collections import OrderedDict, deque
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from plughost.manage.settings import ManageSettings
 
 KEY_ENV = "PLUGHOST_MANAGE_KEY"
 KEY_FILE = Path(".plughost") / "manage.key"
+log = logging.getLogger("plughost.manage")
 FAILURE_WINDOW_S = 60.0
 TRACKED_ADDRESSES = 4096
 
@@ -57,10 +60,17 @@ def resolve_key(workspace: Path, settings: ManageSettings) -> ManageKey:
     try:
         existing = path.read_text(encoding="utf-8").strip()
     except FileNotFoundError:
-        existing = ""
+        existing = None
     except OSError as exc:
         raise ConfigError(f"cannot read the management key {path}: {exc.strerror or exc}") from exc
-    if len(existing) >= 16:
+    if existing is not None:
+        if len(existing) < 16:  # someone wrote it: replacing it would lock them out unawares
+            raise ConfigError(
+                f"the management key in {path} is shorter than 16 characters: write a longer one, "
+                "or delete the file to have one generated"
+            )
+        if stat.S_IMODE(path.stat().st_mode) & 0o077:
+            log.warning("the management key %s can be read by other users: chmod 600 it", path)
         return ManageKey(existing, "file", path)
     value = secrets.token_urlsafe(32)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,10 +96,11 @@ class KeyCheck:
         return max(0.0, failures[0] + self._window - time.monotonic())
 
     def check(self, address: str, authorization: str | None) -> bool:
-        """True for the right key; a wrong or missing one is counted against `address`."""
+        """True for the right key; a wrong one is counted against `address` (a missing one is no
+        guess: a browser tab or a scraper without a key does not lock the address out)."""
         scheme, _, given = (authorization or "").partition(" ")
         ok = scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), self._key)
-        if not ok:
+        if not ok and authorization:
             self._count_failure(address)
         return ok
 

@@ -93,6 +93,7 @@ class ManageServer:
             lifespan="off",
             ws="none",
             http=LingeringH11Protocol,  # a 413 before the body is read still reaches the client
+            proxy_headers=False,  # a client cannot choose its address: X-Forwarded-For would dodge the key limit
             timeout_graceful_shutdown=3,
         )
         self._server = EmbeddedServer(config)

@@ -464,8 +464,11 @@ class HttpEventServer:
             routes.append(Route(config.path or "/", self._endpoint(config), methods=["POST"]))
         app = Starlette(routes=routes)
         self._server = EmbeddedServer(
-            uvicorn.Config(app, log_config=None, access_log=False, lifespan="off", ws="none", http=LingeringH11Protocol)
-        )
+            uvicorn.Config(
+                app, log_config=None, access_log=False, lifespan="off", ws="none", http=LingeringH11Protocol,
+                proxy_headers=False,  # the peer's address is the peer's: no X-Forwarded-For from anyone
+            )
+        )  # fmt: skip
 
     @property
     def port(self) -> int:
