@@ -148,6 +148,30 @@ async def test_config_errors_show_at_the_field_and_a_fixed_config_is_applied(con
     assert [event["plugin_id"] for event in events] == ["settings"]
 
 
+async def test_a_value_with_line_breaks_is_edited_in_a_textarea_and_kept_when_another_field_is_saved(
+    console: Page, live: Running
+) -> None:
+    multiline = 'first line\nsecond "quoted" line\n[not a table]'
+    put = await live.client.put("/api/v1/plugins/settings/config", json={"greeting": multiline})
+    assert put.status_code == 200, put.text
+    await open_plugin(console, "settings")
+    config = console.locator("section.config")
+    greeting = config.get_by_label("greeting")
+    await expect(greeting).to_have_js_property("tagName", "TEXTAREA")
+    await expect(greeting).to_have_value(multiline)
+    await config.get_by_label("repeat").fill("3")
+    await config.get_by_role("button", name="Save").click()
+    await expect(config.locator(".config-status")).to_have_text("Saved and applied.")
+    assert live.host.manager.get_config("settings") == {"greeting": multiline, "repeat": 3}
+
+
+async def test_a_plugin_page_typed_with_the_singular_path_opens_that_plugin(console: Page, live: Running) -> None:
+    await open_page(console, "#/plugin/settings")
+    await expect(console.get_by_role("heading", name="settings", level=1)).to_be_visible()
+    await open_page(console, "#/plugin")
+    await expect(row(console, "settings")).to_be_visible()  # the list, not a page of plugin "undefined"
+
+
 async def test_a_missing_required_field_is_named_at_that_field(console: Page, live: Running) -> None:
     await open_plugin(console, "settings")
     config = console.locator("section.config")

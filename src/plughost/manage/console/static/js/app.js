@@ -110,7 +110,11 @@ function stopLive() {
 function parseHash() {
   const parts = location.hash.replace(/^#\/?/, "").split("/").map(decodeURIComponent);
   const name = parts[0] || "overview";
-  if (name === "plugins" && parts[1]) return { name: "plugin", params: { id: parts.slice(1).join("/") } };
+  const id = parts.slice(1).join("/");
+  // #/plugins/<id> is a plugin's page; #/plugin/<id>, typed by hand, is taken for it too
+  if (name === "plugins" || name === "plugin") {
+    return id ? { name: "plugin", params: { id } } : { name: "plugins", params: {} };
+  }
   return { name, params: {} };
 }
 

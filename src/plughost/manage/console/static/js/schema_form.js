@@ -420,8 +420,11 @@ function scalarControl(schema, kind, id, initial, present, required) {
       break;
     }
     case "string": {
-      const long = (schema.maxLength ?? 0) > 200 || schema.format === "textarea" || schema.contentMediaType;
       const secret = schema.format === "password" || schema.writeOnly === true;
+      // a value with line breaks gets a textarea: an <input> would drop them on save
+      const multiline = !secret && typeof initial === "string" && /[\r\n]/.test(initial);
+      const long =
+        (schema.maxLength ?? 0) > 200 || schema.format === "textarea" || schema.contentMediaType || multiline;
       input = long
         ? h("textarea", { id, rows: 4 })
         : h("input", { id, type: secret ? "password" : "text", autocomplete: secret ? "new-password" : "off" });
