@@ -119,6 +119,14 @@ async def test_simulated_private_chat_owner_and_back_to_console(console: tuple[C
     assert "bot console: 4 events, 4 answered" in status and "0 shed" in status
 
 
+async def test_stop_quits_while_chatting_as_a_user(console: tuple[Console, list[str]]) -> None:
+    c, out = console
+    await run(c, out, "/as group 123 456")
+    assert not c.host.stop_requested.is_set()
+    await run(c, out, "/stop")  # a member may not stop the bot in chat; the one at the console may
+    assert c.host.stop_requested.is_set()
+
+
 async def test_bad_simulation_commands_explain_themselves(console: tuple[Console, list[str]]) -> None:
     c, out = console
     assert (await run(c, out, "/poke"))[0].startswith("pick a chat first")

@@ -59,12 +59,13 @@ class Console:
         self._output = output or _print
         self.chat = ChatSimulator(host, self._output)  # /as group|private …: simulated chats
         commands = console_commands(self.chat)
-        self._own_commands = names(commands)
+        self._own_commands = names(commands) | {"stop"}  # /stop quits while chatting as a user, too
         host.commands.set_console_commands(commands)
 
     async def execute(self, line: str) -> CommandResult | None:
         """Run one line; prints the replies. Blank lines are ignored. While a chat is selected a
-        line is a message from its user, unless it starts with a console command (`/as console`)."""
+        line is a message from its user, unless it starts with a console command (`/as console`,
+        `/stop`)."""
         line = line.strip()
         if not line:
             return None
