@@ -187,8 +187,15 @@ def test_cycles_and_conflicts_are_named() -> None:
         present={"lib": "1.0.0", "old": "1.0.0"},
         deps={"old": ["lib<2"]},
     )
-    with pytest.raises(NoCompatibleVersion, match="old requires 'lib<2'"):
+    with pytest.raises(NoCompatibleVersion, match=r"app asks for 'lib>=2'; old requires 'lib<2'"):
         clash.plan("app")
+    pinned = resolver(
+        {"id": "geo", "versions": [version("1.0.0"), version("2.0.0")]},
+        present={"weather": "1.0.0"},
+        deps={"weather": ["geo>=2.0"]},
+    )
+    with pytest.raises(NoCompatibleVersion, match=r"you ask for 'geo==1\.0\.0'; weather requires 'geo>=2\.0'"):
+        pinned.plan("geo", version="1.0.0")
     with pytest.raises(NotInIndex, match="requires 'ghost', which no index offers"):
         resolver({"id": "app", "versions": [version("1.0.0", dependencies=["ghost"])]}).plan("app")
 

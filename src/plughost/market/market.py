@@ -287,8 +287,10 @@ class Market:
     async def update(self, plugin_id: str | None = None, *, all_plugins: bool = False) -> ChangeReport:
         """Update one installed plugin (or every one) to the newest version that fits; the indexes are
         fetched first. With `all_plugins`, one failing update does not stop the others (`failed`)."""
-        if (plugin_id is None) == (not all_plugins):
-            raise MarketError("name one plugin to update, or all of them (--all), not both")
+        if plugin_id is not None and all_plugins:
+            raise MarketError("name one plugin to update, or ask for all of them, not both")
+        if plugin_id is None and not all_plugins:
+            raise MarketError("name the plugin to update, or ask for all of them")
         async with self._operation():
             catalog, warnings = await self._catalog(force=True)
             state = self.store.load()
@@ -340,7 +342,7 @@ class Market:
                 one = len(dependents) == 1
                 raise HasDependents(
                     f"{', '.join(dependents)} depend{'s' if one else ''} on '{plugin_id}': uninstall "
-                    f"{'it' if one else 'them'} first, or use --force",
+                    f"{'it' if one else 'them'} first, or force it",
                     detail={"plugin_id": plugin_id, "dependents": dependents},
                 )
             target = self.plugin_dir / plugin_id
