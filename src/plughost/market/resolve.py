@@ -240,9 +240,9 @@ class Resolver:
         constraints = [(who, rng) for who, rng in self.workspace.required.get(plugin.id, ()) if who != required_by]
         fitting = [b for b in usable if _fits(b.parsed, spec) and all(_fits(b.parsed, r) for _, r in constraints)]
         if not fitting:
-            wanted = f"{plugin.id}{spec}" if str(spec) else f"{plugin.id}=={exact}"
+            asked_for = f"{plugin.id}{spec}" if str(spec) else f"{plugin.id}=={exact}"
             asked = f"{required_by} asks" if required_by else "you ask"
-            needs = [f"{asked} for '{wanted}'"] if str(spec) or exact else []
+            needs = [f"{asked} for '{asked_for}'"] if str(spec) or exact else []
             needs += [f"{who} requires '{plugin.id}{rng}'" for who, rng in constraints if str(rng)]
             raise NoCompatibleVersion(
                 f"no version of '{plugin.id}' fits: {'; '.join(needs) or 'nothing matches'} "
