@@ -58,3 +58,11 @@ async def test_the_market_through_the_management_api(tmp_path: Path, index: Inde
         assert running.host.manager.get_plugin("lib") is None
         unknown = await api.get("/api/v1/market/history/ghost")
         assert (unknown.status_code, unknown.json()["error"]["code"]) == (404, "not_installed")
+
+        # deleted the CLIProxyAPI way: the market forgets it too, and it can be installed again
+        deleted = await api.delete("/v0/management/plugins/app")
+        assert deleted.status_code == 200 and deleted.json()["file_deleted"] is True, deleted.text
+        assert (await api.get("/api/v1/market/installed")).json()["plugins"] == []
+        assert [e["action"] for e in (await api.get("/api/v1/market/history/app")).json()["entries"]][-1] == "uninstall"
+        again = await api.post("/api/v1/market/install", json={"id": "app"})
+        assert again.status_code == 200, again.text

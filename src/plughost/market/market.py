@@ -284,6 +284,19 @@ class Market:
             report.warnings[:0] = warnings
             return report
 
+    async def forget(self, plugin_id: str) -> bool:
+        """Forget an installed plugin whose files were removed another way (CLIProxyAPI's DELETE):
+        it is no longer listed as installed, and may be installed again. False if it was not."""
+        async with self._operation():
+            state = self.store.load()
+            record = state.installed.pop(plugin_id, None)
+            if record is None:
+                return False
+            state.record(plugin_id, HistoryEntry(at=now(), action="uninstall", version=None, previous=record.version))
+            self.store.save(state)
+            log.info("forgot '%s' %s: its files were deleted", plugin_id, record.version)
+            return True
+
     async def update(self, plugin_id: str | None = None, *, all_plugins: bool = False) -> ChangeReport:
         """Update one installed plugin (or every one) to the newest version that fits; the indexes are
         fetched first. With `all_plugins`, one failing update does not stop the others (`failed`)."""

@@ -22,6 +22,7 @@ from plughost.core.config_schema import ConfigValidationError
 from plughost.core.instance import PluginInstance
 from plughost.errors import PlugHostError
 from plughost.manage.context import ManageContext, context
+from plughost.manage.routes.market import MarketDep
 from plughost.manage.routes.plugins import merged
 from plughost.sdk.http import MANAGEMENT_BASE
 
@@ -192,7 +193,7 @@ async def patch_enabled(ctx: Ctx, plugin_id: str, body: Annotated[Any, Body()] =
 
 
 @router.delete("/{plugin_id}", summary="CLIProxyAPI: unload a plugin and delete its file and config")
-async def delete_plugin(ctx: Ctx, plugin_id: str) -> JSONResponse:
+async def delete_plugin(ctx: Ctx, market: MarketDep, plugin_id: str) -> JSONResponse:
     """Only files inside the workspace's plugin directories are deleted, and only when no other
     plugin's files are among them (a plugin loaded from a file of another is never deleted)."""
     found = _instance(ctx, plugin_id)
@@ -220,6 +221,7 @@ async def delete_plugin(ctx: Ctx, plugin_id: str) -> JSONResponse:
     configured = config_file.exists()
     config_file.unlink(missing_ok=True)
     manager.forget_plugin(found.id)
+    await market.forget(found.id)  # a market-installed plugin is no longer listed as installed
     return JSONResponse(
         {
             "status": "deleted",
