@@ -175,6 +175,7 @@ def test_info_of_an_invalid_plugin_says_why(demo: Path) -> None:
     result = plughost("plugins", "info", "typo", "-w", str(demo))
     assert result.returncode == 0, result.stderr
     assert "status: invalid (not loaded)" in result.stdout and "unknown key 'versoin'" in result.stdout
+    assert "None" not in result.stdout  # not `version: None`, `state: None` …: what is not known is left out
     as_json = json.loads(plughost("plugins", "info", "typo", "--json", "-w", str(demo)).stdout)
     assert (as_json["state"], as_json["status"], as_json["descriptor"]) == (None, "invalid", None)
     missing = plughost("plugins", "info", "ghost", "-w", str(demo))

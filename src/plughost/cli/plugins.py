@@ -133,9 +133,13 @@ def _print_info(data: dict[str, Any]) -> None:
     from rich.text import Text
 
     out = stdout()
+    loaded = data.get("state") is not None
     for key in ("id", "name", "version", "type", "runtime", "isolation", "state", "priority", "path", "error"):
-        out.print(Text.assemble((key, "bold"), f": {data.get(key)}"))
-    if data.get("state") is None:  # discovered, not loaded
+        if loaded or data.get(key) is not None:  # what an unloaded plugin's files do not say is left out
+            out.print(Text.assemble((key, "bold"), f": {data.get(key)}"))
+    if data.get("offers"):
+        out.print(Text.assemble(("offers", "bold"), f": {', '.join(data['offers'])}"))
+    if not loaded:  # discovered, not loaded
         out.print(Text.assemble(("status", "bold"), f": {data.get('status')} (not loaded)"))
         for error in data.get("errors") or ():
             out.print(Text.assemble("  ", ("invalid", "red"), f": {error}"))
