@@ -6,6 +6,7 @@ Every error says what was wrong, where (file, plugin id, field) and, where it he
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 
 class PlugHostError(Exception):
@@ -57,6 +58,15 @@ class PluginLoadError(PlugHostError):
         self.plugin_id = plugin_id
         self.reason = reason
         super().__init__(f"plugin '{plugin_id}' failed to load: {reason}")
+
+
+class NotAPluginError(PluginLoadError):
+    """A path to load is no plugin: no manifest, and not a `.py` file or a plugin directory."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        reason = f"not a plugin: {path} has no plugin manifest and is not a .py file or a plugin directory"
+        super().__init__(path.stem, reason)
 
 
 class PluginStateError(PlugHostError):

@@ -102,11 +102,6 @@ def is_plugin_path(path: Path) -> bool:
     return path.is_file() and path.suffix == ".py"
 
 
-def not_a_plugin(path: Path) -> str:
-    """Why `path`, which `is_plugin_path` refuses, is no plugin."""
-    return f"not a plugin: {path} has no plugin manifest and is not a .py file or a plugin directory"
-
-
 def _scan_directory(directory: Path, runtimes: Mapping[str, Runtime]) -> Iterable[Candidate]:
     origin = str(directory)
     for entry in sorted(directory.iterdir(), key=lambda p: p.name):

@@ -22,7 +22,7 @@ from plughost.core.chat_switches import ChatSwitches
 from plughost.core.config import HostConfig, PluginConfigStore
 from plughost.core.config_schema import check_config
 from plughost.core.deps import dependency_names, plan_loading
-from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover, is_plugin_path, not_a_plugin
+from plughost.core.discovery import DiscoveryReport, candidate_from_path, discover, is_plugin_path
 from plughost.core.events import EventBus, EventHandler
 from plughost.core.files import write_atomic
 from plughost.core.instance import ACTIVE_STATES, PluginInstance
@@ -32,6 +32,7 @@ from plughost.core.state_store import StateStore
 from plughost.core.watch import PluginWatcher
 from plughost.errors import (
     ConfigError,
+    NotAPluginError,
     PlugHostError,
     PluginLoadError,
     PluginNotFoundError,
@@ -240,7 +241,7 @@ class PluginManager:
         """
         path = Path(plugin_dir).resolve()
         if manifest is None and not is_plugin_path(path):
-            raise PluginLoadError(path.stem, not_a_plugin(path))
+            raise NotAPluginError(path)
         candidate = candidate_from_path(path)
         if manifest is not None:
             candidate.manifest, candidate.id, candidate.status = manifest, manifest.id, DiscoveryStatus.AVAILABLE

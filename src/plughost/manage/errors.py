@@ -16,6 +16,7 @@ from plughost.core.config_schema import ConfigValidationError
 from plughost.errors import (
     ConfigError,
     DependencyError,
+    NotAPluginError,
     PlugHostError,
     PluginLoadError,
     PluginNotFoundError,
@@ -78,6 +79,8 @@ def from_plughost_error(exc: PlugHostError) -> ApiError:
         return ApiError(422, "invalid_config", str(exc), {"fields": [p.to_json() for p in exc.problems]})
     if isinstance(exc, PluginStateError | DependencyError):
         return ApiError(409, "conflict", str(exc))
+    if isinstance(exc, NotAPluginError):
+        return ApiError(422, "not_a_plugin", exc.reason, {"path": str(exc.path)})
     if isinstance(exc, PluginLoadError):
         return ApiError(409, "load_failed", str(exc), {"plugin_id": exc.plugin_id, "reason": exc.reason})
     if isinstance(exc, StateFileError):

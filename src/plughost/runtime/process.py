@@ -101,14 +101,14 @@ class ProcessRuntime:
         load, one whose sources changed before its reload (the manager calls this)."""
         manifest = candidate.manifest
         assert manifest is not None
-        plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
+        plugin_dir = _plugin_dir(candidate)
         await build_plugin(candidate.id, plugin_dir, _binary(plugin_dir, manifest), self.options.build_timeout_s)
 
     def build_outputs(self, candidate: Candidate) -> tuple[Path, ...]:
         """Where the build of a local plugin with a build file writes (`builds.outputs`: `bin/`);
         () otherwise."""
         manifest = candidate.manifest
-        plugin_dir = candidate.path if candidate.path.is_dir() else candidate.path.parent
+        plugin_dir = _plugin_dir(candidate)
         if manifest is None or manifest.remote is not None or build_argv(plugin_dir) is None:
             return ()
         return outputs(plugin_dir, _binary(plugin_dir, manifest))
@@ -161,6 +161,11 @@ def options_for(options: ProcessOptions, request: LoadRequest) -> ProcessOptions
     """The options of one plugin: its manifest's `limits.timeout_s` is its call deadline."""
     limit = request.manifest.limits.timeout_s
     return options if limit is None else replace(options, call_timeout_s=limit)
+
+
+def _plugin_dir(candidate: Candidate) -> Path:
+    """The directory of a candidate's files (a plugin directory, or the one a file plugin is in)."""
+    return candidate.path if candidate.path.is_dir() else candidate.path.parent
 
 
 def _binary(plugin_dir: Path, manifest: PluginManifest) -> Path:

@@ -7,7 +7,6 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query
 
-from plughost.core.discovery import is_plugin_path, not_a_plugin
 from plughost.core.instance import PluginInstance
 from plughost.errors import PluginNotFoundError
 from plughost.manage.context import ManageContext, context
@@ -191,8 +190,6 @@ async def load(ctx: Ctx, request: LoadRequest) -> ActionResult:
         path = ctx.host.workspace / path
     if not path.exists():
         raise ApiError(404, "path_not_found", f"{path} does not exist", {"path": str(path)})
-    if not is_plugin_path(path):
-        raise ApiError(422, "not_a_plugin", not_a_plugin(path), {"path": str(path)})
     instance = await ctx.host.manager.load_plugin(path)
     return _result(instance, "load", True)
 
